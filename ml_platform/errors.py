@@ -1,0 +1,120 @@
+"""The one exception family of ml_platform.
+
+Every error the platform raises on purpose is an :class:`MLPlatformError`. Each class carries a
+stable ``code`` (like MLflow's error codes) so that logs, CLI exit paths and alerts can match on it,
+and each message names the problem *and* what to do about it. Third-party failures are re-raised at
+layer boundaries as one of these, chained with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class MLPlatformError(Exception):
+    """Root of every deliberate ml_platform error."""
+
+    code: str = "ML_PLATFORM_ERROR"
+
+    def __str__(self) -> str:  # keep the code visible in logs and CLI output
+        return f"[{self.code}] {super().__str__()}"
+
+
+class ConfigurationError(MLPlatformError, ValueError):
+    """A setting, parameter or argument is malformed or inconsistent."""
+
+    code = "CONFIGURATION_ERROR"
+
+
+class WindowError(ConfigurationError):
+    """A data window is malformed (bad dates, start after end, outside the available history)."""
+
+    code = "WINDOW_ERROR"
+
+
+class PartitionError(ConfigurationError):
+    """A partition key is unknown or malformed."""
+
+    code = "PARTITION_ERROR"
+
+
+class CodeHashError(MLPlatformError):
+    """The code hasher could not derive a content hash for a function."""
+
+    code = "CODE_HASH_ERROR"
+
+
+class UnresolvableReference(CodeHashError):
+    """A hashed function references a name the hasher cannot resolve to an object."""
+
+    code = "UNRESOLVABLE_REFERENCE"
+
+
+class GraphError(MLPlatformError):
+    """The feature graph is malformed: a cycle, a missing upstream node, a duplicate key."""
+
+    code = "GRAPH_ERROR"
+
+
+class DataHashError(MLPlatformError):
+    """A table cannot be content-hashed (for example an unsupported Arrow type)."""
+
+    code = "DATA_HASH_ERROR"
+
+
+class DataError(MLPlatformError):
+    """Input data is unusable: missing, empty, NaN-only, or of the wrong shape."""
+
+    code = "DATA_ERROR"
+
+
+class IntegrityError(MLPlatformError):
+    """Stored bytes no longer match the hash recorded when they were written."""
+
+    code = "INTEGRITY_ERROR"
+
+
+class ManifestError(IntegrityError):
+    """A manifest is missing, unreadable, of an unknown schema version, or inconsistent with its data."""
+
+    code = "MANIFEST_ERROR"
+
+
+class EnvironmentMismatch(MLPlatformError):
+    """The running environment differs from the pinned one under a ``strict`` policy."""
+
+    code = "ENVIRONMENT_MISMATCH"
+
+
+class RegistryError(MLPlatformError):
+    """The model registry (MLflow) failed or holds something unusable."""
+
+    code = "REGISTRY_ERROR"
+
+
+class ModelNotFound(RegistryError):
+    """No registered model (or version, or champion alias) by that name."""
+
+    code = "MODEL_NOT_FOUND"
+
+
+class ContractViolation(MLPlatformError):
+    """A model's deploy contract does not match the live feature stream; the model is refused."""
+
+    code = "CONTRACT_VIOLATION"
+
+
+class GateFailed(MLPlatformError):
+    """A promotion gate refused a challenger."""
+
+    code = "GATE_FAILED"
+
+
+class RollbackRefused(MLPlatformError):
+    """A rollback cannot be carried out safely."""
+
+    code = "ROLLBACK_REFUSED"
+
+
+class ReproductionFailed(MLPlatformError):
+    """A reproduction did not rebuild the recorded bytes."""
+
+    code = "REPRODUCTION_FAILED"

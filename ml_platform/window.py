@@ -1,0 +1,103 @@
+"""Data windows: the inclusive span of calendar days a feature, a training set or a model covers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+from ml_platform.errors import PartitionError, WindowError
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_day(text: str, *, what: str = "date") -> dt.date:
+    """Parse an ISO ``YYYY-MM-DD`` day, raising :class:`WindowError` with the offending text."""
+    if not isinstance(text, str) or not _DATE.match(text.strip()):
+        raise WindowError(f"{what} {text!r} is not an ISO date; write it as YYYY-MM-DD, e.g. 2012-01-03")
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise WindowError(f"{what} {text!r} is not a real calendar day: {exc}") from exc
+
+
+def parse_partition_key(key: str) -> dt.date:
+    """Parse a daily partition key, raising :class:`PartitionError` for anything else."""
+    try:
+        return parse_day(key, what="partition key")
+    except WindowError as exc:
+        raise PartitionError(
+            f"unknown partition key {key!r}: daily partitions are keyed YYYY-MM-DD (e.g. 2012-01-03)"
+        ) from exc
+
+
+@dataclass(frozen=True, order=True)
+class DataWindow:
+    """An inclusive range of calendar days ``[start, end]``.
+
+    Example:
+        >>> DataWindow.parse("2012-01-02..2012-03-30").days
+        89
+    """
+
+    start: dt.date
+    end: dt.date
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.start, dt.date) or not isinstance(self.end, dt.date):
+            raise WindowError(f"window bounds must be dates, got {self.start!r} and {self.end!r}")
+        if self.start > self.end:
+            raise WindowError(
+                f"window start {self.start.isoformat()} is after its end {self.end.isoformat()}; "
+                "swap them or fix the dates"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> "DataWindow":
+        """Parse ``START..END`` (inclusive ISO days) or a single day ``DAY``."""
+        if not isinstance(text, str) or not text.strip():
+            raise WindowError("empty data window; write it as START..END, e.g. 2012-01-03..2012-06-29")
+        parts = text.strip().split("..")
+        if len(parts) == 1:
+            day = parse_day(parts[0], what="window day")
+            return cls(day, day)
+        if len(parts) != 2:
+            raise WindowError(f"malformed window {text!r}; write it as START..END, e.g. 2012-01-03..2012-06-29")
+        return cls(parse_day(parts[0], what="window start"), parse_day(parts[1], what="window end"))
+
+    @classmethod
+    def of(cls, start: str | dt.date, end: str | dt.date) -> "DataWindow":
+        """Build a window from two days given as dates or ISO strings."""
+        s = start if isinstance(start, dt.date) else parse_day(start, what="window start")
+        e = end if isinstance(end, dt.date) else parse_day(end, what="window end")
+        return cls(s, e)
+
+    @property
+    def days(self) -> int:
+        """Number of calendar days in the window, both ends included."""
+        return (self.end - self.start).days + 1
+
+    def __iter__(self) -> Iterator[dt.date]:
+        for i in range(self.days):
+            yield self.start + dt.timedelta(days=i)
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, dt.date) and self.start <= day <= self.end
+
+    def shift(self, before: int = 0, after: int = 0) -> "DataWindow":
+        """Widen the window by ``before`` days earlier and ``after`` days later."""
+        return DataWindow(self.start - dt.timedelta(days=before), self.end + dt.timedelta(days=after))
+
+    def to_dict(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> "DataWindow":
+        try:
+            return cls.of(data["start"], data["end"])
+        except (KeyError, TypeError) as exc:
+            raise WindowError(f"window record {data!r} lacks 'start'/'end' ISO days") from exc
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()}..{self.end.isoformat()}"
