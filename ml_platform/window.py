@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    import polars as pl
 
 from ml_platform.errors import PartitionError, WindowError
 
@@ -101,3 +104,28 @@ class DataWindow:
 
     def __str__(self) -> str:
         return f"{self.start.isoformat()}..{self.end.isoformat()}"
+
+
+def split_by_day(frame: "pl.DataFrame", window: DataWindow, column: str = "date") -> dict[dt.date, "pl.DataFrame"]:
+    """Split a frame into one frame per calendar day of ``window``, keyed by day.
+
+    Every day of the window gets an entry, an empty frame (same schema) for a day without rows
+    (a weekend, a holiday). Rows outside the window are refused: they would be silently dropped
+    otherwise. This one function is what both the feature assets (per-partition data versions) and
+    the IO manager (per-partition files) use, so they always agree on what a partition holds.
+    """
+    import polars as pl
+
+    if column not in frame.columns:
+        raise WindowError(f"cannot split by day: the frame has no {column!r} column (columns: {frame.columns})")
+    if frame.schema[column] != pl.Date:
+        raise WindowError(f"cannot split by day: column {column!r} is {frame.schema[column]}, expected Date")
+    if frame.height:
+        lo, hi = frame[column].min(), frame[column].max()
+        if lo is None or lo < window.start or hi > window.end:
+            raise WindowError(
+                f"frame holds days {lo}..{hi} outside the window {window}; trim it to the window first"
+            )
+    groups = {key[0]: part for key, part in frame.partition_by(column, as_dict=True, maintain_order=True).items()}
+    empty = frame.clear()
+    return {day: groups.get(day, empty) for day in window}

@@ -1,0 +1,68 @@
+"""`make bench`: run every benchmarks/bench_*.py, print one table, write benchmarks/results.json.
+
+Each module defines ``run() -> list[dict]`` of rows ``{"name", "value", "unit", "baseline", "ratio"}``.
+Targets are read off this table; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FIELDS = ("name", "value", "unit", "baseline", "ratio")
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def main(argv: list[str]) -> int:
+    only = set(argv)
+    rows: list[dict] = []
+    failed: list[str] = []
+    for path in sorted(HERE.glob("bench_*.py")):
+        if only and path.stem not in only:
+            continue
+        started = time.perf_counter()
+        print(f"running {path.name} ...", flush=True)
+        try:
+            got = _load(path).run()
+        except Exception as exc:  # report every failing benchmark, then fail the command
+            failed.append(f"{path.name}: {type(exc).__name__}: {exc}")
+            continue
+        for row in got:
+            missing = [f for f in FIELDS if f not in row]
+            if missing:
+                failed.append(f"{path.name}: row {row!r} lacks {missing}")
+                continue
+            rows.append({f: row[f] for f in FIELDS})
+        print(f"  done in {time.perf_counter() - started:.1f}s", flush=True)
+    width = max([len(r["name"]) for r in rows] + [4])
+    print(f"\n{'name':<{width}}  {'value':>12}  {'unit':<8}  {'baseline':>12}  {'ratio':>8}")
+    for r in rows:
+        print(f"{r['name']:<{width}}  {_fmt(r['value']):>12}  {r['unit']:<8}  {_fmt(r['baseline']):>12}  {_fmt(r['ratio']):>8}")
+    (HERE / "results.json").write_text(json.dumps({"benchmarks": rows}, indent=2) + "\n")
+    print(f"\nwrote {HERE / 'results.json'}")
+    for line in failed:
+        print(f"FAILED {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,91 @@
+"""The platform's feature graph: market data, point-in-time quant features, label and training set.
+
+Each node is a thin declaration over a pure function in :mod:`ml_platform.features.compute` or
+:mod:`ml_platform.market`; editing any function a node reaches changes that node's code hash and the
+graph hash of every node downstream.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ml_platform.features import compute
+from ml_platform.features.graph import FeatureGraph
+from ml_platform.features.matrix import assemble_matrix, assemble_training_set
+from ml_platform.features.spec import Upstream, feature
+from ml_platform.market.sources import load_bars
+from ml_platform.window import DataWindow
+
+MOMENTUM_LOOKBACKS = (5, 21, 63)
+VOL_WINDOW = 21
+VOLUME_WINDOW = 63
+RANKED = ("mom_5d", "mom_21d", "mom_63d", "vol_21d", "volz_63d")
+_days = compute.trading_bars_to_calendar_days
+
+
+@feature(params={"source": "synthetic", "seed": 7, "n_instruments": 40}, seed_params=("seed",), group="market")
+def market_bars(window: DataWindow, source: str, seed: int, n_instruments: int) -> pl.DataFrame:
+    """Daily OHLCV bars per instrument: the seeded synthetic universe or the bundled real sample."""
+    return load_bars(source, window, seed=seed, n_instruments=n_instruments)
+
+
+@feature(upstream={"bars": Upstream("market_bars", lookback_days=_days(1))})
+def daily_returns(bars: pl.DataFrame) -> pl.DataFrame:
+    """Log return of the adjusted close against the instrument's previous bar."""
+    return compute.daily_returns(bars)
+
+
+@feature(upstream={"bars": Upstream("market_bars", lookback_days=_days(max(MOMENTUM_LOOKBACKS)))})
+def momentum(bars: pl.DataFrame) -> pl.DataFrame:
+    """Trailing log returns over several lookbacks (trading bars)."""
+    return compute.momentum(bars, lookbacks=MOMENTUM_LOOKBACKS)
+
+
+@feature(upstream={"returns": Upstream("daily_returns", lookback_days=_days(VOL_WINDOW))})
+def realized_vol(returns: pl.DataFrame) -> pl.DataFrame:
+    """Annualized realized volatility of daily returns."""
+    return compute.realized_volatility(returns, window=VOL_WINDOW)
+
+
+@feature(upstream={"bars": Upstream("market_bars", lookback_days=_days(VOLUME_WINDOW + 1))})
+def volume_zscore(bars: pl.DataFrame) -> pl.DataFrame:
+    """Z-score of today's log volume against the previous bars."""
+    return compute.volume_zscore(bars, window=VOLUME_WINDOW)
+
+
+@feature(upstream={"mom": "momentum", "vol": "realized_vol", "volz": "volume_zscore"})
+def cross_sectional_ranks(mom: pl.DataFrame, vol: pl.DataFrame, volz: pl.DataFrame) -> pl.DataFrame:
+    """Per-day percentile ranks of every feature across the universe."""
+    joined = mom.join(vol, on=["date", "instrument"], how="left").join(volz, on=["date", "instrument"], how="left")
+    return compute.cross_sectional_ranks(joined, columns=RANKED)
+
+
+@feature(upstream={"mom": "momentum", "vol": "realized_vol", "volz": "volume_zscore", "ranks": "cross_sectional_ranks"})
+def feature_matrix(mom: pl.DataFrame, vol: pl.DataFrame, volz: pl.DataFrame, ranks: pl.DataFrame) -> pl.DataFrame:
+    """The model's input features for each day, in contract column order."""
+    return assemble_matrix(mom, vol, volz, ranks)
+
+
+@feature(upstream={"bars": Upstream("market_bars", lookahead_days=10)}, label=True, group="labels")
+def forward_return(bars: pl.DataFrame) -> pl.DataFrame:
+    """Label: log return from today's close to the instrument's next bar (null until that bar exists)."""
+    return compute.forward_return(bars, horizon=1)
+
+
+@feature(upstream={"features": "feature_matrix", "labels": "forward_return"}, partitioned=False, group="training")
+def training_set(features: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    """Features and label over a configured window: what a model is trained and validated on."""
+    return assemble_training_set(features, labels)
+
+
+FEATURE_NODES = (
+    market_bars, daily_returns, momentum, realized_vol, volume_zscore,
+    cross_sectional_ranks, feature_matrix, forward_return, training_set,
+)
+#: The model's feature graph hash is the graph hash of this node.
+MODEL_INPUT_NODE = "feature_matrix"
+
+
+def build_graph() -> FeatureGraph:
+    """The platform's feature graph, hashed over the ``ml_platform`` package."""
+    return FeatureGraph(FEATURE_NODES, project_packages=("ml_platform",))
