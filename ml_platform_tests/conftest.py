@@ -1,0 +1,63 @@
+"""Root fixtures: real Dagster instances (SQLite and PostgreSQL) and a throwaway PostgreSQL server.
+
+Tests that need PostgreSQL mark themselves ``@pytest.mark.postgres`` and take ``postgres``,
+``postgres_db`` or ``dagster_pg_instance``. Without PostgreSQL those tests skip, except under
+``CI=true``, where they fail (see :func:`~ml_platform_tests.harness.postgres.require_postgres_or_skip`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from dagster import DagsterInstance, instance_for_test
+
+from ml_platform_tests.harness.postgres import (
+    PostgresDatabase,
+    PostgresHarnessError,
+    PostgresServer,
+    find_postgres_binaries,
+    require_postgres_or_skip,
+    unique_database_name,
+)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL 15 server for the whole session, on 127.0.0.1 and a free port; stopped at the end."""
+    bin_dir, reason = find_postgres_binaries()
+    if bin_dir is None:
+        require_postgres_or_skip(reason)
+    try:
+        server = PostgresServer(bin_dir)
+        server.start()
+    except PostgresHarnessError as exc:
+        require_postgres_or_skip(f"starting the server failed: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_db(postgres: PostgresServer, request: pytest.FixtureRequest) -> Iterator[PostgresDatabase]:
+    """A fresh, uniquely named, empty database on the session server; dropped after the test."""
+    database = postgres.create_database(unique_database_name(request.node.name))
+    try:
+        yield database
+    finally:
+        postgres.drop_database(database.name)
+
+
+@pytest.fixture
+def dagster_pg_instance(postgres_db: PostgresDatabase) -> Iterator[DagsterInstance]:
+    """A real DagsterInstance whose run, event log and schedule storage are dagster-postgres on a fresh database."""
+    with instance_for_test(overrides=postgres_db.dagster_storage_config()) as instance:
+        yield instance
+
+
+@pytest.fixture
+def dagster_instance() -> Iterator[DagsterInstance]:
+    """A real DagsterInstance on SQLite storage in a temporary DAGSTER_HOME, removed after the test."""
+    with instance_for_test() as instance:
+        yield instance
