@@ -12,7 +12,8 @@ Preprocessing, one definition used by both :func:`~ml_platform.models.training.t
    cross-sectional information on that date and is ``0.0`` for every name there.
 
 All arithmetic is NumPy float64 over frames sorted canonically by ``(date, instrument)``, with
-sequential per-date reductions, so the same rows give the same bits whatever their input order.
+fixed-order per-date reductions (NumPy ``reduceat``), so the same rows give the same bits whatever
+their input order.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -57,14 +59,19 @@ def check_keys(frame: pl.DataFrame, *, what: str) -> None:
     require_columns(frame, KEYS, what=what)
     for column, dtype in (("date", pl.Date), ("instrument", pl.String)):
         if frame.schema[column] != dtype:
-            raise DataError(f"{what}: column {column!r} is {frame.schema[column]}, expected {dtype}; cast it first")
+            raise DataError(
+                f"{what}: column {column!r} is {frame.schema[column]}, expected {dtype}; cast it first"
+            )
         nulls = frame[column].null_count()
         if nulls:
-            raise DataError(f"{what}: key column {column!r} holds {nulls} nulls; every row needs a date and a name")
+            raise DataError(
+                f"{what}: key column {column!r} holds {nulls} nulls; every row needs a date and a name"
+            )
     duplicates = int(frame.select(pl.struct(*KEYS).is_duplicated().sum()).item())
     if duplicates:
         raise DataError(
-            f"{what} holds {duplicates} rows whose (date, instrument) key repeats; keep one row per name and day"
+            f"{what} holds {duplicates} rows whose (date, instrument) key repeats; "
+            "keep one row per name and day"
         )
 
 
@@ -117,7 +124,7 @@ def block_lengths(starts: np.ndarray, n_rows: int) -> np.ndarray:
 
 
 def demean_by_date(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Subtract each date's mean from a 1-D array without nulls (sequential per-date sums)."""
+    """Subtract each date's mean from a 1-D array without nulls (fixed-order per-date sums)."""
     if values.size == 0:
         return values.copy()
     means = np.add.reduceat(values, starts) / block_lengths(starts, values.size)
@@ -216,7 +223,9 @@ class LinearSignalModel:
         if not (alpha > 0.0 and math.isfinite(alpha)):
             raise ConfigurationError(f"alpha must be a finite number > 0, got {alpha}")
         if not isinstance(self.label_column, str) or not self.label_column or self.label_column in columns:
-            raise ConfigurationError(f"label column {self.label_column!r} must be a name apart from the features")
+            raise ConfigurationError(
+                f"label column {self.label_column!r} must be a name apart from the features"
+            )
         for name in ("seed", "n_days", "n_rows"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -225,7 +234,9 @@ class LinearSignalModel:
         if self.n_days < 0 or self.n_rows < 0:
             raise ConfigurationError(f"n_days and n_rows cannot be negative ({self.n_days}, {self.n_rows})")
         if self.training_window is not None and not isinstance(self.training_window, DataWindow):
-            raise ConfigurationError(f"training_window must be a DataWindow or None, got {self.training_window!r}")
+            raise ConfigurationError(
+                f"training_window must be a DataWindow or None, got {self.training_window!r}"
+            )
         for name, value in (("feature_columns", columns), ("coefficients", coefficients),
                             ("intercept", intercept), ("winsor_z", winsor_z), ("alpha", alpha)):
             object.__setattr__(self, name, value)
@@ -278,7 +289,9 @@ class LinearSignalModel:
 
     def to_bytes(self) -> bytes:
         """Canonical bytes: sorted-key compact ASCII JSON with hex floats; equal models, equal bytes."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        text = json.dumps(
+            self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+        )
         return text.encode("ascii")
 
     @property
@@ -287,7 +300,7 @@ class LinearSignalModel:
         return "sha256:" + hashlib.sha256(self.to_bytes()).hexdigest()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "LinearSignalModel":
+    def from_bytes(cls, data: bytes) -> LinearSignalModel:
         """Rebuild a model from :meth:`to_bytes` output, refusing anything else.
 
         Raises:
@@ -309,7 +322,8 @@ class LinearSignalModel:
             raise DataError(f"unknown model format {fmt!r}; expected {MODEL_FORMAT!r}")
         if version != MODEL_FORMAT_VERSION:
             raise DataError(
-                f"unknown {MODEL_FORMAT} format version {version!r}; this code reads version {MODEL_FORMAT_VERSION}"
+                f"unknown {MODEL_FORMAT} format version {version!r}; "
+                f"this code reads version {MODEL_FORMAT_VERSION}"
             )
         expected = set(_SERIALIZED_FIELDS)
         if set(payload) != expected:
@@ -321,7 +335,9 @@ class LinearSignalModel:
             window = payload["training_window"]
             model = cls(
                 feature_columns=tuple(_typed(payload["feature_columns"], list)),
-                coefficients=tuple(float.fromhex(_typed(c, str)) for c in _typed(payload["coefficients"], list)),
+                coefficients=tuple(
+                    float.fromhex(_typed(c, str)) for c in _typed(payload["coefficients"], list)
+                ),
                 intercept=float.fromhex(_typed(payload["intercept"], str)),
                 winsor_z=float.fromhex(_typed(payload["winsor_z"], str)),
                 label_column=_typed(payload["label_column"], str),
@@ -334,7 +350,9 @@ class LinearSignalModel:
         except (ConfigurationError, ValueError, TypeError) as exc:
             raise DataError(f"corrupt model bytes: {exc}") from exc
         if model.to_bytes() != raw:
-            raise DataError("model bytes are not in canonical form (edited or re-encoded); re-fetch the artefact")
+            raise DataError(
+                "model bytes are not in canonical form (edited or re-encoded); re-fetch the artefact"
+            )
         return model
 
 

@@ -1,0 +1,150 @@
+"""Thin Dagster assets over training, registration, live signals and live PnL.
+
+* ``trained_model``: reads the materialized ``training_set`` (with its manifest), trains on the earlier
+  part of the window, validates on the later part, and registers an MLflow model version together with
+  its deploy contract and the code snapshot of the feature graph.
+* ``live_signals`` (daily): loads the champion **through the contract check** against the feature
+  partitions it is about to score; a mismatch fails the step before a single signal exists.
+* ``live_pnl`` (daily): signals times realized next-bar returns.
+"""
+
+
+import datetime as dt
+import getpass
+from typing import Any
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from ml_platform.errors import DataError
+from ml_platform.features.assets import DAILY, window_of
+from ml_platform.features.matrix import FEATURE_COLUMNS, KEYS, LABEL_COLUMN
+from ml_platform.features.nodes import MODEL_INPUT_NODE, build_graph
+from ml_platform.features.snapshot import code_hashes, code_snapshot
+from ml_platform.environment import git_state
+from ml_platform.models.backtest import daily_pnl
+from ml_platform.models.evaluation import train_and_validate
+from ml_platform.models.signals import to_signals
+from ml_platform.models.training import TrainingConfig
+from ml_platform.registry.contract import DeployContract, LiveFeatureStream
+from ml_platform.registry.resource import ModelRegistryResource
+from ml_platform.registry.schema import FeatureSchema
+
+DEFAULT_MODEL = "alpha_ridge"
+
+
+class TrainingRunConfig(dg.Config):
+    """How ``trained_model`` trains and registers."""
+
+    model_name: str = Field(default=DEFAULT_MODEL, description="Registered model name in MLflow.")
+    alpha: float = Field(default=10.0, description="Ridge penalty on the pooled, standardized features.")
+    seed: int = Field(default=0, description="Training seed (recorded; the closed-form ridge uses no randomness).")
+    validation_fraction: float = Field(default=0.25, description="Latest share of the window's days held out for validation.")
+    embargo_days: int = Field(default=2, description="Days dropped between training and validation parts.")
+    min_days: int = Field(default=60, description="Minimum distinct training days.")
+    trained_by: str = Field(default="", description="Who trains; defaults to the OS user running the step.")
+
+
+class SignalsConfig(dg.Config):
+    """Which registered model serves the live signals."""
+
+    model_name: str = Field(default=DEFAULT_MODEL, description="Registered model whose champion scores the day.")
+
+
+def _single_graph_hash(manifests: Any, what: str) -> str:
+    hashes = {m.graph_hash for m in manifests}
+    if len(hashes) != 1 or None in hashes:
+        raise DataError(
+            f"{what} spans partitions computed by different feature code (graph hashes {sorted(map(str, hashes))}); "
+            f"rematerialize {MODEL_INPUT_NODE} over the whole window with one version of the code"
+        )
+    return hashes.pop()
+
+
+@dg.asset(deps=["training_set"], group_name="models", kinds={"mlflow"},
+          required_resource_keys={"feature_store", "model_registry"})
+def trained_model(context: dg.AssetExecutionContext, config: TrainingRunConfig) -> dg.MaterializeResult:
+    """Train, validate and register a model version with its deploy contract."""
+    store = context.resources.feature_store.get_store()
+    stored = store.read("training_set", None)
+    manifest = stored.manifest
+    inputs = [u for u in manifest.upstream if u.key == MODEL_INPUT_NODE]
+    feature_graph_hash = _single_graph_hash(
+        (store.manifest(MODEL_INPUT_NODE, u.partition) for u in inputs), "the training set")
+    training_cfg = TrainingConfig(feature_columns=FEATURE_COLUMNS, label_column=LABEL_COLUMN, alpha=config.alpha,
+                                  seed=config.seed, min_days=config.min_days)
+    outcome = train_and_validate(stored.frame, training_cfg, validation_fraction=config.validation_fraction,
+                                 embargo_days=config.embargo_days)
+    registry = context.resources.model_registry.get_registry()
+    git = git_state()
+    env = store.environment
+    contract = DeployContract(
+        model_name=config.model_name, model_version=None, feature_graph_hash=feature_graph_hash,
+        feature_schema=FeatureSchema.from_polars(stored.frame.select(*KEYS, *FEATURE_COLUMNS)),
+        training_window=outcome.training_window, validation_window=outcome.validation_window,
+        training_set_data_hash=manifest.data_hash, model_sha256=outcome.model.sha256,
+        environment_hash=env.hash, environment_lock=env.to_dict(),
+        seeds={**dict(manifest.seeds), "training": config.seed},
+        git_commit=git.commit, git_dirty=git.dirty, trained_by=config.trained_by or getpass.getuser(),
+        created_at=dt.datetime.now(dt.timezone.utc),
+    )
+    graph = build_graph()
+    params = {**training_cfg.to_dict(), "validation_fraction": config.validation_fraction,
+              "embargo_days": config.embargo_days, "training_set_window": str(manifest.window),
+              "dagster_run_id": context.run.run_id}
+    registered = registry.register(model_name=config.model_name, model=outcome.model, contract=contract,
+                                   params=params, metrics=outcome.metrics(), code_snapshot=code_snapshot(graph),
+                                   code_hashes=code_hashes(graph))
+    context.log.info(f"registered {config.model_name} version {registered.version} (run {registered.run_id})")
+    return dg.MaterializeResult(metadata={
+        "ml_platform/model_name": config.model_name,
+        "ml_platform/model_version": registered.version,
+        "ml_platform/mlflow_run_id": registered.run_id,
+        "ml_platform/model_uri": registered.model_uri,
+        "ml_platform/feature_graph_hash": feature_graph_hash,
+        "ml_platform/model_sha256": outcome.model.sha256,
+        "ml_platform/training_window": str(outcome.training_window),
+        "ml_platform/validation_window": str(outcome.validation_window),
+        "ml_platform/tracking_uri": context.resources.model_registry.tracking_uri,
+        **{f"validation/{k}": v for k, v in outcome.metrics().items()},
+    })
+
+
+@dg.asset(deps=[MODEL_INPUT_NODE], partitions_def=DAILY, group_name="live", kinds={"polars"},
+          backfill_policy=dg.BackfillPolicy.single_run(), required_resource_keys={"feature_store", "model_registry"})
+def live_signals(context: dg.AssetExecutionContext, config: SignalsConfig) -> dg.Output[pl.DataFrame]:
+    """The champion's signals for the day, produced only after its contract matched the day's features."""
+    window = window_of(context)
+    store = context.resources.feature_store.get_store()
+    frame, manifests = store.read_many(MODEL_INPUT_NODE, [d.isoformat() for d in window])
+    graph_hash = _single_graph_hash(manifests, f"the live window {window}")
+    live = LiveFeatureStream(feature_graph_hash=graph_hash, feature_schema=FeatureSchema.from_polars(frame))
+    registry: ModelRegistryResource = context.resources.model_registry
+    champion = registry.load_champion(config.model_name, live)   # raises ContractViolation: no signal at all
+    scored = champion.model.predict(frame.select(*KEYS, *FEATURE_COLUMNS)) if frame.height else \
+        pl.DataFrame(schema={"date": pl.Date, "instrument": pl.String, "score": pl.Float64})
+    signals = to_signals(scored).with_columns(
+        pl.lit(config.model_name).alias("model_name"), pl.lit(champion.version).alias("model_version"))
+    return dg.Output(signals, metadata={
+        "ml_platform/model_name": config.model_name,
+        "ml_platform/model_version": champion.version,
+        "ml_platform/feature_graph_hash": graph_hash,
+        "ml_platform/window": str(window),
+        "ml_platform/environment_differences": list(champion.check.environment_differences),
+        "dagster/row_count": signals.height,
+    })
+
+
+@dg.asset(ins={"signals": dg.AssetIn("live_signals"), "labels": dg.AssetIn("forward_return")},
+          partitions_def=DAILY, group_name="live", kinds={"polars"}, backfill_policy=dg.BackfillPolicy.single_run())
+def live_pnl(context: dg.AssetExecutionContext, signals: pl.DataFrame, labels: pl.DataFrame) -> dg.Output[pl.DataFrame]:
+    """Daily PnL of the live signals against the realized next-bar return (null label: not yet known)."""
+    pnl = daily_pnl(signals, labels.select(*KEYS, LABEL_COLUMN), label_column=LABEL_COLUMN) if signals.height else \
+        pl.DataFrame(schema={"date": pl.Date, "pnl": pl.Float64, "gross": pl.Float64, "n_names": pl.Int64})
+    return dg.Output(pnl, metadata={"ml_platform/window": str(window_of(context)),
+                                    "ml_platform/total_pnl": float(pnl["pnl"].sum() or 0.0),
+                                    "dagster/row_count": pnl.height})
+
+
+MODEL_ASSETS = (trained_model, live_signals, live_pnl)

@@ -1,0 +1,251 @@
+"""Backtest metrics of a signals frame against realized labels. Pure.
+
+Definitions (one bar = one trading day; ``w`` are the signal weights, ``r`` the label, a next-bar
+log return):
+
+* **daily pnl** ``pnl_t = sum_i w_it * r_it`` over the names of date ``t`` whose label is known. A
+  null (or absent) label contributes nothing; a date on which *no* name has a known label (the
+  end of a window, where the next bar is not yet observed) is not an evaluated day at all.
+* **Sharpe** ``mean(pnl) / std(pnl, ddof=1) * sqrt(252)``; ``0.0`` when the pnl never varies.
+* **rank IC** per date: the Spearman correlation of score and label over names with both (the
+  Pearson correlation of their average ranks); undefined, hence skipped, on a date with fewer
+  than two such names or with all scores or all labels tied. ``ic_mean`` is its mean over the
+  dates where it is defined, ``ic_tstat = ic_mean / (std(ic, ddof=1) / sqrt(n))`` (``0.0`` with
+  fewer than two IC dates or no dispersion).
+* **hit rate** the fraction of evaluated days with ``pnl > 0``.
+* **turnover** the mean, over consecutive evaluated days, of ``sum_i |w_it - w_i,t-1|``, a name
+  missing on one side counting with weight 0 (so names entering or leaving count in full). The
+  first day has no predecessor and is not a term of the mean. Daily, not annualized.
+* **max drawdown** the largest fall of cumulative pnl (additive log returns, starting from 0)
+  from its running peak, as a positive number.
+* **total return** ``sum_t pnl_t`` (a log return).
+
+Sums of series use ``math.fsum`` or fixed-order per-date reductions over canonically sorted rows,
+so the same inputs give the same bits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ml_platform.errors import DataError
+from ml_platform.models.model import (
+    KEYS,
+    canonical_sort,
+    check_keys,
+    date_starts,
+    numeric_matrix,
+    require_columns,
+)
+from ml_platform.models.signals import check_signals
+from ml_platform.window import DataWindow
+
+#: Trading days per year used to annualize the Sharpe ratio.
+TRADING_DAYS_PER_YEAR = 252
+_LABEL = "_label"
+DAILY_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(), "pnl": pl.Float64(), "gross": pl.Float64(), "n_names": pl.Int64(),
+}
+
+
+@dataclass(frozen=True)
+class BacktestReport:
+    """The numbers a promotion gate and the drift monitor compare; see the module for definitions."""
+
+    window: DataWindow
+    n_days: int
+    sharpe: float
+    ic_mean: float
+    ic_tstat: float
+    hit_rate: float
+    turnover: float
+    max_drawdown: float
+    total_return: float
+    n_ic_days: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.window, DataWindow):
+            raise DataError(f"a backtest report needs a DataWindow, got {self.window!r}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "window":
+                continue
+            if f.name in ("n_days", "n_ic_days"):
+                if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                    raise DataError(f"backtest report field {f.name} must be a count >= 0, got {value!r}")
+                object.__setattr__(self, f.name, int(value))
+            else:
+                if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                    raise DataError(f"backtest report field {f.name} must be a number, got {value!r}")
+                if not math.isfinite(value):
+                    raise DataError(f"backtest report field {f.name} is not finite ({value})")
+                object.__setattr__(self, f.name, float(value))
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        """Flat values, the window as ``"START..END"``; ready for MLflow metrics and the ledger."""
+        return {
+            f.name: str(self.window) if f.name == "window" else getattr(self, f.name) for f in fields(self)
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BacktestReport:
+        """Inverse of :meth:`to_dict`; a malformed record raises :class:`DataError`."""
+        names = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or set(data) != names:
+            got = sorted(data) if isinstance(data, dict) else type(data).__name__
+            raise DataError(f"backtest report record must have exactly the keys {sorted(names)}, got {got}")
+        return cls(**{**data, "window": DataWindow.parse(data["window"])})
+
+
+def _joined(
+    signals: pl.DataFrame, labels: pl.DataFrame, label_column: str, *, need_score: bool
+) -> pl.DataFrame:
+    """Signals left-joined with the label (as ``_label``), canonically sorted."""
+    check_signals(signals, need_score=need_score)
+    what = "the label frame"
+    require_columns(labels, (*KEYS, label_column), what=what)
+    check_keys(labels, what=what)
+    if labels.height:
+        numeric_matrix(labels, (label_column,), what=what)
+    right = labels.select(*KEYS, pl.col(label_column).cast(pl.Float64).alias(_LABEL))
+    left = signals.select(*KEYS, "weight", *(("score",) if need_score else ()))
+    return canonical_sort(left.join(right, on=list(KEYS), how="left"))
+
+
+def _daily(joined: pl.DataFrame) -> pl.DataFrame:
+    if joined.height == 0:
+        return pl.DataFrame(schema=DAILY_SCHEMA)
+    starts = date_starts(joined["date"])
+    weight = joined["weight"].cast(pl.Float64).to_numpy()
+    label = joined[_LABEL].to_numpy()
+    known = ~np.isnan(label)
+    pnl = np.add.reduceat(np.where(known, weight * np.where(known, label, 0.0), 0.0), starts)
+    gross = np.add.reduceat(np.where(known, np.abs(weight), 0.0), starts)
+    n_names = np.add.reduceat(known.astype(np.int64), starts)
+    out = pl.DataFrame({
+        "date": joined["date"].gather(starts),
+        "pnl": pl.Series(pnl, dtype=pl.Float64),
+        "gross": pl.Series(gross, dtype=pl.Float64),
+        "n_names": pl.Series(n_names, dtype=pl.Int64),
+    })
+    return out.filter(pl.col("n_names") > 0)
+
+
+def daily_pnl(signals: pl.DataFrame, labels: pl.DataFrame, label_column: str = "fwd_ret_1d") -> pl.DataFrame:
+    """Per evaluated date: ``[date, pnl, gross, n_names]`` over names with a known label.
+
+    ``gross`` is ``sum |w|`` and ``n_names`` the count over those names. Dates where no signal
+    name has a known label are left out.
+
+    Raises:
+        DataError: a column is missing, keys are malformed or repeat, a weight is null or
+            non-finite, or the label holds NaN/inf or no value at all.
+    """
+    return _daily(_joined(signals, labels, label_column, need_score=False))
+
+
+def daily_ic(signals: pl.DataFrame, labels: pl.DataFrame, label_column: str = "fwd_ret_1d") -> pl.DataFrame:
+    """Per date where it is defined: ``[date, ic, n_names]``, the rank IC of score against label."""
+    return _ic(_joined(signals, labels, label_column, need_score=True))
+
+
+def _ic(joined: pl.DataFrame) -> pl.DataFrame:
+    both = joined.filter(pl.col("score").is_not_null() & pl.col(_LABEL).is_not_null())
+    middle = (pl.len().over("date").cast(pl.Float64) + 1.0) / 2.0
+    # Centred average ranks are multiples of 0.5: every sum below is exact, whatever the order.
+    both = both.with_columns(
+        _a=pl.col("score").rank("average").over("date") - middle,
+        _b=pl.col(_LABEL).rank("average").over("date") - middle,
+    )
+    sums = both.group_by("date").agg(
+        sxy=(pl.col("_a") * pl.col("_b")).sum(),
+        sxx=(pl.col("_a") * pl.col("_a")).sum(),
+        syy=(pl.col("_b") * pl.col("_b")).sum(),
+        n_names=pl.len().cast(pl.Int64),
+    )
+    defined = sums.filter((pl.col("n_names") >= 2) & (pl.col("sxx") > 0.0) & (pl.col("syy") > 0.0))
+    return defined.select(
+        "date", ic=pl.col("sxy") / (pl.col("sxx") * pl.col("syy")).sqrt(), n_names="n_names"
+    ).sort("date")
+
+
+def _mean_and_tstat(values: list[float]) -> tuple[float, float, float]:
+    """Mean, sample standard deviation and t-statistic (0.0 where undefined)."""
+    n = len(values)
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, 0.0, 0.0
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, std, (mean / (std / math.sqrt(n)) if std > 0.0 else 0.0)
+
+
+def _turnover(joined: pl.DataFrame, days: pl.Series) -> float:
+    """Mean over consecutive evaluated days of ``sum |w_t - w_t-1|``, absent names at 0."""
+    if days.len() < 2:
+        return 0.0
+    index = pl.DataFrame({"date": days, "_k": pl.Series(np.arange(days.len()), dtype=pl.Int64)})
+    current = joined.join(index, on="date", how="inner").select("_k", "instrument", "weight")
+    previous = current.with_columns(pl.col("_k") + 1)
+    pairs = current.join(previous, on=["_k", "instrument"], how="full", coalesce=True, suffix="_prev")
+    pairs = pairs.filter(pl.col("_k").is_between(1, days.len() - 1)).sort(["_k", "instrument"])
+    change = (pairs["weight"].fill_null(0.0) - pairs["weight_prev"].fill_null(0.0)).abs().to_numpy()
+    starts = np.flatnonzero(pairs["_k"].ne_missing(pairs["_k"].shift(1)).fill_null(True).to_numpy())
+    per_day = np.add.reduceat(change, starts)
+    return math.fsum(per_day.tolist()) / (days.len() - 1)
+
+
+def _max_drawdown(pnl: list[float]) -> float:
+    cumulative, peak, worst = 0.0, 0.0, 0.0
+    for value in pnl:
+        cumulative += value
+        peak = max(peak, cumulative)
+        worst = max(worst, peak - cumulative)
+    return worst
+
+
+def backtest(signals: pl.DataFrame, labels: pl.DataFrame, label_column: str = "fwd_ret_1d") -> BacktestReport:
+    """Evaluate a signals frame (``[date, instrument, score, weight]``) against realized labels.
+
+    Args:
+        signals: e.g. the output of :func:`~ml_platform.models.signals.to_signals`.
+        labels: ``[date, instrument, <label_column>, ...]``, e.g. the training or validation set.
+        label_column: the realized next-bar log return.
+
+    Returns:
+        A :class:`BacktestReport` over the evaluated days; its window spans the first to the last.
+
+    Raises:
+        DataError: bad inputs (see :func:`daily_pnl`), or fewer than two evaluated days (a Sharpe
+            ratio needs at least two).
+    """
+    joined = _joined(signals, labels, label_column, need_score=True)
+    daily = _daily(joined)
+    if daily.height < 2:
+        raise DataError(
+            f"cannot backtest: found {daily.height} days on which a signal name has a known label, need at "
+            "least 2; check that signals and labels cover the same dates and instruments"
+        )
+    pnl = daily["pnl"].to_list()
+    days = daily["date"]
+    mean, std, _ = _mean_and_tstat(pnl)
+    ic = _ic(joined.filter(pl.col("date").is_in(days.implode())))
+    ic_mean, _, ic_tstat = _mean_and_tstat(ic["ic"].to_list())
+    return BacktestReport(
+        window=DataWindow(days[0], days[-1]),
+        n_days=daily.height,
+        sharpe=mean / std * math.sqrt(TRADING_DAYS_PER_YEAR) if std > 0.0 else 0.0,
+        ic_mean=ic_mean,
+        ic_tstat=ic_tstat,
+        hit_rate=sum(1 for p in pnl if p > 0.0) / len(pnl),
+        turnover=_turnover(joined, days),
+        max_drawdown=_max_drawdown(pnl),
+        total_return=math.fsum(pnl),
+        n_ic_days=ic.height,
+    )
