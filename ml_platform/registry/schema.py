@@ -23,8 +23,9 @@ This module is pure: no Dagster, no MLflow.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -131,7 +132,7 @@ class FeatureField:
         return {"name": self.name, "type": self.type, "nullable": self.nullable}
 
     @classmethod
-    def from_dict(cls, data: Any) -> "FeatureField":
+    def from_dict(cls, data: Any) -> FeatureField:
         """Rebuild a field from :meth:`to_dict` output.
 
         Raises:
@@ -159,8 +160,8 @@ class FeatureSchema:
             raise ConfigurationError("FeatureSchema.fields must be a tuple of FeatureField")
         if not self.fields:
             raise ConfigurationError("a feature schema needs at least one column")
-        seen: set[str] = set()
-        duplicates = sorted({f.name for f in self.fields if f.name in seen or seen.add(f.name)})
+        names = [f.name for f in self.fields]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ConfigurationError(f"duplicate feature column(s) {duplicates}; column names must be unique")
 
@@ -187,7 +188,7 @@ class FeatureSchema:
         raise ConfigurationError(f"no feature column {name!r}; the schema has {list(self.names)}")
 
     @classmethod
-    def from_arrow(cls, schema: pa.Schema) -> "FeatureSchema":
+    def from_arrow(cls, schema: pa.Schema) -> FeatureSchema:
         """Build from an Arrow schema, keeping order and each field's nullability."""
         if not isinstance(schema, pa.Schema):
             raise ConfigurationError(f"expected a pyarrow.Schema, got {type(schema).__name__}")
@@ -198,7 +199,7 @@ class FeatureSchema:
         )
 
     @classmethod
-    def from_polars(cls, frame: "pl.DataFrame | pl.Schema", *, non_null: Iterable[str] = ()) -> "FeatureSchema":
+    def from_polars(cls, frame: pl.DataFrame | pl.Schema, *, non_null: Iterable[str] = ()) -> FeatureSchema:
         """Build from a polars frame or schema.
 
         Polars schemas carry no nullability, so every column is nullable except those named in
@@ -235,7 +236,7 @@ class FeatureSchema:
         return [f.to_dict() for f in self.fields]
 
     @classmethod
-    def from_list(cls, data: Sequence[Any]) -> "FeatureSchema":
+    def from_list(cls, data: Sequence[Any]) -> FeatureSchema:
         """Rebuild from :meth:`to_list` output.
 
         Raises:

@@ -1,0 +1,85 @@
+"""The MLflow-backed model registry and the deploy contract checked at the serving boundary.
+
+Layers, from pure to integrated:
+
+* :mod:`~ml_platform.registry.schema` and :mod:`~ml_platform.registry.contract` (pure): feature
+  schemas, the :class:`DeployContract` and :func:`check_contract`;
+* :mod:`~ml_platform.registry.entities` and :mod:`~ml_platform.registry.registration` (pure): the
+  value objects the registry returns, the tags it writes, and the registration argument checks;
+* :mod:`~ml_platform.registry.store`: :class:`ModelRegistry`, the validating thin client over MLflow,
+  with :mod:`~ml_platform.registry.boundary` (MLflow errors re-raised), :mod:`~ml_platform.registry.artifacts`
+  (run artefacts) and :mod:`~ml_platform.registry.pyfunc` (the MLflow pyfunc flavour);
+* :mod:`~ml_platform.registry.champion`: :func:`load_champion`, the contract-checked way to serve;
+* :mod:`~ml_platform.registry.resource`: the Dagster resource (the only module importing Dagster);
+* :mod:`~ml_platform.registry.commands`: the ``ml-platform models`` CLI group.
+
+The MLflow-backed names are imported lazily, so the pure contract layer stays cheap to import.
+
+MLflow's anonymous usage telemetry is switched off (``MLFLOW_DISABLE_TELEMETRY``), and so are its
+artefact download progress bars, unless the process already set those variables, before MLflow is
+first imported through this package: the platform runs in restricted networks and must not phone home.
+
+Example:
+    >>> from ml_platform.registry import ModelRegistry, load_champion  # doctest: +SKIP
+    >>> registry = ModelRegistry("sqlite:///.ml_platform/mlflow/mlflow.db")  # doctest: +SKIP
+    >>> champion = load_champion(registry, "alpha_ridge", live, policy="strict")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import TYPE_CHECKING, Any
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+from ml_platform.registry.contract import (
+    CONTRACT_SCHEMA_VERSION,
+    ContractCheck,
+    DeployContract,
+    LiveFeatureStream,
+    check_contract,
+)
+from ml_platform.registry.schema import FeatureField, FeatureSchema, normalize_type
+
+if TYPE_CHECKING:
+    from ml_platform.registry.champion import LoadedChampion, load_champion
+    from ml_platform.registry.entities import ModelSummary, RegisteredVersion, VersionDetails
+    from ml_platform.registry.resource import ModelRegistryResource
+    from ml_platform.registry.store import ModelRegistry
+
+__all__ = [
+    "CONTRACT_SCHEMA_VERSION",
+    "ContractCheck",
+    "DeployContract",
+    "FeatureField",
+    "FeatureSchema",
+    "LiveFeatureStream",
+    "LoadedChampion",
+    "ModelRegistry",
+    "ModelRegistryResource",
+    "ModelSummary",
+    "RegisteredVersion",
+    "VersionDetails",
+    "check_contract",
+    "load_champion",
+    "normalize_type",
+]
+
+_LAZY = {
+    "LoadedChampion": "ml_platform.registry.champion",
+    "load_champion": "ml_platform.registry.champion",
+    "ModelSummary": "ml_platform.registry.entities",
+    "RegisteredVersion": "ml_platform.registry.entities",
+    "VersionDetails": "ml_platform.registry.entities",
+    "ModelRegistryResource": "ml_platform.registry.resource",
+    "ModelRegistry": "ml_platform.registry.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ml_platform.registry' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,80 @@
+"""Stage the artefacts of a training run in a local folder before they are uploaded to MLflow.
+
+Layout (run-relative; the contract is added separately once the version number is known)::
+
+    environment/environment_lock.json   the training environment lock (canonical JSON)
+    code/index.json                     feature node key -> file, source SHA-256 (+ code/graph hash)
+    code/<node>.py                      the source text of each feature node's function
+    model/                              the MLflow pyfunc model (see ml_platform.registry.pyfunc)
+
+Pure apart from writing files and MLflow's ``save_model`` for ``model/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from ml_platform.models import LinearSignalModel
+from ml_platform.registry import entities as E
+from ml_platform.registry.contract import DeployContract
+from ml_platform.registry.pyfunc import save_pyfunc
+from ml_platform.registry.registration import check_code_snapshot
+
+__all__ = ["code_file_names", "stage_run_artifacts"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _canonical(data: object) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def code_file_names(keys: list[str]) -> dict[str, str]:
+    """A distinct, filesystem-safe ``.py`` file name for each feature node key (``a/b`` -> ``a__b.py``)."""
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for key in sorted(keys):
+        stem = _UNSAFE.sub("_", key.replace("/", "__")).strip("._") or "node"
+        candidate, counter = f"{stem}.py", 1
+        while candidate.lower() in used:
+            counter += 1
+            candidate = f"{stem}_{counter}.py"
+        used.add(candidate.lower())
+        names[key] = candidate
+    return names
+
+
+def stage_run_artifacts(
+    staging: Path,
+    model: LinearSignalModel,
+    contract: DeployContract,
+    code_snapshot: Mapping[str, str],
+    code_hashes: Mapping[str, Mapping[str, str]] | None = None,
+) -> None:
+    """Write the run's artefacts (everything but the contract) under the empty folder ``staging``.
+
+    Raises:
+        ConfigurationError: the code snapshot or hashes are malformed.
+        RegistryError: the pyfunc model cannot be saved.
+    """
+    check_code_snapshot(code_snapshot, code_hashes)
+    environment = staging / E.ENVIRONMENT_ARTIFACT
+    environment.parent.mkdir(parents=True)
+    environment.write_bytes(_canonical(dict(contract.environment_lock)))
+
+    code_dir = staging / E.CODE_DIR
+    code_dir.mkdir()
+    index: dict[str, dict[str, str]] = {}
+    for key, file_name in code_file_names(list(code_snapshot)).items():
+        source = code_snapshot[key].encode("utf-8")
+        (code_dir / file_name).write_bytes(source)
+        entry = {"file": f"{E.CODE_DIR}/{file_name}", "source_sha256": "sha256:" + hashlib.sha256(source).hexdigest()}
+        entry.update(dict((code_hashes or {}).get(key, {})))
+        index[key] = entry
+    (staging / E.CODE_INDEX_ARTIFACT).write_bytes(_canonical(index))
+
+    save_pyfunc(staging / E.MODEL_DIR, model, contract.feature_schema)

@@ -1,0 +1,133 @@
+"""Pure rules of registration: argument checks and the MLflow tags a run and a model version get.
+
+No MLflow import: :class:`~ml_platform.registry.store.ModelRegistry` delegates here before it talks
+to MLflow, so every malformed argument is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ml_platform.errors import ConfigurationError
+from ml_platform.models import LinearSignalModel
+from ml_platform.registry import entities as E
+from ml_platform.registry.contract import DeployContract
+
+__all__ = ["check_code_snapshot", "check_registration", "param_values", "run_tags", "version_tags"]
+
+_HASH_KEYS = frozenset({"code_hash", "graph_hash"})
+
+
+def check_registration(
+    model_name: str,
+    model: LinearSignalModel,
+    contract: DeployContract,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    experiment: str,
+) -> None:
+    """Refuse a registration whose arguments are malformed or disagree with each other.
+
+    Raises:
+        ConfigurationError: naming the first problem found and how to fix it.
+    """
+    if not isinstance(model, LinearSignalModel):
+        raise ConfigurationError(f"model must be a LinearSignalModel, got {type(model).__name__}")
+    if not isinstance(contract, DeployContract):
+        raise ConfigurationError(f"contract must be a DeployContract, got {type(contract).__name__}")
+    if contract.model_name != model_name:
+        raise ConfigurationError(f"the contract is for model {contract.model_name!r}, not {model_name!r}")
+    if contract.model_version is not None:
+        raise ConfigurationError(
+            f"the contract already names version {contract.model_version}; the registry assigns versions: "
+            "pass a contract with model_version=None"
+        )
+    if contract.model_sha256 != model.sha256:
+        raise ConfigurationError(
+            f"the contract promises model bytes {contract.model_sha256} but the model is {model.sha256}; "
+            "build the contract from this model"
+        )
+    missing = [c for c in model.feature_columns if c not in contract.feature_schema.names]
+    if missing:
+        raise ConfigurationError(f"the contract's feature schema lacks the model's feature column(s) {missing}")
+    if not isinstance(params, Mapping) or not all(isinstance(k, str) and k for k in params):
+        raise ConfigurationError("params must map non-empty string names to values")
+    if not isinstance(metrics, Mapping):
+        raise ConfigurationError("metrics must map names to real numbers")
+    for key, value in metrics.items():
+        if not isinstance(key, str) or not key or isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigurationError(f"metric {key!r} must be a real number, got {value!r}")
+    if not isinstance(experiment, str) or not experiment.strip():
+        raise ConfigurationError(f"experiment must be a non-empty name, got {experiment!r}")
+
+
+def check_code_snapshot(code_snapshot: Mapping[str, str], code_hashes: Mapping[str, Mapping[str, str]] | None) -> None:
+    """Refuse a code snapshot that is empty or not text, or hashes naming nodes it does not hold.
+
+    Raises:
+        ConfigurationError: naming the offending key.
+    """
+    if not isinstance(code_snapshot, Mapping) or not code_snapshot:
+        raise ConfigurationError("code_snapshot must map each feature node key to its source text (got none)")
+    for key, source in code_snapshot.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigurationError(f"code_snapshot keys must be feature node keys, got {key!r}")
+        if not isinstance(source, str) or not source.strip():
+            raise ConfigurationError(f"code_snapshot[{key!r}] must be the node's source text, got {source!r}")
+    if code_hashes is None:
+        return
+    if not isinstance(code_hashes, Mapping):
+        raise ConfigurationError("code_hashes must map feature node keys to {'code_hash', 'graph_hash'}")
+    unknown = sorted(set(code_hashes) - set(code_snapshot))
+    if unknown:
+        raise ConfigurationError(f"code_hashes names node(s) {unknown} that are not in code_snapshot")
+    for key, hashes in code_hashes.items():
+        if not isinstance(hashes, Mapping) or not set(hashes) <= _HASH_KEYS or not all(
+                isinstance(v, str) and v for v in hashes.values()):
+            raise ConfigurationError(
+                f"code_hashes[{key!r}] must hold string 'code_hash' and/or 'graph_hash' entries, got {hashes!r}"
+            )
+
+
+def run_tags(model_name: str, contract: DeployContract) -> dict[str, str]:
+    """Tags of the training run: who trained it (``mlflow.user``), seeds, windows, hashes, git state."""
+    tags = {
+        "mlflow.user": contract.trained_by,
+        E.MODEL_NAME_TAG: model_name,
+        E.SEEDS_TAG: json.dumps(dict(contract.seeds), sort_keys=True),
+        E.ENVIRONMENT_HASH_TAG: contract.environment_hash,
+        E.TRAINING_WINDOW_TAG: str(contract.training_window),
+        E.VALIDATION_WINDOW_TAG: str(contract.validation_window),
+        E.TRAINING_SET_DATA_HASH_TAG: contract.training_set_data_hash,
+        E.FEATURE_GRAPH_HASH_TAG: contract.feature_graph_hash,
+        E.MODEL_SHA256_TAG: contract.model_sha256,
+        E.GIT_DIRTY_TAG: json.dumps(contract.git_dirty),
+    }
+    tags.update({f"{E.SEED_TAG_PREFIX}{name}": str(seed) for name, seed in contract.seeds.items()})
+    if contract.git_commit is not None:
+        tags[E.GIT_COMMIT_TAG] = contract.git_commit
+        tags["mlflow.source.git.commit"] = contract.git_commit
+    return tags
+
+def version_tags(contract: DeployContract, contract_sha256: str) -> dict[str, str]:
+    """Tags of the model version: the contract's hashes and windows, and the contract artefact's SHA-256."""
+    tags = {
+        E.FEATURE_GRAPH_HASH_TAG: contract.feature_graph_hash,
+        E.MODEL_SHA256_TAG: contract.model_sha256,
+        E.CONTRACT_SHA256_TAG: contract_sha256,
+        E.TRAINING_WINDOW_TAG: str(contract.training_window),
+        E.VALIDATION_WINDOW_TAG: str(contract.validation_window),
+        E.TRAINING_SET_DATA_HASH_TAG: contract.training_set_data_hash,
+        E.ENVIRONMENT_HASH_TAG: contract.environment_hash,
+        E.TRAINED_BY_TAG: contract.trained_by,
+    }
+    if contract.git_commit is not None:
+        tags[E.GIT_COMMIT_TAG] = contract.git_commit
+    return tags
+
+
+def param_values(params: Mapping[str, Any]) -> dict[str, str]:
+    """Run params as MLflow strings: strings as they are, anything else as sorted-key JSON."""
+    return {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str) for k, v in sorted(params.items())}

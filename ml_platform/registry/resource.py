@@ -1,0 +1,69 @@
+"""The Dagster resource of the model registry: a thin factory for :class:`ModelRegistry`.
+
+This is the only registry module that imports Dagster.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+
+from ml_platform.environment import EnvironmentPolicy
+from ml_platform.registry.champion import LoadedChampion, load_champion
+from ml_platform.registry.contract import LiveFeatureStream
+from ml_platform.registry.store import ModelRegistry
+
+__all__ = ["ModelRegistryResource"]
+
+
+class ModelRegistryResource(dg.ConfigurableResource):
+    """Connects assets and ops to the MLflow model registry.
+
+    Example:
+        .. code-block:: python
+
+            import dagster as dg
+            from ml_platform.registry import ModelRegistryResource
+
+            defs = dg.Definitions(
+                assets=[live_signals],
+                resources={
+                    "model_registry": ModelRegistryResource(
+                        tracking_uri="sqlite:///.ml_platform/mlflow/mlflow.db",
+                        environment_policy="strict",
+                    )
+                },
+            )
+
+            @dg.asset
+            def live_signals(model_registry: ModelRegistryResource, live_features): ...
+    """
+
+    tracking_uri: str = Field(
+        default="sqlite:///.ml_platform/mlflow/mlflow.db",
+        description="MLflow tracking URI: a SQLite file (embedded default) or a PostgreSQL / HTTP MLflow server.",
+    )
+    registry_uri: str | None = Field(
+        default=None,
+        description="MLflow model registry URI; defaults to the tracking URI.",
+    )
+    artifact_location: str | None = Field(
+        default=None,
+        description="Artefact root (path or URI) for experiments the registry creates; default: next to a "
+        "SQLite database, else the tracking server's default.",
+    )
+    environment_policy: str = Field(
+        default=EnvironmentPolicy.WARN.value,
+        description="What loading the champion does when the running environment differs from the one it was "
+        "trained in: 'strict' refuses, 'warn' logs, 'off' skips the comparison.",
+    )
+
+    def get_registry(self) -> ModelRegistry:
+        """A :class:`ModelRegistry` on the configured URIs."""
+        EnvironmentPolicy.parse(self.environment_policy)  # refuse a bad policy as early as possible
+        return ModelRegistry(self.tracking_uri, self.registry_uri, self.artifact_location)
+
+    def load_champion(self, model_name: str, live: LiveFeatureStream) -> LoadedChampion:
+        """Load ``model_name``'s champion through its contract check under the configured policy."""
+        return load_champion(self.get_registry(), model_name, live,
+                             policy=EnvironmentPolicy.parse(self.environment_policy))

@@ -1,0 +1,422 @@
+"""The MLflow-backed model registry: a validating thin client over ``mlflow.MlflowClient``.
+
+:class:`ModelRegistry` validates and converts its arguments, delegates to MLflow, and re-raises
+MLflow failures as :class:`~ml_platform.errors.RegistryError` (or :class:`~ml_platform.errors.ModelNotFound`)
+chained with ``raise ... from exc``. It never touches MLflow's global state: the tracking and registry
+URIs are given to its own client, and the pyfunc model is saved locally and uploaded as run artefacts
+instead of going through the fluent ``mlflow.start_run``/``log_model`` API.
+
+Registration (:meth:`ModelRegistry.register`) is all-or-nothing for readers. One MLflow run holds the
+params, metrics, provenance tags and artefacts (environment lock, feature code snapshot, pyfunc model,
+deploy contract). The model version is created with ``ml_platform.status=registering``; the contract
+artefact and the version tags follow; ``ml_platform.status=ready`` is written last, as the commit
+point. If anything fails once the version exists, the version is tagged ``failed`` and then deleted,
+the run is marked FAILED, and the error is re-raised. Should even the clean-up fail (registry down),
+the version is left ``registering`` or ``failed``, and every reader here accepts ``ready`` only, so a
+half-registered version can never be loaded or promoted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+from mlflow.exceptions import MlflowException
+
+from ml_platform.errors import ConfigurationError, DataError, IntegrityError, ModelNotFound, RegistryError
+from ml_platform.models import LinearSignalModel
+from ml_platform.registry import entities as E
+from ml_platform.registry.artifacts import stage_run_artifacts
+from ml_platform.registry.boundary import (
+    abandon_registration,
+    as_uri,
+    from_millis,
+    mlflow_errors,
+    sha256_of,
+    sqlite_database_path,
+)
+from ml_platform.registry.contract import DeployContract
+from ml_platform.registry.entities import ModelSummary, RegisteredVersion, VersionDetails, VersionStatus
+from ml_platform.registry.pyfunc import model_signature
+from ml_platform.registry.registration import (
+    check_code_snapshot,
+    check_registration,
+    param_values,
+    run_tags,
+    version_tags,
+)
+
+__all__ = ["ModelRegistry", "sqlite_database_path"]
+
+logger = logging.getLogger(__name__)
+
+_PAGE = 1000
+
+
+class ModelRegistry:
+    """Registered models, their deploy contracts and the champion alias, stored in MLflow.
+
+    Args:
+        tracking_uri: MLflow tracking URI, e.g. ``sqlite:///.ml_platform/mlflow/mlflow.db`` or
+            ``postgresql+psycopg://user@host/db``.
+        registry_uri: Model registry URI; defaults to ``tracking_uri``.
+        artifact_location: Artefact root for experiments this registry creates (a path or URI); each
+            experiment gets a sub-folder named after it. Default: ``artifacts/`` next to a SQLite
+            database, else the tracking server's default.
+
+    Example:
+        >>> registry = ModelRegistry("sqlite:///.ml_platform/mlflow/mlflow.db")  # doctest: +SKIP
+        >>> registry.register(model_name="alpha", model=model, contract=contract, params={},
+        ...                   metrics=report.to_dict(), code_snapshot=sources)  # doctest: +SKIP
+    """
+
+    def __init__(self, tracking_uri: str, registry_uri: str | None = None, artifact_location: str | None = None) -> None:
+        for name, value in (("tracking_uri", tracking_uri), ("registry_uri", registry_uri),
+                            ("artifact_location", artifact_location)):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}")
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri or tracking_uri
+        self._sqlite_file = sqlite_database_path(tracking_uri)
+        if artifact_location is not None:
+            self.artifact_location: str | None = as_uri(artifact_location)
+        elif self._sqlite_file is not None:
+            self.artifact_location = (self._sqlite_file.parent / "artifacts").resolve().as_uri()
+        else:
+            self.artifact_location = None
+        self._client_instance: MlflowClient | None = None
+
+    def __repr__(self) -> str:
+        return f"ModelRegistry(tracking_uri={self.tracking_uri!r}, registry_uri={self.registry_uri!r})"
+
+    @property
+    def _client(self) -> MlflowClient:
+        if self._client_instance is None:
+            if self._sqlite_file is not None:
+                self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            with mlflow_errors(f"connect to the tracking store {self.tracking_uri}"):
+                self._client_instance = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        return self._client_instance
+
+    # -- registration ----------------------------------------------------------------------------
+
+    def register(
+        self,
+        *,
+        model_name: str,
+        model: LinearSignalModel,
+        contract: DeployContract,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        code_snapshot: Mapping[str, str],
+        code_hashes: Mapping[str, Mapping[str, str]] | None = None,
+        experiment: str = "ml_platform",
+    ) -> RegisteredVersion:
+        """Log a training run and register its model as a new version with its deploy contract.
+
+        Args:
+            model_name: Registered model name (letters, digits, ``_.-``).
+            model: The trained model; its ``sha256`` must equal ``contract.model_sha256``.
+            contract: The deploy contract, ``model_version`` still ``None``.
+            params: Run params (values logged as strings, non-strings as JSON).
+            metrics: Run metrics, real numbers (e.g. ``BacktestReport.to_dict()`` minus the window).
+            code_snapshot: Feature node key -> source text of that node's function, logged under ``code/``.
+            code_hashes: Optional feature node key -> ``{"code_hash": ..., "graph_hash": ...}``, added to
+                ``code/index.json``.
+            experiment: MLflow experiment of the run (created if missing).
+
+        Returns:
+            The registered version, its run and its contract with ``model_version`` filled in.
+
+        Raises:
+            ConfigurationError: an argument is malformed or inconsistent with the contract.
+            RegistryError: MLflow failed; nothing half-registered is left usable (see the module docstring).
+        """
+        E.check_model_name(model_name)
+        check_registration(model_name, model, contract, params, metrics, experiment)
+        check_code_snapshot(code_snapshot, code_hashes)
+        model_signature(contract.feature_schema)  # refuse a type MLflow cannot describe before writing anything
+        client = self._client
+        experiment_id = self._experiment_id(experiment)
+        with mlflow_errors(f"start a training run for model {model_name!r}"):
+            run = client.create_run(experiment_id, tags=run_tags(model_name, contract),
+                                    run_name=f"{model_name}-{contract.model_sha256[7:19]}")
+        run_id = run.info.run_id
+        version: str | None = None
+        created_model = False
+        try:
+            self._log_params_and_metrics(run_id, params, metrics)
+            with tempfile.TemporaryDirectory(prefix="ml_platform_run_") as staging:
+                stage_run_artifacts(Path(staging), model, contract, code_snapshot, code_hashes)
+                with mlflow_errors(f"upload the artefacts of run {run_id}"):
+                    client.log_artifacts(run_id, staging)
+            created_model = self._ensure_registered_model(model_name)
+            with mlflow_errors(f"create a version of model {model_name!r}"):
+                created = client.create_model_version(
+                    model_name, source=f"{run.info.artifact_uri}/{E.MODEL_DIR}", run_id=run_id,
+                    tags={E.STATUS_TAG: VersionStatus.REGISTERING},
+                )
+            version = str(created.version)
+            final = contract.with_version(version)
+            contract_bytes = final.to_json().encode("ascii")
+            with tempfile.TemporaryDirectory(prefix="ml_platform_contract_") as staging:
+                path = Path(staging) / Path(E.CONTRACT_ARTIFACT).name
+                path.write_bytes(contract_bytes)
+                with mlflow_errors(f"upload the contract of model {model_name!r} version {version}"):
+                    client.log_artifact(run_id, str(path), str(Path(E.CONTRACT_ARTIFACT).parent))
+            with mlflow_errors(f"tag model {model_name!r} version {version}"):
+                for key, value in version_tags(final, sha256_of(contract_bytes)).items():
+                    client.set_model_version_tag(model_name, version, key, value)
+                client.set_terminated(run_id, "FINISHED")
+                client.set_model_version_tag(model_name, version, E.STATUS_TAG, VersionStatus.READY)
+        except BaseException:
+            abandon_registration(client, model_name, version, run_id, created_model=created_model)
+            raise
+        logger.info("registered model %r version %s (run %s)", model_name, version, run_id)
+        return RegisteredVersion(model_name, version, run_id, f"models:/{model_name}/{version}", final)
+
+    def _experiment_id(self, name: str) -> str:
+        client = self._client
+        with mlflow_errors(f"find or create experiment {name!r}"):
+            found = client.get_experiment_by_name(name)
+            if found is not None:
+                if found.lifecycle_stage == "deleted":
+                    raise RegistryError(f"experiment {name!r} is deleted; restore it in MLflow or use another name")
+                return str(found.experiment_id)
+            location = None
+            if self.artifact_location is not None:
+                location = f"{self.artifact_location}/{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}"
+            try:
+                return str(client.create_experiment(name, artifact_location=location))
+            except MlflowException as exc:  # created concurrently by another process
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                return str(client.get_experiment_by_name(name).experiment_id)
+
+    def _ensure_registered_model(self, name: str) -> bool:
+        with mlflow_errors(f"create registered model {name!r}"):
+            try:
+                self._client.create_registered_model(name)
+                return True
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                return False
+
+    def _log_params_and_metrics(self, run_id: str, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+        now = int(time.time() * 1000)
+        param_list = [Param(k, v) for k, v in param_values(params).items()]
+        metric_list = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())]
+        with mlflow_errors(f"log params and metrics of run {run_id}"):
+            for start in range(0, max(len(param_list), len(metric_list)), 100):
+                self._client.log_batch(run_id, metrics=metric_list[start:start + 100],
+                                       params=param_list[start:start + 100])
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _search_models(self) -> list[RegisteredModel]:
+        found: list[RegisteredModel] = []
+        token = None
+        with mlflow_errors("list registered models"):
+            while True:
+                page = self._client.search_registered_models(max_results=_PAGE, page_token=token)
+                found.extend(page)
+                token = page.token
+                if not token:
+                    return sorted(found, key=lambda m: m.name)
+
+    def _known_names(self) -> list[str]:
+        return [m.name for m in self._search_models()]
+
+    def _unknown(self, name: str) -> str:
+        known = self._known_names()
+        return (f"no registered model {name!r}; known models: {known or 'none'}. "
+                "Register one with ModelRegistry.register (or the training job) first")
+
+    def _registered_model(self, name: str) -> RegisteredModel:
+        E.check_model_name(name)
+        with mlflow_errors(f"read registered model {name!r}"):
+            try:
+                return self._client.get_registered_model(name)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                missing = exc
+        raise ModelNotFound(self._unknown(name)) from missing
+
+    def _version(self, name: str, version: str | int) -> ModelVersion:
+        number = E.check_version(version)
+        self._registered_model(name)
+        with mlflow_errors(f"read model {name!r} version {number}",
+                     missing=f"model {name!r} has no version {number}; see `ml-platform models show {name}`"):
+            return self._client.get_model_version(name, number)
+
+    def _ready_version(self, name: str, version: str | int) -> ModelVersion:
+        found = self._version(name, version)
+        status = found.tags.get(E.STATUS_TAG)
+        if status != VersionStatus.READY:
+            state = "failed" if status == VersionStatus.FAILED else "never finished"
+            raise RegistryError(
+                f"model {name!r} version {found.version} is not usable: its registration {state} "
+                f"({E.STATUS_TAG}={status!r}); register the model again"
+            )
+        return found
+
+    def _download(self, run_id: str, path: str, what: str) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="ml_platform_dl_") as target:
+            with mlflow_errors(f"download {what}"):
+                try:
+                    local = self._client.download_artifacts(run_id, path, target)
+                except MlflowException as exc:
+                    if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                        raise
+                    raise IntegrityError(
+                        f"{what} is missing from the artefacts of run {run_id} although it was recorded at "
+                        "registration; do not serve this version, register it again"
+                    ) from exc
+            try:
+                return Path(local).read_bytes()
+            except OSError as exc:
+                raise RegistryError(f"{what} could not be read from run {run_id}: {exc}") from exc
+
+    def load_contract(self, name: str, version: str | int) -> DeployContract:
+        """Load a version's deploy contract, verified against the SHA-256 recorded at registration.
+
+        Raises:
+            ModelNotFound: no such model or version.
+            RegistryError: the version is not ``ready``, or the contract is corrupt or names another model.
+            IntegrityError: the artefact bytes no longer match the recorded SHA-256 (tampered or corrupted).
+        """
+        found = self._ready_version(name, version)
+        number = str(found.version)  # an int or a string, depending on the MLflow store
+        what = f"contract of model {name!r} version {number}"
+        data = self._download(found.run_id, E.CONTRACT_ARTIFACT, what)
+        recorded, actual = found.tags.get(E.CONTRACT_SHA256_TAG), sha256_of(data)
+        if actual != recorded:
+            raise IntegrityError(
+                f"{what} hashes to {actual} but {recorded} was recorded at registration: the artefact was "
+                "altered or corrupted after registration; do not serve this version, register it again"
+            )
+        contract = DeployContract.from_json(data, source=what)
+        if contract.model_name != name or contract.model_version != number:
+            raise RegistryError(
+                f"{what} describes {contract.label} instead; the registry is inconsistent, register it again"
+            )
+        if contract.model_sha256 != found.tags.get(E.MODEL_SHA256_TAG):
+            raise IntegrityError(f"{what} promises model {contract.model_sha256} but the version is tagged "
+                                 f"{found.tags.get(E.MODEL_SHA256_TAG)}; register it again")
+        return contract
+
+    def load_model(self, name: str, version: str | int) -> LinearSignalModel:
+        """Load a version's model from its canonical bytes, verified against the recorded SHA-256.
+
+        Raises:
+            ModelNotFound: no such model or version.
+            RegistryError: the version is not ``ready``.
+            IntegrityError: the bytes do not match the recorded SHA-256 or do not decode.
+        """
+        found = self._ready_version(name, version)
+        what = f"model bytes of model {name!r} version {found.version}"
+        data = self._download(found.run_id, E.MODEL_BYTES_ARTIFACT, what)
+        recorded, actual = found.tags.get(E.MODEL_SHA256_TAG), sha256_of(data)
+        if actual != recorded:
+            raise IntegrityError(f"{what} hash to {actual} but {recorded} was recorded at registration: the "
+                                 "artefact was altered or corrupted; do not serve this version, register it again")
+        try:
+            return LinearSignalModel.from_bytes(data)
+        except DataError as exc:
+            raise IntegrityError(f"{what} match their hash but do not decode: {exc}") from exc
+
+    def pyfunc_uri(self, name: str, version: str | int) -> str:
+        """Where the version's MLflow pyfunc model lives, for ``mlflow.pyfunc.load_model``."""
+        found = self._ready_version(name, version)
+        with mlflow_errors(f"resolve the download URI of model {name!r} version {found.version}"):
+            return str(self._client.get_model_version_download_uri(name, str(found.version)))
+
+    # -- champion --------------------------------------------------------------------------------
+
+    def set_champion(self, name: str, version: str | int) -> None:
+        """Point the ``champion`` alias at ``version`` after verifying its contract.
+
+        Raises:
+            ModelNotFound: no such model or version.
+            RegistryError / IntegrityError: the version is unusable or its contract fails verification.
+        """
+        contract = self.load_contract(name, version)
+        with mlflow_errors(f"set the champion of model {name!r}"):
+            self._client.set_registered_model_alias(name, E.CHAMPION_ALIAS, contract.model_version)
+        logger.info("model %r champion -> version %s", name, contract.model_version)
+
+    def champion(self, name: str) -> str | None:
+        """The version the ``champion`` alias points to, or ``None``.
+
+        Raises:
+            ModelNotFound: no registered model of that name (the message lists the known ones).
+        """
+        aliases = dict(getattr(self._registered_model(name), "aliases", {}) or {})
+        value = aliases.get(E.CHAMPION_ALIAS)
+        return None if value is None else str(value)
+
+    # -- listing ---------------------------------------------------------------------------------
+
+    def _versions(self, name: str) -> list[ModelVersion]:
+        found: list[ModelVersion] = []
+        token = None
+        with mlflow_errors(f"list the versions of model {name!r}"):
+            while True:
+                page = self._client.search_model_versions(f"name='{name}'", max_results=_PAGE, page_token=token)
+                found.extend(page)
+                token = page.token
+                if not token:
+                    return sorted(found, key=lambda v: int(v.version))
+
+    def list_models(self) -> list[ModelSummary]:
+        """Every registered model with its usable versions and champion, by name."""
+        summaries = []
+        for model in self._search_models():
+            versions = self._versions(model.name)
+            ready = tuple(str(v.version) for v in versions if v.tags.get(E.STATUS_TAG) == VersionStatus.READY)
+            unusable = tuple(str(v.version) for v in versions if v.tags.get(E.STATUS_TAG) != VersionStatus.READY)
+            champion = dict(getattr(model, "aliases", {}) or {}).get(E.CHAMPION_ALIAS)
+            summaries.append(ModelSummary(model.name, ready, unusable, None if champion is None else str(champion),
+                                          model.description or ""))
+        return summaries
+
+    def show(self, name: str, version: str | int | None = None) -> tuple[VersionDetails, ...]:
+        """Details of one version, or of every version of a model, each with its verified contract.
+
+        A version whose contract cannot be loaded is reported with ``contract=None`` and the reason
+        in ``problem`` rather than raised, so one bad version does not hide the others.
+
+        Raises:
+            ModelNotFound: no such model (or version, when one is named).
+        """
+        champion = self.champion(name)
+        versions = [self._version(name, version)] if version is not None else self._versions(name)
+        details = []
+        for found in versions:
+            status = found.tags.get(E.STATUS_TAG)
+            contract, problem = None, None
+            if status == VersionStatus.READY:
+                try:
+                    contract = self.load_contract(name, found.version)
+                except (RegistryError, IntegrityError) as exc:
+                    problem = str(exc)
+            else:
+                problem = f"registration {'failed' if status == VersionStatus.FAILED else 'never finished'}"
+            details.append(VersionDetails(
+                name=name, version=str(found.version), run_id=found.run_id,
+                status=status if status in (VersionStatus.READY, VersionStatus.FAILED) else VersionStatus.INCOMPLETE,
+                is_champion=str(found.version) == champion,
+                created_at=from_millis(found.creation_timestamp),
+                contract=contract, problem=problem,
+            ))
+        return tuple(details)

@@ -1,0 +1,42 @@
+"""The registry on MLflow's production backend: PostgreSQL, a full register -> champion round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ml_platform.errors import ContractViolation
+from ml_platform.registry import LiveFeatureStream, load_champion
+from ml_platform.registry.store import ModelRegistry
+from ml_platform_tests.harness.postgres import PostgresDatabase
+from ml_platform_tests.registry.conftest import (
+    CODE_SNAPSHOT,
+    GRAPH_HASH,
+    OTHER_GRAPH_HASH,
+    feature_frame,
+    feature_schema,
+    make_contract,
+    make_model,
+)
+
+
+@pytest.mark.postgres
+def test_register_promote_and_load_champion_on_postgres(postgres_db: PostgresDatabase, tmp_path: Path) -> None:
+    registry = ModelRegistry(postgres_db.sqlalchemy_url, artifact_location=str(tmp_path / "artifacts"))
+    model = make_model(0.2)
+    registered = registry.register(
+        model_name="pg_alpha", model=model, contract=make_contract("pg_alpha", model),
+        params={"alpha": 1.0}, metrics={"sharpe": 0.9}, code_snapshot=CODE_SNAPSHOT,
+    )
+    assert registered.version == "1"
+    registry.set_champion("pg_alpha", registered.version)
+    assert registry.champion("pg_alpha") == "1"
+
+    champion = load_champion(registry, "pg_alpha", LiveFeatureStream(GRAPH_HASH, feature_schema()), policy="strict")
+    assert champion.contract == registered.contract
+    assert champion.model == model
+    assert champion.model.predict(feature_frame()).equals(model.predict(feature_frame()))
+    assert [(s.name, s.versions, s.champion) for s in registry.list_models()] == [("pg_alpha", ("1",), "1")]
+    with pytest.raises(ContractViolation, match="feature_graph_hash"):
+        load_champion(registry, "pg_alpha", LiveFeatureStream(OTHER_GRAPH_HASH, feature_schema()), policy="strict")

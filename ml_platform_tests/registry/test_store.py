@@ -1,0 +1,279 @@
+"""ModelRegistry against a real MLflow (SQLite + local artefacts): registration, reading, integrity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from ml_platform.environment import capture_environment
+from ml_platform.errors import ConfigurationError, IntegrityError, ModelNotFound, RegistryError
+from ml_platform.registry import FeatureField, FeatureSchema
+from ml_platform.registry.entities import RegisteredVersion
+from ml_platform.registry.store import ModelRegistry
+from ml_platform_tests.registry.conftest import (
+    CODE_SNAPSHOT,
+    DATA_HASH,
+    GRAPH_HASH,
+    artifact_file,
+    feature_schema,
+    make_contract,
+    make_model,
+    mlflow_client,
+)
+
+Register = Callable[..., RegisteredVersion]
+
+
+def test_registration_logs_run_params_metrics_and_provenance_tags(registry: ModelRegistry, register: Register) -> None:
+    registered = register("store_run")
+    run = mlflow_client(registry).get_run(registered.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["alpha"] == "1.0"
+    assert json.loads(run.data.params["features"]) == ["mom_5d", "mom_21d", "vol_21d"]
+    assert run.data.metrics == {"sharpe": 1.25, "ic_mean": 0.031}
+    tags = run.data.tags
+    assert tags["mlflow.user"] == "alice@research"
+    assert json.loads(tags["ml_platform.seeds"]) == {"split": 7, "train": 1234}
+    assert tags["ml_platform.seed.train"] == "1234"
+    assert tags["ml_platform.environment_hash"] == capture_environment().hash
+    assert tags["ml_platform.training_window"] == "2019-01-02..2019-12-31"
+    assert tags["ml_platform.validation_window"] == "2020-01-02..2020-03-31"
+    assert tags["ml_platform.training_set_data_hash"] == DATA_HASH
+    assert tags["ml_platform.git_commit"] == "0123456789abcdef0123456789abcdef01234567"
+    assert tags["ml_platform.git_dirty"] == "false"
+
+
+def test_registration_writes_contract_environment_and_code_artefacts(
+    registry: ModelRegistry, register: Register
+) -> None:
+    registered = register("store_artefacts")
+    contract_bytes = artifact_file(registry, registered.run_id, "contract/contract.json").read_bytes()
+    assert contract_bytes == registered.contract.to_json().encode("ascii")
+    assert registered.contract.model_version == registered.version == "1"
+    assert registered.model_uri == "models:/store_artefacts/1"
+
+    lock = json.loads(artifact_file(registry, registered.run_id, "environment/environment_lock.json").read_text())
+    assert lock == capture_environment().to_dict()
+
+    index = json.loads(artifact_file(registry, registered.run_id, "code/index.json").read_text())
+    assert sorted(index) == sorted(CODE_SNAPSHOT)
+    for key, source in CODE_SNAPSHOT.items():
+        stored = artifact_file(registry, registered.run_id, index[key]["file"]).read_text()
+        assert stored == source
+        assert index[key]["source_sha256"] == "sha256:" + hashlib.sha256(source.encode()).hexdigest()
+    assert index["features/mom_5d"]["code_hash"] == "sha256:" + "1" * 64
+    assert "code_hash" not in index["features/vol_21d"]
+    assert artifact_file(registry, registered.run_id, "model/MLmodel").is_file()
+
+
+def test_version_tags_carry_the_contract_hashes(registry: ModelRegistry, register: Register) -> None:
+    registered = register("store_tags")
+    tags = mlflow_client(registry).get_model_version("store_tags", registered.version).tags
+    assert tags["ml_platform.status"] == "ready"
+    assert tags["ml_platform.feature_graph_hash"] == GRAPH_HASH
+    assert tags["ml_platform.model_sha256"] == make_model().sha256
+    assert tags["ml_platform.contract_sha256"] == registered.contract.sha256
+    assert tags["ml_platform.training_window"] == "2019-01-02..2019-12-31"
+    assert tags["ml_platform.validation_window"] == "2020-01-02..2020-03-31"
+    assert tags["ml_platform.trained_by"] == "alice@research"
+
+
+def test_contract_and_model_load_back_verified(registry: ModelRegistry, register: Register) -> None:
+    first = register("store_load")
+    second = register("store_load", shift=0.1)
+    assert second.version == "2"
+    assert registry.load_contract("store_load", 1) == first.contract
+    assert registry.load_contract("store_load", "2") == second.contract
+    assert registry.load_model("store_load", "1") == make_model()
+    assert registry.load_model("store_load", "2") == make_model(0.1)
+
+
+def test_champion_alias(registry: ModelRegistry, register: Register) -> None:
+    register("store_champion")
+    register("store_champion", shift=0.2)
+    assert registry.champion("store_champion") is None
+    registry.set_champion("store_champion", "1")
+    assert registry.champion("store_champion") == "1"
+    registry.set_champion("store_champion", 2)
+    assert registry.champion("store_champion") == "2"
+    assert str(mlflow_client(registry).get_model_version_by_alias("store_champion", "champion").version) == "2"
+
+
+def test_list_and_show(registry: ModelRegistry, register: Register) -> None:
+    register("store_list")
+    register("store_list", shift=0.3)
+    registry.set_champion("store_list", "2")
+    summary = next(s for s in registry.list_models() if s.name == "store_list")
+    assert (summary.versions, summary.unusable_versions, summary.champion) == (("1", "2"), (), "2")
+    details = registry.show("store_list")
+    assert [(d.version, d.status, d.is_champion, d.problem) for d in details] == [
+        ("1", "ready", False, None), ("2", "ready", True, None)]
+    assert details[1].contract == registry.load_contract("store_list", "2")
+    assert [d.version for d in registry.show("store_list", "1")] == ["1"]
+
+
+def test_unknown_model_and_version(registry: ModelRegistry, register: Register) -> None:
+    register("store_known")
+    with pytest.raises(ModelNotFound, match=r"no registered model 'nope'; known models: \[.*'store_known'"):
+        registry.champion("nope")
+    with pytest.raises(ModelNotFound, match="no registered model 'nope'"):
+        registry.load_contract("nope", 1)
+    with pytest.raises(ModelNotFound, match="model 'store_known' has no version 9"):
+        registry.load_model("store_known", 9)
+    with pytest.raises(ConfigurationError, match="invalid model version"):
+        registry.load_contract("store_known", "latest")
+    with pytest.raises(ConfigurationError, match="invalid model name"):
+        registry.champion("bad/name")
+
+
+def test_overwritten_contract_artefact_is_refused_naming_model_and_version(
+    registry: ModelRegistry, register: Register
+) -> None:
+    registered = register("store_tampered")
+    path = artifact_file(registry, registered.run_id, "contract/contract.json")
+    edited = json.loads(path.read_text())
+    edited["trained_by"] = "mallory"
+    path.write_text(json.dumps(edited, sort_keys=True, separators=(",", ":")))
+    with pytest.raises(IntegrityError, match=r"contract of model 'store_tampered' version 1 hashes to sha256:.* but"):
+        registry.load_contract("store_tampered", "1")
+    with pytest.raises(IntegrityError):
+        registry.set_champion("store_tampered", "1")
+    (details,) = registry.show("store_tampered", "1")
+    assert details.contract is None and "altered or corrupted" in (details.problem or "")
+
+
+def test_corrupt_contract_with_a_matching_hash_is_refused_as_corrupt(
+    registry: ModelRegistry, register: Register
+) -> None:
+    registered = register("store_corrupt")
+    path = artifact_file(registry, registered.run_id, "contract/contract.json")
+    path.write_bytes(b"{not json")
+    digest = "sha256:" + hashlib.sha256(b"{not json").hexdigest()
+    mlflow_client(registry).set_model_version_tag("store_corrupt", "1", "ml_platform.contract_sha256", digest)
+    with pytest.raises(RegistryError, match="contract of model 'store_corrupt' version 1 is corrupt: not JSON"):
+        registry.load_contract("store_corrupt", "1")
+
+
+def test_deleted_contract_artefact_is_refused(registry: ModelRegistry, register: Register) -> None:
+    registered = register("store_lost")
+    artifact_file(registry, registered.run_id, "contract/contract.json").unlink()
+    with pytest.raises(IntegrityError, match="contract of model 'store_lost' version 1 is missing from the artefacts"):
+        registry.load_contract("store_lost", "1")
+
+
+def test_overwritten_model_bytes_are_refused(registry: ModelRegistry, register: Register) -> None:
+    registered = register("store_bad_bytes")
+    path = artifact_file(registry, registered.run_id, "model/artifacts/linear_signal_model.json")
+    path.write_bytes(make_model(0.5).to_bytes())
+    with pytest.raises(IntegrityError, match="model bytes of model 'store_bad_bytes' version 1 hash to"):
+        registry.load_model("store_bad_bytes", "1")
+
+
+def test_failure_after_the_version_exists_leaves_nothing_usable(
+    registry: ModelRegistry, register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register("store_failure")
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise MlflowException("artifact store unavailable")
+
+    monkeypatch.setattr(MlflowClient, "log_artifact", unavailable)  # the contract upload, after the version
+    model = make_model(0.4)
+    with pytest.raises(RegistryError, match="upload the contract of model 'store_failure' version 2.*unavailable"):
+        registry.register(model_name="store_failure", model=model, contract=make_contract("store_failure", model),
+                          params={}, metrics={}, code_snapshot=CODE_SNAPSHOT)
+    monkeypatch.undo()
+    summary = next(s for s in registry.list_models() if s.name == "store_failure")
+    assert (summary.versions, summary.unusable_versions) == (("1",), ())
+    with pytest.raises(ModelNotFound, match="has no version 2"):
+        registry.load_contract("store_failure", "2")
+    failed_runs = mlflow_client(registry).search_runs(
+        [mlflow_client(registry).get_experiment_by_name("ml_platform").experiment_id],
+        filter_string="tags.`ml_platform.status` = 'failed' and tags.`ml_platform.model_name` = 'store_failure'")
+    assert [r.info.status for r in failed_runs] == ["FAILED"]
+
+
+def test_failed_first_registration_removes_the_empty_model(registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise MlflowException("artifact store unavailable")
+
+    monkeypatch.setattr(MlflowClient, "log_artifact", unavailable)
+    model = make_model()
+    with pytest.raises(RegistryError):
+        registry.register(model_name="store_first_failure", model=model,
+                          contract=make_contract("store_first_failure", model), params={}, metrics={},
+                          code_snapshot=CODE_SNAPSHOT)
+    monkeypatch.undo()
+    assert "store_first_failure" not in [s.name for s in registry.list_models()]
+
+
+def test_a_version_cut_off_mid_registration_is_refused_by_every_reader(
+    registry: ModelRegistry, register: Register
+) -> None:
+    good = register("store_cut_off")
+    client = mlflow_client(registry)  # what a killed process leaves: a version still marked registering
+    client.create_model_version("store_cut_off", f"runs:/{good.run_id}/model", run_id=good.run_id,
+                                tags={"ml_platform.status": "registering"})
+    with pytest.raises(RegistryError, match="version 2 is not usable: its registration never finished"):
+        registry.load_contract("store_cut_off", "2")
+    with pytest.raises(RegistryError, match="never finished"):
+        registry.load_model("store_cut_off", "2")
+    with pytest.raises(RegistryError, match="never finished"):
+        registry.set_champion("store_cut_off", "2")
+    summary = next(s for s in registry.list_models() if s.name == "store_cut_off")
+    assert (summary.versions, summary.unusable_versions) == (("1",), ("2",))
+    assert registry.show("store_cut_off", "2")[0].status == "incomplete"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model_name": "other"}, "the contract is for model 'other', not 'store_refused'"),
+        ({"contract_version": "4"}, "the registry assigns versions"),
+        ({"model_sha256": "sha256:" + "0" * 64}, "the contract promises model bytes"),
+        ({"metrics": {"sharpe": "high"}}, "metric 'sharpe' must be a real number"),
+        ({"code_snapshot": {}}, "code_snapshot must map"),
+        ({"code_hashes": {"features/unknown": {"code_hash": "x"}}}, "not in code_snapshot"),
+        ({"name": "bad name"}, "invalid model name"),
+    ],
+)
+def test_malformed_registrations_are_refused_before_anything_is_written(
+    registry: ModelRegistry, change: dict[str, object], message: str
+) -> None:
+    model = make_model()
+    overrides: dict[str, object] = {}
+    contract_name = str(change.get("model_name", "store_refused"))
+    if "contract_version" in change:
+        overrides["model_version"] = change["contract_version"]
+    if "model_sha256" in change:
+        overrides["model_sha256"] = change["model_sha256"]
+    name = str(change.get("name", "store_refused"))
+    with pytest.raises(ConfigurationError, match=message):
+        registry.register(
+            model_name=name, model=model, contract=make_contract(contract_name, model, **overrides),
+            params={}, metrics=change.get("metrics", {}),  # type: ignore[arg-type]
+            code_snapshot=change.get("code_snapshot", CODE_SNAPSHOT),  # type: ignore[arg-type]
+            code_hashes=change.get("code_hashes"),  # type: ignore[arg-type]
+        )
+    assert "store_refused" not in [s.name for s in registry.list_models()]
+
+
+def test_feature_type_without_an_mlflow_equivalent_is_refused_before_a_run_starts(registry: ModelRegistry) -> None:
+    model = make_model()
+    schema = FeatureSchema((*feature_schema().fields, FeatureField("holding", "duration[ns]")))
+    runs_before = _run_count(registry)
+    with pytest.raises(RegistryError, match="'holding' has type duration"):
+        registry.register(model_name="store_duration", model=model,
+                          contract=make_contract("store_duration", model, feature_schema=schema),
+                          params={}, metrics={}, code_snapshot=CODE_SNAPSHOT)
+    assert _run_count(registry) == runs_before
+
+
+def _run_count(registry: ModelRegistry) -> int:
+    client = mlflow_client(registry)
+    return len(client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=50_000))
