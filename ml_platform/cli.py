@@ -46,14 +46,17 @@ def graph(as_json: bool) -> None:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
-def _register_optional() -> None:
-    """Attach the command groups of the other layers."""
+def _register_commands() -> None:
+    """Attach the command groups each layer owns."""
     from ml_platform.demo import demo
+    from ml_platform.io.commands import env, verify
+    from ml_platform.registry.commands import models
 
-    main.add_command(demo)
+    for command in (verify, env, models, demo):
+        main.add_command(command)
 
 
-_register_optional()
+_register_commands()
 
 if __name__ == "__main__":
     main()

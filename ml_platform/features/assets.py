@@ -2,8 +2,9 @@
 
 Every asset gets its node's **graph hash as its ``code_version``**, so Dagster's own staleness status
 ("unsynced: code version changed") marks a node and every descendant the moment an ancestor's code
-changes, and each materialized partition gets its **data hash as its ``DataVersion``**, so an identical
-re-run does not propagate staleness. Materialization metadata shows code hash, graph hash, data hash
+changes, and a materialization gets its output's **data hash as its ``DataVersion``**, so an identical
+re-run does not propagate staleness. (Dagster assigns one data version to all partitions of a run; a
+one-day run's data version is that day's hash, and each partition's own hash is in its metadata.) Materialization metadata shows code hash, graph hash, data hash
 and row count; the :class:`~ml_platform.io.PinnedIOManager` adds the manifest facts.
 
 Partitioned nodes are daily and run a whole partition range in one run (``BackfillPolicy.single_run``);
@@ -12,7 +13,6 @@ upstream history for point-in-time lookbacks arrives through ``TimeWindowPartiti
 through the ``feature_store`` resource.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Mapping
@@ -114,12 +114,16 @@ def _build_partitioned(node: HashedFeature) -> dg.AssetsDefinition:
         label = context.partition_key if window.days == 1 else str(window)
         kwargs, seeds = _call_args(node, params, window, label)
         frame = canonical_frame(spec.fn(**inputs, **kwargs), node, window)
-        hashes = {day.isoformat(): hash_table(part) for day, part in split_by_day(frame, window).items()}
-        return dg.Output(
-            frame,
-            data_version=dg.DataVersionsByPartition({k: dg.DataVersion(v) for k, v in hashes.items()}),
-            metadata=_metadata(node, frame, window, seeds, params, hashes),
-        )
+        parts = split_by_day(frame, window)
+        hashes = {day.isoformat(): hash_table(part) for day, part in parts.items()}
+        for day, part in parts.items():  # each partition's materialization shows its own hash and rows
+            key = day.isoformat()
+            context.add_asset_metadata({f"{PREFIX}data_hash": hashes[key], "dagster/row_count": part.height},
+                                       partition_key=key)
+        meta = _metadata(node, frame, window, seeds, params, hashes)
+        # Dagster gives every partition of one run the same data version: the output's content hash (for a
+        # one-day run exactly that partition's hash). An identical re-run keeps it, so nothing goes stale.
+        return dg.Output(frame, data_version=dg.DataVersion(meta[f"{PREFIX}data_hash"]), metadata=meta)
 
     return _asset
 

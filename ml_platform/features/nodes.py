@@ -66,7 +66,7 @@ def feature_matrix(mom: pl.DataFrame, vol: pl.DataFrame, volz: pl.DataFrame, ran
     return assemble_matrix(mom, vol, volz, ranks)
 
 
-@feature(upstream={"bars": Upstream("market_bars", lookahead_days=10)}, label=True, group="labels")
+@feature(upstream={"bars": Upstream("market_bars", lookahead_days=_days(1))}, label=True, group="labels")
 def forward_return(bars: pl.DataFrame) -> pl.DataFrame:
     """Label: log return from today's close to the instrument's next bar (null until that bar exists)."""
     return compute.forward_return(bars, horizon=1)

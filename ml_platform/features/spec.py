@@ -93,7 +93,9 @@ class FeatureSpec:
         for name in self.seed_params:
             if name not in self.params:
                 raise ConfigurationError(f"{where}: seed param {name!r} is not among its params")
-        clash = (set(self.upstream) & set(self.params)) | ((set(self.upstream) | set(self.params)) & RESERVED_ARGS)
+        # a declared `seed` param is a *given* seed; only an undeclared `seed` argument is derived
+        clash = (set(self.upstream) & set(self.params)) | (set(self.upstream) & RESERVED_ARGS) | (
+            set(self.params) & RESERVED_ARGS - set(self.seed_params))
         if clash:
             raise ConfigurationError(f"{where}: parameter names {sorted(clash)} are used twice or reserved")
         wanted = set(self.upstream) | set(self.params) | (names & RESERVED_ARGS)
@@ -120,7 +122,8 @@ class FeatureSpec:
 
     @property
     def wants_seed(self) -> bool:
-        return "seed" in inspect.signature(self.fn).parameters
+        """The function takes a ``seed`` the framework derives (graph hash + partition), not a given one."""
+        return "seed" in inspect.signature(self.fn).parameters and "seed" not in self.params
 
     @property
     def upstream_keys(self) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import sys
 import uuid
@@ -62,9 +63,15 @@ GRAPH = FeatureGraph([base, a, b, c, d], project_packages=("{pkg}",))
 
 def write_graph_package(root: Path, *, helpers_edit: tuple[str, str] | None = None,
                         nodes_edit: tuple[str, str] | None = None):
-    """Create package ``fg_<random>`` under ``root`` (on sys.path) and return its imported ``nodes`` module."""
-    pkg = f"fg_{uuid.uuid4().hex[:10]}"
-    folder = root / pkg
+    """Write a version of package ``fg_<id of root>`` and import it, replacing any earlier version.
+
+    Every version under one ``root`` has the same package name, as a real edit of a real project would:
+    qualified names are part of the code hash. Each version lives in its own folder so earlier
+    versions' source files stay readable.
+    """
+    pkg = "fg_" + hashlib.sha1(str(root).encode()).hexdigest()[:10]
+    version_root = root / f"v{uuid.uuid4().hex[:8]}"
+    folder = version_root / pkg
     folder.mkdir(parents=True)
     helpers, nodes = HELPERS, NODES.format(pkg=pkg)
     for edit, text in ((helpers_edit, "helpers"), (nodes_edit, "nodes")):
@@ -81,7 +88,9 @@ def write_graph_package(root: Path, *, helpers_edit: tuple[str, str] | None = No
     (folder / "__init__.py").write_text("")
     (folder / "helpers.py").write_text(helpers)
     (folder / "nodes.py").write_text(nodes)
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    for name in [m for m in sys.modules if m == pkg or m.startswith(pkg + ".")]:
+        del sys.modules[name]
+    sys.path[:] = [p for p in sys.path if not p.startswith(str(root))]
+    sys.path.insert(0, str(version_root))
     importlib.invalidate_caches()
     return importlib.import_module(f"{pkg}.nodes")

@@ -6,9 +6,11 @@ import dagster as dg
 import polars as pl
 import pytest
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.loader import LoadingContextForTest
 
 from ml_platform.features.assets import build_feature_assets
 from ml_platform.io import PinnedIOManager, PinnedStoreResource
+from ml_platform.lineage.data_hash import hash_table
 from ml_platform_tests.features.graph_fixture import write_graph_package
 
 DAY = "2012-03-07"
@@ -20,16 +22,23 @@ def resources(tmp_path):
     return {"io_manager": PinnedIOManager(base_dir=base), "feature_store": PinnedStoreResource(base_dir=base)}
 
 
+HISTORY = {"dagster/asset_partition_range_start": "2012-03-01", "dagster/asset_partition_range_end": "2012-03-09"}
+
+
 def materialize_range(module, tmp_path, instance, tags=RANGE):
-    result = dg.materialize(build_feature_assets(module.GRAPH), instance=instance, resources=resources(tmp_path),
-                            tags=tags)
+    """The root's history first (lookbacks need it, point-in-time), then the whole graph over the range."""
+    assets = build_feature_assets(module.GRAPH)
+    history = dg.materialize(assets, selection=[dg.AssetKey("base")], instance=instance,
+                             resources=resources(tmp_path), tags=HISTORY)
+    assert history.success
+    result = dg.materialize(assets, instance=instance, resources=resources(tmp_path), tags=tags)
     assert result.success
     return result
 
 
 def statuses(module, instance, partition=DAY) -> dict[str, StaleStatus]:
     defs = dg.Definitions(assets=build_feature_assets(module.GRAPH))
-    resolver = CachingStaleStatusResolver(instance, defs.resolve_asset_graph())
+    resolver = CachingStaleStatusResolver(instance, defs.resolve_asset_graph(), LoadingContextForTest(instance))
     return {n.key: resolver.get_status(dg.AssetKey(n.key), partition) for n in module.GRAPH}
 
 
@@ -44,11 +53,15 @@ def test_code_version_is_graph_hash_and_metadata_shows_the_hashes(tmp_path, dags
     assert meta["ml_platform/graph_hash"].value == node.graph_hash
     assert meta["ml_platform/code_hash"].value == node.code_hash
     assert meta["ml_platform/data_hash"].value.startswith("xxh3_128:")
-    assert meta["dagster/row_count"].value == 2 * 5
     tags = record.asset_materialization.tags or {}
     assert tags.get("dagster/code_version") == node.graph_hash
     per_day = meta["ml_platform/partition_hashes"].value
-    assert tags.get("dagster/data_version") == per_day[record.asset_materialization.partition]
+    assert meta["ml_platform/data_hash"].value == per_day[record.asset_materialization.partition]
+    assert meta["dagster/row_count"].value == 2                       # partition-scoped: that day's rows
+    # the run's data version is the content hash of the whole range: the days read back, concatenated
+    store = PinnedStoreResource(base_dir=str(tmp_path / "store")).get_store()
+    frame, _ = store.read_many("c", sorted(per_day))
+    assert tags.get("dagster/data_version") == hash_table(frame)
 
 
 def test_data_versions_are_per_partition_and_stable_across_reruns(tmp_path, dagster_instance):
