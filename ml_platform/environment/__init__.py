@@ -1,0 +1,45 @@
+"""Environment pinning: the environment lock, its diff and policy check, seeds, and git state.
+
+This package is pure: no Dagster, no MLflow. It never reads configuration from the environment; it
+only *records* the determinism-relevant variables listed in :data:`DETERMINISM_ENV_VARS`.
+
+Example:
+    >>> lock = capture_environment()
+    >>> diff = check_environment(stored_lock, lock, EnvironmentPolicy.WARN, "features/momentum")
+    >>> seed = derive_seed(graph_hash, "2012-01-03", "bootstrap")
+"""
+
+from ml_platform.environment.diff import (
+    EnvironmentDiff,
+    EnvironmentPolicy,
+    check_environment,
+    diff_environments,
+)
+from ml_platform.environment.git import GitState, git_state
+from ml_platform.environment.lock import (
+    DETERMINISM_ENV_VARS,
+    LOCK_SCHEMA,
+    BlasLibrary,
+    EnvironmentLock,
+    capture_environment,
+    find_uv_lock,
+)
+from ml_platform.environment.seeds import SEED_LIMIT, derive_seed, resolve_seeds
+
+__all__ = [
+    "DETERMINISM_ENV_VARS",
+    "LOCK_SCHEMA",
+    "SEED_LIMIT",
+    "BlasLibrary",
+    "EnvironmentDiff",
+    "EnvironmentLock",
+    "EnvironmentPolicy",
+    "GitState",
+    "capture_environment",
+    "check_environment",
+    "derive_seed",
+    "diff_environments",
+    "find_uv_lock",
+    "git_state",
+    "resolve_seeds",
+]

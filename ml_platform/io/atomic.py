@@ -1,0 +1,296 @@
+"""Atomic file operations and byte digests for the pinned store.
+
+The commit protocol
+-------------------
+Each stored partition is two files in ``<base>/<key>/``:
+
+* the data, ``<partition>.<write id>.parquet`` - a *new, unique* name on every write, and
+* the manifest, ``<partition>.manifest.json`` - a *fixed* name; it names the data file it describes.
+
+The manifest is the commit record. A write proceeds:
+
+1. encode the Parquet bytes into a temporary file ``.<name>.tmp-<pid>-<random>`` in the same
+   directory, hashing the bytes as they stream out; ``fsync``; rename to the unique data name;
+   ``fsync`` the directory;
+2. write the manifest the same way (temporary, ``fsync``, ``rename`` over the old manifest, ``fsync``
+   the directory) - this single rename is the moment the new version becomes visible;
+3. delete the data file the *previous* manifest named.
+
+What a crash (``kill -9``, power loss) leaves behind, at each point:
+
+* during 1: a temporary file, which no reader ever opens (names starting with ``.`` are never data);
+  the old manifest still names the old, intact data file;
+* between 1 and 2: an unreferenced new data file; the old manifest and old data are intact;
+* between 2 and 3: the new version is committed; the old data file is an unreferenced leftover.
+
+So a reader sees either the complete old version or the complete new one, never a half file and
+never a manifest naming missing data. Re-materializing a partition replaces it atomically (one
+rename), unlike a fixed-name data file, which would need two renames with a window between them in
+which the old manifest describes the new data. Leftovers are only wasted space;
+``PinnedStore.sweep`` removes them once they are older than a grace period (a concurrent writer
+may be between steps 1 and 2).
+
+As a second line of defence the manifest is also embedded in the Parquet footer, and readers
+refuse a data file whose embedded manifest differs from the sidecar (a file copied or renamed by
+hand, or a write protocol bypassed).
+
+Object stores (``s3://``, ``gs://``, ``memory://`` via fsspec/UPath) have no rename, but a single
+object PUT is atomic: the bytes are assembled in memory and written with one ``pipe_file``, so the
+same three steps hold with "PUT" in place of "rename".
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import io
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import xxhash
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from upath import UPath
+
+__all__ = [
+    "FileSystem",
+    "HashingWriter",
+    "LocalFileSystem",
+    "ObjectStoreFileSystem",
+    "file_digest",
+    "is_temporary",
+    "open_filesystem",
+]
+
+_TMP_MARK = ".tmp-"
+
+
+def is_temporary(name: str) -> bool:
+    """True for the temporary names atomic writes use (never a committed file)."""
+    return name.startswith(".") and _TMP_MARK in name
+
+
+def file_digest(data: Any) -> str:
+    """``xxh3_128:<hex>`` of a bytes-like object (bytes, memoryview, ``pyarrow.Buffer``)."""
+    return "xxh3_128:" + xxhash.xxh3_128_hexdigest(memoryview(data))
+
+
+class HashingWriter(io.RawIOBase):
+    """A write-only stream that hashes and counts every byte on its way to ``sink``.
+
+    ``close`` does not close the sink: the atomic writer owns it and still has to ``fsync`` it.
+    """
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        super().__init__()
+        self._sink = sink
+        self._hasher = xxhash.xxh3_128()
+        self._size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        view = memoryview(data)
+        self._hasher.update(view)
+        self._sink.write(view)
+        self._size += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self._size
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._size
+
+    @property
+    def digest(self) -> str:
+        """``xxh3_128:<hex>`` of the bytes written so far (same as :func:`file_digest` of them)."""
+        return "xxh3_128:" + self._hasher.hexdigest()
+
+
+class FileSystem(abc.ABC):
+    """Where a store keeps its files; paths are relative POSIX strings like ``features/m/x.parquet``."""
+
+    @abc.abstractmethod
+    def uri(self, rel: str = "") -> str:
+        """The absolute path or URI of ``rel``, for messages and metadata."""
+
+    @abc.abstractmethod
+    def atomic_writer(self, rel: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+        """A binary stream whose bytes appear at ``rel`` all at once when the block exits cleanly.
+
+        If the block raises (or the process dies) nothing appears at ``rel`` and its previous
+        content is untouched.
+        """
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Atomically replace ``rel`` with ``data``."""
+        with self.atomic_writer(rel) as stream:
+            stream.write(data)
+
+    @abc.abstractmethod
+    def read_buffer(self, rel: str) -> pa.Buffer:
+        """The whole content of ``rel``; raises FileNotFoundError when it does not exist."""
+
+    @abc.abstractmethod
+    def exists(self, rel: str) -> bool:
+        """Whether ``rel`` exists."""
+
+    @abc.abstractmethod
+    def delete(self, rel: str) -> None:
+        """Remove ``rel`` if it exists."""
+
+    @abc.abstractmethod
+    def list_files(self, under: str = "") -> Iterator[str]:
+        """Every file below ``under`` (recursively), as sorted relative paths, temporaries included."""
+
+    @abc.abstractmethod
+    def age_seconds(self, rel: str) -> float | None:
+        """Seconds since ``rel`` was last modified, or None when the filesystem cannot tell."""
+
+    @abc.abstractmethod
+    def root_exists(self) -> bool:
+        """Whether the store's base directory exists at all."""
+
+
+class LocalFileSystem(FileSystem):
+    """A POSIX directory: temporary file, ``fsync``, ``rename``, ``fsync`` of the directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).absolute()
+
+    def uri(self, rel: str = "") -> str:
+        return str(self.root / rel) if rel else str(self.root)
+
+    @contextlib.contextmanager
+    def atomic_writer(self, rel: str) -> Iterator[IO[bytes]]:
+        target = self.root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            with os.fdopen(descriptor, "wb") as stream:
+                yield stream
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+            raise
+        self._fsync_directory(target.parent)
+
+    @staticmethod
+    def _fsync_directory(directory: Path) -> None:
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def read_buffer(self, rel: str) -> pa.Buffer:
+        import pyarrow as pa
+
+        path = self.root / rel
+        if path.stat().st_size == 0:  # mmap refuses empty files; an empty file is still a file
+            return pa.py_buffer(b"")
+        with pa.memory_map(str(path), "r") as mapped:
+            return mapped.read_buffer()
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).is_file()
+
+    def delete(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / rel).unlink()
+
+    def list_files(self, under: str = "") -> Iterator[str]:
+        start = self.root / under
+        if not start.is_dir():
+            return iter(())
+        found = []
+        for directory, _dirs, files in os.walk(start):
+            relative = Path(directory).relative_to(self.root)
+            found += [(relative / name).as_posix() for name in files]
+        return iter(sorted(found))
+
+    def age_seconds(self, rel: str) -> float | None:
+        try:
+            return time.time() - (self.root / rel).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def root_exists(self) -> bool:
+        return self.root.is_dir()
+
+
+class ObjectStoreFileSystem(FileSystem):
+    """An fsspec filesystem behind a UPath, assumed to have atomic whole-object PUTs (S3, GCS, memory)."""
+
+    def __init__(self, root: UPath) -> None:
+        self.root = root
+        self.fs = root.fs
+        self._base = root.path.rstrip("/")
+
+    def _path(self, rel: str) -> str:
+        return f"{self._base}/{rel}" if rel else self._base
+
+    def uri(self, rel: str = "") -> str:
+        return str(self.root / rel) if rel else str(self.root)
+
+    @contextlib.contextmanager
+    def atomic_writer(self, rel: str) -> Iterator[IO[bytes]]:
+        buffer = io.BytesIO()
+        yield buffer
+        self.fs.pipe_file(self._path(rel), buffer.getvalue())
+
+    def read_buffer(self, rel: str) -> pa.Buffer:
+        import pyarrow as pa
+
+        return pa.py_buffer(self.fs.cat_file(self._path(rel)))
+
+    def exists(self, rel: str) -> bool:
+        return bool(self.fs.isfile(self._path(rel)))
+
+    def delete(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(rel))
+
+    def list_files(self, under: str = "") -> Iterator[str]:
+        start = self._path(under)
+        if not self.fs.isdir(start):
+            return iter(())
+        prefix = self._base.lstrip("/") + "/"
+        found = (str(path).lstrip("/") for path in self.fs.find(start))
+        return iter(sorted(path[len(prefix) :] for path in found if path.startswith(prefix)))
+
+    def age_seconds(self, rel: str) -> float | None:
+        try:
+            modified = self.fs.modified(self._path(rel))
+        except (NotImplementedError, FileNotFoundError, OSError):
+            return None
+        return time.time() - modified.timestamp()
+
+    def root_exists(self) -> bool:
+        return bool(self.fs.isdir(self._base))
+
+
+def open_filesystem(base: str | os.PathLike[str] | UPath) -> FileSystem:
+    """A local filesystem for paths and ``file://`` URIs, an object store for other UPath protocols."""
+    from upath import UPath
+
+    path = base if isinstance(base, UPath) else UPath(os.fspath(base))
+    if path.protocol in ("", "file", "local"):
+        return LocalFileSystem(Path(path.path))
+    return ObjectStoreFileSystem(path)

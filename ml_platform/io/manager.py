@@ -1,0 +1,401 @@
+"""PinnedIOManager: the Dagster IO manager that pins every output to its code, data and environment.
+
+A thin Dagster layer over :class:`~ml_platform.io.store.PinnedStore`: ``handle_output`` turns the
+asset's output metadata and the inputs its step loaded into :class:`~ml_platform.io.manifest.WriteFacts`
+and writes one Parquet file + manifest per partition; ``load_input`` reads through the store's
+verification (byte hash, content hash, embedded manifest, environment policy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from dagster import (
+    ConfigurableIOManager,
+    ConfigurableResource,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+)
+from dagster._core.errors import DagsterInvariantViolationError
+from pydantic import Field, PrivateAttr
+
+from ml_platform.environment import EnvironmentPolicy, diff_environments
+from ml_platform.errors import ConfigurationError, DataError, PartitionError, WindowError
+from ml_platform.io.manifest import Manifest, UpstreamRef, WriteFacts
+from ml_platform.io.store import COMPRESSIONS, PinnedStore
+from ml_platform.window import DataWindow, parse_partition_key, split_by_day
+
+__all__ = ["PinnedIOManager", "PinnedStoreResource"]
+
+_BASE_DIR = (
+    "Where Parquet files and manifests live: a local directory (relative to the working directory) "
+    "or an fsspec/UPath URI such as s3://bucket/features."
+)
+_POLICY = (
+    "What a load does when the environment lock stored with an artefact differs from the running one: "
+    "'strict' refuses (production, reproduction), 'warn' logs and records the differences as metadata "
+    "(embedded default), 'off' does not compare."
+)
+_COMPRESSION = f"Parquet compression codec, one of {', '.join(COMPRESSIONS)}."
+_DATE_COLUMN = "date"
+_KEY_PREFIX = "ml_platform/"
+
+
+def _check_settings(data: Mapping[str, Any]) -> None:
+    """Refuse bad literal settings with an ml_platform error (EnvVar values are checked once resolved)."""
+    policy, compression = data.get("environment_policy"), data.get("compression")
+    if type(policy) is str:
+        EnvironmentPolicy.parse(policy)
+    if type(compression) is str and compression not in COMPRESSIONS:
+        raise ConfigurationError(f"unknown Parquet compression {compression!r}; use one of {COMPRESSIONS}")
+
+
+def _key_path(context: InputContext | OutputContext, what: str) -> str:
+    if not context.has_asset_key:
+        raise ConfigurationError(
+            f"PinnedIOManager stores asset outputs only; this {what} has no asset key. Give the op "
+            "another io_manager_key (PinnedIOManager pins assets, not op outputs)."
+        )
+    return "/".join(context.asset_key.path)
+
+
+def _metadata_value(metadata: Mapping[str, Any], name: str) -> Any:
+    value = metadata.get(_KEY_PREFIX + name)
+    return value.value if isinstance(value, MetadataValue) else value
+
+
+def _json_object(metadata: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = _metadata_value(metadata, name)
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigurationError(f"output metadata {_KEY_PREFIX}{name} is not JSON: {exc}") from exc
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"output metadata {_KEY_PREFIX}{name} must be a JSON object, got {value!r}")
+    return dict(value)
+
+
+def _upstream_refs(metadata: Mapping[str, Any]) -> list[UpstreamRef]:
+    """Inputs an asset read itself (e.g. through PinnedStoreResource), declared as output metadata."""
+    value = _metadata_value(metadata, "upstream")
+    if value is None:
+        return []
+    try:
+        return [UpstreamRef(str(ref["key"]), ref.get("partition"), str(ref["data_hash"])) for ref in value]
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise ConfigurationError(
+            f"output metadata {_KEY_PREFIX}upstream must be a list of {{key, partition, data_hash}} "
+            f"objects, got {value!r}"
+        ) from exc
+
+
+def _daily_window(partition: str) -> DataWindow | None:
+    try:
+        day = parse_partition_key(partition)
+    except PartitionError:
+        return None
+    return DataWindow(day, day)
+
+
+def _build_store(settings: PinnedIOManager | PinnedStoreResource) -> PinnedStore:
+    return PinnedStore(
+        settings.base_dir, compression=settings.compression, policy=settings.environment_policy
+    )
+
+
+class PinnedStoreResource(ConfigurableResource):
+    """A resource handing out the :class:`PinnedStore` behind the IO manager, for assets that read or
+    write with manifests themselves (training sets, live signals).
+
+    Example:
+        .. code-block:: python
+
+            storage = {"base_dir": ".ml_platform/storage", "environment_policy": "strict"}
+            defs = Definitions(
+                assets=[...],
+                resources={
+                    "io_manager": PinnedIOManager(**storage),
+                    "pinned_store": PinnedStoreResource(**storage),
+                },
+            )
+
+            @asset
+            def training_set(pinned_store: PinnedStoreResource) -> pl.DataFrame:
+                stored = pinned_store.get_store().read("features/momentum", "2012-01-03")
+                ...
+    """
+
+    base_dir: str = Field(default=".ml_platform/storage", description=_BASE_DIR)
+    environment_policy: str = Field(default="warn", description=_POLICY)
+    compression: str = Field(default="zstd", description=_COMPRESSION)
+
+    def __init__(self, **data: Any) -> None:
+        _check_settings(data)
+        super().__init__(**data)
+
+    def get_store(self) -> PinnedStore:
+        """A store on ``base_dir`` with this resource's policy and compression."""
+        return _build_store(self)
+
+
+class PinnedIOManager(ConfigurableIOManager):
+    """Stores polars DataFrames / Arrow tables as Parquet with a manifest per partition.
+
+    * Unpartitioned assets: one file. Partitioned assets: one file per partition key; a run over a
+      range of daily partitions (single-run backfill) splits the frame on its ``date`` column with
+      :func:`~ml_platform.window.split_by_day` and writes one file per day.
+    * Manifests record code/graph hash, data hash, upstream inputs with their data hashes, the
+      environment lock, seeds, window, git state, run id and writer versions; the same facts appear
+      as materialization metadata (``ml_platform/...``).
+    * Loads verify the byte hash and the content hash, and compare the environment lock under
+      ``environment_policy``. Several upstream partitions (e.g. a ``TimeWindowPartitionMapping``
+      lookback) are concatenated in partition order. An input annotated ``pa.Table`` gets an Arrow
+      table; anything else gets a polars DataFrame.
+
+    The asset wrapper of the feature graph passes its facts as output metadata: ``ml_platform/code_hash``,
+    ``graph_hash``, ``data_hash``, ``partition_hashes`` (JSON partition -> hash, reused instead of
+    hashing again; every load still recomputes it), ``window`` (``START..END``), ``seeds`` and ``params``
+    (JSON objects). A plain asset without them gets its data hash computed and the rest left null.
+
+    Example:
+        .. code-block:: python
+
+            defs = Definitions(
+                assets=[prices, momentum],
+                resources={
+                    "io_manager": PinnedIOManager(
+                        base_dir=".ml_platform/storage", environment_policy="warn", compression="zstd"
+                    )
+                },
+            )
+    """
+
+    base_dir: str = Field(default=".ml_platform/storage", description=_BASE_DIR)
+    environment_policy: str = Field(default="warn", description=_POLICY)
+    compression: str = Field(default="zstd", description=_COMPRESSION)
+
+    _store: PinnedStore | None = PrivateAttr(default=None)
+    _loaded: dict[tuple[str, str], list[UpstreamRef]] = PrivateAttr(default_factory=dict)
+    _environment_notes: dict[tuple[str, str], list[str]] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **data: Any) -> None:
+        _check_settings(data)
+        super().__init__(**data)
+
+    def get_store(self) -> PinnedStore:
+        """The store this IO manager writes to (built once per resource instance)."""
+        if self._store is None:
+            self._store = _build_store(self)
+        return self._store
+
+    # ------------------------------------------------------------------------------------ loading
+    @staticmethod
+    def _step_id(context: InputContext) -> tuple[str, str] | None:
+        try:
+            step_context = context.step_context
+        except DagsterInvariantViolationError:  # built by build_input_context outside a run
+            return None
+        return step_context.run_id, step_context.step.key
+
+    def load_input(self, context: InputContext) -> pl.DataFrame | pa.Table:
+        """Read the upstream partition(s) with full verification and remember what this step read."""
+        key = _key_path(context, "input")
+        store = self.get_store()
+        manifests: Sequence[Manifest]
+        if context.has_asset_partitions and len(context.asset_partition_keys) != 1:
+            frame, manifests = store.read_many(key, context.asset_partition_keys)
+        else:
+            stored = store.read(key, context.asset_partition_key if context.has_asset_partitions else None)
+            frame, manifests = stored.frame, (stored.manifest,)
+        notes = []
+        if store.policy is EnvironmentPolicy.WARN:
+            distinct = {manifest.environment_hash: manifest for manifest in manifests}
+            for manifest in distinct.values():
+                notes += diff_environments(manifest.environment, store.environment).differences
+        if notes and len(manifests) == 1:  # Dagster observes input metadata on one partition only
+            context.add_input_metadata(
+                {_KEY_PREFIX + "environment_diff": MetadataValue.text("\n".join(notes))}
+            )
+        if notes:
+            with contextlib.suppress(DagsterInvariantViolationError):  # no logger outside a run
+                context.log.warning(
+                    f"{key} was produced in a different environment (stored -> running): " + "; ".join(notes)
+                )
+        step = self._step_id(context)
+        if step is not None:
+            for stale in [other for other in self._loaded if other[0] != step[0]]:  # keep one run only
+                self._loaded.pop(stale, None)
+                self._environment_notes.pop(stale, None)
+            refs = [UpstreamRef(m.asset_key, m.partition, m.data_hash) for m in manifests]
+            self._loaded.setdefault(step, []).extend(refs)
+            self._environment_notes.setdefault(step, []).extend(f"{key}: {note}" for note in notes)
+        wants_arrow = getattr(context.dagster_type, "typing_type", None) is pa.Table
+        return frame.to_arrow() if wants_arrow else frame
+
+    # ------------------------------------------------------------------------------------ writing
+    def _facts(self, context: OutputContext) -> tuple[WriteFacts, dict[str, str], list[str]]:
+        metadata = context.output_metadata or {}
+        window_text = _metadata_value(metadata, "window")
+        try:
+            window = DataWindow.parse(window_text) if window_text else None
+        except WindowError as exc:
+            raise ConfigurationError(f"output metadata {_KEY_PREFIX}window is malformed: {exc}") from exc
+        step = (context.run_id, context.step_key)
+        loaded = self._loaded.get(step, [])
+        try:  # a multi-asset step: keep the inputs of this output's asset only
+            deps = {"/".join(dep.asset_key.path) for dep in context.asset_spec.deps}
+            loaded = [ref for ref in loaded if ref.key in deps]
+        except DagsterInvariantViolationError:
+            pass
+        upstream = list(dict.fromkeys([*_upstream_refs(metadata), *loaded]))  # de-duplicated, in order
+        facts = WriteFacts(
+            code_hash=_metadata_value(metadata, "code_hash"),
+            graph_hash=_metadata_value(metadata, "graph_hash"),
+            upstream=tuple(upstream),
+            seeds=_json_object(metadata, "seeds"),
+            window=window,
+            run_id=context.run_id,
+            params=_json_object(metadata, "params"),
+            data_hash=_metadata_value(metadata, "data_hash"),
+        )
+        partition_hashes = {str(k): str(v) for k, v in _json_object(metadata, "partition_hashes").items()}
+        return facts, partition_hashes, self._environment_notes.get(step, [])
+
+    def handle_output(self, context: OutputContext, obj: pl.DataFrame | pa.Table) -> None:
+        """Write the output (one file + manifest per partition) and add the manifest facts as metadata.
+
+        The manifest's window is the ``ml_platform/window`` metadata for a single write (else the
+        partition's day); each day of a range run records its own day. Upstream references are the
+        inputs this step loaded through the IO manager plus any declared as ``ml_platform/upstream``
+        output metadata (``[{"key", "partition", "data_hash"}, ...]``) by assets that read the store
+        themselves.
+        """
+        key = _key_path(context, "output")
+        if not isinstance(obj, (pl.DataFrame, pa.Table)):
+            raise DataError(
+                f"asset {key} returned {type(obj).__name__}; PinnedIOManager stores polars DataFrames "
+                "and pyarrow Tables only - return one, or give the asset another io_manager_key"
+            )
+        facts, partition_hashes, notes = self._facts(context)
+        store = self.get_store()
+        partitions = list(context.asset_partition_keys) if context.has_asset_partitions else [None]
+        if len(partitions) == 1:
+            partition = partitions[0]
+            given = partition_hashes.get(partition) if partition is not None else None
+            window = facts.window or (_daily_window(partition) if partition else None)
+            manifest = store.write(
+                key, partition, obj, replace(facts, window=window, data_hash=given or facts.data_hash)
+            )
+            written = [manifest]
+        else:
+            written = self._write_range(context, key, obj, facts, partition_hashes)
+        self._add_metadata(context, store, written, facts, notes)
+
+    def _write_range(
+        self,
+        context: OutputContext,
+        key: str,
+        obj: pl.DataFrame | pa.Table,
+        facts: WriteFacts,
+        partition_hashes: Mapping[str, str],
+    ) -> list[Manifest]:
+        partitions = list(context.asset_partition_keys)
+        days = [_daily_window(partition) for partition in partitions]
+        if any(day is None for day in days):
+            raise PartitionError(
+                f"asset {key}: a run over several partitions ({partitions[0]}..{partitions[-1]}) can only be "
+                "split for daily partitions keyed YYYY-MM-DD; run one partition per run instead"
+            )
+        frame = obj if isinstance(obj, pl.DataFrame) else pl.from_arrow(obj)
+        window = DataWindow(days[0].start, days[-1].end)  # type: ignore[union-attr]
+        by_day = split_by_day(frame, window, _DATE_COLUMN)  # type: ignore[arg-type]
+        wanted = {day.start for day in days if day is not None}
+        stray = sorted(day for day, part in by_day.items() if day not in wanted and part.height)
+        if stray:
+            raise DataError(f"asset {key} returned rows for days {stray} outside the partitions of this run")
+        store = self.get_store()
+        return [
+            store.write(
+                key,
+                partition,
+                by_day[day.start],  # type: ignore[union-attr]
+                replace(facts, window=day, data_hash=partition_hashes.get(partition)),
+            )
+            for partition, day in zip(partitions, days, strict=True)
+        ]
+
+    def _add_metadata(
+        self,
+        context: OutputContext,
+        store: PinnedStore,
+        written: list[Manifest],
+        facts: WriteFacts,
+        notes: list[str],
+    ) -> None:
+        first = written[0]
+        given = context.output_metadata or {}
+        metadata: dict[str, Any] = {
+            _KEY_PREFIX + "environment_hash": MetadataValue.text(first.environment_hash),
+            _KEY_PREFIX + "git_commit": MetadataValue.text(first.git_commit or "(not a git checkout)"),
+            _KEY_PREFIX + "git_dirty": MetadataValue.bool(first.git_dirty),
+            _KEY_PREFIX + "upstream": MetadataValue.json([ref.to_dict() for ref in facts.upstream]),
+            _KEY_PREFIX + "writer": MetadataValue.json(
+                {
+                    "ml_platform": first.writer.ml_platform,
+                    "pyarrow": first.writer.pyarrow,
+                    "polars": first.writer.polars,
+                }
+            ),
+        }
+        if notes:
+            metadata[_KEY_PREFIX + "environment_diff"] = MetadataValue.text("\n".join(notes))
+        if _KEY_PREFIX + "seeds" not in given:
+            metadata[_KEY_PREFIX + "seeds"] = MetadataValue.json(dict(facts.seeds))
+        if len(written) == 1:
+            if _KEY_PREFIX + "data_hash" not in given:
+                metadata[_KEY_PREFIX + "data_hash"] = MetadataValue.text(first.data_hash)
+            if _KEY_PREFIX + "window" not in given and first.window is not None:
+                metadata[_KEY_PREFIX + "window"] = MetadataValue.text(str(first.window))
+            metadata[_KEY_PREFIX + "manifest"] = MetadataValue.path(
+                store.manifest_path(first.asset_key, first.partition)
+            )
+            metadata[_KEY_PREFIX + "rows"] = MetadataValue.int(first.rows)
+        else:
+            metadata[_KEY_PREFIX + "partitions_written"] = MetadataValue.int(len(written))
+            metadata[_KEY_PREFIX + "rows"] = MetadataValue.int(sum(m.rows for m in written))
+            metadata[_KEY_PREFIX + "partition_manifests"] = MetadataValue.json(
+                {m.partition: {"data_hash": m.data_hash, "rows": m.rows} for m in written}
+            )
+            self._add_partition_metadata(context, store, written)
+        context.add_output_metadata(metadata)
+
+    @staticmethod
+    def _add_partition_metadata(context: OutputContext, store: PinnedStore, written: list[Manifest]) -> None:
+        """Give each partition's materialization event its own data hash and manifest path."""
+        try:
+            step_context = context.step_context
+        except DagsterInvariantViolationError:  # built by build_output_context outside a run
+            return
+        for manifest in written:
+            step_context.add_asset_metadata(
+                {
+                    _KEY_PREFIX + "data_hash": MetadataValue.text(manifest.data_hash),
+                    _KEY_PREFIX + "manifest": MetadataValue.path(
+                        store.manifest_path(manifest.asset_key, manifest.partition)
+                    ),
+                    _KEY_PREFIX + "rows": MetadataValue.int(manifest.rows),
+                    _KEY_PREFIX + "window": MetadataValue.text(str(manifest.window)),
+                },
+                asset_key=context.asset_key,
+                partition_key=manifest.partition,
+            )

@@ -1,0 +1,358 @@
+"""The manifest: the versioned record stored beside (and inside) every Parquet file.
+
+A manifest answers, a year later, *what produced these bytes*: the asset key and partition, the
+content hash of the data, the code and graph hash of the node, the upstream inputs with their data
+hashes, the environment lock and its hash, every seed, the data window, the git commit, the run id,
+the wall time and the versions of the writers.
+
+JSON form (``ml_platform.manifest/v1``), written as ``<partition>.manifest.json`` beside the data
+and, without the ``file`` member, embedded in the Parquet footer under the key-value metadata key
+``ml_platform.manifest``::
+
+    {"schema_version": "ml_platform.manifest/v1", "asset_key": "features/momentum",
+     "partition": "2012-01-03", "data_hash": "xxh3_128:...", "code_hash": "sha256:...",
+     "graph_hash": "sha256:...", "upstream": [{"key": ..., "partition": ..., "data_hash": ...}],
+     "environment": {...lock...}, "environment_hash": "sha256:...", "seeds": {"default": 123},
+     "window": {"start": "2012-01-03", "end": "2012-01-03"}, "git": {"commit": ..., "dirty": false},
+     "run_id": ..., "written_at": "2024-05-01T12:00:00.000000+00:00",
+     "writer": {"ml_platform": ..., "pyarrow": ..., "polars": ...}, "rows": 500,
+     "data_file": "2012-01-03.1f2e....parquet", "params": {...},
+     "file": {"hash": "xxh3_128:...", "size": 12345}}
+
+``file`` (the hash and size of the Parquet bytes) exists only in the sidecar: the file cannot contain
+its own hash. Reading validates the version and every field; anything else is a
+:class:`~ml_platform.errors.ManifestError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ml_platform.environment import EnvironmentLock
+from ml_platform.errors import ConfigurationError, ManifestError, MLPlatformError
+from ml_platform.window import DataWindow
+
+__all__ = [
+    "MANIFEST_METADATA_KEY",
+    "MANIFEST_SCHEMA",
+    "Manifest",
+    "UpstreamRef",
+    "WriteFacts",
+    "WriterVersions",
+]
+
+MANIFEST_SCHEMA = "ml_platform.manifest/v1"
+MANIFEST_METADATA_KEY = b"ml_platform.manifest"
+
+_FIELDS = (
+    "schema_version",
+    "asset_key",
+    "partition",
+    "data_hash",
+    "code_hash",
+    "graph_hash",
+    "upstream",
+    "environment",
+    "environment_hash",
+    "seeds",
+    "window",
+    "git",
+    "run_id",
+    "written_at",
+    "writer",
+    "rows",
+    "data_file",
+    "params",
+    "file",
+)
+_SEED_LIMIT = 2**63
+
+
+def _frozen_json(value: Mapping[str, Any], what: str) -> Mapping[str, Any]:
+    """A read-only deep copy of a JSON object, refusing anything JSON cannot carry faithfully."""
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{what} must be a mapping, got {type(value).__name__}")
+    try:
+        text = json.dumps(dict(value), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"{what} must be JSON-serializable (no NaN, sets or objects): {exc}"
+        ) from exc
+    return types.MappingProxyType(json.loads(text))
+
+
+def _frozen_seeds(seeds: Mapping[str, int]) -> Mapping[str, int]:
+    if not isinstance(seeds, Mapping):
+        raise ConfigurationError(f"seeds must be a mapping of name -> int, got {type(seeds).__name__}")
+    for name, value in seeds.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"seed names must be non-empty strings, got {name!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _SEED_LIMIT:
+            raise ConfigurationError(f"seed {name!r} must be an integer in [0, 2**63), got {value!r}")
+    return types.MappingProxyType(dict(sorted(seeds.items())))
+
+
+@dataclass(frozen=True)
+class UpstreamRef:
+    """One input of a node: the upstream asset key, its partition and the data hash that was read."""
+
+    key: str
+    partition: str | None
+    data_hash: str
+
+    def __post_init__(self) -> None:
+        ok = (
+            isinstance(self.key, str)
+            and bool(self.key)
+            and isinstance(self.data_hash, str)
+            and bool(self.data_hash)
+        )
+        if not ok or not (self.partition is None or isinstance(self.partition, str)):
+            raise ConfigurationError(
+                f"upstream reference needs a key, an optional partition and a data hash (strings), got {self!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {"key": self.key, "partition": self.partition, "data_hash": self.data_hash}
+
+
+@dataclass(frozen=True)
+class WriterVersions:
+    """Versions of the libraries that encoded the file."""
+
+    ml_platform: str
+    pyarrow: str
+    polars: str
+
+    @classmethod
+    def current(cls) -> WriterVersions:
+        """The versions running in this process."""
+        import importlib.metadata
+
+        import polars
+        import pyarrow
+
+        try:
+            own = importlib.metadata.version("ml-platform")
+        except importlib.metadata.PackageNotFoundError:
+            own = "unknown"
+        return cls(ml_platform=own, pyarrow=pyarrow.__version__, polars=polars.__version__)
+
+
+@dataclass(frozen=True)
+class WriteFacts:
+    """What the caller knows about a write; the store adds environment, git, time and hashes.
+
+    Attributes:
+        code_hash: the node's code hash, or None for a plain asset.
+        graph_hash: the node's graph hash, or None.
+        upstream: the inputs read to compute the frame.
+        seeds: every seed used, by name.
+        window: the data window the frame covers.
+        run_id: the Dagster run id (None outside Dagster).
+        params: JSON-able parameters of the node.
+        data_hash: the content hash of exactly this frame if the caller already computed it; the
+            store then skips hashing on write (every load still recomputes and compares it).
+    """
+
+    code_hash: str | None = None
+    graph_hash: str | None = None
+    upstream: tuple[UpstreamRef, ...] = ()
+    seeds: Mapping[str, int] = field(default_factory=dict, hash=False)
+    window: DataWindow | None = None
+    run_id: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    data_hash: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "upstream", tuple(self.upstream))
+        if not all(isinstance(ref, UpstreamRef) for ref in self.upstream):
+            raise ConfigurationError("WriteFacts.upstream must hold UpstreamRef values")
+        if self.window is not None and not isinstance(self.window, DataWindow):
+            raise ConfigurationError(f"WriteFacts.window must be a DataWindow, got {self.window!r}")
+        object.__setattr__(self, "seeds", _frozen_seeds(self.seeds))
+        object.__setattr__(self, "params", _frozen_json(self.params, "WriteFacts.params"))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The record of one stored partition (see the module docstring for the JSON form)."""
+
+    asset_key: str
+    partition: str | None
+    data_hash: str
+    code_hash: str | None
+    graph_hash: str | None
+    upstream: tuple[UpstreamRef, ...]
+    environment: EnvironmentLock
+    environment_hash: str
+    seeds: Mapping[str, int] = field(hash=False)
+    window: DataWindow | None
+    git_commit: str | None
+    git_dirty: bool
+    run_id: str | None
+    written_at: str
+    writer: WriterVersions
+    rows: int
+    data_file: str
+    params: Mapping[str, Any] = field(hash=False)
+    file_hash: str | None = None
+    file_size: int | None = None
+    schema_version: str = MANIFEST_SCHEMA
+
+    def __post_init__(self) -> None:
+        if self.schema_version != MANIFEST_SCHEMA:
+            raise ManifestError(
+                f"unsupported manifest schema {self.schema_version!r}; expected {MANIFEST_SCHEMA!r}"
+            )
+        if self.environment_hash != self.environment.hash:
+            raise ManifestError(
+                f"manifest of {self.label}: environment_hash {self.environment_hash} does not match its "
+                f"environment record ({self.environment.hash}); the manifest was altered"
+            )
+        try:
+            object.__setattr__(self, "seeds", _frozen_seeds(self.seeds))
+            object.__setattr__(self, "params", _frozen_json(self.params, "manifest params"))
+        except ConfigurationError as exc:
+            raise ManifestError(f"manifest of {self.label}: {exc}") from exc
+        object.__setattr__(self, "upstream", tuple(self.upstream))
+        name = self.data_file
+        if not name.endswith(".parquet") or name.startswith(".") or "/" in name or "\\" in name:
+            raise ManifestError(f"manifest of {self.label}: data_file {name!r} is not a Parquet file name")
+
+    @property
+    def label(self) -> str:
+        """``key`` or ``key partition P``, for messages."""
+        return self.asset_key if self.partition is None else f"{self.asset_key} partition {self.partition}"
+
+    def embedded_form(self) -> Manifest:
+        """The copy embedded in the Parquet footer: everything except the file's own hash and size."""
+        return replace(self, file_hash=None, file_size=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the versioned JSON form."""
+        return {
+            "schema_version": self.schema_version,
+            "asset_key": self.asset_key,
+            "partition": self.partition,
+            "data_hash": self.data_hash,
+            "code_hash": self.code_hash,
+            "graph_hash": self.graph_hash,
+            "upstream": [ref.to_dict() for ref in self.upstream],
+            "environment": self.environment.to_dict(),
+            "environment_hash": self.environment_hash,
+            "seeds": dict(self.seeds),
+            "window": None if self.window is None else self.window.to_dict(),
+            "git": {"commit": self.git_commit, "dirty": self.git_dirty},
+            "run_id": self.run_id,
+            "written_at": self.written_at,
+            "writer": {
+                "ml_platform": self.writer.ml_platform,
+                "pyarrow": self.writer.pyarrow,
+                "polars": self.writer.polars,
+            },
+            "rows": self.rows,
+            "data_file": self.data_file,
+            "params": dict(self.params),
+            "file": None if self.file_hash is None else {"hash": self.file_hash, "size": self.file_size},
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """Serialize to JSON with sorted keys (indented for the sidecar, compact for the footer)."""
+        separators = (",", ":") if indent is None else (",", ": ")
+        return json.dumps(
+            self.to_dict(), sort_keys=True, indent=indent, separators=separators, allow_nan=False
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, source: str) -> Manifest:
+        """Parse and validate a manifest; ``source`` (a path) is named in every error."""
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ManifestError(f"manifest {source} is not valid JSON ({exc}); re-materialize it") from exc
+        return cls.from_dict(data, source=source)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str) -> Manifest:
+        """Validate a decoded manifest: known schema version, every field present and well typed."""
+        if not isinstance(data, dict):
+            raise ManifestError(f"manifest {source} is not a JSON object")
+        version = data.get("schema_version")
+        if version != MANIFEST_SCHEMA:
+            raise ManifestError(
+                f"manifest {source} has schema version {version!r}; this ml_platform reads only "
+                f"{MANIFEST_SCHEMA!r} (upgrade ml_platform, or re-materialize the artefact)"
+            )
+        missing = [name for name in _FIELDS if name not in data]
+        if missing:
+            raise ManifestError(f"manifest {source} lacks fields {missing}; it is truncated or hand-edited")
+        try:
+            return cls._build(data)
+        except ManifestError as exc:
+            raise ManifestError(f"manifest {source}: {exc}") from exc
+        except (MLPlatformError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ManifestError(f"manifest {source} has a malformed field: {exc}") from exc
+
+    @classmethod
+    def _build(cls, data: dict[str, Any]) -> Manifest:
+        def text(name: str, value: Any, optional: bool = False) -> Any:
+            if value is None and optional:
+                return None
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+            return value
+
+        written_at = text("written_at", data["written_at"])
+        if dt.datetime.fromisoformat(written_at).utcoffset() != dt.timedelta(0):
+            raise ValueError(f"written_at {written_at!r} is not a UTC timestamp")
+        rows = data["rows"]
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise ValueError(f"rows must be a non-negative integer, got {rows!r}")
+        git, writer, file = data["git"], data["writer"], data["file"]
+        if not isinstance(git.get("dirty"), bool):
+            raise TypeError(f"git.dirty must be true or false, got {git.get('dirty')!r}")
+        file_hash = None if file is None else text("file.hash", file["hash"])
+        file_size = None if file is None else file["size"]
+        if file_size is not None and (isinstance(file_size, bool) or not isinstance(file_size, int)):
+            raise ValueError(f"file.size must be an integer, got {file_size!r}")
+        return cls(
+            asset_key=text("asset_key", data["asset_key"]),
+            partition=text("partition", data["partition"], optional=True),
+            data_hash=text("data_hash", data["data_hash"]),
+            code_hash=text("code_hash", data["code_hash"], optional=True),
+            graph_hash=text("graph_hash", data["graph_hash"], optional=True),
+            upstream=tuple(
+                UpstreamRef(
+                    key=text("upstream.key", ref["key"]),
+                    partition=text("upstream.partition", ref["partition"], optional=True),
+                    data_hash=text("upstream.data_hash", ref["data_hash"]),
+                )
+                for ref in data["upstream"]
+            ),
+            environment=EnvironmentLock.from_dict(data["environment"]),
+            environment_hash=text("environment_hash", data["environment_hash"]),
+            seeds=data["seeds"],
+            window=None if data["window"] is None else DataWindow.from_dict(data["window"]),
+            git_commit=text("git.commit", git["commit"], optional=True),
+            git_dirty=git["dirty"],
+            run_id=text("run_id", data["run_id"], optional=True),
+            written_at=written_at,
+            writer=WriterVersions(
+                ml_platform=text("writer.ml_platform", writer["ml_platform"]),
+                pyarrow=text("writer.pyarrow", writer["pyarrow"]),
+                polars=text("writer.polars", writer["polars"]),
+            ),
+            rows=rows,
+            data_file=text("data_file", data["data_file"]),
+            params=data["params"],
+            file_hash=file_hash,
+            file_size=file_size,
+            schema_version=data["schema_version"],
+        )

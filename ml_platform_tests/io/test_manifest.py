@@ -1,0 +1,129 @@
+"""The manifest JSON schema: round trip and validation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ml_platform.environment import capture_environment
+from ml_platform.errors import ConfigurationError, ManifestError
+from ml_platform.io.manifest import MANIFEST_SCHEMA, Manifest, UpstreamRef, WriteFacts, WriterVersions
+from ml_platform.window import DataWindow
+
+
+def make_manifest(**overrides: Any) -> Manifest:
+    lock = capture_environment()
+    fields: dict[str, Any] = {
+        "asset_key": "features/momentum",
+        "partition": "2012-01-03",
+        "data_hash": "xxh3_128:" + "a" * 32,
+        "code_hash": "sha256:" + "b" * 64,
+        "graph_hash": "sha256:" + "c" * 64,
+        "upstream": (UpstreamRef("market/prices", "2012-01-02", "xxh3_128:" + "d" * 32),),
+        "environment": lock,
+        "environment_hash": lock.hash,
+        "seeds": {"default": 42, "bootstrap": 7},
+        "window": DataWindow.parse("2012-01-03"),
+        "git_commit": "0" * 40,
+        "git_dirty": True,
+        "run_id": "run-1",
+        "written_at": "2024-05-01T12:00:00.000001+00:00",
+        "writer": WriterVersions.current(),
+        "rows": 500,
+        "data_file": "2012-01-03.0123456789abcdef.parquet",
+        "params": {"lookback": 20, "nested": {"a": [1, 2]}},
+        "file_hash": "xxh3_128:" + "e" * 32,
+        "file_size": 1234,
+    }
+    fields.update(overrides)
+    return Manifest(**fields)
+
+
+def test_json_round_trip_is_exact() -> None:
+    manifest = make_manifest()
+    text = manifest.to_json()
+    again = Manifest.from_json(text, source="test")
+    assert again == manifest
+    assert again.to_json() == text
+    data = json.loads(text)
+    assert data["schema_version"] == MANIFEST_SCHEMA
+    assert data["git"] == {"commit": "0" * 40, "dirty": True}
+    assert data["seeds"] == {"bootstrap": 7, "default": 42}
+    assert data["window"] == {"start": "2012-01-03", "end": "2012-01-03"}
+    assert data["upstream"] == [
+        {"key": "market/prices", "partition": "2012-01-02", "data_hash": "xxh3_128:" + "d" * 32}
+    ]
+    assert data["environment"]["packages"]["polars"]
+
+
+def test_compact_form_parses_to_the_same_manifest() -> None:
+    manifest = make_manifest(partition=None, window=None, code_hash=None, graph_hash=None, run_id=None)
+    assert Manifest.from_json(manifest.to_json(indent=None), source="footer") == manifest
+
+
+def test_embedded_form_drops_only_the_file_facts() -> None:
+    manifest = make_manifest()
+    embedded = manifest.embedded_form()
+    assert embedded.file_hash is None and embedded.file_size is None
+    assert json.loads(embedded.to_json())["file"] is None
+    assert embedded != manifest and embedded == make_manifest(file_hash=None, file_size=None)
+
+
+def test_unknown_schema_version_is_refused() -> None:
+    data = json.loads(make_manifest().to_json())
+    data["schema_version"] = "ml_platform.manifest/v2"
+    with pytest.raises(ManifestError, match=r"/some/path has schema version .ml_platform.manifest/v2."):
+        Manifest.from_dict(data, source="/some/path")
+
+
+@pytest.mark.parametrize("field", ["data_hash", "environment", "git", "file", "upstream"])
+def test_missing_fields_are_refused(field: str) -> None:
+    data = json.loads(make_manifest().to_json())
+    del data[field]
+    with pytest.raises(ManifestError, match=f"lacks fields \\['{field}'\\]"):
+        Manifest.from_dict(data, source="m.json")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("rows", -1, "rows must be a non-negative integer"),
+        ("data_hash", "", "data_hash must be a non-empty string"),
+        ("written_at", "2024-05-01T12:00:00+02:00", "not a UTC timestamp"),
+        ("seeds", {"default": "42"}, "seed 'default' must be an integer"),
+        ("data_file", "../../etc/passwd.parquet", "not a Parquet file name"),
+        ("window", {"start": "2012-01-05", "end": "2012-01-03"}, "after its end"),
+    ],
+)
+def test_malformed_fields_are_refused(field: str, value: Any, message: str) -> None:
+    data = json.loads(make_manifest().to_json())
+    data[field] = value
+    with pytest.raises(ManifestError, match=message):
+        Manifest.from_dict(data, source="m.json")
+
+
+def test_an_altered_environment_record_is_detected() -> None:
+    data = json.loads(make_manifest().to_json())
+    data["environment"]["packages"]["polars"] = "0.0.1"
+    with pytest.raises(ManifestError, match="does not match its environment record"):
+        Manifest.from_dict(data, source="m.json")
+
+
+def test_invalid_json_is_a_manifest_error() -> None:
+    with pytest.raises(ManifestError, match="broken.json is not valid JSON"):
+        Manifest.from_json("{not json", source="broken.json")
+
+
+def test_write_facts_validate_and_freeze() -> None:
+    facts = WriteFacts(seeds={"b": 2, "a": 1}, params={"k": [1, 2]})
+    assert list(facts.seeds) == ["a", "b"]
+    with pytest.raises(TypeError):
+        facts.params["k"] = 3  # type: ignore[index]
+    with pytest.raises(ConfigurationError, match="JSON-serializable"):
+        WriteFacts(params={"x": {1, 2}})
+    with pytest.raises(ConfigurationError, match="seed 'a'"):
+        WriteFacts(seeds={"a": True})
+    with pytest.raises(ConfigurationError, match="DataWindow"):
+        WriteFacts(window="2012-01-03..2012-01-04")  # type: ignore[arg-type]
