@@ -29,6 +29,8 @@ class Settings:
         artifact_location: MLflow artefact root for new experiments.
         environment_policy: ``warn`` on the embedded default, ``strict`` in production.
         model_name: the registered model the live signal asset serves.
+        market_source: ``sample`` (real daily prices of AAPL, FB, GOOG, IBM, MSFT, 2000-03..2013-03, bundled
+            in bokeh-sampledata) or ``synthetic`` (seeded 40-instrument universe, any day from 2000).
     """
 
     deployment: str
@@ -38,10 +40,13 @@ class Settings:
     artifact_location: str
     environment_policy: str
     model_name: str = "alpha_ridge"
+    market_source: str = "sample"
 
     def __post_init__(self) -> None:
         if self.deployment not in DEPLOYMENTS:
             raise ConfigurationError(f"deployment {self.deployment!r} is not one of {DEPLOYMENTS}")
+        if self.market_source not in ("sample", "synthetic"):
+            raise ConfigurationError(f"market source {self.market_source!r} is not 'sample' or 'synthetic'")
         if self.environment_policy not in POLICIES:
             raise ConfigurationError(
                 f"environment policy {self.environment_policy!r} is not one of {POLICIES}"
@@ -84,4 +89,5 @@ class Settings:
             artifact_location=env.get("ML_PLATFORM_MLFLOW_ARTIFACTS", base.artifact_location),
             environment_policy=env.get("ML_PLATFORM_ENV_POLICY", "strict" if prod else "warn"),
             model_name=env.get("ML_PLATFORM_MODEL_NAME", base.model_name),
+            market_source=env.get("ML_PLATFORM_MARKET_SOURCE", base.market_source),
         )

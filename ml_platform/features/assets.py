@@ -15,6 +15,7 @@ through the ``feature_store`` resource.
 
 
 import datetime as dt
+import warnings
 from typing import Any, Mapping
 
 import dagster as dg
@@ -189,4 +190,6 @@ def build_feature_assets(graph: FeatureGraph) -> list[dg.AssetsDefinition]:
         ...                "feature_store": PinnedStoreResource(base_dir=".ml_platform/storage")},
         ... )
     """
-    return [(_build_partitioned if n.spec.partitioned else _build_windowed)(n) for n in graph]
+    with warnings.catch_warnings():  # single-run backfills and lookbacks before the first day are beta APIs
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return [(_build_partitioned if n.spec.partitioned else _build_windowed)(n) for n in graph]

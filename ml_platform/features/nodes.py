@@ -7,6 +7,8 @@ graph hash of every node downstream.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import polars as pl
 
 from ml_platform.features import compute
@@ -86,6 +88,12 @@ FEATURE_NODES = (
 MODEL_INPUT_NODE = "feature_matrix"
 
 
-def build_graph() -> FeatureGraph:
-    """The platform's feature graph, hashed over the ``ml_platform`` package."""
-    return FeatureGraph(FEATURE_NODES, project_packages=("ml_platform",))
+def build_graph(source: str = "sample", seed: int = 7, n_instruments: int = 40) -> FeatureGraph:
+    """The platform's feature graph over a market data source, hashed over the ``ml_platform`` package.
+
+    The source is a declared parameter of ``market_bars``, so it is part of that node's code hash and
+    of every graph hash downstream: features computed from the synthetic universe and from the real
+    sample never share a graph hash, and a model trained on one is refused on the other.
+    """
+    market = replace(market_bars, params={"source": source, "seed": seed, "n_instruments": n_instruments})
+    return FeatureGraph((market, *FEATURE_NODES[1:]), project_packages=("ml_platform",))

@@ -11,6 +11,7 @@
 
 import datetime as dt
 import getpass
+import warnings
 from typing import Any
 
 import dagster as dg
@@ -20,7 +21,8 @@ from pydantic import Field
 from ml_platform.errors import DataError
 from ml_platform.features.assets import DAILY, window_of
 from ml_platform.features.matrix import FEATURE_COLUMNS, KEYS, LABEL_COLUMN
-from ml_platform.features.nodes import MODEL_INPUT_NODE, build_graph
+from ml_platform.features.graph import FeatureGraph
+from ml_platform.features.nodes import MODEL_INPUT_NODE
 from ml_platform.features.snapshot import code_hashes, code_snapshot
 from ml_platform.environment import git_state
 from ml_platform.models.backtest import daily_pnl
@@ -62,53 +64,67 @@ def _single_graph_hash(manifests: Any, what: str) -> str:
     return hashes.pop()
 
 
-@dg.asset(deps=["training_set"], group_name="models", kinds={"mlflow"},
-          required_resource_keys={"feature_store", "model_registry"})
-def trained_model(context: dg.AssetExecutionContext, config: TrainingRunConfig) -> dg.MaterializeResult:
-    """Train, validate and register a model version with its deploy contract."""
-    store = context.resources.feature_store.get_store()
-    stored = store.read("training_set", None)
-    manifest = stored.manifest
-    inputs = [u for u in manifest.upstream if u.key == MODEL_INPUT_NODE]
-    feature_graph_hash = _single_graph_hash(
-        (store.manifest(MODEL_INPUT_NODE, u.partition) for u in inputs), "the training set")
-    training_cfg = TrainingConfig(feature_columns=FEATURE_COLUMNS, label_column=LABEL_COLUMN, alpha=config.alpha,
-                                  seed=config.seed, min_days=config.min_days)
-    outcome = train_and_validate(stored.frame, training_cfg, validation_fraction=config.validation_fraction,
-                                 embargo_days=config.embargo_days)
-    registry = context.resources.model_registry.get_registry()
-    git = git_state()
-    env = store.environment
-    contract = DeployContract(
-        model_name=config.model_name, model_version=None, feature_graph_hash=feature_graph_hash,
-        feature_schema=FeatureSchema.from_polars(stored.frame.select(*KEYS, *FEATURE_COLUMNS)),
-        training_window=outcome.training_window, validation_window=outcome.validation_window,
-        training_set_data_hash=manifest.data_hash, model_sha256=outcome.model.sha256,
-        environment_hash=env.hash, environment_lock=env.to_dict(),
-        seeds={**dict(manifest.seeds), "training": config.seed},
-        git_commit=git.commit, git_dirty=git.dirty, trained_by=config.trained_by or getpass.getuser(),
-        created_at=dt.datetime.now(dt.timezone.utc),
-    )
-    graph = build_graph()
-    params = {**training_cfg.to_dict(), "validation_fraction": config.validation_fraction,
-              "embargo_days": config.embargo_days, "training_set_window": str(manifest.window),
-              "dagster_run_id": context.run.run_id}
-    registered = registry.register(model_name=config.model_name, model=outcome.model, contract=contract,
-                                   params=params, metrics=outcome.metrics(), code_snapshot=code_snapshot(graph),
-                                   code_hashes=code_hashes(graph))
-    context.log.info(f"registered {config.model_name} version {registered.version} (run {registered.run_id})")
-    return dg.MaterializeResult(metadata={
-        "ml_platform/model_name": config.model_name,
-        "ml_platform/model_version": registered.version,
-        "ml_platform/mlflow_run_id": registered.run_id,
-        "ml_platform/model_uri": registered.model_uri,
-        "ml_platform/feature_graph_hash": feature_graph_hash,
-        "ml_platform/model_sha256": outcome.model.sha256,
-        "ml_platform/training_window": str(outcome.training_window),
-        "ml_platform/validation_window": str(outcome.validation_window),
-        "ml_platform/tracking_uri": context.resources.model_registry.tracking_uri,
-        **{f"validation/{k}": v for k, v in outcome.metrics().items()},
-    })
+def build_trained_model(graph: FeatureGraph) -> dg.AssetsDefinition:
+    """The training asset for one feature graph (its code snapshot is what gets registered)."""
+
+    @dg.asset(deps=["training_set"], group_name="models", kinds={"mlflow"},
+              required_resource_keys={"feature_store", "model_registry"})
+    def trained_model(context: dg.AssetExecutionContext, config: TrainingRunConfig) -> dg.MaterializeResult:
+        """Train, validate and register a model version with its deploy contract."""
+        store = context.resources.feature_store.get_store()
+        stored = store.read("training_set", None)
+        manifest = stored.manifest
+        inputs = [u for u in manifest.upstream if u.key == MODEL_INPUT_NODE]
+        feature_graph_hash = _single_graph_hash(
+            (store.manifest(MODEL_INPUT_NODE, u.partition) for u in inputs), "the training set")
+        if feature_graph_hash != graph[MODEL_INPUT_NODE].graph_hash:
+            raise DataError(
+                f"the training set's {MODEL_INPUT_NODE} partitions were computed by feature graph {feature_graph_hash}, "
+                f"but the code now defines {graph[MODEL_INPUT_NODE].graph_hash}: rematerialize the features and "
+                "the training set with the current code before training"
+            )
+        training_cfg = TrainingConfig(feature_columns=FEATURE_COLUMNS, label_column=LABEL_COLUMN, alpha=config.alpha,
+                                      seed=config.seed, min_days=config.min_days)
+        outcome = train_and_validate(stored.frame, training_cfg, validation_fraction=config.validation_fraction,
+                                     embargo_days=config.embargo_days)
+        registry = context.resources.model_registry.get_registry()
+        git = git_state()
+        env = store.environment
+        contract = DeployContract(
+            model_name=config.model_name, model_version=None, feature_graph_hash=feature_graph_hash,
+            feature_schema=FeatureSchema.from_polars(stored.frame.select(*KEYS, *FEATURE_COLUMNS)),
+            training_window=outcome.training_window, validation_window=outcome.validation_window,
+            training_set_data_hash=manifest.data_hash, model_sha256=outcome.model.sha256,
+            environment_hash=env.hash, environment_lock=env.to_dict(),
+            seeds={**dict(manifest.seeds), "training": config.seed},
+            git_commit=git.commit, git_dirty=git.dirty, trained_by=config.trained_by or getpass.getuser(),
+            created_at=dt.datetime.now(dt.timezone.utc),
+        )
+        params = {**training_cfg.to_dict(), "validation_fraction": config.validation_fraction,
+                  "embargo_days": config.embargo_days, "training_set_window": str(manifest.window),
+                  "dagster_run_id": context.run.run_id}
+        registered = registry.register(model_name=config.model_name, model=outcome.model, contract=contract,
+                                       params=params, metrics=outcome.metrics(), code_snapshot=code_snapshot(graph),
+                                       code_hashes=code_hashes(graph))
+        context.log.info(f"registered {config.model_name} version {registered.version} (run {registered.run_id})")
+        return dg.MaterializeResult(metadata={
+            "ml_platform/model_name": config.model_name,
+            "ml_platform/model_version": registered.version,
+            "ml_platform/mlflow_run_id": registered.run_id,
+            "ml_platform/model_uri": registered.model_uri,
+            "ml_platform/feature_graph_hash": feature_graph_hash,
+            "ml_platform/model_sha256": outcome.model.sha256,
+            "ml_platform/training_window": str(outcome.training_window),
+            "ml_platform/validation_window": str(outcome.validation_window),
+            "ml_platform/tracking_uri": context.resources.model_registry.tracking_uri,
+            **{f"validation/{k}": v for k, v in outcome.metrics().items()},
+        })
+
+    return trained_model
+
+
+# BackfillPolicy.single_run is beta; we rely on it knowingly (one run per backfilled range)
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 
 @dg.asset(deps=[MODEL_INPUT_NODE], partitions_def=DAILY, group_name="live", kinds={"polars"},
@@ -147,4 +163,6 @@ def live_pnl(context: dg.AssetExecutionContext, signals: pl.DataFrame, labels: p
                                     "dagster/row_count": pnl.height})
 
 
-MODEL_ASSETS = (trained_model, live_signals, live_pnl)
+def build_model_assets(graph: FeatureGraph) -> list[dg.AssetsDefinition]:
+    """Training, live signals and live PnL assets for one feature graph."""
+    return [build_trained_model(graph), live_signals, live_pnl]
