@@ -19,8 +19,7 @@ from ml_platform.window import DataWindow
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
-FEATURE_KEYS = ("daily_returns", "momentum", "realized_vol", "volume_zscore", "cross_sectional_ranks",
-                "feature_matrix", "forward_return")
+FEATURE_KEYS = ("feature_matrix", "forward_return")
 
 
 def range_tags(window: DataWindow) -> dict[str, str]:
@@ -32,6 +31,42 @@ def range_tags(window: DataWindow) -> dict[str, str]:
                 f"(partitions run from {DAILY.start.date().isoformat()} to yesterday)"
             )
     return {RANGE_START: window.start.isoformat(), RANGE_END: window.end.isoformat()}
+
+
+def plan_ranges(graph: FeatureGraph, window: DataWindow,
+                targets: tuple[str, ...] = FEATURE_KEYS) -> list[tuple[DataWindow, tuple[str, ...]]]:
+    """The runs that materialize ``targets`` over ``window`` point-in-time: (span, node keys), in order.
+
+    A node's span is the union, over the nodes that read it, of their spans widened by that edge's
+    lookback and lookahead, clipped to the days that are partitions (history starts in 2000; the
+    future does not exist yet). Ancestors have spans that start no later and end no earlier than
+    their descendants', so ordering runs by (start, later end first) runs ancestors first.
+    """
+    first = DAILY.start.date()
+    last = dt.date.today() - dt.timedelta(days=1)
+    span: dict[str, tuple[dt.date, dt.date]] = {}
+    order = [n.key for n in graph if n.spec.partitioned]     # the graph iterates topologically
+    for key in targets:
+        graph[key]
+        span[key] = (window.start, window.end)
+    for key in reversed(order):
+        if key not in span:
+            continue
+        start, end = span[key]
+        for up in graph[key].spec.upstream.values():
+            up_start = start - dt.timedelta(days=up.lookback_days)
+            up_end = end + dt.timedelta(days=up.lookahead_days)
+            old = span.get(up.key, (up_start, up_end))
+            span[up.key] = (min(old[0], up_start), max(old[1], up_end))
+    groups: dict[tuple[dt.date, dt.date], list[str]] = {}
+    for key in order:
+        if key in span:
+            start, end = max(span[key][0], first), min(span[key][1], last)
+            if start > end:
+                raise WindowError(f"{key} would need days {span[key][0]}..{span[key][1]}, none of which exist yet")
+            groups.setdefault((start, end), []).append(key)
+    ranked = sorted(groups.items(), key=lambda item: (item[0][0], -item[0][1].toordinal()))
+    return [(DataWindow(start, end), tuple(keys)) for (start, end), keys in ranked]
 
 
 @dataclass(frozen=True)
@@ -46,46 +81,26 @@ class Lifecycle:
     defs: dg.Definitions
     graph: FeatureGraph
     instance: dg.DagsterInstance
+    log_level: str = "WARNING"
 
     def _run(self, selection: list[str], *, tags: Mapping[str, str] | None = None,
              run_config: Mapping[str, Any] | None = None) -> dg.ExecuteInProcessResult:
         assets = list(self.defs.assets or [])
         result = dg.materialize(
             assets, selection=[dg.AssetKey(k) for k in selection], instance=self.instance,
-            resources=dict(self.defs.resources or {}), tags=dict(tags or {}), run_config=dict(run_config or {}),
+            resources=dict(self.defs.resources or {}), tags=dict(tags or {}),
+            run_config={**dict(run_config or {}), "loggers": {"console": {"config": {"log_level": self.log_level}}}},
             raise_on_error=True,
         )
         return result
 
-    def history_needed(self) -> tuple[int, int]:
-        """Calendar days of market data needed before and after a feature window (lookback, lookahead)."""
-        back = self._max_span("lookback_days")
-        ahead = max((u.lookahead_days for n in self.graph for u in n.spec.upstream.values()), default=0)
-        return back, ahead
+    def features(self, window: DataWindow) -> list[dg.ExecuteInProcessResult]:
+        """Every partitioned feature for ``window``, with the history (and label lookahead) it needs.
 
-    def _max_span(self, attr: str) -> int:
-        memo: dict[str, int] = {}
-
-        def span(key: str) -> int:
-            if key not in memo:
-                ups = self.graph[key].spec.upstream.values()
-                memo[key] = max((getattr(u, attr) + span(u.key) for u in ups), default=0)
-            return memo[key]
-
-        return max(span(n.key) for n in self.graph if n.spec.partitioned)
-
-    def market(self, window: DataWindow) -> dg.ExecuteInProcessResult:
-        """Materialize market bars for ``window`` in one run."""
-        return self._run(["market_bars"], tags=range_tags(window))
-
-    def features(self, window: DataWindow) -> dg.ExecuteInProcessResult:
-        """Market bars with the history and lookahead the graph needs, then every feature for ``window``."""
-        back, ahead = self.history_needed()
-        yesterday = dt.date.today() - dt.timedelta(days=1)
-        market = window.shift(before=back, after=ahead)
-        market = DataWindow(max(market.start, DAILY.start.date()), min(market.end, yesterday))
-        self.market(market)
-        return self._run(list(FEATURE_KEYS), tags=range_tags(window))
+        Each node is materialized over the span its descendants need (see :func:`plan_ranges`), in
+        ancestor-first runs, so every lookback partition exists before a node reads it.
+        """
+        return [self._run(list(keys), tags=range_tags(span)) for span, keys in plan_ranges(self.graph, window)]
 
     def training_set(self, window: DataWindow) -> dg.ExecuteInProcessResult:
         """Assemble the training set over ``window`` (its features and labels must be materialized)."""

@@ -8,9 +8,11 @@ verification (byte hash, content hash, embedded manifest, environment policy).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -324,12 +326,14 @@ class PinnedIOManager(ConfigurableIOManager):
         if stray:
             raise DataError(f"asset {key} returned rows for days {stray} outside the partitions of this run")
         store = self.get_store()
+        upstream_for = _upstream_per_day(facts.upstream, window)
         return [
             store.write(
                 key,
                 partition,
                 by_day[day.start],  # type: ignore[union-attr]
-                replace(facts, window=day, data_hash=partition_hashes.get(partition)),
+                replace(facts, window=day, data_hash=partition_hashes.get(partition),
+                        upstream=upstream_for(day.start)),  # type: ignore[union-attr]
             )
             for partition, day in zip(partitions, days, strict=True)
         ]
@@ -348,7 +352,11 @@ class PinnedIOManager(ConfigurableIOManager):
             _KEY_PREFIX + "environment_hash": MetadataValue.text(first.environment_hash),
             _KEY_PREFIX + "git_commit": MetadataValue.text(first.git_commit or "(not a git checkout)"),
             _KEY_PREFIX + "git_dirty": MetadataValue.bool(first.git_dirty),
-            _KEY_PREFIX + "upstream": MetadataValue.json([ref.to_dict() for ref in facts.upstream]),
+            # for a range run a summary (the manifests hold every ref): Dagster copies run-level metadata
+            # onto every partition's event, so a full list would grow with the square of the range length
+            _KEY_PREFIX + "upstream": MetadataValue.json(
+                [ref.to_dict() for ref in facts.upstream] if len(written) == 1 else _upstream_summary(facts.upstream)
+            ),
             _KEY_PREFIX + "writer": MetadataValue.json(
                 {
                     "ml_platform": first.writer.ml_platform,
@@ -373,9 +381,6 @@ class PinnedIOManager(ConfigurableIOManager):
         else:
             metadata[_KEY_PREFIX + "partitions_written"] = MetadataValue.int(len(written))
             metadata[_KEY_PREFIX + "rows"] = MetadataValue.int(sum(m.rows for m in written))
-            metadata[_KEY_PREFIX + "partition_manifests"] = MetadataValue.json(
-                {m.partition: {"data_hash": m.data_hash, "rows": m.rows} for m in written}
-            )
             self._add_partition_metadata(context, store, written)
         context.add_output_metadata(metadata)
 
@@ -399,3 +404,49 @@ class PinnedIOManager(ConfigurableIOManager):
                 asset_key=context.asset_key,
                 partition_key=manifest.partition,
             )
+
+
+def _upstream_summary(refs: Sequence[UpstreamRef]) -> dict[str, Any]:
+    """Per upstream key: how many partitions were read and their span."""
+    out: dict[str, Any] = {}
+    for ref in refs:
+        entry = out.setdefault(ref.key, {"partitions": 0, "first": ref.partition, "last": ref.partition})
+        entry["partitions"] += 1
+        if ref.partition is not None:
+            entry["first"] = min(filter(None, (entry["first"], ref.partition)))
+            entry["last"] = max(filter(None, (entry["last"], ref.partition)))
+    return out
+
+
+def _upstream_per_day(refs: Sequence[UpstreamRef], window: DataWindow) -> Callable[[dt.date], tuple[UpstreamRef, ...]]:
+    """The upstream refs each day of a range run actually depends on.
+
+    A time-window partition mapping reads, for the whole range, the range widened by a fixed lookback
+    before and lookahead after. Both offsets are recovered per upstream key from what was read, and each
+    day is given the refs inside ``[day - lookback, day + lookahead]``: a day's manifest lists exactly the
+    partitions its value can depend on. Unpartitioned or non-daily refs go to every day.
+    """
+    by_key: dict[str, list[tuple[dt.date, UpstreamRef]]] = {}
+    always: list[UpstreamRef] = []
+    for ref in refs:
+        day = _daily_window(ref.partition) if ref.partition else None
+        if day is None:
+            always.append(ref)
+        else:
+            by_key.setdefault(ref.key, []).append((day.start, ref))
+    spans: dict[str, tuple[list[dt.date], list[UpstreamRef], int, int]] = {}
+    for key, items in by_key.items():
+        items.sort(key=lambda item: item[0])
+        dates = [d for d, _ in items]
+        spans[key] = (dates, [r for _, r in items], max(0, (window.start - dates[0]).days),
+                      max(0, (dates[-1] - window.end).days))
+
+    def for_day(day: dt.date) -> tuple[UpstreamRef, ...]:
+        picked = list(always)
+        for dates, refs_sorted, before, after in spans.values():
+            lo = bisect.bisect_left(dates, day - dt.timedelta(days=before))
+            hi = bisect.bisect_right(dates, day + dt.timedelta(days=after))
+            picked.extend(refs_sorted[lo:hi])
+        return tuple(picked)
+
+    return for_day

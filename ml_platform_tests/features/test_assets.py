@@ -55,13 +55,17 @@ def test_code_version_is_graph_hash_and_metadata_shows_the_hashes(tmp_path, dags
     assert meta["ml_platform/data_hash"].value.startswith("xxh3_128:")
     tags = record.asset_materialization.tags or {}
     assert tags.get("dagster/code_version") == node.graph_hash
-    per_day = meta["ml_platform/partition_hashes"].value
-    assert meta["ml_platform/data_hash"].value == per_day[record.asset_materialization.partition]
-    assert meta["dagster/row_count"].value == 2                       # partition-scoped: that day's rows
-    # the run's data version is the content hash of the whole range: the days read back, concatenated
     store = PinnedStoreResource(base_dir=str(tmp_path / "store")).get_store()
-    frame, _ = store.read_many("c", sorted(per_day))
+    day = record.asset_materialization.partition
+    assert meta["ml_platform/data_hash"].value == store.manifest("c", day).data_hash   # that day's own hash
+    assert meta["ml_platform/rows"].value == 2                                          # that day's rows
+    # the run's data version is the content hash of the whole range: the days read back, concatenated
+    days = ["2012-03-05", "2012-03-06", "2012-03-07", "2012-03-08", "2012-03-09"]
+    frame, _ = store.read_many("c", days)
     assert tags.get("dagster/data_version") == hash_table(frame)
+    # each day's manifest lists exactly the upstream partitions that day can depend on
+    a_refs = [(u.key, u.partition) for u in store.manifest("a", "2012-03-07").upstream]
+    assert a_refs == [("base", "2012-03-05"), ("base", "2012-03-06"), ("base", "2012-03-07")]
 
 
 def test_data_versions_are_per_partition_and_stable_across_reruns(tmp_path, dagster_instance):
@@ -71,8 +75,9 @@ def test_data_versions_are_per_partition_and_stable_across_reruns(tmp_path, dags
     materialize_range(module, tmp_path, dagster_instance)
     second = dagster_instance.get_latest_materialization_event(dg.AssetKey("a")).asset_materialization
     assert first.tags["dagster/data_version"] == second.tags["dagster/data_version"]
-    hashes = first.metadata["ml_platform/partition_hashes"].value
-    assert len(set(hashes.values())) == 5                   # different days, different content
+    store = PinnedStoreResource(base_dir=str(tmp_path / "store")).get_store()
+    hashes = {store.manifest("a", f"2012-03-0{d}").data_hash for d in range(5, 10)}
+    assert len(hashes) == 5                                 # different days, different content
     assert set(statuses(module, dagster_instance).values()) == {StaleStatus.FRESH}
 
 
