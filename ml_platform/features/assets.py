@@ -111,7 +111,7 @@ def _build_partitioned(node: HashedFeature) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, **inputs: pl.DataFrame) -> dg.Output[pl.DataFrame]:
         window = window_of(context)
-        params = {name: context.op_config[name] for name in spec.params}
+        params = {name: context.op_execution_context.op_config[name] for name in spec.params}
         label = context.partition_key if window.days == 1 else str(window)
         kwargs, seeds = _call_args(node, params, window, label)
         frame = canonical_frame(spec.fn(**inputs, **kwargs), node, window)
@@ -134,8 +134,8 @@ def _build_windowed(node: HashedFeature) -> dg.AssetsDefinition:
         required_resource_keys={"feature_store"}, metadata=_definition_metadata(node), kinds={"polars"},
     )
     def _asset(context: dg.AssetExecutionContext) -> dg.Output[pl.DataFrame]:
-        window = DataWindow.parse(context.op_config["window"])
-        params = {name: context.op_config[name] for name in spec.params}
+        window = DataWindow.parse(context.op_execution_context.op_config["window"])
+        params = {name: context.op_execution_context.op_config[name] for name in spec.params}
         store = context.resources.feature_store.get_store()
         inputs: dict[str, pl.DataFrame] = {}
         upstream: list[dict[str, str]] = []

@@ -64,6 +64,11 @@ def _single_graph_hash(manifests: Any, what: str) -> str:
     return hashes.pop()
 
 
+def graph_seeds(graph: FeatureGraph) -> dict[str, int]:
+    """Every seed declared in the feature graph, as ``node.param`` (e.g. ``market_bars.seed``)."""
+    return {f"{n.key}.{name}": int(n.spec.params[name]) for n in graph for name in n.spec.seed_params}
+
+
 def build_trained_model(graph: FeatureGraph) -> dg.AssetsDefinition:
     """The training asset for one feature graph (its code snapshot is what gets registered)."""
 
@@ -96,7 +101,7 @@ def build_trained_model(graph: FeatureGraph) -> dg.AssetsDefinition:
             training_window=outcome.training_window, validation_window=outcome.validation_window,
             training_set_data_hash=manifest.data_hash, model_sha256=outcome.model.sha256,
             environment_hash=env.hash, environment_lock=env.to_dict(),
-            seeds={**dict(manifest.seeds), "training": config.seed},
+            seeds={**graph_seeds(graph), **dict(manifest.seeds), "training": config.seed},
             git_commit=git.commit, git_dirty=git.dirty, trained_by=config.trained_by or getpass.getuser(),
             created_at=dt.datetime.now(dt.timezone.utc),
         )
