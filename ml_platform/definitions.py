@@ -11,7 +11,7 @@ import os
 
 import dagster as dg
 
-from ml_platform.features.assets import DAILY, build_feature_assets
+from ml_platform.features.assets import build_feature_assets
 from ml_platform.features.graph import FeatureGraph
 from ml_platform.features.nodes import build_graph
 from ml_platform.io import PinnedIOManager, PinnedStoreResource
@@ -35,7 +35,6 @@ def build_definitions(settings: Settings, graph: FeatureGraph | None = None) -> 
     features_job = dg.define_asset_job(
         "features_job",
         selection=dg.AssetSelection.groups(*FEATURE_GROUPS),
-        partitions_def=DAILY,
         description="Market data, point-in-time features and labels for a day (or a backfilled range).",
     )
     training_job = dg.define_asset_job(
@@ -46,7 +45,6 @@ def build_definitions(settings: Settings, graph: FeatureGraph | None = None) -> 
     signals_job = dg.define_asset_job(
         "live_signals_job",
         selection=dg.AssetSelection.assets("live_signals", "live_pnl"),
-        partitions_def=DAILY,
         description="Score the day's features with the champion (contract-checked at load) and book its PnL.",
     )
     store_config = {"base_dir": settings.storage, "environment_policy": settings.environment_policy}

@@ -49,7 +49,14 @@ def train_and_validate(training_set: pl.DataFrame, config: TrainingConfig, *, va
         embargo_days: dates dropped between the parts (the label looks one bar ahead).
     """
     train_part, valid_part = split_window(training_set, validation_fraction, embargo_days=embargo_days)
-    model = train(train_part, config)
+    try:
+        model = train(train_part, config)
+    except DataError as exc:
+        n_set, n_train = training_set["date"].n_unique(), train_part["date"].n_unique()
+        raise DataError(
+            f"{exc} -- the training set has {n_set} dates; holding out {validation_fraction:.0%} for validation "
+            f"and an embargo of {embargo_days} leaves {n_train} for training"
+        ) from exc
     scores = model.predict(valid_part.select(*KEYS, *config.feature_columns))
     signals = to_signals(scores)
     report = backtest(signals, valid_part.select(*KEYS, config.label_column), label_column=config.label_column)
