@@ -58,7 +58,7 @@ def canonical_frame(frame: object, node: HashedFeature, window: DataWindow | Non
 
 
 def _metadata(node: HashedFeature, frame: pl.DataFrame, window: DataWindow | None, seeds: Mapping[str, int],
-              params: Mapping[str, Any], partition_hashes: Mapping[str, str] | None) -> dict[str, Any]:
+              params: Mapping[str, Any]) -> dict[str, Any]:
     data_hash = hash_table(frame)
     meta: dict[str, Any] = {
         f"{PREFIX}code_hash": node.code_hash,
@@ -70,8 +70,6 @@ def _metadata(node: HashedFeature, frame: pl.DataFrame, window: DataWindow | Non
     }
     if window is not None:
         meta[f"{PREFIX}window"] = str(window)
-    if partition_hashes is not None:
-        meta[f"{PREFIX}partition_hashes"] = dict(partition_hashes)
     return meta
 
 
@@ -117,7 +115,7 @@ def _build_partitioned(node: HashedFeature) -> dg.AssetsDefinition:
         frame = canonical_frame(spec.fn(**inputs, **kwargs), node, window)
         # the IO manager splits the range into days and records each day's hash in its manifest and in
         # that partition's materialization metadata
-        meta = _metadata(node, frame, window, seeds, params, None)
+        meta = _metadata(node, frame, window, seeds, params)
         # Dagster gives every partition of one run the same data version: the output's content hash (for a
         # one-day run exactly that partition's hash). An identical re-run keeps it, so nothing goes stale.
         return dg.Output(frame, data_version=dg.DataVersion(meta[f"{PREFIX}data_hash"]), metadata=meta)
@@ -147,7 +145,7 @@ def _build_windowed(node: HashedFeature) -> dg.AssetsDefinition:
             upstream += [{"key": m.asset_key, "partition": m.partition, "data_hash": m.data_hash} for m in manifests]
         kwargs, seeds = _call_args(node, params, window, str(window))
         frame = canonical_frame(spec.fn(**inputs, **kwargs), node, window)
-        meta = _metadata(node, frame, window, seeds, params, None)
+        meta = _metadata(node, frame, window, seeds, params)
         meta[f"{PREFIX}upstream"] = upstream
         return dg.Output(frame, data_version=dg.DataVersion(meta[f"{PREFIX}data_hash"]), metadata=meta)
 
