@@ -80,6 +80,11 @@ def build_trained_model(graph: FeatureGraph) -> dg.AssetsDefinition:
         stored = store.read("training_set", None)
         manifest = stored.manifest
         inputs = [u for u in manifest.upstream if u.key == MODEL_INPUT_NODE]
+        if not inputs:
+            raise DataError(
+                f"the stored training set ({manifest.label}) records no {MODEL_INPUT_NODE} partitions it was built "
+                "from, so its feature graph cannot be established; rematerialize training_set with a window"
+            )
         feature_graph_hash = _single_graph_hash(
             (store.manifest(MODEL_INPUT_NODE, u.partition) for u in inputs), "the training set")
         if feature_graph_hash != graph[MODEL_INPUT_NODE].graph_hash:
