@@ -54,6 +54,22 @@ def require_columns(frame: pl.DataFrame, columns: Iterable[str], *, what: str) -
         )
 
 
+def check_feature_columns(columns: object) -> tuple[str, ...]:
+    """Validate a list of feature column names (non-empty, unique strings, no key column); return it as a tuple."""
+    if isinstance(columns, str) or not isinstance(columns, Iterable):
+        raise ConfigurationError(f"feature_columns must be a sequence of names, got {columns!r}")
+    names = tuple(columns)
+    if not names:
+        raise ConfigurationError("feature_columns is empty; name at least one feature")
+    if any(not isinstance(c, str) or not c for c in names):
+        raise ConfigurationError(f"feature column names must be non-empty strings, got {names!r}")
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"feature_columns repeat a name: {names!r}; list each feature once")
+    if set(names) & set(KEYS):
+        raise ConfigurationError(f"feature_columns {names!r} include a key column {KEYS}")
+    return names
+
+
 def check_keys(frame: pl.DataFrame, *, what: str) -> None:
     """Check ``date`` is Date, ``instrument`` is String, neither has nulls and no key repeats."""
     require_columns(frame, KEYS, what=what)
@@ -199,15 +215,7 @@ class LinearSignalModel:
     n_rows: int = 0
 
     def __post_init__(self) -> None:
-        columns = tuple(self.feature_columns)
-        if not columns:
-            raise ConfigurationError("a model needs at least one feature column")
-        if any(not isinstance(c, str) or not c for c in columns):
-            raise ConfigurationError(f"feature column names must be non-empty strings, got {columns!r}")
-        if len(set(columns)) != len(columns):
-            raise ConfigurationError(f"feature columns repeat: {columns!r}; list each feature once")
-        if set(columns) & set(KEYS):
-            raise ConfigurationError(f"feature columns {columns!r} include a key column {KEYS}")
+        columns = check_feature_columns(self.feature_columns)
         coefficients = tuple(_as_float(c, what="a coefficient") for c in self.coefficients)
         if len(coefficients) != len(columns):
             raise ConfigurationError(

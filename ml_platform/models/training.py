@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from ml_platform.errors import ConfigurationError, DataError
 from ml_platform.models.model import (
+    check_feature_columns,
     DEFAULT_WINSOR_Z,
     KEYS,
     LinearSignalModel,
@@ -72,19 +73,7 @@ class TrainingConfig:
     winsor_z: float = DEFAULT_WINSOR_Z
 
     def __post_init__(self) -> None:
-        if isinstance(self.feature_columns, str):
-            raise ConfigurationError(
-                f"feature_columns must be a sequence of names, got the string {self.feature_columns!r}"
-            )
-        columns = tuple(self.feature_columns)
-        if not columns:
-            raise ConfigurationError("feature_columns is empty; name at least one feature to train on")
-        if any(not isinstance(c, str) or not c for c in columns):
-            raise ConfigurationError(f"feature column names must be non-empty strings, got {columns!r}")
-        if len(set(columns)) != len(columns):
-            raise ConfigurationError(f"feature_columns repeat a name: {columns!r}; list each feature once")
-        if set(columns) & set(KEYS):
-            raise ConfigurationError(f"feature_columns {columns!r} include a key column {KEYS}")
+        columns = check_feature_columns(self.feature_columns)
         object.__setattr__(self, "feature_columns", columns)
         if not isinstance(self.label_column, str) or not self.label_column:
             raise ConfigurationError(f"label_column must be a non-empty string, got {self.label_column!r}")
