@@ -17,8 +17,6 @@ Run alone: ``python benchmarks/bench_io.py``.
 from __future__ import annotations
 
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
+from timing import best_seconds
 
 from ml_platform.io.store import PinnedStore
 from ml_platform.lineage.data_hash import hash_table
@@ -56,15 +55,6 @@ def feature_table(rows: int = ROWS, seed: int = 7) -> pa.Table:
     )
 
 
-def _best(fn: Callable[[], Any], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def _row(name: str, value: float, unit: str, baseline: float, ratio: float) -> dict[str, Any]:
     return {
         "name": name,
@@ -93,8 +83,8 @@ def bench_write_read(table: pa.Table, workdir: Path, repeats: int = REPEATS) -> 
     pinned()
     plain_best, pinned_best = float("inf"), float("inf")
     for _ in range(repeats):
-        plain_best = min(plain_best, _best(plain, 1))
-        pinned_best = min(pinned_best, _best(pinned, 1))
+        plain_best = min(plain_best, best_seconds(plain, 1))
+        pinned_best = min(pinned_best, best_seconds(pinned, 1))
     return _row("io_write_read_ratio", pinned_best, "s", plain_best, pinned_best / plain_best)
 
 
@@ -108,8 +98,8 @@ def bench_data_hash(table: pa.Table, repeats: int = REPEATS) -> dict[str, Any]:
         for buf in buffers:
             hasher.update(memoryview(buf))
 
-    content = gigabytes / _best(lambda: hash_table(table), repeats)
-    floor = gigabytes / _best(raw, repeats)
+    content = gigabytes / best_seconds(lambda: hash_table(table), repeats)
+    floor = gigabytes / best_seconds(raw, repeats)
     return _row("io_data_hash_gbps", content, "GB/s", floor, content / floor)
 
 

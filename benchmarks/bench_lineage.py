@@ -21,12 +21,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from timing import best_seconds
 
 from ml_platform.lineage.code_hash import CodeHasher
 from ml_platform.lineage.data_hash import hash_table, raw_buffer_hash
@@ -144,21 +144,12 @@ def _buffer_bytes(table: pa.Table) -> int:
     )
 
 
-def _best_seconds(fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def bench_data_hash() -> dict[str, Any]:
     """hash_table throughput against plain XXH3 over the same buffers."""
     table = _market_table(ROWS, CHUNKS)
     gigabytes = _buffer_bytes(table) / 1e9
-    value = gigabytes / _best_seconds(lambda: hash_table(table))
-    baseline = gigabytes / _best_seconds(lambda: raw_buffer_hash(table))
+    value = gigabytes / best_seconds(lambda: hash_table(table), REPEATS)
+    baseline = gigabytes / best_seconds(lambda: raw_buffer_hash(table), REPEATS)
     return {
         "name": "data_hash_gbps",
         "value": value,

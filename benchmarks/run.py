@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the bench scripts share benchmarks/timing.py, as when run alone
 FIELDS = ("name", "value", "unit", "baseline", "ratio")
 
 
@@ -43,7 +44,7 @@ def main(argv: list[str]) -> int:
         print(f"running {path.name} ...", flush=True)
         try:
             got = _load(path).run()
-        except Exception as exc:  # report every failing benchmark, then fail the command
+        except Exception as exc:  # noqa: BLE001 - every failing benchmark is reported, then the command fails
             failed.append(f"{path.name}: {type(exc).__name__}: {exc}")
             continue
         for row in got:
