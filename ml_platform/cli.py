@@ -32,10 +32,7 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"nodes\": [...]}.")
 def graph(as_json: bool) -> None:
     """Print every feature node with its source, upstream keys, code hash and graph hash."""
-    from ml_platform.definitions import SETTINGS
-    from ml_platform.features.nodes import build_graph
-
-    g = build_graph(SETTINGS.market_source)
+    from ml_platform.definitions import GRAPH as g  # the graph the deployment's Definitions were built from
     if as_json:
         click.echo(g.to_json())
         return

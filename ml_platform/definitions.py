@@ -65,4 +65,5 @@ def build_definitions(settings: Settings, graph: FeatureGraph | None = None) -> 
 
 
 SETTINGS = Settings.from_env(os.environ)
-defs = build_definitions(SETTINGS)
+GRAPH = build_graph(SETTINGS.market_source)
+defs = build_definitions(SETTINGS, GRAPH)
