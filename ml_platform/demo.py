@@ -58,7 +58,7 @@ def demo(home: str) -> None:
 
     from ml_platform.definitions import build_definitions
     from ml_platform.io.store import PinnedStore
-    from ml_platform.lifecycle import Lifecycle, plan_ranges, range_tags
+    from ml_platform.lifecycle import Lifecycle, plan_ranges
     from ml_platform.registry.store import ModelRegistry
     from ml_platform.settings import Settings
 
@@ -84,7 +84,7 @@ def demo(home: str) -> None:
         _say(f"materialize features for {FEATURES} (point-in-time: history and label lookahead included)")
         for span, keys in plan_ranges(graph, FEATURES):
             t = time.perf_counter()
-            life._run(list(keys), tags=range_tags(span))
+            life.materialize(keys, span)
             click.echo(f"  {span}  {', '.join(keys)}  ({span.days} partitions each, {time.perf_counter() - t:.1f}s)")
 
         _say(f"training set {TRAINING}")

@@ -100,7 +100,11 @@ class Lifecycle:
         Each node is materialized over the span its descendants need (see :func:`plan_ranges`), in
         ancestor-first runs, so every lookback partition exists before a node reads it.
         """
-        return [self._run(list(keys), tags=range_tags(span)) for span, keys in plan_ranges(self.graph, window)]
+        return [self.materialize(keys, span) for span, keys in plan_ranges(self.graph, window)]
+
+    def materialize(self, keys: tuple[str, ...] | list[str], window: DataWindow) -> dg.ExecuteInProcessResult:
+        """One run materializing the daily-partitioned ``keys`` over every day of ``window``."""
+        return self._run(list(keys), tags=range_tags(window))
 
     def training_set(self, window: DataWindow) -> dg.ExecuteInProcessResult:
         """Assemble the training set over ``window`` (its features and labels must be materialized)."""
