@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ml_platform.io.layout import UNPARTITIONED
 from ml_platform.io.manifest import MANIFEST_METADATA_KEY, MANIFEST_SCHEMA, Manifest, UpstreamRef, WriteFacts
-from ml_platform.io.store import PinnedStore, StoredFrame
+from ml_platform.io.store import PinnedStore, StoredFrame, StoredFrames
 from ml_platform.io.verify import VerifyResult, VerifyStatus
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ __all__ = [
     "PinnedStore",
     "PinnedStoreResource",
     "StoredFrame",
+    "StoredFrames",
     "UpstreamRef",
     "VerifyResult",
     "VerifyStatus",

@@ -28,7 +28,7 @@ from dagster import (
 from dagster._core.errors import DagsterInvariantViolationError
 from pydantic import Field, PrivateAttr
 
-from ml_platform.environment import EnvironmentPolicy, diff_environments
+from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, DataError, PartitionError, WindowError
 from ml_platform.io.manifest import Manifest, UpstreamRef, WriteFacts
 from ml_platform.io.store import COMPRESSIONS, PinnedStore
@@ -165,8 +165,8 @@ class PinnedIOManager(ConfigurableIOManager):
       table; anything else gets a polars DataFrame.
 
     The asset wrapper of the feature graph passes its facts as output metadata: ``ml_platform/code_hash``,
-    ``graph_hash``, ``data_hash``, ``partition_hashes`` (JSON partition -> hash, reused instead of
-    hashing again; every load still recomputes it), ``window`` (``START..END``), ``seeds`` and ``params``
+    ``graph_hash``, ``data_hash`` (of the whole output; reused for a one-partition write instead of
+    hashing again, every load still recomputes it), ``window`` (``START..END``), ``seeds`` and ``params``
     (JSON objects). A plain asset without them gets its data hash computed and the rest left null.
 
     Example:
@@ -215,15 +215,13 @@ class PinnedIOManager(ConfigurableIOManager):
         store = self.get_store()
         manifests: Sequence[Manifest]
         if context.has_asset_partitions and len(context.asset_partition_keys) != 1:
-            frame, manifests = store.read_many(key, context.asset_partition_keys)
+            many = store.read_partitions(key, context.asset_partition_keys)
+            frame, manifests, diff = many.frame, many.manifests, many.environment_diff
         else:
             stored = store.read(key, context.asset_partition_key if context.has_asset_partitions else None)
-            frame, manifests = stored.frame, (stored.manifest,)
-        notes = []
-        if store.policy is EnvironmentPolicy.WARN:
-            distinct = {manifest.environment_hash: manifest for manifest in manifests}
-            for manifest in distinct.values():
-                notes += diff_environments(manifest.environment, store.environment).differences
+            frame, manifests, diff = stored.frame, (stored.manifest,), stored.environment_diff
+        # the store compared the environments (and raised under strict); under warn, record what differs
+        notes = list(diff.differences) if store.policy is EnvironmentPolicy.WARN else []
         if notes and len(manifests) == 1:  # Dagster observes input metadata on one partition only
             context.add_input_metadata(
                 {_KEY_PREFIX + "environment_diff": MetadataValue.text("\n".join(notes))}
@@ -245,7 +243,7 @@ class PinnedIOManager(ConfigurableIOManager):
         return frame.to_arrow() if wants_arrow else frame
 
     # ------------------------------------------------------------------------------------ writing
-    def _facts(self, context: OutputContext) -> tuple[WriteFacts, dict[str, str], list[str]]:
+    def _facts(self, context: OutputContext) -> tuple[WriteFacts, list[str]]:
         metadata = context.output_metadata or {}
         window_text = _metadata_value(metadata, "window")
         try:
@@ -270,8 +268,7 @@ class PinnedIOManager(ConfigurableIOManager):
             params=_json_object(metadata, "params"),
             data_hash=_metadata_value(metadata, "data_hash"),
         )
-        partition_hashes = {str(k): str(v) for k, v in _json_object(metadata, "partition_hashes").items()}
-        return facts, partition_hashes, self._environment_notes.get(step, [])
+        return facts, self._environment_notes.get(step, [])
 
     def handle_output(self, context: OutputContext, obj: pl.DataFrame | pa.Table) -> None:
         """Write the output (one file + manifest per partition) and add the manifest facts as metadata.
@@ -288,19 +285,16 @@ class PinnedIOManager(ConfigurableIOManager):
                 f"asset {key} returned {type(obj).__name__}; PinnedIOManager stores polars DataFrames "
                 "and pyarrow Tables only - return one, or give the asset another io_manager_key"
             )
-        facts, partition_hashes, notes = self._facts(context)
+        facts, notes = self._facts(context)
         store = self.get_store()
         partitions = list(context.asset_partition_keys) if context.has_asset_partitions else [None]
         if len(partitions) == 1:
             partition = partitions[0]
-            given = partition_hashes.get(partition) if partition is not None else None
             window = facts.window or (_daily_window(partition) if partition else None)
-            manifest = store.write(
-                key, partition, obj, replace(facts, window=window, data_hash=given or facts.data_hash)
-            )
+            manifest = store.write(key, partition, obj, replace(facts, window=window))
             written = [manifest]
         else:
-            written = self._write_range(context, key, obj, facts, partition_hashes)
+            written = self._write_range(context, key, obj, facts)
         self._add_metadata(context, store, written, facts, notes)
 
     def _write_range(
@@ -309,7 +303,6 @@ class PinnedIOManager(ConfigurableIOManager):
         key: str,
         obj: pl.DataFrame | pa.Table,
         facts: WriteFacts,
-        partition_hashes: Mapping[str, str],
     ) -> list[Manifest]:
         partitions = list(context.asset_partition_keys)
         days = [_daily_window(partition) for partition in partitions]
@@ -332,7 +325,8 @@ class PinnedIOManager(ConfigurableIOManager):
                 key,
                 partition,
                 by_day[day.start],  # type: ignore[union-attr]
-                replace(facts, window=day, data_hash=partition_hashes.get(partition),
+                # the given data hash covers the whole range: each day is hashed on its own
+                replace(facts, window=day, data_hash=None,
                         upstream=upstream_for(day.start)),  # type: ignore[union-attr]
             )
             for partition, day in zip(partitions, days, strict=True)

@@ -68,6 +68,15 @@ class StoredFrame:
     environment_diff: EnvironmentDiff
 
 
+@dataclass(frozen=True)
+class StoredFrames:
+    """A verified read of several partitions, concatenated in the order asked for."""
+
+    frame: pl.DataFrame
+    manifests: tuple[Manifest, ...]
+    environment_diff: EnvironmentDiff
+
+
 def _to_arrow(frame: pl.DataFrame | pa.Table, what: str) -> pa.Table:
     if isinstance(frame, pl.DataFrame):
         return frame.to_arrow()
@@ -311,35 +320,40 @@ class PinnedStore:
             IntegrityError: the bytes or the content differ from what the manifest records.
             EnvironmentMismatch: under ``strict``, the environment differs from the recorded one.
         """
-        manifest = self.manifest(key, partition)
-        diff = self._check_environment(manifest, manifest.label)  # fail fast before reading data
-        table, manifest = self.load_verified(manifest.asset_key, manifest.partition, manifest)
+        # the environment is checked on the manifest of the version actually returned: load_verified
+        # may have moved to a newer version committed concurrently
+        table, manifest = self.load_verified(key, partition)
+        diff = self._check_environment(manifest, manifest.label)
         return StoredFrame(frame=pl.from_arrow(table), manifest=manifest, environment_diff=diff)
 
     def read_many(self, key: str, partitions: Sequence[str]) -> tuple[pl.DataFrame, tuple[Manifest, ...]]:
         """Read and verify several partitions and concatenate them vertically, in the given order.
 
-        The environment is checked once per distinct environment lock among the partitions.
-
         Raises:
             DataError: no partitions were asked for, or their schemas differ.
             ManifestError / IntegrityError / EnvironmentMismatch: as for :meth:`read`.
+        """
+        stored = self.read_partitions(key, partitions)
+        return stored.frame, stored.manifests
+
+    def read_partitions(self, key: str, partitions: Sequence[str]) -> StoredFrames:
+        """:meth:`read_many`, also returning how the partitions' environments differ from the running one.
+
+        The environment is checked once per distinct environment lock among the versions returned.
         """
         key = validate_key(key)
         if isinstance(partitions, str) or not partitions:
             raise DataError(
                 f"read_many of {key} needs a non-empty sequence of partition keys, got {partitions!r}"
             )
-        manifests = [self.manifest(key, partition) for partition in partitions]
+        loaded = [self.load_verified(key, partition) for partition in partitions]
+        differences: dict[str, None] = {}
         checked: set[str] = set()
-        for manifest in manifests:
+        for _, manifest in loaded:
             if manifest.environment_hash not in checked:
                 checked.add(manifest.environment_hash)
-                self._check_environment(manifest, f"{key} partitions {partitions[0]}..{partitions[-1]}")
-        loaded = [
-            self.load_verified(key, partition, manifest)
-            for partition, manifest in zip(partitions, manifests, strict=True)
-        ]
+                what = f"{key} partitions {partitions[0]}..{partitions[-1]}"
+                differences.update(dict.fromkeys(self._check_environment(manifest, what).differences))
         try:
             table = pa.concat_tables([table for table, _ in loaded])
         except pa.ArrowInvalid as exc:
@@ -347,7 +361,8 @@ class PinnedStore:
                 f"partitions {partitions[0]}..{partitions[-1]} of {key} have different schemas ({exc}); "
                 "re-materialize the older partitions with the current code"
             ) from exc
-        return pl.from_arrow(table), tuple(manifest for _, manifest in loaded)
+        return StoredFrames(pl.from_arrow(table), tuple(manifest for _, manifest in loaded),
+                            EnvironmentDiff(tuple(differences)))
 
     def locations(self, key: str | None = None) -> list[tuple[str, str | None]]:
         """``(key, partition)`` of every committed manifest (of ``key`` only, when given), sorted."""

@@ -84,10 +84,7 @@ def signal_asset(partition_hash: str | None) -> Any:
             metadata={
                 "ml_platform/code_hash": "sha256:" + "8" * 64,
                 "ml_platform/graph_hash": GRAPH_HASH,
-                "ml_platform/data_hash": hash_table(frame),
-                "ml_platform/partition_hashes": MetadataValue.json(
-                    {key: partition_hash or hash_table(frame)}
-                ),
+                "ml_platform/data_hash": partition_hash or hash_table(frame),
                 "ml_platform/window": f"{key}..{key}",
                 "ml_platform/seeds": MetadataValue.json({"default": derive_seed(GRAPH_HASH, key)}),
                 "ml_platform/params": MetadataValue.json({"scale": 2}),
