@@ -25,14 +25,16 @@ class _Group(click.Group):
 @click.version_option(package_name="ml-platform")
 def main() -> None:
     """ml_platform: content-addressed features, pinned environments, contract-checked models."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"nodes\": [...]}.")
 def graph(as_json: bool) -> None:
     """Print every feature node with its source, upstream keys, code hash and graph hash."""
-    from ml_platform.definitions import GRAPH as g  # the graph the deployment's Definitions were built from
+    from ml_platform.features.nodes import build_graph
+    from ml_platform.settings import Settings
+
+    g = build_graph(Settings.from_env(os.environ).market_source)  # what ml_platform.definitions builds
     if as_json:
         click.echo(g.to_json())
         return

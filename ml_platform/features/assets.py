@@ -16,7 +16,8 @@ through the ``feature_store`` resource.
 
 import datetime as dt
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -25,11 +26,12 @@ from ml_platform.environment import derive_seed
 from ml_platform.errors import DataError
 from ml_platform.features.graph import FeatureGraph, HashedFeature
 from ml_platform.lineage.data_hash import hash_table
+from ml_platform.market.generator import DEFAULT_ORIGIN
 from ml_platform.window import DataWindow
 
-#: Daily partitions from the first day of the bundled real history.
-HISTORY_START = "2000-01-03"
-DAILY = dg.DailyPartitionsDefinition(start_date=HISTORY_START)
+#: Daily partitions from the first day of the synthetic generator's history (the real sample starts later,
+#: on 2000-03-01: asking it for earlier days fails with an error naming its coverage).
+DAILY = dg.DailyPartitionsDefinition(start_date=DEFAULT_ORIGIN.isoformat())
 PREFIX = "ml_platform/"
 
 
@@ -73,20 +75,19 @@ def _metadata(node: HashedFeature, frame: pl.DataFrame, window: DataWindow | Non
     return meta
 
 
-def _config_schema(node: HashedFeature) -> dict[str, dg.Field]:
-    schema = {
-        name: dg.Field(
-            type(default), default_value=default, is_required=False,
-            description=f"Declared default {default!r} (part of the code hash); an override is recorded in the manifest.",
-        )
-        for name, default in node.spec.params.items()
-    }
-    if not node.spec.partitioned:
-        schema["window"] = dg.Field(
-            str, is_required=True,
-            description="Inclusive data window START..END (ISO days), e.g. 2010-01-04..2011-12-30.",
-        )
-    return schema
+def _config_schema(node: HashedFeature) -> dict[str, dg.Field] | None:
+    """Run config of a node: only the window of a windowed node.
+
+    Declared params are *not* run config: they are part of the code hash, and a run that overrode
+    one would store data under a graph hash that does not describe it (a deploy contract could not
+    tell the difference). Changing a param is a code change: a new graph, e.g. ``build_graph(source=...)``.
+    """
+    if node.spec.partitioned:
+        return None
+    return {"window": dg.Field(
+        str, is_required=True,
+        description="Inclusive data window START..END (ISO days), e.g. 2010-01-04..2011-12-30.",
+    )}
 
 
 def _build_partitioned(node: HashedFeature) -> dg.AssetsDefinition:
@@ -109,7 +110,7 @@ def _build_partitioned(node: HashedFeature) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, **inputs: pl.DataFrame) -> dg.Output[pl.DataFrame]:
         window = window_of(context)
-        params = {name: context.op_execution_context.op_config[name] for name in spec.params}
+        params = dict(spec.params)
         label = context.partition_key if window.days == 1 else str(window)
         kwargs, seeds = _call_args(node, params, window, label)
         frame = canonical_frame(spec.fn(**inputs, **kwargs), node, window)
@@ -133,7 +134,7 @@ def _build_windowed(node: HashedFeature) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext) -> dg.Output[pl.DataFrame]:
         window = DataWindow.parse(context.op_execution_context.op_config["window"])
-        params = {name: context.op_execution_context.op_config[name] for name in spec.params}
+        params = dict(spec.params)
         store = context.resources.feature_store.get_store()
         inputs: dict[str, pl.DataFrame] = {}
         upstream: list[dict[str, str]] = []

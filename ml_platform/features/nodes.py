@@ -13,7 +13,7 @@ import polars as pl
 
 from ml_platform.features import compute
 from ml_platform.features.graph import FeatureGraph
-from ml_platform.features.matrix import assemble_matrix, assemble_training_set
+from ml_platform.features.matrix import assemble_matrix, assemble_training_set, join_on_keys
 from ml_platform.features.spec import Upstream, feature
 from ml_platform.market.sources import load_bars
 from ml_platform.window import DataWindow
@@ -21,11 +21,14 @@ from ml_platform.window import DataWindow
 MOMENTUM_LOOKBACKS = (5, 21, 63)
 VOL_WINDOW = 21
 VOLUME_WINDOW = 63
-RANKED = ("mom_5d", "mom_21d", "mom_63d", "vol_21d", "volz_63d")
+#: Columns the rank node ranks, named after the windows above (compute names them ``<kind>_<N>d``).
+RANKED = (*(f"mom_{n}d" for n in MOMENTUM_LOOKBACKS), f"vol_{VOL_WINDOW}d", f"volz_{VOLUME_WINDOW}d")
+#: Model input columns, in the order the deploy contract pins.
+FEATURE_COLUMNS: tuple[str, ...] = (*RANKED, *(f"rank_{c}" for c in RANKED))
 _days = compute.trading_bars_to_calendar_days
 
 
-@feature(params={"source": "synthetic", "seed": 7, "n_instruments": 40}, seed_params=("seed",), group="market")
+@feature(params={"source": "sample", "seed": 7, "n_instruments": 40}, seed_params=("seed",), group="market")
 def market_bars(window: DataWindow, source: str, seed: int, n_instruments: int) -> pl.DataFrame:
     """Daily OHLCV bars per instrument: the seeded synthetic universe or the bundled real sample."""
     return load_bars(source, window, seed=seed, n_instruments=n_instruments)
@@ -58,14 +61,13 @@ def volume_zscore(bars: pl.DataFrame) -> pl.DataFrame:
 @feature(upstream={"mom": "momentum", "vol": "realized_vol", "volz": "volume_zscore"})
 def cross_sectional_ranks(mom: pl.DataFrame, vol: pl.DataFrame, volz: pl.DataFrame) -> pl.DataFrame:
     """Per-day percentile ranks of every feature across the universe."""
-    joined = mom.join(vol, on=["date", "instrument"], how="left").join(volz, on=["date", "instrument"], how="left")
-    return compute.cross_sectional_ranks(joined, columns=RANKED)
+    return compute.cross_sectional_ranks(join_on_keys(mom, vol, volz), columns=RANKED)
 
 
 @feature(upstream={"mom": "momentum", "vol": "realized_vol", "volz": "volume_zscore", "ranks": "cross_sectional_ranks"})
 def feature_matrix(mom: pl.DataFrame, vol: pl.DataFrame, volz: pl.DataFrame, ranks: pl.DataFrame) -> pl.DataFrame:
     """The model's input features for each day, in contract column order."""
-    return assemble_matrix(mom, vol, volz, ranks)
+    return assemble_matrix((mom, vol, volz, ranks), FEATURE_COLUMNS)
 
 
 @feature(upstream={"bars": Upstream("market_bars", lookahead_days=_days(1))}, label=True, group="labels")
@@ -88,12 +90,14 @@ FEATURE_NODES = (
 MODEL_INPUT_NODE = "feature_matrix"
 
 
-def build_graph(source: str = "sample", seed: int = 7, n_instruments: int = 40) -> FeatureGraph:
+def build_graph(source: str | None = None) -> FeatureGraph:
     """The platform's feature graph over a market data source, hashed over the ``ml_platform`` package.
 
     The source is a declared parameter of ``market_bars``, so it is part of that node's code hash and
     of every graph hash downstream: features computed from the synthetic universe and from the real
     sample never share a graph hash, and a model trained on one is refused on the other.
     """
-    market = replace(market_bars, params={"source": source, "seed": seed, "n_instruments": n_instruments})
-    return FeatureGraph((market, *FEATURE_NODES[1:]), project_packages=("ml_platform",))
+    nodes = FEATURE_NODES
+    if source is not None and source != market_bars.params["source"]:
+        nodes = (replace(market_bars, params={**market_bars.params, "source": source}), *FEATURE_NODES[1:])
+    return FeatureGraph(nodes, project_packages=("ml_platform",))

@@ -18,13 +18,13 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from ml_platform.environment import git_state
 from ml_platform.errors import DataError
 from ml_platform.features.assets import DAILY, window_of
-from ml_platform.features.matrix import FEATURE_COLUMNS, KEYS, LABEL_COLUMN
 from ml_platform.features.graph import FeatureGraph
-from ml_platform.features.nodes import MODEL_INPUT_NODE
+from ml_platform.features.matrix import KEYS, LABEL_COLUMN
+from ml_platform.features.nodes import FEATURE_COLUMNS, MODEL_INPUT_NODE
 from ml_platform.features.snapshot import code_hashes, code_snapshot
-from ml_platform.environment import git_state
 from ml_platform.models.backtest import daily_pnl
 from ml_platform.models.evaluation import train_and_validate
 from ml_platform.models.signals import to_signals
@@ -33,13 +33,12 @@ from ml_platform.registry.contract import DeployContract, LiveFeatureStream
 from ml_platform.registry.resource import ModelRegistryResource
 from ml_platform.registry.schema import FeatureSchema
 
-DEFAULT_MODEL = "alpha_ridge"
-
 
 class TrainingRunConfig(dg.Config):
     """How ``trained_model`` trains and registers."""
 
-    model_name: str = Field(default=DEFAULT_MODEL, description="Registered model name in MLflow.")
+    model_name: str | None = Field(
+        default=None, description="Registered model name in MLflow; unset: the deployment's model (ML_PLATFORM_MODEL_NAME).")
     alpha: float = Field(default=10.0, description="Ridge penalty on the pooled, standardized features.")
     seed: int = Field(default=0, description="Training seed (recorded; the closed-form ridge uses no randomness).")
     validation_fraction: float = Field(default=0.25, description="Latest share of the window's days held out for validation.")
@@ -51,7 +50,8 @@ class TrainingRunConfig(dg.Config):
 class SignalsConfig(dg.Config):
     """Which registered model serves the live signals."""
 
-    model_name: str = Field(default=DEFAULT_MODEL, description="Registered model whose champion scores the day.")
+    model_name: str | None = Field(
+        default=None, description="Registered model whose champion scores the day; unset: the deployment's model.")
 
 
 def _single_graph_hash(manifests: Any, what: str) -> str:
@@ -69,13 +69,14 @@ def graph_seeds(graph: FeatureGraph) -> dict[str, int]:
     return {f"{n.key}.{name}": int(n.spec.params[name]) for n in graph for name in n.spec.seed_params}
 
 
-def build_trained_model(graph: FeatureGraph) -> dg.AssetsDefinition:
+def build_trained_model(graph: FeatureGraph, default_model: str) -> dg.AssetsDefinition:
     """The training asset for one feature graph (its code snapshot is what gets registered)."""
 
     @dg.asset(deps=["training_set"], group_name="models", kinds={"mlflow"},
               required_resource_keys={"feature_store", "model_registry"})
     def trained_model(context: dg.AssetExecutionContext, config: TrainingRunConfig) -> dg.MaterializeResult:
         """Train, validate and register a model version with its deploy contract."""
+        model_name = config.model_name or default_model
         store = context.resources.feature_store.get_store()
         stored = store.read("training_set", None)
         manifest = stored.manifest
@@ -101,24 +102,24 @@ def build_trained_model(graph: FeatureGraph) -> dg.AssetsDefinition:
         git = git_state()
         env = store.environment
         contract = DeployContract(
-            model_name=config.model_name, model_version=None, feature_graph_hash=feature_graph_hash,
+            model_name=model_name, model_version=None, feature_graph_hash=feature_graph_hash,
             feature_schema=FeatureSchema.from_polars(stored.frame.select(*KEYS, *FEATURE_COLUMNS)),
             training_window=outcome.training_window, validation_window=outcome.validation_window,
             training_set_data_hash=manifest.data_hash, model_sha256=outcome.model.sha256,
             environment_hash=env.hash, environment_lock=env.to_dict(),
             seeds={**graph_seeds(graph), **dict(manifest.seeds), "training": config.seed},
             git_commit=git.commit, git_dirty=git.dirty, trained_by=config.trained_by or getpass.getuser(),
-            created_at=dt.datetime.now(dt.timezone.utc),
+            created_at=dt.datetime.now(dt.UTC),
         )
         params = {**training_cfg.to_dict(), "validation_fraction": config.validation_fraction,
                   "embargo_days": config.embargo_days, "training_set_window": str(manifest.window),
                   "dagster_run_id": context.run.run_id}
-        registered = registry.register(model_name=config.model_name, model=outcome.model, contract=contract,
+        registered = registry.register(model_name=model_name, model=outcome.model, contract=contract,
                                        params=params, metrics=outcome.metrics(), code_snapshot=code_snapshot(graph),
                                        code_hashes=code_hashes(graph))
-        context.log.info(f"registered {config.model_name} version {registered.version} (run {registered.run_id})")
+        context.log.info(f"registered {model_name} version {registered.version} (run {registered.run_id})")
         return dg.MaterializeResult(metadata={
-            "ml_platform/model_name": config.model_name,
+            "ml_platform/model_name": model_name,
             "ml_platform/model_version": registered.version,
             "ml_platform/mlflow_run_id": registered.run_id,
             "ml_platform/model_uri": registered.model_uri,
@@ -137,29 +138,35 @@ def build_trained_model(graph: FeatureGraph) -> dg.AssetsDefinition:
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 
-@dg.asset(deps=[MODEL_INPUT_NODE], partitions_def=DAILY, group_name="live", kinds={"polars"},
-          backfill_policy=dg.BackfillPolicy.single_run(), required_resource_keys={"feature_store", "model_registry"})
-def live_signals(context: dg.AssetExecutionContext, config: SignalsConfig) -> dg.Output[pl.DataFrame]:
-    """The champion's signals for the day, produced only after its contract matched the day's features."""
-    window = window_of(context)
-    store = context.resources.feature_store.get_store()
-    frame, manifests = store.read_many(MODEL_INPUT_NODE, [d.isoformat() for d in window])
-    graph_hash = _single_graph_hash(manifests, f"the live window {window}")
-    live = LiveFeatureStream(feature_graph_hash=graph_hash, feature_schema=FeatureSchema.from_polars(frame))
-    registry: ModelRegistryResource = context.resources.model_registry
-    champion = registry.load_champion(config.model_name, live)   # raises ContractViolation: no signal at all
-    scored = champion.model.predict(frame.select(*KEYS, *FEATURE_COLUMNS)) if frame.height else \
-        pl.DataFrame(schema={"date": pl.Date, "instrument": pl.String, "score": pl.Float64})
-    signals = to_signals(scored).with_columns(
-        pl.lit(config.model_name).alias("model_name"), pl.lit(champion.version).alias("model_version"))
-    return dg.Output(signals, metadata={
-        "ml_platform/model_name": config.model_name,
-        "ml_platform/model_version": champion.version,
-        "ml_platform/feature_graph_hash": graph_hash,
-        "ml_platform/window": str(window),
-        "ml_platform/environment_differences": list(champion.check.environment_differences),
-        "dagster/row_count": signals.height,
-    })
+def build_live_signals(default_model: str) -> dg.AssetsDefinition:
+    """The daily signal asset serving ``default_model``'s champion unless a run names another model."""
+
+    @dg.asset(deps=[MODEL_INPUT_NODE], partitions_def=DAILY, group_name="live", kinds={"polars"},
+              backfill_policy=dg.BackfillPolicy.single_run(), required_resource_keys={"feature_store", "model_registry"})
+    def live_signals(context: dg.AssetExecutionContext, config: SignalsConfig) -> dg.Output[pl.DataFrame]:
+        """The champion's signals for the day, produced only after its contract matched the day's features."""
+        model_name = config.model_name or default_model
+        window = window_of(context)
+        store = context.resources.feature_store.get_store()
+        frame, manifests = store.read_many(MODEL_INPUT_NODE, window.partition_keys())
+        graph_hash = _single_graph_hash(manifests, f"the live window {window}")
+        live = LiveFeatureStream(feature_graph_hash=graph_hash, feature_schema=FeatureSchema.from_polars(frame))
+        registry: ModelRegistryResource = context.resources.model_registry
+        champion = registry.load_champion(model_name, live)   # raises ContractViolation: no signal at all
+        scored = champion.model.predict(frame.select(*KEYS, *FEATURE_COLUMNS)) if frame.height else \
+            pl.DataFrame(schema={"date": pl.Date, "instrument": pl.String, "score": pl.Float64})
+        signals = to_signals(scored).with_columns(
+            pl.lit(model_name).alias("model_name"), pl.lit(champion.version).alias("model_version"))
+        return dg.Output(signals, metadata={
+            "ml_platform/model_name": model_name,
+            "ml_platform/model_version": champion.version,
+            "ml_platform/feature_graph_hash": graph_hash,
+            "ml_platform/window": str(window),
+            "ml_platform/environment_differences": list(champion.check.environment_differences),
+            "dagster/row_count": signals.height,
+        })
+
+    return live_signals
 
 
 @dg.asset(ins={"signals": dg.AssetIn("live_signals"), "labels": dg.AssetIn("forward_return")},
@@ -173,6 +180,6 @@ def live_pnl(context: dg.AssetExecutionContext, signals: pl.DataFrame, labels: p
                                     "dagster/row_count": pnl.height})
 
 
-def build_model_assets(graph: FeatureGraph) -> list[dg.AssetsDefinition]:
-    """Training, live signals and live PnL assets for one feature graph."""
-    return [build_trained_model(graph), live_signals, live_pnl]
+def build_model_assets(graph: FeatureGraph, model_name: str) -> list[dg.AssetsDefinition]:
+    """Training, live signals and live PnL assets for one feature graph and the deployment's model."""
+    return [build_trained_model(graph, model_name), build_live_signals(model_name), live_pnl]
