@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from ml_platform.errors import ConfigurationError
+from ml_platform.errors import ConfigurationError, DataHashError
+from ml_platform.lineage.data_types import logical_type
 
 if TYPE_CHECKING:
     import polars as pl
@@ -37,29 +38,25 @@ if TYPE_CHECKING:
 __all__ = ["FeatureField", "FeatureSchema", "arrow_type", "normalize_type"]
 
 _TIMESTAMP = re.compile(r"^timestamp\[(s|ms|us|ns)(?:, tz=(.+))?\]$")
-_DECIMAL = re.compile(r"^decimal(128|256)\((\d+), (-?\d+)\)$")
+_DECIMAL = re.compile(r"^decimal\((\d+),(-?\d+)\)$")
 
 
 def normalize_type(data_type: pa.DataType, *, column: str = "?") -> str:
-    """Return the logical type string of an Arrow type (see the module docstring).
+    """Return the logical type string of an Arrow type: exactly the data hash's (``logical_type``).
 
     Raises:
         ConfigurationError: for struct, map, fixed-size-list, union and other nested types.
     """
-    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or pa.types.is_string_view(data_type):
-        return "utf8"
-    if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type) or pa.types.is_binary_view(data_type):
-        return "binary"
-    if pa.types.is_dictionary(data_type):
-        return normalize_type(data_type.value_type, column=column)
-    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
-        return f"list<{normalize_type(data_type.value_type, column=column)}>"
-    if pa.types.is_nested(data_type):
+    flat = data_type.value_type if pa.types.is_dictionary(data_type) else data_type
+    if pa.types.is_nested(flat) and not (pa.types.is_list(flat) or pa.types.is_large_list(flat)):
         raise ConfigurationError(
             f"feature column {column!r} has nested type {data_type}; a deploy contract describes flat "
             "feature columns (scalars or lists): flatten or unnest it before it reaches the model"
         )
-    return str(data_type)
+    try:
+        return logical_type(data_type, repr(column))[0]
+    except DataHashError as exc:
+        raise ConfigurationError(f"feature column {column!r}: {exc}") from exc
 
 
 def arrow_type(type_string: str) -> pa.DataType:
@@ -78,8 +75,8 @@ def arrow_type(type_string: str) -> pa.DataType:
     if match := _TIMESTAMP.match(text):
         return pa.timestamp(match.group(1), tz=match.group(2))
     if match := _DECIMAL.match(text):
-        width, precision, scale = match.group(1), int(match.group(2)), int(match.group(3))
-        return (pa.decimal128 if width == "128" else pa.decimal256)(precision, scale)
+        precision, scale = int(match.group(1)), int(match.group(2))
+        return (pa.decimal128 if precision <= 38 else pa.decimal256)(precision, scale)
     try:
         result = pa.type_for_alias(text)
     except (ValueError, KeyError, TypeError) as exc:

@@ -29,7 +29,8 @@ def test_arrow_types_keep_their_canonical_strings() -> None:
     cases = {
         pa.date32(): "date32[day]",
         pa.timestamp("us", tz="UTC"): "timestamp[us, tz=UTC]",
-        pa.decimal128(10, 2): "decimal128(10, 2)",
+        pa.decimal128(10, 2): "decimal(10,2)",
+        pa.decimal256(50, 3): "decimal(50,3)",
         pa.large_list(pa.large_string()): "list<utf8>",
         pa.list_(pa.float64()): "list<double>",
         pa.large_binary(): "binary",
@@ -38,6 +39,14 @@ def test_arrow_types_keep_their_canonical_strings() -> None:
     for data_type, text in cases.items():
         assert normalize_type(data_type) == text
         assert normalize_type(arrow_type(text)) == text
+
+
+def test_contract_types_are_the_data_hash_logical_types() -> None:
+    """Two frames the data hash calls identical never differ in a contract check, and vice versa."""
+    same = [pa.decimal128(10, 2), pa.decimal256(10, 2)], [pa.string(), pa.large_string(), pa.string_view()]
+    for group in same:
+        assert len({normalize_type(t) for t in group}) == 1
+    assert normalize_type(pa.decimal128(10, 2)) != normalize_type(pa.decimal128(10, 3))
 
 
 def test_round_trip_through_arrow_keeps_order_and_nullability() -> None:
