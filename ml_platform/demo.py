@@ -12,9 +12,7 @@ Every step is a Dagster run on the instance in ``.ml_platform/dagster``: open ``
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -22,8 +20,7 @@ import polars as pl
 
 from ml_platform.errors import ContractViolation
 from ml_platform.features import compute
-from ml_platform.features.nodes import MODEL_INPUT_NODE, build_graph, momentum
-from ml_platform.features.graph import FeatureGraph
+from ml_platform.features.nodes import MODEL_INPUT_NODE, build_graph
 from ml_platform.window import DataWindow
 
 FEATURES = DataWindow.parse("2011-01-01..2012-02-29")
@@ -35,11 +32,6 @@ CHANGED = DataWindow.parse("2012-02-27..2012-02-29")
 def momentum_edited(bars: pl.DataFrame) -> pl.DataFrame:
     """The demo's code change: momentum over 10/21/63 bars instead of 5/21/63."""
     return compute.momentum(bars, lookbacks=(10, 21, 63)).rename({"mom_10d": "mom_5d"})
-
-
-def _edited_graph(graph: FeatureGraph) -> FeatureGraph:
-    nodes = [replace(momentum, fn=momentum_edited) if n.key == "momentum" else n.spec for n in graph]
-    return FeatureGraph(nodes, project_packages=graph.project_packages)
 
 
 def _say(title: str) -> None:
@@ -56,7 +48,7 @@ def demo(home: str) -> None:
     """Run the whole lifecycle on the embedded default (real prices, SQLite, local files)."""
     import dagster as dg
 
-    from ml_platform.definitions import build_definitions
+    from ml_platform.deployment import build_definitions
     from ml_platform.io.store import PinnedStore
     from ml_platform.lifecycle import Lifecycle, plan_ranges
     from ml_platform.registry.store import ModelRegistry
@@ -68,7 +60,6 @@ def demo(home: str) -> None:
     yaml = dagster_home / "dagster.yaml"
     if not yaml.exists():
         yaml.write_text("telemetry:\n  enabled: false\n")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     graph = build_graph(settings.market_source)
     defs = build_definitions(settings, graph)
     registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location)
@@ -112,8 +103,8 @@ def demo(home: str) -> None:
         _say(f"live signals and PnL for {LIVE} (champion loaded through its contract)")
         life.features(LIVE)
         life.live(LIVE, settings.model_name)
-        signals, _ = store.read_many("live_signals", [d.isoformat() for d in LIVE])
-        pnl, _ = store.read_many("live_pnl", [d.isoformat() for d in LIVE])
+        signals, _ = store.read_many("live_signals", LIVE.partition_keys())
+        pnl, _ = store.read_many("live_pnl", LIVE.partition_keys())
         click.echo(f"  {signals.height} signals on {signals['date'].n_unique()} days from version "
                    f"{signals['model_version'].unique().to_list()}; live PnL {pnl['pnl'].sum():+.4f} "
                    f"(log return, {pnl.height} days)")
@@ -124,7 +115,7 @@ def demo(home: str) -> None:
         click.echo(f"  {len(results)} artefacts checked, {len(bad)} failed")
 
         _say("change momentum's code (5-bar -> 10-bar lookback) and rematerialize")
-        edited = _edited_graph(graph)
+        edited = graph.with_function("momentum", momentum_edited)
         changed = sorted(n.key for n in graph if n.graph_hash != edited[n.key].graph_hash)
         click.echo(f"  graph hash changed for: {', '.join(changed)}; unchanged for the rest")
         edited_life = Lifecycle(build_definitions(settings, edited), edited, instance, log_level="CRITICAL")

@@ -7,8 +7,9 @@ real Dagster run on the given instance (so it shows up in the UI), with the depl
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import dagster as dg
 
@@ -83,8 +84,9 @@ class Lifecycle:
     instance: dg.DagsterInstance
     log_level: str = "WARNING"
 
-    def _run(self, selection: list[str], *, tags: Mapping[str, str] | None = None,
+    def run(self, selection: list[str], *, tags: Mapping[str, str] | None = None,
              run_config: Mapping[str, Any] | None = None) -> dg.ExecuteInProcessResult:
+        """One Dagster run materializing ``selection`` with the deployment's resources; raises on failure."""
         assets = list(self.defs.assets or [])
         result = dg.materialize(
             assets, selection=[dg.AssetKey(k) for k in selection], instance=self.instance,
@@ -104,17 +106,17 @@ class Lifecycle:
 
     def materialize(self, keys: tuple[str, ...] | list[str], window: DataWindow) -> dg.ExecuteInProcessResult:
         """One run materializing the daily-partitioned ``keys`` over every day of ``window``."""
-        return self._run(list(keys), tags=range_tags(window))
+        return self.run(list(keys), tags=range_tags(window))
 
     def training_set(self, window: DataWindow) -> dg.ExecuteInProcessResult:
         """Assemble the training set over ``window`` (its features and labels must be materialized)."""
-        return self._run(["training_set"], run_config={"ops": {"training_set": {"config": {"window": str(window)}}}})
+        return self.run(["training_set"], run_config={"ops": {"training_set": {"config": {"window": str(window)}}}})
 
     def train(self, **config: Any) -> dg.ExecuteInProcessResult:
         """Train, validate and register a version of the model (``config``: TrainingRunConfig fields)."""
-        return self._run(["trained_model"], run_config={"ops": {"trained_model": {"config": config}}})
+        return self.run(["trained_model"], run_config={"ops": {"trained_model": {"config": config}}})
 
     def live(self, window: DataWindow, model_name: str | None = None) -> dg.ExecuteInProcessResult:
         """Live signals (through the contract check) and PnL for ``window``."""
         config = {"ops": {"live_signals": {"config": {"model_name": model_name}}}} if model_name else {}
-        return self._run(["live_signals", "live_pnl"], tags=range_tags(window), run_config=config)
+        return self.run(["live_signals", "live_pnl"], tags=range_tags(window), run_config=config)

@@ -7,14 +7,16 @@ variables to build it (``Settings.from_env``), everything else receives it.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
+from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError
+from ml_platform.market.sources import SOURCES
 
 DEPLOYMENTS = ("local", "production")
-POLICIES = ("strict", "warn", "off")
+POLICIES = tuple(policy.value for policy in EnvironmentPolicy)
 
 
 @dataclass(frozen=True)
@@ -45,15 +47,15 @@ class Settings:
     def __post_init__(self) -> None:
         if self.deployment not in DEPLOYMENTS:
             raise ConfigurationError(f"deployment {self.deployment!r} is not one of {DEPLOYMENTS}")
-        if self.market_source not in ("sample", "synthetic"):
-            raise ConfigurationError(f"market source {self.market_source!r} is not 'sample' or 'synthetic'")
+        if self.market_source not in SOURCES:
+            raise ConfigurationError(f"market source {self.market_source!r} is not one of {SOURCES}")
         if self.environment_policy not in POLICIES:
             raise ConfigurationError(
                 f"environment policy {self.environment_policy!r} is not one of {POLICIES}"
             )
 
     @classmethod
-    def local(cls, home: str | os.PathLike[str] = ".ml_platform", **overrides: str) -> "Settings":
+    def local(cls, home: str | os.PathLike[str] = ".ml_platform", **overrides: str) -> Settings:
         """The embedded default rooted at ``home``."""
         root = Path(home).resolve()
         values = {
@@ -68,7 +70,7 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Read ``ML_PLATFORM_*`` variables; anything unset falls back to the embedded default."""
         deployment = env.get("ML_PLATFORM_DEPLOYMENT", "local")
         base = cls.local(env.get("ML_PLATFORM_HOME", ".ml_platform"))

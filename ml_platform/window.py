@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import polars as pl
@@ -57,7 +58,7 @@ class DataWindow:
             )
 
     @classmethod
-    def parse(cls, text: str) -> "DataWindow":
+    def parse(cls, text: str) -> DataWindow:
         """Parse ``START..END`` (inclusive ISO days) or a single day ``DAY``."""
         if not isinstance(text, str) or not text.strip():
             raise WindowError("empty data window; write it as START..END, e.g. 2012-01-03..2012-06-29")
@@ -70,7 +71,7 @@ class DataWindow:
         return cls(parse_day(parts[0], what="window start"), parse_day(parts[1], what="window end"))
 
     @classmethod
-    def of(cls, start: str | dt.date, end: str | dt.date) -> "DataWindow":
+    def of(cls, start: str | dt.date, end: str | dt.date) -> DataWindow:
         """Build a window from two days given as dates or ISO strings."""
         s = start if isinstance(start, dt.date) else parse_day(start, what="window start")
         e = end if isinstance(end, dt.date) else parse_day(end, what="window end")
@@ -88,7 +89,11 @@ class DataWindow:
     def __contains__(self, day: object) -> bool:
         return isinstance(day, dt.date) and self.start <= day <= self.end
 
-    def shift(self, before: int = 0, after: int = 0) -> "DataWindow":
+    def partition_keys(self) -> list[str]:
+        """The daily partition keys (ISO days) of every day in the window, in order."""
+        return [day.isoformat() for day in self]
+
+    def shift(self, before: int = 0, after: int = 0) -> DataWindow:
         """Widen the window by ``before`` days earlier and ``after`` days later."""
         return DataWindow(self.start - dt.timedelta(days=before), self.end + dt.timedelta(days=after))
 
@@ -96,7 +101,7 @@ class DataWindow:
         return {"start": self.start.isoformat(), "end": self.end.isoformat()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, str]) -> "DataWindow":
+    def from_dict(cls, data: dict[str, str]) -> DataWindow:
         try:
             return cls.of(data["start"], data["end"])
         except (KeyError, TypeError) as exc:
@@ -106,7 +111,7 @@ class DataWindow:
         return f"{self.start.isoformat()}..{self.end.isoformat()}"
 
 
-def split_by_day(frame: "pl.DataFrame", window: DataWindow, column: str = "date") -> dict[dt.date, "pl.DataFrame"]:
+def split_by_day(frame: pl.DataFrame, window: DataWindow, column: str = "date") -> dict[dt.date, pl.DataFrame]:
     """Split a frame into one frame per calendar day of ``window``, keyed by day.
 
     Every day of the window gets an entry, an empty frame (same schema) for a day without rows

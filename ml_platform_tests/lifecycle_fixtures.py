@@ -10,7 +10,7 @@ mocking anything.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -19,18 +19,17 @@ import dagster as dg
 import polars as pl
 from mlflow import MlflowClient
 
-from ml_platform.definitions import build_definitions
-from ml_platform.features import compute, nodes
+from ml_platform.deployment import build_definitions
+from ml_platform.features import compute
 from ml_platform.features.graph import FeatureGraph
 from ml_platform.features.nodes import build_graph
 from ml_platform.io.store import PinnedStore
-from ml_platform.lifecycle import Lifecycle, plan_ranges, range_tags
+from ml_platform.lifecycle import Lifecycle, plan_ranges
 from ml_platform.registry.store import ModelRegistry
 from ml_platform.settings import Settings
 from ml_platform.window import DataWindow
 
 # MLflow reads these on every tracked call, so setting them when the tests import this module suffices
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 #: Test code that feature functions reach must be hashable, so variant graphs hash this package too.
@@ -118,18 +117,12 @@ class Deployment:
         for span, keys in plan_ranges(self.graph, window):
             selected = [k for k in keys if k in changed]
             if selected:
-                results.append(dg.materialize(
-                    list(self.defs.assets or []), selection=[dg.AssetKey(k) for k in selected],
-                    instance=self.instance, resources=dict(self.defs.resources or {}), tags=range_tags(span),
-                ))
+                results.append(self.life.materialize(selected, span))
         return results
 
     def materialize_with_config(self, key: str, config: dict[str, Any]) -> dg.ExecuteInProcessResult:
         """Materialize one asset with raw run config (bypassing Lifecycle's typed arguments)."""
-        return dg.materialize(
-            list(self.defs.assets or []), selection=[dg.AssetKey(key)], instance=self.instance,
-            resources=dict(self.defs.resources or {}), run_config={"ops": {key: {"config": config}}},
-        )
+        return self.life.run([key], run_config={"ops": {key: {"config": config}}})
 
     def artifact_dir(self, run_id: str) -> Path:
         """The local folder holding an MLflow run's artefacts (the embedded default stores files)."""
@@ -140,24 +133,19 @@ class Deployment:
         return Path(unquote(parsed.path))
 
 
-def calendar_keys(window: DataWindow) -> list[str]:
-    """The daily partition keys of ``window``."""
-    return [day.isoformat() for day in window]
-
-
 def run_ids(store: PinnedStore, key: str, window: DataWindow) -> dict[str, str | None]:
     """Partition key -> the Dagster run id recorded in that partition's manifest."""
-    return {day: store.manifest(key, day).run_id for day in calendar_keys(window)}
+    return {day: store.manifest(key, day).run_id for day in window.partition_keys()}
 
 
 def data_hashes(store: PinnedStore, key: str, window: DataWindow) -> dict[str, str]:
     """Partition key -> the data hash recorded in that partition's manifest."""
-    return {day: store.manifest(key, day).data_hash for day in calendar_keys(window)}
+    return {day: store.manifest(key, day).data_hash for day in window.partition_keys()}
 
 
 def read_window(store: PinnedStore, key: str, window: DataWindow) -> pl.DataFrame:
     """Every partition of ``key`` over ``window``, verified and concatenated."""
-    frame, _ = store.read_many(key, calendar_keys(window))
+    frame, _ = store.read_many(key, window.partition_keys())
     return frame
 
 
@@ -186,6 +174,5 @@ def momentum_with_shorter_lookback(bars: pl.DataFrame) -> pl.DataFrame:
 
 def variant_graph(graph: FeatureGraph) -> FeatureGraph:
     """``graph`` with the momentum node's function replaced by :func:`momentum_with_shorter_lookback`."""
-    specs = [replace(n.spec, fn=momentum_with_shorter_lookback) if n.key == nodes.momentum.key else n.spec
-             for n in graph]
-    return FeatureGraph(specs, project_packages=TEST_PACKAGES)
+    hashed_with_tests = FeatureGraph([n.spec for n in graph], project_packages=TEST_PACKAGES)
+    return hashed_with_tests.with_function("momentum", momentum_with_shorter_lookback)

@@ -23,8 +23,8 @@ import dagster as dg
 import pytest
 
 from ml_platform.errors import ContractViolation, DataError, IntegrityError, ModelNotFound, WindowError
-from ml_platform.features.matrix import FEATURE_COLUMNS, KEYS
-from ml_platform.features.nodes import MODEL_INPUT_NODE
+from ml_platform.features.matrix import KEYS
+from ml_platform.features.nodes import FEATURE_COLUMNS, MODEL_INPUT_NODE
 from ml_platform.io.manifest import Manifest
 from ml_platform.models.signals import to_signals
 from ml_platform.registry import entities as E

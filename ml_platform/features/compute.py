@@ -28,12 +28,12 @@ from operator import add
 import polars as pl
 
 from ml_platform.errors import ConfigurationError, DataError
+from ml_platform.market.schema import KEYS
 
 #: Trading days per year, for annualizing volatility.
 ANNUALIZATION = 252
 #: Bars an instrument may miss (a trading halt) inside a lookback and still get a full window.
 HALT_ALLOWANCE = 5
-KEYS: tuple[str, str] = ("date", "instrument")
 _ROW, _POS, _COUNT, _MEAN = "__row", "__bar", "__bars", "__mean"
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import inspect
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Iterable, Iterator
 
 from ml_platform.errors import GraphError
 from ml_platform.features.spec import FeatureSpec
@@ -146,6 +146,16 @@ class FeatureGraph:
 
     def __contains__(self, key: object) -> bool:
         return key in self._specs
+
+    def with_function(self, key: str, fn: Callable[..., object]) -> FeatureGraph:
+        """This graph with node ``key`` computed by ``fn`` instead: what a code edit of that node is.
+
+        ``fn`` must take the same arguments as the function it replaces. The new graph hashes ``fn``
+        (and what it reaches) for ``key``, so ``key`` and every descendant get new graph hashes.
+        """
+        self[key]
+        specs = [replace(spec, fn=fn) if k == key else spec for k, spec in self._specs.items()]
+        return FeatureGraph(specs, project_packages=self.project_packages)
 
     def descendants(self, key: str) -> set[str]:
         """Every node downstream of ``key`` (not including it)."""

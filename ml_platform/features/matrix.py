@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from ml_platform.errors import DataError
+from ml_platform.market.schema import KEYS
 
-#: Model input columns, in the order the deploy contract pins.
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "mom_5d", "mom_21d", "mom_63d", "vol_21d", "volz_63d",
-    "rank_mom_5d", "rank_mom_21d", "rank_mom_63d", "rank_vol_21d", "rank_volz_63d",
-)
 LABEL_COLUMN = "fwd_ret_1d"
-KEYS = ("date", "instrument")
 
 
 def join_on_keys(*frames: pl.DataFrame) -> pl.DataFrame:
@@ -28,13 +25,13 @@ def join_on_keys(*frames: pl.DataFrame) -> pl.DataFrame:
     return out
 
 
-def assemble_matrix(*frames: pl.DataFrame) -> pl.DataFrame:
-    """The feature matrix: keys then :data:`FEATURE_COLUMNS`, in that order, as Float64."""
+def assemble_matrix(frames: Sequence[pl.DataFrame], columns: Sequence[str]) -> pl.DataFrame:
+    """The feature matrix: keys then ``columns``, in that order, as Float64."""
     joined = join_on_keys(*frames)
-    missing = [c for c in FEATURE_COLUMNS if c not in joined.columns]
+    missing = [c for c in columns if c not in joined.columns]
     if missing:
         raise DataError(f"feature matrix lacks columns {missing}; an upstream feature node did not produce them")
-    return joined.select(*KEYS, *(pl.col(c).cast(pl.Float64) for c in FEATURE_COLUMNS))
+    return joined.select(*KEYS, *(pl.col(c).cast(pl.Float64) for c in columns))
 
 
 def assemble_training_set(features: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:

@@ -40,8 +40,8 @@ def code_snapshot(graph: FeatureGraph) -> dict[str, str]:
     """Feature node key -> its function's source followed by every project object it reaches."""
     out: dict[str, str] = {}
     for node in graph:
-        parts = [f"# {node.function}  ({node.file}:{node.line})\n# code_hash {node.code_hash}\n"
-                 f"# graph_hash {node.graph_hash}\n", inspect.getsource(inspect.unwrap(node.spec.fn))]
+        parts = [(f"# {node.function}  ({node.file}:{node.line})\n# code_hash {node.code_hash}\n"
+                 f"# graph_hash {node.graph_hash}\n"), inspect.getsource(inspect.unwrap(node.spec.fn))]
         for ref in node.references:
             obj = _resolve(ref)
             text = _source(obj) if obj is not None and (inspect.isfunction(obj) or inspect.isclass(obj)) else None

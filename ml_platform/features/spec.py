@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import polars as pl
 
@@ -128,10 +129,6 @@ class FeatureSpec:
     @property
     def upstream_keys(self) -> tuple[str, ...]:
         return tuple(sorted({u.key for u in self.upstream.values()}))
-
-    @property
-    def lookback_days(self) -> int:
-        return max((u.lookback_days for u in self.upstream.values()), default=0)
 
     def __call__(self, *args: Any, **kwargs: Any) -> pl.DataFrame:
         """Call the underlying pure function (handy in notebooks and tests)."""

@@ -11,12 +11,12 @@ from ml_platform.market.sample import (
     parse_sample_csv,
     sample_load_report,
 )
-from ml_platform.market.schema import BARS_ORDER, BARS_SCHEMA, empty_bars, row_problems, validate_bars
+from ml_platform.market.schema import BARS_SCHEMA, KEYS, empty_bars, row_problems, validate_bars
 from ml_platform.market.sources import SOURCES, load_bars
 
 __all__ = [
-    "BARS_ORDER",
     "BARS_SCHEMA",
+    "KEYS",
     "SAMPLE_COVERAGE",
     "SOURCES",
     "SampleLoadReport",

@@ -37,7 +37,7 @@ from types import MappingProxyType
 import polars as pl
 
 from ml_platform.errors import DataError, WindowError
-from ml_platform.market.schema import BARS_ORDER, BARS_SCHEMA, row_problems, validate_bars
+from ml_platform.market.schema import BARS_SCHEMA, KEYS, row_problems, validate_bars
 from ml_platform.window import DataWindow
 
 logger = logging.getLogger(__name__)
@@ -139,10 +139,10 @@ def _clean(frame: pl.DataFrame, path: Path) -> tuple[pl.DataFrame, dict[str, int
     unique = cleaned.unique(maintain_order=True)
     if unique.height != cleaned.height:
         dropped[_DUPLICATE] = cleaned.height - unique.height
-    clash = unique.filter(pl.struct(*BARS_ORDER).is_duplicated())
+    clash = unique.filter(pl.struct(*KEYS).is_duplicated())
     if clash.height:
         examples = ", ".join(
-            f"{day} {name}" for day, name in clash.select(BARS_ORDER).unique().head(3).rows()
+            f"{day} {name}" for day, name in clash.select(KEYS).unique().head(3).rows()
         )
         raise DataError(
             f"the sample CSV {path} holds conflicting rows for the same ticker and day "

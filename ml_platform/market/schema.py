@@ -27,7 +27,7 @@ BARS_SCHEMA: pl.Schema = pl.Schema(
     }
 )
 #: The canonical row order of bars (and of every frame keyed by day and instrument).
-BARS_ORDER: tuple[str, str] = ("date", "instrument")
+KEYS: tuple[str, str] = ("date", "instrument")
 #: Columns that may never be null (``open``, ``high``, ``low`` and ``volume`` may be missing).
 REQUIRED_VALUES: tuple[str, ...] = ("date", "instrument", "close", "adj_close")
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "adj_close")
@@ -65,7 +65,7 @@ def row_problems() -> dict[str, pl.Expr]:
 
 
 def _examples(frame: pl.DataFrame, mask: pl.Expr) -> str:
-    rows = frame.filter(mask).select(BARS_ORDER).head(_EXAMPLES).rows()
+    rows = frame.filter(mask).select(KEYS).head(_EXAMPLES).rows()
     return ", ".join(f"{day} {name}" for day, name in rows)
 
 
@@ -95,7 +95,7 @@ def _check_rows(frame: pl.DataFrame) -> None:
                 f"bars have {count} row(s) with {problem}, e.g. at [{_examples(frame, mask)}]; "
                 "repair or drop those rows at the source (prices must be positive and OHLC consistent)"
             )
-    duplicated = pl.struct(*BARS_ORDER).is_duplicated()
+    duplicated = pl.struct(*KEYS).is_duplicated()
     count = frame.select(duplicated.sum()).item()
     if count:
         raise DataError(
@@ -127,4 +127,4 @@ def validate_bars(frame: pl.DataFrame) -> pl.DataFrame:
         raise DataError(f"bars must be a polars DataFrame, got {type(frame).__name__}")
     _check_columns(frame)
     _check_rows(frame)
-    return frame.select(list(BARS_SCHEMA)).sort(BARS_ORDER, maintain_order=True)
+    return frame.select(list(BARS_SCHEMA)).sort(KEYS, maintain_order=True)

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 import polars as pl
 
 from ml_platform.errors import DataError
+from ml_platform.market.schema import KEYS
 from ml_platform.models.backtest import BacktestReport, backtest
 from ml_platform.models.model import LinearSignalModel
 from ml_platform.models.signals import to_signals
 from ml_platform.models.training import TrainingConfig, split_window, train
 from ml_platform.window import DataWindow
-
-KEYS = ("date", "instrument")
 
 
 def _window(frame: pl.DataFrame, what: str) -> DataWindow:
@@ -31,7 +30,6 @@ class TrainingOutcome:
     config: TrainingConfig
     training_window: DataWindow
     validation_window: DataWindow
-    validation_signals: pl.DataFrame
 
     def metrics(self) -> dict[str, float]:
         """The report's numbers, ready to log as MLflow metrics."""
@@ -63,5 +61,4 @@ def train_and_validate(training_set: pl.DataFrame, config: TrainingConfig, *, va
     return TrainingOutcome(
         model=model, report=report, config=config,
         training_window=_window(train_part, "training"), validation_window=_window(valid_part, "validation"),
-        validation_signals=signals,
     )

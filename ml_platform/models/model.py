@@ -29,9 +29,9 @@ import numpy as np
 import polars as pl
 
 from ml_platform.errors import ConfigurationError, DataError
+from ml_platform.market.schema import KEYS
 from ml_platform.window import DataWindow
 
-KEYS: tuple[str, str] = ("date", "instrument")
 #: Default winsorization bound of the z-scores; clips bad ticks, leaves a normal cross-section alone.
 DEFAULT_WINSOR_Z = 5.0
 MODEL_FORMAT = "ml_platform.models.LinearSignalModel"

@@ -31,11 +31,11 @@ from threadpoolctl import threadpool_limits
 
 from ml_platform.errors import ConfigurationError, DataError
 from ml_platform.models.model import (
-    check_feature_columns,
     DEFAULT_WINSOR_Z,
     KEYS,
     LinearSignalModel,
     canonical_sort,
+    check_feature_columns,
     check_keys,
     date_starts,
     demean_by_date,

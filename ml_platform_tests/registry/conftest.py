@@ -17,7 +17,6 @@ import polars as pl
 import pytest
 from mlflow import MlflowClient
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 from ml_platform.environment import capture_environment
