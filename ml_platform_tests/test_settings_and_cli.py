@@ -31,11 +31,12 @@ def test_local_defaults_and_production_requirements(tmp_path):
         Settings.from_env({"ML_PLATFORM_MARKET_SOURCE": "bloomberg"})
 
 
-def test_graph_json_lists_every_node_with_hashes():
+def test_graph_json_lists_every_node_with_hashes(monkeypatch):
+    monkeypatch.setenv("ML_PLATFORM_MARKET_SOURCE", "synthetic")   # the command follows the deployment's source
     result = CliRunner().invoke(main, ["graph", "--json"])
     assert result.exit_code == 0, result.output
     nodes = json.loads(result.output)["nodes"]
-    graph = build_graph()
+    graph = build_graph("synthetic")
     assert [n["key"] for n in nodes] == [n.key for n in graph]
     for node in nodes:
         assert {"key", "file", "function", "upstream", "code_hash", "graph_hash"} <= set(node)
