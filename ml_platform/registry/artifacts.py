@@ -12,7 +12,6 @@ Pure apart from writing files and MLflow's ``save_model`` for ``model/``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from ml_platform.models import LinearSignalModel
 from ml_platform.registry import entities as E
+from ml_platform.registry.boundary import sha256_of
 from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.pyfunc import save_pyfunc
 from ml_platform.registry.registration import check_code_snapshot
@@ -72,7 +72,7 @@ def stage_run_artifacts(
     for key, file_name in code_file_names(list(code_snapshot)).items():
         source = code_snapshot[key].encode("utf-8")
         (code_dir / file_name).write_bytes(source)
-        entry = {"file": f"{E.CODE_DIR}/{file_name}", "source_sha256": "sha256:" + hashlib.sha256(source).hexdigest()}
+        entry = {"file": f"{E.CODE_DIR}/{file_name}", "source_sha256": sha256_of(source)}
         entry.update(dict((code_hashes or {}).get(key, {})))
         index[key] = entry
     (staging / E.CODE_INDEX_ARTIFACT).write_bytes(_canonical(index))

@@ -16,7 +16,6 @@ the pinned one recorded in the deploy contract's environment lock.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import tempfile
 import warnings
@@ -33,6 +32,7 @@ from mlflow.types.schema import ColSpec, DataType, Schema
 
 from ml_platform.errors import DataError, IntegrityError, RegistryError
 from ml_platform.models import LinearSignalModel
+from ml_platform.registry.boundary import sha256_of
 from ml_platform.registry.schema import FeatureSchema
 
 __all__ = [
@@ -163,7 +163,7 @@ class LinearSignalPyfunc(mlflow.pyfunc.PythonModel):
         config = dict(context.model_config or {})
         data = Path(context.artifacts[MODEL_ARTIFACT]).read_bytes()
         expected = config.get("model_sha256")
-        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        actual = sha256_of(data)
         if actual != expected:
             raise IntegrityError(
                 f"pyfunc model bytes hash to {actual} but the model was saved as {expected}; the artefact was "
