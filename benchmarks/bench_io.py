@@ -8,8 +8,8 @@ Rows (each ``{"name", "value", "unit", "baseline", "ratio"}``):
   hash, the embedded-manifest check, the content hash and the environment check, returning a polars
   DataFrame) against plain ``pyarrow.parquet.write_table`` + ``read_table`` of the same Arrow table
   with the same compression. Best of 3, interleaved, in one run. Target: ratio <= 1.15.
-* ``io_data_hash_gbps``: throughput of :func:`~ml_platform.lineage.data_hash.hash_table` against a
-  raw XXH3-128 pass over the same column buffers (the floor any content hash pays).
+
+The data hash on its own is measured by ``data_hash_gbps`` in ``bench_lineage.py``.
 
 Run alone: ``python benchmarks/bench_io.py``.
 """
@@ -23,11 +23,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import xxhash
 from timing import best_seconds
 
 from ml_platform.io.store import PinnedStore
-from ml_platform.lineage.data_hash import hash_table
 
 ROWS = 5_000_000
 SYMBOLS = 500
@@ -88,28 +86,11 @@ def bench_write_read(table: pa.Table, workdir: Path, repeats: int = REPEATS) -> 
     return _row("io_write_read_ratio", pinned_best, "s", plain_best, pinned_best / plain_best)
 
 
-def bench_data_hash(table: pa.Table, repeats: int = REPEATS) -> dict[str, Any]:
-    """GB/s of hash_table against one raw XXH3-128 pass over the table's buffers."""
-    buffers = [buf for column in table.columns for chunk in column.chunks for buf in chunk.buffers() if buf]
-    gigabytes = sum(buf.size for buf in buffers) / 1e9
-
-    def raw() -> None:
-        hasher = xxhash.xxh3_128()
-        for buf in buffers:
-            hasher.update(memoryview(buf))
-
-    content = gigabytes / best_seconds(lambda: hash_table(table), repeats)
-    floor = gigabytes / best_seconds(raw, repeats)
-    return _row("io_data_hash_gbps", content, "GB/s", floor, content / floor)
-
-
 def run() -> list[dict[str, Any]]:
     """All rows of this benchmark, measured in one run."""
     table = feature_table()
     with tempfile.TemporaryDirectory(prefix="bench_io_") as directory:
-        rows = [bench_write_read(table, Path(directory))]
-    rows.append(bench_data_hash(table))
-    return rows
+        return [bench_write_read(table, Path(directory))]
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pytest
 
 from ml_platform.environment import (
     DETERMINISM_ENV_VARS,
+    SEED_LIMIT,
     EnvironmentLock,
     EnvironmentPolicy,
     GitState,
@@ -20,7 +21,7 @@ from ml_platform.environment import (
     diff_environments,
     find_uv_lock,
     git_state,
-    resolve_seeds,
+    validate_seed,
 )
 from ml_platform.errors import ConfigurationError, EnvironmentMismatch
 
@@ -63,9 +64,10 @@ def test_hash_changes_with_any_recorded_fact() -> None:
     lock = capture_environment()
     assert with_package(lock, "polars", "0.0.1").hash != lock.hash
     assert dataclasses.replace(lock, uv_lock_hash=None).hash != lock.hash
-    env = tuple((name, "1" if name == "OMP_NUM_THREADS" else value) for name, value in lock.env_vars)
-    if env != lock.env_vars:
-        assert dataclasses.replace(lock, env_vars=env).hash != lock.hash
+    before = dict(lock.env_vars)["OMP_NUM_THREADS"]
+    changed = f"{before or ''}7"  # differs from whatever the running process has
+    env = tuple((name, changed if name == "OMP_NUM_THREADS" else value) for name, value in lock.env_vars)
+    assert dataclasses.replace(lock, env_vars=env).hash != lock.hash
 
 
 def test_from_dict_refuses_other_records() -> None:
@@ -103,13 +105,13 @@ def test_diff_lists_each_difference_from_a_to_b() -> None:
 def test_diff_reports_blas_and_env_var_changes() -> None:
     lock = capture_environment()
     blas = tuple(dataclasses.replace(lib, num_threads=lib.num_threads + 7) for lib in lock.blas)
-    env = tuple((name, "3" if name == "POLARS_MAX_THREADS" else value) for name, value in lock.env_vars)
+    before = dict(lock.env_vars)["POLARS_MAX_THREADS"]
+    changed = f"{before or ''}3"  # differs from whatever the running process has
+    env = tuple((name, changed if name == "POLARS_MAX_THREADS" else value) for name, value in lock.env_vars)
     other = dataclasses.replace(lock, blas=blas, env_vars=env)
     lines = diff_environments(lock, other).differences
     assert any(line.startswith("blas openblas num_threads: ") for line in lines)
-    before = dict(lock.env_vars)["POLARS_MAX_THREADS"]
-    if before != "3":
-        assert f"env POLARS_MAX_THREADS: {before or '(unset)'} -> 3" in lines
+    assert f"env POLARS_MAX_THREADS: {before or '(unset)'} -> {changed}" in lines
 
 
 def test_strict_policy_refuses_naming_the_artefact_and_each_difference() -> None:
@@ -172,13 +174,14 @@ def test_derive_seed_refuses_bad_inputs() -> None:
         derive_seed("sha256:abc", None, "")
 
 
-def test_resolve_seeds_prefers_given_and_derives_the_rest() -> None:
-    seeds = resolve_seeds("sha256:abc", "2012-01-03", ["init", "noise"], {"init": 7})
-    assert seeds == {"init": 7, "noise": derive_seed("sha256:abc", "2012-01-03", "noise")}
-    with pytest.raises(ConfigurationError, match="unknown names"):
-        resolve_seeds("sha256:abc", None, ["init"], {"other": 1})
-    with pytest.raises(ConfigurationError, match=r"\[0, 2\*\*63\)"):
-        resolve_seeds("sha256:abc", None, ["init"], {"init": -1})
+def test_validate_seed_accepts_63_bit_integers_and_refuses_the_rest() -> None:
+    assert validate_seed("init", 0) == 0
+    assert validate_seed("init", SEED_LIMIT - 1) == SEED_LIMIT - 1
+    for bad in (-1, SEED_LIMIT, True, 1.0, "7", None):
+        with pytest.raises(ConfigurationError, match=r"seed 'init' must be an integer in \[0, 2\*\*63\)"):
+            validate_seed("init", bad)
+    with pytest.raises(ConfigurationError, match="seed names must be non-empty strings"):
+        validate_seed("", 1)
 
 
 def test_find_uv_lock_walks_upward(tmp_path: Path) -> None:
@@ -192,11 +195,12 @@ def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
 
-def test_git_state(tmp_path: Path) -> None:
+def test_git_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # git must not find a repository above tmp_path, whatever machine this runs on
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     outside = tmp_path / "plain"
     outside.mkdir()
-    if subprocess.run(["git", "rev-parse"], cwd=outside, capture_output=True, check=False).returncode != 0:
-        assert git_state(outside) == GitState(None, False)  # not a checkout: recorded as absent
+    assert git_state(outside) == GitState(None, False)  # not a checkout: recorded as absent
     repo = tmp_path / "repo"
     repo.mkdir()
     _git(repo, "init", "-q")

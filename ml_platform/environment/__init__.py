@@ -24,7 +24,7 @@ from ml_platform.environment.lock import (
     capture_environment,
     find_uv_lock,
 )
-from ml_platform.environment.seeds import SEED_LIMIT, derive_seed, resolve_seeds
+from ml_platform.environment.seeds import SEED_LIMIT, derive_seed, validate_seed
 
 __all__ = [
     "DETERMINISM_ENV_VARS",
@@ -41,5 +41,5 @@ __all__ = [
     "diff_environments",
     "find_uv_lock",
     "git_state",
-    "resolve_seeds",
+    "validate_seed",
 ]

@@ -7,15 +7,38 @@ anywhere upstream changes the graph hash and therefore draws new ones.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
 
 from ml_platform.errors import ConfigurationError
 
-__all__ = ["SEED_LIMIT", "derive_seed", "resolve_seeds"]
+__all__ = ["SEED_LIMIT", "derive_seed", "validate_seed"]
 
 _SEED_DOMAIN = b"ml_platform.seed/v1"
 SEED_LIMIT = 2**63
 """Seeds are integers in ``[0, SEED_LIMIT)`` (63 bits: fits a signed 64-bit integer and numpy)."""
+
+
+def validate_seed(name: object, value: object) -> int:
+    """Check one recorded or given seed: a non-empty name and an integer in ``[0, SEED_LIMIT)``.
+
+    Args:
+        name: the seed's name (what it is drawn for, e.g. ``"default"``).
+        value: the seed.
+
+    Returns:
+        The seed, unchanged.
+
+    Raises:
+        ConfigurationError: the name is not a non-empty string, or the value is not an integer in
+            range (``bool`` is refused although it is an ``int``).
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"seed names must be non-empty strings, got {name!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
+        raise ConfigurationError(
+            f"seed {name!r} must be an integer in [0, 2**63), got {value!r}; "
+            "use derive_seed or pass a non-negative 63-bit integer"
+        )
+    return value
 
 
 def derive_seed(graph_hash: str, partition_key: str | None, name: str = "default") -> int:
@@ -42,27 +65,10 @@ def derive_seed(graph_hash: str, partition_key: str | None, name: str = "default
         b"\x00" if partition_key is None else b"\x01" + partition_key.encode(),
         name.encode(),
     ]
+    # The framing (8-byte *big*-endian lengths) is frozen as part of the seed definition
+    # ml_platform.seed/v1. It deliberately does not use lineage.encoding.frame (little-endian):
+    # switching would change every derived seed and break reproduction of recorded runs.
     for field in fields:
         digest.update(len(field).to_bytes(8, "big"))
         digest.update(field)
     return int.from_bytes(digest.digest()[:8], "big") >> 1
-
-
-def resolve_seeds(
-    graph_hash: str, partition_key: str | None, names: Sequence[str], given: Mapping[str, int] | None = None
-) -> dict[str, int]:
-    """Seeds for ``names``: the given ones where supplied (validated), derived ones otherwise."""
-    given = dict(given or {})
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise ConfigurationError(f"seeds given for unknown names {unknown}; this node uses {sorted(names)}")
-    seeds: dict[str, int] = {}
-    for name in names:
-        if name in given:
-            value = given[name]
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
-                raise ConfigurationError(f"seed {name!r} must be an integer in [0, 2**63), got {value!r}")
-            seeds[name] = value
-        else:
-            seeds[name] = derive_seed(graph_hash, partition_key, name)
-    return seeds

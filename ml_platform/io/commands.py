@@ -48,6 +48,19 @@ def _row(result: VerifyResult) -> list[str]:
     ]
 
 
+def _explanation(result: VerifyResult) -> str:
+    """Explain a failed or environment-differing row: its message (or each difference) and its manifest."""
+    where = result.key if result.partition is None else f"{result.key} {result.partition}"
+    if result.environment_diff.is_empty:
+        lines = [f"\n{where}: {result.detail}"]
+    else:
+        differences = result.environment_diff.differences
+        lines = [f"\n{where}: {len(differences)} environment difference(s), stored -> running:"]
+        lines += [f"  {difference}" for difference in differences]
+    lines.append(f"  manifest: {result.manifest_path}")
+    return "\n".join(lines)
+
+
 @click.command("verify")
 @click.argument("asset", required=False)
 @click.option("--partition", default=None, help="Only this partition of ASSET (e.g. 2012-01-03).")
@@ -88,9 +101,9 @@ def verify(asset: str | None, partition: str | None, base_dir: str, environment_
         f"\n{len(results)} artefact(s) under {store.base}: "
         f"{len(results) - len(failed)} ok, {len(failed)} failed"
     )
-    for result in failed:
-        where = result.key if result.partition is None else f"{result.key} {result.partition}"
-        click.echo(f"\n{where}: {result.detail}", err=True)
+    for result in results:
+        if not result.ok or not result.environment_diff.is_empty:
+            click.echo(_explanation(result), err=not result.ok)
     if failed:
         raise click.exceptions.Exit(1)
 

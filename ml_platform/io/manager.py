@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import polars as pl
@@ -31,7 +31,7 @@ from pydantic import Field, PrivateAttr
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, DataError, PartitionError, WindowError
 from ml_platform.io.manifest import Manifest, UpstreamRef, WriteFacts
-from ml_platform.io.store import COMPRESSIONS, PinnedStore
+from ml_platform.io.store import COMPRESSIONS, PinnedStore, check_compression
 from ml_platform.window import DataWindow, parse_partition_key, split_by_day
 
 __all__ = ["PinnedIOManager", "PinnedStoreResource"]
@@ -55,8 +55,8 @@ def _check_settings(data: Mapping[str, Any]) -> None:
     policy, compression = data.get("environment_policy"), data.get("compression")
     if type(policy) is str:
         EnvironmentPolicy.parse(policy)
-    if type(compression) is str and compression not in COMPRESSIONS:
-        raise ConfigurationError(f"unknown Parquet compression {compression!r}; use one of {COMPRESSIONS}")
+    if type(compression) is str:
+        check_compression(compression)
 
 
 def _key_path(context: InputContext | OutputContext, what: str) -> str:
@@ -326,8 +326,7 @@ class PinnedIOManager(ConfigurableIOManager):
                 partition,
                 by_day[day.start],  # type: ignore[union-attr]
                 # the given data hash covers the whole range: each day is hashed on its own
-                replace(facts, window=day, data_hash=None,
-                        upstream=upstream_for(day.start)),  # type: ignore[union-attr]
+                replace(facts, window=day, data_hash=None, upstream=upstream_for(day.start)),  # type: ignore[union-attr]
             )
             for partition, day in zip(partitions, days, strict=True)
         ]
@@ -349,15 +348,11 @@ class PinnedIOManager(ConfigurableIOManager):
             # for a range run a summary (the manifests hold every ref): Dagster copies run-level metadata
             # onto every partition's event, so a full list would grow with the square of the range length
             _KEY_PREFIX + "upstream": MetadataValue.json(
-                [ref.to_dict() for ref in facts.upstream] if len(written) == 1 else _upstream_summary(facts.upstream)
+                [ref.to_dict() for ref in facts.upstream]
+                if len(written) == 1
+                else _upstream_summary(facts.upstream)
             ),
-            _KEY_PREFIX + "writer": MetadataValue.json(
-                {
-                    "ml_platform": first.writer.ml_platform,
-                    "pyarrow": first.writer.pyarrow,
-                    "polars": first.writer.polars,
-                }
-            ),
+            _KEY_PREFIX + "writer": MetadataValue.json(asdict(first.writer)),
         }
         if notes:
             metadata[_KEY_PREFIX + "environment_diff"] = MetadataValue.text("\n".join(notes))
@@ -412,7 +407,9 @@ def _upstream_summary(refs: Sequence[UpstreamRef]) -> dict[str, Any]:
     return out
 
 
-def _upstream_per_day(refs: Sequence[UpstreamRef], window: DataWindow) -> Callable[[dt.date], tuple[UpstreamRef, ...]]:
+def _upstream_per_day(
+    refs: Sequence[UpstreamRef], window: DataWindow
+) -> Callable[[dt.date], tuple[UpstreamRef, ...]]:
     """The upstream refs each day of a range run actually depends on.
 
     A time-window partition mapping reads, for the whole range, the range widened by a fixed lookback
@@ -432,8 +429,12 @@ def _upstream_per_day(refs: Sequence[UpstreamRef], window: DataWindow) -> Callab
     for key, items in by_key.items():
         items.sort(key=lambda item: item[0])
         dates = [d for d, _ in items]
-        spans[key] = (dates, [r for _, r in items], max(0, (window.start - dates[0]).days),
-                      max(0, (dates[-1] - window.end).days))
+        spans[key] = (
+            dates,
+            [r for _, r in items],
+            max(0, (window.start - dates[0]).days),
+            max(0, (dates[-1] - window.end).days),
+        )
 
     def for_day(day: dt.date) -> tuple[UpstreamRef, ...]:
         picked = list(always)

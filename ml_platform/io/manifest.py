@@ -27,13 +27,15 @@ its own hash. Reading validates the version and every field; anything else is a
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib.metadata
 import json
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ml_platform.environment import EnvironmentLock
+from ml_platform.environment import EnvironmentLock, validate_seed
 from ml_platform.errors import ConfigurationError, ManifestError, MLPlatformError
 from ml_platform.window import DataWindow
 
@@ -70,7 +72,12 @@ _FIELDS = (
     "params",
     "file",
 )
-_SEED_LIMIT = 2**63
+
+
+def _dumps(data: dict[str, Any], *, indent: int | None) -> str:
+    """The one JSON rendering of manifests: sorted keys, no NaN, compact when ``indent`` is None."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    return json.dumps(data, sort_keys=True, indent=indent, separators=separators, allow_nan=False)
 
 
 def _frozen_json(value: Mapping[str, Any], what: str) -> Mapping[str, Any]:
@@ -90,10 +97,7 @@ def _frozen_seeds(seeds: Mapping[str, int]) -> Mapping[str, int]:
     if not isinstance(seeds, Mapping):
         raise ConfigurationError(f"seeds must be a mapping of name -> int, got {type(seeds).__name__}")
     for name, value in seeds.items():
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"seed names must be non-empty strings, got {name!r}")
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _SEED_LIMIT:
-            raise ConfigurationError(f"seed {name!r} must be an integer in [0, 2**63), got {value!r}")
+        validate_seed(name, value)
     return types.MappingProxyType(dict(sorted(seeds.items())))
 
 
@@ -132,17 +136,21 @@ class WriterVersions:
 
     @classmethod
     def current(cls) -> WriterVersions:
-        """The versions running in this process."""
-        import importlib.metadata
+        """The versions running in this process (looked up once per process)."""
+        return _current_writer_versions()
 
-        import polars
-        import pyarrow
 
-        try:
-            own = importlib.metadata.version("ml-platform")
-        except importlib.metadata.PackageNotFoundError:
-            own = "unknown"
-        return cls(ml_platform=own, pyarrow=pyarrow.__version__, polars=polars.__version__)
+@functools.cache
+def _current_writer_versions() -> WriterVersions:
+    """The writer versions of this process; cached because installed versions do not change mid-run."""
+    import polars
+    import pyarrow
+
+    try:
+        own = importlib.metadata.version("ml-platform")
+    except importlib.metadata.PackageNotFoundError:
+        own = "unknown"
+    return WriterVersions(ml_platform=own, pyarrow=pyarrow.__version__, polars=polars.__version__)
 
 
 @dataclass(frozen=True)
@@ -235,6 +243,16 @@ class Manifest:
         """The copy embedded in the Parquet footer: everything except the file's own hash and size."""
         return replace(self, file_hash=None, file_size=None)
 
+    def embedded_json(self) -> bytes:
+        """The exact bytes of :meth:`embedded_form` as written into the Parquet footer (compact JSON).
+
+        Equal manifests give equal bytes, so a reader can compare the footer against this without
+        parsing it.
+        """
+        data = self.to_dict()
+        data["file"] = None
+        return _dumps(data, indent=None).encode()
+
     def to_dict(self) -> dict[str, Any]:
         """Return the versioned JSON form."""
         return {
@@ -252,11 +270,7 @@ class Manifest:
             "git": {"commit": self.git_commit, "dirty": self.git_dirty},
             "run_id": self.run_id,
             "written_at": self.written_at,
-            "writer": {
-                "ml_platform": self.writer.ml_platform,
-                "pyarrow": self.writer.pyarrow,
-                "polars": self.writer.polars,
-            },
+            "writer": asdict(self.writer),
             "rows": self.rows,
             "data_file": self.data_file,
             "params": dict(self.params),
@@ -265,10 +279,7 @@ class Manifest:
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """Serialize to JSON with sorted keys (indented for the sidecar, compact for the footer)."""
-        separators = (",", ":") if indent is None else (",", ": ")
-        return json.dumps(
-            self.to_dict(), sort_keys=True, indent=indent, separators=separators, allow_nan=False
-        )
+        return _dumps(self.to_dict(), indent=indent)
 
     @classmethod
     def from_json(cls, text: str | bytes, *, source: str) -> Manifest:

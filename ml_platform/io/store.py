@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
     from ml_platform.io.verify import VerifyResult
 
-__all__ = ["COMPRESSIONS", "PinnedStore", "StoredFrame"]
+__all__ = ["COMPRESSIONS", "PinnedStore", "StoredFrame", "StoredFrames", "check_compression"]
 
 COMPRESSIONS = ("zstd", "snappy", "lz4", "gzip", "brotli", "none")
 
@@ -75,6 +75,13 @@ class StoredFrames:
     frame: pl.DataFrame
     manifests: tuple[Manifest, ...]
     environment_diff: EnvironmentDiff
+
+
+def check_compression(compression: str) -> str:
+    """Return ``compression`` if it is one of :data:`COMPRESSIONS`, else raise ConfigurationError naming them."""
+    if compression not in COMPRESSIONS:
+        raise ConfigurationError(f"unknown Parquet compression {compression!r}; use one of {COMPRESSIONS}")
+    return compression
 
 
 def _to_arrow(frame: pl.DataFrame | pa.Table, what: str) -> pa.Table:
@@ -112,11 +119,7 @@ class PinnedStore:
         *,
         environment: EnvironmentLock | None = None,
     ) -> None:
-        if compression not in COMPRESSIONS:
-            raise ConfigurationError(
-                f"unknown Parquet compression {compression!r}; use one of {COMPRESSIONS}"
-            )
-        self.compression = compression
+        self.compression = check_compression(compression)
         self.policy = EnvironmentPolicy.parse(policy)
         self._fs: FileSystem = open_filesystem(base)
         self._environment = environment
@@ -187,7 +190,7 @@ class PinnedStore:
             params=facts.params,
         )
         metadata = dict(table.schema.metadata or {})
-        metadata[MANIFEST_METADATA_KEY] = manifest.to_json(indent=None).encode()
+        metadata[MANIFEST_METADATA_KEY] = manifest.embedded_json()
         try:
             with self._fs.atomic_writer(data_rel(key, manifest.data_file)) as stream:
                 sink = HashingWriter(stream)
@@ -291,15 +294,8 @@ class PinnedStore:
         embedded_raw = metadata.pop(MANIFEST_METADATA_KEY, None)
         if embedded_raw is None:
             raise ManifestError(f"{path} carries no embedded manifest; it was not written by PinnedStore")
-        embedded = Manifest.from_json(embedded_raw, source=f"{path} (embedded)")
-        expected = manifest.embedded_form()
-        if embedded != expected:
-            fields = sorted(k for k, v in expected.to_dict().items() if embedded.to_dict().get(k) != v)
-            sidecar = self.manifest_path(manifest.asset_key, manifest.partition)
-            raise ManifestError(
-                f"{path}: the manifest embedded in the file disagrees with {sidecar} on {fields}; the files "
-                f"were mixed up (by hand, or by an interrupted copy) - re-materialize {manifest.label}"
-            )
+        if embedded_raw != manifest.embedded_json():  # the writer embeds exactly these bytes
+            self._check_embedded(embedded_raw, manifest, path)
         table = table.replace_schema_metadata(metadata or None)
         actual = hash_table(table)
         if actual != manifest.data_hash:
@@ -308,6 +304,19 @@ class PinnedStore:
                 f"the stored data is not what was recorded - re-materialize {manifest.label}"
             )
         return table
+
+    def _check_embedded(self, embedded_raw: bytes, manifest: Manifest, path: str) -> None:
+        """Parse an embedded manifest whose bytes differ from the sidecar's; refuse it if its content does."""
+        embedded = Manifest.from_json(embedded_raw, source=f"{path} (embedded)")
+        expected = manifest.embedded_form()
+        if embedded != expected:
+            found = embedded.to_dict()
+            fields = sorted(k for k, v in expected.to_dict().items() if found.get(k) != v)
+            sidecar = self.manifest_path(manifest.asset_key, manifest.partition)
+            raise ManifestError(
+                f"{path}: the manifest embedded in the file disagrees with {sidecar} on {fields}; the files "
+                f"were mixed up (by hand, or by an interrupted copy) - re-materialize {manifest.label}"
+            )
 
     def _check_environment(self, manifest: Manifest, what: str) -> EnvironmentDiff:
         return check_environment(manifest.environment, self.environment, self.policy, what)
@@ -361,8 +370,11 @@ class PinnedStore:
                 f"partitions {partitions[0]}..{partitions[-1]} of {key} have different schemas ({exc}); "
                 "re-materialize the older partitions with the current code"
             ) from exc
-        return StoredFrames(pl.from_arrow(table), tuple(manifest for _, manifest in loaded),
-                            EnvironmentDiff(tuple(differences)))
+        return StoredFrames(
+            pl.from_arrow(table),
+            tuple(manifest for _, manifest in loaded),
+            EnvironmentDiff(tuple(differences)),
+        )
 
     def locations(self, key: str | None = None) -> list[tuple[str, str | None]]:
         """``(key, partition)`` of every committed manifest (of ``key`` only, when given), sorted."""

@@ -7,8 +7,8 @@ for why they can exist at all).
 
 from __future__ import annotations
 
-import contextlib
 import enum
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from ml_platform.io.store import PinnedStore
 
 __all__ = ["VerifyResult", "VerifyStatus", "sweep_store", "verify_store"]
+
+logger = logging.getLogger(__name__)
 
 
 class VerifyStatus(str, enum.Enum):
@@ -130,7 +132,8 @@ def sweep_store(store: PinnedStore, older_than_seconds: float = 3600.0) -> list[
     Leftovers are temporaries (``.<name>.tmp-...``) and data files named like the store's own
     (``<partition>.<16 hex>.parquet``) that no manifest names. The grace period protects a
     concurrent writer that has renamed its data but not yet committed its manifest. A directory
-    whose manifests do not all parse is left alone. Returns the deleted paths.
+    whose manifests do not all parse is left alone, with a warning naming it. Returns the deleted
+    paths.
     """
     fs = store.filesystem
     by_directory: dict[str, list[str]] = {}
@@ -139,17 +142,25 @@ def sweep_store(store: PinnedStore, older_than_seconds: float = 3600.0) -> list[
         by_directory.setdefault(directory, []).append(name)
     deleted = []
     for directory, names in sorted(by_directory.items()):
-        referenced: set[str] = set()
-        with contextlib.suppress(MLPlatformError):
-            for name in names:
-                location = manifest_location(f"{directory}/{name}")
-                if location is not None:
-                    referenced.add(store.manifest(*location).data_file)
-            for name in names:
-                rel = f"{directory}/{name}" if directory else name
-                leftover = is_temporary(name) or (is_data_file_name(name) and name not in referenced)
-                age = fs.age_seconds(rel)
-                if leftover and age is not None and age >= older_than_seconds:
-                    fs.delete(rel)
-                    deleted.append(fs.uri(rel))
+        try:
+            referenced = {
+                store.manifest(*location).data_file
+                for location in (manifest_location(f"{directory}/{name}") for name in names)
+                if location is not None
+            }
+        except MLPlatformError as exc:
+            logger.warning(
+                "sweep left %s untouched: a manifest there cannot be read (%s). Run `ml-platform verify` "
+                "to see which artefact is broken, re-materialize it, then sweep again.",
+                fs.uri(directory),
+                exc,
+            )
+            continue
+        for name in names:
+            rel = f"{directory}/{name}" if directory else name
+            leftover = is_temporary(name) or (is_data_file_name(name) and name not in referenced)
+            age = fs.age_seconds(rel)
+            if leftover and age is not None and age >= older_than_seconds:
+                fs.delete(rel)
+                deleted.append(fs.uri(rel))
     return deleted

@@ -113,17 +113,13 @@ class _Normalizer(ast.NodeTransformer):
         finally:
             self._in_class_body.pop()
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:
         node.returns = None
         node.type_comment = None
         node.body = _strip_docstring(node.body)
         return self._visit_scope(node, in_class_body=False)
 
-    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AST:
-        node.returns = None
-        node.type_comment = None
-        node.body = _strip_docstring(node.body)
-        return self._visit_scope(node, in_class_body=False)
+    visit_AsyncFunctionDef = visit_FunctionDef  # async functions normalize the same way
 
     def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
         return self._visit_scope(node, in_class_body=False)
@@ -194,7 +190,8 @@ def free_references(top: ast.AST) -> tuple[NameReference, ...]:
     return tuple(sorted(seen.values(), key=lambda ref: (ref.lineno, ref.name, ref.attributes)))
 
 
-def _arg_names(args: ast.arguments) -> Iterable[str]:
+def arg_names(args: ast.arguments) -> Iterable[str]:
+    """The names of every parameter of a function or lambda (positional-only, keyword-only, * and **)."""
     every = [*args.posonlyargs, *args.args, *args.kwonlyargs]
     every += [a for a in (args.vararg, args.kwarg) if a is not None]
     return (a.arg for a in every)
@@ -244,20 +241,19 @@ class _ScopeCollector(ast.NodeVisitor):
             self._in_scope("class", (), node.body)
         else:
             self._visit_all([*node.args.defaults, *node.args.kw_defaults])
-            self._in_scope("function", _arg_names(node.args), node.body)
+            self._in_scope("function", arg_names(node.args), node.body)
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self._visit_definition(node, bind_name=True)
 
-    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
-        self._visit_definition(node, bind_name=True)
+    visit_AsyncFunctionDef = visit_FunctionDef  # scoping is the same for async functions
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self._visit_definition(node, bind_name=True)
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
         self._visit_all([*node.args.defaults, *node.args.kw_defaults])
-        self._in_scope("function", _arg_names(node.args), [node.body])
+        self._in_scope("function", arg_names(node.args), [node.body])
 
     def _visit_comprehension(self, generators: list[ast.comprehension], results: list[ast.expr]) -> None:
         self.visit(generators[0].iter)  # evaluated in the enclosing scope

@@ -79,8 +79,12 @@ def is_named_callable(value: Any) -> bool:
     )
 
 
-def _encode_frame_type(value: Any) -> str | None:
-    """Canonical text of a polars/Arrow schema, field or data type instance; None for anything else."""
+def _encode_library_value(value: Any) -> str | None:
+    """Canonical text of a library value whose ``repr`` is not a stable encoding; None for anything else.
+
+    Covers compiled regular expressions (``re.Pattern``: pattern and flags) and polars/Arrow
+    schemas, fields and data types (names, types, nullability and schema metadata).
+    """
     import polars as pl
     import pyarrow as pa
 
@@ -127,7 +131,7 @@ class ValueEncoder:
             cls = type(value)
             self._name_object(cls)
             return f"enum {qualified_name(cls)}.{value.name}={self.encode(value.value)}"
-        if isinstance(value, _REPR_STABLE_TYPES) and not isinstance(value, enum.Enum):
+        if isinstance(value, _REPR_STABLE_TYPES):
             return repr(value)
         if inspect.isfunction(value) or inspect.isclass(value) or is_named_callable(value):
             return self._name_object(unwrap(value))
@@ -145,9 +149,9 @@ class ValueEncoder:
                 value,
                 lambda: f"{type(value).__name__}{{" + ",".join(sorted(self.encode(v) for v in value)) + "}",
             )
-        frame_type = _encode_frame_type(value)
-        if frame_type is not None:
-            return frame_type
+        library_value = _encode_library_value(value)
+        if library_value is not None:
+            return library_value
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             fields = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
             return self._container(value, lambda: self._record(type(value), fields))

@@ -19,6 +19,7 @@ import types
 from typing import Any
 
 from ml_platform.errors import CodeHashError
+from ml_platform.lineage.ast_normalize import arg_names
 from ml_platform.lineage.code_values import qualified_name
 
 
@@ -83,7 +84,7 @@ class SourceReader:
         code = fn.__code__
         arg_count = code.co_argcount + code.co_kwonlyargcount
         arg_count += bool(code.co_flags & inspect.CO_VARARGS) + bool(code.co_flags & inspect.CO_VARKEYWORDS)
-        arg_names = set(code.co_varnames[:arg_count])
+        code_arg_names = set(code.co_varnames[:arg_count])
         spans = [
             (line, col, end_line, end_col)
             for line, end_line, col, end_col in code.co_positions()
@@ -93,14 +94,13 @@ class SourceReader:
         for node in ast.walk(self._file_tree(filename)):
             if not isinstance(node, ast.Lambda) or node.lineno != code.co_firstlineno:
                 continue
-            names = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
-            names |= {a.arg for a in (node.args.vararg, node.args.kwarg) if a is not None}
+            names = set(arg_names(node.args))
             inside = all(
                 (node.lineno, node.col_offset) <= (line, col)
                 and (end_line, end_col) <= (node.end_lineno, node.end_col_offset)
                 for line, col, end_line, end_col in spans
             )
-            if names == arg_names and inside:
+            if names == code_arg_names and inside:
                 candidates.append(node)
         if len(candidates) != 1:
             raise CodeHashError(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,49 +20,99 @@ from ml_platform.lineage.data_hash import hash_table
 
 KEY = "features/big"
 DAY = "2012-01-03"
-BIG_ROWS = 1_000_000
+ROWS = 100_000  # ~3 MB of Parquet: written in several chunks, so a pause can fall between them
+MID_WRITE_BYTES = 1 << 20
 
+# A writer that stops at a named point of the commit protocol and waits on stdin until it is killed.
+# Only the standard library is wrapped (os.fdopen, os.replace): the store's own code runs unchanged.
 WRITER = """
-import sys
+import os, sys
 import numpy as np, pyarrow as pa
 from ml_platform.io.store import PinnedStore
+
+base, rows, pause_at, mid_bytes = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+
+def pause(detail):
+    print(pause_at, detail, flush=True)
+    sys.stdin.readline()  # blocks: the test kills this process here
+    raise SystemExit("the test let a paused writer go on")
+
+real_fdopen, real_replace = os.fdopen, os.replace
+
+class CountingFile:
+    def __init__(self, raw):
+        self._raw, self._written = raw, 0
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        return self._raw.__exit__(*exc)
+    def write(self, data):
+        written = self._raw.write(data)
+        self._written += written
+        if pause_at == "mid-data" and self._written >= mid_bytes:
+            self._raw.flush()
+            pause("-")
+        return written
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+def fdopen(descriptor, *args, **kwargs):
+    return CountingFile(real_fdopen(descriptor, *args, **kwargs))
+
+renames = 0
+def replace(source, target):
+    global renames
+    renames += 1
+    if pause_at == f"before-rename-{renames}":
+        pause(source)
+    real_replace(source, target)
+    if pause_at == f"after-rename-{renames}":
+        pause(target)
+
+os.fdopen, os.replace = fdopen, replace
 rng = np.random.default_rng(1)
-table = pa.table({f"c{i}": rng.standard_normal(int(sys.argv[2])) for i in range(4)})
-store = PinnedStore(sys.argv[1])
-store.environment  # capture before signalling, so the write itself starts right away
-print("ready", flush=True)
-store.write("features/big", "2012-01-03", table)
+table = pa.table({f"c{i}": rng.standard_normal(rows) for i in range(4)})
+PinnedStore(base).write("features/big", "2012-01-03", table)
 print("done", flush=True)
 """
 
 
 def big_table() -> pa.Table:
     rng = np.random.default_rng(1)
-    return pa.table({f"c{i}": rng.standard_normal(BIG_ROWS) for i in range(4)})
+    return pa.table({f"c{i}": rng.standard_normal(ROWS) for i in range(4)})
 
 
-def start_writer(base: Path) -> subprocess.Popen[str]:
+def pause_writer(base: Path, point: str) -> tuple[subprocess.Popen[str], str]:
+    """Start a writer and wait until it is blocked at ``point``; returns it and the path it named."""
     process = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(base), str(BIG_ROWS)],
+        [sys.executable, "-c", WRITER, str(base), str(ROWS), point, str(MID_WRITE_BYTES)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
     )
     assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
-    return process
+    line = process.stdout.readline().split()
+    if line[:1] != [point]:
+        kill(process)
+        pytest.fail(f"the writer did not pause at {point}; it printed {line!r}")
+    return process, line[1]
 
 
 def kill(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
+    os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
-    if process.stdout is not None:
-        process.stdout.close()
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            stream.close()
 
 
 def temporaries(directory: Path) -> list[str]:
     return [name for name in os.listdir(directory) if is_temporary(name)] if directory.is_dir() else []
+
+
+def data_files(directory: Path) -> list[str]:
+    return sorted(name for name in os.listdir(directory) if name.endswith(".parquet"))
 
 
 @pytest.fixture
@@ -72,45 +122,66 @@ def old_version(tmp_path: Path) -> tuple[PinnedStore, str]:
     return store, manifest.data_hash
 
 
-def assert_intact(store: PinnedStore, allowed_hashes: set[str]) -> str:
+def assert_intact(store: PinnedStore, expected_hash: str) -> None:
     stored = store.read(KEY, DAY)  # full verification: bytes, embedded manifest, content hash
-    assert stored.manifest.data_hash in allowed_hashes
+    assert stored.manifest.data_hash == expected_hash
     assert [result.status for result in store.verify()] == [VerifyStatus.OK]
-    return stored.manifest.data_hash
 
 
-def test_kill_during_the_data_write_leaves_the_old_version(old_version: tuple[PinnedStore, str]) -> None:
+def test_kill_in_the_middle_of_the_data_bytes_leaves_the_old_version(
+    old_version: tuple[PinnedStore, str],
+) -> None:
     store, old_hash = old_version
     directory = Path(store.base) / KEY
-    process = start_writer(Path(store.base))
+    process, _ = pause_writer(Path(store.base), "mid-data")
     try:
-        deadline = time.monotonic() + 60
-        while not temporaries(directory) and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.0005)
-        assert temporaries(directory), "the writer finished before its temporary file was seen"
+        [name] = temporaries(directory)  # the writer is blocked: nothing else can appear
+        temporary = directory / name
+        partial = temporary.read_bytes()
+        assert len(partial) >= MID_WRITE_BYTES and not partial.endswith(b"PAR1")  # no footer yet
     finally:
         kill(process)
-    assert temporaries(directory)  # the half-written file is left behind under a temporary name ...
-    assert assert_intact(store, {old_hash}) == old_hash  # ... and never read
-    assert store.sweep(older_than_seconds=0.0)  # leftovers are swept
+    assert temporaries(directory) == [temporary.name]  # the half-written file is left behind ...
+    assert_intact(store, old_hash)  # ... and never read
+    assert store.sweep(older_than_seconds=0.0) == [str(temporary)]
     assert not temporaries(directory)
-    assert assert_intact(store, {old_hash}) == old_hash
+    assert_intact(store, old_hash)
 
 
-def test_kill_at_random_moments_never_leaves_a_broken_version(old_version: tuple[PinnedStore, str]) -> None:
+@pytest.mark.parametrize(
+    ("point", "committed"),
+    [
+        ("before-rename-1", False),  # data complete and fsynced under its temporary name
+        ("after-rename-1", False),  # data renamed, manifest not yet written: an unreferenced file
+        ("before-rename-2", False),  # new manifest complete under its temporary name
+        ("after-rename-2", True),  # new manifest committed, the old data file not yet deleted
+    ],
+)
+def test_kill_at_each_step_of_the_commit_leaves_one_whole_version(
+    old_version: tuple[PinnedStore, str], point: str, committed: bool
+) -> None:
     store, old_hash = old_version
-    new_hash = hash_table(big_table())
-    for delay in (0.05, 0.3):
-        process = start_writer(Path(store.base))
-        try:
-            time.sleep(delay)
-        finally:
-            kill(process)
-        assert_intact(store, {old_hash, new_hash})
-    process = start_writer(Path(store.base))  # and one writer that is left to finish
-    assert process.wait(timeout=120) == 0
-    kill(process)
-    assert assert_intact(store, {new_hash}) == new_hash
+    directory = Path(store.base) / KEY
+    [old_data] = data_files(directory)
+    process, path = pause_writer(Path(store.base), point)
+    try:
+        named = Path(path)
+        assert named.exists() and named.parent == directory
+        assert is_temporary(named.name) == point.startswith("before-")
+    finally:
+        kill(process)
+    expected = hash_table(big_table()) if committed else old_hash
+    assert_intact(store, expected)
+    leftovers = {str(directory / name) for name in os.listdir(directory)} - {
+        store.manifest_path(KEY, DAY),
+        store.data_path(store.manifest(KEY, DAY)),
+    }
+    assert leftovers  # the kill left something behind at every step ...
+    assert sorted(store.sweep(older_than_seconds=0.0)) == sorted(leftovers)  # ... which sweep removes
+    assert_intact(store, expected)
+    current = Path(store.data_path(store.manifest(KEY, DAY))).name
+    assert data_files(directory) == [current]
+    assert (current == old_data) is not committed
 
 
 def test_an_unreferenced_data_file_is_ignored_and_swept(old_version: tuple[PinnedStore, str]) -> None:
@@ -118,11 +189,29 @@ def test_an_unreferenced_data_file_is_ignored_and_swept(old_version: tuple[Pinne
     store, old_hash = old_version
     stray = f"{KEY}/{DAY}.0123456789abcdef.parquet"
     store.filesystem.write_bytes(stray, b"PAR1 not really parquet")
-    assert assert_intact(store, {old_hash}) == old_hash
+    assert_intact(store, old_hash)
     assert store.sweep(older_than_seconds=3600.0) == []  # too young: a concurrent writer may own it
     assert store.sweep(older_than_seconds=0.0) == [store.filesystem.uri(stray)]
     assert not store.filesystem.exists(stray)
-    assert assert_intact(store, {old_hash}) == old_hash
+    assert_intact(store, old_hash)
+
+
+def test_sweep_leaves_a_directory_with_a_broken_manifest_alone_and_says_so(
+    old_version: tuple[PinnedStore, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    store, _ = old_version
+    stray = f"{KEY}/{DAY}.0123456789abcdef.parquet"
+    store.filesystem.write_bytes(stray, b"PAR1 not really parquet")
+    store.write("other", None, pa.table({"x": [1]}))
+    other_stray = "other/__unpartitioned__.0123456789abcdef.parquet"
+    store.filesystem.write_bytes(other_stray, b"PAR1 not really parquet")
+    store.filesystem.write_bytes(f"{KEY}/{DAY}.manifest.json", b"{ truncated")
+    with caplog.at_level(logging.WARNING, logger="ml_platform.io.verify"):
+        swept = store.sweep(older_than_seconds=0.0)
+    assert swept == [store.filesystem.uri(other_stray)]  # the healthy directory is still swept
+    assert store.filesystem.exists(stray)  # the data of the broken manifest's directory is kept
+    assert f"sweep left {store.filesystem.uri(KEY)} untouched" in caplog.text
+    assert "ml-platform verify" in caplog.text and "re-materialize" in caplog.text
 
 
 def test_a_failing_write_leaves_nothing(tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ def test_verify_fails_after_a_byte_flip(store: PinnedStore) -> None:
     assert result.exit_code == 1
     assert "CORRUPT  features/momentum  2012-01-04" in result.output
     assert "2 ok, 1 failed" in result.output
-    assert str(path) in result.output  # the full message names the file
+    assert str(path) in result.output  # the full message names the file ...
+    assert f"  manifest: {store.manifest_path(KEY, '2012-01-04')}" in result.output  # ... and its manifest
     one = CliRunner().invoke(verify, [KEY, "--partition", DAY, "--base-dir", store.base])
     assert one.exit_code == 0 and "1 artefact(s)" in one.output
 
@@ -64,7 +65,15 @@ def test_verify_under_strict_fails_on_an_environment_difference(store: PinnedSto
         lock, packages=tuple((n, "0.0.1" if n == "polars" else v) for n, v in lock.packages)
     )
     PinnedStore(store.base, environment=old).write("old_env", None, pl.DataFrame({"x": [1]}))
-    assert CliRunner().invoke(verify, ["--base-dir", store.base]).exit_code == 0  # warn: reported only
+    warned = CliRunner().invoke(verify, ["--base-dir", store.base])
+    assert warned.exit_code == 0  # warn: reported only, each difference on its own line
+    running_polars = lock.package_versions["polars"]
+    explained = [
+        "old_env: 1 environment difference(s), stored -> running:",
+        f"  package polars: 0.0.1 -> {running_polars}",
+        f"  manifest: {store.manifest_path('old_env', None)}",
+    ]
+    assert "\n".join(explained) in warned.output
     strict = CliRunner().invoke(verify, ["--base-dir", store.base, "--environment-policy", "strict"])
     assert strict.exit_code == 1 and "ENV-MISMATCH  old_env" in strict.output
 

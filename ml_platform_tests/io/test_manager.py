@@ -26,7 +26,7 @@ from dagster import (
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from polars.testing import assert_frame_equal
 
-from ml_platform.environment import EnvironmentLock, capture_environment, derive_seed
+from ml_platform.environment import EnvironmentLock, capture_environment, derive_seed, git_state
 from ml_platform.errors import ConfigurationError
 from ml_platform.io import PinnedIOManager, PinnedStore, PinnedStoreResource
 from ml_platform.lineage.data_hash import hash_table
@@ -168,7 +168,13 @@ def test_unpartitioned_round_trip_with_manifest_and_metadata(
     assert metadata["ml_platform/environment_hash"] == capture_environment().hash
     assert metadata["ml_platform/manifest"] == store.manifest_path("universe", None)
     assert metadata["ml_platform/rows"] == 3
-    assert metadata["ml_platform/git_dirty"] in (True, False)
+    code_checkout = git_state()  # the store records the git state of the ml_platform code itself
+    assert (stored.manifest.git_commit, stored.manifest.git_dirty) == (
+        code_checkout.commit,
+        code_checkout.dirty,
+    )
+    assert metadata["ml_platform/git_dirty"] is code_checkout.dirty
+    assert metadata["ml_platform/git_commit"] == (code_checkout.commit or "(not a git checkout)")
 
 
 def test_single_run_range_writes_one_file_per_day(

@@ -71,6 +71,19 @@ def test_embedded_form_drops_only_the_file_facts() -> None:
     assert embedded != manifest and embedded == make_manifest(file_hash=None, file_size=None)
 
 
+def test_embedded_json_is_the_compact_embedded_form_and_survives_the_sidecar_round_trip() -> None:
+    manifest = make_manifest()
+    assert manifest.embedded_json() == manifest.embedded_form().to_json(indent=None).encode()
+    # a reader rebuilds the manifest from the indented sidecar: the footer bytes must come out equal
+    sidecar = Manifest.from_json(manifest.to_json(), source="sidecar")
+    assert sidecar.embedded_json() == manifest.embedded_json()
+    assert make_manifest(rows=501).embedded_json() != manifest.embedded_json()
+
+
+def test_writer_versions_are_looked_up_once_per_process() -> None:
+    assert WriterVersions.current() is WriterVersions.current()
+
+
 def test_unknown_schema_version_is_refused() -> None:
     data = json.loads(make_manifest().to_json())
     data["schema_version"] = "ml_platform.manifest/v2"

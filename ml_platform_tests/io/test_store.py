@@ -24,6 +24,7 @@ from ml_platform.errors import (
     ManifestError,
     PartitionError,
 )
+from ml_platform.io.atomic import file_digest
 from ml_platform.io.manifest import MANIFEST_METADATA_KEY, Manifest, UpstreamRef, WriteFacts
 from ml_platform.io.store import PinnedStore
 from ml_platform.io.verify import VerifyStatus
@@ -93,6 +94,8 @@ def test_round_trip_with_manifest(store: PinnedStore) -> None:
     assert Manifest.from_json(sidecar.read_text(), source=str(sidecar)) == manifest
     footer = pq.read_schema(data_file(store)).metadata[MANIFEST_METADATA_KEY]
     assert Manifest.from_json(footer, source="footer") == manifest.embedded_form()
+    # byte-equal to what a read derives from the sidecar, so reads compare bytes without parsing
+    assert footer == manifest.embedded_json()
     # the recorded hash is the hash of what is on disk, computed independently
     assert hash_table(pq.read_table(data_file(store)).replace_schema_metadata(None)) == manifest.data_hash
 
@@ -170,6 +173,24 @@ def test_embedded_manifest_disagreeing_with_the_sidecar_is_refused(store: Pinned
     ) as caught:
         store.read(KEY, DAY)
     assert second.data_file in str(caught.value)
+
+
+def test_an_embedded_manifest_equal_in_content_but_rendered_differently_is_accepted(
+    store: PinnedStore,
+) -> None:
+    """Only the content of the embedded manifest matters, not its JSON layout."""
+    manifest = store.write(KEY, DAY, day_frame(DAY))
+    path = data_file(store)
+    table = pq.read_table(path)
+    metadata = dict(table.schema.metadata)
+    metadata[MANIFEST_METADATA_KEY] = manifest.embedded_form().to_json(indent=4).encode()
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+    sidecar = Path(store.manifest_path(KEY, DAY))
+    record = json.loads(sidecar.read_text())
+    content = path.read_bytes()
+    record["file"] = {"hash": file_digest(content), "size": len(content)}
+    sidecar.write_text(json.dumps(record))
+    assert_frame_equal(store.read(KEY, DAY).frame, day_frame(DAY))
 
 
 def test_a_manifest_whose_data_file_is_missing_is_refused(store: PinnedStore) -> None:
