@@ -38,7 +38,7 @@ test: env lint
 	$(PY) -m pytest
 
 demo: env $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/ml-platform demo
+	$(VENV)/bin/quant-alpha demo
 
 ui: env $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml

@@ -1,1 +1,208 @@
-"""ml_platform."""
+"""ml_platform: a Dagster plugin for quant research MLOps.
+
+Content-addressed feature graphs, pinned storage, deterministic models registered in MLflow with a
+deploy contract, and the contract checked at the serving boundary. Everything a project needs is
+importable from here::
+
+    from ml_platform import FeatureGraph, Upstream, feature, build_feature_assets, build_model_assets
+
+Names are loaded on first use, so ``import ml_platform`` does not import Dagster or MLflow until a
+name that needs them is touched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = importlib.metadata.version("ml-platform")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+# name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # feature graph
+    "feature": "ml_platform.features.spec",
+    "Upstream": "ml_platform.features.spec",
+    "FeatureSpec": "ml_platform.features.spec",
+    "FeatureGraph": "ml_platform.features.graph",
+    "HashedFeature": "ml_platform.features.graph",
+    "FrameKeys": "ml_platform.keys",
+    "DataWindow": "ml_platform.window",
+    # Dagster assets, resources and the deployment
+    "build_feature_assets": "ml_platform.features.assets",
+    "FeatureAssetsTranslator": "ml_platform.features.assets",
+    "build_model_assets": "ml_platform.models.assets",
+    "TrainingRunConfig": "ml_platform.models.assets",
+    "SignalsConfig": "ml_platform.models.assets",
+    "PinnedIOManager": "ml_platform.io.manager",
+    "PinnedStoreResource": "ml_platform.io.manager",
+    "PinnedStore": "ml_platform.io.store",
+    "ModelRegistryResource": "ml_platform.registry.resource",
+    "Settings": "ml_platform.settings",
+    "build_definitions": "ml_platform.deployment",
+    "platform_resources": "ml_platform.deployment",
+    "check_asset_keys": "ml_platform.deployment",
+    "Lifecycle": "ml_platform.lifecycle",
+    "EnvironmentPolicy": "ml_platform.environment.diff",
+    # models
+    "SignalModel": "ml_platform.models.protocol",
+    "Trainer": "ml_platform.models.protocol",
+    "ModelInputs": "ml_platform.models.protocol",
+    "register_model_format": "ml_platform.models.protocol",
+    "load_model_bytes": "ml_platform.models.protocol",
+    "RidgeTrainer": "ml_platform.models.training",
+    "LinearSignalModel": "ml_platform.models.model",
+    "SklearnTrainer": "ml_platform.models.sklearn",
+    "SklearnSignalModel": "ml_platform.models.sklearn",
+    "to_signals": "ml_platform.models.signals",
+    "backtest": "ml_platform.models.backtest",
+    "BacktestReport": "ml_platform.models.backtest",
+    # registry and the deploy contract
+    "ModelRegistry": "ml_platform.registry.store",
+    "DeployContract": "ml_platform.registry.contract",
+    "LiveFeatureStream": "ml_platform.registry.contract",
+    "ContractCheck": "ml_platform.registry.contract",
+    "check_contract": "ml_platform.registry.contract",
+    "FeatureSchema": "ml_platform.registry.schema",
+    "load_champion": "ml_platform.registry.champion",
+    "LoadedChampion": "ml_platform.registry.champion",
+    # errors
+    "MLPlatformError": "ml_platform.errors",
+    "ConfigurationError": "ml_platform.errors",
+    "WindowError": "ml_platform.errors",
+    "PartitionError": "ml_platform.errors",
+    "GraphError": "ml_platform.errors",
+    "DataError": "ml_platform.errors",
+    "IntegrityError": "ml_platform.errors",
+    "ManifestError": "ml_platform.errors",
+    "EnvironmentMismatch": "ml_platform.errors",
+    "RegistryError": "ml_platform.errors",
+    "ModelNotFound": "ml_platform.errors",
+    "ContractViolation": "ml_platform.errors",
+    "NonDeterministicModel": "ml_platform.errors",
+}
+
+__all__ = [
+    "BacktestReport",
+    "ConfigurationError",
+    "ContractCheck",
+    "ContractViolation",
+    "DataError",
+    "DataWindow",
+    "DeployContract",
+    "EnvironmentMismatch",
+    "EnvironmentPolicy",
+    "FeatureAssetsTranslator",
+    "FeatureGraph",
+    "FeatureSchema",
+    "FeatureSpec",
+    "FrameKeys",
+    "GraphError",
+    "HashedFeature",
+    "IntegrityError",
+    "Lifecycle",
+    "LinearSignalModel",
+    "LiveFeatureStream",
+    "LoadedChampion",
+    "MLPlatformError",
+    "ManifestError",
+    "ModelInputs",
+    "ModelNotFound",
+    "ModelRegistry",
+    "ModelRegistryResource",
+    "NonDeterministicModel",
+    "PartitionError",
+    "PinnedIOManager",
+    "PinnedStore",
+    "PinnedStoreResource",
+    "RegistryError",
+    "RidgeTrainer",
+    "Settings",
+    "SignalModel",
+    "SignalsConfig",
+    "SklearnSignalModel",
+    "SklearnTrainer",
+    "Trainer",
+    "TrainingRunConfig",
+    "Upstream",
+    "WindowError",
+    "__version__",
+    "backtest",
+    "build_definitions",
+    "build_feature_assets",
+    "build_model_assets",
+    "check_asset_keys",
+    "check_contract",
+    "feature",
+    "load_champion",
+    "load_model_bytes",
+    "platform_resources",
+    "register_model_format",
+    "to_signals",
+]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from ml_platform.deployment import build_definitions, check_asset_keys, platform_resources
+    from ml_platform.environment.diff import EnvironmentPolicy
+    from ml_platform.errors import (
+        ConfigurationError,
+        ContractViolation,
+        DataError,
+        EnvironmentMismatch,
+        GraphError,
+        IntegrityError,
+        ManifestError,
+        MLPlatformError,
+        ModelNotFound,
+        NonDeterministicModel,
+        PartitionError,
+        RegistryError,
+        WindowError,
+    )
+    from ml_platform.features.assets import FeatureAssetsTranslator, build_feature_assets
+    from ml_platform.features.graph import FeatureGraph, HashedFeature
+    from ml_platform.features.spec import FeatureSpec, Upstream, feature
+    from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
+    from ml_platform.io.store import PinnedStore
+    from ml_platform.keys import FrameKeys
+    from ml_platform.lifecycle import Lifecycle
+    from ml_platform.models.assets import SignalsConfig, TrainingRunConfig, build_model_assets
+    from ml_platform.models.backtest import BacktestReport, backtest
+    from ml_platform.models.model import LinearSignalModel
+    from ml_platform.models.protocol import (
+        ModelInputs,
+        SignalModel,
+        Trainer,
+        load_model_bytes,
+        register_model_format,
+    )
+    from ml_platform.models.signals import to_signals
+    from ml_platform.models.sklearn import SklearnSignalModel, SklearnTrainer
+    from ml_platform.models.training import RidgeTrainer
+    from ml_platform.registry.champion import LoadedChampion, load_champion
+    from ml_platform.registry.contract import ContractCheck, DeployContract, LiveFeatureStream, check_contract
+    from ml_platform.registry.resource import ModelRegistryResource
+    from ml_platform.registry.schema import FeatureSchema
+    from ml_platform.registry.store import ModelRegistry
+    from ml_platform.settings import Settings
+    from ml_platform.window import DataWindow
+
+
+if set(__all__) != {"__version__", *_EXPORTS}:  # pragma: no cover - a maintenance slip, caught on import
+    raise ImportError("ml_platform.__all__ and its export table disagree")
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ml_platform' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

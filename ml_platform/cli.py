@@ -1,4 +1,4 @@
-"""The ``ml-platform`` command: inspect the feature graph, verify stored artefacts, manage models, run the demo."""
+"""The ``ml-platform`` command: inspect a project's feature graph, verify stored artefacts, manage models."""
 
 from __future__ import annotations
 
@@ -27,32 +27,50 @@ def main() -> None:
     """ml_platform: content-addressed features, pinned environments, contract-checked models."""
 
 
-@main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"nodes\": [...]}.")
-def graph(as_json: bool) -> None:
-    """Print every feature node with its source, upstream keys, code hash and graph hash."""
-    from ml_platform.features.nodes import build_graph
-    from ml_platform.settings import Settings
+DEFS_HELP = ("The project's Definitions as module:attr (e.g. my_project.definitions:defs); default: the code "
+             "location of workspace.yaml in the working directory.")
 
-    g = build_graph(Settings.from_env(os.environ).market_source)  # what ml_platform.definitions builds
+
+@main.command()
+@click.option("--defs", "target", default=None, help=DEFS_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"nodes\": [...]}.")
+def graph(target: str | None, as_json: bool) -> None:
+    """Print every feature node of a project with its source, upstream, code hash and graph hash."""
+    import json
+
+    from ml_platform.workspace import feature_nodes, load_definitions
+
+    loaded = load_definitions(target)
+    nodes = feature_nodes(loaded.defs)
     if as_json:
-        click.echo(g.to_json())
+        click.echo(json.dumps({"definitions": loaded.target, "nodes": [n.to_dict() for n in nodes]}, indent=2))
         return
-    rows = [(n.key, f"{os.path.relpath(n.file)}:{n.line}", n.function, ",".join(n.spec.upstream_keys) or "-",
-             n.code_hash.split(":")[-1][:12], n.graph_hash.split(":")[-1][:12]) for n in g]
-    head = ("key", "source", "function", "upstream", "code_hash", "graph_hash")
+    if not nodes:
+        click.echo(f"{loaded.target} defines no feature assets (none built with build_feature_assets)")
+        return
+    rows = [(n.asset_key, _relative(n.source), n.function, ",".join(n.upstream) or "-",
+             n.code_hash.split(":")[-1][:12], n.graph_hash.split(":")[-1][:12]) for n in nodes]
+    head = ("asset", "source", "function", "upstream", "code_hash", "graph_hash")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
+def _relative(source: str) -> str:
+    path, _, line = source.rpartition(":")
+    try:
+        return f"{os.path.relpath(path)}:{line}"
+    except ValueError:  # another drive
+        return source
+
+
 def _register_commands() -> None:
     """Attach the command groups each layer owns."""
-    from ml_platform.demo import demo
     from ml_platform.io.commands import env, verify
     from ml_platform.registry.commands import models
+    from ml_platform.scaffold.command import init
 
-    for command in (verify, env, models, demo):
+    for command in (verify, env, models, init):
         main.add_command(command)
 
 

@@ -1,62 +1,87 @@
-"""Build the Definitions of one deployment from its settings; no side effects at import.
+"""Resources and Definitions of one deployment from its settings; no side effects at import.
 
-:mod:`ml_platform.definitions` (loaded by workspace.yaml) calls this with settings read from the
-environment; the demo and the tests call it with their own. The same code serves the embedded default
-and production: only the settings differ.
+A project's ``definitions.py`` builds its assets (``build_feature_assets``, ``build_model_assets``) and
+hands them here with the deployment's :class:`~ml_platform.settings.Settings`: the same code serves the
+embedded default and production, only the settings differ. The IO manager, the feature store and the
+model registry all come from the one settings object, so they can never point at different stores.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
 import dagster as dg
 
-from ml_platform.features.assets import build_feature_assets
-from ml_platform.features.graph import FeatureGraph
-from ml_platform.features.nodes import build_graph
+from ml_platform.errors import GraphError
 from ml_platform.io import PinnedIOManager, PinnedStoreResource
-from ml_platform.models.assets import build_model_assets
 from ml_platform.registry.resource import ModelRegistryResource
 from ml_platform.settings import Settings
 
-FEATURE_GROUPS = ("market", "features", "labels")
+__all__ = ["build_definitions", "check_asset_keys", "platform_resources"]
 
 
-def build_definitions(settings: Settings, graph: FeatureGraph | None = None) -> dg.Definitions:
-    """Assets, jobs, schedules and resources for one deployment.
+def platform_resources(settings: Settings) -> dict[str, Any]:
+    """``io_manager``, ``feature_store`` and ``model_registry`` configured from ``settings``."""
+    store = {"base_dir": settings.storage, "environment_policy": settings.environment_policy,
+             "project_root": settings.project_root}
+    return {
+        "io_manager": PinnedIOManager(**store),
+        "feature_store": PinnedStoreResource(**store),
+        "model_registry": ModelRegistryResource(
+            tracking_uri=settings.tracking_uri,
+            artifact_location=settings.artifact_location,
+            environment_policy=settings.environment_policy,
+        ),
+    }
+
+
+def check_asset_keys(assets: Iterable[dg.AssetsDefinition | dg.AssetSpec]) -> None:
+    """Refuse two assets with one key (two graphs built without distinct ``key_prefix`` values).
+
+    Raises:
+        GraphError: naming every colliding key and what to do.
+    """
+    seen: dict[dg.AssetKey, int] = {}
+    for asset in assets:
+        keys = asset.keys if isinstance(asset, dg.AssetsDefinition) else [asset.key]
+        for key in keys:
+            seen[key] = seen.get(key, 0) + 1
+    clashes = sorted(key.to_user_string() for key, count in seen.items() if count > 1)
+    if clashes:
+        raise GraphError(
+            f"asset key collision: {', '.join(clashes)} defined more than once; build each team's graph with its "
+            "own key_prefix (build_feature_assets(..., key_prefix='team_a') and the same prefix for "
+            "build_model_assets)"
+        )
+
+
+def build_definitions(
+    settings: Settings,
+    *,
+    assets: Sequence[dg.AssetsDefinition | dg.AssetSpec],
+    jobs: Sequence[Any] = (),
+    schedules: Sequence[Any] = (),
+    sensors: Sequence[Any] = (),
+    asset_checks: Sequence[Any] = (),
+    resources: Mapping[str, Any] | None = None,
+) -> dg.Definitions:
+    """The Definitions of a project on one deployment: its assets and jobs plus the platform's resources.
 
     Args:
-        settings: where things live and how strict the environment checks are.
-        graph: the feature graph (defaults to the platform's own; the demo passes a variant to show a
-            code change being caught).
+        settings: where the store and the registry live, and the environment policy.
+        assets: every asset (from ``build_feature_assets`` / ``build_model_assets`` and the project's own).
+        jobs / schedules / sensors / asset_checks: the project's own.
+        resources: extra resources; they may not replace the platform's three.
+
+    Raises:
+        GraphError: two assets share a key.
+        ConfigurationError: ``resources`` tries to replace a platform resource.
     """
-    graph = graph or build_graph(settings.market_source)
-    feature_assets = build_feature_assets(graph)
-    features_job = dg.define_asset_job(
-        "features_job",
-        selection=dg.AssetSelection.groups(*FEATURE_GROUPS),
-        description="Market data, point-in-time features and labels for a day (or a backfilled range).",
-    )
-    training_job = dg.define_asset_job(
-        "training_job",
-        selection=dg.AssetSelection.assets("training_set", "trained_model"),
-        description="Assemble the training set over a window, train, validate and register a model version.",
-    )
-    signals_job = dg.define_asset_job(
-        "live_signals_job",
-        selection=dg.AssetSelection.assets("live_signals", "live_pnl"),
-        description="Score the day's features with the champion (contract-checked at load) and book its PnL.",
-    )
-    store_config = {"base_dir": settings.storage, "environment_policy": settings.environment_policy}
-    return dg.Definitions(
-        assets=[*feature_assets, *build_model_assets(graph, settings.model_name)],
-        jobs=[features_job, training_job, signals_job],
-        schedules=[dg.build_schedule_from_partitioned_job(features_job, hour_of_day=22, minute_of_hour=30)],
-        resources={
-            "io_manager": PinnedIOManager(**store_config),
-            "feature_store": PinnedStoreResource(**store_config),
-            "model_registry": ModelRegistryResource(
-                tracking_uri=settings.tracking_uri,
-                artifact_location=settings.artifact_location,
-                environment_policy=settings.environment_policy,
-            ),
-        },
-    )
+    check_asset_keys(assets)
+    platform = platform_resources(settings)
+    clash = sorted(set(resources or {}) & set(platform))
+    if clash:
+        raise GraphError(f"resources {clash} are the platform's own (configured from Settings); name yours differently")
+    return dg.Definitions(assets=list(assets), jobs=list(jobs), schedules=list(schedules), sensors=list(sensors),
+                          asset_checks=list(asset_checks), resources={**platform, **dict(resources or {})})

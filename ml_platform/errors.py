@@ -114,6 +114,12 @@ class RollbackRefused(MLPlatformError):
     code = "ROLLBACK_REFUSED"
 
 
+class NonDeterministicModel(MLPlatformError):
+    """Two fits of the same trainer on the same rows gave different model bytes; the model is refused."""
+
+    code = "NON_DETERMINISTIC_MODEL"
+
+
 class ReproductionFailed(MLPlatformError):
     """A reproduction did not rebuild the recorded bytes."""
 

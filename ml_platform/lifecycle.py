@@ -1,78 +1,98 @@
 """The lifecycle as Dagster runs: features over a window, training set, training, live signals.
 
-The thin layer that ``ml-platform demo``, the end-to-end tests and a notebook share. Every step is a
-real Dagster run on the given instance (so it shows up in the UI), with the deployment's resources.
+The thin layer that a project's demo, its tests and a notebook share. Every step is a real Dagster run
+on the given instance (so it shows up in the UI), with the Definitions' own resources.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 
-from ml_platform.errors import WindowError
-from ml_platform.features.assets import DAILY
+from ml_platform.errors import ConfigurationError, GraphError, WindowError
+from ml_platform.features.assets import FeatureAssetsTranslator
+from ml_platform.features.calendar import Calendar
 from ml_platform.features.graph import FeatureGraph
+from ml_platform.models.assets import LIVE_PNL, LIVE_SIGNALS, TRAINED_MODEL
 from ml_platform.window import DataWindow
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
-FEATURE_KEYS = ("feature_matrix", "forward_return")
+
+__all__ = ["Lifecycle", "plan_ranges", "range_tags"]
 
 
-def range_tags(window: DataWindow) -> dict[str, str]:
-    """Tags that make one Dagster run cover every daily partition of ``window`` (single-run backfill)."""
-    for day in (window.start, window.end):
-        if not DAILY.has_partition_key(day.isoformat()):
-            raise WindowError(
-                f"day {day.isoformat()} of window {window} is not a daily partition "
-                f"(partitions run from {DAILY.start.date().isoformat()} to yesterday)"
-            )
-    return {RANGE_START: window.start.isoformat(), RANGE_END: window.end.isoformat()}
+def range_tags(calendar: Calendar, window: DataWindow) -> dict[str, str]:
+    """Tags that make one Dagster run cover every partition of ``window`` (single-run backfill)."""
+    keys = calendar.keys_in(window)
+    if not keys:
+        raise WindowError(f"window {window} holds no partition of the calendar (partitions start "
+                          f"{calendar.partitions_def.start.date().isoformat()} and end before today)")
+    return {RANGE_START: keys[0], RANGE_END: keys[-1]}
 
 
-def plan_ranges(graph: FeatureGraph, window: DataWindow,
-                targets: tuple[str, ...] = FEATURE_KEYS) -> list[tuple[DataWindow, tuple[str, ...]]]:
+def _partitioned_sinks(graph: FeatureGraph) -> tuple[str, ...]:
+    """Partitioned nodes no other partitioned node reads: what a window's features end in."""
+    read = {up.key for n in graph if n.spec.partitioned for up in n.spec.upstream.values()}
+    return tuple(n.key for n in graph if n.spec.partitioned and n.key not in read)
+
+
+def plan_ranges(graph: FeatureGraph, calendar: Calendar, window: DataWindow,
+                targets: Sequence[str] | None = None) -> list[tuple[DataWindow, tuple[str, ...]]]:
     """The runs that materialize ``targets`` over ``window`` point-in-time: (span, node keys), in order.
 
-    A node's span is the union, over the nodes that read it, of their spans widened by that edge's
-    lookback and lookahead, clipped to the days that are partitions (history starts in 2000; the
-    future does not exist yet). Ancestors have spans that start no later and end no earlier than
-    their descendants', so ordering runs by (start, later end first) runs ancestors first.
+    A node's span, in partitions, is the union over the nodes that read it of their spans widened by
+    that edge's lookback and lookahead, clipped to the partitions that exist (history has a first
+    partition; the future does not exist yet). Ancestors have spans that start no later and end no
+    earlier than their descendants', so ordering runs by (start, later end first) runs ancestors first.
+
+    Args:
+        targets: node keys to materialize; default every partitioned node no other partitioned node reads.
     """
-    first = DAILY.start.date()
-    last = dt.date.today() - dt.timedelta(days=1)
-    span: dict[str, tuple[dt.date, dt.date]] = {}
-    order = [n.key for n in graph if n.spec.partitioned]     # the graph iterates topologically
-    for key in targets:
-        graph[key]
-        span[key] = (window.start, window.end)
+    keys = calendar.all_keys()
+    position = {k: i for i, k in enumerate(keys)}
+    inside = calendar.keys_in(window)
+    if not inside:
+        raise WindowError(f"window {window} holds no partition of the graph's calendar")
+    first, last = position[inside[0]], position[inside[-1]]
+    order = [n.key for n in graph if n.spec.partitioned]  # the graph iterates topologically
+    span: dict[str, tuple[int, int]] = {}
+    for key in targets if targets is not None else _partitioned_sinks(graph):
+        if not graph[key].spec.partitioned:
+            raise GraphError(f"{key!r} is a windowed node; plan_ranges materializes partitioned nodes")
+        span[key] = (first, last)
     for key in reversed(order):
         if key not in span:
             continue
         start, end = span[key]
         for up in graph[key].spec.upstream.values():
-            up_start = start - dt.timedelta(days=up.lookback_days)
-            up_end = end + dt.timedelta(days=up.lookahead_days)
-            old = span.get(up.key, (up_start, up_end))
-            span[up.key] = (min(old[0], up_start), max(old[1], up_end))
-    groups: dict[tuple[dt.date, dt.date], list[str]] = {}
+            before, after = calendar.offsets(up)
+            old = span.get(up.key, (start - before, end + after))
+            span[up.key] = (min(old[0], start - before), max(old[1], end + after))
+    groups: dict[tuple[int, int], list[str]] = {}
     for key in order:
         if key in span:
-            start, end = max(span[key][0], first), min(span[key][1], last)
+            start, end = max(span[key][0], 0), min(span[key][1], len(keys) - 1)
             if start > end:
-                raise WindowError(f"{key} would need days {span[key][0]}..{span[key][1]}, none of which exist yet")
+                raise WindowError(f"{key} would need partitions none of which exist yet")
             groups.setdefault((start, end), []).append(key)
-    ranked = sorted(groups.items(), key=lambda item: (item[0][0], -item[0][1].toordinal()))
-    return [(DataWindow(start, end), tuple(keys)) for (start, end), keys in ranked]
+    ranked = sorted(groups.items(), key=lambda item: (item[0][0], -item[0][1]))
+    return [(calendar.window_of_keys(keys[s], keys[e]), tuple(nodes)) for (s, e), nodes in ranked]
 
 
 @dataclass(frozen=True)
 class Lifecycle:
     """Runs lifecycle steps of one Definitions object on one Dagster instance.
+
+    Args:
+        defs: the Definitions holding the graph's feature assets (and model assets, to train and serve).
+        graph: the feature graph the assets were built from.
+        instance: the Dagster instance the runs are recorded in.
+        key_prefix: the asset key prefix the assets were built with.
+        log_level: console log level of the runs.
 
     Example:
         >>> life = Lifecycle(defs, graph, instance)
@@ -82,41 +102,75 @@ class Lifecycle:
     defs: dg.Definitions
     graph: FeatureGraph
     instance: dg.DagsterInstance
+    key_prefix: str | Sequence[str] = ()
     log_level: str = "WARNING"
+    translator: FeatureAssetsTranslator = field(init=False)
+    calendar: Calendar = field(init=False)
 
-    def run(self, selection: list[str], *, tags: Mapping[str, str] | None = None,
-             run_config: Mapping[str, Any] | None = None) -> dg.ExecuteInProcessResult:
-        """One Dagster run materializing ``selection`` with the deployment's resources; raises on failure."""
-        assets = list(self.defs.assets or [])
+    def __post_init__(self) -> None:
+        translator = FeatureAssetsTranslator(self.key_prefix)
+        object.__setattr__(self, "translator", translator)
+        partitioned = next((n for n in self.graph if n.spec.partitioned), None)
+        if partitioned is None:
+            raise GraphError("the graph has no partitioned node: nothing to materialize over a window")
+        key = translator.get_asset_key(partitioned)
+        found = [a for a in self.defs.assets or [] if isinstance(a, dg.AssetsDefinition) and key in a.keys]
+        if not found or found[0].partitions_def is None:
+            raise ConfigurationError(
+                f"the Definitions hold no partitioned asset {key.to_user_string()}: build them with "
+                f"build_feature_assets(graph, ..., key_prefix={tuple(translator.key_prefix)!r})")
+        object.__setattr__(self, "calendar", Calendar(found[0].partitions_def))  # type: ignore[arg-type]
+
+    def asset_key(self, name: str) -> dg.AssetKey:
+        """The asset key of a node or model asset name under this project's prefix."""
+        return dg.AssetKey([*self.translator.key_prefix, name])
+
+    def run(self, selection: Sequence[str], *, tags: Mapping[str, str] | None = None,
+            run_config: Mapping[str, Any] | None = None) -> dg.ExecuteInProcessResult:
+        """One Dagster run materializing ``selection`` (names under the prefix); raises on failure."""
         result = dg.materialize(
-            assets, selection=[dg.AssetKey(k) for k in selection], instance=self.instance,
+            list(self.defs.assets or []), selection=[self.asset_key(k) for k in selection], instance=self.instance,
             resources=dict(self.defs.resources or {}), tags=dict(tags or {}),
             run_config={**dict(run_config or {}), "loggers": {"console": {"config": {"log_level": self.log_level}}}},
             raise_on_error=True,
         )
         return result
 
-    def features(self, window: DataWindow) -> list[dg.ExecuteInProcessResult]:
+    def _op(self, name: str) -> str:
+        return self.asset_key(name).to_python_identifier()
+
+    def features(self, window: DataWindow,
+                 targets: Sequence[str] | None = None) -> list[dg.ExecuteInProcessResult]:
         """Every partitioned feature for ``window``, with the history (and label lookahead) it needs.
 
         Each node is materialized over the span its descendants need (see :func:`plan_ranges`), in
         ancestor-first runs, so every lookback partition exists before a node reads it.
         """
-        return [self.materialize(keys, span) for span, keys in plan_ranges(self.graph, window)]
+        return [self.materialize(keys, span) for span, keys in self.plan(window, targets)]
 
-    def materialize(self, keys: tuple[str, ...] | list[str], window: DataWindow) -> dg.ExecuteInProcessResult:
-        """One run materializing the daily-partitioned ``keys`` over every day of ``window``."""
-        return self.run(list(keys), tags=range_tags(window))
+    def plan(self, window: DataWindow,
+             targets: Sequence[str] | None = None) -> list[tuple[DataWindow, tuple[str, ...]]]:
+        """The ranges :meth:`features` runs, without running them."""
+        return plan_ranges(self.graph, self.calendar, window, targets)
 
-    def training_set(self, window: DataWindow) -> dg.ExecuteInProcessResult:
-        """Assemble the training set over ``window`` (its features and labels must be materialized)."""
-        return self.run(["training_set"], run_config={"ops": {"training_set": {"config": {"window": str(window)}}}})
+    def materialize(self, keys: Sequence[str], window: DataWindow) -> dg.ExecuteInProcessResult:
+        """One run materializing the partitioned ``keys`` over every partition of ``window``."""
+        return self.run(list(keys), tags=range_tags(self.calendar, window))
+
+    def training_set(self, window: DataWindow, node: str | None = None) -> dg.ExecuteInProcessResult:
+        """Assemble a windowed node (default: the graph's only one) over ``window``."""
+        windowed = [n.key for n in self.graph if not n.spec.partitioned]
+        if node is None:
+            if len(windowed) != 1:
+                raise GraphError(f"the graph has windowed nodes {windowed}; name the one to assemble")
+            node = windowed[0]
+        return self.run([node], run_config={"ops": {self._op(node): {"config": {"window": str(window)}}}})
 
     def train(self, **config: Any) -> dg.ExecuteInProcessResult:
-        """Train, validate and register a version of the model (``config``: TrainingRunConfig fields)."""
-        return self.run(["trained_model"], run_config={"ops": {"trained_model": {"config": config}}})
+        """Train, validate and register a model version (``config``: TrainingRunConfig fields)."""
+        return self.run([TRAINED_MODEL], run_config={"ops": {self._op(TRAINED_MODEL): {"config": config}}})
 
     def live(self, window: DataWindow, model_name: str | None = None) -> dg.ExecuteInProcessResult:
         """Live signals (through the contract check) and PnL for ``window``."""
-        config = {"ops": {"live_signals": {"config": {"model_name": model_name}}}} if model_name else {}
-        return self.run(["live_signals", "live_pnl"], tags=range_tags(window), run_config=config)
+        config = {"ops": {self._op(LIVE_SIGNALS): {"config": {"model_name": model_name}}}} if model_name else {}
+        return self.run([LIVE_SIGNALS, LIVE_PNL], tags=range_tags(self.calendar, window), run_config=config)

@@ -1,7 +1,8 @@
 """Deployment settings: where the embedded default keeps things, and the production overrides.
 
-A frozen value object; :mod:`ml_platform.definitions` is the only module that reads environment
-variables to build it (``Settings.from_env``), everything else receives it.
+A frozen value object; :meth:`Settings.from_env` is the only place the library reads environment
+variables (a project's ``definitions.py`` and the ``ml-platform`` command call it), everything else
+receives it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError
-from ml_platform.market.sources import SOURCES
 
 DEPLOYMENTS = ("local", "production")
 POLICIES = tuple(policy.value for policy in EnvironmentPolicy)
@@ -30,9 +30,8 @@ class Settings:
         tracking_uri: MLflow tracking/registry URI (SQLite file by default, PostgreSQL in production).
         artifact_location: MLflow artefact root for new experiments.
         environment_policy: ``warn`` on the embedded default, ``strict`` in production.
-        model_name: the registered model the live signal asset serves.
-        market_source: ``sample`` (real daily prices of AAPL, FB, GOOG, IBM, MSFT, 2000-03..2013-03, bundled
-            in bokeh-sampledata) or ``synthetic`` (seeded 40-instrument universe, any day from 2000).
+        project_root: the project folder whose ``uv.lock`` and git commit are recorded for assets that
+            do not name their own (feature and model assets name their graph's); None: the working directory.
     """
 
     deployment: str
@@ -41,14 +40,11 @@ class Settings:
     tracking_uri: str
     artifact_location: str
     environment_policy: str
-    model_name: str = "alpha_ridge"
-    market_source: str = "sample"
+    project_root: str | None = None
 
     def __post_init__(self) -> None:
         if self.deployment not in DEPLOYMENTS:
             raise ConfigurationError(f"deployment {self.deployment!r} is not one of {DEPLOYMENTS}")
-        if self.market_source not in SOURCES:
-            raise ConfigurationError(f"market source {self.market_source!r} is not one of {SOURCES}")
         if self.environment_policy not in POLICIES:
             raise ConfigurationError(
                 f"environment policy {self.environment_policy!r} is not one of {POLICIES}"
@@ -81,7 +77,7 @@ class Settings:
             if missing:
                 raise ConfigurationError(
                     f"ML_PLATFORM_DEPLOYMENT=production needs {', '.join(missing)}; "
-                    "see deployments/production/README.md"
+                    "set them to the production store, MLflow tracking URI and artefact root"
                 )
         return cls(
             deployment=deployment,
@@ -90,6 +86,5 @@ class Settings:
             tracking_uri=env.get("ML_PLATFORM_MLFLOW_TRACKING_URI", base.tracking_uri),
             artifact_location=env.get("ML_PLATFORM_MLFLOW_ARTIFACTS", base.artifact_location),
             environment_policy=env.get("ML_PLATFORM_ENV_POLICY", "strict" if prod else "warn"),
-            model_name=env.get("ML_PLATFORM_MODEL_NAME", base.model_name),
-            market_source=env.get("ML_PLATFORM_MARKET_SOURCE", base.market_source),
+            project_root=env.get("ML_PLATFORM_PROJECT_ROOT") or None,
         )

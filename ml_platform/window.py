@@ -111,26 +111,40 @@ class DataWindow:
         return f"{self.start.isoformat()}..{self.end.isoformat()}"
 
 
-def split_by_day(frame: pl.DataFrame, window: DataWindow, column: str = "date") -> dict[dt.date, pl.DataFrame]:
-    """Split a frame into one frame per calendar day of ``window``, keyed by day.
+def split_by_windows(frame: pl.DataFrame, windows: list[DataWindow], column: str) -> list[pl.DataFrame]:
+    """Split a frame into one frame per window (consecutive, non-overlapping), in the windows' order.
 
-    Every day of the window gets an entry, an empty frame (same schema) for a day without rows
-    (a weekend, a holiday). Rows outside the window are refused: they would be silently dropped
-    otherwise. This one function is what both the feature assets (per-partition data versions) and
-    the IO manager (per-partition files) use, so they always agree on what a partition holds.
+    ``column`` is the frame's time column (Date, or Datetime read as its calendar day). Every window
+    gets an entry, an empty frame (same schema) for a window without rows (a weekend, a holiday). Rows
+    outside every window are refused: they would be silently dropped otherwise. This one function is
+    what the IO manager uses to turn a range run's output into per-partition files.
     """
+    import numpy as np
     import polars as pl
 
     if column not in frame.columns:
-        raise WindowError(f"cannot split by day: the frame has no {column!r} column (columns: {frame.columns})")
-    if frame.schema[column] != pl.Date:
-        raise WindowError(f"cannot split by day: column {column!r} is {frame.schema[column]}, expected Date")
+        raise WindowError(f"cannot split into partitions: the frame has no time column {column!r} "
+                          f"(columns: {frame.columns})")
+    dtype = frame.schema[column]
+    if dtype != pl.Date and not isinstance(dtype, pl.Datetime):
+        raise WindowError(f"cannot split into partitions: column {column!r} is {dtype}, expected Date or Datetime")
+    if not windows:
+        raise WindowError("cannot split into partitions: no partition windows given")
+    days = frame[column] if dtype == pl.Date else frame[column].dt.date()
+    if days.null_count():
+        raise WindowError(f"cannot split into partitions: time column {column!r} holds {days.null_count()} nulls")
     if frame.height:
-        lo, hi = frame[column].min(), frame[column].max()
-        if lo is None or lo < window.start or hi > window.end:
+        lo, hi = days.min(), days.max()
+        if lo < windows[0].start or hi > windows[-1].end:  # type: ignore[operator]
             raise WindowError(
-                f"frame holds days {lo}..{hi} outside the window {window}; trim it to the window first"
+                f"frame holds days {lo}..{hi} outside the partitions {windows[0].start}..{windows[-1].end}; "
+                "trim it to the partitions of the run first"
             )
-    groups = {key[0]: part for key, part in frame.partition_by(column, as_dict=True, maintain_order=True).items()}
+    starts = np.array([w.start.toordinal() for w in windows])
+    ordinals = days.cast(pl.Int32).to_numpy() + dt.date(1970, 1, 1).toordinal()
+    index = np.searchsorted(starts, ordinals, side="right") - 1
+    tagged = frame.with_columns(pl.Series("__window", index, dtype=pl.Int64))
+    groups = {key[0]: part.drop("__window")
+              for key, part in tagged.partition_by("__window", as_dict=True, maintain_order=True).items()}
     empty = frame.clear()
-    return {day: groups.get(day, empty) for day in window}
+    return [groups.get(i, empty) for i in range(len(windows))]

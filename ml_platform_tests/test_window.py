@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from ml_platform.errors import PartitionError, WindowError
-from ml_platform.window import DataWindow, parse_partition_key, split_by_day
+from ml_platform.window import DataWindow, parse_partition_key, split_by_windows
 
 
 def test_parse_and_properties():
@@ -36,12 +36,29 @@ def test_partition_keys():
         parse_partition_key("2012-1-3")
 
 
-def test_split_by_day_covers_every_day_and_refuses_rows_outside():
+def _days(*spans: str) -> list[DataWindow]:
+    return [DataWindow.parse(s) for s in spans]
+
+
+def test_split_by_windows_covers_every_window_and_refuses_rows_outside():
     frame = pl.DataFrame({"date": [dt.date(2012, 1, 6), dt.date(2012, 1, 9)], "x": [1, 2]})
-    parts = split_by_day(frame, DataWindow.parse("2012-01-06..2012-01-09"))
-    assert [p.height for p in parts.values()] == [1, 0, 0, 1]
-    assert all(p.schema == frame.schema for p in parts.values())
-    with pytest.raises(WindowError, match="outside the window"):
-        split_by_day(frame, DataWindow.parse("2012-01-07..2012-01-09"))
-    with pytest.raises(WindowError, match="no 'date' column"):
-        split_by_day(frame.rename({"date": "day"}), DataWindow.parse("2012-01-06..2012-01-09"))
+    days = _days("2012-01-06..2012-01-06", "2012-01-07..2012-01-07", "2012-01-08..2012-01-08",
+                 "2012-01-09..2012-01-09")
+    parts = split_by_windows(frame, days, "date")
+    assert [p.height for p in parts] == [1, 0, 0, 1]
+    assert all(p.schema == frame.schema for p in parts)
+    with pytest.raises(WindowError, match="outside the partitions"):
+        split_by_windows(frame, days[1:], "date")
+    with pytest.raises(WindowError, match="no time column 'date'"):
+        split_by_windows(frame.rename({"date": "day"}), days, "date")
+    with pytest.raises(WindowError, match="expected Date or Datetime"):
+        split_by_windows(frame, days, "x")
+
+
+def test_split_by_windows_puts_each_row_in_its_week_and_reads_datetimes_as_days():
+    stamps = [dt.datetime(2024, 1, 1, 9), dt.datetime(2024, 1, 7, 23, 59), dt.datetime(2024, 1, 8, 0, 0),
+              dt.datetime(2024, 1, 20, 12)]
+    frame = pl.DataFrame({"ts": stamps, "v": [1, 2, 3, 4]})
+    weeks = _days("2024-01-01..2024-01-07", "2024-01-08..2024-01-14", "2024-01-15..2024-01-21")
+    parts = split_by_windows(frame, weeks, "ts")
+    assert [p["v"].to_list() for p in parts] == [[1, 2], [3], [4]]

@@ -39,15 +39,10 @@ def _git_state_cached(path: str) -> GitState:
 
 
 def git_state(path: str | os.PathLike[str] | None = None) -> GitState:
-    """The git state of the repository containing ``path``, cached.
+    """The git state of the repository containing ``path`` (the user's project root), cached.
 
-    The default is the repository holding the ``ml_platform`` code itself (what produced the data),
-    falling back to the working directory when the package is not in a checkout (an installed wheel).
-    Without git or outside a repository the commit is None and dirty is False.
+    ``path`` is the folder of the project whose code produced the data (a feature graph's
+    ``project_root``); the default is the working directory. Without git or outside a repository the
+    commit is None and dirty is False.
     """
-    if path is None:
-        code = _git_state_cached(str(Path(__file__).resolve().parent))
-        if code.commit is not None:
-            return code
-        path = Path.cwd()
-    return _git_state_cached(str(Path(path).resolve()))
+    return _git_state_cached(str(Path(path if path is not None else Path.cwd()).resolve()))

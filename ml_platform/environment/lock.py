@@ -233,14 +233,23 @@ def _platform_tag() -> str:
     return "-".join(parts)
 
 
-@functools.lru_cache(maxsize=1)
-def capture_environment() -> EnvironmentLock:
-    """Capture the running environment once per process (later calls return the same lock).
+def capture_environment(project_root: str | os.PathLike[str] | None = None) -> EnvironmentLock:
+    """Capture the running environment, once per process and project root (later calls return the same lock).
 
-    ``uv.lock`` is searched upward from the working directory, then from the ml_platform package
-    directory; when none is found ``uv_lock_hash`` is None (recorded as absent, not an error).
+    Args:
+        project_root: the user's project (the folder holding its feature code). Its ``uv.lock`` is the
+            one recorded: it is searched upward from ``project_root``, then (a project without a lock of
+            its own runs in the environment of the one it was installed into) upward from the working
+            directory. When none is found ``uv_lock_hash`` is None (recorded as absent).
     """
-    uv_lock = find_uv_lock(Path.cwd(), Path(__file__).resolve().parent)
+    root = None if project_root is None else str(Path(project_root).resolve())
+    return _capture(root, str(Path.cwd()))
+
+
+@functools.lru_cache(maxsize=8)
+def _capture(project_root: str | None, cwd: str) -> EnvironmentLock:
+    starts = [Path(cwd)] if project_root is None else [Path(project_root), Path(cwd)]
+    uv_lock = find_uv_lock(*starts)
     return EnvironmentLock(
         python_implementation=platform.python_implementation().lower(),
         python_version=platform.python_version(),

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
+from pathlib import Path
 
 from ml_platform.errors import GraphError
 from ml_platform.features.spec import FeatureSpec
+from ml_platform.keys import DEFAULT_KEYS, FrameKeys
 from ml_platform.lineage.code_hash import CodeHasher
 from ml_platform.lineage.graph_hash import GraphNode, compute_graph_hashes
 
@@ -57,9 +61,13 @@ class FeatureGraph:
 
     Args:
         specs: the feature nodes.
+        keys: the key columns every node's frame carries (default ``date``, ``instrument``).
         project_packages: top-level packages whose code is folded into code hashes; code elsewhere
-            (third-party libraries) is pinned by the environment lock instead. Defaults to the packages
-            of the specs' functions plus ``ml_platform``.
+            (third-party libraries, ml_platform itself) is pinned by the environment lock instead.
+            Defaults to the packages of the specs' functions.
+        project_root: the folder of the project holding the feature code, whose git commit and
+            ``uv.lock`` are recorded with every artefact. Defaults to the folder containing the first
+            project package.
 
     Example:
         >>> graph = FeatureGraph([market_bars, daily_returns, momentum])
@@ -67,7 +75,12 @@ class FeatureGraph:
         'sha256:...'
     """
 
-    def __init__(self, specs: Iterable[FeatureSpec], project_packages: Iterable[str] | None = None) -> None:
+    def __init__(self, specs: Iterable[FeatureSpec], *, keys: FrameKeys = DEFAULT_KEYS,
+                 project_packages: Iterable[str] | None = None,
+                 project_root: str | os.PathLike[str] | None = None) -> None:
+        if not isinstance(keys, FrameKeys):
+            raise GraphError(f"keys must be a FrameKeys, got {keys!r}; e.g. FrameKeys('date', ('instrument',))")
+        self.keys = keys
         self._specs: dict[str, FeatureSpec] = {}
         for spec in specs:
             if not isinstance(spec, FeatureSpec):
@@ -75,11 +88,30 @@ class FeatureGraph:
             if spec.key in self._specs:
                 raise GraphError(f"two feature nodes share the key {spec.key!r}; keys must be unique")
             self._specs[spec.key] = spec
+        if not self._specs:
+            raise GraphError("a feature graph needs at least one @feature node")
+        for spec in self._specs.values():
+            clash = set(spec.upstream) & set(keys.columns)
+            if clash:
+                raise GraphError(f"feature {spec.key!r}: parameter names {sorted(clash)} are key columns")
         packages = set(project_packages or ())
         if project_packages is None:
-            packages = {"ml_platform"} | {s.fn.__module__.split(".")[0] for s in self._specs.values()}
+            packages = {s.fn.__module__.split(".")[0] for s in self._specs.values()}
         self.project_packages: tuple[str, ...] = tuple(sorted(packages))
+        self._project_root = None if project_root is None else str(Path(project_root).resolve())
 
+    @property
+    def project_root(self) -> str:
+        """The folder of the project holding the feature code (given, or where its package lives)."""
+        if self._project_root is not None:
+            return self._project_root
+        first = next(iter(self._specs.values())).fn.__module__.split(".")[0]
+        module = sys.modules.get(first)
+        location = getattr(module, "__file__", None)
+        if location is None:  # a namespace package or a module run as __main__: the working directory
+            return str(Path.cwd())
+        path = Path(location).resolve()
+        return str(path.parent.parent if path.name == "__init__.py" else path.parent)
     @cached_property
     def _hashed(self) -> dict[str, HashedFeature]:
         hasher = CodeHasher(self.project_packages)
@@ -110,9 +142,7 @@ class FeatureGraph:
             "seed_params": list(spec.seed_params),
             "partitioned": spec.partitioned,
             "label": spec.label,
-            "upstream": {
-                name: [u.key, u.lookback_days, u.lookahead_days] for name, u in sorted(spec.upstream.items())
-            },
+            "upstream": {name: u.hashed() for name, u in sorted(spec.upstream.items())},
         }
 
     def _topological(self) -> list[str]:
@@ -155,7 +185,8 @@ class FeatureGraph:
         """
         self[key]
         specs = [replace(spec, fn=fn) if k == key else spec for k, spec in self._specs.items()]
-        return FeatureGraph(specs, project_packages=self.project_packages)
+        return FeatureGraph(specs, keys=self.keys, project_packages=self.project_packages,
+                            project_root=self._project_root)
 
     def descendants(self, key: str) -> set[str]:
         """Every node downstream of ``key`` (not including it)."""

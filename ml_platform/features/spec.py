@@ -1,10 +1,11 @@
 """Feature specifications: what a feature node is, before Dagster sees it. Pure, no Dagster.
 
-A feature is a pure function from upstream frames to a frame keyed by ``date`` and ``instrument``.
-The :func:`feature` decorator records the function together with what the framework must know to run
-it point-in-time: which upstream nodes feed which parameter, how many calendar days of history
-(lookback) or future (lookahead, labels only) each needs, and the declared parameters whose defaults are
-part of the node's code hash.
+A feature is a pure function from upstream frames to a frame keyed by the graph's key columns (see
+:class:`~ml_platform.keys.FrameKeys`). The :func:`feature` decorator records the function together with
+what the framework must know to run it point-in-time: which upstream nodes feed which parameter, how
+much history (lookback) or future (lookahead, labels only) each needs, in partitions of the graph's
+calendar or in calendar days, and the declared parameters whose defaults are part of the node's code
+hash.
 """
 
 from __future__ import annotations
@@ -30,23 +31,48 @@ RESERVED_ARGS = frozenset({"window", "seed"})
 class Upstream:
     """An upstream feature node feeding one parameter of a feature function.
 
+    History and future are stated in partitions of the graph's calendar (``lookback=5``: the five
+    partitions before each one, whatever the calendar: five business days, five weeks), in calendar
+    days (``lookback_days=100``, turned into enough partitions to cover that many days), or both
+    (they add up).
+
     Attributes:
         key: the upstream node's key.
         lookback_days: calendar days of history before the window that the function needs to compute
-            the window's first day point-in-time (e.g. 100 for a 63-bar momentum).
+            the window's first day point-in-time (e.g. 100 for a 63-bar momentum on a daily calendar).
         lookahead_days: calendar days after the window; only labels may look ahead.
+        lookback: partitions of history before each partition.
+        lookahead: partitions after each partition; only labels may look ahead.
     """
 
     key: str
     lookback_days: int = 0
     lookahead_days: int = 0
+    lookback: int = 0
+    lookahead: int = 0
 
     def __post_init__(self) -> None:
-        if self.lookback_days < 0 or self.lookahead_days < 0:
-            raise ConfigurationError(
-                f"upstream {self.key!r}: lookback_days and lookahead_days must be >= 0, "
-                f"got {self.lookback_days} and {self.lookahead_days}"
-            )
+        for name in ("lookback_days", "lookahead_days", "lookback", "lookahead"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigurationError(
+                    f"upstream {self.key!r}: {name} must be an integer >= 0, got {value!r}"
+                )
+
+    @property
+    def looks_ahead(self) -> bool:
+        return bool(self.lookahead_days or self.lookahead)
+
+    def hashed(self) -> list[object]:
+        """What of this edge is part of the reading node's code hash.
+
+        Partition offsets are appended only when set, so graphs that state history in days keep the
+        hashes they were recorded with.
+        """
+        out: list[object] = [self.key, self.lookback_days, self.lookahead_days]
+        if self.lookback or self.lookahead:
+            out += [self.lookback, self.lookahead]
+        return out
 
 
 @dataclass(frozen=True)
@@ -62,8 +88,8 @@ class FeatureSpec:
         params: declared parameters and their defaults (JSON scalars); part of the code hash; exposed
             as Dagster run config so a run may override them (the override is recorded in the manifest).
         seed_params: names of ``params`` that are seeds (recorded as seeds, never derived).
-        partitioned: daily-partitioned (True) or a windowed, unpartitioned node that reads its upstream
-            for a configured window from the store (False), like the training set.
+        partitioned: partitioned on the graph's calendar (True) or a windowed, unpartitioned node that
+            reads its upstream for a configured window from the store (False), like a training set.
         label: the node looks ahead (forward returns); only labels may declare lookahead.
     """
 
@@ -109,9 +135,9 @@ class FeatureSpec:
                 f"missing {sorted(missing)}, unexpected {sorted(extra)}"
             )
         for up in self.upstream.values():
-            if up.lookahead_days and not self.label:
+            if up.looks_ahead and not self.label:
                 raise GraphError(
-                    f"{where}: upstream {up.key!r} looks ahead {up.lookahead_days} days, but only a label may "
+                    f"{where}: upstream {up.key!r} looks ahead, but only a label may "
                     "look ahead; a feature that sees the future is look-ahead bias"
                 )
             if up.key == self.key:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from ml_platform.commands_common import defs_option, store_location
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, capture_environment, diff_environments
 from ml_platform.errors import ConfigurationError, MLPlatformError
 from ml_platform.io.manifest import MANIFEST_METADATA_KEY, Manifest
@@ -66,30 +67,29 @@ def _explanation(result: VerifyResult) -> str:
 @click.option("--partition", default=None, help="Only this partition of ASSET (e.g. 2012-01-03).")
 @click.option(
     "--base-dir",
-    default=".ml_platform/storage",
-    show_default=True,
-    help="The storage directory (or fsspec URI) of the PinnedIOManager.",
+    default=None,
+    help="The storage directory (or fsspec URI) of the PinnedIOManager; default: from --defs or ML_PLATFORM_* settings.",
 )
 @click.option(
     "--environment-policy",
     type=click.Choice([p.value for p in EnvironmentPolicy]),
-    default="warn",
-    show_default=True,
-    help="strict: an environment difference is a failure; warn: reported only.",
+    default=None,
+    help="strict: an environment difference is a failure; warn: reported only (default: the deployment's).",
 )
-def verify(asset: str | None, partition: str | None, base_dir: str, environment_policy: str) -> None:
+@defs_option
+def verify(asset: str | None, partition: str | None, base_dir: str | None, environment_policy: str | None,
+           defs_target: str | None) -> None:
     """Check every stored artefact (or those of ASSET, e.g. features/momentum) against its manifest.
 
     Each file is read in full: byte hash, Parquet decoding, embedded manifest, content hash, then
     its environment lock is compared with the running one. Exits 1 if any artefact fails.
     """
-    try:
-        store = PinnedStore(base_dir, policy=environment_policy)
-        if not store.filesystem.root_exists():
-            raise ConfigurationError(f"no storage at {store.base}; pass --base-dir of the PinnedIOManager")
-        results = store.verify(asset, partition)
-    except MLPlatformError as exc:
-        raise click.ClickException(str(exc)) from exc
+    base_dir, environment_policy = store_location(base_dir, environment_policy, defs_target)
+    # bad input (no storage, a malformed key) is an MLPlatformError: the ml-platform group exits 2 with one line
+    store = PinnedStore(base_dir, policy=environment_policy)
+    if not store.filesystem.root_exists():
+        raise ConfigurationError(f"no storage at {store.base}; pass --base-dir, --defs, or set ML_PLATFORM_HOME")
+    results = store.verify(asset, partition)
     if not results:
         click.echo(f"nothing stored under {store.base}")
         return

@@ -21,18 +21,20 @@ import pyarrow as pa
 from dagster import (
     ConfigurableIOManager,
     ConfigurableResource,
+    DagsterInvariantViolationError,
     InputContext,
     MetadataValue,
     OutputContext,
+    TimeWindowPartitionsDefinition,
 )
-from dagster._core.errors import DagsterInvariantViolationError
 from pydantic import Field, PrivateAttr
 
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, DataError, PartitionError, WindowError
 from ml_platform.io.manifest import Manifest, UpstreamRef, WriteFacts
 from ml_platform.io.store import COMPRESSIONS, PinnedStore, check_compression
-from ml_platform.window import DataWindow, parse_partition_key, split_by_day
+from ml_platform.metadata import PROJECT_ROOT, TIME_COLUMN
+from ml_platform.window import DataWindow, parse_partition_key, split_by_windows
 
 __all__ = ["PinnedIOManager", "PinnedStoreResource"]
 
@@ -46,8 +48,12 @@ _POLICY = (
     "(embedded default), 'off' does not compare."
 )
 _COMPRESSION = f"Parquet compression codec, one of {', '.join(COMPRESSIONS)}."
-_DATE_COLUMN = "date"
-_KEY_PREFIX = "ml_platform/"
+_PROJECT_ROOT = (
+    "Folder of the project whose code computes the assets: its uv.lock and git commit are recorded in every "
+    "manifest. Assets built by ml_platform name their own (the feature graph's project root); this is the "
+    "fallback for other assets. Default: the working directory."
+)
+from ml_platform.metadata import PREFIX as _KEY_PREFIX
 
 
 def _check_settings(data: Mapping[str, Any]) -> None:
@@ -101,17 +107,19 @@ def _upstream_refs(metadata: Mapping[str, Any]) -> list[UpstreamRef]:
         ) from exc
 
 
-def _daily_window(partition: str) -> DataWindow | None:
-    try:
-        day = parse_partition_key(partition)
-    except PartitionError:
+def _partition_window(context: OutputContext, partition: str) -> DataWindow | None:
+    """The calendar days of a time-window partition (None for other partitions)."""
+    partitions_def = context.asset_partitions_def
+    if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
         return None
-    return DataWindow(day, day)
+    tw = partitions_def.time_window_for_partition_key(partition)
+    return DataWindow(tw.start.date(), (tw.end - dt.timedelta(days=1)).date())
 
 
 def _build_store(settings: PinnedIOManager | PinnedStoreResource) -> PinnedStore:
     return PinnedStore(
-        settings.base_dir, compression=settings.compression, policy=settings.environment_policy
+        settings.base_dir, compression=settings.compression, policy=settings.environment_policy,
+        project_root=settings.project_root,
     )
 
 
@@ -140,6 +148,7 @@ class PinnedStoreResource(ConfigurableResource):
     base_dir: str = Field(default=".ml_platform/storage", description=_BASE_DIR)
     environment_policy: str = Field(default="warn", description=_POLICY)
     compression: str = Field(default="zstd", description=_COMPRESSION)
+    project_root: str | None = Field(default=None, description=_PROJECT_ROOT)
 
     def __init__(self, **data: Any) -> None:
         _check_settings(data)
@@ -154,8 +163,9 @@ class PinnedIOManager(ConfigurableIOManager):
     """Stores polars DataFrames / Arrow tables as Parquet with a manifest per partition.
 
     * Unpartitioned assets: one file. Partitioned assets: one file per partition key; a run over a
-      range of daily partitions (single-run backfill) splits the frame on its ``date`` column with
-      :func:`~ml_platform.window.split_by_day` and writes one file per day.
+      range of time-window partitions (single-run backfill) splits the frame on its time column (the
+      ``ml_platform/time_column`` output metadata) with :func:`~ml_platform.window.split_by_windows`
+      and writes one file per partition.
     * Manifests record code/graph hash, data hash, upstream inputs with their data hashes, the
       environment lock, seeds, window, git state, run id and writer versions; the same facts appear
       as materialization metadata (``ml_platform/...``).
@@ -185,6 +195,7 @@ class PinnedIOManager(ConfigurableIOManager):
     base_dir: str = Field(default=".ml_platform/storage", description=_BASE_DIR)
     environment_policy: str = Field(default="warn", description=_POLICY)
     compression: str = Field(default="zstd", description=_COMPRESSION)
+    project_root: str | None = Field(default=None, description=_PROJECT_ROOT)
 
     _store: PinnedStore | None = PrivateAttr(default=None)
     _loaded: dict[tuple[str, str], list[UpstreamRef]] = PrivateAttr(default_factory=dict)
@@ -267,6 +278,7 @@ class PinnedIOManager(ConfigurableIOManager):
             run_id=context.run_id,
             params=_json_object(metadata, "params"),
             data_hash=_metadata_value(metadata, "data_hash"),
+            project_root=_metadata_value(metadata, PROJECT_ROOT[len(_KEY_PREFIX):]),
         )
         return facts, self._environment_notes.get(step, [])
 
@@ -290,7 +302,7 @@ class PinnedIOManager(ConfigurableIOManager):
         partitions = list(context.asset_partition_keys) if context.has_asset_partitions else [None]
         if len(partitions) == 1:
             partition = partitions[0]
-            window = facts.window or (_daily_window(partition) if partition else None)
+            window = facts.window or (_partition_window(context, partition) if partition else None)
             manifest = store.write(key, partition, obj, replace(facts, window=window))
             written = [manifest]
         else:
@@ -305,30 +317,29 @@ class PinnedIOManager(ConfigurableIOManager):
         facts: WriteFacts,
     ) -> list[Manifest]:
         partitions = list(context.asset_partition_keys)
-        days = [_daily_window(partition) for partition in partitions]
-        if any(day is None for day in days):
+        windows = [_partition_window(context, partition) for partition in partitions]
+        column = _metadata_value(context.output_metadata or {}, TIME_COLUMN[len(_KEY_PREFIX):])
+        if any(w is None for w in windows) or not column:
             raise PartitionError(
-                f"asset {key}: a run over several partitions ({partitions[0]}..{partitions[-1]}) can only be "
-                "split for daily partitions keyed YYYY-MM-DD; run one partition per run instead"
+                f"asset {key}: a run over several partitions ({partitions[0]}..{partitions[-1]}) is split into "
+                f"one file per partition on the frame's time column: give the asset time-window partitions and "
+                f"the output metadata {TIME_COLUMN!r} naming that column (ml_platform's asset factories do), or "
+                "run one partition per run"
             )
         frame = obj if isinstance(obj, pl.DataFrame) else pl.from_arrow(obj)
-        window = DataWindow(days[0].start, days[-1].end)  # type: ignore[union-attr]
-        by_day = split_by_day(frame, window, _DATE_COLUMN)  # type: ignore[arg-type]
-        wanted = {day.start for day in days if day is not None}
-        stray = sorted(day for day, part in by_day.items() if day not in wanted and part.height)
-        if stray:
-            raise DataError(f"asset {key} returned rows for days {stray} outside the partitions of this run")
+        parts = split_by_windows(frame, windows, column)  # type: ignore[arg-type]
+        window = DataWindow(windows[0].start, windows[-1].end)  # type: ignore[union-attr]
         store = self.get_store()
         upstream_for = _upstream_per_day(facts.upstream, window)
         return [
             store.write(
                 key,
                 partition,
-                by_day[day.start],  # type: ignore[union-attr]
-                # the given data hash covers the whole range: each day is hashed on its own
-                replace(facts, window=day, data_hash=None, upstream=upstream_for(day.start)),  # type: ignore[union-attr]
+                part,
+                # the given data hash covers the whole range: each partition is hashed on its own
+                replace(facts, window=w, data_hash=None, upstream=upstream_for(w)),
             )
-            for partition, day in zip(partitions, days, strict=True)
+            for partition, w, part in zip(partitions, windows, parts, strict=True)
         ]
 
     def _add_metadata(
@@ -407,9 +418,17 @@ def _upstream_summary(refs: Sequence[UpstreamRef]) -> dict[str, Any]:
     return out
 
 
+def _key_day(partition: str) -> dt.date | None:
+    """The day a time-window partition key names (``2012-01-03``), or None for any other key."""
+    try:
+        return parse_partition_key(partition)
+    except PartitionError:
+        return None
+
+
 def _upstream_per_day(
     refs: Sequence[UpstreamRef], window: DataWindow
-) -> Callable[[dt.date], tuple[UpstreamRef, ...]]:
+) -> Callable[[DataWindow], tuple[UpstreamRef, ...]]:
     """The upstream refs each day of a range run actually depends on.
 
     A time-window partition mapping reads, for the whole range, the range widened by a fixed lookback
@@ -420,11 +439,11 @@ def _upstream_per_day(
     by_key: dict[str, list[tuple[dt.date, UpstreamRef]]] = {}
     always: list[UpstreamRef] = []
     for ref in refs:
-        day = _daily_window(ref.partition) if ref.partition else None
+        day = _key_day(ref.partition) if ref.partition else None
         if day is None:
             always.append(ref)
         else:
-            by_key.setdefault(ref.key, []).append((day.start, ref))
+            by_key.setdefault(ref.key, []).append((day, ref))
     spans: dict[str, tuple[list[dt.date], list[UpstreamRef], int, int]] = {}
     for key, items in by_key.items():
         items.sort(key=lambda item: item[0])
@@ -436,11 +455,11 @@ def _upstream_per_day(
             max(0, (dates[-1] - window.end).days),
         )
 
-    def for_day(day: dt.date) -> tuple[UpstreamRef, ...]:
+    def for_day(part: DataWindow) -> tuple[UpstreamRef, ...]:
         picked = list(always)
         for dates, refs_sorted, before, after in spans.values():
-            lo = bisect.bisect_left(dates, day - dt.timedelta(days=before))
-            hi = bisect.bisect_right(dates, day + dt.timedelta(days=after))
+            lo = bisect.bisect_left(dates, part.start - dt.timedelta(days=before))
+            hi = bisect.bisect_right(dates, part.end + dt.timedelta(days=after))
             picked.extend(refs_sorted[lo:hi])
         return tuple(picked)
 

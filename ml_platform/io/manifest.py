@@ -167,6 +167,8 @@ class WriteFacts:
         params: JSON-able parameters of the node.
         data_hash: the content hash of exactly this frame if the caller already computed it; the
             store then skips hashing on write (every load still recomputes and compares it).
+        project_root: the folder of the project whose code computed the frame; its git commit and
+            ``uv.lock`` are recorded (default: the store's).
     """
 
     code_hash: str | None = None
@@ -177,6 +179,7 @@ class WriteFacts:
     run_id: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
     data_hash: str | None = None
+    project_root: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "upstream", tuple(self.upstream))

@@ -100,7 +100,9 @@ class PinnedStore:
         compression: Parquet codec, one of ``zstd snappy lz4 gzip brotli none``.
         policy: what reads do when the stored environment lock differs from the running one.
         environment: the lock recorded on write and compared on read (default: the running one,
-            :func:`~ml_platform.environment.capture_environment`).
+            :func:`~ml_platform.environment.capture_environment` of ``project_root``).
+        project_root: the user's project folder whose ``uv.lock`` and git commit a write records when
+            its :class:`WriteFacts` name none (default: the working directory).
 
     Example:
         .. code-block:: python
@@ -118,11 +120,13 @@ class PinnedStore:
         policy: EnvironmentPolicy | str = EnvironmentPolicy.WARN,
         *,
         environment: EnvironmentLock | None = None,
+        project_root: str | os.PathLike[str] | None = None,
     ) -> None:
         self.compression = check_compression(compression)
         self.policy = EnvironmentPolicy.parse(policy)
         self._fs: FileSystem = open_filesystem(base)
         self._environment = environment
+        self.project_root = None if project_root is None else str(project_root)
 
     @property
     def base(self) -> str:
@@ -137,7 +141,7 @@ class PinnedStore:
     @property
     def environment(self) -> EnvironmentLock:
         """The lock reads compare against (the running environment unless one was given)."""
-        return self._environment if self._environment is not None else capture_environment()
+        return self._environment if self._environment is not None else capture_environment(self.project_root)
 
     def manifest_path(self, key: str, partition: str | None) -> str:
         """Absolute path or URI of the manifest of ``key``/``partition``."""
@@ -167,8 +171,9 @@ class PinnedStore:
         key, partition = validate_key(key), validate_partition(partition)
         facts = facts if facts is not None else WriteFacts()
         table = _to_arrow(frame, f"{key} {stem(partition)}")
-        environment = self.environment
-        git = git_state()
+        root = facts.project_root or self.project_root
+        environment = self._environment if self._environment is not None else capture_environment(root)
+        git = git_state(root)
         manifest = Manifest(
             asset_key=key,
             partition=partition,

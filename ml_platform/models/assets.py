@@ -1,49 +1,59 @@
-"""Thin Dagster assets over training, registration, live signals and live PnL.
+"""Thin Dagster assets over training, registration, live signals and live PnL, for any graph and model.
 
-* ``trained_model``: reads the materialized ``training_set`` (with its manifest), trains on the earlier
-  part of the window, validates on the later part, and registers an MLflow model version together with
-  its deploy contract and the code snapshot of the feature graph.
-* ``live_signals`` (daily): loads the champion **through the contract check** against the feature
-  partitions it is about to score; a mismatch fails the step before a single signal exists.
-* ``live_pnl`` (daily): signals times realized next-bar returns.
+:func:`build_model_assets` wires a team's own nodes (its model input, its label, its training set) and
+its own :class:`~ml_platform.models.protocol.Trainer` into three assets under the graph's key prefix:
+
+* ``trained_model``: reads the materialized training node (with its manifest), trains on the earlier
+  part of its window, validates on the later part, checks that a second fit gives the same bytes, and
+  registers an MLflow model version with its deploy contract and the code snapshot of the feature graph.
+* ``live_signals`` (partitioned like the graph): loads the champion **through the contract check**
+  against the model-input partitions it is about to score; a mismatch fails the step before a single
+  signal exists.
+* ``live_pnl`` (partitioned): signals times the realized label.
 """
 
 
 import datetime as dt
 import getpass
 import warnings
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from ml_platform.environment import git_state
-from ml_platform.errors import DataError
-from ml_platform.features.assets import DAILY, window_of
+from ml_platform import metadata as M
+from ml_platform.environment import capture_environment, git_state
+from ml_platform.errors import ConfigurationError, DataError, GraphError
+from ml_platform.features.assets import FeatureAssetsTranslator, window_of
+from ml_platform.features.calendar import Calendar
 from ml_platform.features.graph import FeatureGraph
-from ml_platform.features.matrix import KEYS, LABEL_COLUMN
-from ml_platform.features.nodes import FEATURE_COLUMNS, MODEL_INPUT_NODE
 from ml_platform.features.snapshot import code_hashes, code_snapshot
+from ml_platform.io.manifest import Manifest
 from ml_platform.models.backtest import daily_pnl
 from ml_platform.models.evaluation import train_and_validate
+from ml_platform.models.protocol import ModelInputs, Trainer
 from ml_platform.models.signals import to_signals
-from ml_platform.models.training import TrainingConfig
 from ml_platform.registry.contract import DeployContract, LiveFeatureStream
 from ml_platform.registry.resource import ModelRegistryResource
 from ml_platform.registry.schema import FeatureSchema
 
+__all__ = ["LIVE_PNL", "LIVE_SIGNALS", "TRAINED_MODEL", "SignalsConfig", "TrainingRunConfig", "build_model_assets"]
+
+TRAINED_MODEL = "trained_model"
+LIVE_SIGNALS = "live_signals"
+LIVE_PNL = "live_pnl"
+
 
 class TrainingRunConfig(dg.Config):
-    """How ``trained_model`` trains and registers."""
+    """How ``trained_model`` trains and registers (the model family and its hyper-parameters are code)."""
 
     model_name: str | None = Field(
-        default=None, description="Registered model name in MLflow; unset: the deployment's model (ML_PLATFORM_MODEL_NAME).")
-    alpha: float = Field(default=10.0, description="Ridge penalty on the pooled, standardized features.")
-    seed: int = Field(default=0, description="Training seed (recorded; the closed-form ridge uses no randomness).")
-    validation_fraction: float = Field(default=0.25, description="Latest share of the window's days held out for validation.")
-    embargo_days: int = Field(default=2, description="Days dropped between training and validation parts.")
-    min_days: int = Field(default=60, description="Minimum distinct training days.")
+        default=None, description="Registered model name in MLflow; unset: the model name the assets were built for.")
+    seed: int = Field(default=0, description="Training seed, recorded; passed to the trainer.")
+    validation_fraction: float = Field(default=0.25, gt=0.0, lt=1.0,
+                                       description="Latest share of the window's days held out for validation.")
+    embargo_days: int = Field(default=2, ge=0, description="Days dropped between training and validation parts.")
     trained_by: str = Field(default="", description="Who trains; defaults to the OS user running the step.")
 
 
@@ -51,17 +61,17 @@ class SignalsConfig(dg.Config):
     """Which registered model serves the live signals."""
 
     model_name: str | None = Field(
-        default=None, description="Registered model whose champion scores the day; unset: the deployment's model.")
+        default=None, description="Registered model whose champion scores; unset: the model the assets were built for.")
 
 
-def _single_graph_hash(manifests: Any, what: str) -> str:
+def _single_graph_hash(manifests: Iterable[Manifest], what: str, node: str) -> str:
     hashes = {m.graph_hash for m in manifests}
     if len(hashes) != 1 or None in hashes:
         raise DataError(
             f"{what} spans partitions computed by different feature code (graph hashes {sorted(map(str, hashes))}); "
-            f"rematerialize {MODEL_INPUT_NODE} over the whole window with one version of the code"
+            f"rematerialize {node} over the whole window with one version of the code"
         )
-    return hashes.pop()
+    return hashes.pop()  # type: ignore[return-value]
 
 
 def graph_seeds(graph: FeatureGraph) -> dict[str, int]:
@@ -69,117 +79,225 @@ def graph_seeds(graph: FeatureGraph) -> dict[str, int]:
     return {f"{n.key}.{name}": int(n.spec.params[name]) for n in graph for name in n.spec.seed_params}
 
 
-def build_trained_model(graph: FeatureGraph, default_model: str) -> dg.AssetsDefinition:
-    """The training asset for one feature graph (its code snapshot is what gets registered)."""
+class _Wiring:
+    """The user's nodes and model family, checked once at definition time."""
 
-    @dg.asset(deps=["training_set"], group_name="models", kinds={"mlflow"},
-              required_resource_keys={"feature_store", "model_registry"})
+    def __init__(self, graph: FeatureGraph, *, model_input: str, label: str, label_column: str, training_node: str,
+                 trainer: Trainer, model_name: str, feature_columns: Sequence[str] | None,
+                 translator: FeatureAssetsTranslator, calendar: Calendar) -> None:
+        for role, key in (("model_input", model_input), ("label", label), ("training_node", training_node)):
+            if key not in graph:
+                raise GraphError(f"build_model_assets: {role}={key!r} is not a node of the graph; "
+                                 f"its nodes are {sorted(n.key for n in graph)}")
+        if graph[training_node].spec.partitioned:
+            raise GraphError(f"build_model_assets: training_node {training_node!r} is partitioned; it must be a "
+                             "windowed node (@feature(partitioned=False)) that reads a window of features and labels")
+        for role, key in (("model_input", model_input), ("label", label)):
+            if not graph[key].spec.partitioned:
+                raise GraphError(f"build_model_assets: {role} {key!r} must be a partitioned node")
+        missing = {model_input, label} - set(graph[training_node].spec.upstream_keys)
+        if missing:
+            raise GraphError(f"build_model_assets: training_node {training_node!r} does not read {sorted(missing)}; "
+                             "the training set must be built from the model input and the label")
+        if not isinstance(trainer, Trainer):
+            raise ConfigurationError(f"trainer must implement ml_platform.Trainer (format_id, fit, params), "
+                                     f"got {type(trainer).__name__}")
+        if not isinstance(label_column, str) or not label_column or label_column in graph.keys.columns:
+            raise ConfigurationError(f"label_column must name the label node's value column, got {label_column!r}")
+        if feature_columns is not None:
+            feature_columns = tuple(feature_columns)
+            if not feature_columns or label_column in feature_columns or set(feature_columns) & set(graph.keys.columns):
+                raise ConfigurationError(f"feature_columns {feature_columns!r} must be non-empty and name neither "
+                                         f"a key column ({graph.keys}) nor the label {label_column!r}")
+        self.graph, self.trainer, self.model_name = graph, trainer, model_name
+        self.model_input, self.label, self.label_column, self.training_node = model_input, label, label_column, training_node
+        self.feature_columns = feature_columns
+        self.translator, self.calendar = translator, calendar
+        self.keys = graph.keys
+
+    def asset_key(self, name: str) -> dg.AssetKey:
+        return dg.AssetKey([*self.translator.key_prefix, name])
+
+    def node_key(self, node: str) -> dg.AssetKey:
+        return self.translator.get_asset_key(self.graph[node])
+
+    def store_key(self, node: str) -> str:
+        return self.translator.store_key(self.graph[node])
+
+    def columns_of(self, frame: pl.DataFrame) -> tuple[str, ...]:
+        if self.feature_columns is not None:
+            return self.feature_columns
+        return tuple(c for c in frame.columns if c not in self.keys.columns and c != self.label_column)
+
+
+def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
+    @dg.asset(key=w.asset_key(TRAINED_MODEL), deps=[w.node_key(w.training_node)], group_name=w.translator.group_name
+              or "models", kinds={"mlflow"}, required_resource_keys={"feature_store", "model_registry"},
+              description="Train, validate and register a model version with its deploy contract.")
     def trained_model(context: dg.AssetExecutionContext, config: TrainingRunConfig) -> dg.MaterializeResult:
-        """Train, validate and register a model version with its deploy contract."""
-        model_name = config.model_name or default_model
+        model_name = config.model_name or w.model_name
         store = context.resources.feature_store.get_store()
-        stored = store.read("training_set", None)
+        stored = store.read(w.store_key(w.training_node), None)
         manifest = stored.manifest
-        inputs = [u for u in manifest.upstream if u.key == MODEL_INPUT_NODE]
+        input_key = w.store_key(w.model_input)
+        inputs = [u for u in manifest.upstream if u.key == input_key]
         if not inputs:
             raise DataError(
-                f"the stored training set ({manifest.label}) records no {MODEL_INPUT_NODE} partitions it was built "
-                "from, so its feature graph cannot be established; rematerialize training_set with a window"
+                f"the stored training set ({manifest.label}) records no {input_key} partitions it was built "
+                f"from, so its feature graph cannot be established; rematerialize {w.training_node} with a window"
             )
         feature_graph_hash = _single_graph_hash(
-            (store.manifest(MODEL_INPUT_NODE, u.partition) for u in inputs), "the training set")
-        if feature_graph_hash != graph[MODEL_INPUT_NODE].graph_hash:
+            (store.manifest(input_key, u.partition) for u in inputs), "the training set", w.model_input)
+        current = w.graph[w.model_input].graph_hash
+        if feature_graph_hash != current:
             raise DataError(
-                f"the training set's {MODEL_INPUT_NODE} partitions were computed by feature graph {feature_graph_hash}, "
-                f"but the code now defines {graph[MODEL_INPUT_NODE].graph_hash}: rematerialize the features and "
-                "the training set with the current code before training"
+                f"the training set's {w.model_input} partitions were computed by feature graph {feature_graph_hash}, "
+                f"but the code now defines {current}: rematerialize the features and the training set with the "
+                "current code before training"
             )
-        training_cfg = TrainingConfig(feature_columns=FEATURE_COLUMNS, label_column=LABEL_COLUMN, alpha=config.alpha,
-                                      seed=config.seed, min_days=config.min_days)
-        outcome = train_and_validate(stored.frame, training_cfg, validation_fraction=config.validation_fraction,
+        frame = stored.frame
+        missing = [c for c in (*w.keys.columns, w.label_column) if c not in frame.columns]
+        if missing:
+            raise DataError(f"the training set lacks {missing} (it has {frame.columns}); the graph's keys are "
+                            f"({w.keys}) and the label column is {w.label_column!r}")
+        columns = w.columns_of(frame)
+        model_inputs = ModelInputs(keys=w.keys, feature_columns=columns, label_column=w.label_column, seed=config.seed)
+        outcome = train_and_validate(frame, w.trainer, model_inputs, validation_fraction=config.validation_fraction,
                                      embargo_days=config.embargo_days)
-        registry = context.resources.model_registry.get_registry()
-        git = git_state()
-        env = store.environment
+        root = w.graph.project_root
+        git = git_state(root)
+        env = capture_environment(root)
         contract = DeployContract(
             model_name=model_name, model_version=None, feature_graph_hash=feature_graph_hash,
-            feature_schema=FeatureSchema.from_polars(stored.frame.select(*KEYS, *FEATURE_COLUMNS)),
+            feature_schema=FeatureSchema.from_polars(frame.select(*w.keys.columns, *columns)),
             training_window=outcome.training_window, validation_window=outcome.validation_window,
             training_set_data_hash=manifest.data_hash, model_sha256=outcome.model.sha256,
+            model_format=outcome.model.format_id, keys=w.keys,
             environment_hash=env.hash, environment_lock=env.to_dict(),
-            seeds={**graph_seeds(graph), **dict(manifest.seeds), "training": config.seed},
+            seeds={**graph_seeds(w.graph), **dict(manifest.seeds), "training": config.seed},
             git_commit=git.commit, git_dirty=git.dirty, trained_by=config.trained_by or getpass.getuser(),
             created_at=dt.datetime.now(dt.UTC),
         )
-        params = {**training_cfg.to_dict(), "validation_fraction": config.validation_fraction,
-                  "embargo_days": config.embargo_days, "training_set_window": str(manifest.window),
-                  "dagster_run_id": context.run.run_id}
-        registered = registry.register(model_name=model_name, model=outcome.model, contract=contract,
-                                       params=params, metrics=outcome.metrics(), code_snapshot=code_snapshot(graph),
-                                       code_hashes=code_hashes(graph))
+        params = {**w.trainer.params(), "model_format": outcome.model.format_id, "feature_columns": list(columns),
+                  "label_column": w.label_column, "seed": config.seed,
+                  "validation_fraction": config.validation_fraction, "embargo_days": config.embargo_days,
+                  "training_set_window": str(manifest.window), "dagster_run_id": context.run.run_id}
+        registry = context.resources.model_registry.get_registry()
+        registered = registry.register(model_name=model_name, model=outcome.model, contract=contract, params=params,
+                                       metrics=outcome.metrics(), code_snapshot=code_snapshot(w.graph),
+                                       code_hashes=code_hashes(w.graph))
         context.log.info(f"registered {model_name} version {registered.version} (run {registered.run_id})")
         return dg.MaterializeResult(metadata={
-            "ml_platform/model_name": model_name,
-            "ml_platform/model_version": registered.version,
-            "ml_platform/mlflow_run_id": registered.run_id,
-            "ml_platform/model_uri": registered.model_uri,
-            "ml_platform/feature_graph_hash": feature_graph_hash,
-            "ml_platform/model_sha256": outcome.model.sha256,
-            "ml_platform/training_window": str(outcome.training_window),
-            "ml_platform/validation_window": str(outcome.validation_window),
-            "ml_platform/tracking_uri": context.resources.model_registry.tracking_uri,
-            **{f"validation/{k}": v for k, v in outcome.metrics().items()},
+            M.MODEL_NAME: model_name,
+            M.MODEL_VERSION: registered.version,
+            M.MODEL_FORMAT: outcome.model.format_id,
+            M.MLFLOW_RUN_ID: registered.run_id,
+            M.MODEL_URI: registered.model_uri,
+            M.FEATURE_GRAPH_HASH: feature_graph_hash,
+            M.MODEL_SHA256: outcome.model.sha256,
+            M.TRAINING_WINDOW: str(outcome.training_window),
+            M.VALIDATION_WINDOW: str(outcome.validation_window),
+            M.TRACKING_URI: context.resources.model_registry.tracking_uri,
+            **{f"{M.VALIDATION_PREFIX}{k}": v for k, v in outcome.metrics().items()},
         })
 
     return trained_model
 
 
-# BackfillPolicy.single_run is beta; we rely on it knowingly (one run per backfilled range)
-warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
+def _live_signals(w: _Wiring) -> dg.AssetsDefinition:
+    keys = w.keys
 
-
-def build_live_signals(default_model: str) -> dg.AssetsDefinition:
-    """The daily signal asset serving ``default_model``'s champion unless a run names another model."""
-
-    @dg.asset(deps=[MODEL_INPUT_NODE], partitions_def=DAILY, group_name="live", kinds={"polars"},
-              backfill_policy=dg.BackfillPolicy.single_run(), required_resource_keys={"feature_store", "model_registry"})
+    @dg.asset(key=w.asset_key(LIVE_SIGNALS), deps=[w.node_key(w.model_input)], partitions_def=w.calendar.partitions_def,
+              group_name=w.translator.group_name or "live", kinds={"polars"},
+              backfill_policy=dg.BackfillPolicy.single_run(), required_resource_keys={"feature_store", "model_registry"},
+              description="The champion's signals, produced only after its contract matched the features it scores.")
     def live_signals(context: dg.AssetExecutionContext, config: SignalsConfig) -> dg.Output[pl.DataFrame]:
-        """The champion's signals for the day, produced only after its contract matched the day's features."""
-        model_name = config.model_name or default_model
-        window = window_of(context)
+        model_name = config.model_name or w.model_name
+        window = window_of(context, w.calendar)
         store = context.resources.feature_store.get_store()
-        frame, manifests = store.read_many(MODEL_INPUT_NODE, window.partition_keys())
-        graph_hash = _single_graph_hash(manifests, f"the live window {window}")
-        live = LiveFeatureStream(feature_graph_hash=graph_hash, feature_schema=FeatureSchema.from_polars(frame))
+        partitions = context.partition_keys
+        frame, manifests = store.read_many(w.store_key(w.model_input), partitions)
+        graph_hash = _single_graph_hash(manifests, f"the live window {window}", w.model_input)
+        live = LiveFeatureStream(feature_graph_hash=graph_hash, feature_schema=FeatureSchema.from_polars(frame),
+                                 keys=keys)
         registry: ModelRegistryResource = context.resources.model_registry
         champion = registry.load_champion(model_name, live)   # raises ContractViolation: no signal at all
-        scored = champion.model.predict(frame.select(*KEYS, *FEATURE_COLUMNS)) if frame.height else \
-            pl.DataFrame(schema={"date": pl.Date, "instrument": pl.String, "score": pl.Float64})
-        signals = to_signals(scored).with_columns(
+        scored = champion.model.predict(frame) if frame.height else \
+            frame.select(*keys.columns).with_columns(score=pl.lit(None, dtype=pl.Float64))
+        signals = to_signals(scored, keys).with_columns(
             pl.lit(model_name).alias("model_name"), pl.lit(champion.version).alias("model_version"))
         return dg.Output(signals, metadata={
-            "ml_platform/model_name": model_name,
-            "ml_platform/model_version": champion.version,
-            "ml_platform/feature_graph_hash": graph_hash,
-            "ml_platform/window": str(window),
-            "ml_platform/environment_differences": list(champion.check.environment_differences),
-            "dagster/row_count": signals.height,
+            M.MODEL_NAME: model_name,
+            M.MODEL_VERSION: champion.version,
+            M.FEATURE_GRAPH_HASH: graph_hash,
+            M.WINDOW: str(window),
+            M.TIME_COLUMN: keys.time,
+            M.PROJECT_ROOT: w.graph.project_root,
+            M.ENVIRONMENT_DIFFERENCES: list(champion.check.environment_differences),
+            M.ROW_COUNT: signals.height,
         })
 
     return live_signals
 
 
-@dg.asset(ins={"signals": dg.AssetIn("live_signals"), "labels": dg.AssetIn("forward_return")},
-          partitions_def=DAILY, group_name="live", kinds={"polars"}, backfill_policy=dg.BackfillPolicy.single_run())
-def live_pnl(context: dg.AssetExecutionContext, signals: pl.DataFrame, labels: pl.DataFrame) -> dg.Output[pl.DataFrame]:
-    """Daily PnL of the live signals against the realized next-bar return (null label: not yet known)."""
-    pnl = daily_pnl(signals, labels.select(*KEYS, LABEL_COLUMN), label_column=LABEL_COLUMN) if signals.height else \
-        pl.DataFrame(schema={"date": pl.Date, "pnl": pl.Float64, "gross": pl.Float64, "n_names": pl.Int64})
-    return dg.Output(pnl, metadata={"ml_platform/window": str(window_of(context)),
-                                    "ml_platform/total_pnl": float(pnl["pnl"].sum() or 0.0),
-                                    "dagster/row_count": pnl.height})
+def _live_pnl(w: _Wiring) -> dg.AssetsDefinition:
+    keys = w.keys
+
+    @dg.asset(key=w.asset_key(LIVE_PNL), ins={"signals": dg.AssetIn(w.asset_key(LIVE_SIGNALS)),
+                                               "labels": dg.AssetIn(w.node_key(w.label))},
+              partitions_def=w.calendar.partitions_def, group_name=w.translator.group_name or "live", kinds={"polars"},
+              backfill_policy=dg.BackfillPolicy.single_run(),
+              description="PnL of the live signals against the realized label (null label: not yet known).")
+    def live_pnl(context: dg.AssetExecutionContext, signals: pl.DataFrame, labels: pl.DataFrame) -> dg.Output[pl.DataFrame]:
+        pnl = daily_pnl(signals, labels.select(*keys.columns, w.label_column), label_column=w.label_column, keys=keys)
+        return dg.Output(pnl, metadata={M.WINDOW: str(window_of(context, w.calendar)),
+                                        M.TIME_COLUMN: keys.time,
+                                        M.PROJECT_ROOT: w.graph.project_root,
+                                        M.TOTAL_PNL: float(pnl["pnl"].sum() or 0.0),
+                                        M.ROW_COUNT: pnl.height})
+
+    return live_pnl
 
 
-def build_model_assets(graph: FeatureGraph, model_name: str) -> list[dg.AssetsDefinition]:
-    """Training, live signals and live PnL assets for one feature graph and the deployment's model."""
-    return [build_trained_model(graph, model_name), build_live_signals(model_name), live_pnl]
+def build_model_assets(
+    graph: FeatureGraph,
+    *,
+    model_input: str,
+    label: str,
+    label_column: str,
+    training_node: str,
+    trainer: Trainer,
+    model_name: str,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    feature_columns: Sequence[str] | None = None,
+    key_prefix: str | Sequence[str] = (),
+    group_name: str | None = None,
+) -> list[dg.AssetsDefinition]:
+    """Training, live signal and live PnL assets for a team's graph and model family.
+
+    Args:
+        graph: the feature graph (the same one given to ``build_feature_assets``).
+        model_input: the partitioned node whose frame the model scores (keys + feature columns); its
+            graph hash is the model's feature graph hash in the deploy contract.
+        label: the partitioned node holding the realized target (a forward return).
+        label_column: the label node's value column.
+        training_node: the windowed node joining model input and label over a window.
+        trainer: the model family and its hyper-parameters (``RidgeTrainer(...)``, ``SklearnTrainer(...)``).
+        model_name: the registered model these assets train and serve by default.
+        partitions_def: the graph's calendar (the one given to ``build_feature_assets``).
+        feature_columns: the model's inputs, in order; default every non-key column of the training set
+            but the label.
+        key_prefix / group_name: as given to ``build_feature_assets`` (the assets live under the same prefix).
+
+    Raises:
+        GraphError / ConfigurationError: a named node is missing or has the wrong role, or the trainer is
+            not a :class:`~ml_platform.models.protocol.Trainer`.
+    """
+    translator = FeatureAssetsTranslator(key_prefix, group_name)
+    wiring = _Wiring(graph, model_input=model_input, label=label, label_column=label_column,
+                     training_node=training_node, trainer=trainer, model_name=model_name,
+                     feature_columns=feature_columns, translator=translator, calendar=Calendar(partitions_def))
+    with warnings.catch_warnings():  # BackfillPolicy.single_run is beta; one run per backfilled range is the point
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return [_trained_model(wiring), _live_signals(wiring), _live_pnl(wiring)]
+

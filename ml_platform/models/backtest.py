@@ -1,12 +1,14 @@
 """Backtest metrics of a signals frame against realized labels. Pure.
 
-Definitions (one bar = one trading day; ``w`` are the signal weights, ``r`` the label, a next-bar
-log return):
+Definitions (one bar = one value of the frame's time column ``keys.time``, a trading day in a
+daily graph; ``w`` are the signal weights, ``r`` the label, a next-bar log return; "date" below is
+the time value and "name" an entity, a value of ``keys.entities``):
 
 * **daily pnl** ``pnl_t = sum_i w_it * r_it`` over the names of date ``t`` whose label is known. A
   null (or absent) label contributes nothing; a date on which *no* name has a known label (the
   end of a window, where the next bar is not yet observed) is not an evaluated day at all.
-* **Sharpe** ``mean(pnl) / std(pnl, ddof=1) * sqrt(252)``; ``0.0`` when the pnl never varies.
+* **Sharpe** ``mean(pnl) / std(pnl, ddof=1) * sqrt(periods_per_year)`` (252 by default);
+  ``0.0`` when the pnl never varies.
 * **rank IC** per date: the Spearman correlation of score and label over names with both (the
   Pearson correlation of their average ranks); undefined, hence skipped, on a date with fewer
   than two such names or with all scores or all labels tied. ``ic_mean`` is its mean over the
@@ -33,24 +35,28 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ml_platform.errors import DataError
-from ml_platform.models.model import (
-    KEYS,
+from ml_platform.errors import ConfigurationError, DataError
+from ml_platform.keys import FrameKeys
+from ml_platform.models.frames import (
     canonical_sort,
     check_keys,
     date_starts,
     numeric_matrix,
     require_columns,
+    require_keys,
+    time_window,
 )
 from ml_platform.models.signals import check_signals
 from ml_platform.window import DataWindow
 
-#: Trading days per year used to annualize the Sharpe ratio.
+__all__ = ["DAILY_COLUMNS", "TRADING_DAYS_PER_YEAR", "BacktestReport", "backtest", "daily_ic", "daily_pnl"]
+
+#: Trading days per year, the default annualization of the Sharpe ratio.
 TRADING_DAYS_PER_YEAR = 252
+#: The value columns of :func:`daily_pnl`, after the time column.
+DAILY_COLUMNS = ("pnl", "gross", "n_names")
 _LABEL = "_label"
-DAILY_SCHEMA: dict[str, pl.DataType] = {
-    "date": pl.Date(), "pnl": pl.Float64(), "gross": pl.Float64(), "n_names": pl.Int64(),
-}
+_RESERVED = frozenset({"score", "weight", _LABEL, "_k", "_a", "_b", *DAILY_COLUMNS})
 
 
 @dataclass(frozen=True)
@@ -102,25 +108,35 @@ class BacktestReport:
         return cls(**{**data, "window": DataWindow.parse(data["window"])})
 
 
-def _joined(
-    signals: pl.DataFrame, labels: pl.DataFrame, label_column: str, *, need_score: bool
-) -> pl.DataFrame:
+def _checked(keys: FrameKeys, label_column: object) -> FrameKeys:
+    keys = require_keys(keys)
+    clash = sorted(set(keys.columns) & _RESERVED)
+    if clash:
+        raise ConfigurationError(f"key column(s) {clash} clash with backtest columns; rename the keys")
+    if not isinstance(label_column, str) or not label_column or label_column in keys.columns:
+        raise ConfigurationError(f"label_column must name the label, not a key column, got {label_column!r}")
+    return keys
+
+
+def _joined(signals: pl.DataFrame, labels: pl.DataFrame, label_column: str, keys: FrameKeys, *,
+            need_score: bool) -> pl.DataFrame:
     """Signals left-joined with the label (as ``_label``), canonically sorted."""
-    check_signals(signals, need_score=need_score)
+    check_signals(signals, keys, need_score=need_score)
     what = "the label frame"
-    require_columns(labels, (*KEYS, label_column), what=what)
-    check_keys(labels, what=what)
+    require_columns(labels, (*keys.columns, label_column), what=what)
+    check_keys(labels, keys, what=what)
     if labels.height:
         numeric_matrix(labels, (label_column,), what=what)
-    right = labels.select(*KEYS, pl.col(label_column).cast(pl.Float64).alias(_LABEL))
-    left = signals.select(*KEYS, "weight", *(("score",) if need_score else ()))
-    return canonical_sort(left.join(right, on=list(KEYS), how="left"))
+    right = labels.select(*keys.columns, pl.col(label_column).cast(pl.Float64).alias(_LABEL))
+    left = signals.select(*keys.columns, "weight", *(("score",) if need_score else ()))
+    return canonical_sort(left.join(right, on=list(keys.columns), how="left"), keys)
 
 
-def _daily(joined: pl.DataFrame) -> pl.DataFrame:
+def _daily(joined: pl.DataFrame, keys: FrameKeys) -> pl.DataFrame:
     if joined.height == 0:
-        return pl.DataFrame(schema=DAILY_SCHEMA)
-    starts = date_starts(joined["date"])
+        return joined.select(keys.time).with_columns(
+            pnl=pl.lit(None, pl.Float64), gross=pl.lit(None, pl.Float64), n_names=pl.lit(None, pl.Int64))
+    starts = date_starts(joined[keys.time])
     weight = joined["weight"].cast(pl.Float64).to_numpy()
     label = joined[_LABEL].to_numpy()
     known = ~np.isnan(label)
@@ -128,7 +144,7 @@ def _daily(joined: pl.DataFrame) -> pl.DataFrame:
     gross = np.add.reduceat(np.where(known, np.abs(weight), 0.0), starts)
     n_names = np.add.reduceat(known.astype(np.int64), starts)
     out = pl.DataFrame({
-        "date": joined["date"].gather(starts),
+        keys.time: joined[keys.time].gather(starts),
         "pnl": pl.Series(pnl, dtype=pl.Float64),
         "gross": pl.Series(gross, dtype=pl.Float64),
         "n_names": pl.Series(n_names, dtype=pl.Int64),
@@ -136,33 +152,36 @@ def _daily(joined: pl.DataFrame) -> pl.DataFrame:
     return out.filter(pl.col("n_names") > 0)
 
 
-def daily_pnl(signals: pl.DataFrame, labels: pl.DataFrame, label_column: str = "fwd_ret_1d") -> pl.DataFrame:
-    """Per evaluated date: ``[date, pnl, gross, n_names]`` over names with a known label.
+def daily_pnl(signals: pl.DataFrame, labels: pl.DataFrame, *, label_column: str, keys: FrameKeys) -> pl.DataFrame:
+    """Per evaluated time value: ``[keys.time, pnl, gross, n_names]`` over names with a known label.
 
-    ``gross`` is ``sum |w|`` and ``n_names`` the count over those names. Dates where no signal
-    name has a known label are left out.
+    ``gross`` is ``sum |w|`` and ``n_names`` the count over those names. Time values where no
+    signal name has a known label are left out.
 
     Raises:
         DataError: a column is missing, keys are malformed or repeat, a weight is null or
             non-finite, or the label holds NaN/inf or no value at all.
     """
-    return _daily(_joined(signals, labels, label_column, need_score=False))
+    keys = _checked(keys, label_column)
+    return _daily(_joined(signals, labels, label_column, keys, need_score=False), keys)
 
 
-def daily_ic(signals: pl.DataFrame, labels: pl.DataFrame, label_column: str = "fwd_ret_1d") -> pl.DataFrame:
-    """Per date where it is defined: ``[date, ic, n_names]``, the rank IC of score against label."""
-    return _ic(_joined(signals, labels, label_column, need_score=True))
+def daily_ic(signals: pl.DataFrame, labels: pl.DataFrame, *, label_column: str, keys: FrameKeys) -> pl.DataFrame:
+    """Per time value where it is defined: ``[keys.time, ic, n_names]``, the rank IC of score against label."""
+    keys = _checked(keys, label_column)
+    return _ic(_joined(signals, labels, label_column, keys, need_score=True), keys)
 
 
-def _ic(joined: pl.DataFrame) -> pl.DataFrame:
+def _ic(joined: pl.DataFrame, keys: FrameKeys) -> pl.DataFrame:
+    time = keys.time
     both = joined.filter(pl.col("score").is_not_null() & pl.col(_LABEL).is_not_null())
-    middle = (pl.len().over("date").cast(pl.Float64) + 1.0) / 2.0
+    middle = (pl.len().over(time).cast(pl.Float64) + 1.0) / 2.0
     # Centred average ranks are multiples of 0.5: every sum below is exact, whatever the order.
     both = both.with_columns(
-        _a=pl.col("score").rank("average").over("date") - middle,
-        _b=pl.col(_LABEL).rank("average").over("date") - middle,
+        _a=pl.col("score").rank("average").over(time) - middle,
+        _b=pl.col(_LABEL).rank("average").over(time) - middle,
     )
-    sums = both.group_by("date").agg(
+    sums = both.group_by(time).agg(
         sxy=(pl.col("_a") * pl.col("_b")).sum(),
         sxx=(pl.col("_a") * pl.col("_a")).sum(),
         syy=(pl.col("_b") * pl.col("_b")).sum(),
@@ -170,8 +189,8 @@ def _ic(joined: pl.DataFrame) -> pl.DataFrame:
     )
     defined = sums.filter((pl.col("n_names") >= 2) & (pl.col("sxx") > 0.0) & (pl.col("syy") > 0.0))
     return defined.select(
-        "date", ic=pl.col("sxy") / (pl.col("sxx") * pl.col("syy")).sqrt(), n_names="n_names"
-    ).sort("date")
+        time, ic=pl.col("sxy") / (pl.col("sxx") * pl.col("syy")).sqrt(), n_names="n_names"
+    ).sort(time)
 
 
 def _mean_and_tstat(values: list[float]) -> tuple[float, float, float]:
@@ -186,19 +205,20 @@ def _mean_and_tstat(values: list[float]) -> tuple[float, float, float]:
     return mean, std, (mean / (std / math.sqrt(n)) if std > 0.0 else 0.0)
 
 
-def _turnover(joined: pl.DataFrame, days: pl.Series) -> float:
-    """Mean over consecutive evaluated days of ``sum |w_t - w_t-1|``, absent names at 0."""
-    if days.len() < 2:
+def _turnover(joined: pl.DataFrame, times: pl.Series, keys: FrameKeys) -> float:
+    """Mean over consecutive evaluated time values of ``sum |w_t - w_t-1|``, absent names at 0."""
+    if times.len() < 2:
         return 0.0
-    index = pl.DataFrame({"date": days, "_k": pl.Series(np.arange(days.len()), dtype=pl.Int64)})
-    current = joined.join(index, on="date", how="inner").select("_k", "instrument", "weight")
+    entities = list(keys.entities)
+    index = pl.DataFrame({keys.time: times, "_k": pl.Series(np.arange(times.len()), dtype=pl.Int64)})
+    current = joined.join(index, on=keys.time, how="inner").select("_k", *entities, "weight")
     previous = current.with_columns(pl.col("_k") + 1)
-    pairs = current.join(previous, on=["_k", "instrument"], how="full", coalesce=True, suffix="_prev")
-    pairs = pairs.filter(pl.col("_k").is_between(1, days.len() - 1)).sort(["_k", "instrument"])
+    pairs = current.join(previous, on=["_k", *entities], how="full", coalesce=True, suffix="_prev")
+    pairs = pairs.filter(pl.col("_k").is_between(1, times.len() - 1)).sort(["_k", *entities])
     change = (pairs["weight"].fill_null(0.0) - pairs["weight_prev"].fill_null(0.0)).abs().to_numpy()
     starts = np.flatnonzero(pairs["_k"].ne_missing(pairs["_k"].shift(1)).fill_null(True).to_numpy())
     per_day = np.add.reduceat(change, starts)
-    return math.fsum(per_day.tolist()) / (days.len() - 1)
+    return math.fsum(per_day.tolist()) / (times.len() - 1)
 
 
 def _max_drawdown(pnl: list[float]) -> float:
@@ -210,41 +230,48 @@ def _max_drawdown(pnl: list[float]) -> float:
     return worst
 
 
-def backtest(signals: pl.DataFrame, labels: pl.DataFrame, label_column: str = "fwd_ret_1d") -> BacktestReport:
-    """Evaluate a signals frame (``[date, instrument, score, weight]``) against realized labels.
+def backtest(signals: pl.DataFrame, labels: pl.DataFrame, *, label_column: str, keys: FrameKeys,
+             periods_per_year: int = TRADING_DAYS_PER_YEAR) -> BacktestReport:
+    """Evaluate a signals frame (``[*keys.columns, score, weight]``) against realized labels.
 
     Args:
         signals: e.g. the output of :func:`~ml_platform.models.signals.to_signals`.
-        labels: ``[date, instrument, <label_column>, ...]``, e.g. the training or validation set.
+        labels: ``[*keys.columns, <label_column>, ...]``, e.g. the training or validation set.
         label_column: the realized next-bar log return.
+        keys: the key columns of both frames.
+        periods_per_year: time values per year, to annualize the Sharpe ratio (252 trading days).
 
     Returns:
-        A :class:`BacktestReport` over the evaluated days; its window spans the first to the last.
+        A :class:`BacktestReport` over the evaluated time values; its window spans their days.
 
     Raises:
-        DataError: bad inputs (see :func:`daily_pnl`), or fewer than two evaluated days (a Sharpe
-            ratio needs at least two).
+        ConfigurationError: a key column clashes with a backtest column, or ``periods_per_year`` < 1.
+        DataError: bad inputs (see :func:`daily_pnl`), or fewer than two evaluated time values (a
+            Sharpe ratio needs at least two).
     """
-    joined = _joined(signals, labels, label_column, need_score=True)
-    daily = _daily(joined)
+    keys = _checked(keys, label_column)
+    if isinstance(periods_per_year, bool) or not isinstance(periods_per_year, int) or periods_per_year < 1:
+        raise ConfigurationError(f"periods_per_year must be an integer >= 1, got {periods_per_year!r}")
+    joined = _joined(signals, labels, label_column, keys, need_score=True)
+    daily = _daily(joined, keys)
     if daily.height < 2:
         raise DataError(
-            f"cannot backtest: found {daily.height} days on which a signal name has a known label, need at "
-            "least 2; check that signals and labels cover the same dates and instruments"
+            f"cannot backtest: found {daily.height} {keys.time} values on which a signal name has a known label, "
+            f"need at least 2; check that signals and labels cover the same ({keys}) keys"
         )
     pnl = daily["pnl"].to_list()
-    days = daily["date"]
+    times = daily[keys.time]
     mean, std, _ = _mean_and_tstat(pnl)
-    ic = _ic(joined.filter(pl.col("date").is_in(days.implode())))
+    ic = _ic(joined.filter(pl.col(keys.time).is_in(times.implode())), keys)
     ic_mean, _, ic_tstat = _mean_and_tstat(ic["ic"].to_list())
     return BacktestReport(
-        window=DataWindow(days[0], days[-1]),
+        window=time_window(times),
         n_days=daily.height,
-        sharpe=mean / std * math.sqrt(TRADING_DAYS_PER_YEAR) if std > 0.0 else 0.0,
+        sharpe=mean / std * math.sqrt(periods_per_year) if std > 0.0 else 0.0,
         ic_mean=ic_mean,
         ic_tstat=ic_tstat,
         hit_rate=sum(1 for p in pnl if p > 0.0) / len(pnl),
-        turnover=_turnover(joined, days),
+        turnover=_turnover(joined, times, keys),
         max_drawdown=_max_drawdown(pnl),
         total_return=math.fsum(pnl),
         n_ic_days=ic.height,

@@ -1,19 +1,14 @@
-"""The trained signal model and the cross-sectional preprocessing it shares with training. Pure.
+"""The cross-sectional ridge signal model: its value object and canonical bytes. Pure.
 
-Preprocessing, one definition used by both :func:`~ml_platform.models.training.train` and
-:meth:`LinearSignalModel.predict` so the two can never disagree. For each date and each feature:
+``score = intercept + sum_j coefficients[j] * z_j`` where ``z_j`` is feature ``j`` after the
+per-time preprocessing of :mod:`ml_platform.models.frames` (z-score, winsorize, nulls neutral), the
+one definition shared with training so the two can never disagree.
 
-1. z-score over that date's non-null values: ``(x - mean) / std`` with the population standard
-   deviation (``ddof=0``);
-2. clip to ``[-winsor_z, +winsor_z]`` (winsorization of gross outliers such as bad ticks);
-3. nulls become ``0.0``: a name without a value is treated as *neutral* (cross-sectional average)
-   on that feature, never as an extreme;
-4. a feature with fewer than two non-null values, or with all of them equal, carries no
-   cross-sectional information on that date and is ``0.0`` for every name there.
-
-All arithmetic is NumPy float64 over frames sorted canonically by ``(date, instrument)``, with
-fixed-order per-date reductions (NumPy ``reduceat``), so the same rows give the same bits whatever
-their input order.
+The bytes (format :data:`~ml_platform.models.protocol.RIDGE_FORMAT`, ``"ml_platform.ridge/v2"``) are
+sorted-key compact ASCII JSON with floats as ``float.hex()`` strings: every bit survives, equal
+models give equal bytes and ``from_bytes(b).to_bytes() == b``. Version 2 added the frame keys to the
+bytes; version-1 bytes (``"ml_platform.models.LinearSignalModel"``) are refused with a clear error
+(their hash cannot be kept, so such a model is retrained and registered again).
 """
 
 from __future__ import annotations
@@ -21,162 +16,58 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 
 from ml_platform.errors import ConfigurationError, DataError
-from ml_platform.market.schema import KEYS
+from ml_platform.keys import DEFAULT_KEYS, FrameKeys
+from ml_platform.models.frames import (
+    canonical_sort,
+    check_feature_columns,
+    check_keys,
+    check_label_column,
+    date_starts,
+    numeric_matrix,
+    require_columns,
+    require_keys,
+    standardize_by_date,
+)
+from ml_platform.models.protocol import RIDGE_FORMAT
 from ml_platform.window import DataWindow
+
+__all__ = ["DEFAULT_WINSOR_Z", "LEGACY_RIDGE_FORMAT", "LinearSignalModel", "score_frame"]
 
 #: Default winsorization bound of the z-scores; clips bad ticks, leaves a normal cross-section alone.
 DEFAULT_WINSOR_Z = 5.0
-MODEL_FORMAT = "ml_platform.models.LinearSignalModel"
-MODEL_FORMAT_VERSION = 1
+#: The version-1 ridge bytes (no frame keys), refused by :meth:`LinearSignalModel.from_bytes`.
+LEGACY_RIDGE_FORMAT = "ml_platform.models.LinearSignalModel"
 _SERIALIZED_FIELDS = (
-    "format", "format_version", "feature_columns", "coefficients", "intercept", "winsor_z",
+    "format", "keys", "feature_columns", "coefficients", "intercept", "winsor_z",
     "label_column", "alpha", "seed", "training_window", "n_days", "n_rows",
 )
 
 
-# --- frame checks shared by training, prediction, signals and backtest --------------------------
-
-
-def require_columns(frame: pl.DataFrame, columns: Iterable[str], *, what: str) -> None:
-    """Raise :class:`DataError` listing every one of ``columns`` that ``frame`` lacks."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{what} lacks columns {missing} (it has {frame.columns}); produce them upstream or fix the names"
-        )
-
-
-def check_feature_columns(columns: object) -> tuple[str, ...]:
-    """Validate a list of feature column names (non-empty, unique strings, no key column); return it as a tuple."""
-    if isinstance(columns, str) or not isinstance(columns, Iterable):
-        raise ConfigurationError(f"feature_columns must be a sequence of names, got {columns!r}")
-    names = tuple(columns)
-    if not names:
-        raise ConfigurationError("feature_columns is empty; name at least one feature")
-    if any(not isinstance(c, str) or not c for c in names):
-        raise ConfigurationError(f"feature column names must be non-empty strings, got {names!r}")
-    if len(set(names)) != len(names):
-        raise ConfigurationError(f"feature_columns repeat a name: {names!r}; list each feature once")
-    if set(names) & set(KEYS):
-        raise ConfigurationError(f"feature_columns {names!r} include a key column {KEYS}")
-    return names
-
-
-def check_keys(frame: pl.DataFrame, *, what: str) -> None:
-    """Check ``date`` is Date, ``instrument`` is String, neither has nulls and no key repeats."""
-    require_columns(frame, KEYS, what=what)
-    for column, dtype in (("date", pl.Date), ("instrument", pl.String)):
-        if frame.schema[column] != dtype:
-            raise DataError(
-                f"{what}: column {column!r} is {frame.schema[column]}, expected {dtype}; cast it first"
-            )
-        nulls = frame[column].null_count()
-        if nulls:
-            raise DataError(
-                f"{what}: key column {column!r} holds {nulls} nulls; every row needs a date and a name"
-            )
-    duplicates = int(frame.select(pl.struct(*KEYS).is_duplicated().sum()).item())
-    if duplicates:
-        raise DataError(
-            f"{what} holds {duplicates} rows whose (date, instrument) key repeats; "
-            "keep one row per name and day"
-        )
-
-
-def numeric_matrix(frame: pl.DataFrame, columns: Sequence[str], *, what: str) -> np.ndarray:
-    """The named columns as a C-ordered float64 matrix, nulls as NaN, after refusing bad values.
-
-    Raises:
-        DataError: a column is not numeric, holds no usable value (all null or NaN), or holds NaN or
-            infinite values (a null is the only accepted way to say "missing").
-    """
-    for column in columns:
-        dtype = frame.schema[column]
-        if not dtype.is_numeric():
-            raise DataError(f"{what}: column {column!r} is {dtype}, expected a numeric (Float64) column")
-        series = frame[column].cast(pl.Float64)
-        nulls, nans = series.null_count(), int(series.is_nan().sum())
-        if frame.height and nulls + nans == frame.height:
-            raise DataError(
-                f"{what}: column {column!r} holds no usable value ({nulls} null, {nans} NaN of "
-                f"{frame.height} rows); check the upstream feature computation"
-            )
-        infs = int(series.is_infinite().sum())
-        if nans or infs:
-            raise DataError(
-                f"{what}: column {column!r} holds {nans + infs} non-finite values ({nans} NaN, {infs} inf); "
-                "write missing values as null and fix the division or log that produced them"
-            )
-    if not columns:
-        return np.zeros((frame.height, 0), dtype=np.float64)
-    matrix = frame.select(pl.col(c).cast(pl.Float64) for c in columns).to_numpy(order="c")
-    return np.ascontiguousarray(matrix, dtype=np.float64)
-
-
-def canonical_sort(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame sorted by ``(date, instrument)``: the one row order all numerics run in."""
-    return frame.sort(list(KEYS), maintain_order=True)
-
-
-def date_starts(dates: pl.Series) -> np.ndarray:
-    """Row offsets where each date's block begins in a frame sorted by date (empty for no rows)."""
-    if dates.len() == 0:
-        return np.zeros(0, dtype=np.intp)
-    changed = dates.ne_missing(dates.shift(1)).fill_null(True).to_numpy()
-    return np.flatnonzero(changed).astype(np.intp)
-
-
-def block_lengths(starts: np.ndarray, n_rows: int) -> np.ndarray:
-    """Row counts of the blocks that begin at ``starts`` in an array of ``n_rows`` rows."""
-    return np.diff(np.append(starts, n_rows))
-
-
-def demean_by_date(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Subtract each date's mean from a 1-D array without nulls (fixed-order per-date sums)."""
-    if values.size == 0:
-        return values.copy()
-    means = np.add.reduceat(values, starts) / block_lengths(starts, values.size)
-    return values - np.repeat(means, block_lengths(starts, values.size))
-
-
-def standardize_by_date(values: np.ndarray, starts: np.ndarray, winsor_z: float) -> np.ndarray:
-    """Apply the module's per-date preprocessing to a ``(rows, features)`` matrix with NaN for null.
-
-    Args:
-        values: float64 matrix in canonical row order; NaN marks a null (other non-finite values
-            must have been refused before, see :func:`numeric_matrix`).
-        starts: :func:`date_starts` of the same rows.
-        winsor_z: positive clip bound for the z-scores (``math.inf`` disables clipping).
+def score_frame(features: pl.DataFrame, keys: FrameKeys, feature_columns: tuple[str, ...],
+                ) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """Validate a feature frame and return it canonically sorted with its raw matrix and time starts.
 
     Returns:
-        A new float64 matrix of the same shape with no NaN.
+        ``(ordered, matrix, starts)``: the keys and features sorted by ``keys.columns``, the features
+        as float64 with NaN for null, and :func:`~ml_platform.models.frames.date_starts` of the rows.
+
+    Raises:
+        DataError: a key or feature column is missing (all are listed), keys are malformed or
+            repeat, or a feature holds NaN/inf or no usable value at all.
     """
-    n_rows = values.shape[0]
-    if n_rows == 0:
-        return np.zeros_like(values)
-    present = ~np.isnan(values)
-    filled = np.where(present, values, 0.0)
-    lengths = block_lengths(starts, n_rows)
-    counts = np.add.reduceat(present.astype(np.float64), starts, axis=0)
-    safe_counts = np.maximum(counts, 1.0)
-    means = np.add.reduceat(filled, starts, axis=0) / safe_counts
-    deviations = np.where(present, filled - np.repeat(means, lengths, axis=0), 0.0)
-    std = np.sqrt(np.add.reduceat(deviations * deviations, starts, axis=0) / safe_counts)
-    # Constant detection on the raw values: the rounded mean of equal numbers need not equal them.
-    highest = np.maximum.reduceat(np.where(present, values, -np.inf), starts, axis=0)
-    lowest = np.minimum.reduceat(np.where(present, values, np.inf), starts, axis=0)
-    informative = (counts >= 2.0) & (highest > lowest)
-    scale = np.repeat(np.where(informative, std, 1.0), lengths, axis=0)
-    z = np.clip(deviations / scale, -winsor_z, winsor_z)
-    return np.where(np.repeat(informative, lengths, axis=0) & present, z, 0.0)
+    what = "the feature frame to score"
+    require_columns(features, (*keys.columns, *feature_columns), what=what)
+    check_keys(features, keys, what=what)
+    ordered = canonical_sort(features.select(*keys.columns, *feature_columns), keys)
+    matrix = numeric_matrix(ordered, feature_columns, what=what)
+    return ordered, matrix, date_starts(ordered[keys.time])
 
 
 # --- the model -----------------------------------------------------------------------------------
@@ -192,10 +83,12 @@ def _as_float(value: object, *, what: str) -> float:
 class LinearSignalModel:
     """A cross-sectional linear signal: ``score = intercept + sum_j coefficients[j] * z_j``.
 
-    ``z_j`` is feature ``feature_columns[j]`` after the per-date preprocessing described in this
-    module (z-score, clip to ``winsor_z``, nulls neutral). Every field is part of the serialized
-    bytes and so of :attr:`sha256`: the provenance fields (``label_column``, ``alpha``, ``seed``,
-    ``training_window``, ``n_days``, ``n_rows``) commit the model's identity to how it was trained.
+    ``z_j`` is feature ``feature_columns[j]`` after the per-time preprocessing (z-score, clip to
+    ``winsor_z``, nulls neutral). Every field is part of the serialized bytes and so of
+    :attr:`sha256`: the provenance fields (``label_column``, ``alpha``, ``seed``,
+    ``training_window``, ``n_days``, ``n_rows``) commit the model's identity to how it was trained,
+    and ``keys`` to the frames it scores. ``n_days`` counts distinct time values (days in a daily
+    graph).
 
     Example:
         >>> model = LinearSignalModel(("mom_21d",), (0.5,), 0.0)
@@ -203,19 +96,23 @@ class LinearSignalModel:
         True
     """
 
+    format_id: ClassVar[str] = RIDGE_FORMAT
+
     feature_columns: tuple[str, ...]
     coefficients: tuple[float, ...]
     intercept: float
     winsor_z: float = DEFAULT_WINSOR_Z
-    label_column: str = "fwd_ret_1d"
+    label_column: str = "label"
     alpha: float = 1.0
     seed: int = 0
     training_window: DataWindow | None = None
     n_days: int = 0
     n_rows: int = 0
+    keys: FrameKeys = DEFAULT_KEYS
 
     def __post_init__(self) -> None:
-        columns = check_feature_columns(self.feature_columns)
+        keys = require_keys(self.keys)
+        columns = check_feature_columns(self.feature_columns, keys)
         coefficients = tuple(_as_float(c, what="a coefficient") for c in self.coefficients)
         if len(coefficients) != len(columns):
             raise ConfigurationError(
@@ -230,10 +127,7 @@ class LinearSignalModel:
         alpha = _as_float(self.alpha, what="alpha")
         if not (alpha > 0.0 and math.isfinite(alpha)):
             raise ConfigurationError(f"alpha must be a finite number > 0, got {alpha}")
-        if not isinstance(self.label_column, str) or not self.label_column or self.label_column in columns:
-            raise ConfigurationError(
-                f"label column {self.label_column!r} must be a name apart from the features"
-            )
+        check_label_column(self.label_column, columns, keys)
         for name in ("seed", "n_days", "n_rows"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -252,37 +146,30 @@ class LinearSignalModel:
     # -- prediction ------------------------------------------------------------------------------
 
     def predict(self, features: pl.DataFrame) -> pl.DataFrame:
-        """Score a feature frame: ``[date, instrument, score]`` sorted by ``(date, instrument)``.
+        """Score a feature frame: ``[*keys.columns, score]`` sorted by ``keys.columns``.
 
-        Each date is standardized on its own cross-section, exactly as in training. Extra columns
-        are ignored; nulls are neutral. The score is accumulated feature by feature in the order
-        of :attr:`feature_columns` (element-wise, no BLAS), so it is bit-stable across machines.
+        Each time value is standardized on its own cross-section, exactly as in training. Extra
+        columns are ignored; nulls are neutral. The score is accumulated feature by feature in the
+        order of :attr:`feature_columns` (element-wise, no BLAS), so it is bit-stable across machines.
 
         Raises:
-            DataError: a key or feature column is missing (all are listed), keys are malformed or
-                repeat, or a feature holds NaN/inf or no usable value at all.
+            DataError: see :func:`score_frame`.
         """
-        what = "the feature frame to score"
-        require_columns(features, (*KEYS, *self.feature_columns), what=what)
-        check_keys(features, what=what)
-        if features.height == 0:
-            return pl.DataFrame(schema={"date": pl.Date, "instrument": pl.String, "score": pl.Float64})
-        ordered = canonical_sort(features.select(*KEYS, *self.feature_columns))
-        matrix = numeric_matrix(ordered, self.feature_columns, what=what)
-        z = standardize_by_date(matrix, date_starts(ordered["date"]), self.winsor_z)
+        ordered, matrix, starts = score_frame(features, self.keys, self.feature_columns)
+        z = standardize_by_date(matrix, starts, self.winsor_z)
         score = np.zeros(ordered.height, dtype=np.float64)
         for j, coefficient in enumerate(self.coefficients):
             score = score + z[:, j] * coefficient
         score = score + self.intercept
-        return ordered.select(*KEYS).with_columns(pl.Series("score", score, dtype=pl.Float64))
+        return ordered.select(*self.keys.columns).with_columns(pl.Series("score", score, dtype=pl.Float64))
 
     # -- serialization ---------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; floats are ``float.hex()`` strings so every bit survives."""
         return {
-            "format": MODEL_FORMAT,
-            "format_version": MODEL_FORMAT_VERSION,
+            "format": RIDGE_FORMAT,
+            "keys": self.keys.to_dict(),
             "feature_columns": list(self.feature_columns),
             "coefficients": [c.hex() for c in self.coefficients],
             "intercept": self.intercept.hex(),
@@ -312,9 +199,9 @@ class LinearSignalModel:
         """Rebuild a model from :meth:`to_bytes` output, refusing anything else.
 
         Raises:
-            DataError: the bytes are not JSON, of another format or format version, miss or add
-                fields, hold values of the wrong type, or are not the canonical encoding of the
-                model they describe (so ``from_bytes(b).to_bytes() == b`` always holds).
+            DataError: the bytes are not JSON, of another format or format version (version-1 bytes
+                included), miss or add fields, hold values of the wrong type, or are not the canonical
+                encoding of the model they describe (so ``from_bytes(b).to_bytes() == b`` always holds).
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise DataError(f"model bytes must be bytes, got {type(data).__name__}")
@@ -325,14 +212,14 @@ class LinearSignalModel:
             raise DataError(f"corrupt model bytes: not ASCII JSON ({exc}); re-fetch the artefact") from exc
         if not isinstance(payload, dict):
             raise DataError(f"corrupt model bytes: expected a JSON object, got {type(payload).__name__}")
-        fmt, version = payload.get("format"), payload.get("format_version")
-        if fmt != MODEL_FORMAT:
-            raise DataError(f"unknown model format {fmt!r}; expected {MODEL_FORMAT!r}")
-        if version != MODEL_FORMAT_VERSION:
+        fmt = payload.get("format")
+        if fmt == LEGACY_RIDGE_FORMAT:
             raise DataError(
-                f"unknown {MODEL_FORMAT} format version {version!r}; "
-                f"this code reads version {MODEL_FORMAT_VERSION}"
+                f"these are version-1 ridge model bytes ({LEGACY_RIDGE_FORMAT!r}, written before the frame keys "
+                f"were part of the model); this code reads {RIDGE_FORMAT!r}: retrain and register the model again"
             )
+        if fmt != RIDGE_FORMAT:
+            raise DataError(f"unknown model format {fmt!r}; expected {RIDGE_FORMAT!r}")
         expected = set(_SERIALIZED_FIELDS)
         if set(payload) != expected:
             raise DataError(
@@ -354,6 +241,7 @@ class LinearSignalModel:
                 training_window=None if window is None else DataWindow.from_dict(_typed(window, dict)),
                 n_days=_typed(payload["n_days"], int),
                 n_rows=_typed(payload["n_rows"], int),
+                keys=FrameKeys.from_dict(payload["keys"]),
             )
         except (ConfigurationError, ValueError, TypeError) as exc:
             raise DataError(f"corrupt model bytes: {exc}") from exc

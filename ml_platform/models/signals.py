@@ -1,6 +1,6 @@
-"""From model scores to portfolio weights: dollar-neutral, rank-based, unit gross per date. Pure.
+"""From model scores to portfolio weights: dollar-neutral, rank-based, unit gross per time value. Pure.
 
-For each date, over the names with a non-null score:
+For each time value ("date", the frame's ``keys.time``), over the entities with a non-null score:
 
 * ``r_i`` is the average rank of the score (ties share their mean rank), ``n`` the number of names;
 * ``d_i = r_i - (n + 1) / 2`` centres the ranks (so ``sum d_i = 0``: dollar-neutral);
@@ -18,55 +18,70 @@ from __future__ import annotations
 import polars as pl
 
 from ml_platform.errors import DataError
-from ml_platform.models.model import KEYS, canonical_sort, check_keys, numeric_matrix, require_columns
+from ml_platform.keys import FrameKeys
+from ml_platform.models.frames import (
+    canonical_sort,
+    check_keys,
+    numeric_matrix,
+    require_columns,
+    require_keys,
+)
 
-SIGNAL_SCHEMA: dict[str, pl.DataType] = {
-    "date": pl.Date(),
-    "instrument": pl.String(),
-    "score": pl.Float64(),
-    "weight": pl.Float64(),
-}
+__all__ = ["SIGNAL_COLUMNS", "check_signals", "to_signals"]
+
+#: The value columns of a signals frame, after its key columns.
+SIGNAL_COLUMNS = ("score", "weight")
 
 
-def to_signals(scores: pl.DataFrame) -> pl.DataFrame:
-    """Turn ``[date, instrument, score]`` into ``[date, instrument, score, weight]``.
+def _check_reserved(keys: FrameKeys) -> FrameKeys:
+    keys = require_keys(keys)
+    clash = sorted(set(keys.columns) & {*SIGNAL_COLUMNS, "_centred"})
+    if clash:
+        raise DataError(f"key column(s) {clash} clash with the signal columns {SIGNAL_COLUMNS}; rename the keys")
+    return keys
+
+
+def to_signals(scores: pl.DataFrame, keys: FrameKeys) -> pl.DataFrame:
+    """Turn ``[*keys.columns, score]`` into ``[*keys.columns, score, weight]``.
 
     Args:
-        scores: one row per (date, instrument), e.g. the output of
-            :meth:`~ml_platform.models.model.LinearSignalModel.predict`. Extra columns are dropped.
+        scores: one row per key, e.g. the output of a model's ``predict``. Extra columns are dropped.
+        keys: the frame's key columns; weights are computed per ``keys.time`` value.
 
     Returns:
-        The signals frame, sorted by ``(date, instrument)``, with the schema :data:`SIGNAL_SCHEMA`.
+        The signals frame, sorted by ``keys.columns``, ``score`` and ``weight`` Float64.
 
     Raises:
         DataError: a column is missing, keys are malformed or repeat, the score is not numeric,
             holds NaN/inf, or is null on every row.
     """
+    keys = _check_reserved(keys)
     what = "the score frame"
-    require_columns(scores, (*KEYS, "score"), what=what)
-    check_keys(scores, what=what)
+    require_columns(scores, (*keys.columns, "score"), what=what)
+    check_keys(scores, keys, what=what)
+    frame = canonical_sort(scores.select(*keys.columns, pl.col("score").cast(pl.Float64)), keys)
     if scores.height == 0:
-        return pl.DataFrame(schema=SIGNAL_SCHEMA)
+        return frame.with_columns(weight=pl.lit(None, dtype=pl.Float64))
     numeric_matrix(scores, ("score",), what=what)
-    frame = canonical_sort(scores.select(*KEYS, pl.col("score").cast(pl.Float64)))
-    score = pl.col("score")
-    centred = score.rank("average").over("date") - (score.count().over("date").cast(pl.Float64) + 1.0) / 2.0
+    score, time = pl.col("score"), keys.time
+    centred = score.rank("average").over(time) - (score.count().over(time).cast(pl.Float64) + 1.0) / 2.0
     frame = frame.with_columns(_centred=centred)
-    gross = pl.col("_centred").abs().sum().over("date")
+    gross = pl.col("_centred").abs().sum().over(time)
     weight = pl.when(score.is_not_null() & (gross > 0.0)).then(pl.col("_centred") / gross).otherwise(0.0)
-    return frame.with_columns(weight=weight.cast(pl.Float64)).select(*SIGNAL_SCHEMA)
+    return frame.with_columns(weight=weight.cast(pl.Float64)).select(*keys.columns, *SIGNAL_COLUMNS)
 
 
 def check_signals(
-    signals: pl.DataFrame, *, what: str = "the signals frame", need_score: bool = False
+    signals: pl.DataFrame, keys: FrameKeys, *, what: str = "the signals frame", need_score: bool = False
 ) -> None:
     """Validate a signals frame: keys, a finite non-null ``weight`` and, if asked, a ``score``.
 
     Raises:
         DataError: naming the missing column, the bad key or the non-finite or null weights.
     """
-    require_columns(signals, (*KEYS, "weight", *(("score",) if need_score else ())), what=what)
-    check_keys(signals, what=what)
+    keys = _check_reserved(keys)
+    require_columns(signals, (*keys.columns, "weight", *(("score",) if need_score else ())), what=what)
+    check_keys(signals, keys, what=what)
     if signals.height == 0:
         return
     numeric_matrix(signals, ("weight", *(("score",) if need_score else ())), what=what)

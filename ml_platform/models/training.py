@@ -1,184 +1,192 @@
-"""Deterministic training of the cross-sectional ridge signal model. Pure: no Dagster, no MLflow.
+"""Deterministic training: the shared training-set preparation and the ridge trainer. Pure.
 
-The fit, precisely:
+Every family fits on the same prepared rows (:func:`prepare_training`):
 
 1. The training set is validated (columns, keys, types, no NaN/inf, no empty column) and sorted
-   canonically by ``(date, instrument)``, so any input row order gives the same bits.
-2. Rows with a null label are dropped; then dates with fewer than ``min_rows_per_day`` rows left
-   are dropped (a cross-section that small carries no ranking information). At least ``min_days``
-   dates must remain.
-3. Features are standardized per date as defined in :mod:`ml_platform.models.model` (z-score,
-   winsorize, nulls neutral); the target is the label demeaned per date.
-4. All dates are pooled and a ridge regression with an unpenalized intercept is solved in closed
-   form: with ``Xc``, ``yc`` the pooled-centred design and target,
-   ``beta = solve(Xc'Xc + alpha*I, Xc'yc)`` and ``intercept = mean(y) - mean(X) @ beta``. This runs in
-   NumPy float64 inside ``threadpoolctl.threadpool_limits(1)`` so BLAS threading cannot change the
-   order of floating-point additions, hence the bits.
+   canonically by ``keys.columns``, so any input row order gives the same bits.
+2. Rows with a null label are dropped; then time values with fewer than ``min_rows_per_day`` rows
+   left are dropped (a cross-section that small carries no ranking information). At least
+   ``min_days`` time values must remain.
+3. The target is the label demeaned per time value: models learn the cross-sectional ranking,
+   not the market's move.
 
-There is no randomness anywhere in this fit: ``seed`` is recorded in the config and in the model
-(and so in its hash) for the reproduction certificate, but nothing draws from it.
+The ridge (:class:`RidgeTrainer`) then standardizes the features per time value as defined in
+:mod:`ml_platform.models.frames` (z-score, winsorize, nulls neutral), pools all rows and solves a
+ridge regression with an unpenalized intercept in closed form: with ``Xc``, ``yc`` the
+pooled-centred design and target, ``beta = solve(Xc'Xc + alpha*I, Xc'yc)`` and ``intercept =
+mean(y) - mean(X) @ beta``, in NumPy float64 inside ``threadpoolctl.threadpool_limits(1)`` so BLAS
+threading cannot change the order of floating-point additions, hence the bits. There is no
+randomness in this fit: the seed of :class:`~ml_platform.models.protocol.ModelInputs` is recorded
+in the model (and so in its hash) for the reproduction certificate, but nothing draws from it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
 from ml_platform.errors import ConfigurationError, DataError
-from ml_platform.models.model import (
-    DEFAULT_WINSOR_Z,
-    KEYS,
-    LinearSignalModel,
+from ml_platform.keys import FrameKeys
+from ml_platform.models.frames import (
     canonical_sort,
-    check_feature_columns,
     check_keys,
     date_starts,
     demean_by_date,
     numeric_matrix,
     require_columns,
+    require_keys,
     standardize_by_date,
+    time_window,
 )
+from ml_platform.models.model import DEFAULT_WINSOR_Z, LinearSignalModel
+from ml_platform.models.protocol import RIDGE_FORMAT, ModelInputs
 from ml_platform.window import DataWindow
+
+__all__ = ["PreparedSet", "RidgeTrainer", "check_fit_settings", "prepare_training", "split_window"]
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
-    """What to fit and how; every field is recorded with the model.
+class PreparedSet:
+    """The usable rows of a training set, ready to fit on, in canonical order.
 
     Attributes:
-        feature_columns: model inputs, in the order the coefficients follow.
-        label_column: the target, a next-bar log return (null where not yet known).
-        alpha: ridge penalty on the coefficients (not on the intercept); must be > 0.
-        seed: recorded for reproduction; the closed-form fit has no randomness and does not use it.
-        min_days: dates with usable rows required after filtering, else the fit is refused.
-        min_rows_per_day: usable rows (non-null label) a date needs to be kept; at least 2.
-        winsor_z: clip bound of the per-date feature z-scores (``math.inf`` disables clipping).
-
-    Example:
-        >>> TrainingConfig(feature_columns=("mom_21d", "vol_21d"), alpha=10.0).alpha
-        10.0
+        features: ``(rows, features)`` float64, NaN where the feature is null.
+        target: the label demeaned per time value.
+        starts: row offsets where each time value's block begins.
+        window: the calendar days of the whole training set (before rows were dropped).
     """
 
-    feature_columns: tuple[str, ...]
-    label_column: str = "fwd_ret_1d"
-    alpha: float = 1.0
-    seed: int = 0
-    min_days: int = 60
-    min_rows_per_day: int = 2
-    winsor_z: float = DEFAULT_WINSOR_Z
+    features: np.ndarray
+    target: np.ndarray
+    starts: np.ndarray
+    window: DataWindow
 
-    def __post_init__(self) -> None:
-        columns = check_feature_columns(self.feature_columns)
-        object.__setattr__(self, "feature_columns", columns)
-        if not isinstance(self.label_column, str) or not self.label_column:
-            raise ConfigurationError(f"label_column must be a non-empty string, got {self.label_column!r}")
-        if self.label_column in columns or self.label_column in KEYS:
-            raise ConfigurationError(
-                f"label_column {self.label_column!r} cannot also be a feature or key column"
-            )
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)):
-            raise ConfigurationError(f"alpha must be a number, got {self.alpha!r}")
-        if not (self.alpha > 0 and math.isfinite(self.alpha)):
-            raise ConfigurationError(f"alpha must be a finite ridge penalty > 0, got {self.alpha}; try 1.0")
-        object.__setattr__(self, "alpha", float(self.alpha))
-        for name, lowest in (("seed", None), ("min_days", 1), ("min_rows_per_day", 2)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigurationError(f"{name} must be an integer, got {value!r}")
-            if lowest is not None and value < lowest:
-                raise ConfigurationError(f"{name} must be at least {lowest}, got {value}")
-        winsor_z = self.winsor_z
-        if isinstance(winsor_z, bool) or not isinstance(winsor_z, (int, float)) or not winsor_z > 0:
-            raise ConfigurationError(f"winsor_z must be > 0 (math.inf disables clipping), got {winsor_z!r}")
-        object.__setattr__(self, "winsor_z", float(self.winsor_z))
+    @property
+    def n_rows(self) -> int:
+        return int(self.target.size)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values for logging as run parameters (feature columns as a list)."""
-        data = asdict(self)
-        data["feature_columns"] = list(self.feature_columns)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
-        """Inverse of :meth:`to_dict`; unknown or missing keys raise :class:`ConfigurationError`."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown or "feature_columns" not in data:
-            raise ConfigurationError(
-                f"training config record has unknown keys {sorted(unknown)} or lacks 'feature_columns'"
-            )
-        return cls(**{**data, "feature_columns": tuple(data["feature_columns"])})
+    @property
+    def n_days(self) -> int:
+        return int(self.starts.size)
 
 
-def train(training_set: pl.DataFrame, config: TrainingConfig) -> LinearSignalModel:
-    """Fit the cross-sectional ridge model; the same rows always give the same model bytes.
+def check_fit_settings(*, winsor_z: object, min_days: object, min_rows_per_day: object) -> None:
+    """Refuse a bad clip bound or row/time minimums (shared by every trainer's ``__post_init__``)."""
+    for name, value, lowest in (("min_days", min_days, 1), ("min_rows_per_day", min_rows_per_day, 2)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            raise ConfigurationError(f"{name} must be an integer >= {lowest}, got {value!r}")
+    if isinstance(winsor_z, bool) or not isinstance(winsor_z, (int, float)) or not winsor_z > 0:
+        raise ConfigurationError(f"winsor_z must be > 0 (math.inf disables clipping), got {winsor_z!r}")
 
-    Args:
-        training_set: ``date`` (Date), ``instrument`` (String), the config's feature columns and
-            label column (numeric, nullable). Extra columns are ignored; row order does not matter.
-        config: what to fit.
 
-    Returns:
-        The fitted :class:`LinearSignalModel`, its ``training_window`` the input's date span.
+def prepare_training(training_set: pl.DataFrame, inputs: ModelInputs, *, min_days: int,
+                     min_rows_per_day: int) -> PreparedSet:
+    """Validate, sort and filter a training set (module steps 1-3).
 
     Raises:
+        ConfigurationError: ``inputs`` is not a :class:`ModelInputs`.
         DataError: the set is empty; columns are missing (all listed); keys are malformed or
             repeat; a feature or the label is all null or NaN-only (named); NaN or inf values
-            appear (column and count named); fewer than ``min_days`` usable dates remain (found
-            and needed counts given).
+            appear (column and count named); fewer than ``min_days`` usable time values remain
+            (found and needed counts given).
     """
-    if not isinstance(config, TrainingConfig):
-        raise ConfigurationError(f"config must be a TrainingConfig, got {type(config).__name__}")
-    what = "the training set"
+    if not isinstance(inputs, ModelInputs):
+        raise ConfigurationError(f"inputs must be a ModelInputs, got {type(inputs).__name__}")
+    if not isinstance(training_set, pl.DataFrame):
+        raise DataError(f"the training set must be a polars DataFrame, got {type(training_set).__name__}")
+    what, keys, label = "the training set", inputs.keys, inputs.label_column
     if training_set.height == 0:
+        raise DataError("the training set is empty: the training window holds no rows; widen it or backfill it")
+    require_columns(training_set, (*keys.columns, *inputs.feature_columns, label), what=what)
+    check_keys(training_set, keys, what=what)
+    frame = canonical_sort(training_set.select(*keys.columns, *inputs.feature_columns, label), keys)
+    numeric_matrix(frame, (*inputs.feature_columns, label), what=what)
+    labelled = frame.filter(pl.col(label).is_not_null())
+    usable = labelled.filter(pl.len().over(keys.time) >= min_rows_per_day)
+    n_days = usable[keys.time].n_unique()
+    if n_days < min_days:
         raise DataError(
-            "the training set is empty: the training window holds no rows; widen it or backfill it"
+            f"too few {keys.time} values to train: found {n_days} with at least {min_rows_per_day} labelled rows "
+            f"(of {frame[keys.time].n_unique()} in the set), need {min_days}; "
+            "widen the training window or lower min_days"
         )
-    require_columns(training_set, (*KEYS, *config.feature_columns, config.label_column), what=what)
-    check_keys(training_set, what=what)
-    frame = canonical_sort(training_set.select(*KEYS, *config.feature_columns, config.label_column))
-    numeric_matrix(frame, (*config.feature_columns, config.label_column), what=what)
-    window = DataWindow(frame["date"].min(), frame["date"].max())  # type: ignore[arg-type]
-
-    usable = _usable_rows(frame, config)
-    features = numeric_matrix(usable, config.feature_columns, what=what)
-    labels = usable[config.label_column].cast(pl.Float64).to_numpy().astype(np.float64)
-    starts = date_starts(usable["date"])
-    design = standardize_by_date(features, starts, config.winsor_z)
-    target = demean_by_date(labels, starts)
-    coefficients, intercept = _ridge(design, target, config.alpha)
-    return LinearSignalModel(
-        feature_columns=config.feature_columns,
-        coefficients=tuple(float(c) for c in coefficients),
-        intercept=intercept,
-        winsor_z=config.winsor_z,
-        label_column=config.label_column,
-        alpha=config.alpha,
-        seed=config.seed,
-        training_window=window,
-        n_days=len(starts),
-        n_rows=usable.height,
+    starts = date_starts(usable[keys.time])
+    labels = usable[label].cast(pl.Float64).to_numpy().astype(np.float64)
+    return PreparedSet(
+        features=numeric_matrix(usable, inputs.feature_columns, what=what),
+        target=demean_by_date(labels, starts),
+        starts=starts,
+        window=time_window(frame[keys.time]),
     )
 
 
-def _usable_rows(frame: pl.DataFrame, config: TrainingConfig) -> pl.DataFrame:
-    """Rows with a label, on dates with a large enough cross-section; refuses too few dates."""
-    labelled = frame.filter(pl.col(config.label_column).is_not_null())
-    kept = labelled.filter(pl.len().over("date") >= config.min_rows_per_day)
-    n_days = kept["date"].n_unique()
-    if n_days < config.min_days:
-        raise DataError(
-            f"too few days to train: found {n_days} dates with at least {config.min_rows_per_day} "
-            "labelled rows "
-            f"(of {frame['date'].n_unique()} dates in the set), need {config.min_days}; "
-            "widen the training window or lower min_days"
+@dataclass(frozen=True)
+class RidgeTrainer:
+    """The cross-sectional ridge: standardized features, pooled closed-form fit (see the module).
+
+    Attributes:
+        alpha: ridge penalty on the coefficients (not on the intercept); must be a finite number > 0.
+        winsor_z: clip bound of the per-time feature z-scores (``math.inf`` disables clipping).
+        min_days: time values with usable rows required after filtering, else the fit is refused.
+        min_rows_per_day: usable rows (non-null label) a time value needs to be kept; at least 2.
+
+    Example:
+        >>> RidgeTrainer(alpha=2.0).params()["alpha"]
+        2.0
+    """
+
+    format_id: ClassVar[str] = RIDGE_FORMAT
+
+    alpha: float = 10.0
+    winsor_z: float = DEFAULT_WINSOR_Z
+    min_days: int = 60
+    min_rows_per_day: int = 2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)):
+            raise ConfigurationError(f"alpha must be a number, got {self.alpha!r}")
+        if not (self.alpha > 0 and math.isfinite(self.alpha)):
+            raise ConfigurationError(f"alpha must be a finite ridge penalty > 0, got {self.alpha}; try 10.0")
+        check_fit_settings(winsor_z=self.winsor_z, min_days=self.min_days, min_rows_per_day=self.min_rows_per_day)
+        object.__setattr__(self, "alpha", float(self.alpha))
+        object.__setattr__(self, "winsor_z", float(self.winsor_z))
+
+    def params(self) -> dict[str, bool | int | float | str]:
+        """The hyper-parameters, as logged to MLflow."""
+        return {"alpha": self.alpha, "winsor_z": self.winsor_z, "min_days": self.min_days,
+                "min_rows_per_day": self.min_rows_per_day}
+
+    def fit(self, training_set: pl.DataFrame, inputs: ModelInputs) -> LinearSignalModel:
+        """Fit the ridge; the same rows always give the same model bytes, whatever their order.
+
+        Returns:
+            The fitted :class:`LinearSignalModel`, its ``training_window`` the input's day span.
+
+        Raises:
+            DataError: see :func:`prepare_training`; or the fit diverged.
+        """
+        prepared = prepare_training(training_set, inputs, min_days=self.min_days,
+                                    min_rows_per_day=self.min_rows_per_day)
+        design = standardize_by_date(prepared.features, prepared.starts, self.winsor_z)
+        coefficients, intercept = _ridge(design, prepared.target, self.alpha)
+        return LinearSignalModel(
+            feature_columns=inputs.feature_columns,
+            coefficients=tuple(float(c) for c in coefficients),
+            intercept=intercept,
+            winsor_z=self.winsor_z,
+            label_column=inputs.label_column,
+            alpha=self.alpha,
+            seed=inputs.seed,
+            training_window=prepared.window,
+            n_days=prepared.n_days,
+            n_rows=prepared.n_rows,
+            keys=inputs.keys,
         )
-    return kept
 
 
 def _ridge(design: np.ndarray, target: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
@@ -199,20 +207,21 @@ def _ridge(design: np.ndarray, target: np.ndarray, alpha: float) -> tuple[np.nda
 
 
 def split_window(
-    training_set: pl.DataFrame, validation_fraction: float, *, embargo_days: int = 0
+    training_set: pl.DataFrame, validation_fraction: float, *, keys: FrameKeys, embargo_days: int = 0
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split a set by date into an earlier training part and a later validation part.
+    """Split a set by time into an earlier training part and a later validation part.
 
-    The last ``round(n_dates * validation_fraction)`` distinct dates (at least one, and leaving at
-    least one) form the validation part; ``embargo_days`` dates just before it are dropped from
-    both parts (useful when labels span several bars). No date is in both parts; both come back
-    sorted by ``(date, instrument)``.
+    The last ``round(n_times * validation_fraction)`` distinct time values (at least one, and
+    leaving at least one) form the validation part; ``embargo_days`` time values just before it are
+    dropped from both parts (labels that look ahead must not straddle the split). No time value is
+    in both parts; both come back sorted by ``keys.columns``.
 
     Raises:
         ConfigurationError: ``validation_fraction`` is not strictly between 0 and 1, or
             ``embargo_days`` is negative.
-        DataError: the frame has no usable ``date`` column or too few dates to split.
+        DataError: the keys are missing or malformed, or there are too few time values to split.
     """
+    keys = require_keys(keys)
     if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, (int, float)):
         raise ConfigurationError(f"validation_fraction must be a number, got {validation_fraction!r}")
     if not 0.0 < validation_fraction < 1.0:
@@ -221,24 +230,19 @@ def split_window(
         )
     if isinstance(embargo_days, bool) or not isinstance(embargo_days, int) or embargo_days < 0:
         raise ConfigurationError(f"embargo_days must be an integer >= 0, got {embargo_days!r}")
-    require_columns(training_set, ("date",), what="the set to split")
-    if training_set.schema["date"] != pl.Date or training_set["date"].null_count():
-        raise DataError("the set to split needs a Date column 'date' without nulls")
-    dates = training_set["date"].unique().sort()
-    n_dates = dates.len()
-    if n_dates < 2 + embargo_days:
+    check_keys(training_set, keys, what="the set to split")
+    times = training_set[keys.time].unique().sort()
+    n_times = times.len()
+    if n_times < 2 + embargo_days:
         raise DataError(
-            f"cannot split {n_dates} dates into training and validation with an embargo of {embargo_days}; "
-            f"need at least {2 + embargo_days} dates"
+            f"cannot split {n_times} {keys.time} values into training and validation with an embargo of "
+            f"{embargo_days}; need at least {2 + embargo_days}"
         )
-    n_validation = min(max(round(n_dates * validation_fraction), 1), n_dates - 1 - embargo_days)
-    first_validation = dates[n_dates - n_validation]
-    last_train = dates[n_dates - n_validation - 1 - embargo_days]
-    if "instrument" in training_set.columns:
-        ordered = canonical_sort(training_set)
-    else:
-        ordered = training_set.sort("date", maintain_order=True)
+    n_validation = min(max(round(n_times * validation_fraction), 1), n_times - 1 - embargo_days)
+    first_validation = times[n_times - n_validation]
+    last_train = times[n_times - n_validation - 1 - embargo_days]
+    ordered = canonical_sort(training_set, keys)
     return (
-        ordered.filter(pl.col("date") <= last_train),
-        ordered.filter(pl.col("date") >= first_validation),
+        ordered.filter(pl.col(keys.time) <= last_train),
+        ordered.filter(pl.col(keys.time) >= first_validation),
     )

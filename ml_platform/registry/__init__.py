@@ -16,8 +16,9 @@ Layers, from pure to integrated:
 The MLflow-backed names are imported lazily, so the pure contract layer stays cheap to import.
 
 MLflow's anonymous usage telemetry is switched off (``MLFLOW_DISABLE_TELEMETRY``), and so are its
-artefact download progress bars, unless the process already set those variables, before MLflow is
-first imported through this package: the platform runs in restricted networks and must not phone home.
+artefact download progress bars, unless the process already set those variables, when a
+:class:`ModelRegistry` first connects or a pyfunc model is saved (see
+:func:`~ml_platform.registry.boundary.quiet_mlflow`); importing this package changes nothing.
 
 Example:
     >>> from ml_platform.registry import ModelRegistry, load_champion  # doctest: +SKIP
@@ -28,11 +29,7 @@ Example:
 from __future__ import annotations
 
 import importlib
-import os
 from typing import TYPE_CHECKING, Any
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from ml_platform.registry.contract import (
     CONTRACT_SCHEMA_VERSION,

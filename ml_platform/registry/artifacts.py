@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from ml_platform.models import LinearSignalModel
+from ml_platform.models.protocol import SignalModel
 from ml_platform.registry import entities as E
 from ml_platform.registry.boundary import sha256_of
 from ml_platform.registry.contract import DeployContract
@@ -50,7 +50,7 @@ def code_file_names(keys: list[str]) -> dict[str, str]:
 
 def stage_run_artifacts(
     staging: Path,
-    model: LinearSignalModel,
+    model: SignalModel,
     contract: DeployContract,
     code_snapshot: Mapping[str, str],
     code_hashes: Mapping[str, Mapping[str, str]] | None = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,9 +21,23 @@ from mlflow.exceptions import MlflowException
 from ml_platform.errors import MLPlatformError, ModelNotFound, RegistryError
 from ml_platform.registry.entities import STATUS_TAG, VersionStatus
 
-__all__ = ["abandon_registration", "as_uri", "from_millis", "mlflow_errors", "sha256_of", "sqlite_database_path"]
+__all__ = [
+    "abandon_registration", "as_uri", "from_millis", "mlflow_errors", "quiet_mlflow", "sha256_of",
+    "sqlite_database_path",
+]
 
 logger = logging.getLogger(__name__)
+
+
+def quiet_mlflow() -> None:
+    """Switch MLflow's usage telemetry and artefact progress bars off unless the process chose otherwise.
+
+    The platform runs in restricted networks and must not phone home. MLflow reads both variables
+    each time it would record an event or draw a bar, so setting them before the registry's first
+    client call is enough; a value the process already set (either way) is kept.
+    """
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def sha256_of(data: bytes) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, capture_environment
 from ml_platform.errors import IntegrityError, ModelNotFound
-from ml_platform.models import LinearSignalModel
+from ml_platform.models.protocol import SignalModel
 from ml_platform.registry.contract import ContractCheck, DeployContract, LiveFeatureStream, check_contract
 from ml_platform.registry.entities import CHAMPION_ALIAS
 from ml_platform.registry.store import ModelRegistry
@@ -28,14 +28,15 @@ class LoadedChampion:
         name: Registered model name.
         version: The champion version.
         contract: Its verified deploy contract.
-        model: The model, ready to ``predict`` on the live stream it was checked against.
+        model: The model (of the contract's ``model_format``), ready to ``predict`` on the live stream it
+            was checked against.
         check: The passed check (with any environment differences a ``warn`` policy tolerated).
     """
 
     name: str
     version: str
     contract: DeployContract
-    model: LinearSignalModel
+    model: SignalModel
     check: ContractCheck
 
 
@@ -74,9 +75,11 @@ def load_champion(
     contract = registry.load_contract(model_name, version)
     check = check_contract(contract, live, running_env=running_env or capture_environment(), policy=policy)
     model = registry.load_model(model_name, version)
-    if model.sha256 != contract.model_sha256:  # load_model verified the bytes against the version tag
+    # load_model verified the bytes against the version tags; the contract is what was checked above.
+    if (model.sha256, model.format_id, model.keys) != (contract.model_sha256, contract.model_format, contract.keys):
         raise IntegrityError(
-            f"{contract.label}: the model is {model.sha256} but its contract promises {contract.model_sha256}; "
-            "do not serve it, register the model again"
+            f"{contract.label}: the model is {model.sha256} of format {model.format_id!r} keyed by ({model.keys}) but "
+            f"its contract promises {contract.model_sha256} of format {contract.model_format!r} keyed by "
+            f"({contract.keys}); do not serve it, register the model again"
         )
     return LoadedChampion(model_name, version, contract, model, check)

@@ -13,15 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ml_platform.commands_common import defs_option, registry_location
 from ml_platform.errors import RegistryError
 
 if TYPE_CHECKING:
     from ml_platform.registry.contract import DeployContract
     from ml_platform.registry.store import ModelRegistry
 
-DEFAULT_TRACKING_URI = "sqlite:///.ml_platform/mlflow/mlflow.db"
-
-__all__ = ["DEFAULT_TRACKING_URI", "models"]
+__all__ = ["models"]
 
 
 def _registry_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -29,20 +28,23 @@ def _registry_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option("--registry-uri", default=None, help="MLflow registry URI (default: the tracking URI).")(
         command
     )
+    command = defs_option(command)
     return click.option(
-        "--tracking-uri", default=DEFAULT_TRACKING_URI, show_default=True, help="MLflow tracking URI."
+        "--tracking-uri", default=None, help="MLflow tracking URI (default: from --defs or ML_PLATFORM_* settings)."
     )(command)
 
 
-def _open(tracking_uri: str, registry_uri: str | None) -> ModelRegistry:
+def _open(tracking_uri: str | None, registry_uri: str | None, defs_target: str | None) -> ModelRegistry:
     from ml_platform.registry.store import ModelRegistry, sqlite_database_path
 
+    tracking_uri, artifact_location = registry_location(tracking_uri, defs_target)
     database = sqlite_database_path(tracking_uri)
     if database is not None and not database.is_file():
         raise RegistryError(
-            f"no model registry at {database}: train and register a model first, or pass --tracking-uri"
+            f"no model registry at {database}: train and register a model first, or pass --tracking-uri, "
+            "--defs, or set ML_PLATFORM_HOME"
         )
-    return ModelRegistry(tracking_uri, registry_uri)
+    return ModelRegistry(tracking_uri, registry_uri, artifact_location)
 
 
 @click.group()
@@ -52,9 +54,9 @@ def models() -> None:
 
 @models.command("list")
 @_registry_options
-def list_command(tracking_uri: str, registry_uri: str | None, as_json: bool) -> None:
+def list_command(tracking_uri: str | None, registry_uri: str | None, as_json: bool, defs_target: str | None) -> None:
     """List every registered model with its usable versions and champion."""
-    summaries = _open(tracking_uri, registry_uri).list_models()
+    summaries = _open(tracking_uri, registry_uri, defs_target).list_models()
     if as_json:
         click.echo(json.dumps([
             {"name": s.name, "versions": list(s.versions), "unusable_versions": list(s.unusable_versions),
@@ -76,9 +78,10 @@ def list_command(tracking_uri: str, registry_uri: str | None, as_json: bool) -> 
 @click.argument("name")
 @click.argument("version", required=False)
 @_registry_options
-def show_command(name: str, version: str | None, tracking_uri: str, registry_uri: str | None, as_json: bool) -> None:
+def show_command(name: str, version: str | None, tracking_uri: str | None, registry_uri: str | None, as_json: bool,
+                 defs_target: str | None) -> None:
     """Show every version of model NAME (or only VERSION) with its verified deploy contract."""
-    details = _open(tracking_uri, registry_uri).show(name, version)
+    details = _open(tracking_uri, registry_uri, defs_target).show(name, version)
     if as_json:
         click.echo(json.dumps([
             {"name": d.name, "version": d.version, "run_id": d.run_id, "status": d.status,
@@ -110,6 +113,8 @@ def _contract_lines(contract: DeployContract) -> list[str]:
     return [
         f"feature graph hash:     {contract.feature_graph_hash}",
         f"model sha256:           {contract.model_sha256}",
+        f"model format:           {contract.model_format}",
+        f"keys:                   {contract.keys}",
         f"training window:        {contract.training_window}",
         f"validation window:      {contract.validation_window}",
         f"training set data hash: {contract.training_set_data_hash}",

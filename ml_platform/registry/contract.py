@@ -7,6 +7,9 @@ model with one :class:`~ml_platform.errors.ContractViolation` that lists them al
 
 ``feature_graph_hash``
     the live features come from other feature code (any change in any ancestor node);
+``keys``
+    the live stream names other key columns than the model was trained on (checked when the
+    :class:`LiveFeatureStream` carries its keys);
 ``column <name>: missing`` / ``column <name>: not in the contract``
     a column the model was validated with is gone, or one it never saw appeared;
 ``column <name>: type``
@@ -22,6 +25,12 @@ model with one :class:`~ml_platform.errors.ContractViolation` that lists them al
 The canonical JSON (sorted keys, compact, ASCII) is the artefact stored in the registry; its SHA-256
 is recorded apart from it so that tampering is detected before the JSON is even parsed.
 
+Schema versions: ``ml_platform.contract/v2`` added ``model_format`` (the model's format id, e.g.
+``"ml_platform.ridge/v2"``) and ``keys`` (the frame keys, ``{"time": ..., "entities": [...]}``). A
+``v1`` contract is refused with a :class:`~ml_platform.errors.RegistryError` naming its schema
+version rather than upgraded: its model bytes are of the version-1 ridge format, which this code
+no longer reads either, so such a version is retrained and registered again.
+
 This module is pure: no Dagster, no MLflow.
 """
 
@@ -36,31 +45,24 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ml_platform.environment import (
-    EnvironmentLock,
-    EnvironmentPolicy,
-    check_environment,
-    diff_environments,
-)
+from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, check_environment, diff_environments
 from ml_platform.errors import ConfigurationError, ContractViolation, EnvironmentMismatch, RegistryError
+from ml_platform.keys import FrameKeys
+from ml_platform.models.protocol import check_format_id
 from ml_platform.registry.schema import FeatureField, FeatureSchema
 from ml_platform.window import DataWindow
 
-__all__ = [
-    "CONTRACT_SCHEMA_VERSION",
-    "ContractCheck",
-    "DeployContract",
-    "LiveFeatureStream",
-    "check_contract",
-]
+__all__ = ["CONTRACT_SCHEMA_VERSION", "ContractCheck", "DeployContract", "LiveFeatureStream", "check_contract"]
 
-CONTRACT_SCHEMA_VERSION = "ml_platform.contract/v1"
+CONTRACT_SCHEMA_VERSION = "ml_platform.contract/v2"
+#: Earlier schema versions, refused with a message saying what changed.
+_OLDER_SCHEMA_VERSIONS = {"ml_platform.contract/v1": "written before model formats and frame keys were recorded"}
 _HASH = re.compile(r"^[a-z0-9_]+:[0-9a-f]{16,128}$")
 _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 _FIELDS = (
-    "schema_version", "model_name", "model_version", "feature_graph_hash", "feature_schema",
-    "training_window", "validation_window", "training_set_data_hash", "model_sha256", "environment_hash",
-    "environment_lock", "seeds", "git_commit", "git_dirty", "trained_by", "created_at",
+    "schema_version", "model_name", "model_version", "feature_graph_hash", "feature_schema", "keys",
+    "training_window", "validation_window", "training_set_data_hash", "model_sha256", "model_format",
+    "environment_hash", "environment_lock", "seeds", "git_commit", "git_dirty", "trained_by", "created_at",
 )
 
 
@@ -78,10 +80,12 @@ class DeployContract:
         model_version: Registered version, ``None`` until the registry assigns one.
         feature_graph_hash: Graph hash (``"sha256:..."``) of the model's training input node.
         feature_schema: Schema of the model's input frame (keys and features, in order).
+        keys: The key columns of that frame (all in ``feature_schema``; the time column a date or timestamp).
         training_window: Days the model was trained on.
         validation_window: Days it was validated on.
         training_set_data_hash: Data hash of the training set (``"xxh3_128:..."``).
-        model_sha256: ``LinearSignalModel.sha256`` of the registered model bytes.
+        model_sha256: ``SignalModel.sha256`` of the registered model bytes.
+        model_format: The model's format id (``SignalModel.format_id``), which loads the bytes back.
         environment_hash: Hash of ``environment_lock``; checked against it on construction.
         environment_lock: ``EnvironmentLock.to_dict()`` of the training environment.
         seeds: Every seed used in training, by name.
@@ -89,17 +93,19 @@ class DeployContract:
         git_dirty: Whether the checkout had uncommitted changes.
         trained_by: Who trained it (recorded as MLflow's ``mlflow.user``).
         created_at: Timezone-aware creation time.
-        schema_version: ``"ml_platform.contract/v1"``.
+        schema_version: ``"ml_platform.contract/v2"``.
     """
 
     model_name: str
     model_version: str | None
     feature_graph_hash: str
     feature_schema: FeatureSchema
+    keys: FrameKeys
     training_window: DataWindow
     validation_window: DataWindow
     training_set_data_hash: str
     model_sha256: str
+    model_format: str
     environment_hash: str
     environment_lock: Mapping[str, Any] = field(hash=False, repr=False)
     seeds: Mapping[str, int] = field(hash=False)
@@ -124,6 +130,14 @@ class DeployContract:
                  f"model_sha256 must be 'sha256:<64 hex>', got {self.model_sha256!r}")
         _require(isinstance(self.feature_schema, FeatureSchema),
                  f"feature_schema must be a FeatureSchema, got {type(self.feature_schema).__name__}")
+        _require(isinstance(self.keys, FrameKeys), f"keys must be a FrameKeys, got {type(self.keys).__name__}")
+        missing = [c for c in self.keys.columns if c not in self.feature_schema.names]
+        _require(not missing, f"the feature schema lacks the key column(s) {missing} of keys ({self.keys}); "
+                              "build the schema from the model's input frame, keys included")
+        time_type = self.feature_schema.field(self.keys.time).type
+        _require(time_type == "date32[day]" or time_type.startswith("timestamp["),
+                 f"time column {self.keys.time!r} is {time_type} in the feature schema, expected a date or timestamp")
+        check_format_id(self.model_format)
         for name in ("training_window", "validation_window"):
             _require(isinstance(getattr(self, name), DataWindow), f"{name} must be a DataWindow")
         _require(self.git_commit is None or (isinstance(self.git_commit, str) and bool(self.git_commit)),
@@ -179,10 +193,12 @@ class DeployContract:
             "model_version": self.model_version,
             "feature_graph_hash": self.feature_graph_hash,
             "feature_schema": self.feature_schema.to_list(),
+            "keys": self.keys.to_dict(),
             "training_window": self.training_window.to_dict(),
             "validation_window": self.validation_window.to_dict(),
             "training_set_data_hash": self.training_set_data_hash,
             "model_sha256": self.model_sha256,
+            "model_format": self.model_format,
             "environment_hash": self.environment_hash,
             "environment_lock": json.loads(json.dumps(dict(self.environment_lock))),
             "seeds": dict(self.seeds),
@@ -220,6 +236,11 @@ class DeployContract:
         if not isinstance(data, dict):
             raise RegistryError(f"{source} is corrupt: expected a JSON object, got {type(data).__name__}")
         version = data.get("schema_version")
+        if version in _OLDER_SCHEMA_VERSIONS:
+            raise RegistryError(
+                f"{source} has schema version {version!r} ({_OLDER_SCHEMA_VERSIONS[version]}); this code reads "
+                f"{CONTRACT_SCHEMA_VERSION!r} only: retrain and register the model again with this ml_platform"
+            )
         if version != CONTRACT_SCHEMA_VERSION:
             raise RegistryError(
                 f"{source} has schema version {version!r}; this code reads {CONTRACT_SCHEMA_VERSION!r}: "
@@ -243,10 +264,12 @@ class DeployContract:
             model_version=data["model_version"],
             feature_graph_hash=data["feature_graph_hash"],
             feature_schema=FeatureSchema.from_list(data["feature_schema"]),
+            keys=FrameKeys.from_dict(data["keys"]),
             training_window=DataWindow.from_dict(data["training_window"]),
             validation_window=DataWindow.from_dict(data["validation_window"]),
             training_set_data_hash=data["training_set_data_hash"],
             model_sha256=data["model_sha256"],
+            model_format=data["model_format"],
             environment_hash=data["environment_hash"],
             environment_lock=data["environment_lock"],
             seeds=data["seeds"],
@@ -264,16 +287,23 @@ def _contract_from_json(text: str) -> DeployContract:
 
 @dataclass(frozen=True)
 class LiveFeatureStream:
-    """What a live feature source offers a model: its graph hash and its frame's schema."""
+    """What a live feature source offers a model: its graph hash, its frame's schema and, if known, its keys.
+
+    ``keys=None`` (a source that does not say) skips the key comparison; the schema comparison still
+    catches a key column that is missing or of another type.
+    """
 
     feature_graph_hash: str
     feature_schema: FeatureSchema
+    keys: FrameKeys | None = None
 
     def __post_init__(self) -> None:
         _require(isinstance(self.feature_graph_hash, str) and bool(_HASH.match(self.feature_graph_hash)),
                  f"live feature_graph_hash must look like 'algorithm:hexdigest', got {self.feature_graph_hash!r}")
         _require(isinstance(self.feature_schema, FeatureSchema),
                  f"live feature_schema must be a FeatureSchema, got {type(self.feature_schema).__name__}")
+        _require(self.keys is None or isinstance(self.keys, FrameKeys),
+                 f"live keys must be a FrameKeys or None, got {type(self.keys).__name__}")
 
 
 @dataclass(frozen=True)
@@ -348,6 +378,8 @@ def check_contract(
     differences: list[str] = []
     if live.feature_graph_hash != contract.feature_graph_hash:
         differences.append(f"feature_graph_hash: contract {contract.feature_graph_hash} != live {live.feature_graph_hash}")
+    if live.keys is not None and live.keys != contract.keys:
+        differences.append(f"keys: contract ({contract.keys}) != live ({live.keys})")
     differences.extend(_schema_differences(contract, live.feature_schema))
     tolerated: tuple[str, ...] = ()
     if running_env is not contract.environment and running_env.hash != contract.environment_hash:

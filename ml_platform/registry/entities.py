@@ -39,6 +39,7 @@ CHAMPION_ALIAS = "champion"
 STATUS_TAG = "ml_platform.status"
 FEATURE_GRAPH_HASH_TAG = "ml_platform.feature_graph_hash"
 MODEL_SHA256_TAG = "ml_platform.model_sha256"
+MODEL_FORMAT_TAG = "ml_platform.model_format"
 CONTRACT_SHA256_TAG = "ml_platform.contract_sha256"
 TRAINING_WINDOW_TAG = "ml_platform.training_window"
 VALIDATION_WINDOW_TAG = "ml_platform.validation_window"
@@ -57,7 +58,7 @@ ENVIRONMENT_ARTIFACT = "environment/environment_lock.json"
 CODE_DIR = "code"
 CODE_INDEX_ARTIFACT = "code/index.json"
 MODEL_DIR = "model"
-MODEL_BYTES_ARTIFACT = "model/artifacts/linear_signal_model.json"  # where MLflow puts pyfunc._MODEL_FILE
+MODEL_BYTES_ARTIFACT = "model/artifacts/signal_model.bin"  # where MLflow puts pyfunc._MODEL_FILE, any format
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 

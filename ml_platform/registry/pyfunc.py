@@ -1,17 +1,21 @@
-"""The MLflow pyfunc flavour of a :class:`~ml_platform.models.LinearSignalModel`.
+"""The MLflow pyfunc flavour of any :class:`~ml_platform.models.SignalModel`.
 
 The model is saved *from code* (MLflow's recommended form; MLflow 3 refuses to unpickle a pickled
 ``PythonModel`` by default): a three-line entry file written at save time imports
-:class:`LinearSignalPyfunc` from this module and hands it to ``mlflow.models.set_model``. No object is
-pickled. The model itself travels as its canonical bytes (``LinearSignalModel.to_bytes()``), an
-artefact of the MLflow model, and the model config carries its SHA-256 and the feature schema, so
-:meth:`LinearSignalPyfunc.load_context` refuses tampered bytes and :meth:`LinearSignalPyfunc.predict`
-casts MLflow's pandas input back to the exact Arrow types the model was validated on.
+:class:`SignalModelPyfunc` from this module and hands it to ``mlflow.models.set_model``. No
+``PythonModel`` is pickled. The model itself travels as its canonical bytes (``model.to_bytes()``,
+whatever its family) in one artefact of the MLflow model, and the model config carries its format id,
+SHA-256, keys and feature schema, so :meth:`SignalModelPyfunc.load_context` refuses tampered bytes and
+reads them with the loader of the recorded format
+(:func:`~ml_platform.models.protocol.load_model_bytes`; a family outside ml_platform must be registered
+with ``register_model_format`` in the serving process), and :meth:`SignalModelPyfunc.predict` casts
+MLflow's pandas input back to the exact Arrow types the model was validated on.
 
 Saving never touches the network or pip: ``pip_requirements`` are passed explicitly (the installed
-versions of the libraries predicting needs, read from package metadata), which turns MLflow's
-requirement inference off. ``ml_platform`` itself is not a pip requirement: the serving environment is
-the pinned one recorded in the deploy contract's environment lock.
+versions of the libraries predicting needs, read from package metadata, scikit-learn's for a
+scikit-learn model), which turns MLflow's requirement inference off. ``ml_platform`` itself is not a
+pip requirement: the serving environment is the pinned one recorded in the deploy contract's
+environment lock.
 """
 
 from __future__ import annotations
@@ -31,29 +35,32 @@ from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, DataType, Schema
 
 from ml_platform.errors import DataError, IntegrityError, RegistryError
-from ml_platform.models import LinearSignalModel
-from ml_platform.registry.boundary import sha256_of
+from ml_platform.keys import FrameKeys
+from ml_platform.models.protocol import SKLEARN_FORMAT, SignalModel, load_model_bytes
+from ml_platform.registry.boundary import quiet_mlflow, sha256_of
 from ml_platform.registry.schema import FeatureSchema
 
 __all__ = [
     "MODEL_ARTIFACT",
-    "LinearSignalPyfunc",
+    "SignalModelPyfunc",
     "default_pip_requirements",
     "model_signature",
     "save_pyfunc",
 ]
 
 #: Name of the model-bytes artefact inside the MLflow model (``context.artifacts[MODEL_ARTIFACT]``).
-MODEL_ARTIFACT = "linear_signal_model"
-_MODEL_FILE = "linear_signal_model.json"
-_CODE_FILE = "linear_signal_pyfunc.py"
+MODEL_ARTIFACT = "signal_model"
+_MODEL_FILE = "signal_model.bin"
+_CODE_FILE = "signal_model_pyfunc.py"
 _CODE = '''"""Models-from-code entry point written by ml_platform.registry.pyfunc.save_pyfunc."""
 import mlflow
-from ml_platform.registry.pyfunc import LinearSignalPyfunc
+from ml_platform.registry.pyfunc import SignalModelPyfunc
 
-mlflow.models.set_model(LinearSignalPyfunc())
+mlflow.models.set_model(SignalModelPyfunc())
 '''
-_PREDICT_LIBRARIES = ("mlflow", "numpy", "pandas", "polars", "pyarrow")
+_PREDICT_LIBRARIES = ("mlflow", "numpy", "pandas", "polars", "pyarrow", "threadpoolctl")
+#: Libraries a model format needs beyond :data:`_PREDICT_LIBRARIES` to be read and to predict.
+_FORMAT_LIBRARIES: dict[str, tuple[str, ...]] = {SKLEARN_FORMAT: ("scikit-learn", "scipy", "joblib")}
 _MLFLOW_TYPES: dict[str, DataType] = {
     "bool": DataType.boolean,
     "int8": DataType.integer,
@@ -82,27 +89,30 @@ def _mlflow_type(name: str, type_string: str) -> DataType:
     )
 
 
-def model_signature(schema: FeatureSchema) -> ModelSignature:
-    """The MLflow signature: the feature schema in, ``[date, instrument, score]`` out.
+def model_signature(schema: FeatureSchema, keys: FrameKeys) -> ModelSignature:
+    """The MLflow signature: the feature schema in, ``[*keys.columns, score]`` out.
 
     Raises:
-        RegistryError: a column type has no MLflow equivalent.
+        RegistryError: a key column is not in the schema, or a column type has no MLflow equivalent.
     """
+    missing = [c for c in keys.columns if c not in schema.names]
+    if missing:
+        raise RegistryError(f"the feature schema lacks the key column(s) {missing}; schema: {list(schema.names)}")
     inputs = Schema([ColSpec(_mlflow_type(f.name, f.type), f.name) for f in schema.fields])
-    outputs = Schema(
-        [ColSpec(DataType.datetime, "date"), ColSpec(DataType.string, "instrument"), ColSpec(DataType.double, "score")]
-    )
+    outputs = Schema([*(ColSpec(_mlflow_type(c, schema.field(c).type), c) for c in keys.columns),
+                      ColSpec(DataType.double, "score")])
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def default_pip_requirements() -> list[str]:
-    """Exact pins of the installed libraries prediction imports, read offline from package metadata."""
-    return [f"{name}=={importlib.metadata.version(name)}" for name in _PREDICT_LIBRARIES]
+def default_pip_requirements(format_id: str | None = None) -> list[str]:
+    """Exact pins of the installed libraries prediction imports (those of ``format_id`` too), offline."""
+    names = (*_PREDICT_LIBRARIES, *_FORMAT_LIBRARIES.get(format_id or "", ()))
+    return [f"{name}=={importlib.metadata.version(name)}" for name in names]
 
 
 def save_pyfunc(
     path: str | Path,
-    model: LinearSignalModel,
+    model: SignalModel,
     schema: FeatureSchema,
     *,
     pip_requirements: Sequence[str] | None = None,
@@ -111,22 +121,27 @@ def save_pyfunc(
 
     Args:
         path: Target directory.
-        model: The trained model.
-        schema: Its input schema; every ``model.feature_columns`` name must be in it.
-        pip_requirements: Explicit requirements; default :func:`default_pip_requirements`.
+        model: The trained model, of any registered format.
+        schema: Its input schema; every key and feature column of the model must be in it.
+        pip_requirements: Explicit requirements; default :func:`default_pip_requirements` of the model's format.
 
     Raises:
-        RegistryError: the schema lacks a model feature or has a type MLflow cannot describe, or
+        RegistryError: the schema lacks a model key or feature or has a type MLflow cannot describe, or
             MLflow failed to save.
     """
     missing = [c for c in model.feature_columns if c not in schema.names]
     if missing:
         raise RegistryError(f"the feature schema lacks the model's feature column(s) {missing}; schema: {list(schema.names)}")
-    signature = model_signature(schema)
-    requirements = list(pip_requirements) if pip_requirements is not None else default_pip_requirements()
+    signature = model_signature(schema, model.keys)
+    requirements = (list(pip_requirements) if pip_requirements is not None
+                    else default_pip_requirements(model.format_id))
+    data = model.to_bytes()
+    config = {"model_format": model.format_id, "model_sha256": sha256_of(data), "keys": model.keys.to_dict(),
+              "feature_schema": schema.to_list()}
+    quiet_mlflow()
     with tempfile.TemporaryDirectory(prefix="ml_platform_pyfunc_") as staging:
         model_file = Path(staging) / _MODEL_FILE
-        model_file.write_bytes(model.to_bytes())
+        model_file.write_bytes(data)
         code_file = Path(staging) / _CODE_FILE
         code_file.write_text(_CODE, encoding="utf-8")
         try:
@@ -137,28 +152,32 @@ def save_pyfunc(
                     path=str(path),
                     python_model=str(code_file),
                     artifacts={MODEL_ARTIFACT: str(model_file)},
-                    model_config={"model_sha256": model.sha256, "feature_schema": schema.to_list()},
+                    model_config=config,
                     signature=signature,
                     pip_requirements=requirements,
-                    metadata={"ml_platform.model_sha256": model.sha256},
+                    metadata={"ml_platform.model_sha256": config["model_sha256"],
+                              "ml_platform.model_format": model.format_id},
                 )
         except mlflow.MlflowException as exc:
             raise RegistryError(f"MLflow could not save the pyfunc model to {path}: {exc}") from exc
 
 
-class LinearSignalPyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow ``PythonModel`` serving a :class:`LinearSignalModel` from its canonical bytes."""
+class SignalModelPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow ``PythonModel`` serving any :class:`~ml_platform.models.SignalModel` from its canonical bytes."""
 
     def __init__(self) -> None:
-        self._model: LinearSignalModel | None = None
+        self._model: SignalModel | None = None
         self._schema: pa.Schema | None = None
 
     def load_context(self, context: Any) -> None:
-        """Read the model bytes, verify their SHA-256 against the model config, and decode them.
+        """Read the model bytes, verify their SHA-256, and decode them with the recorded format's loader.
 
         Raises:
-            IntegrityError: the bytes do not match the SHA-256 recorded at save time.
-            DataError: the bytes are not a LinearSignalModel.
+            IntegrityError: the bytes do not match the SHA-256 recorded at save time, or decode to a
+                model with other keys than recorded.
+            ConfigurationError: the recorded format is unknown in this process (the known ones are listed).
+            DataError: the bytes are refused by the format's loader.
+            EnvironmentMismatch: the format needs another library version (e.g. scikit-learn).
         """
         config = dict(context.model_config or {})
         data = Path(context.artifacts[MODEL_ARTIFACT]).read_bytes()
@@ -169,17 +188,20 @@ class LinearSignalPyfunc(mlflow.pyfunc.PythonModel):
                 f"pyfunc model bytes hash to {actual} but the model was saved as {expected}; the artefact was "
                 "altered after registration: re-register the model version"
             )
-        self._model = LinearSignalModel.from_bytes(data)
+        model = load_model_bytes(config["model_format"], data)
+        if model.keys != FrameKeys.from_dict(config["keys"]):
+            raise IntegrityError(f"the pyfunc model's bytes are keyed by ({model.keys}), its config by {config['keys']}")
+        self._model = model
         self._schema = FeatureSchema.from_list(config["feature_schema"]).to_arrow()
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Score a feature frame; returns ``[date, instrument, score]`` as pandas.
+        """Score a feature frame; returns ``[*keys.columns, score]`` as pandas.
 
         Raises:
             DataError: the input lacks a column or a value cannot be cast to the contract type.
         """
         if self._model is None or self._schema is None:
-            raise DataError("LinearSignalPyfunc.predict called before load_context; load it with mlflow.pyfunc")
+            raise DataError("SignalModelPyfunc.predict called before load_context; load it with mlflow.pyfunc")
         frame = _to_polars(model_input, self._schema)
         return self._model.predict(frame).to_pandas()
 

@@ -1,7 +1,8 @@
 """Pure rules of registration: argument checks and the MLflow tags a run and a model version get.
 
 No MLflow import: :class:`~ml_platform.registry.store.ModelRegistry` delegates here before it talks
-to MLflow, so every malformed argument is refused before anything is written.
+to MLflow, so every malformed argument is refused before anything is written, including a model
+whose bytes do not load back through its own format (what the registry could not serve).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ml_platform.errors import ConfigurationError
-from ml_platform.models import LinearSignalModel
+from ml_platform.errors import ConfigurationError, MLPlatformError
+from ml_platform.models.protocol import SignalModel, load_model_bytes
 from ml_platform.registry import entities as E
 from ml_platform.registry.contract import DeployContract
 
@@ -22,7 +23,7 @@ _HASH_KEYS = frozenset({"code_hash", "graph_hash"})
 
 def check_registration(
     model_name: str,
-    model: LinearSignalModel,
+    model: SignalModel,
     contract: DeployContract,
     params: Mapping[str, Any],
     metrics: Mapping[str, float],
@@ -33,8 +34,11 @@ def check_registration(
     Raises:
         ConfigurationError: naming the first problem found and how to fix it.
     """
-    if not isinstance(model, LinearSignalModel):
-        raise ConfigurationError(f"model must be a LinearSignalModel, got {type(model).__name__}")
+    if not isinstance(model, SignalModel):
+        raise ConfigurationError(
+            f"model must implement the SignalModel protocol (format_id, keys, feature_columns, predict, to_bytes, "
+            f"sha256), got {type(model).__name__}; fit one with a Trainer such as RidgeTrainer or SklearnTrainer"
+        )
     if not isinstance(contract, DeployContract):
         raise ConfigurationError(f"contract must be a DeployContract, got {type(contract).__name__}")
     if contract.model_name != model_name:
@@ -49,9 +53,20 @@ def check_registration(
             f"the contract promises model bytes {contract.model_sha256} but the model is {model.sha256}; "
             "build the contract from this model"
         )
+    if contract.model_format != model.format_id:
+        raise ConfigurationError(
+            f"the contract promises a model of format {contract.model_format!r} but the model is "
+            f"{model.format_id!r}; build the contract from this model"
+        )
+    if contract.keys != model.keys:
+        raise ConfigurationError(
+            f"the contract's keys ({contract.keys}) differ from the model's ({model.keys}); build the contract from "
+            "the frame the model was trained on"
+        )
     missing = [c for c in model.feature_columns if c not in contract.feature_schema.names]
     if missing:
         raise ConfigurationError(f"the contract's feature schema lacks the model's feature column(s) {missing}")
+    _check_round_trip(model)
     if not isinstance(params, Mapping) or not all(isinstance(k, str) and k for k in params):
         raise ConfigurationError("params must map non-empty string names to values")
     if not isinstance(metrics, Mapping):
@@ -61,6 +76,21 @@ def check_registration(
             raise ConfigurationError(f"metric {key!r} must be a real number, got {value!r}")
     if not isinstance(experiment, str) or not experiment.strip():
         raise ConfigurationError(f"experiment must be a non-empty name, got {experiment!r}")
+
+
+def _check_round_trip(model: SignalModel) -> None:
+    """Refuse a model whose bytes do not load back, through its format, to the same bytes."""
+    data = model.to_bytes()
+    try:
+        again = load_model_bytes(model.format_id, data).to_bytes()
+    except MLPlatformError as exc:
+        raise ConfigurationError(
+            f"the model's bytes do not load back through its format {model.format_id!r}: {exc}") from exc
+    if again != data:
+        raise ConfigurationError(
+            f"the model's bytes load back through its format {model.format_id!r} as different bytes; its to_bytes is "
+            "not canonical, so its sha256 could not be verified after registration"
+        )
 
 
 def check_code_snapshot(code_snapshot: Mapping[str, str], code_hashes: Mapping[str, Mapping[str, str]] | None) -> None:
@@ -103,6 +133,7 @@ def run_tags(model_name: str, contract: DeployContract) -> dict[str, str]:
         E.TRAINING_SET_DATA_HASH_TAG: contract.training_set_data_hash,
         E.FEATURE_GRAPH_HASH_TAG: contract.feature_graph_hash,
         E.MODEL_SHA256_TAG: contract.model_sha256,
+        E.MODEL_FORMAT_TAG: contract.model_format,
         E.GIT_DIRTY_TAG: json.dumps(contract.git_dirty),
     }
     tags.update({f"{E.SEED_TAG_PREFIX}{name}": str(seed) for name, seed in contract.seeds.items()})
@@ -116,6 +147,7 @@ def version_tags(contract: DeployContract, contract_sha256: str) -> dict[str, st
     tags = {
         E.FEATURE_GRAPH_HASH_TAG: contract.feature_graph_hash,
         E.MODEL_SHA256_TAG: contract.model_sha256,
+        E.MODEL_FORMAT_TAG: contract.model_format,
         E.CONTRACT_SHA256_TAG: contract_sha256,
         E.TRAINING_WINDOW_TAG: str(contract.training_window),
         E.VALIDATION_WINDOW_TAG: str(contract.validation_window),

@@ -32,7 +32,7 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 
 from ml_platform.errors import ConfigurationError, DataError, IntegrityError, ModelNotFound, RegistryError
-from ml_platform.models import LinearSignalModel
+from ml_platform.models.protocol import SignalModel, load_model_bytes
 from ml_platform.registry import entities as E
 from ml_platform.registry.artifacts import stage_run_artifacts
 from ml_platform.registry.boundary import (
@@ -40,6 +40,7 @@ from ml_platform.registry.boundary import (
     as_uri,
     from_millis,
     mlflow_errors,
+    quiet_mlflow,
     sha256_of,
     sqlite_database_path,
 )
@@ -102,6 +103,7 @@ class ModelRegistry:
         if self._client_instance is None:
             if self._sqlite_file is not None:
                 self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            quiet_mlflow()
             with mlflow_errors(f"connect to the tracking store {self.tracking_uri}"):
                 self._client_instance = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         return self._client_instance
@@ -112,7 +114,7 @@ class ModelRegistry:
         self,
         *,
         model_name: str,
-        model: LinearSignalModel,
+        model: SignalModel,
         contract: DeployContract,
         params: Mapping[str, Any],
         metrics: Mapping[str, float],
@@ -124,7 +126,9 @@ class ModelRegistry:
 
         Args:
             model_name: Registered model name (letters, digits, ``_.-``).
-            model: The trained model; its ``sha256`` must equal ``contract.model_sha256``.
+            model: The trained model, of any registered format; its ``sha256`` and ``format_id`` must equal
+                ``contract.model_sha256`` and ``contract.model_format``. Its bytes are stored under one
+                artefact name whatever the family, and its format id is tagged on the run and the version.
             contract: The deploy contract, ``model_version`` still ``None``.
             params: Run params (values logged as strings, non-strings as JSON).
             metrics: Run metrics, real numbers (e.g. ``BacktestReport.to_dict()`` minus the window).
@@ -143,7 +147,7 @@ class ModelRegistry:
         E.check_model_name(model_name)
         check_registration(model_name, model, contract, params, metrics, experiment)
         check_code_snapshot(code_snapshot, code_hashes)
-        model_signature(contract.feature_schema)  # refuse a type MLflow cannot describe before writing anything
+        model_signature(contract.feature_schema, contract.keys)  # refuse what MLflow cannot describe, before writing
         client = self._client
         experiment_id = self._experiment_id(experiment)
         with mlflow_errors(f"start a training run for model {model_name!r}"):
@@ -315,25 +319,39 @@ class ModelRegistry:
                                  f"{found.tags.get(E.MODEL_SHA256_TAG)}; register it again")
         return contract
 
-    def load_model(self, name: str, version: str | int) -> LinearSignalModel:
-        """Load a version's model from its canonical bytes, verified against the recorded SHA-256.
+    def load_model(self, name: str, version: str | int) -> SignalModel:
+        """Load a version's model from its bytes, verified against the recorded SHA-256, by its recorded format.
 
         Raises:
             ModelNotFound: no such model or version.
-            RegistryError: the version is not ``ready``.
+            RegistryError: the version is not ``ready``, records no model format, or records a format
+                this process cannot load (the known formats are listed).
             IntegrityError: the bytes do not match the recorded SHA-256 or do not decode.
+            EnvironmentMismatch: the format needs another library version than installed (e.g. scikit-learn).
         """
         found = self._ready_version(name, version)
         what = f"model bytes of model {name!r} version {found.version}"
+        model_format = found.tags.get(E.MODEL_FORMAT_TAG)
+        if not model_format:
+            raise RegistryError(
+                f"model {name!r} version {found.version} records no model format (tag {E.MODEL_FORMAT_TAG}); it was "
+                "registered by an older ml_platform: retrain and register it again"
+            )
         data = self._download(found.run_id, E.MODEL_BYTES_ARTIFACT, what)
         recorded, actual = found.tags.get(E.MODEL_SHA256_TAG), sha256_of(data)
         if actual != recorded:
             raise IntegrityError(f"{what} hash to {actual} but {recorded} was recorded at registration: the "
                                  "artefact was altered or corrupted; do not serve this version, register it again")
         try:
-            return LinearSignalModel.from_bytes(data)
+            model = load_model_bytes(model_format, data)
+        except ConfigurationError as exc:
+            raise RegistryError(f"cannot load model {name!r} version {found.version}: {exc}") from exc
         except DataError as exc:
-            raise IntegrityError(f"{what} match their hash but do not decode: {exc}") from exc
+            raise IntegrityError(f"{what} match their hash but do not decode as {model_format!r}: {exc}") from exc
+        if model.sha256 != recorded:
+            raise IntegrityError(f"{what} decode to a model whose sha256 is {model.sha256}, not the recorded "
+                                 f"{recorded}: the {model_format!r} loader is not canonical; register it again")
+        return model
 
     def pyfunc_uri(self, name: str, version: str | int) -> str:
         """Where the version's MLflow pyfunc model lives, for ``mlflow.pyfunc.load_model``."""

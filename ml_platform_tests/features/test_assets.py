@@ -14,6 +14,7 @@ from ml_platform.io import PinnedIOManager, PinnedStoreResource
 from ml_platform.lineage.data_hash import hash_table
 from ml_platform_tests.features.graph_fixture import write_graph_package
 
+CALENDAR = dg.DailyPartitionsDefinition(start_date="2000-01-03")
 DAY = "2012-03-07"
 RANGE = {"dagster/asset_partition_range_start": "2012-03-05", "dagster/asset_partition_range_end": "2012-03-09"}
 
@@ -28,14 +29,14 @@ HISTORY = {"dagster/asset_partition_range_start": "2012-03-01", "dagster/asset_p
 
 def materialize_range(module, tmp_path, instance, tags=RANGE):
     """The root's history first (lookbacks need it, point-in-time), then the whole graph over the range."""
-    assets = build_feature_assets(module.GRAPH)
+    assets = build_feature_assets(module.GRAPH, partitions_def=CALENDAR)
     dg.materialize(assets, selection=[dg.AssetKey("base")], instance=instance,  # raises on failure
                    resources=resources(tmp_path), tags=HISTORY)
     return dg.materialize(assets, instance=instance, resources=resources(tmp_path), tags=tags)
 
 
 def statuses(module, instance, partition=DAY) -> dict[str, StaleStatus]:
-    defs = dg.Definitions(assets=build_feature_assets(module.GRAPH))
+    defs = dg.Definitions(assets=build_feature_assets(module.GRAPH, partitions_def=CALENDAR))
     resolver = CachingStaleStatusResolver(instance, defs.resolve_asset_graph(), LoadingContextForTest(instance))
     return {n.key: resolver.get_status(dg.AssetKey(n.key), partition) for n in module.GRAPH}
 
@@ -101,7 +102,7 @@ def test_ancestor_code_change_makes_every_descendant_unsynced_and_nothing_else(t
 
 def test_lookback_partitions_must_exist(tmp_path, dagster_instance):
     module = write_graph_package(tmp_path / "src")
-    assets = build_feature_assets(module.GRAPH)
+    assets = build_feature_assets(module.GRAPH, partitions_def=CALENDAR)
     dg.materialize(assets, selection=[dg.AssetKey("base")], instance=dagster_instance,
                    resources=resources(tmp_path), partition_key=DAY)
     # `a` needs two days of lookback that were never materialized: a clear error, no output written
@@ -114,7 +115,7 @@ def test_lookback_partitions_must_exist(tmp_path, dagster_instance):
 def test_unknown_partition_key_is_refused(tmp_path, dagster_instance):
     module = write_graph_package(tmp_path / "src")
     with pytest.raises(DagsterUnknownPartitionError, match="2012-02-30"):
-        dg.materialize(build_feature_assets(module.GRAPH), instance=dagster_instance,
+        dg.materialize(build_feature_assets(module.GRAPH, partitions_def=CALENDAR), instance=dagster_instance,
                        resources=resources(tmp_path), partition_key="2012-02-30")
 
 

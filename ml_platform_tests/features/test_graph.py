@@ -63,7 +63,7 @@ def test_middle_node_change_leaves_siblings_and_ancestors(tmp_path, original):
 def test_graph_json_lists_every_node(tmp_path):
     module = write_graph_package(tmp_path)
     doc = json.loads(module.GRAPH.to_json())
-    assert [n["key"] for n in doc["nodes"]][0] == "base"
+    assert next(n["key"] for n in doc["nodes"]) == "base"
     assert {n["key"] for n in doc["nodes"]} == set(KEYS)
     node = next(n for n in doc["nodes"] if n["key"] == "c")
     assert node["upstream"] == ["a", "b"] and node["function"].endswith(".nodes.c")

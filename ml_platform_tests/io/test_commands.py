@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from ml_platform.cli import main
 from ml_platform.environment import capture_environment
 from ml_platform.io.commands import env, verify
 from ml_platform.io.store import PinnedStore
@@ -55,8 +56,8 @@ def test_verify_of_an_asset_that_was_never_stored_fails(store: PinnedStore) -> N
 
 
 def test_verify_without_storage_says_where_it_looked(tmp_path: Path) -> None:
-    result = CliRunner().invoke(verify, ["--base-dir", str(tmp_path / "absent")])
-    assert result.exit_code == 1 and "no storage at" in result.output
+    result = CliRunner().invoke(main, ["verify", "--base-dir", str(tmp_path / "absent")])
+    assert result.exit_code == 2 and "no storage at" in result.output    # bad input, not a failed artefact
 
 
 def test_verify_under_strict_fails_on_an_environment_difference(store: PinnedStore, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from polars.testing import assert_frame_equal
 
 from ml_platform.environment import EnvironmentLock, capture_environment, derive_seed, git_state
-from ml_platform.errors import ConfigurationError
+from ml_platform.errors import ConfigurationError, PartitionError
 from ml_platform.io import PinnedIOManager, PinnedStore, PinnedStoreResource
 from ml_platform.lineage.data_hash import hash_table
 from ml_platform.window import DataWindow
@@ -49,7 +49,13 @@ def price_frame(days: list[str]) -> pl.DataFrame:
 
 
 @asset(partitions_def=DAILY, key_prefix="market")
-def prices(context: AssetExecutionContext) -> pl.DataFrame:
+def prices(context: AssetExecutionContext) -> Output[pl.DataFrame]:
+    # a range run is split into one file per partition on the column this metadata names
+    return Output(price_frame(list(context.partition_keys)), metadata={"ml_platform/time_column": "date"})
+
+
+@asset(partitions_def=DAILY, key_prefix="market", name="prices_unnamed_time")
+def prices_unnamed_time(context: AssetExecutionContext) -> pl.DataFrame:
     return price_frame(list(context.partition_keys))
 
 
@@ -168,7 +174,7 @@ def test_unpartitioned_round_trip_with_manifest_and_metadata(
     assert metadata["ml_platform/environment_hash"] == capture_environment().hash
     assert metadata["ml_platform/manifest"] == store.manifest_path("universe", None)
     assert metadata["ml_platform/rows"] == 3
-    code_checkout = git_state()  # the store records the git state of the ml_platform code itself
+    code_checkout = git_state()  # with no project root named, the store records the working directory's checkout
     assert (stored.manifest.git_commit, stored.manifest.git_dirty) == (
         code_checkout.commit,
         code_checkout.dirty,
@@ -194,6 +200,15 @@ def test_single_run_range_writes_one_file_per_day(
         assert events[("market/prices", day)]["ml_platform/manifest"] == store.manifest_path(
             "market/prices", day
         )
+
+
+def test_range_run_without_a_time_column_is_refused_naming_the_metadata(
+    io: PinnedIOManager, dagster_instance: DagsterInstance
+) -> None:
+    tags = {ASSET_PARTITION_RANGE_START_TAG: "2012-01-01", ASSET_PARTITION_RANGE_END_TAG: "2012-01-03"}
+    with pytest.raises(PartitionError, match="ml_platform/time_column"):
+        run([prices_unnamed_time], io, dagster_instance, tags=tags)
+    assert list(io.get_store().manifests("market/prices_unnamed_time")) == []   # nothing written
 
 
 def test_lookback_load_concatenates_partitions_and_records_them_upstream(
@@ -355,12 +370,12 @@ def test_range_output_with_rows_outside_the_run_is_refused(
     io: PinnedIOManager, dagster_instance: DagsterInstance
 ) -> None:
     @asset(partitions_def=DAILY, key_prefix="market", name="prices")
-    def sloppy_prices(context: AssetExecutionContext) -> pl.DataFrame:
-        return price_frame([*context.partition_keys, "2012-01-20"])
+    def sloppy_prices(context: AssetExecutionContext) -> Output[pl.DataFrame]:
+        return Output(price_frame([*context.partition_keys, "2012-01-20"]), metadata={"ml_platform/time_column": "date"})
 
     tags = {ASSET_PARTITION_RANGE_START_TAG: "2012-01-01", ASSET_PARTITION_RANGE_END_TAG: "2012-01-03"}
     result = run([sloppy_prices], io, dagster_instance, tags=tags, raise_on_error=False)
-    assert "outside the window 2012-01-01..2012-01-03" in error_text(result, "market__prices")
+    assert "outside the partitions 2012-01-01..2012-01-03" in error_text(result, "market__prices")
     assert list(io.get_store().manifests()) == []
 
 

@@ -9,7 +9,13 @@ import numpy as np
 import polars as pl
 import pytest
 
+from ml_platform.keys import FrameKeys
+from ml_platform.models import ModelInputs
+
+KEYS = FrameKeys("date", ("instrument",))
 FEATURES = ("mom_5d", "mom_21d", "noise")
+LABEL = "fwd_ret_1d"
+INPUTS = ModelInputs(KEYS, FEATURES, LABEL)
 #: The planted relation: label = 0.01 * mom_5d - 0.005 * mom_21d + noise; ``noise`` is unrelated.
 PLANTED = {"mom_5d": 0.01, "mom_21d": -0.005, "noise": 0.0}
 
@@ -39,6 +45,17 @@ def make_set(n_days: int = 70, n_names: int = 12, seed: int = 7, noise: float = 
     return frame.with_columns(
         pl.when(pl.col("date") == last).then(None).otherwise(pl.col("fwd_ret_1d")).alias("fwd_ret_1d")
     )
+
+
+def make_weekly_set(n_weeks: int = 40, n_tickers: int = 8, seed: int = 3) -> pl.DataFrame:
+    """The same planted relation on other keys: ``week`` (Date, Mondays) and an integer ``ticker``, shuffled."""
+    frame = make_set(n_days=n_weeks, n_names=n_tickers, seed=seed)
+    weeks = frame["date"].rank("dense").cast(pl.Int64) - 1
+    return frame.select(
+        (pl.lit(dt.date(2021, 1, 4)) + pl.duration(weeks=weeks)).alias("week"),
+        pl.col("instrument").str.slice(1).cast(pl.Int32).alias("ticker"),
+        *FEATURES, LABEL,
+    ).sample(fraction=1.0, shuffle=True, seed=seed)
 
 
 @pytest.fixture

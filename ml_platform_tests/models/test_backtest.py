@@ -8,11 +8,28 @@ import math
 import polars as pl
 import pytest
 
-from ml_platform.errors import DataError
-from ml_platform.models import BacktestReport, backtest, daily_ic, daily_pnl
+from ml_platform.errors import ConfigurationError, DataError
+from ml_platform.keys import FrameKeys
+from ml_platform.models import BacktestReport
+from ml_platform.models import backtest as backtest_on
+from ml_platform.models import daily_ic as daily_ic_on
+from ml_platform.models import daily_pnl as daily_pnl_on
 from ml_platform.window import DataWindow
 
 DAYS = [dt.date(2022, 3, d) for d in (1, 2, 3, 4)]
+KEYS = FrameKeys("date", ("instrument",))
+
+
+def backtest(signals: pl.DataFrame, labels: pl.DataFrame, label_column: str = "fwd_ret_1d") -> BacktestReport:
+    return backtest_on(signals, labels, label_column=label_column, keys=KEYS)
+
+
+def daily_pnl(signals: pl.DataFrame, labels: pl.DataFrame, label_column: str = "fwd_ret_1d") -> pl.DataFrame:
+    return daily_pnl_on(signals, labels, label_column=label_column, keys=KEYS)
+
+
+def daily_ic(signals: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    return daily_ic_on(signals, labels, label_column="fwd_ret_1d", keys=KEYS)
 
 
 def signals(rows: list[tuple[int, str, float, float]]) -> pl.DataFrame:
@@ -119,7 +136,8 @@ def test_report_round_trips_through_a_dict():
 
 
 def test_refusals():
-    with pytest.raises(DataError, match=r"found 1 days.*need at least 2"):
+    with pytest.raises(DataError, match=r"found 1 date values.*need at least 2; check that signals and labels "
+                                        r"cover the same \(date, instrument\) keys"):
         backtest(PAIR_SIGNALS.filter(pl.col("date") == DAYS[0]), PAIR_LABELS)
     with pytest.raises(DataError, match=r"'fwd_ret_1d' holds 2 non-finite values \(1 NaN, 1 inf\)"):
         label = pl.col("fwd_ret_1d")
@@ -136,3 +154,35 @@ def test_refusals():
             .otherwise(pl.col("weight")).alias("weight")), PAIR_LABELS)
     with pytest.raises(DataError, match=r"label frame lacks columns \['ret'\]"):
         daily_pnl(PAIR_SIGNALS, PAIR_LABELS, label_column="ret")
+
+
+def _rekeyed(frame: pl.DataFrame) -> pl.DataFrame:
+    """The same rows keyed by an hourly timestamp ``ts`` and an integer ``asset`` (A -> 10, B -> 11, C -> 12)."""
+    return frame.select(
+        (pl.col("date").cast(pl.Datetime("ms")) + pl.duration(hours=9)).alias("ts"),
+        (pl.col("instrument").str.replace("A", "10").str.replace("B", "11").str.replace("C", "12")
+         .cast(pl.Int16)).alias("asset"),
+        pl.all().exclude("date", "instrument"),
+    ).reverse()
+
+
+def test_the_same_book_on_other_keys_gives_the_same_report():
+    keys = FrameKeys("ts", ("asset",))
+    book = signals([(0, "A", 1.0, 0.5), (0, "B", -1.0, -0.5), (1, "A", 1.0, 0.5), (1, "C", -1.0, -0.5),
+                    (2, "A", -1.0, -0.5), (2, "C", 1.0, 0.5), (3, "A", -1.0, -0.5), (3, "C", 1.0, 0.5)])
+    realized = labels([(d, n, 0.001 * (d + 1) * (1 if n == "A" else -1)) for d in range(4) for n in "ABC"])
+    report = backtest_on(_rekeyed(book), _rekeyed(realized), label_column="fwd_ret_1d", keys=keys)
+    assert report == backtest(book, realized)
+    assert report.turnover == pytest.approx(1.0) and report.window == DataWindow(DAYS[0], DAYS[3])
+    daily = daily_pnl_on(_rekeyed(book), _rekeyed(realized), label_column="fwd_ret_1d", keys=keys)
+    assert daily.columns == ["ts", "pnl", "gross", "n_names"] and daily.schema["ts"] == pl.Datetime("ms")
+    assert daily["pnl"].to_list() == daily_pnl(book, realized)["pnl"].to_list()
+
+
+def test_sharpe_annualization_follows_the_period():
+    weekly = backtest_on(PAIR_SIGNALS, PAIR_LABELS, label_column="fwd_ret_1d", keys=KEYS, periods_per_year=52)
+    assert weekly.sharpe == pytest.approx(backtest(PAIR_SIGNALS, PAIR_LABELS).sharpe * math.sqrt(52 / 252))
+    with pytest.raises(ConfigurationError, match="periods_per_year"):
+        backtest_on(PAIR_SIGNALS, PAIR_LABELS, label_column="fwd_ret_1d", keys=KEYS, periods_per_year=0)
+    with pytest.raises(ConfigurationError, match="label_column must name the label"):
+        backtest_on(PAIR_SIGNALS, PAIR_LABELS, label_column="date", keys=KEYS)

@@ -1,7 +1,8 @@
-"""The model value object: preprocessing, prediction, canonical bytes and their refusals."""
+"""The ridge model value object: preprocessing, prediction on any keys, canonical bytes and their refusals."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -14,9 +15,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ml_platform.errors import ConfigurationError, DataError
-from ml_platform.models import LinearSignalModel
-from ml_platform.models.model import date_starts, standardize_by_date
+from ml_platform.keys import FrameKeys
+from ml_platform.models import RIDGE_FORMAT, LinearSignalModel, load_model_bytes
+from ml_platform.models.frames import date_starts, standardize_by_date
 from ml_platform.window import DataWindow
+
+WEEKLY = FrameKeys("week", ("exchange", "ticker"))
 
 DAY = dt.date(2022, 3, 1)
 
@@ -97,16 +101,61 @@ def test_predict_on_no_rows_gives_an_empty_typed_frame():
                                                              "score": pl.Float64})
 
 
+def weekly_frame() -> pl.DataFrame:
+    """Two weeks as UTC timestamps, two exchanges, integer tickers (repeated across exchanges), shuffled."""
+    rows = [(dt.datetime(2022, 3, 7 + 7 * w, 16, tzinfo=dt.UTC), ex, t, float((w + 1) * (t + 1) + (ex == "X") * 10))
+            for w in range(2) for ex in ("X", "Y") for t in range(3)]
+    frame = pl.DataFrame(rows, schema={"week": pl.Datetime("us", "UTC"), "exchange": pl.String,
+                                       "ticker": pl.Int64, "a": pl.Float64}, orient="row")
+    return frame.sample(fraction=1.0, shuffle=True, seed=5)
+
+
+def test_predict_on_other_keys_standardizes_per_time_value_and_sorts_by_every_key():
+    model = LinearSignalModel(("a",), (1.0,), 0.0, keys=WEEKLY)
+    frame = weekly_frame()
+    scores = model.predict(frame)
+    assert scores.columns == ["week", "exchange", "ticker", "score"]
+    assert scores.schema["week"] == pl.Datetime("us", "UTC") and scores.schema["ticker"] == pl.Int64
+    assert scores.select("week", "exchange", "ticker").rows() == sorted(frame.select("week", "exchange", "ticker").rows())
+    for week in scores.partition_by("week"):  # each week is one cross-section of six names
+        z = week["score"].to_numpy()
+        assert abs(z.sum()) < 1e-12 and math.isclose(float((z * z).mean()), 1.0, rel_tol=1e-12)
+    ordered = frame.sort("week", "exchange", "ticker")
+    again = LinearSignalModel(("a",), (1.0,), 0.0, keys=FrameKeys("week", ("ticker", "exchange"))).predict(frame)
+    assert again.select("week", "ticker", "exchange").rows() == ordered.sort("week", "ticker", "exchange").select(
+        "week", "ticker", "exchange").rows()
+
+
+def test_predict_refuses_a_frame_keyed_otherwise():
+    model = LinearSignalModel(("a",), (1.0,), 0.0, keys=WEEKLY)
+    with pytest.raises(DataError, match=r"lacks columns \['week', 'exchange', 'ticker'\]"):
+        model.predict(cross_section({"a": [1.0, 2.0]}))
+    frame = weekly_frame()
+    with pytest.raises(DataError, match="time column 'week' is Int64, expected Date or Datetime"):
+        model.predict(frame.with_columns(pl.col("ticker").alias("week")))
+    with pytest.raises(DataError, match=r"4 rows whose \(week, exchange, ticker\) key repeats"):
+        model.predict(frame.with_columns(pl.lit("X").alias("exchange")).filter(pl.col("ticker") < 1))
+    with pytest.raises(DataError, match="key column 'ticker' holds 1 nulls"):
+        model.predict(frame.with_columns(pl.when(pl.col("a") == 3.0).then(None).otherwise(pl.col("ticker"))
+                                         .alias("ticker")))
+
+
+def test_a_feature_named_like_a_key_is_refused():
+    with pytest.raises(ConfigurationError, match=r"include the key column\(s\) \['ticker'\]"):
+        LinearSignalModel(("ticker",), (1.0,), 0.0, keys=WEEKLY)
+
+
 # --- construction --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"coefficients": (1.0,)}, "1 coefficients for 2 feature columns"),
+    ({"keys": ("date", "instrument")}, "keys must be a FrameKeys"),
     ({"intercept": math.nan}, "finite"),
     ({"feature_columns": ("a", "a")}, "repeat"),
     ({"winsor_z": -1.0}, "winsor_z"),
     ({"alpha": 0.0}, "alpha"),
-    ({"label_column": "a"}, "label column"),
+    ({"label_column": "a"}, "label_column 'a' cannot also be a feature"),
     ({"n_rows": -1}, "negative"),
     ({"training_window": "2022-01-01..2022-02-01"}, "DataWindow"),
 ])
@@ -125,23 +174,36 @@ def test_numpy_numbers_are_normalized_to_python_floats():
 # --- canonical bytes -----------------------------------------------------------------------------
 
 MODEL = LinearSignalModel(("mom_5d", "vol_21d"), (0.1, -3e-310), -0.0, seed=3, alpha=2.0,
-                          training_window=DataWindow.parse("2021-01-04..2021-06-30"), n_days=120, n_rows=1200)
+                          training_window=DataWindow.parse("2021-01-04..2021-06-30"), n_days=120, n_rows=1200,
+                          label_column="fwd_ret_1d", keys=WEEKLY)
 
 
-def test_bytes_are_sorted_key_json_with_hex_floats():
+def test_bytes_are_sorted_key_json_with_hex_floats_and_the_keys():
     data = MODEL.to_bytes()
     payload = json.loads(data)
     assert list(payload) == sorted(payload)
+    assert payload["format"] == MODEL.format_id == RIDGE_FORMAT == "ml_platform.ridge/v2"
+    assert payload["keys"] == {"time": "week", "entities": ["exchange", "ticker"]}
     assert payload["coefficients"] == [(0.1).hex(), (-3e-310).hex()]
     assert payload["training_window"] == {"start": "2021-01-04", "end": "2021-06-30"}
     assert b" " not in data
     assert MODEL.sha256 == "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def test_the_keys_are_part_of_the_identity():
+    other = dataclasses.replace(MODEL, keys=FrameKeys("week", ("ticker", "exchange")))
+    assert other != MODEL and other.sha256 != MODEL.sha256
+
+
 def test_bytes_round_trip_bit_for_bit():
     again = LinearSignalModel.from_bytes(MODEL.to_bytes())
     assert again == MODEL and again.to_bytes() == MODEL.to_bytes()
     assert math.copysign(1.0, again.intercept) == -1.0  # -0.0 survives
+    loaded = load_model_bytes(RIDGE_FORMAT, MODEL.to_bytes())
+    frame = weekly_frame().rename({"a": "mom_5d"}).with_columns(vol_21d=pl.col("ticker").cast(pl.Float64))
+    first, second = MODEL.predict(frame), loaded.predict(frame)
+    assert first["score"].to_list() == second["score"].to_list()  # exact equality, not approx
+    assert first.equals(second)
 
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
@@ -166,7 +228,10 @@ def _edited(**changes: object) -> bytes:
     (b"{not json", "not ASCII JSON"),
     (b"[1, 2]", "expected a JSON object"),
     (_edited(format="sklearn.pickle"), "unknown model format 'sklearn.pickle'"),
-    (_edited(format_version=2), "format version 2"),
+    (_edited(format="ml_platform.models.LinearSignalModel", format_version=1), "version-1 ridge model bytes"),
+    (_edited(format_version=2), r"unexpected \['format_version'\]"),
+    (_edited(keys={"time": "week"}), r"corrupt model bytes: .*a FrameKeys record"),
+    (_edited(keys={"time": "week", "entities": "ticker"}), "not in canonical form"),
     (_edited(extra=1), r"unexpected \['extra'\]"),
     (_edited(intercept="zero"), "corrupt model bytes"),
     (_edited(seed="3"), "corrupt model bytes"),

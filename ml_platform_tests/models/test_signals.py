@@ -13,9 +13,16 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from ml_platform.errors import DataError
-from ml_platform.models import SIGNAL_SCHEMA, to_signals
+from ml_platform.keys import FrameKeys
+from ml_platform.models import to_signals as signals_for
 
 D1, D2 = dt.date(2022, 3, 1), dt.date(2022, 3, 2)
+KEYS = FrameKeys("date", ("instrument",))
+SIGNAL_SCHEMA = {"date": pl.Date, "instrument": pl.String, "score": pl.Float64, "weight": pl.Float64}
+
+
+def to_signals(frame: pl.DataFrame) -> pl.DataFrame:
+    return signals_for(frame, KEYS)
 
 
 def scores(rows: list[tuple[dt.date, str, float | None]]) -> pl.DataFrame:
@@ -88,3 +95,28 @@ def test_bad_score_frames_are_refused():
         to_signals(scores([(D1, "A", None)]))
     with pytest.raises(DataError, match="repeats"):
         to_signals(scores([(D1, "A", 1.0), (D1, "A", 2.0)]))
+
+
+def test_other_keys_rank_within_each_time_value_only():
+    """Keys (week, exchange, ticker): the same ticker on two exchanges is two names of one cross-section."""
+    keys = FrameKeys("week", ("exchange", "ticker"))
+    week = dt.datetime(2022, 3, 7, tzinfo=dt.UTC)
+    frame = pl.DataFrame(
+        [(week, "Y", 1, 3.0), (week, "X", 1, 1.0), (week, "X", 2, 2.0),
+         (week + dt.timedelta(weeks=1), "X", 1, 5.0), (week + dt.timedelta(weeks=1), "X", 2, 4.0)],
+        schema={"week": pl.Datetime("us", "UTC"), "exchange": pl.String, "ticker": pl.Int64, "score": pl.Float64},
+        orient="row")
+    out = signals_for(frame, keys)
+    assert out.columns == ["week", "exchange", "ticker", "score", "weight"]
+    assert out.select("exchange", "ticker", "weight").rows() == [
+        ("X", 1, -0.5), ("X", 2, 0.0), ("Y", 1, 0.5), ("X", 1, 0.5), ("X", 2, -0.5)]
+    assert signals_for(frame.clear(), keys).schema == pl.Schema(
+        {"week": pl.Datetime("us", "UTC"), "exchange": pl.String, "ticker": pl.Int64, "score": pl.Float64,
+         "weight": pl.Float64})
+    with pytest.raises(DataError, match=r"lacks columns \['date', 'instrument'\]"):
+        to_signals(frame)
+
+
+def test_keys_named_like_signal_columns_are_refused():
+    with pytest.raises(DataError, match=r"key column\(s\) \['weight'\] clash"):
+        signals_for(scores([(D1, "A", 1.0)]).rename({"instrument": "weight"}), FrameKeys("date", ("weight",)))

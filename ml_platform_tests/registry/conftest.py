@@ -8,24 +8,29 @@ own model name and never depends on another test's versions.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from mlflow import MlflowClient
+from sklearn.ensemble import RandomForestRegressor
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 from ml_platform.environment import capture_environment
-from ml_platform.models import LinearSignalModel
+from ml_platform.keys import FrameKeys
+from ml_platform.models import LinearSignalModel, ModelInputs, SignalModel, SklearnSignalModel, SklearnTrainer
 from ml_platform.registry import DeployContract, FeatureSchema, LiveFeatureStream
 from ml_platform.registry.entities import RegisteredVersion
 from ml_platform.registry.store import ModelRegistry
 from ml_platform.window import DataWindow
 
+KEYS = FrameKeys("date", ("instrument",))
 FEATURES = ("mom_5d", "mom_21d", "vol_21d")
 GRAPH_HASH = "sha256:" + hashlib.sha256(b"features/training_input@v1").hexdigest()
 OTHER_GRAPH_HASH = "sha256:" + hashlib.sha256(b"features/training_input@v2").hexdigest()
@@ -58,21 +63,36 @@ def feature_schema() -> FeatureSchema:
 def make_model(shift: float = 0.0) -> LinearSignalModel:
     return LinearSignalModel(
         FEATURES, (0.5 + shift, 0.25, -0.3), 0.0, training_window=DataWindow.parse("2019-01-02..2019-12-31"),
-        n_days=250, n_rows=1000,
+        n_days=250, n_rows=1000, label_column="fwd_ret_1d", keys=KEYS,
     )
 
 
-def make_contract(model_name: str, model: LinearSignalModel, **overrides: object) -> DeployContract:
+@functools.cache
+def make_sklearn_model(seed: int = 0) -> SklearnSignalModel:
+    """A small random forest fitted on 30 synthetic days of the conftest's features (seconds at most, cached)."""
+    rng = np.random.default_rng(seed)
+    days = [dt.date(2019, 1, 2) + dt.timedelta(days=i) for i in range(30) for _ in range(8)]
+    n = len(days)
+    frame = pl.DataFrame({"date": days, "instrument": [f"I{k}" for _ in range(30) for k in range(8)],
+                          **{f: rng.normal(size=n) for f in FEATURES}})
+    frame = frame.with_columns(fwd_ret_1d=0.01 * pl.col("mom_5d") - 0.005 * pl.col("vol_21d") ** 2)
+    trainer = SklearnTrainer(RandomForestRegressor(n_estimators=4, max_depth=3), min_days=20)
+    return trainer.fit(frame, ModelInputs(KEYS, FEATURES, "fwd_ret_1d", seed=seed))
+
+
+def make_contract(model_name: str, model: SignalModel, **overrides: object) -> DeployContract:
     env = capture_environment()
     values: dict[str, object] = {
         "model_name": model_name,
         "model_version": None,
         "feature_graph_hash": GRAPH_HASH,
         "feature_schema": feature_schema(),
+        "keys": model.keys,
         "training_window": DataWindow.parse("2019-01-02..2019-12-31"),
         "validation_window": DataWindow.parse("2020-01-02..2020-03-31"),
         "training_set_data_hash": DATA_HASH,
         "model_sha256": model.sha256,
+        "model_format": model.format_id,
         "environment_hash": env.hash,
         "environment_lock": env.to_dict(),
         "seeds": {"train": 1234, "split": 7},
@@ -99,7 +119,7 @@ def artifact_file(registry: ModelRegistry, run_id: str, relative: str) -> Path:
 
 @pytest.fixture
 def live() -> LiveFeatureStream:
-    return LiveFeatureStream(GRAPH_HASH, feature_schema())
+    return LiveFeatureStream(GRAPH_HASH, feature_schema(), KEYS)
 
 
 @pytest.fixture(scope="session")
@@ -115,10 +135,10 @@ def registry(registry_dir: Path) -> ModelRegistry:
 
 @pytest.fixture(scope="session")
 def register(registry: ModelRegistry) -> Callable[..., RegisteredVersion]:
-    """Register ``make_model(shift)`` under ``name`` with a matching contract; returns the RegisteredVersion."""
+    """Register ``model`` (default ``make_model(shift)``) under ``name`` with a matching contract."""
 
-    def _register(name: str, shift: float = 0.0, **params: object) -> RegisteredVersion:
-        model = make_model(shift)
+    def _register(name: str, shift: float = 0.0, model: SignalModel | None = None, **params: object) -> RegisteredVersion:
+        model = model if model is not None else make_model(shift)
         return registry.register(
             model_name=name, model=model, contract=make_contract(name, model),
             params={"alpha": 1.0, "features": list(FEATURES), **params},

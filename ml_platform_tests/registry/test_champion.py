@@ -9,6 +9,8 @@ import pytest
 
 from ml_platform.environment import capture_environment
 from ml_platform.errors import ContractViolation, IntegrityError, ModelNotFound
+from ml_platform.keys import FrameKeys
+from ml_platform.models import SKLEARN_FORMAT, SignalModel, SklearnSignalModel
 from ml_platform.registry import FeatureField, FeatureSchema, LiveFeatureStream, load_champion
 from ml_platform.registry.entities import RegisteredVersion
 from ml_platform.registry.store import ModelRegistry
@@ -19,6 +21,7 @@ from ml_platform_tests.registry.conftest import (
     feature_frame,
     feature_schema,
     make_model,
+    make_sklearn_model,
 )
 
 Register = Callable[..., RegisteredVersion]
@@ -92,7 +95,28 @@ def test_no_champion_says_to_promote_first(registry: ModelRegistry, register: Re
 def test_tampered_champion_is_not_served(registry: ModelRegistry, register: Register, live: LiveFeatureStream) -> None:
     registered = register("champ_tampered")
     registry.set_champion("champ_tampered", "1")
-    path = artifact_file(registry, registered.run_id, "model/artifacts/linear_signal_model.json")
+    path = artifact_file(registry, registered.run_id, "model/artifacts/signal_model.bin")
     path.write_bytes(make_model(9.0).to_bytes())
     with pytest.raises(IntegrityError, match="'champ_tampered' version 1"):
         load_champion(registry, "champ_tampered", live, policy="strict")
+
+
+def test_a_scikit_learn_champion_is_served_through_the_protocol(
+    registry: ModelRegistry, register: Register, live: LiveFeatureStream
+) -> None:
+    register("champ_forest")
+    register("champ_forest", model=make_sklearn_model())
+    registry.set_champion("champ_forest", "2")
+    loaded = load_champion(registry, "champ_forest", live, policy="strict")
+    assert isinstance(loaded.model, SignalModel) and isinstance(loaded.model, SklearnSignalModel)
+    assert loaded.contract.model_format == loaded.model.format_id == SKLEARN_FORMAT
+    expected = make_sklearn_model().predict(feature_frame())
+    assert loaded.model.predict(feature_frame())["score"].to_list() == expected["score"].to_list()
+
+
+def test_a_stream_keyed_otherwise_gets_nothing(registry: ModelRegistry, register: Register) -> None:
+    register("champ_keys")
+    registry.set_champion("champ_keys", "1")
+    other = LiveFeatureStream(GRAPH_HASH, feature_schema(), FrameKeys("date", ("mom_5d",)))
+    with pytest.raises(ContractViolation, match=r"keys: contract \(date, instrument\) != live \(date, mom_5d\)"):
+        load_champion(registry, "champ_keys", other, policy="strict")

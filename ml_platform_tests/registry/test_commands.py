@@ -46,6 +46,8 @@ def test_show_every_version_with_its_contract(registry: ModelRegistry, cli_model
     assert f"feature graph hash:     {contract.feature_graph_hash}" in text
     assert "training window:        2019-01-02..2019-12-31" in text
     assert "trained by:             alice@research" in text
+    assert "model format:           ml_platform.ridge/v2" in text
+    assert "keys:                   date, instrument" in text
     assert "vol_21d (double, nullable)" in text
 
 

@@ -8,18 +8,28 @@ import json
 import logging
 import pickle
 
+import polars as pl
 import pytest
 
 from ml_platform.environment import EnvironmentLock, capture_environment
 from ml_platform.errors import ConfigurationError, ContractViolation, RegistryError
+from ml_platform.keys import FrameKeys
+from ml_platform.models import LinearSignalModel
 from ml_platform.registry import (
+    CONTRACT_SCHEMA_VERSION,
     DeployContract,
     FeatureField,
     FeatureSchema,
     LiveFeatureStream,
     check_contract,
 )
-from ml_platform_tests.registry.conftest import OTHER_GRAPH_HASH, feature_schema, make_contract, make_model
+from ml_platform_tests.registry.conftest import (
+    KEYS,
+    OTHER_GRAPH_HASH,
+    feature_schema,
+    make_contract,
+    make_model,
+)
 
 
 @pytest.fixture
@@ -184,3 +194,60 @@ def test_bad_arguments_are_refused(contract: DeployContract, live: LiveFeatureSt
         check_contract(contract, live, running_env=capture_environment(), policy="lenient")
     with pytest.raises(ConfigurationError, match="EnvironmentLock"):
         check_contract(contract, live, running_env=contract.environment_lock, policy="strict")  # type: ignore[arg-type]
+
+
+# -- model format and keys ------------------------------------------------------------------------
+
+
+WEEKLY = FrameKeys("week", ("ticker",))
+
+
+def _weekly_contract() -> DeployContract:
+    model = LinearSignalModel(("mom_5d",), (1.0,), 0.0, keys=WEEKLY)
+    frame = pl.DataFrame({"week": [dt.date(2020, 1, 6)], "ticker": [7], "mom_5d": [0.1]})
+    schema = FeatureSchema.from_polars(frame, non_null=("week", "ticker"))
+    return make_contract("alpha", model, feature_schema=schema).with_version("3")
+
+
+def test_format_and_keys_are_recorded_in_the_json(contract: DeployContract) -> None:
+    data = json.loads(contract.to_json())
+    assert data["schema_version"] == CONTRACT_SCHEMA_VERSION == "ml_platform.contract/v2"
+    assert data["model_format"] == "ml_platform.ridge/v2" and data["keys"] == {"time": "date", "entities": ["instrument"]}
+    weekly = _weekly_contract()
+    assert json.loads(weekly.to_json())["keys"] == {"time": "week", "entities": ["ticker"]}
+    assert DeployContract.from_json(weekly.to_json()) == weekly and weekly.keys == WEEKLY
+
+
+def test_a_version_1_contract_is_refused_naming_its_schema_version(contract: DeployContract) -> None:
+    data = {k: v for k, v in contract.to_dict().items() if k not in ("keys", "model_format")}
+    data["schema_version"] = "ml_platform.contract/v1"
+    with pytest.raises(RegistryError, match=r"contract of model 'alpha' version 3 has schema version "
+                                            r"'ml_platform.contract/v1' \(written before model formats and frame keys "
+                                            r"were recorded\); this code reads 'ml_platform.contract/v2' only: "
+                                            r"retrain and register the model again"):
+        DeployContract.from_json(json.dumps(data), source="contract of model 'alpha' version 3")
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"keys": WEEKLY}, r"the feature schema lacks the key column\(s\) \['week', 'ticker'\] of keys \(week, ticker\)"),
+    ({"keys": FrameKeys("mom_5d", ("instrument",))}, "time column 'mom_5d' is double in the feature schema"),
+    ({"keys": ("date", "instrument")}, "keys must be a FrameKeys"),
+    ({"model_format": "ridge"}, "model format id 'ridge' is malformed"),
+])
+def test_keys_and_format_are_checked_at_construction(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        make_contract("alpha", make_model(), **overrides)
+
+
+def test_live_keys_are_compared_when_the_stream_carries_them(contract: DeployContract) -> None:
+    same = LiveFeatureStream(contract.feature_graph_hash, feature_schema(), FrameKeys("date", ("instrument",)))
+    check_contract(contract, same, running_env=capture_environment(), policy="strict")
+    other = LiveFeatureStream(contract.feature_graph_hash, feature_schema(), FrameKeys("instrument", ("date",)))
+    message = _violation(contract, other)
+    assert "keys: contract (date, instrument) != live (instrument, date)" in message and "1 difference(s)" in message
+    weekly = _weekly_contract()
+    with pytest.raises(ContractViolation, match=r"keys: contract \(week, ticker\) != live \(date, instrument\)"):
+        check_contract(weekly, LiveFeatureStream(weekly.feature_graph_hash, weekly.feature_schema, KEYS),
+                       running_env=capture_environment(), policy="strict")
+    with pytest.raises(ConfigurationError, match="live keys must be a FrameKeys or None"):
+        LiveFeatureStream(contract.feature_graph_hash, feature_schema(), ("date", "instrument"))  # type: ignore[arg-type]

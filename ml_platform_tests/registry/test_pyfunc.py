@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,13 +10,22 @@ import mlflow
 import numpy as np
 import polars as pl
 import pytest
+import sklearn
 
-from ml_platform.errors import DataError, IntegrityError, RegistryError
+from ml_platform.errors import ConfigurationError, DataError, IntegrityError, RegistryError
+from ml_platform.keys import FrameKeys
+from ml_platform.models import SKLEARN_FORMAT, LinearSignalModel, SklearnSignalModel
 from ml_platform.registry import FeatureField, FeatureSchema
 from ml_platform.registry.entities import RegisteredVersion
 from ml_platform.registry.pyfunc import default_pip_requirements, save_pyfunc
 from ml_platform.registry.store import ModelRegistry
-from ml_platform_tests.registry.conftest import artifact_file, feature_frame, feature_schema, make_model
+from ml_platform_tests.registry.conftest import (
+    artifact_file,
+    feature_frame,
+    feature_schema,
+    make_model,
+    make_sklearn_model,
+)
 
 Register = Callable[..., RegisteredVersion]
 
@@ -50,7 +60,7 @@ def test_saved_model_declares_signature_and_explicit_requirements(tmp_path: Path
 
 def test_tampered_model_bytes_are_refused_at_load(registry: ModelRegistry, register: Register) -> None:
     registered = register("pyfunc_tampered")
-    artifact_file(registry, registered.run_id, "model/artifacts/linear_signal_model.json").write_bytes(
+    artifact_file(registry, registered.run_id, "model/artifacts/signal_model.bin").write_bytes(
         make_model(3.0).to_bytes())
     with pytest.raises(IntegrityError, match="altered after registration"):
         mlflow.pyfunc.load_model(registry.pyfunc_uri("pyfunc_tampered", "1"))
@@ -71,3 +81,45 @@ def test_schema_without_a_model_feature_or_with_an_unmappable_type_is_refused(tm
     with pytest.raises(RegistryError, match="'window' has type duration"):
         save_pyfunc(tmp_path / "b", make_model(), odd)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_registered_scikit_learn_pyfunc_predicts_the_same_scores(registry: ModelRegistry, register: Register) -> None:
+    model = make_sklearn_model()
+    register("pyfunc_sklearn", model=model)
+    loaded = mlflow.pyfunc.load_model(registry.pyfunc_uri("pyfunc_sklearn", "1"))
+    assert isinstance(loaded.unwrap_python_model()._model, SklearnSignalModel)
+    frame = feature_frame()
+    expected = model.predict(frame)
+    assert expected["score"].n_unique() > 1  # a real forest, not a constant
+    _same_scores(loaded.predict(frame.to_pandas()), expected)
+    assert loaded.metadata.metadata["ml_platform.model_format"] == SKLEARN_FORMAT
+    assert f"scikit-learn=={sklearn.__version__}" in default_pip_requirements(SKLEARN_FORMAT)
+    assert not any(r.startswith("scikit-learn==") for r in default_pip_requirements(make_model().format_id))
+
+
+def test_pyfunc_of_other_keys_declares_them_as_outputs(tmp_path: Path) -> None:
+    keys = FrameKeys("week", ("ticker",))
+    model = LinearSignalModel(("mom_5d",), (1.0,), 0.0, keys=keys)
+    frame = pl.DataFrame({"week": [dt.datetime(2020, 1, 6, 16)] * 3 + [dt.datetime(2020, 1, 13, 16)] * 3,
+                          "ticker": [3, 1, 2, 3, 1, 2], "mom_5d": [0.1, 0.2, 0.4, 0.3, 0.0, None]},
+                         schema_overrides={"ticker": pl.Int64})
+    schema = FeatureSchema.from_polars(frame, non_null=("week", "ticker"))
+    save_pyfunc(tmp_path / "model", model, schema)
+    mlmodel = mlflow.models.Model.load(str(tmp_path / "model"))
+    assert [(c["name"], c["type"]) for c in mlmodel.signature.outputs.to_dict()] == [
+        ("week", "datetime"), ("ticker", "long"), ("score", "double")]
+    got = pl.from_pandas(mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(frame.to_pandas()))
+    expected = model.predict(frame)
+    assert got["ticker"].to_list() == expected["ticker"].to_list() == [1, 2, 3, 1, 2, 3]
+    np.testing.assert_array_equal(got["score"].to_numpy(), expected["score"].to_numpy())
+    with pytest.raises(RegistryError, match=r"lacks the key column\(s\) \['ticker'\]"):
+        save_pyfunc(tmp_path / "other", model, FeatureSchema(tuple(f for f in schema if f.name != "ticker")))
+
+
+def test_an_unknown_format_in_the_model_config_is_refused_at_load(tmp_path: Path) -> None:
+    save_pyfunc(tmp_path / "model", make_model(), feature_schema())
+    mlmodel_path = tmp_path / "model" / "MLmodel"
+    mlmodel_path.write_text(mlmodel_path.read_text().replace("model_format: ml_platform.ridge/v2",
+                                                             "model_format: acme.gbm/v3"))
+    with pytest.raises(ConfigurationError, match="unknown model format 'acme.gbm/v3'; known formats"):
+        mlflow.pyfunc.load_model(str(tmp_path / "model"))

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
 
+import mlflow
+import polars as pl
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from ml_platform.environment import capture_environment
 from ml_platform.errors import ConfigurationError, IntegrityError, ModelNotFound, RegistryError
+from ml_platform.keys import FrameKeys
+from ml_platform.models import (
+    SKLEARN_FORMAT,
+    LinearSignalModel,
+    SklearnSignalModel,
+    protocol,
+    register_model_format,
+)
 from ml_platform.registry import FeatureField, FeatureSchema
 from ml_platform.registry.entities import RegisteredVersion
 from ml_platform.registry.store import ModelRegistry
@@ -19,10 +35,13 @@ from ml_platform_tests.registry.conftest import (
     CODE_SNAPSHOT,
     DATA_HASH,
     GRAPH_HASH,
+    KEYS,
     artifact_file,
+    feature_frame,
     feature_schema,
     make_contract,
     make_model,
+    make_sklearn_model,
     mlflow_client,
 )
 
@@ -168,7 +187,7 @@ def test_deleted_contract_artefact_is_refused(registry: ModelRegistry, register:
 
 def test_overwritten_model_bytes_are_refused(registry: ModelRegistry, register: Register) -> None:
     registered = register("store_bad_bytes")
-    path = artifact_file(registry, registered.run_id, "model/artifacts/linear_signal_model.json")
+    path = artifact_file(registry, registered.run_id, "model/artifacts/signal_model.bin")
     path.write_bytes(make_model(0.5).to_bytes())
     with pytest.raises(IntegrityError, match="model bytes of model 'store_bad_bytes' version 1 hash to"):
         registry.load_model("store_bad_bytes", "1")
@@ -277,3 +296,120 @@ def test_feature_type_without_an_mlflow_equivalent_is_refused_before_a_run_start
 def _run_count(registry: ModelRegistry) -> int:
     client = mlflow_client(registry)
     return len(client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=50_000))
+
+
+# -- any model family -------------------------------------------------------------------------------
+
+
+def test_a_scikit_learn_model_registers_and_loads_back_bit_exact(registry: ModelRegistry, register: Register) -> None:
+    model = make_sklearn_model()
+    registered = register("store_sklearn", model=model)
+    assert registered.contract.model_format == SKLEARN_FORMAT == model.format_id
+    tags = mlflow_client(registry).get_model_version("store_sklearn", registered.version).tags
+    assert (tags["ml_platform.model_format"], tags["ml_platform.model_sha256"]) == (SKLEARN_FORMAT, model.sha256)
+    run_tags = mlflow_client(registry).get_run(registered.run_id).data.tags
+    assert run_tags["ml_platform.model_format"] == SKLEARN_FORMAT
+    assert artifact_file(registry, registered.run_id, "model/artifacts/signal_model.bin").read_bytes() == model.to_bytes()
+    loaded = registry.load_model("store_sklearn", registered.version)
+    assert isinstance(loaded, SklearnSignalModel) and loaded.to_bytes() == model.to_bytes()
+    assert loaded.predict(feature_frame())["score"].to_list() == model.predict(feature_frame())["score"].to_list()
+
+
+def test_ridge_and_forest_versions_of_one_model_each_load_by_their_format(
+    registry: ModelRegistry, register: Register
+) -> None:
+    register("store_mixed")
+    register("store_mixed", model=make_sklearn_model())
+    assert type(registry.load_model("store_mixed", "1")) is LinearSignalModel
+    assert type(registry.load_model("store_mixed", "2")) is SklearnSignalModel
+
+
+def test_an_unknown_or_missing_recorded_format_is_refused(registry: ModelRegistry, register: Register) -> None:
+    register("store_format")
+    client = mlflow_client(registry)
+    client.set_model_version_tag("store_format", "1", "ml_platform.model_format", "acme.gbm/v3")
+    with pytest.raises(RegistryError, match=r"cannot load model 'store_format' version 1: .*unknown model format "
+                                            r"'acme.gbm/v3'; known formats: \['ml_platform.ridge/v2', "
+                                            r"'ml_platform.sklearn/v1'"):
+        registry.load_model("store_format", "1")
+    client.set_model_version_tag("store_format", "1", "ml_platform.model_format", SKLEARN_FORMAT)
+    with pytest.raises(IntegrityError, match="match their hash but do not decode as 'ml_platform.sklearn/v1'"):
+        registry.load_model("store_format", "1")
+    client.delete_model_version_tag("store_format", "1", "ml_platform.model_format")
+    with pytest.raises(RegistryError, match="records no model format .* registered by an older ml_platform"):
+        registry.load_model("store_format", "1")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConstantModel:
+    """A family outside ml_platform: every row scores ``value``; canonical JSON bytes."""
+
+    format_id: ClassVar[str] = "tests.registry_constant/v1"
+    value: float
+    keys: FrameKeys = KEYS
+    feature_columns: tuple[str, ...] = ("mom_5d",)
+
+    def predict(self, features: pl.DataFrame) -> pl.DataFrame:
+        frame = features.select(*self.keys.columns).sort(self.keys.columns)
+        return frame.with_columns(score=pl.lit(self.value, dtype=pl.Float64))
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"value": self.value.hex()}).encode()
+
+    @property
+    def sha256(self) -> str:
+        return "sha256:" + hashlib.sha256(self.to_bytes()).hexdigest()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ConstantModel:
+        return cls(float.fromhex(json.loads(data)["value"]))
+
+
+def test_a_registered_outside_family_goes_through_the_registry_and_pyfunc(
+    registry: ModelRegistry, register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(protocol, "_REGISTERED", {})
+    model = ConstantModel(0.125)
+    with pytest.raises(ConfigurationError, match="bytes do not load back through its format 'tests.registry_constant/v1'"):
+        register("store_outside", model=model)  # not registered yet: the registry could never serve it
+    register_model_format(ConstantModel.format_id, ConstantModel.from_bytes)
+    registered = register("store_outside", model=model)
+    assert registry.load_model("store_outside", registered.version) == model
+    served = mlflow.pyfunc.load_model(registry.pyfunc_uri("store_outside", registered.version))
+    assert served.predict(feature_frame().to_pandas())["score"].tolist() == [0.125] * feature_frame().height
+
+
+def test_registration_refuses_a_contract_of_another_format_or_keys_or_a_non_model(registry: ModelRegistry) -> None:
+    model = make_model()
+    forest = make_sklearn_model()
+    cases = [
+        (model, make_contract("store_mismatch", model, model_format=SKLEARN_FORMAT),
+         "the contract promises a model of format 'ml_platform.sklearn/v1' but the model is 'ml_platform.ridge/v2'"),
+        (forest, make_contract("store_mismatch", forest, model_sha256=model.sha256), "the contract promises model bytes"),
+        (model, make_contract("store_mismatch", model, keys=FrameKeys("date", ("mom_5d",))),
+         r"the contract's keys \(date, mom_5d\) differ from the model's \(date, instrument\)"),
+        (forest.estimator, make_contract("store_mismatch", model), "model must implement the SignalModel protocol"),
+    ]
+    for candidate, contract, message in cases:
+        with pytest.raises(ConfigurationError, match=message):
+            registry.register(model_name="store_mismatch", model=candidate, contract=contract, params={}, metrics={},
+                              code_snapshot=CODE_SNAPSHOT)
+    assert "store_mismatch" not in [s.name for s in registry.list_models()]
+
+
+def test_importing_the_registry_sets_nothing_and_connecting_turns_telemetry_off(tmp_path: Path) -> None:
+    code = (
+        "import os\n"
+        "import ml_platform.registry, ml_platform.registry.store, ml_platform.registry.pyfunc\n"
+        "before = os.environ.get('MLFLOW_DISABLE_TELEMETRY'), os.environ.get('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR')\n"
+        f"registry = ml_platform.registry.ModelRegistry('sqlite:///{tmp_path / 'm.db'}')\n"
+        "registry.list_models()\n"
+        "after = os.environ.get('MLFLOW_DISABLE_TELEMETRY'), os.environ.get('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR')\n"
+        "print(before, after)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "(None, None) ('true', 'false')"
+    kept = subprocess.run([sys.executable, "-c", code], env={**env, "MLFLOW_DISABLE_TELEMETRY": "false"},
+                          capture_output=True, text=True, check=True)
+    assert kept.stdout.strip() == "('false', None) ('false', 'false')"  # a choice the process made is kept

@@ -11,9 +11,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from ml_platform.errors import ConfigurationError, DataError
-from ml_platform.features.compute import (
+from quant_alpha.compute import (
     cross_sectional_ranks,
     daily_returns,
     forward_return,
@@ -22,9 +20,10 @@ from ml_platform.features.compute import (
     trading_bars_to_calendar_days,
     volume_zscore,
 )
-from ml_platform.market.generator import SyntheticMarket
-from ml_platform.market.sample import SAMPLE_COVERAGE, load_sample_bars
-from ml_platform.window import DataWindow
+from quant_alpha.market.generator import SyntheticMarket
+from quant_alpha.market.sample import SAMPLE_COVERAGE, load_sample_bars
+
+from ml_platform import ConfigurationError, DataError, DataWindow
 
 KEYS = ["date", "instrument"]
 DAYS = [dt.date(2021, 1, d) for d in (4, 5, 6, 7, 8, 11, 12)]

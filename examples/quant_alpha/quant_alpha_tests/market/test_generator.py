@@ -9,12 +9,11 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from quant_alpha.compute import daily_returns, forward_return, momentum
+from quant_alpha.market.generator import SyntheticMarket, clear_generator_cache, exchange_holidays
+from quant_alpha.market.schema import BARS_SCHEMA, validate_bars
 
-from ml_platform.errors import ConfigurationError, WindowError
-from ml_platform.features.compute import daily_returns, forward_return, momentum
-from ml_platform.market.generator import SyntheticMarket, clear_generator_cache, exchange_holidays
-from ml_platform.market.schema import BARS_SCHEMA, validate_bars
-from ml_platform.window import DataWindow
+from ml_platform import ConfigurationError, DataWindow, WindowError
 
 LONG = DataWindow.parse("2000-01-03..2013-12-31")
 SEED = 7

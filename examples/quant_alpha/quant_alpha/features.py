@@ -1,7 +1,7 @@
 """The platform's feature graph: market data, point-in-time quant features, label and training set.
 
-Each node is a thin declaration over a pure function in :mod:`ml_platform.features.compute` or
-:mod:`ml_platform.market`; editing any function a node reaches changes that node's code hash and the
+Each node is a thin declaration over a pure function in :mod:`quant_alpha.compute` or
+:mod:`quant_alpha.market`; editing any function a node reaches changes that node's code hash and the
 graph hash of every node downstream.
 """
 
@@ -11,12 +11,11 @@ from dataclasses import replace
 
 import polars as pl
 
-from ml_platform.features import compute
-from ml_platform.features.graph import FeatureGraph
-from ml_platform.features.matrix import assemble_matrix, assemble_training_set, join_on_keys
-from ml_platform.features.spec import Upstream, feature
-from ml_platform.market.sources import load_bars
-from ml_platform.window import DataWindow
+from ml_platform import DataWindow, FeatureGraph, FrameKeys, Upstream, feature
+from quant_alpha import compute
+from quant_alpha.market.schema import KEYS
+from quant_alpha.market.sources import load_bars
+from quant_alpha.matrix import assemble_matrix, assemble_training_set, join_on_keys
 
 MOMENTUM_LOOKBACKS = (5, 21, 63)
 VOL_WINDOW = 21
@@ -88,10 +87,12 @@ FEATURE_NODES = (
 )
 #: The model's feature graph hash is the graph hash of this node.
 MODEL_INPUT_NODE = "feature_matrix"
+LABEL_NODE = "forward_return"
+TRAINING_NODE = "training_set"
 
 
 def build_graph(source: str | None = None) -> FeatureGraph:
-    """The platform's feature graph over a market data source, hashed over the ``ml_platform`` package.
+    """The example's feature graph over a market data source, hashed over the ``quant_alpha`` package.
 
     The source is a declared parameter of ``market_bars``, so it is part of that node's code hash and
     of every graph hash downstream: features computed from the synthetic universe and from the real
@@ -100,4 +101,4 @@ def build_graph(source: str | None = None) -> FeatureGraph:
     nodes = FEATURE_NODES
     if source is not None and source != market_bars.params["source"]:
         nodes = (replace(market_bars, params={**market_bars.params, "source": source}), *FEATURE_NODES[1:])
-    return FeatureGraph(nodes, project_packages=("ml_platform",))
+    return FeatureGraph(nodes, keys=FrameKeys(*KEYS[:1], KEYS[1:]), project_packages=("quant_alpha",))

@@ -27,8 +27,8 @@ from operator import add
 
 import polars as pl
 
-from ml_platform.errors import ConfigurationError, DataError
-from ml_platform.market.schema import KEYS
+from ml_platform import ConfigurationError, DataError
+from quant_alpha.market.schema import KEYS
 
 #: Trading days per year, for annualizing volatility.
 ANNUALIZATION = 252

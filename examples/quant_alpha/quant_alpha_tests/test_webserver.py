@@ -17,10 +17,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from quant_alpha.features import build_graph
 
-from ml_platform.features.nodes import build_graph
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]  # the repository: workspace.yaml, dagster.yaml
 QUERY = "{ assetNodes { assetKey { path } opVersion groupName isPartitioned } }"
 
 
@@ -32,7 +31,7 @@ def _free_port() -> int:
 
 def _get(url: str, data: bytes | None = None) -> bytes:
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(request, timeout=10) as response:
         return response.read()
 
 
@@ -43,7 +42,7 @@ def webserver(tmp_path):
     (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "ML_PLATFORM_HOME": str(tmp_path / ".ml_platform"),
-           "ML_PLATFORM_MARKET_SOURCE": "sample"}
+           "QUANT_ALPHA_MARKET_SOURCE": "sample"}
     log = (tmp_path / "webserver.log").open("w")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",

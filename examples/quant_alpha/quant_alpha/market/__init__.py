@@ -3,16 +3,16 @@
 Pure, no Dagster. :func:`load_bars` is the one entry point the feature graph uses.
 """
 
-from ml_platform.market.generator import SyntheticMarket, clear_generator_cache, exchange_holidays
-from ml_platform.market.sample import (
+from quant_alpha.market.generator import SyntheticMarket, clear_generator_cache, exchange_holidays
+from quant_alpha.market.sample import (
     SAMPLE_COVERAGE,
     SampleLoadReport,
     load_sample_bars,
     parse_sample_csv,
     sample_load_report,
 )
-from ml_platform.market.schema import BARS_SCHEMA, KEYS, empty_bars, row_problems, validate_bars
-from ml_platform.market.sources import SOURCES, load_bars
+from quant_alpha.market.schema import BARS_SCHEMA, KEYS, empty_bars, row_problems, validate_bars
+from quant_alpha.market.sources import SOURCES, load_bars
 
 __all__ = [
     "BARS_SCHEMA",

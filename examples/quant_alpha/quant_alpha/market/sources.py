@@ -1,7 +1,7 @@
 """One entry point for daily bars, whatever the source. Pure, no Dagster.
 
 The feature graph's ``market_bars`` node calls :func:`load_bars` with its configured source; every
-source returns frames of :data:`~ml_platform.market.schema.BARS_SCHEMA` in canonical order, and the
+source returns frames of :data:`~quant_alpha.market.schema.BARS_SCHEMA` in canonical order, and the
 output is validated here, at the boundary, so no malformed bar reaches a feature.
 """
 
@@ -11,11 +11,10 @@ from collections.abc import Callable
 
 import polars as pl
 
-from ml_platform.errors import ConfigurationError
-from ml_platform.market.generator import SyntheticMarket
-from ml_platform.market.sample import load_sample_bars
-from ml_platform.market.schema import validate_bars
-from ml_platform.window import DataWindow
+from ml_platform import ConfigurationError, DataWindow
+from quant_alpha.market.generator import SyntheticMarket
+from quant_alpha.market.sample import load_sample_bars
+from quant_alpha.market.schema import validate_bars
 
 
 def _synthetic(window: DataWindow, seed: int, n_instruments: int) -> pl.DataFrame:
@@ -40,7 +39,7 @@ def load_bars(source: str, window: DataWindow, *, seed: int, n_instruments: int)
     """Validated daily bars of ``source`` for every day of ``window``.
 
     Args:
-        source: ``"synthetic"`` (the seeded :class:`~ml_platform.market.generator.SyntheticMarket` with
+        source: ``"synthetic"`` (the seeded :class:`~quant_alpha.market.generator.SyntheticMarket` with
             its default origin 2000-01-03) or ``"sample"`` (the bundled real sample, 2000-03-01..2013-03-01;
             ``seed`` and ``n_instruments`` do not apply to it).
         window: the days to load.
@@ -48,7 +47,7 @@ def load_bars(source: str, window: DataWindow, *, seed: int, n_instruments: int)
         n_instruments: size of the synthetic universe.
 
     Returns:
-        A frame of :data:`~ml_platform.market.schema.BARS_SCHEMA` sorted by ``(date, instrument)``.
+        A frame of :data:`~quant_alpha.market.schema.BARS_SCHEMA` sorted by ``(date, instrument)``.
 
     Raises:
         ConfigurationError: an unknown source, or a bad seed or universe size for the synthetic source.

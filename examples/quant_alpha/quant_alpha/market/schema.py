@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from ml_platform.errors import DataError
+from ml_platform import DataError
 
 #: Column names and dtypes of a bars frame, in canonical column order.
 BARS_SCHEMA: pl.Schema = pl.Schema(

@@ -1,4 +1,4 @@
-"""``ml-platform demo``: the whole lifecycle on the embedded default, on real prices.
+"""``quant-alpha demo`` (``make demo``): the whole lifecycle on the embedded default, on real prices.
 
 1. materialize market data and point-in-time features (real daily prices bundled in bokeh-sampledata),
 2. assemble a training set over 2011, train, validate on its last quarter, register version N with its
@@ -18,10 +18,9 @@ from pathlib import Path
 import click
 import polars as pl
 
-from ml_platform.errors import ContractViolation
-from ml_platform.features import compute
-from ml_platform.features.nodes import MODEL_INPUT_NODE, build_graph
-from ml_platform.window import DataWindow
+from ml_platform import ContractViolation, DataWindow
+from quant_alpha import compute
+from quant_alpha.features import MODEL_INPUT_NODE, build_graph
 
 FEATURES = DataWindow.parse("2011-01-01..2012-02-29")
 TRAINING = DataWindow.parse("2011-01-03..2011-12-30")
@@ -48,32 +47,30 @@ def demo(home: str) -> None:
     """Run the whole lifecycle on the embedded default (real prices, SQLite, local files)."""
     import dagster as dg
 
-    from ml_platform.deployment import build_definitions
-    from ml_platform.io.store import PinnedStore
-    from ml_platform.lifecycle import Lifecycle, plan_ranges
-    from ml_platform.registry.store import ModelRegistry
-    from ml_platform.settings import Settings
+    from ml_platform import Lifecycle, ModelRegistry, PinnedStore, Settings
+    from quant_alpha.project import MODEL_NAME, project_definitions
 
-    settings = Settings.local(home, market_source="sample")
+    settings = Settings.local(home)
+    model_name = MODEL_NAME
     dagster_home = Path(settings.home) / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     yaml = dagster_home / "dagster.yaml"
     if not yaml.exists():
         yaml.write_text("telemetry:\n  enabled: false\n")
-    graph = build_graph(settings.market_source)
-    defs = build_definitions(settings, graph)
+    graph = build_graph("sample")
+    defs = project_definitions(settings, graph)
     registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location)
     started = time.perf_counter()
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         life = Lifecycle(defs, graph, instance, log_level="CRITICAL")
-        _say(f"feature graph (market source: {settings.market_source}; real AAPL/GOOG/IBM/MSFT/FB prices)")
+        _say("feature graph (market source: sample; real AAPL/GOOG/IBM/MSFT/FB prices)")
         for node in graph:
             click.echo(f"  {node.key:<22} code {_short(node.code_hash)}  graph {_short(node.graph_hash)}"
                        f"  <- {', '.join(node.spec.upstream_keys) or '(source)'}")
 
         _say(f"materialize features for {FEATURES} (point-in-time: history and label lookahead included)")
-        for span, keys in plan_ranges(graph, FEATURES):
+        for span, keys in life.plan(FEATURES):
             t = time.perf_counter()
             life.materialize(keys, span)
             click.echo(f"  {span}  {', '.join(keys)}  ({span.days} partitions each, {time.perf_counter() - t:.1f}s)")
@@ -85,24 +82,24 @@ def demo(home: str) -> None:
         click.echo(f"  {stored.frame.height} rows x {stored.frame.width} columns, data hash {stored.manifest.data_hash}")
 
         _say("train, validate, register")
-        result = life.train(model_name=settings.model_name)
+        result = life.train(model_name=model_name)
         meta = result.asset_materializations_for_node("trained_model")[-1].metadata
         version = meta["ml_platform/model_version"].value
-        click.echo(f"  registered {settings.model_name} version {version} (MLflow run {meta['ml_platform/mlflow_run_id'].value})")
+        click.echo(f"  registered {model_name} version {version} (MLflow run {meta['ml_platform/mlflow_run_id'].value})")
         click.echo(f"  trained on {meta['ml_platform/training_window'].value}, "
                    f"validated on {meta['ml_platform/validation_window'].value}")
         for name in ("sharpe", "ic_mean", "ic_tstat", "hit_rate", "turnover", "max_drawdown"):
             click.echo(f"  validation {name:<13} {meta[f'validation/{name}'].value: .4f}")
-        contract = registry.load_contract(settings.model_name, version)
+        contract = registry.load_contract(model_name, version)
         click.echo(f"  contract: feature graph {_short(contract.feature_graph_hash)}, "
                    f"{len(contract.feature_schema.fields)} columns, environment {_short(contract.environment_hash)}, "
                    f"model {_short(contract.model_sha256)}")
-        registry.set_champion(settings.model_name, version)
+        registry.set_champion(model_name, version)
         click.echo(f"  champion -> version {version}  (shortcut: the promotion gate will own this step)")
 
         _say(f"live signals and PnL for {LIVE} (champion loaded through its contract)")
         life.features(LIVE)
-        life.live(LIVE, settings.model_name)
+        life.live(LIVE, model_name)
         signals, _ = store.read_many("live_signals", LIVE.partition_keys())
         pnl, _ = store.read_many("live_pnl", LIVE.partition_keys())
         click.echo(f"  {signals.height} signals on {signals['date'].n_unique()} days from version "
@@ -118,11 +115,11 @@ def demo(home: str) -> None:
         edited = graph.with_function("momentum", momentum_edited)
         changed = sorted(n.key for n in graph if n.graph_hash != edited[n.key].graph_hash)
         click.echo(f"  graph hash changed for: {', '.join(changed)}; unchanged for the rest")
-        edited_life = Lifecycle(build_definitions(settings, edited), edited, instance, log_level="CRITICAL")
+        edited_life = Lifecycle(project_definitions(settings, edited), edited, instance, log_level="CRITICAL")
         edited_life.features(CHANGED)
         click.echo(f"  {MODEL_INPUT_NODE} for {CHANGED} now has graph hash {_short(edited[MODEL_INPUT_NODE].graph_hash)}")
         try:
-            edited_life.live(CHANGED, settings.model_name)
+            edited_life.live(CHANGED, model_name)
         except ContractViolation as exc:
             click.secho("  live signals refused at load time, no signal produced:", fg="red")
             for line in str(exc).splitlines():
@@ -132,8 +129,8 @@ def demo(home: str) -> None:
 
         _say("restore the original code's features for those days")
         life.features(CHANGED)
-        life.live(CHANGED, settings.model_name)
+        life.live(CHANGED, model_name)
         click.echo(f"  live signals for {CHANGED} produced again by version {version}")
     click.secho(f"\ndemo finished in {time.perf_counter() - started:.0f}s. Open the UI with `make ui` "
                 "(http://127.0.0.1:3000); models: `.venv/bin/ml-platform models show "
-                f"{settings.model_name}`", bold=True)
+                f"{model_name}`", bold=True)

@@ -36,9 +36,8 @@ from types import MappingProxyType
 
 import polars as pl
 
-from ml_platform.errors import DataError, WindowError
-from ml_platform.market.schema import BARS_SCHEMA, KEYS, row_problems, validate_bars
-from ml_platform.window import DataWindow
+from ml_platform import DataError, DataWindow, WindowError
+from quant_alpha.market.schema import BARS_SCHEMA, KEYS, row_problems, validate_bars
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ class SampleLoadReport:
         rows_read: data rows in the file.
         rows_kept: rows in the cleaned bars.
         dropped: rows dropped, per reason (only reasons that occurred); a row with several problems
-            counts once, under the first in :func:`~ml_platform.market.schema.row_problems` order.
+            counts once, under the first in :func:`~quant_alpha.market.schema.row_problems` order.
     """
 
     path: str
@@ -200,7 +199,7 @@ def sample_load_report() -> SampleLoadReport:
 
 
 def load_sample_bars(window: DataWindow) -> pl.DataFrame:
-    """Real daily bars (:data:`~ml_platform.market.schema.BARS_SCHEMA`) of the sample within ``window``.
+    """Real daily bars (:data:`~quant_alpha.market.schema.BARS_SCHEMA`) of the sample within ``window``.
 
     A window partly outside :data:`SAMPLE_COVERAGE` returns the days it shares with the coverage; a
     day without trading returns an empty frame.

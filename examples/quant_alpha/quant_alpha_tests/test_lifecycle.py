@@ -21,16 +21,17 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from quant_alpha.features import FEATURE_COLUMNS, MODEL_INPUT_NODE
+from quant_alpha.market.schema import KEYS
 
+from ml_platform import RidgeTrainer
 from ml_platform.errors import ContractViolation, DataError, IntegrityError, ModelNotFound, WindowError
-from ml_platform.features.matrix import KEYS
-from ml_platform.features.nodes import FEATURE_COLUMNS, MODEL_INPUT_NODE
 from ml_platform.io.manifest import Manifest
 from ml_platform.models.signals import to_signals
 from ml_platform.registry import entities as E
 from ml_platform.settings import Settings
 from ml_platform.window import DataWindow
-from ml_platform_tests.lifecycle_fixtures import (
+from quant_alpha_tests.lifecycle_fixtures import (
     Deployment,
     TrainedVersion,
     data_hashes,
@@ -53,7 +54,8 @@ SHORT_LIVE = DataWindow.parse("2011-12-29..2011-12-30")
 MODEL = "alpha_ridge"
 MIN_DAYS = 40
 TRAINED_BY = "e2e-analyst@research"
-TRAIN_CONFIG = {"min_days": MIN_DAYS, "validation_fraction": 0.25, "trained_by": TRAINED_BY}
+TRAIN_CONFIG = {"validation_fraction": 0.25, "trained_by": TRAINED_BY}
+TRAINER = RidgeTrainer(alpha=10.0, min_days=MIN_DAYS)
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedDeplo
     home = tmp_path_factory.mktemp("lifecycle")
     (home / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(home / "dagster")) as instance:
-        dep = Deployment.create(Settings.local(home / ".ml_platform"), instance)
+        dep = Deployment.create(Settings.local(home / ".ml_platform"), instance, trainer=TRAINER)
         dep.life.features(FEATURES)
         dep.life.training_set(TRAINING)
         first = dep.train(**TRAIN_CONFIG)
@@ -149,7 +151,7 @@ def test_live_signals_score_every_trading_day_through_the_champion(lifecycle: Tr
     assert set(run_ids(dep.store, "live_signals", LIVE).values()) == {result.run_id}
     # the signals are version 1's scores of exactly these features
     model = dep.registry.load_model(MODEL, "1")
-    expected = to_signals(model.predict(features.select(*KEYS, *FEATURE_COLUMNS)))
+    expected = to_signals(model.predict(features.select(*KEYS, *FEATURE_COLUMNS)), model.keys)
     assert signals.select(expected.columns).equals(expected)
 
     pnl = read_window(dep.store, "live_pnl", LIVE)
@@ -196,7 +198,7 @@ def test_training_on_too_few_days_is_refused_naming_the_day_count(lifecycle: Tra
     try:
         dep.life.training_set(SHORT_TRAINING)
         # 10 dates: the latest 2 validate, 2 are embargoed, 6 are left to train on
-        with pytest.raises(DataError, match=r"too few days to train: found 6 dates .*need 40"):
+        with pytest.raises(DataError, match=r"too few date values to train: found 6 .*need 40"):
             dep.train(**TRAIN_CONFIG)
         assert next(m for m in dep.registry.list_models() if m.name == MODEL).versions == versions
     finally:

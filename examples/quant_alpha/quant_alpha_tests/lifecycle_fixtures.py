@@ -18,22 +18,17 @@ from urllib.parse import unquote, urlparse
 import dagster as dg
 import polars as pl
 from mlflow import MlflowClient
+from quant_alpha import compute
+from quant_alpha.features import build_graph
+from quant_alpha.project import TRAINER, project_definitions
 
-from ml_platform.deployment import build_definitions
-from ml_platform.features import compute
-from ml_platform.features.graph import FeatureGraph
-from ml_platform.features.nodes import build_graph
-from ml_platform.io.store import PinnedStore
-from ml_platform.lifecycle import Lifecycle, plan_ranges
-from ml_platform.registry.store import ModelRegistry
-from ml_platform.settings import Settings
-from ml_platform.window import DataWindow
+from ml_platform import DataWindow, FeatureGraph, Lifecycle, ModelRegistry, PinnedStore, Settings, Trainer
 
 # MLflow reads these on every tracked call, so setting them when the tests import this module suffices
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 #: Test code that feature functions reach must be hashable, so variant graphs hash this package too.
-TEST_PACKAGES = ("ml_platform", "ml_platform_tests")
+TEST_PACKAGES = ("quant_alpha", "quant_alpha_tests")
 
 
 @dataclass(frozen=True)
@@ -53,26 +48,29 @@ class Deployment:
     Attributes:
         settings: where the store and the MLflow registry live.
         graph: the feature graph the Definitions were built from.
-        defs: ``build_definitions(settings, graph)``.
+        defs: ``project_definitions(settings, graph)``.
         life: the lifecycle runner on the test's Dagster instance.
+        trainer: the model family the Definitions train (the example's ridge, with fewer minimum days).
     """
 
     settings: Settings
     graph: FeatureGraph
     defs: dg.Definitions
     life: Lifecycle
+    trainer: Trainer
 
     @classmethod
     def create(cls, settings: Settings, instance: dg.DagsterInstance,
-               graph: FeatureGraph | None = None) -> Deployment:
-        """Definitions and a lifecycle for ``graph`` (default: the platform graph over the market source)."""
-        graph = graph or build_graph(settings.market_source)
-        defs = build_definitions(settings, graph)
-        return cls(settings, graph, defs, Lifecycle(defs, graph, instance))
+               graph: FeatureGraph | None = None, trainer: Trainer | None = None) -> Deployment:
+        """Definitions and a lifecycle for ``graph`` (default: the example graph over the real sample)."""
+        graph = graph or build_graph("sample")
+        trainer = trainer or TRAINER
+        defs = project_definitions(settings, graph, trainer=trainer)
+        return cls(settings, graph, defs, Lifecycle(defs, graph, instance), trainer)
 
     def with_graph(self, graph: FeatureGraph) -> Deployment:
-        """The same deployment and instance serving another (variant) feature graph."""
-        return Deployment.create(self.settings, self.life.instance, graph)
+        """The same deployment, instance and trainer serving another (variant) feature graph."""
+        return Deployment.create(self.settings, self.life.instance, graph, self.trainer)
 
     @property
     def instance(self) -> dg.DagsterInstance:
@@ -114,7 +112,7 @@ class Deployment:
         """
         changed = {changed_from, *self.graph.descendants(changed_from)}
         results = []
-        for span, keys in plan_ranges(self.graph, window):
+        for span, keys in self.life.plan(window):
             selected = [k for k in keys if k in changed]
             if selected:
                 results.append(self.life.materialize(selected, span))

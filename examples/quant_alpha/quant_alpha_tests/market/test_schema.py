@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import polars as pl
 import pytest
+from quant_alpha.market.schema import BARS_SCHEMA, empty_bars, validate_bars
 
-from ml_platform.errors import DataError
-from ml_platform.market.schema import BARS_SCHEMA, empty_bars, validate_bars
+from ml_platform import DataError
 
 D1, D2 = dt.date(2012, 1, 3), dt.date(2012, 1, 4)
 

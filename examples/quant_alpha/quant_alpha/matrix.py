@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from ml_platform.errors import DataError
-from ml_platform.market.schema import KEYS
+from ml_platform import DataError
+from quant_alpha.market.schema import KEYS
 
 LABEL_COLUMN = "fwd_ret_1d"
 

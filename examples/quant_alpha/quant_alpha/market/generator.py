@@ -35,9 +35,8 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 
-from ml_platform.errors import ConfigurationError, WindowError
-from ml_platform.market.schema import BARS_SCHEMA, empty_bars
-from ml_platform.window import DataWindow
+from ml_platform import ConfigurationError, DataWindow, WindowError
+from quant_alpha.market.schema import BARS_SCHEMA, empty_bars
 
 DEFAULT_ORIGIN = dt.date(2000, 1, 3)
 MAX_YEARS = 100

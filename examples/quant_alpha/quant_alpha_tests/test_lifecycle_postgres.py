@@ -14,14 +14,15 @@ import dagster as dg
 import psycopg
 import pytest
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
+from quant_alpha.features import MODEL_INPUT_NODE
 
-from ml_platform.features.nodes import MODEL_INPUT_NODE
+from ml_platform import RidgeTrainer
 from ml_platform.registry import LiveFeatureStream, load_champion
 from ml_platform.registry.schema import FeatureSchema
 from ml_platform.settings import Settings
 from ml_platform.window import DataWindow
 from ml_platform_tests.harness.postgres import PostgresDatabase, PostgresServer, unique_database_name
-from ml_platform_tests.lifecycle_fixtures import Deployment, read_window
+from quant_alpha_tests.lifecycle_fixtures import Deployment, read_window
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -29,7 +30,8 @@ FEATURES = DataWindow.parse("2011-10-03..2011-10-14")     # two weeks, 10 tradin
 LIVE = DataWindow.parse("2011-10-13..2011-10-14")
 MODEL = "alpha_ridge"
 # 10 dates: the latest 2 validate, 2 are embargoed, 6 train
-TRAIN_CONFIG = {"min_days": 5, "validation_fraction": 0.25, "embargo_days": 2, "trained_by": "pg-e2e"}
+TRAIN_CONFIG = {"validation_fraction": 0.25, "embargo_days": 2, "trained_by": "pg-e2e"}
+TRAINER = RidgeTrainer(alpha=10.0, min_days=5)
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def test_features_train_register_and_serve_on_postgres(
     tmp_path: Path,
 ) -> None:
     settings = Settings.local(tmp_path / ".ml_platform", tracking_uri=mlflow_db.sqlalchemy_url)
-    dep = Deployment.create(settings, dagster_pg_instance)
+    dep = Deployment.create(settings, dagster_pg_instance, trainer=TRAINER)
     instance = dagster_pg_instance
     assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
     assert isinstance(instance.run_storage, PostgresRunStorage)

@@ -9,20 +9,19 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
-from ml_platform.errors import ConfigurationError, DataError, WindowError
-from ml_platform.features.compute import daily_returns
-from ml_platform.market.generator import SyntheticMarket, exchange_holidays
-from ml_platform.market.sample import (
+from quant_alpha.compute import daily_returns
+from quant_alpha.market.generator import SyntheticMarket, exchange_holidays
+from quant_alpha.market.sample import (
     SAMPLE_COVERAGE,
     load_sample_bars,
     parse_sample_csv,
     sample_load_report,
     sample_path,
 )
-from ml_platform.market.schema import BARS_SCHEMA
-from ml_platform.market.sources import SOURCES, load_bars
-from ml_platform.window import DataWindow
+from quant_alpha.market.schema import BARS_SCHEMA
+from quant_alpha.market.sources import SOURCES, load_bars
+
+from ml_platform import ConfigurationError, DataError, DataWindow, WindowError
 
 HEADER = "Ticker,Date,Open,High,Low,Close,Volume,Adj Close"
 
@@ -139,7 +138,7 @@ def test_impossible_rows_are_dropped_counted_and_logged(
             "BBB,2010-01-04,20.0,21.0,19.0,20.5,500,20.5",  # exact duplicate
         ],
     )
-    with caplog.at_level("WARNING", logger="ml_platform.market.sample"):
+    with caplog.at_level("WARNING", logger="quant_alpha.market.sample"):
         bars, report = parse_sample_csv(path)
     assert bars.select("date", "instrument").rows() == [
         (dt.date(2010, 1, 4), "AAA"),

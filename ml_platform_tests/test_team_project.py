@@ -1,0 +1,157 @@
+"""A second team's project that is not the example: the library assumes none of the example's choices.
+
+``ml_platform_tests/projects/team_b`` is copied into a git repository of its own, committed, and
+imported from there, as a team's checkout would be. It differs from the example in every way the issue
+names: business-day partitions, ``session``/``ticker`` keys, the ``team_b`` asset key prefix, a
+scikit-learn model, lookbacks stated in partitions, and its own prices file. It goes through
+materialize -> train -> register -> promote (shortcut) -> live signals; then a real edit of one of its
+feature files is committed and the old champion is refused at load with ``ContractViolation``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ml_platform import (
+    ContractViolation,
+    DataWindow,
+    FrameKeys,
+    GraphError,
+    Lifecycle,
+    ModelRegistry,
+    PinnedStore,
+    Settings,
+    build_definitions,
+    build_feature_assets,
+)
+
+PROJECT = Path(__file__).parent / "projects" / "team_b"
+FEATURES = DataWindow.parse("2021-02-01..2022-02-28")
+TRAINING = DataWindow.parse("2021-02-01..2021-12-31")
+LIVE = DataWindow.parse("2022-01-03..2022-01-31")
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def _forget_team_b() -> None:
+    for name in [m for m in sys.modules if m == "team_b" or m.startswith("team_b.")]:
+        del sys.modules[name]
+
+
+@dataclass(frozen=True)
+class TeamRepo:
+    root: Path
+    commit: str
+
+
+@pytest.fixture(scope="module")
+def team_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamRepo]:
+    """team_b in a git repository of its own, importable as ``team_b``."""
+    root = tmp_path_factory.mktemp("team_b_checkout")
+    shutil.copytree(PROJECT, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    _git(root, "init", "-q")
+    _git(root, "-c", "user.name=Team B", "-c", "user.email=b@example.com", "add", "-A")
+    _git(root, "-c", "user.name=Team B", "-c", "user.email=b@example.com", "commit", "-q", "-m", "team_b")
+    _forget_team_b()
+    sys.path.insert(0, str(root))
+    try:
+        yield TeamRepo(root, _git(root, "rev-parse", "HEAD"))
+    finally:
+        sys.path.remove(str(root))
+        _forget_team_b()
+
+
+def test_team_project_runs_the_whole_lifecycle_and_refuses_its_own_code_change(
+        team_repo: TeamRepo, dagster_instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    from team_b.definitions import MODEL_NAME, PREFIX, team_definitions
+    from team_b.features import build_graph
+
+    settings = Settings.local(tmp_path / ".ml_platform")
+    graph = build_graph()
+    assert graph.keys == FrameKeys("session", ("ticker",))
+    assert graph.project_root == str(team_repo.root.resolve())
+    defs = team_definitions(settings, graph)
+    keys = {key.to_user_string() for a in defs.assets for key in a.keys}
+    assert {"team_b/quotes", "team_b/model_inputs", "team_b/trained_model", "team_b/live_signals"} <= keys
+    life = Lifecycle(defs, graph, dagster_instance, key_prefix=PREFIX)
+    store = PinnedStore(settings.storage)
+
+    # materialize: business days only, lookbacks in sessions (a Monday reads the previous Friday)
+    life.features(FEATURES)
+    monday = store.read("team_b/ret_1", "2021-03-01")
+    assert [u.partition for u in monday.manifest.upstream] == ["2021-02-26", "2021-03-01"]
+    assert monday.frame.columns == ["session", "ticker", "ret_1"] and monday.frame["ret_1"].null_count() == 0
+    assert not any(m.partition == "2021-02-27" for m in store.manifests("team_b/quotes"))  # a Saturday
+    # every manifest names the team's own git commit, not the library's
+    assert {m.git_commit for m in store.manifests("team_b/model_inputs")} == {team_repo.commit}
+
+    # train and register a scikit-learn model; its contract carries the team's keys and commit
+    life.training_set(TRAINING)
+    result = life.train(trained_by="team-b-ci")
+    meta = result.asset_materializations_for_node("team_b__trained_model")[-1].metadata
+    version = meta["ml_platform/model_version"].value
+    registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location)
+    contract = registry.load_contract(MODEL_NAME, version)
+    assert contract.model_format.startswith("ml_platform.sklearn/")
+    assert contract.keys == graph.keys
+    assert contract.git_commit == team_repo.commit
+    assert contract.feature_graph_hash == graph["model_inputs"].graph_hash
+    assert list(contract.feature_schema.names) == ["session", "ticker", "mom", "vol"]
+
+    # promote (the shortcut), then live signals through the contract check
+    registry.set_champion(MODEL_NAME, version)
+    life.live(LIVE)
+    live_keys = [m.partition for m in store.manifests("team_b/live_signals")]
+    signals, _ = store.read_many("team_b/live_signals", live_keys)
+    assert signals["session"].n_unique() == len(live_keys) == 21  # business days of 2022-01-03..2022-01-31
+    assert set(signals["model_version"]) == {version}
+    assert abs(signals["weight"].abs().sum() - len(live_keys)) < 1e-9  # unit gross exposure per session
+
+    # a real edit of the team's feature file, committed: the momentum lookback goes from 10 to 12 sessions
+    features_py = team_repo.root / "team_b" / "features.py"
+    features_py.write_text(features_py.read_text().replace("MOMENTUM_SESSIONS = 10", "MOMENTUM_SESSIONS = 12"))
+    _git(team_repo.root, "-c", "user.name=Team B", "-c", "user.email=b@example.com", "commit", "-qam", "mom 12")
+    edited_module = importlib.reload(sys.modules["team_b.features"])
+    edited = edited_module.build_graph()
+    changed = {n.key for n in graph if n.graph_hash != edited[n.key].graph_hash}
+    assert changed == {"momentum", "model_inputs", "train_rows"}
+    edited_life = Lifecycle(team_definitions(settings, edited), edited, dagster_instance, key_prefix=PREFIX)
+    edited_life.features(LIVE, targets=["model_inputs"])
+    with pytest.raises(ContractViolation, match="feature graph"):
+        edited_life.live(LIVE)
+
+
+def test_two_projects_share_one_definitions_without_key_collisions(team_repo: TeamRepo, tmp_path: Path) -> None:
+    from quant_alpha.features import build_graph as example_graph
+    from quant_alpha.project import project_assets
+    from team_b.definitions import team_assets
+
+    settings = Settings.local(tmp_path / ".ml_platform")
+    defs = build_definitions(settings, assets=[*project_assets(example_graph("sample")), *team_assets()])
+    graph = defs.resolve_asset_graph()
+    assert dg.AssetKey(["team_b", "trained_model"]) in graph.get_all_asset_keys()
+    assert dg.AssetKey(["trained_model"]) in graph.get_all_asset_keys()
+
+
+def test_two_graphs_without_prefixes_are_refused_naming_the_colliding_keys(team_repo: TeamRepo,
+                                                                          tmp_path: Path) -> None:
+    from team_b.definitions import CALENDAR
+    from team_b.features import build_graph
+
+    graph = build_graph()
+    twice = [*build_feature_assets(graph, partitions_def=CALENDAR), *build_feature_assets(graph, partitions_def=CALENDAR)]
+    with pytest.raises(GraphError, match=r"asset key collision: .*model_inputs.*key_prefix"):
+        build_definitions(Settings.local(tmp_path / ".ml_platform"), assets=twice)
+    assert not (tmp_path / ".ml_platform").exists()  # nothing written
