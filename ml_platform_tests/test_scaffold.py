@@ -88,7 +88,7 @@ def test_scaffold_writes_a_complete_project(tmp_path):
     assert pyproject["project"]["name"] == "team-alpha"
     assert all(dep in deps for dep in ("ml-platform", "polars", "dagster"))
     assert pyproject["tool"]["pytest"]["ini_options"]["testpaths"] == ["tests"]
-    assert "TEAM_ALPHA_HOME" in (target / "team_alpha" / "definitions.py").read_text()
+    assert "build_definitions(settings, assets=assets)" in (target / "team_alpha" / "definitions.py").read_text()
 
 
 def test_an_empty_directory_is_accepted_and_kept(tmp_path):

@@ -11,6 +11,7 @@ feature files is committed and the old champion is refused at load with ``Contra
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import subprocess
 import sys
@@ -155,3 +156,24 @@ def test_two_graphs_without_prefixes_are_refused_naming_the_colliding_keys(team_
     with pytest.raises(GraphError, match=r"asset key collision: .*model_inputs.*key_prefix"):
         build_definitions(Settings.local(tmp_path / ".ml_platform"), assets=twice)
     assert not (tmp_path / ".ml_platform").exists()  # nothing written
+
+
+def test_dagster_validates_a_workspace_holding_both_projects(team_repo: TeamRepo, tmp_path: Path) -> None:
+    """Two code locations, the example and team_b, in one workspace: Dagster's own validation passes."""
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n"
+        "  - python_module:\n      module_name: quant_alpha.definitions\n      attribute: defs\n"
+        "      location_name: quant_alpha\n"
+        f"  - python_module:\n      module_name: team_b.definitions\n      attribute: defs\n"
+        f"      location_name: team_b\n      working_directory: {team_repo.root}\n"
+    )
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ML_PLATFORM_HOME": str(tmp_path / ".ml_platform")}
+    done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w",
+                           str(workspace)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Validation successful for code location quant_alpha" in done.stderr + done.stdout
+    assert "Validation successful for code location team_b" in done.stderr + done.stdout

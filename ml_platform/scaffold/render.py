@@ -1,7 +1,7 @@
 """Render the project templates (package data ``templates/**.tmpl``) for one package name. Pure.
 
 Templates are plain text files named ``<path>.tmpl`` and rendered with :class:`string.Template`
-(``${package}``, ``${project}``, ``${env_prefix}``, ``${title}``, ``${first_day}``; ``$$`` is a literal ``$``). They are
+(``${package}``, ``${project}``, ``${title}``, ``${first_day}``; ``$$`` is a literal ``$``). They are
 not ``.py`` files inside ``ml_platform``, so neither import-linter nor the code hasher sees them.
 In a template path, the directory ``package`` stands for the project's package and ``__package__`` in
 a file name for the package name (``tests/test___package__.py.tmpl`` -> ``tests/test_team_alpha.py``).
@@ -33,7 +33,6 @@ def template_variables(package: str) -> dict[str, str]:
     return {
         "package": package,                                   # team_alpha
         "project": package.replace("_", "-"),                 # team-alpha (distribution name)
-        "env_prefix": package.upper(),                        # TEAM_ALPHA_HOME
         "title": package.replace("_", " ").title(),           # Team Alpha
         "ml_platform_version": platform_version,
         "first_day": FIRST_DAY.isoformat(),                   # first business day of data/prices.csv
