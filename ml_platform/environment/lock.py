@@ -34,7 +34,11 @@ __all__ = [
 ]
 
 LOCK_SCHEMA = "ml_platform.environment/v1"
-"""Schema tag of the JSON form of an :class:`EnvironmentLock`."""
+"""Schema tag of the JSON form of an :class:`EnvironmentLock`, and the scheme id of its hash.
+
+It is :data:`ml_platform.lineage.schemes.ENVIRONMENT_SCHEME` (kept as a literal so this module does not
+import the lineage package). The tag is part of the hashed JSON, so the JSON form and its canonical
+encoding are the hash scheme: changing either is a new version, pinned by a known-answer vector."""
 
 DETERMINISM_ENV_VARS: tuple[str, ...] = (
     "BLIS_NUM_THREADS",
@@ -212,7 +216,18 @@ def _numpy_blas() -> tuple[BlasLibrary, ...]:
         )
         for info in chosen
     }
-    return tuple(sorted(libraries, key=lambda lib: (lib.internal_api, str(lib.version))))
+    # Sorted on every field: a set iterates in PYTHONHASHSEED order, so ties would make the hash vary.
+    return tuple(sorted(libraries, key=_blas_sort_key))
+
+
+def _blas_sort_key(lib: BlasLibrary) -> tuple[str, str, str, str, int]:
+    return (
+        lib.internal_api,
+        str(lib.version),
+        str(lib.threading_layer),
+        str(lib.architecture),
+        lib.num_threads,
+    )
 
 
 def _installed_packages() -> tuple[tuple[str, str], ...]:

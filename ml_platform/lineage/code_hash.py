@@ -21,6 +21,11 @@ constructs are ignored (they cannot change a result); any other value raises
 :class:`~ml_platform.errors.CodeHashError`, and a name that resolves nowhere raises
 :class:`~ml_platform.errors.UnresolvableReference`.
 
+Scheme: recorded as ``ml_platform.code_hash/v1`` (:mod:`ml_platform.lineage.schemes`), pinned by
+known-answer vectors. The dump is ``ast.dump`` of the running Python minor version (pinned by the
+environment lock): a Python upgrade that changes the AST changes every code hash and needs a new
+scheme version, as does any change to this definition or to :mod:`.code_values`' encodings.
+
 Limits, by design: the hash reflects the source files on disk when first hashed by a
 :class:`CodeHasher` instance (which caches per object; make a new instance to see edits); mutable
 module state is hashed as it is at that moment; names declared ``global``/``nonlocal`` are treated as

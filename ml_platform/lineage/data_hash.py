@@ -40,6 +40,9 @@ little-endian):
 4. **Final.** XXH3-128 over the framed header fields followed by, for each column in order, the
    framed 16-byte digests of its streams in the fixed order above (depth first for nested types).
 
+Recorded as scheme ``ml_platform.data_hash/v1`` (:mod:`ml_platform.lineage.schemes`); any change
+to the algorithm above is a new scheme version, never an edit of this one.
+
 Floating-point values are compared by their bytes: ``-0.0`` differs from ``0.0`` and NaNs with
 different payloads differ (a NaN and a null always differ). Byte order is that of the machine;
 every supported platform is little-endian.

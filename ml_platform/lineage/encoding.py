@@ -5,7 +5,8 @@ fields directly would be ambiguous (``("ab", "c")`` and ``("a", "bc")`` give the
 field is framed as an 8-byte little-endian unsigned length followed by the field's bytes. Text is
 encoded as UTF-8. The framing is part of every recorded hash: changing it changes every hash, which
 is why each hash also starts with a version tag field (``mlp-code-v1``, ``mlp-graph-v1``,
-``mlp-data-v1``).
+``mlp-data-v1``) and is recorded with its scheme id (:mod:`ml_platform.lineage.schemes`). The byte
+order and width of the prefix are pinned by known-answer vectors.
 """
 
 from __future__ import annotations
