@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from ml_platform.dagster_boundary import platform_error_of
 from ml_platform.errors import ConfigurationError, GraphError, WindowError
 from ml_platform.features.assets import FeatureAssetsTranslator
 from ml_platform.features.calendar import Calendar
@@ -127,14 +128,25 @@ class Lifecycle:
 
     def run(self, selection: Sequence[str], *, tags: Mapping[str, str] | None = None,
             run_config: Mapping[str, Any] | None = None) -> dg.ExecuteInProcessResult:
-        """One Dagster run materializing ``selection`` (names under the prefix); raises on failure."""
-        result = dg.materialize(
-            list(self.defs.assets or []), selection=[self.asset_key(k) for k in selection], instance=self.instance,
-            resources=dict(self.defs.resources or {}), tags=dict(tags or {}),
-            run_config={**dict(run_config or {}), "loggers": {"console": {"config": {"log_level": self.log_level}}}},
-            raise_on_error=True,
-        )
-        return result
+        """One Dagster run materializing ``selection`` (names under the prefix); raises on failure.
+
+        A platform error an asset raised (which Dagster records as a ``dagster.Failure`` with its code as
+        metadata) is raised here as itself, e.g. :class:`~ml_platform.errors.ContractViolation`, with the
+        Failure as its context.
+        """
+        try:
+            return dg.materialize(
+                list(self.defs.assets or []), selection=[self.asset_key(k) for k in selection],
+                instance=self.instance, resources=dict(self.defs.resources or {}), tags=dict(tags or {}),
+                run_config={**dict(run_config or {}),
+                            "loggers": {"console": {"config": {"log_level": self.log_level}}}},
+                raise_on_error=True,
+            )
+        except dg.Failure as failure:
+            error = platform_error_of(failure)
+            if error is None:
+                raise
+            raise error  # its own __cause__ (a third-party error, say) stays; the Failure becomes its context
 
     def _op(self, name: str) -> str:
         return self.asset_key(name).to_python_identifier()

@@ -37,6 +37,11 @@ VALIDATION_WINDOW = PREFIX + "validation_window"
 TRACKING_URI = PREFIX + "tracking_uri"
 ENVIRONMENT_DIFFERENCES = PREFIX + "environment_differences"
 TOTAL_PNL = PREFIX + "total_pnl"
+#: on the dagster.Failure of an asset that raised a platform error (see ml_platform.dagster_boundary)
+ERROR_CODE = PREFIX + "error_code"
+ERROR_TYPE = PREFIX + "error_type"
+ASSET_KEY = PREFIX + "asset_key"
+PARTITION_RANGE = PREFIX + "partition_range"
 #: prefix of the validation metrics of a trained model (``validation/sharpe``)
 VALIDATION_PREFIX = "validation/"
 ROW_COUNT = "dagster/row_count"

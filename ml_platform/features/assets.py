@@ -27,6 +27,7 @@ import dagster as dg
 import polars as pl
 
 from ml_platform import metadata as M
+from ml_platform.dagster_boundary import platform_failures
 from ml_platform.environment import derive_seed
 from ml_platform.errors import ConfigurationError, DataError
 from ml_platform.features.calendar import Calendar
@@ -178,7 +179,9 @@ class _Builder:
         meta = {**_metadata(node, self.graph, result, window, seeds, params), **dict(extra or {})}
         # Dagster gives every partition of one run the same data version: the output's content hash (for a
         # one-partition run exactly that partition's hash). An identical re-run keeps it: nothing goes stale.
-        return dg.Output(result, data_version=dg.DataVersion(meta[M.DATA_HASH]), metadata=meta)
+        with warnings.catch_warnings():  # Output(data_version=...) is beta; content-addressed versions are the point
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            return dg.Output(result, data_version=dg.DataVersion(meta[M.DATA_HASH]), metadata=meta)
 
     def partitioned(self, node: HashedFeature) -> dg.AssetsDefinition:
         graph, calendar = self.graph, self.calendar
@@ -188,6 +191,7 @@ class _Builder:
 
         @dg.asset(ins=ins, partitions_def=calendar.partitions_def, backfill_policy=dg.BackfillPolicy.single_run(),
                   **self._common(node))
+        @platform_failures
         def _asset(context: dg.AssetExecutionContext, **inputs: pl.DataFrame) -> dg.Output[pl.DataFrame]:
             window = window_of(context, calendar)
             keys = context.partition_key_range
@@ -202,6 +206,7 @@ class _Builder:
 
         @dg.asset(deps=[translator.get_asset_key(graph[k]) for k in node.spec.upstream_keys],
                   required_resource_keys={"feature_store"}, **self._common(node))
+        @platform_failures
         def _asset(context: dg.AssetExecutionContext) -> dg.Output[pl.DataFrame]:
             window = DataWindow.parse(context.op_execution_context.op_config["window"])
             store = context.resources.feature_store.get_store()

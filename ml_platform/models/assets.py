@@ -23,6 +23,7 @@ import polars as pl
 from pydantic import Field
 
 from ml_platform import metadata as M
+from ml_platform.dagster_boundary import platform_failures
 from ml_platform.environment import capture_environment, git_state
 from ml_platform.errors import ConfigurationError, DataError, GraphError
 from ml_platform.features.assets import FeatureAssetsTranslator, window_of
@@ -134,6 +135,7 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
     @dg.asset(key=w.asset_key(TRAINED_MODEL), deps=[w.node_key(w.training_node)], group_name=w.translator.group_name
               or "models", kinds={"mlflow"}, required_resource_keys={"feature_store", "model_registry"},
               description="Train, validate and register a model version with its deploy contract.")
+    @platform_failures
     def trained_model(context: dg.AssetExecutionContext, config: TrainingRunConfig) -> dg.MaterializeResult:
         model_name = config.model_name or w.model_name
         store = context.resources.feature_store.get_store()
@@ -211,6 +213,7 @@ def _live_signals(w: _Wiring) -> dg.AssetsDefinition:
               group_name=w.translator.group_name or "live", kinds={"polars"},
               backfill_policy=dg.BackfillPolicy.single_run(), required_resource_keys={"feature_store", "model_registry"},
               description="The champion's signals, produced only after its contract matched the features it scores.")
+    @platform_failures
     def live_signals(context: dg.AssetExecutionContext, config: SignalsConfig) -> dg.Output[pl.DataFrame]:
         model_name = config.model_name or w.model_name
         window = window_of(context, w.calendar)
@@ -248,6 +251,7 @@ def _live_pnl(w: _Wiring) -> dg.AssetsDefinition:
               partitions_def=w.calendar.partitions_def, group_name=w.translator.group_name or "live", kinds={"polars"},
               backfill_policy=dg.BackfillPolicy.single_run(),
               description="PnL of the live signals against the realized label (null label: not yet known).")
+    @platform_failures
     def live_pnl(context: dg.AssetExecutionContext, signals: pl.DataFrame, labels: pl.DataFrame) -> dg.Output[pl.DataFrame]:
         pnl = daily_pnl(signals, labels.select(*keys.columns, w.label_column), label_column=w.label_column, keys=keys)
         return dg.Output(pnl, metadata={M.WINDOW: str(window_of(context, w.calendar)),

@@ -5,9 +5,12 @@ This is the only registry module that imports Dagster.
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 from pydantic import Field
 
+from ml_platform.dagster_boundary import resource_settings
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.registry.champion import LoadedChampion, load_champion
 from ml_platform.registry.contract import LiveFeatureStream
@@ -52,18 +55,20 @@ class ModelRegistryResource(dg.ConfigurableResource):
         description="Artefact root (path or URI) for experiments the registry creates; default: next to a "
         "SQLite database, else the tracking server's default.",
     )
-    environment_policy: str = Field(
-        default=EnvironmentPolicy.WARN.value,
+    environment_policy: EnvironmentPolicy = Field(
+        default=EnvironmentPolicy.WARN,
         description="What loading the champion does when the running environment differs from the one it was "
-        "trained in: 'strict' refuses, 'warn' logs, 'off' skips the comparison.",
+        "trained in: STRICT refuses, WARN logs, OFF skips the comparison. Python code may pass 'strict', 'warn' "
+        "or 'off'.",
     )
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**resource_settings(type(self), data))  # a bad policy: ConfigurationError naming it
 
     def get_registry(self) -> ModelRegistry:
         """A :class:`ModelRegistry` on the configured URIs."""
-        EnvironmentPolicy.parse(self.environment_policy)  # refuse a bad policy as early as possible
         return ModelRegistry(self.tracking_uri, self.registry_uri, self.artifact_location)
 
     def load_champion(self, model_name: str, live: LiveFeatureStream) -> LoadedChampion:
         """Load ``model_name``'s champion through its contract check under the configured policy."""
-        return load_champion(self.get_registry(), model_name, live,
-                             policy=EnvironmentPolicy.parse(self.environment_policy))
+        return load_champion(self.get_registry(), model_name, live, policy=self.environment_policy)
