@@ -8,6 +8,7 @@ union. Lookbacks stated in calendar days become enough partitions to cover that 
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 from dataclasses import dataclass
@@ -88,16 +89,24 @@ class Calendar:
     def all_keys(self) -> list[str]:
         return self.partitions_def.get_partition_keys()
 
+    def _span(self, keys: list[str], window: DataWindow) -> tuple[int, int]:
+        """``[lo, hi)`` indexes of the keys whose window starts on a day of ``window`` (keys are in time order)."""
+        def start(key: str) -> dt.date:
+            return self.window_of_key(key).start
+        return (bisect.bisect_left(keys, window.start, key=start),
+                bisect.bisect_right(keys, window.end, key=start))
+
     def keys_in(self, window: DataWindow) -> list[str]:
         """Partition keys whose window starts on a day of ``window``, in order."""
         keys = self.all_keys()
-        return [k for k in keys if window.start <= self.window_of_key(k).start <= window.end]
+        lo, hi = self._span(keys, window)
+        return keys[lo:hi]
 
     def keys_with_offsets(self, window: DataWindow, before: int, after: int) -> list[str]:
         """The partitions of ``window`` widened by ``before``/``after`` partitions, clipped to existing ones."""
         keys = self.all_keys()
-        inside = [i for i, k in enumerate(keys) if window.start <= self.window_of_key(k).start <= window.end]
-        if not inside:
+        lo, hi = self._span(keys, window)
+        if lo >= hi:
             raise WindowError(f"window {window} holds no partition of this calendar "
                               f"(first: {keys[0] if keys else 'none'}, last: {keys[-1] if keys else 'none'})")
-        return keys[max(0, inside[0] - before): inside[-1] + after + 1]
+        return keys[max(0, lo - before): hi + after]
