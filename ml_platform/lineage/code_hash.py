@@ -1,6 +1,6 @@
 """Code hash: a content hash of a function's logic and of every project object it uses.
 
-Definition (see DESIGN.md). The code hash of a function ``fn`` is SHA-256 over the length-prefixed
+Definition. The code hash of a function ``fn`` is SHA-256 over the length-prefixed
 (:mod:`ml_platform.lineage.encoding`) fields:
 
 1. the version tag ``mlp-code-v1``;

@@ -1,6 +1,6 @@
 """Graph hash: the Merkle hash of a feature node over its code and all its ancestors.
 
-Definition (see DESIGN.md). The graph hash of a node is SHA-256 over the length-prefixed
+Definition. The graph hash of a node is SHA-256 over the length-prefixed
 (:mod:`ml_platform.lineage.encoding`) fields:
 
 1. the version tag ``mlp-graph-v1``;
