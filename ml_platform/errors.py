@@ -124,3 +124,77 @@ class ReproductionFailed(MLPlatformError):
     """A reproduction did not rebuild the recorded bytes."""
 
     code = "REPRODUCTION_FAILED"
+
+
+class RegistryUnavailable(RegistryError):
+    """The model registry's store is busy (locked) or unreachable; the wait for it was bounded and ran out."""
+
+    code = "REGISTRY_UNAVAILABLE"
+
+
+class ConcurrencyError(MLPlatformError):
+    """A read lost a race with concurrent writers every time it was retried; retry it later (not corruption)."""
+
+    code = "CONCURRENCY_ERROR"
+
+
+class LedgerError(MLPlatformError):
+    """The champion ledger failed, or refused a write; the ledger is unchanged."""
+
+    code = "LEDGER_ERROR"
+
+
+class LedgerUnavailable(LedgerError):
+    """The ledger's database is busy (locked) or unreachable; the bounded wait ran out and nothing was written."""
+
+    code = "LEDGER_UNAVAILABLE"
+
+
+class LedgerSchemaError(LedgerError):
+    """The ledger's tables are missing, of an unknown schema version, or newer than this ml_platform."""
+
+    code = "LEDGER_SCHEMA_ERROR"
+
+
+class LedgerConflict(LedgerError):
+    """A champion move was based on a stale head: another move was recorded first, and nothing was written.
+
+    Attributes:
+        model: The model whose head moved.
+        expected_seq: The head sequence number the caller expected (0: an empty ledger).
+        actual_seq: The head sequence number found (0: an empty ledger), ``None`` if unknown.
+    """
+
+    code = "LEDGER_CONFLICT"
+
+    def __init__(self, message: str, *, model: str | None = None, expected_seq: int | None = None,
+                 actual_seq: int | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.expected_seq = expected_seq
+        self.actual_seq = actual_seq
+
+
+class LedgerMoveRefused(LedgerError):
+    """A champion move makes no sense against the current head (already champion, never champion); nothing written."""
+
+    code = "LEDGER_MOVE_REFUSED"
+
+
+class LedgerTampered(LedgerError, IntegrityError):
+    """The ledger's hash chain does not verify: an entry was altered, deleted or reordered after it was written.
+
+    Attributes:
+        model: The model whose chain is broken.
+        seq: The sequence number of the first bad entry.
+        problem: What is wrong there (``altered``, ``missing``, ``reordered``, ``broken_link``, ``head``).
+    """
+
+    code = "LEDGER_TAMPERED"
+
+    def __init__(self, message: str, *, model: str | None = None, seq: int | None = None,
+                 problem: str | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.seq = seq
+        self.problem = problem

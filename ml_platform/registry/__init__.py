@@ -7,11 +7,14 @@ Layers, from pure to integrated:
 * :mod:`~ml_platform.registry.entities` and :mod:`~ml_platform.registry.registration` (pure): the
   value objects the registry returns, the tags it writes, and the registration argument checks;
 * :mod:`~ml_platform.registry.store`: :class:`ModelRegistry`, the validating thin client over MLflow,
-  with :mod:`~ml_platform.registry.boundary` (MLflow errors re-raised), :mod:`~ml_platform.registry.artifacts`
-  (run artefacts) and :mod:`~ml_platform.registry.pyfunc` (the MLflow pyfunc flavour);
+  with :mod:`~ml_platform.registry.boundary` (MLflow and database errors re-raised),
+  :mod:`~ml_platform.registry.database` (bounded waits on a busy SQLite store),
+  :mod:`~ml_platform.registry.artifacts` (run artefacts), :mod:`~ml_platform.registry.pyfunc` (the MLflow
+  pyfunc flavour), :mod:`~ml_platform.registry.repair` (what interrupted registrations left) and
+  :mod:`~ml_platform.registry.crashpoints` (the crash-test seam);
 * :mod:`~ml_platform.registry.champion`: :func:`load_champion`, the contract-checked way to serve;
 * :mod:`~ml_platform.registry.resource`: the Dagster resource (the only module importing Dagster);
-* :mod:`~ml_platform.registry.commands`: the ``ml-platform models`` CLI group.
+* :mod:`~ml_platform.registry.commands`: the ``ml-platform models`` and ``ml-platform registry`` CLI groups.
 
 The MLflow-backed names are imported lazily, so the pure contract layer stays cheap to import.
 
@@ -43,6 +46,7 @@ from ml_platform.registry.schema import FeatureField, FeatureSchema, normalize_t
 if TYPE_CHECKING:
     from ml_platform.registry.champion import LoadedChampion, load_champion
     from ml_platform.registry.entities import ModelSummary, RegisteredVersion, VersionDetails
+    from ml_platform.registry.repair import RepairFinding, RepairReport
     from ml_platform.registry.resource import ModelRegistryResource
     from ml_platform.registry.store import ModelRegistry
 
@@ -58,6 +62,8 @@ __all__ = [
     "ModelRegistryResource",
     "ModelSummary",
     "RegisteredVersion",
+    "RepairFinding",
+    "RepairReport",
     "VersionDetails",
     "check_contract",
     "load_champion",
@@ -72,6 +78,8 @@ _LAZY = {
     "VersionDetails": "ml_platform.registry.entities",
     "ModelRegistryResource": "ml_platform.registry.resource",
     "ModelRegistry": "ml_platform.registry.store",
+    "RepairFinding": "ml_platform.registry.repair",
+    "RepairReport": "ml_platform.registry.repair",
 }
 
 

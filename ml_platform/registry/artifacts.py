@@ -1,7 +1,10 @@
 """Stage the artefacts of a training run in a local folder before they are uploaded to MLflow.
 
-Layout (run-relative; the contract is added separately once the version number is known)::
+Layout (run-relative)::
 
+    contract/contract.json              the deploy contract (canonical JSON), ``model_version`` null: the
+                                        version does not exist yet when the artefacts are uploaded, and
+                                        the registry fills it in from the MLflow version it is read from
     environment/environment_lock.json   the training environment lock (canonical JSON)
     code/index.json                     feature node key -> file, source SHA-256 (+ code/graph hash)
     code/<node>.py                      the source text of each feature node's function
@@ -17,6 +20,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from ml_platform.errors import ConfigurationError
 from ml_platform.models.protocol import SignalModel
 from ml_platform.registry import entities as E
 from ml_platform.registry.boundary import sha256_of
@@ -54,14 +58,21 @@ def stage_run_artifacts(
     contract: DeployContract,
     code_snapshot: Mapping[str, str],
     code_hashes: Mapping[str, Mapping[str, str]] | None = None,
-) -> None:
-    """Write the run's artefacts (everything but the contract) under the empty folder ``staging``.
+) -> bytes:
+    """Write every artefact of the run under the empty folder ``staging``; return the contract's bytes.
 
     Raises:
         ConfigurationError: the code snapshot or hashes are malformed.
         RegistryError: the pyfunc model cannot be saved.
     """
     check_code_snapshot(code_snapshot, code_hashes)
+    if contract.model_version is not None:
+        raise ConfigurationError(f"the contract artefact is written before the version exists; got {contract.label}")
+    contract_bytes = contract.to_json().encode("ascii")
+    contract_path = staging / E.CONTRACT_ARTIFACT
+    contract_path.parent.mkdir(parents=True)
+    contract_path.write_bytes(contract_bytes)
+
     environment = staging / E.ENVIRONMENT_ARTIFACT
     environment.parent.mkdir(parents=True)
     environment.write_bytes(_canonical(dict(contract.environment_lock)))
@@ -78,3 +89,4 @@ def stage_run_artifacts(
     (staging / E.CODE_INDEX_ARTIFACT).write_bytes(_canonical(index))
 
     save_pyfunc(staging / E.MODEL_DIR, model, contract.feature_schema)
+    return contract_bytes

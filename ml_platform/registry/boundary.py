@@ -1,7 +1,8 @@
 """The MLflow boundary: MLflow failures re-raised as ml_platform errors, clean-up, URI helpers.
 
 Everything here is small and stateless; :mod:`ml_platform.registry.store` uses it around every
-client call so that no ``MlflowException`` escapes the registry layer.
+client call so that no ``MlflowException``, SQLAlchemy or database driver error escapes the
+registry layer.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from ml_platform.errors import MLPlatformError, ModelNotFound, RegistryError
+from ml_platform.errors import MLPlatformError, ModelNotFound, RegistryError, RegistryUnavailable
+from ml_platform.registry.database import DatabaseCause, database_cause
 from ml_platform.registry.entities import STATUS_TAG, VersionStatus
 
 __all__ = [
-    "abandon_registration", "as_uri", "from_millis", "mlflow_errors", "quiet_mlflow", "sha256_of",
-    "sqlite_database_path",
+    "abandon_registration", "as_uri", "database_error", "from_millis", "mlflow_errors", "quiet_mlflow", "sha256_of",
+    "sqlite_database_path", "store_label",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,19 +61,74 @@ def sqlite_database_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):])
 
 
+#: The codes MLflow's SQL session wrapper gives the database errors it re-raises; other codes
+#: (``RESOURCE_ALREADY_EXISTS`` from a unique-key clash, ...) carry MLflow's own, better message.
+_WRAPPED_DATABASE_ERROR_CODES = frozenset({"TEMPORARILY_UNAVAILABLE", "BAD_REQUEST", "INTERNAL_ERROR"})
+
+
 @contextmanager
-def mlflow_errors(action: str, *, missing: str | None = None) -> Iterator[None]:
-    """Re-raise MLflow failures met while doing ``action`` as ml_platform errors."""
+def mlflow_errors(
+    action: str, *, missing: str | None = None, store: str | None = None, busy_timeout: float | None = None
+) -> Iterator[None]:
+    """Re-raise every failure met while doing ``action`` through MLflow as an ml_platform error.
+
+    A database failure anywhere in the chain (SQLAlchemy, :mod:`sqlite3`, psycopg), whether MLflow
+    wrapped it in an ``MlflowException`` or let it escape, becomes a :class:`RegistryError` that names
+    the store and the driver's message first (:func:`database_error`); a busy or unreachable store is
+    a :class:`RegistryUnavailable`. ``RESOURCE_DOES_NOT_EXIST`` becomes :class:`ModelNotFound` when
+    ``missing`` says what is missing. Anything else MLflow raises becomes a :class:`RegistryError`
+    naming ``action``, so no third-party exception leaves the registry layer.
+
+    Args:
+        action: What was being done, for the message (``"list registered models"``).
+        missing: Message of the :class:`ModelNotFound` raised for ``RESOURCE_DOES_NOT_EXIST``.
+        store: The store's URI, credentials hidden (:func:`store_label`).
+        busy_timeout: How long a busy SQLite database was waited on, for the message.
+    """
     try:
         yield
     except MLPlatformError:
         raise
     except MlflowException as exc:
+        cause = database_cause(exc) if exc.error_code in _WRAPPED_DATABASE_ERROR_CODES else None
+        if cause is not None:
+            raise database_error(cause, action, store, busy_timeout) from exc
         if missing is not None and exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             raise ModelNotFound(missing) from exc
-        raise RegistryError(f"MLflow failed to {action}: {exc.message}") from exc
-    except OSError as exc:
-        raise RegistryError(f"MLflow failed to {action}: {exc}") from exc
+        raise RegistryError(f"{_where(store)}failed to {action}: {exc.message}") from exc
+    except Exception as exc:
+        cause = database_cause(exc)
+        if cause is not None:
+            raise database_error(cause, action, store, busy_timeout) from exc
+        detail = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        raise RegistryError(f"{_where(store)}failed to {action}: {detail}") from exc
+
+
+def _where(store: str | None) -> str:
+    return "MLflow " if store is None else f"MLflow store {store}: "
+
+
+def database_error(cause: DatabaseCause, action: str, store: str | None, busy_timeout: float | None) -> RegistryError:
+    """The error for a database failure: the store and the driver's message first, then what was being done."""
+    head = f"{'MLflow store' if store is None else f'MLflow store {store}'}: {cause.message} ({cause.kind})"
+    if cause.busy:
+        waited = "" if busy_timeout is None else f" after waiting {busy_timeout:g} s"
+        return RegistryUnavailable(
+            f"{head}: still locked by another connection{waited}, while trying to {action}; retry when the other "
+            "process has finished, or wait longer (ModelRegistry(busy_timeout_seconds=...), --busy-timeout)"
+        )
+    if cause.unreachable:
+        return RegistryUnavailable(f"{head}, while trying to {action}; check that the database server is up and "
+                                   "reachable and the URI is right")
+    hint = ""
+    if "readonly" in cause.message.lower() or "read-only" in cause.message.lower():
+        hint = "; make the database file and its folder writable for this user"
+    return RegistryError(f"{head}, while trying to {action}{hint}")
+
+
+def store_label(uri: str) -> str:
+    """``uri`` fit for a message: a password in it is replaced by ``***``."""
+    return re.sub(r"(?<=://)([^/@:]*):[^/@]*@", r"\1:***@", uri)
 
 
 def from_millis(value: int | None) -> dt.datetime:
@@ -80,20 +137,14 @@ def from_millis(value: int | None) -> dt.datetime:
     return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC)
 
 
-def abandon_registration(
-    client: MlflowClient, name: str, version: str | None, run_id: str, *, created_model: bool
-) -> None:
-    """Best-effort clean-up of a failed registration; never raises (the original error is the one to report).
+def abandon_registration(client: MlflowClient, name: str, run_id: str, *, created_model: bool) -> None:
+    """Best-effort clean-up of a registration that failed before its version existed; never raises.
 
-    Tags the version ``failed`` (so readers refuse it even if what follows fails), deletes it, deletes
-    the registered model if this registration created it and it is left empty, and marks the run
-    FAILED with the same status tag.
+    Deletes the registered model if this registration created it and it is still empty, and marks the
+    run FAILED with ``ml_platform.status=failed``. What this cannot do (registry down, process killed)
+    ``ml-platform registry repair`` finishes later. The original error is the one to report.
     """
     steps: list[tuple[str, Callable[[], object]]] = []
-    if version is not None:
-        steps.append((f"tag version {version} failed",
-                      lambda: client.set_model_version_tag(name, version, STATUS_TAG, VersionStatus.FAILED)))
-        steps.append((f"delete version {version}", lambda: client.delete_model_version(name, version)))
     if created_model:
         steps.append(("delete the empty registered model", lambda: _delete_if_empty(client, name)))
     steps.append(("tag the run failed", lambda: client.set_tag(run_id, STATUS_TAG, VersionStatus.FAILED)))

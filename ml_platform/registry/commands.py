@@ -1,14 +1,24 @@
-"""The ``ml-platform models`` command group: list registered models, show versions and their contracts.
+"""The ``ml-platform models`` and ``ml-platform registry`` command groups.
 
-Deliberate platform errors (an unknown model, a corrupt contract, no registry) propagate as
-:class:`~ml_platform.errors.MLPlatformError`; the main ``ml-platform`` group turns them into a
-one-line message and exit code 2.
+``models`` lists registered models and shows versions with their contracts; ``registry repair``
+finds and finishes or removes what interrupted registrations left (``--check`` only reports, and
+exits 1 if anything is inconsistent).
+
+Deliberate platform errors (an unknown model, a corrupt contract, no registry, a locked or
+read-only database) propagate as :class:`~ml_platform.errors.MLPlatformError`; the main
+``ml-platform`` group turns them into a one-line message and exit code 2. While a command runs,
+MLflow's HTTP client retries less and gives up sooner (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` and
+``MLFLOW_HTTP_REQUEST_TIMEOUT``, unless the environment sets them), so an unreachable tracking
+server fails a command in seconds, not minutes; the variables are restored when it ends.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -20,11 +30,30 @@ if TYPE_CHECKING:
     from ml_platform.registry.contract import DeployContract
     from ml_platform.registry.store import ModelRegistry
 
-__all__ = ["models"]
+__all__ = ["models", "registry"]
+
+#: MLflow HTTP client limits on CLI paths (MLflow's defaults: 7 retries with back-off, 120 s timeout).
+CLI_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+
+
+@contextmanager
+def cli_http_limits() -> Iterator[None]:
+    """Lower MLflow's HTTP retries and timeout for the duration of a command, unless the environment set them."""
+    added = [name for name in CLI_HTTP_LIMITS if name not in os.environ]
+    for name in added:
+        os.environ[name] = CLI_HTTP_LIMITS[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def _registry_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(command)
+    command = click.option(
+        "--busy-timeout", "busy_timeout", type=click.FloatRange(0, 3600), default=None, metavar="SECONDS",
+        help="How long to wait for a SQLite registry another process holds locked (default: 5).")(command)
     command = click.option("--registry-uri", default=None, help="MLflow registry URI (default: the tracking URI).")(
         command
     )
@@ -34,8 +63,9 @@ def _registry_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def _open(tracking_uri: str | None, registry_uri: str | None, defs_target: str | None) -> ModelRegistry:
-    from ml_platform.registry.store import ModelRegistry, sqlite_database_path
+def _open(tracking_uri: str | None, registry_uri: str | None, defs_target: str | None,
+          busy_timeout: float | None = None) -> ModelRegistry:
+    from ml_platform.registry.store import DEFAULT_BUSY_TIMEOUT_SECONDS, ModelRegistry, sqlite_database_path
 
     tracking_uri, artifact_location = registry_location(tracking_uri, defs_target)
     database = sqlite_database_path(tracking_uri)
@@ -44,19 +74,23 @@ def _open(tracking_uri: str | None, registry_uri: str | None, defs_target: str |
             f"no model registry at {database}: train and register a model first, or pass --tracking-uri, "
             "--defs, or set ML_PLATFORM_HOME"
         )
-    return ModelRegistry(tracking_uri, registry_uri, artifact_location)
+    return ModelRegistry(tracking_uri, registry_uri, artifact_location,
+                         busy_timeout_seconds=DEFAULT_BUSY_TIMEOUT_SECONDS if busy_timeout is None else busy_timeout)
 
 
 @click.group()
-def models() -> None:
+@click.pass_context
+def models(ctx: click.Context) -> None:
     """Registered models, their versions, champions and deploy contracts (MLflow)."""
+    ctx.with_resource(cli_http_limits())
 
 
 @models.command("list")
 @_registry_options
-def list_command(tracking_uri: str | None, registry_uri: str | None, as_json: bool, defs_target: str | None) -> None:
+def list_command(tracking_uri: str | None, registry_uri: str | None, as_json: bool, busy_timeout: float | None,
+                 defs_target: str | None) -> None:
     """List every registered model with its usable versions and champion."""
-    summaries = _open(tracking_uri, registry_uri, defs_target).list_models()
+    summaries = _open(tracking_uri, registry_uri, defs_target, busy_timeout).list_models()
     if as_json:
         click.echo(json.dumps([
             {"name": s.name, "versions": list(s.versions), "unusable_versions": list(s.unusable_versions),
@@ -79,9 +113,9 @@ def list_command(tracking_uri: str | None, registry_uri: str | None, as_json: bo
 @click.argument("version", required=False)
 @_registry_options
 def show_command(name: str, version: str | None, tracking_uri: str | None, registry_uri: str | None, as_json: bool,
-                 defs_target: str | None) -> None:
+                 busy_timeout: float | None, defs_target: str | None) -> None:
     """Show every version of model NAME (or only VERSION) with its verified deploy contract."""
-    details = _open(tracking_uri, registry_uri, defs_target).show(name, version)
+    details = _open(tracking_uri, registry_uri, defs_target, busy_timeout).show(name, version)
     if as_json:
         click.echo(json.dumps([
             {"name": d.name, "version": d.version, "run_id": d.run_id, "status": d.status,
@@ -124,3 +158,38 @@ def _contract_lines(contract: DeployContract) -> list[str]:
         f"trained by:             {contract.trained_by} at {contract.created_at.isoformat(timespec='seconds')}",
         f"features ({len(contract.feature_schema)}):           {columns}",
     ]
+
+
+@click.group("registry")
+@click.pass_context
+def registry(ctx: click.Context) -> None:
+    """The model registry's own housekeeping (MLflow)."""
+    ctx.with_resource(cli_http_limits())
+
+
+@registry.command("repair")
+@click.option("--check", "check_only", is_flag=True,
+              help="Only report; change nothing. Exit 1 if anything is inconsistent, 0 otherwise.")
+@click.option("--stale-after", "stale_after", type=click.FloatRange(0), default=3600.0, show_default=True,
+              metavar="SECONDS", help="Age after which a RUNNING registration whose process cannot be checked from "
+              "this host (another machine, an earlier release) counts as abandoned.")
+@_registry_options
+def repair_command(check_only: bool, stale_after: float, tracking_uri: str | None, registry_uri: str | None,
+                   as_json: bool, busy_timeout: float | None, defs_target: str | None) -> None:
+    """Finish or remove what interrupted registrations left; end their abandoned MLflow runs.
+
+    Finds RUNNING runs of killed registrations (ended FINISHED if their version was created, else
+    KILLED), registered models an aborted first registration left empty (removed), and versions
+    tagged registering or failed, or made from a platform run without the platform's tags
+    (finished from their verified artefacts, else removed). Registrations still running are left
+    alone. Exit 0 when done (or, with --check, when consistent), 1 if --check found something.
+    """
+    report = _open(tracking_uri, registry_uri, defs_target, busy_timeout).repair(
+        check_only=check_only, stale_after=dt.timedelta(seconds=stale_after))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if check_only and not report.consistent:
+        click.get_current_context().exit(1)

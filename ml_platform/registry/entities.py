@@ -3,14 +3,16 @@
 Every tag the platform writes is namespaced ``ml_platform.``. The one that decides whether a model
 version may be used at all is :data:`STATUS_TAG`:
 
-``registering``
-    set when the version is created; a version still in this state was cut off mid-registration
-    (process killed, registry unreachable) and is *incomplete*;
 ``ready``
-    written last, after the contract artefact and every other tag: the commit point;
+    the version is complete. Since registration creates the version together with every one of its
+    tags in a single MLflow call (one database transaction), a version either does not exist or is
+    ``ready``, for the platform and for any other MLflow client alike;
+``registering``
+    written by registrations of earlier ml_platform releases, which created the version first and
+    tagged it afterwards; a version still in this state was cut off mid-registration and is
+    *incomplete* (``ml-platform registry repair`` finishes it from its run's artefacts or removes it);
 ``failed``
-    written by the clean-up of a registration that raised after the version existed (which then
-    also deletes the version).
+    written by the clean-up of such an earlier registration that raised after the version existed.
 
 Every reader (contract, model, champion promotion, champion loading) accepts ``ready`` only.
 """
@@ -51,6 +53,12 @@ GIT_DIRTY_TAG = "ml_platform.git_dirty"
 SEEDS_TAG = "ml_platform.seeds"
 SEED_TAG_PREFIX = "ml_platform.seed."
 MODEL_NAME_TAG = "ml_platform.model_name"
+#: On a registration's run: the registering process (host, pid, start), so repair can tell a live one.
+REGISTRATION_PROCESS_TAG = "ml_platform.registration_process"
+#: On a registered model the platform created: ``"ml_platform"``.
+CREATED_BY_TAG = "ml_platform.created_by"
+#: On what ``registry repair`` changed: what it did and why.
+REPAIR_TAG = "ml_platform.repair"
 
 #: Run-relative artefact paths.
 CONTRACT_ARTIFACT = "contract/contract.json"

@@ -1,28 +1,41 @@
 """The MLflow-backed model registry: a validating thin client over ``mlflow.MlflowClient``.
 
 :class:`ModelRegistry` validates and converts its arguments, delegates to MLflow, and re-raises
-MLflow failures as :class:`~ml_platform.errors.RegistryError` (or :class:`~ml_platform.errors.ModelNotFound`)
-chained with ``raise ... from exc``. It never touches MLflow's global state: the tracking and registry
-URIs are given to its own client, and the pyfunc model is saved locally and uploaded as run artefacts
-instead of going through the fluent ``mlflow.start_run``/``log_model`` API.
+every failure met on the way (``MlflowException``, SQLAlchemy, :mod:`sqlite3` and psycopg errors,
+I/O errors) as :class:`~ml_platform.errors.RegistryError` (or :class:`~ml_platform.errors.ModelNotFound`,
+:class:`~ml_platform.errors.RegistryUnavailable`) chained with ``raise ... from exc``; a database
+failure is reported by the store and the driver's own message first. A busy SQLite database is
+waited on for ``busy_timeout_seconds``, not MLflow's 20 s (see :mod:`ml_platform.registry.database`).
+It never touches MLflow's global state: the tracking and registry URIs are given to its own
+client, and the pyfunc model is saved locally and uploaded as run artefacts instead of going
+through the fluent ``mlflow.start_run``/``log_model`` API.
 
-Registration (:meth:`ModelRegistry.register`) is all-or-nothing for readers. One MLflow run holds the
-params, metrics, provenance tags and artefacts (environment lock, feature code snapshot, pyfunc model,
-deploy contract). The model version is created with ``ml_platform.status=registering``; the contract
-artefact and the version tags follow; ``ml_platform.status=ready`` is written last, as the commit
-point. If anything fails once the version exists, the version is tagged ``failed`` and then deleted,
-the run is marked FAILED, and the error is re-raised. Should even the clean-up fail (registry down),
-the version is left ``registering`` or ``failed``, and every reader here accepts ``ready`` only, so a
-half-registered version can never be loaded or promoted.
+Registration (:meth:`ModelRegistry.register`) has no half state. One MLflow run holds the params,
+metrics, provenance tags and every artefact (environment lock, feature code snapshot, pyfunc model,
+deploy contract); only when all of them are uploaded is the model version created, together with
+all its tags (``ml_platform.status=ready`` included), in a single ``create_model_version`` call. On
+MLflow's SQL store (SQLite, PostgreSQL, and a tracking server in front of one) that call is one
+database transaction: the version row and its tag rows are added in one session and committed
+together, so any MLflow client sees either no version or a complete one. The version number is
+not known before that commit, so the contract artefact records ``model_version`` null and
+:meth:`ModelRegistry.load_contract` fills in the number of the version it was read from, after
+verifying the artefact's SHA-256 recorded on that version. The run is marked FINISHED last.
+
+What a killed registration leaves (a RUNNING run, an empty registered model, and versions tagged
+``registering`` by earlier releases) is found and finished or removed by
+:meth:`ModelRegistry.repair` (``ml-platform registry repair``), which never touches a registration
+whose process is still alive.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +46,7 @@ from mlflow.exceptions import MlflowException
 
 from ml_platform.errors import ConfigurationError, DataError, IntegrityError, ModelNotFound, RegistryError
 from ml_platform.models.protocol import SignalModel, load_model_bytes
+from ml_platform.registry import database
 from ml_platform.registry import entities as E
 from ml_platform.registry.artifacts import stage_run_artifacts
 from ml_platform.registry.boundary import (
@@ -43,8 +57,10 @@ from ml_platform.registry.boundary import (
     quiet_mlflow,
     sha256_of,
     sqlite_database_path,
+    store_label,
 )
 from ml_platform.registry.contract import DeployContract
+from ml_platform.registry.crashpoints import crash_point
 from ml_platform.registry.entities import ModelSummary, RegisteredVersion, VersionDetails, VersionStatus
 from ml_platform.registry.pyfunc import model_signature
 from ml_platform.registry.registration import (
@@ -54,12 +70,15 @@ from ml_platform.registry.registration import (
     run_tags,
     version_tags,
 )
+from ml_platform.registry.repair import DEFAULT_STALE_AFTER, RepairReport, process_identity, repair_registry
 
-__all__ = ["ModelRegistry", "sqlite_database_path"]
+__all__ = ["DEFAULT_BUSY_TIMEOUT_SECONDS", "ModelRegistry", "sqlite_database_path"]
 
 logger = logging.getLogger(__name__)
 
 _PAGE = 1000
+#: How long a busy (locked) SQLite database is waited on by default, per MLflow call.
+DEFAULT_BUSY_TIMEOUT_SECONDS = 5.0
 
 
 class ModelRegistry:
@@ -72,6 +91,9 @@ class ModelRegistry:
         artifact_location: Artefact root for experiments this registry creates (a path or URI); each
             experiment gets a sub-folder named after it. Default: ``artifacts/`` next to a SQLite
             database, else the tracking server's default.
+        busy_timeout_seconds: How long each MLflow call waits for a SQLite database another
+            connection holds locked before failing with :class:`~ml_platform.errors.RegistryUnavailable`
+            (MLflow alone waits 20 s); also the connect timeout of a PostgreSQL store. Default 5 s.
 
     Example:
         >>> registry = ModelRegistry("sqlite:///.ml_platform/mlflow/mlflow.db")  # doctest: +SKIP
@@ -79,13 +101,19 @@ class ModelRegistry:
         ...                   metrics=report.to_dict(), code_snapshot=sources)  # doctest: +SKIP
     """
 
-    def __init__(self, tracking_uri: str, registry_uri: str | None = None, artifact_location: str | None = None) -> None:
+    def __init__(self, tracking_uri: str, registry_uri: str | None = None, artifact_location: str | None = None,
+                 *, busy_timeout_seconds: float = DEFAULT_BUSY_TIMEOUT_SECONDS) -> None:
         for name, value in (("tracking_uri", tracking_uri), ("registry_uri", registry_uri),
                             ("artifact_location", artifact_location)):
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}")
+        if (isinstance(busy_timeout_seconds, bool) or not isinstance(busy_timeout_seconds, (int, float))
+                or not 0 <= busy_timeout_seconds <= 3600):
+            raise ConfigurationError(
+                f"busy_timeout_seconds must be a number of seconds from 0 to 3600, got {busy_timeout_seconds!r}")
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri or tracking_uri
+        self.busy_timeout_seconds = float(busy_timeout_seconds)
         self._sqlite_file = sqlite_database_path(tracking_uri)
         if artifact_location is not None:
             self.artifact_location: str | None = as_uri(artifact_location)
@@ -96,7 +124,19 @@ class ModelRegistry:
         self._client_instance: MlflowClient | None = None
 
     def __repr__(self) -> str:
-        return f"ModelRegistry(tracking_uri={self.tracking_uri!r}, registry_uri={self.registry_uri!r})"
+        return f"ModelRegistry(tracking_uri={store_label(self.tracking_uri)!r}, registry_uri={store_label(self.registry_uri)!r})"
+
+    @property
+    def store(self) -> str:
+        """The tracking store's URI as messages name it (a password hidden)."""
+        return store_label(self.tracking_uri)
+
+    @contextmanager
+    def _mlflow(self, action: str, *, missing: str | None = None) -> Iterator[None]:
+        """Around MLflow calls: bounded busy waits, and every failure re-raised naming the store and cause."""
+        with database.registry_call(self.busy_timeout_seconds), mlflow_errors(
+                action, missing=missing, store=self.store, busy_timeout=self.busy_timeout_seconds):
+            yield
 
     @property
     def _client(self) -> MlflowClient:
@@ -104,7 +144,10 @@ class ModelRegistry:
             if self._sqlite_file is not None:
                 self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
             quiet_mlflow()
-            with mlflow_errors(f"connect to the tracking store {self.tracking_uri}"):
+            database.install()
+            with self._mlflow("connect"):
+                for uri in dict.fromkeys((self.tracking_uri, self.registry_uri)):
+                    database.preflight(uri, self.busy_timeout_seconds)
                 self._client_instance = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         return self._client_instance
 
@@ -124,6 +167,10 @@ class ModelRegistry:
     ) -> RegisteredVersion:
         """Log a training run and register its model as a new version with its deploy contract.
 
+        Every artefact is uploaded first; the version is then created with all its tags in one MLflow
+        call, so it is never visible half-made (see the module docstring). A failure before that
+        marks the run FAILED and removes a registered model this call created and left empty.
+
         Args:
             model_name: Registered model name (letters, digits, ``_.-``).
             model: The trained model, of any registered format; its ``sha256`` and ``format_id`` must equal
@@ -142,7 +189,7 @@ class ModelRegistry:
 
         Raises:
             ConfigurationError: an argument is malformed or inconsistent with the contract.
-            RegistryError: MLflow failed; nothing half-registered is left usable (see the module docstring).
+            RegistryError: MLflow failed before the version was created; no version exists.
         """
         E.check_model_name(model_name)
         check_registration(model_name, model, contract, params, metrics, experiment)
@@ -150,46 +197,60 @@ class ModelRegistry:
         model_signature(contract.feature_schema, contract.keys)  # refuse what MLflow cannot describe, before writing
         client = self._client
         experiment_id = self._experiment_id(experiment)
-        with mlflow_errors(f"start a training run for model {model_name!r}"):
-            run = client.create_run(experiment_id, tags=run_tags(model_name, contract),
-                                    run_name=f"{model_name}-{contract.model_sha256[7:19]}")
+        tags = {**run_tags(model_name, contract), E.REGISTRATION_PROCESS_TAG: process_identity()}
+        with self._mlflow(f"start a training run for model {model_name!r}"):
+            run = client.create_run(experiment_id, tags=tags, run_name=f"{model_name}-{contract.model_sha256[7:19]}")
         run_id = run.info.run_id
-        version: str | None = None
+        crash_point("register.run_created")
         created_model = False
         try:
             self._log_params_and_metrics(run_id, params, metrics)
+            crash_point("register.params_logged")
             with tempfile.TemporaryDirectory(prefix="ml_platform_run_") as staging:
-                stage_run_artifacts(Path(staging), model, contract, code_snapshot, code_hashes)
-                with mlflow_errors(f"upload the artefacts of run {run_id}"):
+                contract_bytes = stage_run_artifacts(Path(staging), model, contract, code_snapshot, code_hashes)
+                with self._mlflow(f"upload the artefacts of run {run_id}"):
                     client.log_artifacts(run_id, staging)
+            crash_point("register.artifacts_uploaded")
             created_model = self._ensure_registered_model(model_name)
-            with mlflow_errors(f"create a version of model {model_name!r}"):
-                created = client.create_model_version(
-                    model_name, source=f"{run.info.artifact_uri}/{E.MODEL_DIR}", run_id=run_id,
-                    tags={E.STATUS_TAG: VersionStatus.REGISTERING},
-                )
-            version = str(created.version)
-            final = contract.with_version(version)
-            contract_bytes = final.to_json().encode("ascii")
-            with tempfile.TemporaryDirectory(prefix="ml_platform_contract_") as staging:
-                path = Path(staging) / Path(E.CONTRACT_ARTIFACT).name
-                path.write_bytes(contract_bytes)
-                with mlflow_errors(f"upload the contract of model {model_name!r} version {version}"):
-                    client.log_artifact(run_id, str(path), str(Path(E.CONTRACT_ARTIFACT).parent))
-            with mlflow_errors(f"tag model {model_name!r} version {version}"):
-                for key, value in version_tags(final, sha256_of(contract_bytes)).items():
-                    client.set_model_version_tag(model_name, version, key, value)
-                client.set_terminated(run_id, "FINISHED")
-                client.set_model_version_tag(model_name, version, E.STATUS_TAG, VersionStatus.READY)
+            crash_point("register.model_ready")
+            tags = {**version_tags(contract, sha256_of(contract_bytes)), E.STATUS_TAG: VersionStatus.READY}
+            created = self._create_version(model_name, f"{run.info.artifact_uri}/{E.MODEL_DIR}", run_id, tags)
         except BaseException:
-            abandon_registration(client, model_name, version, run_id, created_model=created_model)
+            with database.registry_call(self.busy_timeout_seconds):
+                abandon_registration(client, model_name, run_id, created_model=created_model)
             raise
+        version = str(created.version)
+        crash_point("register.version_created")
+        try:  # the version is complete: a run left RUNNING is only bookkeeping, which `registry repair` ends
+            with self._mlflow(f"mark run {run_id} FINISHED"):
+                client.set_terminated(run_id, "FINISHED")
+        except RegistryError as exc:
+            logger.warning("model %r version %s is registered, but its run %s stays RUNNING: %s; "
+                           "`ml-platform registry repair` ends it", model_name, version, run_id, exc)
+        crash_point("register.run_finished")
         logger.info("registered model %r version %s (run %s)", model_name, version, run_id)
-        return RegisteredVersion(model_name, version, run_id, f"models:/{model_name}/{version}", final)
+        return RegisteredVersion(model_name, version, run_id, f"models:/{model_name}/{version}",
+                                 contract.with_version(version))
+
+    def _create_version(self, name: str, source: str, run_id: str, tags: Mapping[str, str]) -> ModelVersion:
+        """The version with all its tags, in one MLflow call; once more if the model vanished meanwhile.
+
+        A concurrent ``registry repair`` may delete a registered model that was empty when it looked;
+        the model is then created again and the version created once more.
+        """
+        for attempt in (1, 2):
+            with self._mlflow(f"create a version of model {name!r}"):
+                try:
+                    return self._client.create_model_version(name, source=source, run_id=run_id, tags=dict(tags))
+                except MlflowException as exc:
+                    if exc.error_code != "RESOURCE_DOES_NOT_EXIST" or attempt == 2:
+                        raise
+            self._ensure_registered_model(name)
+        raise AssertionError("unreachable")
 
     def _experiment_id(self, name: str) -> str:
         client = self._client
-        with mlflow_errors(f"find or create experiment {name!r}"):
+        with self._mlflow(f"find or create experiment {name!r}"):
             found = client.get_experiment_by_name(name)
             if found is not None:
                 if found.lifecycle_stage == "deleted":
@@ -206,9 +267,9 @@ class ModelRegistry:
                 return str(client.get_experiment_by_name(name).experiment_id)
 
     def _ensure_registered_model(self, name: str) -> bool:
-        with mlflow_errors(f"create registered model {name!r}"):
+        with self._mlflow(f"create registered model {name!r}"):
             try:
-                self._client.create_registered_model(name)
+                self._client.create_registered_model(name, tags={E.CREATED_BY_TAG: "ml_platform"})
                 return True
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
@@ -219,7 +280,7 @@ class ModelRegistry:
         now = int(time.time() * 1000)
         param_list = [Param(k, v) for k, v in param_values(params).items()]
         metric_list = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())]
-        with mlflow_errors(f"log params and metrics of run {run_id}"):
+        with self._mlflow(f"log params and metrics of run {run_id}"):
             for start in range(0, max(len(param_list), len(metric_list)), 100):
                 self._client.log_batch(run_id, metrics=metric_list[start:start + 100],
                                        params=param_list[start:start + 100])
@@ -229,7 +290,7 @@ class ModelRegistry:
     def _search_models(self) -> list[RegisteredModel]:
         found: list[RegisteredModel] = []
         token = None
-        with mlflow_errors("list registered models"):
+        with self._mlflow("list registered models"):
             while True:
                 page = self._client.search_registered_models(max_results=_PAGE, page_token=token)
                 found.extend(page)
@@ -247,7 +308,7 @@ class ModelRegistry:
 
     def _registered_model(self, name: str) -> RegisteredModel:
         E.check_model_name(name)
-        with mlflow_errors(f"read registered model {name!r}"):
+        with self._mlflow(f"read registered model {name!r}"):
             try:
                 return self._client.get_registered_model(name)
             except MlflowException as exc:
@@ -259,7 +320,7 @@ class ModelRegistry:
     def _version(self, name: str, version: str | int) -> ModelVersion:
         number = E.check_version(version)
         self._registered_model(name)
-        with mlflow_errors(f"read model {name!r} version {number}",
+        with self._mlflow(f"read model {name!r} version {number}",
                      missing=f"model {name!r} has no version {number}; see `ml-platform models show {name}`"):
             return self._client.get_model_version(name, number)
 
@@ -270,13 +331,14 @@ class ModelRegistry:
             state = "failed" if status == VersionStatus.FAILED else "never finished"
             raise RegistryError(
                 f"model {name!r} version {found.version} is not usable: its registration {state} "
-                f"({E.STATUS_TAG}={status!r}); register the model again"
+                f"({E.STATUS_TAG}={status!r}); `ml-platform registry repair` finishes or removes it, or register "
+                "the model again"
             )
         return found
 
     def _download(self, run_id: str, path: str, what: str) -> bytes:
         with tempfile.TemporaryDirectory(prefix="ml_platform_dl_") as target:
-            with mlflow_errors(f"download {what}"):
+            with self._mlflow(f"download {what}"):
                 try:
                     local = self._client.download_artifacts(run_id, path, target)
                 except MlflowException as exc:
@@ -294,6 +356,10 @@ class ModelRegistry:
     def load_contract(self, name: str, version: str | int) -> DeployContract:
         """Load a version's deploy contract, verified against the SHA-256 recorded at registration.
 
+        The artefact's bytes must hash to the version's ``ml_platform.contract_sha256`` tag, which was
+        created with the version in one transaction; the returned contract carries this version's
+        number (the artefact, written before the version existed, records none).
+
         Raises:
             ModelNotFound: no such model or version.
             RegistryError: the version is not ``ready``, or the contract is corrupt or names another model.
@@ -310,14 +376,15 @@ class ModelRegistry:
                 "altered or corrupted after registration; do not serve this version, register it again"
             )
         contract = DeployContract.from_json(data, source=what)
-        if contract.model_name != name or contract.model_version != number:
+        # Written before the version existed, the artefact names no version (earlier releases wrote it in).
+        if contract.model_name != name or contract.model_version not in (None, number):
             raise RegistryError(
                 f"{what} describes {contract.label} instead; the registry is inconsistent, register it again"
             )
         if contract.model_sha256 != found.tags.get(E.MODEL_SHA256_TAG):
             raise IntegrityError(f"{what} promises model {contract.model_sha256} but the version is tagged "
                                  f"{found.tags.get(E.MODEL_SHA256_TAG)}; register it again")
-        return contract
+        return contract if contract.model_version == number else contract.with_version(number)
 
     def load_model(self, name: str, version: str | int) -> SignalModel:
         """Load a version's model from its bytes, verified against the recorded SHA-256, by its recorded format.
@@ -356,7 +423,7 @@ class ModelRegistry:
     def pyfunc_uri(self, name: str, version: str | int) -> str:
         """Where the version's MLflow pyfunc model lives, for ``mlflow.pyfunc.load_model``."""
         found = self._ready_version(name, version)
-        with mlflow_errors(f"resolve the download URI of model {name!r} version {found.version}"):
+        with self._mlflow(f"resolve the download URI of model {name!r} version {found.version}"):
             return str(self._client.get_model_version_download_uri(name, str(found.version)))
 
     # -- champion --------------------------------------------------------------------------------
@@ -369,7 +436,7 @@ class ModelRegistry:
             RegistryError / IntegrityError: the version is unusable or its contract fails verification.
         """
         contract = self.load_contract(name, version)
-        with mlflow_errors(f"set the champion of model {name!r}"):
+        with self._mlflow(f"set the champion of model {name!r}"):
             self._client.set_registered_model_alias(name, E.CHAMPION_ALIAS, contract.model_version)
         logger.info("model %r champion -> version %s", name, contract.model_version)
 
@@ -388,7 +455,7 @@ class ModelRegistry:
     def _versions(self, name: str) -> list[ModelVersion]:
         found: list[ModelVersion] = []
         token = None
-        with mlflow_errors(f"list the versions of model {name!r}"):
+        with self._mlflow(f"list the versions of model {name!r}"):
             while True:
                 page = self._client.search_model_versions(f"name='{name}'", max_results=_PAGE, page_token=token)
                 found.extend(page)
@@ -438,3 +505,26 @@ class ModelRegistry:
                 contract=contract, problem=problem,
             ))
         return tuple(details)
+
+    # -- repair ----------------------------------------------------------------------------------
+
+    def repair(self, *, check_only: bool = False, stale_after: dt.timedelta = DEFAULT_STALE_AFTER) -> RepairReport:
+        """Find, and unless ``check_only`` finish or remove, what interrupted registrations left.
+
+        RUNNING runs of killed registrations are ended, empty registered models an aborted first
+        registration created are removed, and versions tagged ``registering``/``failed`` (or made from
+        a platform run without the platform's tags) are finished from their verified artefacts or
+        removed. A registration whose process still runs is left alone. See :mod:`ml_platform.registry.repair`.
+
+        Args:
+            check_only: Only report; change nothing.
+            stale_after: Age after which a RUNNING registration run whose process cannot be checked
+                from this host (another machine, an earlier release) counts as abandoned.
+
+        Returns:
+            What was found and done; ``report.consistent`` is ``True`` if nothing was found.
+
+        Raises:
+            RegistryError: MLflow failed (re-running continues where this stopped).
+        """
+        return repair_registry(self, check_only=check_only, stale_after=stale_after)

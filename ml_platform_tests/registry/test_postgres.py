@@ -1,7 +1,8 @@
-"""The registry on MLflow's production backend: PostgreSQL, a full register -> champion round trip."""
+"""The registry on MLflow's production backend: PostgreSQL, a full register -> champion round trip, repair."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from ml_platform_tests.registry.conftest import (
     make_contract,
     make_model,
 )
+from ml_platform_tests.registry.test_repair import legacy_registration
 
 
 @pytest.mark.postgres
@@ -40,3 +42,16 @@ def test_register_promote_and_load_champion_on_postgres(postgres_db: PostgresDat
     assert [(s.name, s.versions, s.champion) for s in registry.list_models()] == [("pg_alpha", ("1",), "1")]
     with pytest.raises(ContractViolation, match="feature_graph_hash"):
         load_champion(registry, "pg_alpha", LiveFeatureStream(OTHER_GRAPH_HASH, feature_schema()), policy="strict")
+
+
+@pytest.mark.postgres
+def test_repair_finishes_a_legacy_half_registration_on_postgres(postgres_db: PostgresDatabase, tmp_path: Path) -> None:
+    registry = ModelRegistry(postgres_db.sqlalchemy_url, artifact_location=str(tmp_path / "artifacts"))
+    _, version, contract = legacy_registration(registry, "pg_legacy")
+    legacy_registration(registry, "pg_legacy", contract_uploaded=False, shift=0.4)
+    assert not registry.repair(check_only=True, stale_after=dt.timedelta(0)).consistent
+    report = registry.repair(stale_after=dt.timedelta(0))
+    assert [f.action.split(":")[0] for f in report.findings] == ["finish", "end FINISHED", "remove", "end KILLED"]
+    assert registry.load_contract("pg_legacy", version) == contract.with_version(version)
+    assert [s.versions for s in registry.list_models()] == [(version,)]
+    assert registry.repair(check_only=True).consistent

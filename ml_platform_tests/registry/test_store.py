@@ -28,7 +28,7 @@ from ml_platform.models import (
     protocol,
     register_model_format,
 )
-from ml_platform.registry import FeatureField, FeatureSchema
+from ml_platform.registry import DeployContract, FeatureField, FeatureSchema
 from ml_platform.registry.entities import RegisteredVersion
 from ml_platform.registry.store import ModelRegistry
 from ml_platform_tests.registry.conftest import (
@@ -72,7 +72,10 @@ def test_registration_writes_contract_environment_and_code_artefacts(
 ) -> None:
     registered = register("store_artefacts")
     contract_bytes = artifact_file(registry, registered.run_id, "contract/contract.json").read_bytes()
-    assert contract_bytes == registered.contract.to_json().encode("ascii")
+    # Uploaded before the version existed: the artefact names no version; the registry fills it in.
+    assert json.loads(contract_bytes)["model_version"] is None
+    assert DeployContract.from_json(contract_bytes).with_version("1") == registered.contract
+    assert contract_bytes == make_contract("store_artefacts", make_model()).to_json().encode("ascii")
     assert registered.contract.model_version == registered.version == "1"
     assert registered.model_uri == "models:/store_artefacts/1"
 
@@ -96,7 +99,10 @@ def test_version_tags_carry_the_contract_hashes(registry: ModelRegistry, registe
     assert tags["ml_platform.status"] == "ready"
     assert tags["ml_platform.feature_graph_hash"] == GRAPH_HASH
     assert tags["ml_platform.model_sha256"] == make_model().sha256
-    assert tags["ml_platform.contract_sha256"] == registered.contract.sha256
+    stored = artifact_file(registry, registered.run_id, "contract/contract.json").read_bytes()
+    assert tags["ml_platform.contract_sha256"] == "sha256:" + hashlib.sha256(stored).hexdigest()
+    assert tags["ml_platform.model_format"] == "ml_platform.ridge/v2"
+    assert tags["ml_platform.environment_hash"] == capture_environment().hash
     assert tags["ml_platform.training_window"] == "2019-01-02..2019-12-31"
     assert tags["ml_platform.validation_window"] == "2020-01-02..2020-03-31"
     assert tags["ml_platform.trained_by"] == "alice@research"
@@ -193,35 +199,72 @@ def test_overwritten_model_bytes_are_refused(registry: ModelRegistry, register: 
         registry.load_model("store_bad_bytes", "1")
 
 
-def test_failure_after_the_version_exists_leaves_nothing_usable(
+def test_a_failed_version_creation_leaves_no_version_and_a_failed_run(
     registry: ModelRegistry, register: Register, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     register("store_failure")
 
     def unavailable(*args: object, **kwargs: object) -> None:
-        raise MlflowException("artifact store unavailable")
+        raise MlflowException("registry unavailable")
 
-    monkeypatch.setattr(MlflowClient, "log_artifact", unavailable)  # the contract upload, after the version
+    monkeypatch.setattr(MlflowClient, "create_model_version", unavailable)  # after every artefact is uploaded
     model = make_model(0.4)
-    with pytest.raises(RegistryError, match="upload the contract of model 'store_failure' version 2.*unavailable"):
+    with pytest.raises(RegistryError, match="create a version of model 'store_failure': registry unavailable"):
         registry.register(model_name="store_failure", model=model, contract=make_contract("store_failure", model),
                           params={}, metrics={}, code_snapshot=CODE_SNAPSHOT)
     monkeypatch.undo()
     summary = next(s for s in registry.list_models() if s.name == "store_failure")
     assert (summary.versions, summary.unusable_versions) == (("1",), ())
-    with pytest.raises(ModelNotFound, match="has no version 2"):
-        registry.load_contract("store_failure", "2")
+    assert [v.version for v in mlflow_client(registry).search_model_versions("name='store_failure'")] == [1]
     failed_runs = mlflow_client(registry).search_runs(
         [mlflow_client(registry).get_experiment_by_name("ml_platform").experiment_id],
         filter_string="tags.`ml_platform.status` = 'failed' and tags.`ml_platform.model_name` = 'store_failure'")
     assert [r.info.status for r in failed_runs] == ["FAILED"]
 
 
+def test_the_version_is_created_with_every_tag_in_one_call(
+    registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    for method in ("create_model_version", "set_model_version_tag", "log_artifact", "log_artifacts", "set_terminated"):
+        original = getattr(MlflowClient, method)
+
+        def spy(self: MlflowClient, *args: object, _original=original, _method=method, **kwargs: object) -> object:
+            calls.append(_method)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(MlflowClient, method, spy)
+    model = make_model(0.7)
+    registered = registry.register(model_name="store_one_call", model=model,
+                                   contract=make_contract("store_one_call", model), params={}, metrics={},
+                                   code_snapshot=CODE_SNAPSHOT)
+    assert calls == ["log_artifacts", "create_model_version", "set_terminated"]
+    tags = mlflow_client(registry).get_model_version("store_one_call", registered.version).tags
+    assert tags["ml_platform.status"] == "ready" and tags["ml_platform.model_sha256"] == model.sha256
+
+
+def test_a_run_left_running_after_the_version_exists_keeps_the_complete_version(
+    registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise MlflowException("tracking store unavailable")
+
+    monkeypatch.setattr(MlflowClient, "set_terminated", unavailable)
+    model = make_model(0.8)
+    registered = registry.register(model_name="store_run_left", model=model,
+                                   contract=make_contract("store_run_left", model), params={}, metrics={},
+                                   code_snapshot=CODE_SNAPSHOT)
+    monkeypatch.undo()
+    assert "its run" in caplog.text and "stays RUNNING" in caplog.text
+    assert registry.load_model("store_run_left", registered.version) == model
+    assert mlflow_client(registry).get_run(registered.run_id).info.status == "RUNNING"
+
+
 def test_failed_first_registration_removes_the_empty_model(registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
     def unavailable(*args: object, **kwargs: object) -> None:
-        raise MlflowException("artifact store unavailable")
+        raise MlflowException("registry unavailable")
 
-    monkeypatch.setattr(MlflowClient, "log_artifact", unavailable)
+    monkeypatch.setattr(MlflowClient, "create_model_version", unavailable)
     model = make_model()
     with pytest.raises(RegistryError):
         registry.register(model_name="store_first_failure", model=model,

@@ -1,0 +1,41 @@
+"""Named crash points of registration: a test seam that costs one comparison with ``None``.
+
+The crash-matrix tests kill a registering process with ``SIGKILL`` at each point and check that
+every MLflow client then sees either no new version or a complete one, and that
+``ml-platform registry repair`` leaves a consistent registry. A point is armed by the environment
+variable :data:`CRASH_POINT_ENV`, read once when this module is imported, or by :func:`arm` (for a
+test driver that forks after importing). Nothing is ever armed in normal use.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+__all__ = ["CRASH_POINT_ENV", "REGISTRATION_POINTS", "arm", "crash_point"]
+
+CRASH_POINT_ENV = "ML_PLATFORM_CRASH_POINT"
+
+#: The points :meth:`~ml_platform.registry.store.ModelRegistry.register` passes, in order.
+REGISTRATION_POINTS = (
+    "register.run_created",          # a RUNNING run with its tags, nothing else
+    "register.params_logged",        # + params and metrics
+    "register.artifacts_uploaded",   # + every artefact, the contract included
+    "register.model_ready",          # + the registered model exists (created here on a first registration)
+    "register.version_created",      # + the complete version (one MLflow call); the run still RUNNING
+    "register.run_finished",         # + the run FINISHED: the registration is done
+)
+
+_armed: str | None = os.environ.get(CRASH_POINT_ENV) or None
+
+
+def arm(name: str | None) -> None:
+    """Kill this process at the next :func:`crash_point` called ``name`` (``None`` disarms). Tests only."""
+    global _armed
+    _armed = name
+
+
+def crash_point(name: str) -> None:
+    """``SIGKILL`` this process here if ``name`` is the armed point; otherwise do nothing."""
+    if _armed is not None and _armed == name:
+        os.kill(os.getpid(), signal.SIGKILL)
