@@ -14,7 +14,7 @@ from ml_platform.dagster_boundary import resource_settings
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.registry.champion import LoadedChampion, load_champion
 from ml_platform.registry.contract import LiveFeatureStream
-from ml_platform.registry.store import ModelRegistry
+from ml_platform.registry.store import DEFAULT_BUSY_TIMEOUT_SECONDS, ModelRegistry
 
 __all__ = ["ModelRegistryResource"]
 
@@ -61,13 +61,18 @@ class ModelRegistryResource(dg.ConfigurableResource):
         "trained in: STRICT refuses, WARN logs, OFF skips the comparison. Python code may pass 'strict', 'warn' "
         "or 'off'.",
     )
+    busy_timeout_seconds: float = Field(
+        default=DEFAULT_BUSY_TIMEOUT_SECONDS, gt=0,
+        description="How long a call waits for a busy (locked) SQLite registry before failing with REGISTRY_UNAVAILABLE.",
+    )
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**resource_settings(type(self), data))  # a bad policy: ConfigurationError naming it
 
     def get_registry(self) -> ModelRegistry:
         """A :class:`ModelRegistry` on the configured URIs."""
-        return ModelRegistry(self.tracking_uri, self.registry_uri, self.artifact_location)
+        return ModelRegistry(self.tracking_uri, self.registry_uri, self.artifact_location,
+                             busy_timeout_seconds=self.busy_timeout_seconds)
 
     def load_champion(self, model_name: str, live: LiveFeatureStream) -> LoadedChampion:
         """Load ``model_name``'s champion through its contract check under the configured policy."""
