@@ -66,11 +66,11 @@ def _relative(source: str) -> str:
 
 def _register_commands() -> None:
     """Attach the command groups each layer owns."""
-    from ml_platform.io.commands import env, verify
-    from ml_platform.registry.commands import models
+    from ml_platform.io.commands import env, gc, verify
+    from ml_platform.registry.commands import models, registry
     from ml_platform.scaffold.command import init
 
-    for command in (verify, env, models, init):
+    for command in (verify, gc, env, models, registry, init):
         main.add_command(command)
 
 

@@ -13,15 +13,15 @@ if TYPE_CHECKING:
 
 from ml_platform.errors import PartitionError, WindowError
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # used with fullmatch: `$` would accept a trailing newline
 
 
 def parse_day(text: str, *, what: str = "date") -> dt.date:
     """Parse an ISO ``YYYY-MM-DD`` day, raising :class:`WindowError` with the offending text."""
-    if not isinstance(text, str) or not _DATE.match(text.strip()):
+    if not isinstance(text, str) or not _DATE.fullmatch(text.strip(" ")):
         raise WindowError(f"{what} {text!r} is not an ISO date; write it as YYYY-MM-DD, e.g. 2012-01-03")
     try:
-        return dt.date.fromisoformat(text.strip())
+        return dt.date.fromisoformat(text.strip(" "))
     except ValueError as exc:
         raise WindowError(f"{what} {text!r} is not a real calendar day: {exc}") from exc
 

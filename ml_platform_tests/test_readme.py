@@ -157,6 +157,6 @@ def test_the_example_runs_as_written(tmp_path: Path) -> None:
 
     # everything was stored where the settings point, nothing in the project folder
     home = Path(env["ML_PLATFORM_HOME"])
-    assert (home / "storage" / "my_desk" / "live_signals").is_dir()
+    assert (home / "storage" / "refs" / "my_desk" / "live_signals").is_dir()
     assert (home / "mlflow" / "mlflow.db").is_file()
     assert not (project / ".ml_platform").exists()

@@ -215,7 +215,7 @@ class _Builder:
             for name, up in node.spec.upstream.items():
                 before, after = calendar.offsets(up)
                 keys = calendar.keys_with_offsets(window, before, after)
-                frame, manifests = store.read_many(translator.store_key(graph[up.key]), keys)
+                frame, manifests = store.read_many(translator.store_key(graph[up.key]), keys, window=window)
                 inputs[name] = frame
                 upstream += [{"key": m.asset_key, "partition": m.partition, "data_hash": m.data_hash}
                              for m in manifests]

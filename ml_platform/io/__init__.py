@@ -1,9 +1,9 @@
-"""Pinned storage: Parquet + manifest per partition, atomic writes, verification on every load.
+"""Pinned storage: immutable content-addressed Parquet objects, manifest history, verification on every load.
 
-* :class:`PinnedStore` (no Dagster): write/read/verify frames with manifests.
+* :class:`PinnedStore` (no Dagster): write/read (head or as of a data hash)/verify/gc frames with manifests.
 * :class:`PinnedIOManager` / :class:`PinnedStoreResource`: the Dagster IO manager and resource on top.
 * :class:`Manifest`, :class:`WriteFacts`, :class:`UpstreamRef`: the manifest format
-  (``ml_platform.manifest/v1``).
+  (``ml_platform.manifest/v2``).
 
 The Dagster classes are imported lazily, so the store, the manifest format and the CLI do not pay
 for importing Dagster.

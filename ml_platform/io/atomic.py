@@ -1,42 +1,46 @@
-"""Atomic file operations and byte digests for the pinned store.
+"""Atomic file operations, byte digests and the crash-test seam of the pinned store.
 
-The commit protocol
+The commit protocol (layout: :mod:`ml_platform.io.layout`)
+----------------------------------------------------------
+A write of ``key``/``partition`` proceeds:
+
+1. **object**: encode the Parquet bytes into a temporary ``.<name>.tmp-<pid>-<random>`` next to
+   the object path ``objects/<xx>/<algo>-<hex>.parquet`` (named by the table's *data hash*),
+   hashing them as they stream out; ``fsync``; publish with ``link`` (create-if-absent: an object
+   is written once and never replaced); ``fsync`` the directory. If the object already exists
+   (the same content was stored before, under any key) it is verified and reused, and its
+   modification time is refreshed so garbage collection sees it as young;
+2. **head**: if the current head's manifest has no history entry yet (its writer died before
+   step 3), write that entry first; then write the new manifest to a temporary, ``fsync``,
+   ``rename`` it over ``HEAD.json``, ``fsync`` the directory - this single rename is the moment the
+   new version becomes visible;
+3. **history**: write the same manifest as the history entry ``history/<ns>-<object>.json``
+   (temporary, ``fsync``, ``rename``, ``fsync``).
+
+Nothing is ever deleted by a write. What a crash (``kill -9``, power loss) leaves behind:
+
+* during or after 1: a temporary (never read) or an object no head or history reaches: an
+  orphan, collected by ``ml-platform gc`` once older than its grace period;
+* between 2 and 3: the new head, without its history entry; the next write of the partition
+  adds that entry before it moves the head, and until then the head itself is a root;
+* the old head's object always stays reachable from its history entry.
+
+So a reader sees either the complete old version or the complete new one, and an older version
+stays readable by its data hash for as long as the retention rules of :mod:`ml_platform.io.gc`
+keep it.
+
+Object stores (``s3://``, ``gs://``, ``memory://`` via fsspec/UPath) have no rename and no link,
+but a single object PUT is atomic: bytes are assembled in memory and written with one
+``pipe_file``, and "create if absent" is an existence check before the PUT (a concurrent writer
+of the same content PUTs the same content).
+
+The crash-test seam
 -------------------
-Each stored partition is two files in ``<base>/<key>/``:
-
-* the data, ``<partition>.<write id>.parquet`` - a *new, unique* name on every write, and
-* the manifest, ``<partition>.manifest.json`` - a *fixed* name; it names the data file it describes.
-
-The manifest is the commit record. A write proceeds:
-
-1. encode the Parquet bytes into a temporary file ``.<name>.tmp-<pid>-<random>`` in the same
-   directory, hashing the bytes as they stream out; ``fsync``; rename to the unique data name;
-   ``fsync`` the directory;
-2. write the manifest the same way (temporary, ``fsync``, ``rename`` over the old manifest, ``fsync``
-   the directory) - this single rename is the moment the new version becomes visible;
-3. delete the data file the *previous* manifest named.
-
-What a crash (``kill -9``, power loss) leaves behind, at each point:
-
-* during 1: a temporary file, which no reader ever opens (names starting with ``.`` are never data);
-  the old manifest still names the old, intact data file;
-* between 1 and 2: an unreferenced new data file; the old manifest and old data are intact;
-* between 2 and 3: the new version is committed; the old data file is an unreferenced leftover.
-
-So a reader sees either the complete old version or the complete new one, never a half file and
-never a manifest naming missing data. Re-materializing a partition replaces it atomically (one
-rename), unlike a fixed-name data file, which would need two renames with a window between them in
-which the old manifest describes the new data. Leftovers are only wasted space;
-``PinnedStore.sweep`` removes them once they are older than a grace period (a concurrent writer
-may be between steps 1 and 2).
-
-As a second line of defence the manifest is also embedded in the Parquet footer, and readers
-refuse a data file whose embedded manifest differs from the sidecar (a file copied or renamed by
-hand, or a write protocol bypassed).
-
-Object stores (``s3://``, ``gs://``, ``memory://`` via fsspec/UPath) have no rename, but a single
-object PUT is atomic: the bytes are assembled in memory and written with one ``pipe_file``, so the
-same three steps hold with "PUT" in place of "rename".
+:func:`crash_point` is called at every named point of a write and of a garbage collection. When
+the environment variable ``ML_PLATFORM_CRASH_AT`` names that point (``name`` or ``name#n`` for its
+n-th occurrence in the process) the process kills itself with ``SIGKILL``: no ``finally`` blocks,
+no flushing, exactly what a power loss or ``kill -9`` leaves. Unset (always, outside tests), it
+costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ import abc
 import contextlib
 import io
 import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -58,16 +63,33 @@ if TYPE_CHECKING:
     from upath import UPath
 
 __all__ = [
+    "CRASH_ENV",
     "FileSystem",
     "HashingWriter",
     "LocalFileSystem",
     "ObjectStoreFileSystem",
+    "crash_point",
     "file_digest",
     "is_temporary",
     "open_filesystem",
 ]
 
 _TMP_MARK = ".tmp-"
+CRASH_ENV = "ML_PLATFORM_CRASH_AT"
+_crash_counts: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    """The test seam: SIGKILL this process here if ``ML_PLATFORM_CRASH_AT`` names this point."""
+    wanted = os.environ.get(CRASH_ENV)
+    if not wanted:
+        return
+    point, _, nth = wanted.partition("#")
+    if point != name:
+        return
+    _crash_counts[name] = count = _crash_counts.get(name, 0) + 1
+    if count >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def is_temporary(name: str) -> bool:
@@ -119,6 +141,14 @@ class HashingWriter(io.RawIOBase):
         return "xxh3_128:" + self._hasher.hexdigest()
 
 
+class Publication:
+    """The stream of an exclusive write, and afterwards whether it created the file."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.created = False
+
+
 class FileSystem(abc.ABC):
     """Where a store keeps its files; paths are relative POSIX strings like ``features/m/x.parquet``."""
 
@@ -127,17 +157,29 @@ class FileSystem(abc.ABC):
         """The absolute path or URI of ``rel``, for messages and metadata."""
 
     @abc.abstractmethod
-    def atomic_writer(self, rel: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+    def atomic_writer(self, rel: str, crash: str | None = None) -> contextlib.AbstractContextManager[IO[bytes]]:
         """A binary stream whose bytes appear at ``rel`` all at once when the block exits cleanly.
 
         If the block raises (or the process dies) nothing appears at ``rel`` and its previous
         content is untouched.
         """
 
-    def write_bytes(self, rel: str, data: bytes) -> None:
-        """Atomically replace ``rel`` with ``data``."""
-        with self.atomic_writer(rel) as stream:
+    def write_bytes(self, rel: str, data: bytes, crash: str | None = None) -> None:
+        """Atomically replace ``rel`` with ``data`` (``crash``: the name of the crash points around it)."""
+        with self.atomic_writer(rel, crash) as stream:
             stream.write(data)
+
+    @abc.abstractmethod
+    def exclusive_writer(self, rel: str, crash: str | None = None) -> contextlib.AbstractContextManager[Publication]:
+        """Like :meth:`atomic_writer`, but never replaces an existing ``rel``.
+
+        After the block, ``publication.created`` says whether these bytes were published (False: a
+        file was already there and is left untouched; the bytes written are discarded).
+        """
+
+    @abc.abstractmethod
+    def touch(self, rel: str) -> None:
+        """Set the modification time of ``rel`` to now (best effort where the filesystem cannot)."""
 
     @abc.abstractmethod
     def read_buffer(self, rel: str) -> pa.Buffer:
@@ -173,23 +215,66 @@ class LocalFileSystem(FileSystem):
     def uri(self, rel: str = "") -> str:
         return str(self.root / rel) if rel else str(self.root)
 
-    @contextlib.contextmanager
-    def atomic_writer(self, rel: str) -> Iterator[IO[bytes]]:
-        target = self.root / rel
+    def _temporary(self, target: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        return target.with_name(f".{target.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+    @contextlib.contextmanager
+    def atomic_writer(self, rel: str, crash: str | None = None) -> Iterator[IO[bytes]]:
+        target = self.root / rel
+        temporary = self._temporary(target)
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(descriptor, "wb") as stream:
                 yield stream
                 stream.flush()
-                os.fsync(stream.fileno())
+                os.fsync(stream.fileno())  # the bytes are durable before the name points at them
+            if crash:
+                crash_point(f"{crash}:before-rename")
             os.replace(temporary, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
             raise
+        if crash:
+            crash_point(f"{crash}:after-rename")
         self._fsync_directory(target.parent)
+
+    @contextlib.contextmanager
+    def exclusive_writer(self, rel: str, crash: str | None = None) -> Iterator[Publication]:
+        target = self.root / rel
+        temporary = self._temporary(target)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            with os.fdopen(descriptor, "wb") as stream:
+                publication = Publication(stream)
+                yield publication
+                stream.flush()
+                os.fsync(stream.fileno())
+            if crash:
+                crash_point(f"{crash}:before-link")
+            try:
+                os.link(temporary, target)  # create-if-absent, atomically
+                publication.created = True
+            except FileExistsError:
+                publication.created = False
+            except OSError:  # a filesystem without hard links: check, then rename
+                if target.exists():
+                    publication.created = False
+                else:
+                    os.replace(temporary, target)
+                    publication.created = True
+            if crash:
+                crash_point(f"{crash}:after-link")
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+        if publication.created:
+            self._fsync_directory(target.parent)
+
+    def touch(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.root / rel, None)
 
     @staticmethod
     def _fsync_directory(directory: Path) -> None:
@@ -250,10 +335,27 @@ class ObjectStoreFileSystem(FileSystem):
         return str(self.root / rel) if rel else str(self.root)
 
     @contextlib.contextmanager
-    def atomic_writer(self, rel: str) -> Iterator[IO[bytes]]:
+    def atomic_writer(self, rel: str, crash: str | None = None) -> Iterator[IO[bytes]]:
         buffer = io.BytesIO()
         yield buffer
+        if crash:
+            crash_point(f"{crash}:before-rename")
         self.fs.pipe_file(self._path(rel), buffer.getvalue())
+        if crash:
+            crash_point(f"{crash}:after-rename")
+
+    @contextlib.contextmanager
+    def exclusive_writer(self, rel: str, crash: str | None = None) -> Iterator[Publication]:
+        buffer = io.BytesIO()
+        publication = Publication(buffer)
+        yield publication
+        if self.exists(rel):
+            return
+        self.fs.pipe_file(self._path(rel), buffer.getvalue())
+        publication.created = True
+
+    def touch(self, rel: str) -> None:
+        """Object stores cannot change a modification time without rewriting: a no-op (see gc's grace)."""
 
     def read_buffer(self, rel: str) -> pa.Buffer:
         import pyarrow as pa

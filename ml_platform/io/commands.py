@@ -1,27 +1,36 @@
-"""``ml-platform verify`` and ``ml-platform env``: check stored artefacts and compare environment locks.
+"""``ml-platform verify``, ``ml-platform gc`` and ``ml-platform env``: check and collect stored artefacts.
 
 Registered on the ``ml-platform`` click group in :mod:`ml_platform.cli`::
 
     main.add_command(verify)
+    main.add_command(gc)
     main.add_command(env)
+
+Exit codes of ``verify`` and ``gc``: 0 everything is fine, 1 an artefact or a check failed, 2 bad
+input (no storage, a malformed or unknown key, an impossible date; the ``ml-platform`` group turns
+every :class:`~ml_platform.errors.MLPlatformError` into a one-line message and exit code 2).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import click
 
-from ml_platform.commands_common import defs_option, store_location
+from ml_platform.commands_common import defs_option, registry_location, store_location
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, capture_environment, diff_environments
 from ml_platform.errors import ConfigurationError, MLPlatformError
 from ml_platform.io.manifest import MANIFEST_METADATA_KEY, Manifest
 from ml_platform.io.store import PinnedStore
-from ml_platform.io.verify import VerifyResult
+from ml_platform.io.verify import VerifyResult, verify_store
 
-__all__ = ["env", "verify"]
+__all__ = ["dagster_materialized", "env", "gc", "registry_roots", "verify"]
+
+#: the metadata key the PinnedIOManager records on every materialization it stores
+_MANIFEST_METADATA = "ml_platform/manifest"
 
 _DETAIL_WIDTH = 90
 
@@ -62,6 +71,37 @@ def _explanation(result: VerifyResult) -> str:
     return "\n".join(lines)
 
 
+def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str, str | None]]:
+    """``(key, partition)`` of everything the Dagster instance at ``dagster_home`` recorded as stored in ``store``.
+
+    An asset counts when its latest materialization carries the PinnedIOManager's
+    ``ml_platform/manifest`` metadata under this store's base; each of its materialized partitions
+    (or the asset itself, when unpartitioned) must then have a head in the store.
+    """
+    import dagster as dg
+
+    if not Path(dagster_home).is_dir():
+        raise ConfigurationError(f"no Dagster instance at {dagster_home}: the directory does not exist")
+    expected: set[tuple[str, str | None]] = set()
+    instance = dg.DagsterInstance.from_config(dagster_home)
+    try:
+        for asset_key in instance.get_asset_keys():
+            event = instance.get_latest_materialization_event(asset_key)
+            materialization = None if event is None else event.asset_materialization
+            if materialization is None:
+                continue
+            recorded = materialization.metadata.get(_MANIFEST_METADATA)
+            path = getattr(recorded, "value", None)
+            if not isinstance(path, str) or not path.startswith(store.base.rstrip("/") + "/"):
+                continue  # not stored by a PinnedIOManager, or by one over another base
+            key = "/".join(asset_key.path)
+            partitions = instance.get_materialized_partitions(asset_key)
+            expected |= {(key, partition) for partition in partitions} if partitions else {(key, None)}
+    finally:
+        instance.dispose()
+    return expected
+
+
 @click.command("verify")
 @click.argument("asset", required=False)
 @click.option("--partition", default=None, help="Only this partition of ASSET (e.g. 2012-01-03).")
@@ -76,20 +116,30 @@ def _explanation(result: VerifyResult) -> str:
     default=None,
     help="strict: an environment difference is a failure; warn: reported only (default: the deployment's).",
 )
+@click.option(
+    "--dagster-home",
+    default=None,
+    help="Cross-check against this Dagster instance's materializations (default: $DAGSTER_HOME, if set).",
+)
+@click.option("--no-dagster", is_flag=True, help="Do not cross-check against Dagster even if DAGSTER_HOME is set.")
 @defs_option
 def verify(asset: str | None, partition: str | None, base_dir: str | None, environment_policy: str | None,
-           defs_target: str | None) -> None:
-    """Check every stored artefact (or those of ASSET, e.g. features/momentum) against its manifest.
+           dagster_home: str | None, no_dagster: bool, defs_target: str | None) -> None:
+    """Check every stored artefact (or those of ASSET, e.g. features/momentum) against what should exist.
 
-    Each file is read in full: byte hash, Parquet decoding, embedded manifest, content hash, then
-    its environment lock is compared with the running one. Exits 1 if any artefact fails.
+    Each head's object is read in full: byte hash, Parquet decoding, footer, content hash, then its
+    environment lock is compared with the running one. A partition whose head was deleted, a
+    missing object and - with a Dagster instance - a materialization Dagster recorded that the
+    store does not hold are failures. Exits 0 if all is well, 1 if anything failed, 2 on bad input.
     """
     base_dir, environment_policy = store_location(base_dir, environment_policy, defs_target)
     # bad input (no storage, a malformed key) is an MLPlatformError: the ml-platform group exits 2 with one line
     store = PinnedStore(base_dir, policy=environment_policy)
     if not store.filesystem.root_exists():
         raise ConfigurationError(f"no storage at {store.base}; pass --base-dir, --defs, or set ML_PLATFORM_HOME")
-    results = store.verify(asset, partition)
+    home = None if no_dagster else (dagster_home or os.environ.get("DAGSTER_HOME") or None)
+    expected = dagster_materialized(home, store) if home else set()
+    results = verify_store(store, asset, partition, expected=expected)
     if not results:
         click.echo(f"nothing stored under {store.base}")
         return
@@ -97,8 +147,9 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
         _table(["STATUS", "ASSET", "PARTITION", "ROWS", "DATA HASH", "DETAIL"], [_row(r) for r in results])
     )
     failed = [result for result in results if not result.ok]
+    checked = f" (cross-checked against the Dagster instance at {home})" if home else ""
     click.echo(
-        f"\n{len(results)} artefact(s) under {store.base}: "
+        f"\n{len(results)} artefact(s) under {store.base}{checked}: "
         f"{len(results) - len(failed)} ok, {len(failed)} failed"
     )
     for result in results:
@@ -106,6 +157,74 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
             click.echo(_explanation(result), err=not result.ok)
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def registry_roots(registry: object, store: PinnedStore) -> Iterator[tuple[str, str]]:
+    """``(model version, data hash)`` of the training set of every ready version of every model.
+
+    Uses only :class:`~ml_platform.registry.ModelRegistry`'s public, read-only API; GC follows the
+    upstream references of the manifests from there.
+    """
+    from ml_platform.registry import ModelRegistry
+
+    assert isinstance(registry, ModelRegistry)
+    for summary in registry.list_models():
+        for version in summary.versions:
+            contract = registry.load_contract(summary.name, version)
+            yield f"{summary.name} v{version}", contract.training_set_data_hash
+
+
+@click.command("gc")
+@click.option("--dry-run", is_flag=True, help="Print what would be deleted; delete nothing.")
+@click.option("--keep-days", type=click.FloatRange(min=0), default=None,
+              help="Keep every version written in the last N days (default 30); heads are always kept.")
+@click.option("--grace-seconds", type=click.FloatRange(min=0), default=None,
+              help="Never delete anything younger than this (default 3600): a concurrent writer may own it.")
+@click.option("--base-dir", default=None,
+              help="The storage directory (or fsspec URI); default: from --defs or ML_PLATFORM_* settings.")
+@click.option("--tracking-uri", default=None,
+              help="The model registry whose ready versions' training data are roots; default: --defs or settings.")
+@click.option("--no-registry", is_flag=True,
+              help="Collect without asking the model registry for roots (registered training sets may be lost).")
+@defs_option
+def gc(dry_run: bool, keep_days: float | None, grace_seconds: float | None, base_dir: str | None,
+       tracking_uri: str | None, no_registry: bool, defs_target: str | None) -> None:
+    """Delete stored objects that no head, no recent version and no registered model version reaches.
+
+    Roots: every partition's head, every version younger than --keep-days, and the training set of
+    every ready model version in the registry, each with everything upstream of it. Orphans of
+    interrupted or concurrent writes are collected by the same rule once older than the grace
+    period. Exits 0 on success, 1 if the roots could not all be gathered (nothing is deleted), 2 on
+    bad input.
+    """
+    base_dir, _ = store_location(base_dir, None, defs_target)
+    store = PinnedStore(base_dir)
+    if not store.filesystem.root_exists():
+        raise ConfigurationError(f"no storage at {store.base}; pass --base-dir, --defs, or set ML_PLATFORM_HOME")
+    roots: list[str] = []
+    if not no_registry:
+        from ml_platform.registry import ModelRegistry
+
+        uri, artifact_location = registry_location(tracking_uri, defs_target)
+        registry = ModelRegistry(uri, artifact_location=artifact_location)
+        try:
+            found = list(registry_roots(registry, store))
+        except MLPlatformError as exc:
+            click.echo(f"gc refused: the roots in the model registry {uri} cannot all be read, so nothing is "
+                       f"deleted: {exc}", err=True)
+            raise click.exceptions.Exit(1) from exc
+        roots = [data_hash for _, data_hash in found]
+        click.echo(f"{len(found)} registered model version(s) in {uri} are roots")
+    report = store.gc(roots, keep_days=keep_days, grace_seconds=grace_seconds, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for path in report.deleted:
+        click.echo(f"{verb} {path}")
+    click.echo(f"{verb} {len(report.objects)} object(s), {len(report.history)} expired history entr(ies), "
+               f"{len(report.temporaries)} temporar(ies); kept {report.kept_objects} object(s) "
+               f"({report.young} unreached but younger than the grace period); {report.reached} data hash(es) "
+               f"reached under {store.base}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @click.group("env")
@@ -128,7 +247,10 @@ def _load_lock(spec: str) -> EnvironmentLock:
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"{spec} cannot be read as Parquet: {exc}") from exc
         if raw is None:
-            raise ConfigurationError(f"{spec} carries no ml_platform manifest")
+            raise ConfigurationError(
+                f"{spec} carries no ml_platform manifest (a stored object is shared by every version with "
+                "its content; pass the partition's HEAD.json or a history entry instead)"
+            )
         return Manifest.from_json(raw, source=spec).environment
     try:
         data = json.loads(path.read_text())

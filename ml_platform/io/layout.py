@@ -1,48 +1,87 @@
-"""Where things live in a pinned store: key and partition rules, and the file names derived from them.
+"""Where things live in a pinned store (layout ``ml_platform.manifest/v2``): keys, partitions, objects, refs.
 
 ::
 
-    <base>/<key>/<partition>.manifest.json           the commit record (see ml_platform.io.atomic)
-    <base>/<key>/<partition>.<write id>.parquet      the data it names (16 hex digits, new per write)
+    <base>/objects/<xx>/<algo>-<hex>.parquet                    immutable data objects, named by data hash
+    <base>/refs/<key>/@<partition>/HEAD.json                     the partition's current manifest
+    <base>/refs/<key>/@<partition>/history/<ns>-<object>.json    every manifest ever committed (append-only)
 
-``key`` is an asset-key path joined by ``/`` (``features/momentum``); an unpartitioned artefact
-uses the partition name ``__unpartitioned__``. Keys and partitions are restricted to characters that
-are safe in file names and URIs on every filesystem the store supports.
+``<xx>`` is the first two hex digits of the data hash (a fan-out, so no directory holds millions of
+files). ``key`` is an asset-key path joined by ``/`` (``features/momentum``); an unpartitioned
+artefact uses the partition name ``__unpartitioned__``. A key segment never starts with ``@``, so a
+partition directory can never be mistaken for a key. ``<ns>`` is the manifest's ``written_at`` in
+nanoseconds since the epoch (20 digits, so names sort by time) and ``<object>`` the object's name
+without ``.parquet``: a history entry's name alone says which object it reaches and since when, so
+garbage collection needs no parsing to find them. The history name is a function of the manifest,
+so writing the same entry twice is idempotent.
+
+Keys and partitions are validated by *full* match (``re.fullmatch``; ``$`` would accept a trailing
+newline) against characters that are safe in file names and URIs on every filesystem the store
+supports; anything else, control characters included, is refused with a message naming it.
+The layout of ``ml_platform.manifest/v1`` (``<base>/<key>/<partition>.manifest.json``) is not read:
+:func:`is_v1_manifest` recognises it so the store can refuse it by name.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-import uuid
 
 from ml_platform.errors import ConfigurationError, PartitionError
 from ml_platform.io.atomic import is_temporary
 
 __all__ = [
-    "MANIFEST_SUFFIX",
+    "HEAD_NAME",
+    "HISTORY_DIR",
+    "OBJECTS_DIR",
+    "REFS_DIR",
     "UNPARTITIONED",
-    "data_rel",
-    "is_data_file_name",
-    "manifest_location",
-    "manifest_rel",
-    "new_data_file_name",
+    "HistoryName",
+    "head_rel",
+    "history_dir_rel",
+    "history_name",
+    "history_rel",
+    "is_v1_manifest",
+    "object_name",
+    "object_rel",
+    "parse_history_name",
+    "parse_object_rel",
+    "partition_dir_rel",
+    "partition_location",
     "stem",
+    "validate_data_hash",
     "validate_key",
     "validate_partition",
 ]
 
 UNPARTITIONED = "__unpartitioned__"
-MANIFEST_SUFFIX = ".manifest.json"
-_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,199}$")
-_PARTITION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.|=+,@:-]{0,199}$")
-_DATA_FILE = re.compile(r"^.+\.[0-9a-f]{16}\.parquet$")
+OBJECTS_DIR = "objects"
+REFS_DIR = "refs"
+HEAD_NAME = "HEAD.json"
+HISTORY_DIR = "history"
+V1_MANIFEST_SUFFIX = ".manifest.json"
+_KEY_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,199}")
+_PARTITION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.|=+,@:-]{0,199}")
+_DATA_HASH = re.compile(r"([a-z0-9_]{1,32}):([0-9a-f]{16,128})")
+_OBJECT_NAME = re.compile(r"([a-z0-9_]{1,32})-([0-9a-f]{16,128})")
+_HISTORY_NAME = re.compile(r"([0-9]{20})-([a-z0-9_]{1,32}-[0-9a-f]{16,128})\.json")
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _shown(text: object) -> str:
+    return repr(text)
 
 
 def validate_key(key: str) -> str:
     """Check an asset-key path (``a/b/c``), raising ConfigurationError naming the bad segment."""
-    segments = key.split("/") if isinstance(key, str) else [repr(key)]
-    for segment in segments:
-        if not _KEY_SEGMENT.match(segment) or segment.endswith(".") or ".." in segment:
+    if not isinstance(key, str):
+        raise ConfigurationError(f"asset key must be a string like 'features/momentum', got {_shown(key)}")
+    if _CONTROL.search(key):
+        raise ConfigurationError(f"asset key {_shown(key)} contains a control character (a newline?); "
+                                 "keys are letters, digits and _ . = + - joined by '/'")
+    for segment in key.split("/"):
+        if not _KEY_SEGMENT.fullmatch(segment) or segment.endswith(".") or ".." in segment:
             raise ConfigurationError(
                 f"asset key {key!r} has an unusable segment {segment!r}; segments are letters, digits "
                 "and _ . = + - (not starting with '.'), joined by '/'"
@@ -50,16 +89,32 @@ def validate_key(key: str) -> str:
     return key
 
 
-def validate_partition(partition: str | None) -> str | None:
+def validate_partition(partition: str | None, key: str | None = None) -> str | None:
     """Check a partition key, raising PartitionError for one that cannot be a file name."""
     if partition is None:
         return None
-    if not isinstance(partition, str) or not _PARTITION.match(partition) or partition == UNPARTITIONED:
+    of = "" if key is None else f" of {key}"
+    if isinstance(partition, str) and _CONTROL.search(partition):
+        raise PartitionError(f"partition key {partition!r}{of} contains a control character (a newline?)")
+    if not isinstance(partition, str) or not _PARTITION.fullmatch(partition) or partition == UNPARTITIONED:
         raise PartitionError(
-            f"partition key {partition!r} cannot be stored: use letters, digits and _ . | = + , @ : - "
+            f"partition key {partition!r}{of} cannot be stored: use letters, digits and _ . | = + , @ : - "
             "(daily partitions look like 2012-01-03)"
         )
+    if _ISO_DAY.fullmatch(partition):
+        try:
+            dt.date.fromisoformat(partition)
+        except ValueError as exc:
+            raise PartitionError(f"partition key {partition!r}{of} is not a real calendar day ({exc})") from None
     return partition
+
+
+def validate_data_hash(data_hash: str, what: str = "data hash") -> str:
+    """Check that ``data_hash`` looks like ``<algorithm>:<hex>`` (it names an object file)."""
+    if not isinstance(data_hash, str) or not _DATA_HASH.fullmatch(data_hash):
+        raise ConfigurationError(f"{what} {data_hash!r} is not of the form <algorithm>:<hex digits>, "
+                                 "e.g. xxh3_128:0123456789abcdef0123456789abcdef")
+    return data_hash
 
 
 def stem(partition: str | None) -> str:
@@ -67,30 +122,98 @@ def stem(partition: str | None) -> str:
     return UNPARTITIONED if partition is None else partition
 
 
-def manifest_rel(key: str, partition: str | None) -> str:
-    """Relative path of the manifest of ``key``/``partition`` (both already validated)."""
-    return f"{key}/{stem(partition)}{MANIFEST_SUFFIX}"
+def object_name(data_hash: str) -> str:
+    """``<algo>-<hex>.parquet``: the object file name of a data hash."""
+    algorithm, _, digest = validate_data_hash(data_hash).partition(":")
+    return f"{algorithm}-{digest}.parquet"
 
 
-def data_rel(key: str, data_file: str) -> str:
-    """Relative path of a data file of ``key``."""
-    return f"{key}/{data_file}"
+def object_rel(data_hash: str) -> str:
+    """Relative path of the object holding the data of ``data_hash``."""
+    digest = data_hash.partition(":")[2]
+    return f"{OBJECTS_DIR}/{digest[:2]}/{object_name(data_hash)}"
 
 
-def new_data_file_name(partition: str | None) -> str:
-    """A fresh, unique data file name for a new version of ``partition``."""
-    return f"{stem(partition)}.{uuid.uuid4().hex[:16]}.parquet"
-
-
-def is_data_file_name(name: str) -> bool:
-    """Whether ``name`` looks like a data file the store wrote (``<stem>.<16 hex>.parquet``)."""
-    return _DATA_FILE.match(name) is not None and not is_temporary(name)
-
-
-def manifest_location(rel: str) -> tuple[str, str | None] | None:
-    """``(key, partition)`` if ``rel`` is a committed manifest's relative path, else None."""
-    directory, _, name = rel.rpartition("/")
-    if not directory or not name.endswith(MANIFEST_SUFFIX) or is_temporary(name):
+def parse_object_rel(rel: str) -> str | None:
+    """The data hash an object path names, or None if ``rel`` is not an object path."""
+    parts = rel.split("/")
+    if len(parts) != 3 or parts[0] != OBJECTS_DIR or not parts[2].endswith(".parquet"):
         return None
-    name_stem = name[: -len(MANIFEST_SUFFIX)]
-    return directory, None if name_stem == UNPARTITIONED else name_stem
+    found = _OBJECT_NAME.fullmatch(parts[2][: -len(".parquet")])
+    if found is None or found.group(2)[:2] != parts[1]:
+        return None
+    return f"{found.group(1)}:{found.group(2)}"
+
+
+def partition_dir_rel(key: str, partition: str | None) -> str:
+    """Relative path of the directory holding the head and history of ``key``/``partition``."""
+    return f"{REFS_DIR}/{key}/@{stem(partition)}"
+
+
+def head_rel(key: str, partition: str | None) -> str:
+    """Relative path of the head of ``key``/``partition`` (both already validated)."""
+    return f"{partition_dir_rel(key, partition)}/{HEAD_NAME}"
+
+
+def history_dir_rel(key: str, partition: str | None) -> str:
+    return f"{partition_dir_rel(key, partition)}/{HISTORY_DIR}"
+
+
+def _nanoseconds(written_at: str) -> int:
+    moment = dt.datetime.fromisoformat(written_at)
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def history_name(written_at: str, data_hash: str) -> str:
+    """``<ns>-<object>.json``: the history entry name of a manifest (a function of it: idempotent)."""
+    return f"{_nanoseconds(written_at):020d}-{object_name(data_hash)[: -len('.parquet')]}.json"
+
+
+def history_rel(key: str, partition: str | None, written_at: str, data_hash: str) -> str:
+    return f"{history_dir_rel(key, partition)}/{history_name(written_at, data_hash)}"
+
+
+class HistoryName(tuple[int, str]):
+    """``(nanoseconds, data_hash)`` parsed from a history entry name."""
+
+    @property
+    def nanoseconds(self) -> int:
+        return self[0]
+
+    @property
+    def data_hash(self) -> str:
+        return self[1]
+
+
+def parse_history_name(name: str) -> HistoryName | None:
+    """``(ns, data_hash)`` of a history entry name, or None if ``name`` is not one."""
+    found = _HISTORY_NAME.fullmatch(name)
+    if found is None:
+        return None
+    algorithm, _, digest = found.group(2).partition("-")
+    return HistoryName((int(found.group(1)), f"{algorithm}:{digest}"))
+
+
+def partition_location(rel: str) -> tuple[str, str | None] | None:
+    """``(key, partition)`` if ``rel`` is a head or history file of a partition, else None."""
+    parts = rel.split("/")
+    if parts[0] != REFS_DIR or is_temporary(parts[-1]):
+        return None
+    if parts[-1] == HEAD_NAME:
+        directory = parts[1:-1]
+    elif len(parts) >= 4 and parts[-2] == HISTORY_DIR and parse_history_name(parts[-1]) is not None:
+        directory = parts[1:-2]
+    else:
+        return None
+    if len(directory) < 2 or not directory[-1].startswith("@"):
+        return None
+    name = directory[-1][1:]
+    return "/".join(directory[:-1]), None if name == UNPARTITIONED else name
+
+
+def is_v1_manifest(rel: str) -> bool:
+    """Whether ``rel`` is a manifest of the v1 layout (``<key>/<partition>.manifest.json``)."""
+    name = rel.rpartition("/")[2]
+    return (not rel.startswith((f"{REFS_DIR}/", f"{OBJECTS_DIR}/")) and name.endswith(V1_MANIFEST_SUFFIX)
+            and not is_temporary(name))

@@ -29,10 +29,11 @@ from dagster import (
 )
 from pydantic import Field, PrivateAttr
 
+from ml_platform.dagster_boundary import resource_settings
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, DataError, PartitionError, WindowError
 from ml_platform.io.manifest import Manifest, UpstreamRef, WriteFacts
-from ml_platform.io.store import COMPRESSIONS, PinnedStore, check_compression
+from ml_platform.io.store import COMPRESSIONS, Compression, PinnedStore
 from ml_platform.metadata import PROJECT_ROOT, TIME_COLUMN
 from ml_platform.window import DataWindow, parse_partition_key, split_by_windows
 
@@ -44,8 +45,8 @@ _BASE_DIR = (
 )
 _POLICY = (
     "What a load does when the environment lock stored with an artefact differs from the running one: "
-    "'strict' refuses (production, reproduction), 'warn' logs and records the differences as metadata "
-    "(embedded default), 'off' does not compare."
+    "STRICT refuses (production, reproduction), WARN logs and records the differences as metadata "
+    "(embedded default), OFF does not compare. Python code may pass 'strict', 'warn' or 'off'."
 )
 _COMPRESSION = f"Parquet compression codec, one of {', '.join(COMPRESSIONS)}."
 _PROJECT_ROOT = (
@@ -54,15 +55,6 @@ _PROJECT_ROOT = (
     "fallback for other assets. Default: the working directory."
 )
 from ml_platform.metadata import PREFIX as _KEY_PREFIX
-
-
-def _check_settings(data: Mapping[str, Any]) -> None:
-    """Refuse bad literal settings with an ml_platform error (EnvVar values are checked once resolved)."""
-    policy, compression = data.get("environment_policy"), data.get("compression")
-    if type(policy) is str:
-        EnvironmentPolicy.parse(policy)
-    if type(compression) is str:
-        check_compression(compression)
 
 
 def _key_path(context: InputContext | OutputContext, what: str) -> str:
@@ -146,13 +138,12 @@ class PinnedStoreResource(ConfigurableResource):
     """
 
     base_dir: str = Field(default=".ml_platform/storage", description=_BASE_DIR)
-    environment_policy: str = Field(default="warn", description=_POLICY)
-    compression: str = Field(default="zstd", description=_COMPRESSION)
+    environment_policy: EnvironmentPolicy = Field(default=EnvironmentPolicy.WARN, description=_POLICY)
+    compression: Compression = Field(default="zstd", description=_COMPRESSION)
     project_root: str | None = Field(default=None, description=_PROJECT_ROOT)
 
     def __init__(self, **data: Any) -> None:
-        _check_settings(data)
-        super().__init__(**data)
+        super().__init__(**resource_settings(type(self), data))
 
     def get_store(self) -> PinnedStore:
         """A store on ``base_dir`` with this resource's policy and compression."""
@@ -193,8 +184,8 @@ class PinnedIOManager(ConfigurableIOManager):
     """
 
     base_dir: str = Field(default=".ml_platform/storage", description=_BASE_DIR)
-    environment_policy: str = Field(default="warn", description=_POLICY)
-    compression: str = Field(default="zstd", description=_COMPRESSION)
+    environment_policy: EnvironmentPolicy = Field(default=EnvironmentPolicy.WARN, description=_POLICY)
+    compression: Compression = Field(default="zstd", description=_COMPRESSION)
     project_root: str | None = Field(default=None, description=_PROJECT_ROOT)
 
     _store: PinnedStore | None = PrivateAttr(default=None)
@@ -202,8 +193,7 @@ class PinnedIOManager(ConfigurableIOManager):
     _environment_notes: dict[tuple[str, str], list[str]] = PrivateAttr(default_factory=dict)
 
     def __init__(self, **data: Any) -> None:
-        _check_settings(data)
-        super().__init__(**data)
+        super().__init__(**resource_settings(type(self), data))
 
     def get_store(self) -> PinnedStore:
         """The store this IO manager writes to (built once per resource instance)."""

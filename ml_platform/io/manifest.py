@@ -1,27 +1,29 @@
-"""The manifest: the versioned record stored beside (and inside) every Parquet file.
+"""The manifest: the versioned record of one committed version of a partition.
 
 A manifest answers, a year later, *what produced these bytes*: the asset key and partition, the
 content hash of the data, the code and graph hash of the node, the upstream inputs with their data
 hashes, the environment lock and its hash, every seed, the data window, the git commit, the run id,
 the wall time and the versions of the writers.
 
-JSON form (``ml_platform.manifest/v1``), written as ``<partition>.manifest.json`` beside the data
-and, without the ``file`` member, embedded in the Parquet footer under the key-value metadata key
-``ml_platform.manifest``::
+JSON form (``ml_platform.manifest/v2``), written as the partition's ``HEAD.json`` and as an entry of
+its append-only ``history/`` (see :mod:`ml_platform.io.layout`)::
 
-    {"schema_version": "ml_platform.manifest/v1", "asset_key": "features/momentum",
+    {"schema_version": "ml_platform.manifest/v2", "asset_key": "features/momentum",
      "partition": "2012-01-03", "data_hash": "xxh3_128:...", "code_hash": "sha256:...",
      "graph_hash": "sha256:...", "upstream": [{"key": ..., "partition": ..., "data_hash": ...}],
      "environment": {...lock...}, "environment_hash": "sha256:...", "seeds": {"default": 123},
      "window": {"start": "2012-01-03", "end": "2012-01-03"}, "git": {"commit": ..., "dirty": false},
      "run_id": ..., "written_at": "2024-05-01T12:00:00.000000+00:00",
      "writer": {"ml_platform": ..., "pyarrow": ..., "polars": ...}, "rows": 500,
-     "data_file": "2012-01-03.1f2e....parquet", "params": {...},
+     "data_file": "xxh3_128-<hex>.parquet", "params": {...},
      "file": {"hash": "xxh3_128:...", "size": 12345}}
 
-``file`` (the hash and size of the Parquet bytes) exists only in the sidecar: the file cannot contain
-its own hash. Reading validates the version and every field; anything else is a
-:class:`~ml_platform.errors.ManifestError`.
+``data_file`` is the name of the immutable object holding the data; it must be the object name of
+``data_hash`` (a manifest can name no other object). ``file`` is the hash and size of that object's
+bytes. The object is shared by every manifest of the same content, so it carries no manifest; its
+Parquet footer holds only its data hash (key ``ml_platform.object``). ``v1`` manifests (a sidecar
+per partition, one mutable data file) are refused with a message naming the version. Reading
+validates the version and every field; anything else is a :class:`~ml_platform.errors.ManifestError`.
 """
 
 from __future__ import annotations
@@ -37,19 +39,24 @@ from typing import Any
 
 from ml_platform.environment import EnvironmentLock, validate_seed
 from ml_platform.errors import ConfigurationError, ManifestError, MLPlatformError
+from ml_platform.io.layout import object_name, validate_data_hash
 from ml_platform.window import DataWindow
 
 __all__ = [
     "MANIFEST_METADATA_KEY",
     "MANIFEST_SCHEMA",
+    "OBJECT_METADATA_KEY",
     "Manifest",
     "UpstreamRef",
     "WriteFacts",
     "WriterVersions",
 ]
 
-MANIFEST_SCHEMA = "ml_platform.manifest/v1"
+MANIFEST_SCHEMA = "ml_platform.manifest/v2"
+#: the footer key of v1 data files (which embedded their manifest); v2 objects carry OBJECT_METADATA_KEY
 MANIFEST_METADATA_KEY = b"ml_platform.manifest"
+#: the footer key of an object: ``{"data_hash": ...}``, the only fact every manifest of it shares
+OBJECT_METADATA_KEY = b"ml_platform.object"
 
 _FIELDS = (
     "schema_version",
@@ -236,6 +243,15 @@ class Manifest:
         name = self.data_file
         if not name.endswith(".parquet") or name.startswith(".") or "/" in name or "\\" in name:
             raise ManifestError(f"manifest of {self.label}: data_file {name!r} is not a Parquet file name")
+        try:
+            expected = object_name(validate_data_hash(self.data_hash))
+        except ConfigurationError as exc:
+            raise ManifestError(f"manifest of {self.label}: {exc}") from exc
+        if name != expected:
+            raise ManifestError(
+                f"manifest of {self.label}: data_file {name!r} is not the object of its data hash "
+                f"{self.data_hash} ({expected}); a manifest may only name its own data's object"
+            )
 
     @property
     def label(self) -> str:

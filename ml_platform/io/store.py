@@ -1,13 +1,18 @@
-"""PinnedStore: Parquet files with manifests, atomic replacement and verification on every read.
+"""PinnedStore: an immutable, content-addressed Parquet object store with manifests and verified reads.
 
 The base directory is a local path or an fsspec/UPath URI; :mod:`ml_platform.io.layout` says
-where each file lives and :mod:`ml_platform.io.atomic` how a new version is committed.
+where each file lives, :mod:`ml_platform.io.atomic` how a new version is committed (objects written
+once, named by data hash; an append-only manifest history per partition; a head moved by one
+rename) and :mod:`ml_platform.io.gc` what garbage collection may delete.
 
-Every read checks, in order: the sidecar manifest parses and is version ``v1``; the data file it
-names exists; its size and byte hash match the manifest (any flipped or missing byte); it decodes
-as Parquet; the manifest embedded in the file equals the sidecar; the recomputed content hash of
-the table equals the recorded data hash; and the environment lock matches the running one under
-the store's :class:`~ml_platform.environment.EnvironmentPolicy`.
+Every read checks, in order: the head (or, for an as-of read, the history entry of the asked data
+hash) parses, is version ``v2`` and describes this key and partition; the object it names is the
+object of its data hash and exists; its size and byte hash match the manifest (any flipped or
+missing byte); it decodes as Parquet; its footer names the same data hash; the recomputed content
+hash of the table equals it; and the environment lock matches the running one under the store's
+:class:`~ml_platform.environment.EnvironmentPolicy`. A reader whose object vanishes because the
+head moved meanwhile retries on the new head, and reports a
+:class:`~ml_platform.errors.ConcurrencyError` (not corruption) if that keeps happening.
 
 This module has no Dagster import: the IO manager, the training-set assets and the CLI all use it.
 """
@@ -16,9 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import polars as pl
 import pyarrow as pa
@@ -32,19 +37,30 @@ from ml_platform.environment import (
     check_environment,
     git_state,
 )
-from ml_platform.errors import ConfigurationError, DataError, IntegrityError, ManifestError
-from ml_platform.io.atomic import FileSystem, HashingWriter, file_digest, open_filesystem
+from ml_platform.errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    DataError,
+    IntegrityError,
+    ManifestError,
+)
+from ml_platform.io.atomic import FileSystem, HashingWriter, crash_point, file_digest, open_filesystem
 from ml_platform.io.layout import (
-    data_rel,
-    is_data_file_name,
-    manifest_location,
-    manifest_rel,
-    new_data_file_name,
+    REFS_DIR,
+    head_rel,
+    history_dir_rel,
+    history_rel,
+    is_v1_manifest,
+    object_name,
+    object_rel,
+    parse_history_name,
+    partition_location,
     stem,
+    validate_data_hash,
     validate_key,
     validate_partition,
 )
-from ml_platform.io.manifest import MANIFEST_METADATA_KEY, Manifest, WriteFacts, WriterVersions
+from ml_platform.io.manifest import OBJECT_METADATA_KEY, Manifest, WriteFacts, WriterVersions
 from ml_platform.lineage.data_hash import hash_table
 
 if TYPE_CHECKING:
@@ -52,11 +68,15 @@ if TYPE_CHECKING:
 
     from upath import UPath
 
+    from ml_platform.io.gc import GcReport
     from ml_platform.io.verify import VerifyResult
+    from ml_platform.window import DataWindow
 
-__all__ = ["COMPRESSIONS", "PinnedStore", "StoredFrame", "StoredFrames", "check_compression"]
+__all__ = ["COMPRESSIONS", "Compression", "PinnedStore", "StoredFrame", "StoredFrames", "check_compression"]
 
-COMPRESSIONS = ("zstd", "snappy", "lz4", "gzip", "brotli", "none")
+#: the Parquet codecs a store writes with (a Literal, so typed resource fields show them as a choice)
+Compression = Literal["zstd", "snappy", "lz4", "gzip", "brotli", "none"]
+COMPRESSIONS: tuple[str, ...] = get_args(Compression)
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,14 @@ def check_compression(compression: str) -> str:
     return compression
 
 
+#: how often a read follows a head that moved under it before it reports a ConcurrencyError
+READ_ATTEMPTS = 5
+
+
+def _object_footer(data_hash: str) -> bytes:
+    return json.dumps({"data_hash": data_hash}, sort_keys=True, separators=(",", ":")).encode()
+
+
 def _to_arrow(frame: pl.DataFrame | pa.Table, what: str) -> pa.Table:
     if isinstance(frame, pl.DataFrame):
         return frame.to_arrow()
@@ -93,7 +121,7 @@ def _to_arrow(frame: pl.DataFrame | pa.Table, what: str) -> pa.Table:
 
 
 class PinnedStore:
-    """Stores frames as Parquet with a manifest each, and verifies them on every read.
+    """Stores frames as immutable Parquet objects with a manifest history, and verifies every read.
 
     Args:
         base: the base directory: a path, or an fsspec/UPath URI (``s3://bucket/features``).
@@ -108,9 +136,9 @@ class PinnedStore:
         .. code-block:: python
 
             store = PinnedStore(".ml_platform/storage", policy="strict")
-            store.write("features/momentum", "2012-01-03", frame, WriteFacts(run_id="abc"))
+            first = store.write("features/momentum", "2012-01-03", frame, WriteFacts(run_id="abc"))
             stored = store.read("features/momentum", "2012-01-03")  # verified, or an error
-            stored.frame, stored.manifest.data_hash
+            old = store.read("features/momentum", "2012-01-03", data_hash=first.data_hash)  # as of
     """
 
     def __init__(
@@ -143,13 +171,21 @@ class PinnedStore:
         """The lock reads compare against (the running environment unless one was given)."""
         return self._environment if self._environment is not None else capture_environment(self.project_root)
 
+    def _checked(self, key: str, partition: str | None) -> tuple[str, str | None]:
+        key = validate_key(key)
+        return key, validate_partition(partition, key)
+
     def manifest_path(self, key: str, partition: str | None) -> str:
-        """Absolute path or URI of the manifest of ``key``/``partition``."""
-        return self._fs.uri(manifest_rel(validate_key(key), validate_partition(partition)))
+        """Absolute path or URI of the head manifest of ``key``/``partition``."""
+        return self._fs.uri(head_rel(*self._checked(key, partition)))
 
     def data_path(self, manifest: Manifest) -> str:
-        """Absolute path or URI of the data file a manifest names."""
-        return self._fs.uri(data_rel(manifest.asset_key, manifest.data_file))
+        """Absolute path or URI of the object a manifest names."""
+        return self._fs.uri(object_rel(manifest.data_hash))
+
+    def object_path(self, data_hash: str) -> str:
+        """Absolute path or URI of the object holding the data of ``data_hash``."""
+        return self._fs.uri(object_rel(validate_data_hash(data_hash)))
 
     # ----------------------------------------------------------------------------------- writing
     def write(
@@ -159,25 +195,26 @@ class PinnedStore:
         frame: pl.DataFrame | pa.Table,
         facts: WriteFacts | None = None,
     ) -> Manifest:
-        """Store ``frame`` as the new version of ``key``/``partition``, atomically replacing any old one.
+        """Store ``frame`` as the new version of ``key``/``partition``; the previous one stays readable by hash.
 
         Returns:
-            The committed manifest.
+            The committed manifest (now the partition's head).
 
         Raises:
-            ConfigurationError / PartitionError: an unusable key or partition.
+            ConfigurationError / PartitionError: an unusable key, partition or data hash.
             DataError: the frame is not a DataFrame/Table or cannot be encoded as Parquet.
         """
-        key, partition = validate_key(key), validate_partition(partition)
+        key, partition = self._checked(key, partition)
         facts = facts if facts is not None else WriteFacts()
         table = _to_arrow(frame, f"{key} {stem(partition)}")
         root = facts.project_root or self.project_root
         environment = self._environment if self._environment is not None else capture_environment(root)
         git = git_state(root)
+        data_hash = validate_data_hash(facts.data_hash or hash_table(table), "WriteFacts.data_hash")
         manifest = Manifest(
             asset_key=key,
             partition=partition,
-            data_hash=facts.data_hash or hash_table(table),
+            data_hash=data_hash,
             code_hash=facts.code_hash,
             graph_hash=facts.graph_hash,
             upstream=facts.upstream,
@@ -191,54 +228,111 @@ class PinnedStore:
             written_at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
             writer=WriterVersions.current(),
             rows=table.num_rows,
-            data_file=new_data_file_name(partition),
+            data_file=object_name(data_hash),
             params=facts.params,
         )
+        for _attempt in range(READ_ATTEMPTS):
+            file_hash, file_size = self._store_object(table, manifest)
+            manifest = replace(manifest, file_hash=file_hash, file_size=file_size)
+            self._commit(manifest)
+            # a garbage collection cannot take an object younger than its grace period, and this
+            # one was created or touched just now; checking anyway costs one stat and closes the
+            # case of a clock jump or a filesystem without modification times
+            if self._fs.exists(object_rel(data_hash)):
+                return manifest
+        raise ConcurrencyError(f"{manifest.label}: the object {object_rel(data_hash)} vanished after every "
+                               "commit; is a garbage collection with a zero grace period running?")
+
+    def _store_object(self, table: pa.Table, manifest: Manifest) -> tuple[str, int]:
+        """Publish the object of ``manifest.data_hash`` (or reuse a verified existing one): its (hash, size)."""
+        rel = object_rel(manifest.data_hash)
+        if self._fs.exists(rel):
+            reused = self._reusable(rel, manifest.data_hash)
+            if reused is not None:
+                return reused
         metadata = dict(table.schema.metadata or {})
-        metadata[MANIFEST_METADATA_KEY] = manifest.embedded_json()
+        metadata[OBJECT_METADATA_KEY] = _object_footer(manifest.data_hash)
+        encoded = table.replace_schema_metadata(metadata)
         try:
-            with self._fs.atomic_writer(data_rel(key, manifest.data_file)) as stream:
-                sink = HashingWriter(stream)
-                pq.write_table(table.replace_schema_metadata(metadata), sink, compression=self.compression)
+            with self._fs.exclusive_writer(rel, crash="write:object") as publication:
+                sink = HashingWriter(publication.stream)
+                pq.write_table(encoded, sink, compression=self.compression)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise DataError(f"{manifest.label}: the frame cannot be encoded as Parquet: {exc}") from exc
-        manifest = replace(manifest, file_hash=sink.digest, file_size=sink.size)
-        sidecar = manifest_rel(key, partition)
-        previous = self._committed_data_file(sidecar, partition)
-        self._fs.write_bytes(sidecar, manifest.to_json().encode())  # the commit
-        if previous is not None and previous != manifest.data_file:
-            self._fs.delete(data_rel(key, previous))
-        return manifest
+        if publication.created:
+            return sink.digest, sink.size
+        reused = self._reusable(rel, manifest.data_hash)  # a concurrent writer of the same content won
+        if reused is not None:
+            return reused
+        # the existing object does not hold its data hash's content (damaged): repair it in place -
+        # these bytes are by definition what its name promises
+        with self._fs.atomic_writer(rel, crash="write:repair") as stream:
+            sink = HashingWriter(stream)
+            pq.write_table(encoded, sink, compression=self.compression)
+        return sink.digest, sink.size
 
-    def _committed_data_file(self, sidecar: str, partition: str | None) -> str | None:
-        """The data file the current sidecar names, if it can be told safely (else None: keep it)."""
+    def _reusable(self, rel: str, data_hash: str) -> tuple[str, int] | None:
+        """``(file hash, size)`` of an existing object if it verifies as ``data_hash``'s content, else None."""
         try:
-            name = json.loads(self._fs.read_buffer(sidecar).to_pybytes()).get("data_file")
-        except (FileNotFoundError, ValueError, AttributeError):
+            buffer = self._fs.read_buffer(rel)
+            table = pq.read_table(pa.BufferReader(buffer))
+        except (FileNotFoundError, pa.ArrowException, OSError, ValueError):
             return None
-        ok = isinstance(name, str) and is_data_file_name(name) and name.startswith(stem(partition) + ".")
-        return name if ok and "/" not in name else None
+        metadata = dict(table.schema.metadata or {})
+        if metadata.pop(OBJECT_METADATA_KEY, None) != _object_footer(data_hash):
+            return None
+        if hash_table(table.replace_schema_metadata(metadata or None)) != data_hash:
+            return None
+        self._fs.touch(rel)  # young again: a garbage collection running now leaves it alone
+        crash_point("write:object-reused")
+        return file_digest(buffer), buffer.size
+
+    def _commit(self, manifest: Manifest) -> None:
+        """Move the head to ``manifest`` (after recording the old head in history), then record it."""
+        key, partition = manifest.asset_key, manifest.partition
+        head = head_rel(key, partition)
+        try:
+            current = self._fs.read_buffer(head).to_pybytes()
+        except FileNotFoundError:
+            current = None
+        if current is not None:
+            self._ensure_history(key, partition, current)
+        raw = manifest.to_json().encode()
+        self._fs.write_bytes(head, raw, crash="write:head")
+        self._fs.write_bytes(
+            history_rel(key, partition, manifest.written_at, manifest.data_hash), raw, crash="write:history"
+        )
+
+    def _ensure_history(self, key: str, partition: str | None, raw: bytes) -> None:
+        """Record the current head in history if its writer died before it could."""
+        try:
+            record = json.loads(raw)
+            rel = history_rel(key, partition, record["written_at"], record["data_hash"])
+        except (ValueError, KeyError, TypeError, AttributeError, ConfigurationError):
+            return  # an unreadable head: verify reports it; there is nothing safe to record
+        if not self._fs.exists(rel):
+            self._fs.write_bytes(rel, raw, crash="write:old-history")
 
     # ----------------------------------------------------------------------------------- reading
     def exists(self, key: str, partition: str | None) -> bool:
-        """Whether a committed version of ``key``/``partition`` exists (not verified; see :meth:`read`)."""
-        return self._fs.exists(manifest_rel(validate_key(key), validate_partition(partition)))
+        """Whether ``key``/``partition`` has a head (not verified; see :meth:`read`)."""
+        return self._fs.exists(head_rel(*self._checked(key, partition)))
 
-    def manifest(self, key: str, partition: str | None) -> Manifest:
-        """The validated sidecar manifest of ``key``/``partition`` (the data is not read).
-
-        Raises:
-            ManifestError: nothing is stored there, or the manifest is malformed or misplaced.
-        """
-        key, partition = validate_key(key), validate_partition(partition)
-        rel = manifest_rel(key, partition)
-        try:
-            raw = self._fs.read_buffer(rel).to_pybytes()
-        except FileNotFoundError:
-            where = "" if partition is None else f" partition {partition}"
+    def _refuse_v1(self, key: str, partition: str | None) -> None:
+        """Raise a ManifestError naming the v1 layout if ``key``/``partition`` is stored in it."""
+        v1 = f"{key}/{stem(partition)}.manifest.json"
+        if self._fs.exists(v1):
             raise ManifestError(
-                f"nothing is stored for {key}{where} under {self.base}; materialize it first"
-            ) from None
+                f"{self._fs.uri(v1)} is stored in the layout of ml_platform.manifest/v1, which this "
+                "ml_platform does not read (it reads ml_platform.manifest/v2: immutable objects and a "
+                "manifest history); re-materialize into a new storage directory"
+            )
+
+    def v1_manifests(self) -> list[str]:
+        """Paths of every manifest of the old ``ml_platform.manifest/v1`` layout under the base."""
+        return [self._fs.uri(rel) for rel in self._fs.list_files() if is_v1_manifest(rel)]
+
+    def _parse(self, raw: bytes, rel: str, key: str, partition: str | None) -> Manifest:
         manifest = Manifest.from_json(raw, source=self._fs.uri(rel))
         if (manifest.asset_key, manifest.partition) != (key, partition):
             raise ManifestError(
@@ -249,29 +343,93 @@ class PinnedStore:
             raise ManifestError(f"manifest {self._fs.uri(rel)} lacks the file hash and size; re-materialize")
         return manifest
 
-    def load_verified(
-        self, key: str, partition: str | None, manifest: Manifest | None = None
-    ) -> tuple[pa.Table, Manifest]:
-        """Read one version as an Arrow table and verify everything except the environment.
+    def history_entries(self, key: str, partition: str | None) -> list[tuple[str, int, str]]:
+        """``(relative path, written ns, data hash)`` of every history entry of a partition, oldest first."""
+        key, partition = self._checked(key, partition)
+        entries = []
+        for rel in self._fs.list_files(history_dir_rel(key, partition)):
+            parsed = parse_history_name(rel.rpartition("/")[2])
+            if parsed is not None:
+                entries.append((rel, parsed.nanoseconds, parsed.data_hash))
+        return sorted(entries, key=lambda entry: (entry[1], entry[0]))
 
-        Retries once if a concurrent write replaced the version between reading the manifest and
-        opening the data (the old data file is deleted after the new manifest is committed).
+    def manifest(self, key: str, partition: str | None, data_hash: str | None = None) -> Manifest:
+        """The validated head manifest of ``key``/``partition``, or its version of ``data_hash`` (as of).
+
+        Raises:
+            ManifestError: nothing is stored there (or no version of that hash), the head is missing
+                while history exists, or the manifest is malformed or misplaced.
         """
-        manifest = manifest if manifest is not None else self.manifest(key, partition)
-        for _attempt in range(2):
+        key, partition = self._checked(key, partition)
+        where = key if partition is None else f"{key} partition {partition}"
+        rel = head_rel(key, partition)
+        if data_hash is not None:
+            validate_data_hash(data_hash)
+        try:
+            raw = self._fs.read_buffer(rel).to_pybytes()
+        except FileNotFoundError:
+            raw = None
+        if raw is not None:
             try:
-                buffer = self._fs.read_buffer(data_rel(key, manifest.data_file))
+                head = self._parse(raw, rel, key, partition)
+            except ManifestError:
+                if data_hash is None:
+                    raise
+            else:  # an as-of read does not need a readable head: the history holds every version
+                if data_hash is None or head.data_hash == data_hash:
+                    return head
+        entries = self.history_entries(key, partition)
+        if data_hash is not None:
+            matching = [entry for entry in entries if entry[2] == data_hash]
+            if not matching:
+                known = ", ".join(dict.fromkeys(entry[2] for entry in reversed(entries))) or "none"
+                raise ManifestError(f"{where} has no stored version with data hash {data_hash} under {self.base} "
+                                    f"(recorded versions, newest first: {known}); it was never written here, "
+                                    "or garbage collection removed it")
+            history = matching[-1][0]
+            return self._parse(self._fs.read_buffer(history).to_pybytes(), history, key, partition)
+        if entries:
+            raise ManifestError(
+                f"the head {self._fs.uri(rel)} of {where} is missing although its history records "
+                f"{len(entries)} version(s) (newest: {entries[-1][2]}); the head was deleted - re-materialize "
+                f"{where}, or read a version by its data hash"
+            )
+        self._refuse_v1(key, partition)
+        raise ManifestError(f"nothing is stored for {where} under {self.base}; materialize it first")
+
+    def history(self, key: str, partition: str | None) -> list[Manifest]:
+        """Every recorded version of ``key``/``partition``, oldest first (validated manifests)."""
+        key, partition = self._checked(key, partition)
+        return [self._parse(self._fs.read_buffer(rel).to_pybytes(), rel, key, partition)
+                for rel, _, _ in self.history_entries(key, partition)]
+
+    def load_verified(
+        self, key: str, partition: str | None, manifest: Manifest | None = None, data_hash: str | None = None
+    ) -> tuple[pa.Table, Manifest]:
+        """Read one version (the head, or that of ``data_hash``) as Arrow and verify all but the environment.
+
+        If the object of the head vanished because the head moved meanwhile, the read follows the
+        new head, up to :data:`READ_ATTEMPTS` times, then raises :class:`ConcurrencyError`.
+        """
+        manifest = manifest if manifest is not None else self.manifest(key, partition, data_hash)
+        for _attempt in range(READ_ATTEMPTS):
+            try:
+                buffer = self._fs.read_buffer(object_rel(manifest.data_hash))
             except FileNotFoundError:
-                latest = self.manifest(key, partition)
-                if latest.data_file != manifest.data_file:
-                    manifest = latest  # a concurrent write committed a new version: read that one
-                    continue
+                if data_hash is None:
+                    latest = self.manifest(key, partition)
+                    if (latest.data_hash, latest.written_at) != (manifest.data_hash, manifest.written_at):
+                        manifest = latest  # a concurrent write moved the head: read that version
+                        continue
                 raise ManifestError(
-                    f"manifest {self.manifest_path(key, partition)} names {manifest.data_file}, which is "
-                    f"missing; the data was deleted or moved - re-materialize {manifest.label}"
+                    f"the object {self.data_path(manifest)} of {manifest.label} (data hash {manifest.data_hash}) "
+                    f"is missing; it was deleted by hand or lost - re-materialize {manifest.label}"
                 ) from None
             return self._decode(buffer, manifest), manifest
-        raise IntegrityError(f"{manifest.label} was replaced twice while being read; retry the read")
+        raise ConcurrencyError(
+            f"{manifest.label} was replaced {READ_ATTEMPTS} times while being read (concurrent writers); "
+            "retry the read"
+        )
 
     def _decode(self, buffer: pa.Buffer, manifest: Manifest) -> pa.Table:
         path = self.data_path(manifest)
@@ -296,11 +454,12 @@ class PinnedStore:
                 f"re-materialize {manifest.label}"
             ) from exc
         metadata = dict(table.schema.metadata or {})
-        embedded_raw = metadata.pop(MANIFEST_METADATA_KEY, None)
-        if embedded_raw is None:
-            raise ManifestError(f"{path} carries no embedded manifest; it was not written by PinnedStore")
-        if embedded_raw != manifest.embedded_json():  # the writer embeds exactly these bytes
-            self._check_embedded(embedded_raw, manifest, path)
+        footer = metadata.pop(OBJECT_METADATA_KEY, None)
+        if footer != _object_footer(manifest.data_hash):
+            raise IntegrityError(
+                f"{path}: its footer names data hash {footer!r}, not {manifest.data_hash} of the manifest of "
+                f"{manifest.label}; the object was replaced by hand - re-materialize {manifest.label}"
+            )
         table = table.replace_schema_metadata(metadata or None)
         actual = hash_table(table)
         if actual != manifest.data_hash:
@@ -310,64 +469,66 @@ class PinnedStore:
             )
         return table
 
-    def _check_embedded(self, embedded_raw: bytes, manifest: Manifest, path: str) -> None:
-        """Parse an embedded manifest whose bytes differ from the sidecar's; refuse it if its content does."""
-        embedded = Manifest.from_json(embedded_raw, source=f"{path} (embedded)")
-        expected = manifest.embedded_form()
-        if embedded != expected:
-            found = embedded.to_dict()
-            fields = sorted(k for k, v in expected.to_dict().items() if found.get(k) != v)
-            sidecar = self.manifest_path(manifest.asset_key, manifest.partition)
-            raise ManifestError(
-                f"{path}: the manifest embedded in the file disagrees with {sidecar} on {fields}; the files "
-                f"were mixed up (by hand, or by an interrupted copy) - re-materialize {manifest.label}"
-            )
-
     def _check_environment(self, manifest: Manifest, what: str) -> EnvironmentDiff:
         return check_environment(manifest.environment, self.environment, self.policy, what)
 
-    def read(self, key: str, partition: str | None) -> StoredFrame:
+    def read(self, key: str, partition: str | None, data_hash: str | None = None) -> StoredFrame:
         """Read and verify one partition (or the unpartitioned artefact when ``partition`` is None).
+
+        Args:
+            data_hash: read the version of this data hash (as of) instead of the head.
 
         Raises:
             ManifestError: nothing stored, a malformed manifest, or data and manifest disagree.
             IntegrityError: the bytes or the content differ from what the manifest records.
+            ConcurrencyError: the head kept moving while being read.
             EnvironmentMismatch: under ``strict``, the environment differs from the recorded one.
         """
-        # the environment is checked on the manifest of the version actually returned: load_verified
-        # may have moved to a newer version committed concurrently
-        table, manifest = self.load_verified(key, partition)
+        table, manifest = self.load_verified(key, partition, data_hash=data_hash)
         diff = self._check_environment(manifest, manifest.label)
         return StoredFrame(frame=pl.from_arrow(table), manifest=manifest, environment_diff=diff)
 
-    def read_many(self, key: str, partitions: Sequence[str]) -> tuple[pl.DataFrame, tuple[Manifest, ...]]:
+    def read_many(
+        self, key: str, partitions: Sequence[str], *, window: DataWindow | str | None = None
+    ) -> tuple[pl.DataFrame, tuple[Manifest, ...]]:
         """Read and verify several partitions and concatenate them vertically, in the given order.
+
+        Args:
+            window: the data window the partitions cover, named in the error when there are none.
 
         Raises:
             DataError: no partitions were asked for, or their schemas differ.
             ManifestError / IntegrityError / EnvironmentMismatch: as for :meth:`read`.
         """
-        stored = self.read_partitions(key, partitions)
+        stored = self.read_partitions(key, partitions, window=window)
         return stored.frame, stored.manifests
 
-    def read_partitions(self, key: str, partitions: Sequence[str]) -> StoredFrames:
+    def read_partitions(
+        self, key: str, partitions: Sequence[str], *, window: DataWindow | str | None = None
+    ) -> StoredFrames:
         """:meth:`read_many`, also returning how the partitions' environments differ from the running one.
 
-        The environment is checked once per distinct environment lock among the versions returned.
+        The environment is checked once per distinct environment lock among the versions returned,
+        and a refusal names the first partition written under the differing environment.
         """
         key = validate_key(key)
-        if isinstance(partitions, str) or not partitions:
+        if isinstance(partitions, str):
+            raise DataError(f"read_many of {key} needs a sequence of partition keys, got the string {partitions!r}")
+        if not partitions:
+            what = f"the data window {window}" if window is not None else "the request"
             raise DataError(
-                f"read_many of {key} needs a non-empty sequence of partition keys, got {partitions!r}"
+                f"read_many of {key}: {what} holds no partition of {key} (an empty list of partition keys; "
+                "e.g. a window of only weekends or holidays of the calendar); widen the window"
             )
+        for partition in partitions:
+            validate_partition(partition, key)
         loaded = [self.load_verified(key, partition) for partition in partitions]
         differences: dict[str, None] = {}
         checked: set[str] = set()
         for _, manifest in loaded:
             if manifest.environment_hash not in checked:
                 checked.add(manifest.environment_hash)
-                what = f"{key} partitions {partitions[0]}..{partitions[-1]}"
-                differences.update(dict.fromkeys(self._check_environment(manifest, what).differences))
+                differences.update(dict.fromkeys(self._check_environment(manifest, manifest.label).differences))
         try:
             table = pa.concat_tables([table for table, _ in loaded])
         except pa.ArrowInvalid as exc:
@@ -382,12 +543,18 @@ class PinnedStore:
         )
 
     def locations(self, key: str | None = None) -> list[tuple[str, str | None]]:
-        """``(key, partition)`` of every committed manifest (of ``key`` only, when given), sorted."""
-        found = (manifest_location(rel) for rel in self._fs.list_files(validate_key(key) if key else ""))
-        return [loc for loc in found if loc is not None and (key is None or loc[0] == key)]
+        """``(key, partition)`` of every partition with a head or a history (of ``key`` only), sorted."""
+        under = f"{REFS_DIR}/{validate_key(key)}" if key else REFS_DIR
+        found = {partition_location(rel) for rel in self._fs.list_files(under)}
+        located = [loc for loc in found if loc is not None and (key is None or loc[0] == key)]
+        return sorted(located, key=lambda loc: (loc[0], stem(loc[1])))
 
     def manifests(self, key: str | None = None) -> Iterator[Manifest]:
-        """Every committed manifest (of ``key``, or of all keys), sorted by key and partition."""
+        """Every head manifest (of ``key``, or of all keys), sorted by key and partition.
+
+        Raises:
+            ManifestError: a partition has history but no head (its head was deleted), or a head is bad.
+        """
         for location_key, partition in self.locations(key):
             yield self.manifest(location_key, partition)
 
@@ -400,8 +567,31 @@ class PinnedStore:
 
         return verify_store(self, key, partition)
 
-    def sweep(self, older_than_seconds: float = 3600.0) -> list[str]:
-        """Delete leftovers of interrupted or superseded writes; see :mod:`ml_platform.io.verify`."""
-        from ml_platform.io.verify import sweep_store
+    def gc(
+        self,
+        extra_roots: Iterable[str] = (),
+        *,
+        keep_days: float | None = None,
+        grace_seconds: float | None = None,
+        dry_run: bool = False,
+    ) -> GcReport:
+        """Delete what no root and no retention rule reaches; see :mod:`ml_platform.io.gc`.
 
-        return sweep_store(self, older_than_seconds)
+        Args:
+            extra_roots: data hashes that must be kept with everything upstream of them (the data
+                registered model versions were trained on, the ledger, certificates).
+            keep_days: history younger than this many days is a root (default
+                :data:`~ml_platform.io.gc.DEFAULT_KEEP_DAYS`).
+            grace_seconds: nothing younger than this is deleted (default
+                :data:`~ml_platform.io.gc.DEFAULT_GRACE_SECONDS`): a concurrent writer may own it.
+            dry_run: only report what would be deleted.
+        """
+        from ml_platform.io.gc import DEFAULT_GRACE_SECONDS, DEFAULT_KEEP_DAYS, collect
+
+        return collect(
+            self,
+            extra_roots,
+            keep_days=DEFAULT_KEEP_DAYS if keep_days is None else keep_days,
+            grace_seconds=DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds,
+            dry_run=dry_run,
+        )

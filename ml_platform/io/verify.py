@@ -1,28 +1,44 @@
-"""Checking a whole store against its manifests, and sweeping leftovers of interrupted writes.
+"""Checking a whole store against what should exist: heads, history, objects and (optionally) Dagster's records.
 
-``ml-platform verify`` is a table of :class:`VerifyResult` rows produced by :func:`verify_store`;
-:func:`sweep_store` removes temporaries and superseded data files (see :mod:`ml_platform.io.atomic`
-for why they can exist at all).
+``ml-platform verify`` is a table of :class:`VerifyResult` rows produced by :func:`verify_store`.
+Every partition with a head *or* a history is checked, so a deleted head is a failure
+(``missing-head``), never an absence; so is a head or history entry whose object is gone
+(``missing-object``), bytes that differ from the record (``corrupt``) and, given the
+``(key, partition)`` pairs an orchestrator recorded as materialized, one the store has no trace
+of (``unrecorded``).
 """
 
 from __future__ import annotations
 
 import enum
-import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ml_platform.environment import EnvironmentDiff, EnvironmentPolicy, diff_environments
-from ml_platform.errors import ConfigurationError, ManifestError, MLPlatformError
-from ml_platform.io.atomic import is_temporary
-from ml_platform.io.layout import is_data_file_name, manifest_location
+from ml_platform.errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    IntegrityError,
+    ManifestError,
+    MLPlatformError,
+)
+from ml_platform.io.layout import (
+    HEAD_NAME,
+    OBJECTS_DIR,
+    REFS_DIR,
+    head_rel,
+    is_v1_manifest,
+    object_rel,
+    parse_history_name,
+    parse_object_rel,
+    partition_location,
+)
 
 if TYPE_CHECKING:
     from ml_platform.io.store import PinnedStore
 
-__all__ = ["VerifyResult", "VerifyStatus", "sweep_store", "verify_store"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["StoreIndex", "VerifyResult", "VerifyStatus", "index_store", "verify_store"]
 
 
 class VerifyStatus(str, enum.Enum):
@@ -34,6 +50,10 @@ class VerifyStatus(str, enum.Enum):
     CORRUPT = "corrupt"
     MANIFEST = "bad-manifest"
     MISSING = "missing"
+    MISSING_HEAD = "missing-head"
+    MISSING_OBJECT = "missing-object"
+    UNRECORDED = "unrecorded"
+    CONCURRENT = "changed-during-read"
 
 
 @dataclass(frozen=True)
@@ -45,7 +65,7 @@ class VerifyResult:
         partition: the partition, or None for an unpartitioned artefact.
         status: what was found.
         detail: the error message, or a summary of the environment differences.
-        manifest_path: the sidecar manifest's path or URI.
+        manifest_path: the head manifest's path or URI.
         rows: number of rows, when the data verified.
         data_hash: the verified content hash, when the data verified.
         environment_diff: stored -> running environment differences (empty under ``off``).
@@ -66,17 +86,93 @@ class VerifyResult:
         return self.status in (VerifyStatus.OK, VerifyStatus.ENVIRONMENT_DIFFERS)
 
 
-def _verify_one(store: PinnedStore, key: str, partition: str | None) -> VerifyResult:
-    path = store.manifest_path(key, partition)
+@dataclass
+class StoreIndex:
+    """One listing of a store: its partitions (with head or not, and history) and its objects."""
+
+    heads: set[tuple[str, str | None]] = field(default_factory=set)
+    history: dict[tuple[str, str | None], list[tuple[str, int, str]]] = field(default_factory=dict)
+    objects: dict[str, str] = field(default_factory=dict)  # data hash -> relative path
+    temporaries: list[str] = field(default_factory=list)
+    v1_manifests: list[str] = field(default_factory=list)
+
+    @property
+    def locations(self) -> list[tuple[str, str | None]]:
+        found = self.heads | set(self.history)
+        return sorted(found, key=lambda loc: (loc[0], "" if loc[1] is None else loc[1]))
+
+
+def index_store(store: PinnedStore, *, objects: bool = True, under: str | None = None) -> StoreIndex:
+    """List the store once (refs, and objects unless ``objects`` is False) into a :class:`StoreIndex`."""
+    from ml_platform.io.atomic import is_temporary
+
+    fs = store.filesystem
+    index = StoreIndex()
+    if objects:
+        for rel in fs.list_files(OBJECTS_DIR):
+            name = rel.rpartition("/")[2]
+            data_hash = parse_object_rel(rel)
+            if data_hash is not None:
+                index.objects[data_hash] = rel
+            elif is_temporary(name):
+                index.temporaries.append(rel)
+    for rel in fs.list_files(under or REFS_DIR):
+        name = rel.rpartition("/")[2]
+        location = partition_location(rel)
+        if location is None:
+            if is_temporary(name):
+                index.temporaries.append(rel)
+            continue
+        if name == HEAD_NAME:
+            index.heads.add(location)
+        else:
+            parsed = parse_history_name(name)
+            assert parsed is not None  # partition_location accepted it
+            index.history.setdefault(location, []).append((rel, parsed.nanoseconds, parsed.data_hash))
+    for entries in index.history.values():
+        entries.sort(key=lambda entry: (entry[1], entry[0]))
+    return index
+
+
+def _v1_manifests(store: PinnedStore) -> list[str]:
+    fs = store.filesystem
+    return [rel for rel in fs.list_files() if is_v1_manifest(rel)]
+
+
+def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str | None) -> list[VerifyResult]:
+    path = store.filesystem.uri(head_rel(key, partition))
+    entries = index.history.get((key, partition), [])
+    rows = []
+    for rel, _, data_hash in entries:
+        if data_hash not in index.objects:
+            rows.append(VerifyResult(key, partition, VerifyStatus.MISSING_OBJECT,
+                                     f"history entry {store.filesystem.uri(rel)} names data hash {data_hash}, whose "
+                                     f"object {store.object_path(data_hash)} is missing; that version is lost",
+                                     path, data_hash=data_hash))
+    where = key if partition is None else f"{key} partition {partition}"
+    if (key, partition) not in index.heads:
+        if entries:
+            detail = (f"the head {path} is missing although history records {len(entries)} version(s) "
+                      f"(newest {entries[-1][2]}): the head was deleted - re-materialize {where}")
+            return [VerifyResult(key, partition, VerifyStatus.MISSING_HEAD, detail, path), *rows]
+        return [VerifyResult(key, partition, VerifyStatus.MISSING, f"nothing is stored for {where}", path), *rows]
     try:
-        table, manifest = store.load_verified(key, partition)
+        manifest = store.manifest(key, partition)
     except ManifestError as exc:
-        missing = not store.exists(key, partition)
-        return VerifyResult(
-            key, partition, VerifyStatus.MISSING if missing else VerifyStatus.MANIFEST, str(exc), path
-        )
-    except MLPlatformError as exc:
-        return VerifyResult(key, partition, VerifyStatus.CORRUPT, str(exc), path)
+        return [VerifyResult(key, partition, VerifyStatus.MANIFEST, str(exc), path), *rows]
+    rows = [row for row in rows if row.data_hash != manifest.data_hash]  # reported once, by the head's row
+    if manifest.data_hash not in index.objects and not store.filesystem.exists(object_rel(manifest.data_hash)):
+        detail = (f"the object {store.data_path(manifest)} the head names (data hash {manifest.data_hash}) is "
+                  f"missing - re-materialize {where}")
+        return [VerifyResult(key, partition, VerifyStatus.MISSING_OBJECT, detail, path), *rows]
+    try:
+        table, manifest = store.load_verified(key, partition, manifest)
+    except ConcurrencyError as exc:
+        return [VerifyResult(key, partition, VerifyStatus.CONCURRENT, str(exc), path), *rows]
+    except ManifestError as exc:
+        return [VerifyResult(key, partition, VerifyStatus.MANIFEST, str(exc), path), *rows]
+    except (IntegrityError, MLPlatformError) as exc:
+        return [VerifyResult(key, partition, VerifyStatus.CORRUPT, str(exc), path), *rows]
     status, detail, diff = VerifyStatus.OK, "verified", EnvironmentDiff(())
     if store.policy is not EnvironmentPolicy.OFF:
         diff = diff_environments(manifest.environment, store.environment)
@@ -84,83 +180,68 @@ def _verify_one(store: PinnedStore, key: str, partition: str | None) -> VerifyRe
             strict = store.policy is EnvironmentPolicy.STRICT
             status = VerifyStatus.ENVIRONMENT_MISMATCH if strict else VerifyStatus.ENVIRONMENT_DIFFERS
             detail = f"{len(diff.differences)} environment difference(s): " + "; ".join(diff.differences)
-    return VerifyResult(
-        key,
-        partition,
-        status,
-        detail,
-        path,
-        rows=table.num_rows,
-        data_hash=manifest.data_hash,
-        environment_diff=diff,
-    )
+    row = VerifyResult(key, partition, status, detail, path, rows=table.num_rows, data_hash=manifest.data_hash,
+                       environment_diff=diff)
+    return [row, *rows]
 
 
 def verify_store(
-    store: PinnedStore, key: str | None = None, partition: str | None = None
+    store: PinnedStore,
+    key: str | None = None,
+    partition: str | None = None,
+    *,
+    expected: Iterable[tuple[str, str | None]] = (),
 ) -> list[VerifyResult]:
-    """Check every stored artefact (or those of ``key``, or one partition) against its manifest.
+    """Check every stored artefact (or those of ``key``, or one partition) against what should exist.
 
-    Each artefact is fully read and verified: byte hash, Parquet decoding, embedded manifest,
-    content hash; then its environment lock is compared with the running one. A bad artefact never
-    raises: it gets a failing :class:`VerifyResult`. Environment differences fail only under the
-    store's ``strict`` policy. Asking for a key with nothing stored yields one ``missing`` row.
+    Each partition with a head is fully read and verified: byte hash, Parquet decoding, footer,
+    content hash; then its environment lock is compared with the running one. A partition with
+    history but no head is ``missing-head``; a head or history entry whose object is gone is
+    ``missing-object``. Each ``(key, partition)`` of ``expected`` (what an orchestrator recorded as
+    materialized) that the store has no trace of is ``unrecorded``. A bad artefact never raises.
+    Environment differences fail only under the store's ``strict`` policy.
 
     Raises:
-        ConfigurationError: a partition was given without a key, or the key/partition is malformed.
+        ConfigurationError: a partition without a key, a malformed key/partition, or an asset key
+            that neither the store nor ``expected`` knows (the message lists the known ones).
+        ManifestError: the store holds manifests of the old ``ml_platform.manifest/v1`` layout.
     """
-    locations: list[tuple[str, str | None]]
+    if partition is not None and key is None:
+        raise ConfigurationError(
+            "verify: a partition needs an asset key too, e.g. `verify momentum --partition 2012-01-03`"
+        )
+    if key is not None:
+        store.manifest_path(key, partition)  # validates both, naming the one at fault
+    index = index_store(store)
+    v1 = _v1_manifests(store)
+    if v1:
+        raise ManifestError(
+            f"{store.base} holds {len(v1)} manifest(s) of the ml_platform.manifest/v1 layout (e.g. "
+            f"{store.filesystem.uri(v1[0])}); this ml_platform reads only ml_platform.manifest/v2 - "
+            "re-materialize into a new storage directory"
+        )
+    expected_set = {(k, p) for k, p in expected}
+    known = set(index.locations)
+    if key is not None:
+        keys = {loc[0] for loc in known | expected_set}
+        if key not in keys:
+            listed = ", ".join(sorted(keys)) or "none"
+            raise ConfigurationError(f"unknown asset key {key!r}: nothing is stored under {store.base} for it "
+                                     f"(known keys: {listed})")
+    wanted = known | {loc for loc in expected_set if loc not in known}
+    if key is not None:
+        wanted = {loc for loc in wanted if loc[0] == key}
     if partition is not None:
-        if key is None:
-            raise ConfigurationError(
-                "verify: a partition needs an asset key too, e.g. `verify momentum --partition 2012-01-03`"
-            )
-        store.manifest_path(key, partition)  # validates both
-        locations = [(key, partition)]
-    else:
-        locations = store.locations(key)
-        if key is not None and not locations:
-            locations = [(key, None)]
-    return [
-        _verify_one(store, location_key, location_partition) for location_key, location_partition in locations
-    ]
-
-
-def sweep_store(store: PinnedStore, older_than_seconds: float = 3600.0) -> list[str]:
-    """Delete leftovers of interrupted or superseded writes older than a grace period.
-
-    Leftovers are temporaries (``.<name>.tmp-...``) and data files named like the store's own
-    (``<partition>.<16 hex>.parquet``) that no manifest names. The grace period protects a
-    concurrent writer that has renamed its data but not yet committed its manifest. A directory
-    whose manifests do not all parse is left alone, with a warning naming it. Returns the deleted
-    paths.
-    """
-    fs = store.filesystem
-    by_directory: dict[str, list[str]] = {}
-    for rel in fs.list_files():
-        directory, _, name = rel.rpartition("/")
-        by_directory.setdefault(directory, []).append(name)
-    deleted = []
-    for directory, names in sorted(by_directory.items()):
-        try:
-            referenced = {
-                store.manifest(*location).data_file
-                for location in (manifest_location(f"{directory}/{name}") for name in names)
-                if location is not None
-            }
-        except MLPlatformError as exc:
-            logger.warning(
-                "sweep left %s untouched: a manifest there cannot be read (%s). Run `ml-platform verify` "
-                "to see which artefact is broken, re-materialize it, then sweep again.",
-                fs.uri(directory),
-                exc,
-            )
+        wanted = {(key, partition)}  # type: ignore[arg-type]
+    results = []
+    for location in sorted(wanted, key=lambda loc: (loc[0], "" if loc[1] is None else loc[1])):
+        if location not in known:
+            where = location[0] if location[1] is None else f"{location[0]} partition {location[1]}"
+            status = VerifyStatus.UNRECORDED if location in expected_set else VerifyStatus.MISSING
+            detail = (f"Dagster recorded {where} as materialized, but the store has no head or history for it"
+                      if status is VerifyStatus.UNRECORDED else f"nothing is stored for {where}")
+            results.append(VerifyResult(location[0], location[1], status, detail,
+                                        store.filesystem.uri(head_rel(*location))))
             continue
-        for name in names:
-            rel = f"{directory}/{name}" if directory else name
-            leftover = is_temporary(name) or (is_data_file_name(name) and name not in referenced)
-            age = fs.age_seconds(rel)
-            if leftover and age is not None and age >= older_than_seconds:
-                fs.delete(rel)
-                deleted.append(fs.uri(rel))
-    return deleted
+        results += _verify_one(store, index, *location)
+    return results

@@ -219,7 +219,7 @@ def _live_signals(w: _Wiring) -> dg.AssetsDefinition:
         window = window_of(context, w.calendar)
         store = context.resources.feature_store.get_store()
         partitions = context.partition_keys
-        frame, manifests = store.read_many(w.store_key(w.model_input), partitions)
+        frame, manifests = store.read_many(w.store_key(w.model_input), partitions, window=window)
         graph_hash = _single_graph_hash(manifests, f"the live window {window}", w.model_input)
         live = LiveFeatureStream(feature_graph_hash=graph_hash, feature_schema=FeatureSchema.from_polars(frame),
                                  keys=keys)

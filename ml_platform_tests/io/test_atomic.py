@@ -16,7 +16,6 @@ import pytest
 from ml_platform.io.atomic import HashingWriter, LocalFileSystem, file_digest, is_temporary
 from ml_platform.io.store import PinnedStore
 from ml_platform.io.verify import VerifyStatus
-from ml_platform.lineage.data_hash import hash_table
 
 KEY = "features/big"
 DAY = "2012-01-03"
@@ -132,86 +131,48 @@ def test_kill_in_the_middle_of_the_data_bytes_leaves_the_old_version(
     old_version: tuple[PinnedStore, str],
 ) -> None:
     store, old_hash = old_version
-    directory = Path(store.base) / KEY
-    process, _ = pause_writer(Path(store.base), "mid-data")
+    base = Path(store.base)
+    process, _ = pause_writer(base, "mid-data")
     try:
-        [name] = temporaries(directory)  # the writer is blocked: nothing else can appear
-        temporary = directory / name
+        [temporary] = [p for p in base.rglob("*") if is_temporary(p.name)]  # the writer is blocked
         partial = temporary.read_bytes()
         assert len(partial) >= MID_WRITE_BYTES and not partial.endswith(b"PAR1")  # no footer yet
     finally:
         kill(process)
-    assert temporaries(directory) == [temporary.name]  # the half-written file is left behind ...
+    assert temporary.exists()  # the half-written file is left behind ...
     assert_intact(store, old_hash)  # ... and never read
-    assert store.sweep(older_than_seconds=0.0) == [str(temporary)]
-    assert not temporaries(directory)
+    assert store.gc(grace_seconds=3600).temporaries == []  # too young: a writer may still own it
+    assert store.gc(grace_seconds=0).temporaries == [str(temporary)]
+    assert not temporary.exists()
     assert_intact(store, old_hash)
 
 
-@pytest.mark.parametrize(
-    ("point", "committed"),
-    [
-        ("before-rename-1", False),  # data complete and fsynced under its temporary name
-        ("after-rename-1", False),  # data renamed, manifest not yet written: an unreferenced file
-        ("before-rename-2", False),  # new manifest complete under its temporary name
-        ("after-rename-2", True),  # new manifest committed, the old data file not yet deleted
-    ],
-)
-def test_kill_at_each_step_of_the_commit_leaves_one_whole_version(
-    old_version: tuple[PinnedStore, str], point: str, committed: bool
+def test_an_orphan_object_is_ignored_and_collected_after_the_grace_period(
+    old_version: tuple[PinnedStore, str],
 ) -> None:
+    """The state a crash between publishing the object and moving the head leaves behind."""
     store, old_hash = old_version
-    directory = Path(store.base) / KEY
-    [old_data] = data_files(directory)
-    process, path = pause_writer(Path(store.base), point)
-    try:
-        named = Path(path)
-        assert named.exists() and named.parent == directory
-        assert is_temporary(named.name) == point.startswith("before-")
-    finally:
-        kill(process)
-    expected = hash_table(big_table()) if committed else old_hash
-    assert_intact(store, expected)
-    leftovers = {str(directory / name) for name in os.listdir(directory)} - {
-        store.manifest_path(KEY, DAY),
-        store.data_path(store.manifest(KEY, DAY)),
-    }
-    assert leftovers  # the kill left something behind at every step ...
-    assert sorted(store.sweep(older_than_seconds=0.0)) == sorted(leftovers)  # ... which sweep removes
-    assert_intact(store, expected)
-    current = Path(store.data_path(store.manifest(KEY, DAY))).name
-    assert data_files(directory) == [current]
-    assert (current == old_data) is not committed
-
-
-def test_an_unreferenced_data_file_is_ignored_and_swept(old_version: tuple[PinnedStore, str]) -> None:
-    """The state a crash between renaming the data and committing the manifest leaves behind."""
-    store, old_hash = old_version
-    stray = f"{KEY}/{DAY}.0123456789abcdef.parquet"
-    store.filesystem.write_bytes(stray, b"PAR1 not really parquet")
+    orphan = store.write("scratch", None, pa.table({"c0": [9.0]}))
+    for rel in list(store.filesystem.list_files("refs/scratch")):
+        store.filesystem.delete(rel)  # as if the writer died before its head
     assert_intact(store, old_hash)
-    assert store.sweep(older_than_seconds=3600.0) == []  # too young: a concurrent writer may own it
-    assert store.sweep(older_than_seconds=0.0) == [store.filesystem.uri(stray)]
-    assert not store.filesystem.exists(stray)
+    assert store.gc(grace_seconds=3600).objects == []  # too young: a concurrent writer may own it
+    assert store.gc(grace_seconds=0).objects == [store.data_path(orphan)]
     assert_intact(store, old_hash)
 
 
-def test_sweep_leaves_a_directory_with_a_broken_manifest_alone_and_says_so(
+def test_gc_keeps_every_version_of_a_partition_whose_head_is_unreadable(
     old_version: tuple[PinnedStore, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     store, _ = old_version
-    stray = f"{KEY}/{DAY}.0123456789abcdef.parquet"
-    store.filesystem.write_bytes(stray, b"PAR1 not really parquet")
-    store.write("other", None, pa.table({"x": [1]}))
-    other_stray = "other/__unpartitioned__.0123456789abcdef.parquet"
-    store.filesystem.write_bytes(other_stray, b"PAR1 not really parquet")
-    store.filesystem.write_bytes(f"{KEY}/{DAY}.manifest.json", b"{ truncated")
-    with caplog.at_level(logging.WARNING, logger="ml_platform.io.verify"):
-        swept = store.sweep(older_than_seconds=0.0)
-    assert swept == [store.filesystem.uri(other_stray)]  # the healthy directory is still swept
-    assert store.filesystem.exists(stray)  # the data of the broken manifest's directory is kept
-    assert f"sweep left {store.filesystem.uri(KEY)} untouched" in caplog.text
-    assert "ml-platform verify" in caplog.text and "re-materialize" in caplog.text
+    first = store.manifest(KEY, DAY)
+    store.write(KEY, DAY, pa.table({"c0": [4.0]}))
+    Path(store.manifest_path(KEY, DAY)).write_bytes(b"{ truncated")
+    with caplog.at_level(logging.WARNING, logger="ml_platform.io.gc"):
+        report = store.gc(grace_seconds=0, keep_days=0)
+    assert report.objects == [] and report.history == []
+    assert "cannot be read; every version" in caplog.text
+    assert store.read(KEY, DAY, data_hash=first.data_hash).manifest == first
 
 
 def test_a_failing_write_leaves_nothing(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def store(tmp_path: Path) -> PinnedStore:
 
 
 def test_verify_passes_on_an_intact_store(store: PinnedStore) -> None:
-    result = CliRunner().invoke(verify, ["--base-dir", store.base])
+    result = CliRunner().invoke(verify, ["--base-dir", store.base, "--no-dagster"])
     assert result.exit_code == 0, result.output
     assert result.output.count("\nok ") == 3
     assert "3 artefact(s)" in result.output and "3 ok, 0 failed" in result.output
@@ -40,7 +40,7 @@ def test_verify_fails_after_a_byte_flip(store: PinnedStore) -> None:
     content = bytearray(path.read_bytes())
     content[len(content) // 2] ^= 0xFF
     path.write_bytes(bytes(content))
-    result = CliRunner().invoke(verify, ["--base-dir", store.base])
+    result = CliRunner().invoke(verify, ["--base-dir", store.base, "--no-dagster"])
     assert result.exit_code == 1
     assert "CORRUPT  features/momentum  2012-01-04" in result.output
     assert "2 ok, 1 failed" in result.output
@@ -50,9 +50,11 @@ def test_verify_fails_after_a_byte_flip(store: PinnedStore) -> None:
     assert one.exit_code == 0 and "1 artefact(s)" in one.output
 
 
-def test_verify_of_an_asset_that_was_never_stored_fails(store: PinnedStore) -> None:
-    result = CliRunner().invoke(verify, ["nothing_here", "--base-dir", store.base])
-    assert result.exit_code == 1 and "MISSING" in result.output
+def test_verify_of_an_unknown_asset_is_bad_input_listing_the_known_ones(store: PinnedStore) -> None:
+    result = CliRunner().invoke(main, ["verify", "nothing_here", "--base-dir", store.base, "--no-dagster"])
+    assert result.exit_code == 2, result.output
+    assert "unknown asset key 'nothing_here'" in result.output
+    assert "known keys: features/momentum, universe" in result.output
 
 
 def test_verify_without_storage_says_where_it_looked(tmp_path: Path) -> None:
@@ -99,11 +101,13 @@ def test_env_show_json_round_trips_and_diff_shows_a_changed_package(tmp_path: Pa
     assert f"package polars: {running_polars} -> 2.0.0" in result.output
 
 
-def test_env_diff_reads_manifests_and_parquet_files(store: PinnedStore) -> None:
+def test_env_diff_reads_manifests_and_explains_objects(store: PinnedStore) -> None:
     manifest_path = store.manifest_path(KEY, DAY)
-    data_path = store.data_path(store.manifest(KEY, DAY))
-    result = CliRunner().invoke(env, ["diff", manifest_path, data_path])
+    result = CliRunner().invoke(env, ["diff", manifest_path, "running"])
     assert result.exit_code == 0 and "identical" in result.output
+    data_path = store.data_path(store.manifest(KEY, DAY))
+    refused = CliRunner().invoke(env, ["diff", manifest_path, data_path])
+    assert refused.exit_code == 2 and "pass the partition's HEAD.json" in refused.output
 
 
 def test_env_diff_refuses_edited_or_unknown_inputs(tmp_path: Path) -> None:

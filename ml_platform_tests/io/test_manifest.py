@@ -32,7 +32,7 @@ def make_manifest(**overrides: Any) -> Manifest:
         "written_at": "2024-05-01T12:00:00.000001+00:00",
         "writer": WriterVersions.current(),
         "rows": 500,
-        "data_file": "2012-01-03.0123456789abcdef.parquet",
+        "data_file": "xxh3_128-" + "a" * 32 + ".parquet",
         "params": {"lookback": 20, "nested": {"a": [1, 2]}},
         "file_hash": "xxh3_128:" + "e" * 32,
         "file_size": 1234,
@@ -84,11 +84,23 @@ def test_writer_versions_are_looked_up_once_per_process() -> None:
     assert WriterVersions.current() is WriterVersions.current()
 
 
-def test_unknown_schema_version_is_refused() -> None:
+@pytest.mark.parametrize("version", ["ml_platform.manifest/v1", "ml_platform.manifest/v3"])
+def test_unknown_schema_version_is_refused(version: str) -> None:
+    """A v1 manifest (the old mutable layout) is refused by name, as is any future version."""
     data = json.loads(make_manifest().to_json())
-    data["schema_version"] = "ml_platform.manifest/v2"
-    with pytest.raises(ManifestError, match=r"/some/path has schema version .ml_platform.manifest/v2."):
+    data["schema_version"] = version
+    with pytest.raises(ManifestError, match=rf"/some/path has schema version .{version}.*reads only .ml_platform.manifest/v2"):
         Manifest.from_dict(data, source="/some/path")
+
+
+def test_a_manifest_may_only_name_the_object_of_its_own_data_hash() -> None:
+    """The v2 form of 'a manifest may only name its own partition's data file'."""
+    with pytest.raises(ManifestError, match="not the object of its data hash"):
+        make_manifest(data_file="xxh3_128-" + "b" * 32 + ".parquet")
+    data = json.loads(make_manifest().to_json())
+    data["data_hash"] = "xxh3_128:" + "c" * 32
+    with pytest.raises(ManifestError, match="may only name its own data's object"):
+        Manifest.from_dict(data, source="m.json")
 
 
 @pytest.mark.parametrize("field", ["data_hash", "environment", "git", "file", "upstream"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import uuid
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from ml_platform.errors import (
     PartitionError,
 )
 from ml_platform.io.atomic import file_digest
-from ml_platform.io.manifest import MANIFEST_METADATA_KEY, Manifest, UpstreamRef, WriteFacts
+from ml_platform.io.manifest import OBJECT_METADATA_KEY, Manifest, UpstreamRef, WriteFacts
 from ml_platform.io.store import PinnedStore
 from ml_platform.io.verify import VerifyStatus
 from ml_platform.lineage.data_hash import hash_table
@@ -89,13 +88,14 @@ def test_round_trip_with_manifest(store: PinnedStore) -> None:
     assert manifest.environment == capture_environment() and manifest.rows == 50
     assert manifest.writer.polars == pl.__version__ and manifest.writer.pyarrow == pa.__version__
     assert dt.datetime.fromisoformat(manifest.written_at).tzinfo is not None
-    # the sidecar and the Parquet footer carry the same manifest
+    # the head and the history entry carry the manifest; the object's footer only its data hash
     sidecar = Path(store.manifest_path(KEY, DAY))
+    assert sidecar.name == "HEAD.json"
     assert Manifest.from_json(sidecar.read_text(), source=str(sidecar)) == manifest
-    footer = pq.read_schema(data_file(store)).metadata[MANIFEST_METADATA_KEY]
-    assert Manifest.from_json(footer, source="footer") == manifest.embedded_form()
-    # byte-equal to what a read derives from the sidecar, so reads compare bytes without parsing
-    assert footer == manifest.embedded_json()
+    assert store.history(KEY, DAY) == [manifest]
+    footer = pq.read_schema(data_file(store)).metadata[OBJECT_METADATA_KEY]
+    assert json.loads(footer) == {"data_hash": manifest.data_hash}
+    assert data_file(store).name == manifest.data_hash.replace(":", "-") + ".parquet"
     # the recorded hash is the hash of what is on disk, computed independently
     assert hash_table(pq.read_table(data_file(store)).replace_schema_metadata(None)) == manifest.data_hash
 
@@ -106,16 +106,42 @@ def test_unpartitioned_round_trip_and_arrow_input(store: PinnedStore) -> None:
     stored = store.read("model_inputs", None)
     assert stored.frame.to_arrow().cast(table.schema).equals(table)
     assert stored.manifest.partition is None and stored.manifest.window is None
-    assert Path(store.manifest_path("model_inputs", None)).name == "__unpartitioned__.manifest.json"
+    head = Path(store.manifest_path("model_inputs", None))
+    assert (head.name, head.parent.name) == ("HEAD.json", "@__unpartitioned__")
 
 
-def test_rewrite_replaces_the_version_and_removes_the_old_file(store: PinnedStore) -> None:
+def test_rewrite_moves_the_head_and_keeps_the_old_version_readable_by_hash(store: PinnedStore) -> None:
     first = store.write(KEY, DAY, day_frame(DAY))
     second = store.write(KEY, DAY, day_frame(DAY, shift=1.0))
     assert first.data_file != second.data_file
-    names = sorted(os.listdir(Path(store.base) / KEY))
-    assert names == sorted([second.data_file, f"{DAY}.manifest.json"])
+    assert Path(store.data_path(first)).is_file() and Path(store.data_path(second)).is_file()
     assert_frame_equal(store.read(KEY, DAY).frame, day_frame(DAY, shift=1.0))
+    old = store.read(KEY, DAY, data_hash=first.data_hash)  # as of the first version, fully verified
+    assert_frame_equal(old.frame, day_frame(DAY))
+    assert old.manifest == first
+    assert [m.data_hash for m in store.history(KEY, DAY)] == [first.data_hash, second.data_hash]
+    with pytest.raises(ManifestError, match="no stored version with data hash xxh3_128:0+.*newest first: "
+                       + second.data_hash):
+        store.read(KEY, DAY, data_hash="xxh3_128:" + "0" * 32)
+
+
+def test_the_same_content_is_stored_once(store: PinnedStore) -> None:
+    a = store.write(KEY, DAY, day_frame(DAY))
+    b = store.write(KEY, "2012-01-04", day_frame(DAY))
+    assert a.data_file == b.data_file and (a.file_hash, a.file_size) == (b.file_hash, b.file_size)
+    assert len(list((Path(store.base) / "objects").rglob("*.parquet"))) == 1
+    assert_frame_equal(store.read(KEY, "2012-01-04").frame, day_frame(DAY))
+
+
+def test_a_damaged_object_is_repaired_by_the_next_write_of_its_content(store: PinnedStore) -> None:
+    manifest = store.write(KEY, DAY, day_frame(DAY))
+    path = data_file(store)
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(IntegrityError):
+        store.read(KEY, DAY)
+    store.write(KEY, "2012-01-04", day_frame(DAY))  # same content: the object is verified, found bad, rewritten
+    assert_frame_equal(store.read(KEY, "2012-01-04").frame, day_frame(DAY))
+    assert manifest.data_hash == store.manifest(KEY, "2012-01-04").data_hash
 
 
 @pytest.mark.parametrize("where", [0.02, 0.5, 0.97])
@@ -158,45 +184,39 @@ def test_content_hash_is_checked_independently_of_the_file_hash(store: PinnedSto
     assert f"expected xxh3_128:{'0' * 32}, actual {hash_table(frame)}" in str(caught.value)
 
 
-def test_embedded_manifest_disagreeing_with_the_sidecar_is_refused(store: PinnedStore) -> None:
-    """A data file of one version under the manifest of another (bytes otherwise intact) is refused."""
+def test_an_object_swapped_for_another_is_refused(store: PinnedStore) -> None:
+    """Another version's object under this version's name (byte facts adjusted) is refused by its footer."""
     first = store.write(KEY, DAY, day_frame(DAY))
-    old_bytes = data_file(store).read_bytes()
-    second = store.write(KEY, DAY, day_frame(DAY, shift=2.0))
-    data_file(store).write_bytes(old_bytes)  # old data under the new name ...
-    sidecar = Path(store.manifest_path(KEY, DAY))
-    record = json.loads(sidecar.read_text())
-    record["file"] = {"hash": first.file_hash, "size": first.file_size}  # ... with matching byte facts
-    sidecar.write_text(json.dumps(record))
-    with pytest.raises(
-        ManifestError, match=r"embedded in the file disagrees .*data_file.*data_hash"
-    ) as caught:
-        store.read(KEY, DAY)
-    assert second.data_file in str(caught.value)
-
-
-def test_an_embedded_manifest_equal_in_content_but_rendered_differently_is_accepted(
-    store: PinnedStore,
-) -> None:
-    """Only the content of the embedded manifest matters, not its JSON layout."""
-    manifest = store.write(KEY, DAY, day_frame(DAY))
-    path = data_file(store)
-    table = pq.read_table(path)
-    metadata = dict(table.schema.metadata)
-    metadata[MANIFEST_METADATA_KEY] = manifest.embedded_form().to_json(indent=4).encode()
-    pq.write_table(table.replace_schema_metadata(metadata), path)
-    sidecar = Path(store.manifest_path(KEY, DAY))
-    record = json.loads(sidecar.read_text())
-    content = path.read_bytes()
+    second = store.write(KEY, "2012-01-04", day_frame(DAY, shift=2.0))
+    content = Path(store.data_path(first)).read_bytes()
+    Path(store.data_path(second)).write_bytes(content)
+    head = Path(store.manifest_path(KEY, "2012-01-04"))
+    record = json.loads(head.read_text())
     record["file"] = {"hash": file_digest(content), "size": len(content)}
-    sidecar.write_text(json.dumps(record))
-    assert_frame_equal(store.read(KEY, DAY).frame, day_frame(DAY))
+    head.write_text(json.dumps(record))
+    with pytest.raises(IntegrityError, match=f"footer names data hash .*{first.data_hash}.*not {second.data_hash}"):
+        store.read(KEY, "2012-01-04")
+
+
+def test_a_head_naming_another_partitions_version_is_refused(store: PinnedStore) -> None:
+    """The head must describe this key and partition, and name the object of its own data hash."""
+    store.write(KEY, DAY, day_frame(DAY))
+    store.write(KEY, "2012-01-04", day_frame("2012-01-04"))
+    Path(store.manifest_path(KEY, "2012-01-04")).write_text(Path(store.manifest_path(KEY, DAY)).read_text())
+    with pytest.raises(ManifestError, match="describes features/momentum partition 2012-01-03, not the artefact"):
+        store.read(KEY, "2012-01-04")
+    head = Path(store.manifest_path(KEY, DAY))
+    record = json.loads(head.read_text())
+    record["data_file"] = "xxh3_128-" + "f" * 32 + ".parquet"
+    head.write_text(json.dumps(record))
+    with pytest.raises(ManifestError, match="may only name its own data's object"):
+        store.read(KEY, DAY)
 
 
 def test_a_manifest_whose_data_file_is_missing_is_refused(store: PinnedStore) -> None:
     manifest = store.write(KEY, DAY, day_frame(DAY))
     data_file(store).unlink()
-    with pytest.raises(ManifestError, match=f"names {manifest.data_file}, which is missing"):
+    with pytest.raises(ManifestError, match=f"object .*{manifest.data_file} of {KEY} partition {DAY} .* is missing"):
         store.read(KEY, DAY)
 
 
@@ -206,14 +226,6 @@ def test_nothing_stored_says_materialize_first(store: PinnedStore) -> None:
     ):
         store.read(KEY, DAY)
     assert not store.exists(KEY, DAY)
-
-
-def test_a_misplaced_manifest_is_refused(store: PinnedStore) -> None:
-    store.write(KEY, DAY, day_frame(DAY))
-    target = Path(store.manifest_path(KEY, "2012-01-04"))
-    target.write_text(Path(store.manifest_path(KEY, DAY)).read_text())
-    with pytest.raises(ManifestError, match="copied or moved by hand"):
-        store.read(KEY, "2012-01-04")
 
 
 def test_environment_policy_on_read(tmp_path: Path) -> None:
@@ -242,8 +254,10 @@ def test_read_many_missing_partition_and_bad_requests(store: PinnedStore) -> Non
         ManifestError, match=f"nothing is stored for {KEY} partition 2012-01-04.*materialize it first"
     ):
         store.read_many(KEY, [DAY, "2012-01-04"])
-    with pytest.raises(DataError, match="non-empty sequence"):
+    with pytest.raises(DataError, match=f"read_many of {KEY}: the request holds no partition"):
         store.read_many(KEY, [])
+    with pytest.raises(DataError, match=f"the data window 2012-01-07..2012-01-08 holds no partition of {KEY}"):
+        store.read_many(KEY, [], window=DataWindow.parse("2012-01-07..2012-01-08"))
     store.write(KEY, "2012-01-04", day_frame("2012-01-04").drop("flag"))
     with pytest.raises(DataError, match="different schemas"):
         store.read_many(KEY, [DAY, "2012-01-04"])
@@ -293,7 +307,9 @@ def test_verify_reports_each_artefact(tmp_path: Path) -> None:
     )
     strict = {(r.key, r.partition): r for r in PinnedStore(base, policy="strict").verify("old_env")}
     assert strict[("old_env", None)].status is VerifyStatus.ENVIRONMENT_MISMATCH
-    assert [r.status for r in store.verify("never_written")] == [VerifyStatus.MISSING]
+    with pytest.raises(ConfigurationError, match="unknown asset key 'never_written'.*known keys: features/momentum, "
+                       "old_env, other"):
+        store.verify("never_written")
     assert [r.status for r in store.verify(KEY, DAY)] == [VerifyStatus.OK]
     assert [m.partition for m in store.manifests(KEY)] == [DAY, "2012-01-04"]
     with pytest.raises(ConfigurationError, match="needs an asset key"):
@@ -309,5 +325,6 @@ def test_object_store_round_trip_via_upath() -> None:
     store.write(KEY, DAY, day_frame(DAY, shift=3.0))
     assert_frame_equal(store.read(KEY, DAY).frame, day_frame(DAY, shift=3.0))
     assert [r.status for r in store.verify()] == [VerifyStatus.OK]
-    assert sum(name.endswith(".parquet") for name in store.filesystem.list_files(KEY)) == 1
+    assert sum(name.endswith(".parquet") for name in store.filesystem.list_files("objects")) == 2
+    assert store.gc(grace_seconds=0, keep_days=0).objects  # the first version, no longer reached
     assert store.base.startswith("memory://")
