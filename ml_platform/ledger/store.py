@@ -1,0 +1,490 @@
+"""The champion ledger on SQLAlchemy: SQLite beside MLflow's file, or PostgreSQL in production.
+
+Usage::
+
+    ledger = ChampionLedger("sqlite:///.ml_platform/mlflow/mlflow.db")
+    head = ledger.head("alpha")                       # the champion of record: one SELECT
+    ledger.append("alpha", expected_head_seq=head.seq if head else 0, kind="promotion",
+                  to_version="4", actor="promote_model run 1f2e", approver="bob", reason="...",
+                  report_ref=..., report_sha256=..., rationale_ref=..., rationale_sha256=...)
+    ledger.verify("alpha")                            # raises LedgerTampered naming the first bad entry
+
+Concurrency: :meth:`ChampionLedger.append` is a compare-and-set on the model's head row in ONE
+transaction. It locks the head (SQLite: the transaction begins ``BEGIN IMMEDIATE``, which takes the
+database's write lock up front and waits at most ``busy_timeout_seconds`` for it; PostgreSQL:
+``SELECT ... FOR UPDATE`` of the head row, bounded by ``lock_timeout``), compares its sequence number
+with ``expected_head_seq``, and only then inserts the entry and moves the head. A stale caller gets
+:class:`~ml_platform.errors.LedgerConflict` and nothing is written. The very first entry of a model
+has no head row to lock; two concurrent first appends both insert ``seq = 1`` and the loser's insert
+fails on the primary key ``(model, seq)`` (PostgreSQL waits for the winner's commit), which is
+reported as the same conflict. ``UNIQUE (model, prev_hash)`` forbids a fork even to a buggy writer.
+
+Every database failure leaves as a :class:`~ml_platform.errors.LedgerError`
+(:class:`~ml_platform.errors.LedgerUnavailable` when the database was busy or unreachable), chained to
+the driver's error. This module imports neither Dagster nor MLflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Self
+
+from sqlalchemy import Connection, Engine, and_, create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+
+from ml_platform.errors import (
+    ConfigurationError,
+    LedgerConflict,
+    LedgerError,
+    LedgerMoveRefused,
+    LedgerTampered,
+    LedgerUnavailable,
+)
+from ml_platform.ledger.entry import (
+    GENESIS_HASH,
+    KINDS,
+    LEDGER_SCHEME,
+    LedgerEntry,
+    MoveKind,
+    check_sha256,
+    check_text,
+    compute_entry_hash,
+    format_time,
+)
+from ml_platform.ledger.schema import ENTRIES, HEADS, ensure_schema
+from ml_platform.ledger.verify import ChainReport, entry_from_row, walk_chain
+from ml_platform.registry.database import database_cause
+from ml_platform.registry.entities import check_model_name, check_version
+
+__all__ = ["DEFAULT_BUSY_TIMEOUT_SECONDS", "DEFAULT_MOVE_ATTEMPTS", "ChampionLedger"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUSY_TIMEOUT_SECONDS = 5.0
+"""How long a write waits for the database's write lock (SQLite) or the head row's lock (PostgreSQL)."""
+DEFAULT_MOVE_ATTEMPTS = 5
+"""How many times :meth:`ChampionLedger.move` retries the race between two first entries of a model."""
+
+_WRITE = "ml_platform_ledger_write"
+_MAX_ACTOR, _MAX_REASON, _MAX_REF = 256, 10_000, 2048
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class ChampionLedger:
+    """The append-only, hash-chained record of every champion move, per model.
+
+    Args:
+        url: SQLAlchemy URL of the registry's database: ``sqlite:///PATH`` (the MLflow file of the
+            embedded default) or ``postgresql+psycopg://...``. The ledger's own tables are created or
+            migrated on first use (:mod:`ml_platform.ledger.schema`); MLflow's are never touched.
+        busy_timeout_seconds: Bound on every wait for a lock (and the PostgreSQL connect timeout).
+        clock: Source of ``recorded_at`` (timezone-aware); default: now, UTC.
+    """
+
+    def __init__(self, url: str, *, busy_timeout_seconds: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        if not isinstance(url, str) or not url.strip():
+            raise ConfigurationError(f"the ledger URL must be a non-empty SQLAlchemy URL, got {url!r}")
+        if (isinstance(busy_timeout_seconds, bool) or not isinstance(busy_timeout_seconds, (int, float))
+                or not 0 < busy_timeout_seconds <= 3600):
+            raise ConfigurationError(
+                f"busy_timeout_seconds must be a number of seconds in (0, 3600], got {busy_timeout_seconds!r}")
+        try:
+            parsed = make_url(url)
+        except Exception as exc:
+            raise ConfigurationError(f"the ledger URL {url!r} is not a SQLAlchemy URL: {exc}") from exc
+        self._backend = parsed.get_backend_name()
+        if self._backend not in ("sqlite", "postgresql"):
+            raise ConfigurationError(
+                f"the ledger stores into SQLite or PostgreSQL, not {self._backend!r} ({self._label(parsed)})")
+        if self._backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+            raise ConfigurationError("an in-memory SQLite ledger would vanish with its connection; give a file: "
+                                     "sqlite:///PATH (the registry's MLflow database)")
+        self.url = url
+        self.store = self._label(parsed)
+        self.busy_timeout_seconds = float(busy_timeout_seconds)
+        self._clock = clock or _utc_now
+        self._parsed = parsed
+        self._engine_instance: Engine | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ChampionLedger({self.store!r})"
+
+    @staticmethod
+    def _label(parsed: Any) -> str:
+        return str(parsed.render_as_string(hide_password=True))
+
+    # -- engine --------------------------------------------------------------------------------
+
+    @property
+    def _engine(self) -> Engine:
+        if self._engine_instance is not None:
+            return self._engine_instance
+        with self._lock:
+            if self._engine_instance is None:
+                engine = self._create_engine()
+                try:
+                    with self._errors("create or migrate the ledger's tables"), \
+                            engine.connect() as read, engine.connect().execution_options(**{_WRITE: True}) as write:
+                        ensure_schema(read, write)
+                except BaseException:
+                    engine.dispose()
+                    raise
+                self._engine_instance = engine
+        return self._engine_instance
+
+    def _create_engine(self) -> Engine:
+        wait = self.busy_timeout_seconds
+        if self._backend == "sqlite":
+            Path(str(self._parsed.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(self._parsed, connect_args={"timeout": wait}, pool_size=5, max_overflow=32)
+
+            @event.listens_for(engine, "connect")
+            def _connect(dbapi_connection: Any, record: Any) -> None:
+                dbapi_connection.isolation_level = None  # the "begin" listener below issues BEGIN itself
+                dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn: Connection) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+            return engine
+        options = f"-c lock_timeout={int(wait * 1000)}"
+        return create_engine(self._parsed, pool_size=5, max_overflow=32, pool_pre_ping=True,
+                             connect_args={"connect_timeout": max(2, math.ceil(wait)), "options": options})
+
+    def close(self) -> None:
+        """Close the ledger's connections (it reconnects on next use)."""
+        with self._lock:
+            if self._engine_instance is not None:
+                self._engine_instance.dispose()
+                self._engine_instance = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except LedgerError:
+            raise
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            cause = database_cause(exc)
+            if cause is None:
+                raise LedgerError(f"ledger {self.store}: failed to {action}: {type(exc).__name__}: {exc}") from exc
+            head = f"ledger {self.store}: {cause.message} ({cause.kind}), while trying to {action}"
+            if cause.busy:
+                raise LedgerUnavailable(
+                    f"{head}: still locked by another writer after {self.busy_timeout_seconds:g} s; nothing was "
+                    "written, retry (or wait longer: busy_timeout_seconds)") from exc
+            if cause.unreachable:
+                raise LedgerUnavailable(f"{head}; nothing was written: check that the database server is up and "
+                                        "the URL is right") from exc
+            raise LedgerError(f"{head}; nothing was written") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+            yield conn
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def head(self, model: str) -> LedgerEntry | None:
+        """The champion of record: the newest entry of ``model`` (``None`` if it never had one). One read.
+
+        The entry's hash and the head row are checked against each other on the way (no extra query).
+
+        Raises:
+            LedgerTampered: the head entry, or the head row, was altered.
+        """
+        check_model_name(model)
+        query = (select(HEADS.c.seq.label("head_seq"), HEADS.c.entry_hash.label("head_hash"), ENTRIES)
+                 .select_from(HEADS.outerjoin(ENTRIES, and_(ENTRIES.c.model == HEADS.c.model,
+                                                            ENTRIES.c.seq == HEADS.c.seq)))
+                 .where(HEADS.c.model == model))
+        with self._errors(f"read the champion of record of {model!r}"), self._engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            return None
+        report = ChainReport(model, 1, row["head_seq"], row["head_hash"], None)
+        problem = None
+        if row["seq"] is None:
+            problem = f"the head names entry {row['head_seq']}, which is missing (deleted)"
+        else:
+            try:
+                entry = entry_from_row(row)
+                if entry.expected_hash != entry.entry_hash:
+                    problem = "its fields do not give its hash: it was edited"
+                elif entry.entry_hash != row["head_hash"] or entry.model != model:
+                    problem = "the head row names another hash: the head row was altered"
+                else:
+                    return entry
+            except (ValueError, TypeError, ConfigurationError) as exc:
+                problem = f"it cannot be read back ({exc}): it was edited"
+        raise LedgerTampered(
+            f"ledger {self.store}: the head entry {row['head_seq']} of model {model!r} is tampered: {problem}; "
+            f"do not serve from it, run `ml-platform audit verify {model}` and restore the table from a backup",
+            model=model, seq=report.head_seq, problem="head")
+
+    def history(self, model: str) -> tuple[LedgerEntry, ...]:
+        """Every entry of ``model``, oldest first, as stored (use :meth:`verify` to check them).
+
+        Raises:
+            LedgerTampered: a row cannot be read back into an entry.
+        """
+        check_model_name(model)
+        query = select(ENTRIES).where(ENTRIES.c.model == model).order_by(ENTRIES.c.seq)
+        with self._errors(f"read the ledger of {model!r}"), self._engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        entries = []
+        for row in rows:
+            try:
+                entries.append(entry_from_row(row))
+            except (ValueError, TypeError) as exc:
+                raise LedgerTampered(
+                    f"ledger {self.store}: entry {row['seq']} of model {model!r} cannot be read back ({exc}); run "
+                    f"`ml-platform audit verify {model}`", model=model, seq=row["seq"], problem="altered") from exc
+        return tuple(entries)
+
+    def models(self) -> tuple[str, ...]:
+        """Every model with a champion of record, sorted."""
+        with self._errors("list the ledger's models"), self._engine.connect() as conn:
+            return tuple(conn.execute(select(HEADS.c.model).order_by(HEADS.c.model)).scalars())
+
+    def verify(self, model: str, *, strict: bool = True) -> ChainReport:
+        """Re-walk ``model``'s chain from the genesis hash to its head, in one read transaction.
+
+        Args:
+            model: Registered model name.
+            strict: Raise on a broken chain (default); ``False`` returns the report either way.
+
+        Raises:
+            LedgerTampered: (``strict``) naming the first altered, deleted or reordered entry.
+        """
+        check_model_name(model)
+        with self._errors(f"verify the ledger of {model!r}"), self._engine.connect() as conn, conn.begin():
+            rows = conn.execute(select(ENTRIES).where(ENTRIES.c.model == model)
+                                .order_by(ENTRIES.c.seq)).mappings().all()
+            head = conn.execute(select(HEADS).where(HEADS.c.model == model)).mappings().first()
+        report = walk_chain(model, rows, head)
+        return report.raise_if_tampered() if strict else report
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def append(
+        self,
+        model: str,
+        *,
+        expected_head_seq: int,
+        kind: str,
+        to_version: str | int,
+        actor: str,
+        reason: str,
+        approver: str | None = None,
+        report_ref: str | None = None,
+        report_sha256: str | None = None,
+        rationale_ref: str | None = None,
+        rationale_sha256: str | None = None,
+        override: bool = False,
+    ) -> LedgerEntry:
+        """Record one champion move, if the head is still ``expected_head_seq`` (compare-and-set, one transaction).
+
+        ``from_version`` and ``prev_hash`` are taken from the head under its lock, never from the caller.
+
+        Args:
+            model: Registered model name.
+            expected_head_seq: The ``seq`` of the head the caller decided on (``0``: the ledger is empty).
+            kind: ``promotion`` or ``rollback``.
+            to_version: The new champion version.
+            actor: Who (or which run) moves the champion.
+            reason: Why, in words.
+            approver: Who approved (the four-eyes gate's approver), if anyone.
+            report_ref / report_sha256: The numeric report's location and ``sha256:<hex>``, both or neither.
+            rationale_ref / rationale_sha256: The rationale's location and ``sha256:<hex>``, both or neither.
+            override: The rationale declares an override of a threshold (promotions with a rationale only).
+
+        Returns:
+            The entry written, now the head.
+
+        Raises:
+            ConfigurationError: an argument is malformed; nothing was written.
+            LedgerConflict: the head is no longer ``expected_head_seq``; nothing was written.
+            LedgerMoveRefused: ``to_version`` is already champion, or a rollback targets a version that was
+                never champion (or there is no champion to roll back from); nothing was written.
+            LedgerUnavailable / LedgerError: the database failed; nothing was written.
+        """
+        fields = _check_move(model, kind, to_version, actor, reason, approver, report_ref, report_sha256,
+                             rationale_ref, rationale_sha256, override)
+        if (isinstance(expected_head_seq, bool) or not isinstance(expected_head_seq, int)
+                or expected_head_seq < 0):
+            raise ConfigurationError(f"expected_head_seq must be the head's seq, or 0 for an empty ledger, got "
+                                     f"{expected_head_seq!r}")
+        return self._append(fields, expected_head_seq)
+
+    def _append(self, fields: dict[str, Any], expected_head_seq: int | None) -> LedgerEntry:
+        """Record a checked move; ``expected_head_seq=None`` takes the head found under the lock."""
+        model, kind, version = fields["model"], fields["kind"], fields["to_version"]
+        try:
+            with self._errors(f"record the {kind} of {model!r} to version {version}"), self._write() as conn:
+                # Lock the head row alone first: on PostgreSQL, a statement that waited for the lock re-reads
+                # only the locked row, so the entry it names is read by a second statement (a fresh snapshot).
+                locked = conn.execute(select(HEADS.c.seq, HEADS.c.entry_hash)
+                                      .where(HEADS.c.model == model).with_for_update()).first()
+                actual = 0 if locked is None else int(locked.seq)
+                if expected_head_seq is not None and actual != expected_head_seq:
+                    raise LedgerConflict(
+                        f"ledger {self.store}: the champion of {model!r} moved: its head is entry {actual}, not "
+                        f"{expected_head_seq} as expected; nothing was written. Read the head again and re-decide "
+                        "(re-run the gates against the new incumbent) before moving it",
+                        model=model, expected_seq=expected_head_seq, actual_seq=actual)
+                current = None
+                if locked is not None:
+                    current = conn.execute(select(ENTRIES.c.to_version).where(
+                        and_(ENTRIES.c.model == model, ENTRIES.c.seq == actual))).scalar()
+                    if current is None:
+                        raise LedgerTampered(
+                            f"ledger {self.store}: the head of {model!r} names entry {actual}, which is missing; "
+                            f"run `ml-platform audit verify {model}`", model=model, seq=actual, problem="missing")
+                self._check_target(conn, model, kind, version, current)
+                entry = self._new_entry(fields, seq=actual + 1, from_version=current,
+                                        prev_hash=GENESIS_HASH if locked is None else locked.entry_hash)
+                conn.execute(ENTRIES.insert().values(**entry.hashed_fields(), entry_hash=entry.entry_hash))
+                if locked is None:
+                    conn.execute(HEADS.insert().values(model=model, seq=entry.seq, entry_hash=entry.entry_hash))
+                else:
+                    moved = conn.execute(HEADS.update()
+                                         .where(and_(HEADS.c.model == model, HEADS.c.seq == actual))
+                                         .values(seq=entry.seq, entry_hash=entry.entry_hash)).rowcount
+                    if moved != 1:  # cannot happen under the lock; refuse rather than fork
+                        raise LedgerConflict(f"ledger {self.store}: the head of {model!r} moved under its lock; "
+                                             "nothing was written, retry", model=model,
+                                             expected_seq=expected_head_seq)
+        except LedgerError as exc:
+            if isinstance(exc.__cause__, SAIntegrityError) and _is_unique_violation(exc.__cause__):
+                raise LedgerConflict(
+                    f"ledger {self.store}: another move of {model!r} was recorded at the same time; nothing was "
+                    "written. Read the head again and re-decide", model=model,
+                    expected_seq=expected_head_seq) from exc.__cause__
+            raise
+        logger.info("ledger: %s of %r %s -> %s recorded as entry %d (%s)", kind, model, entry.from_version,
+                    entry.to_version, entry.seq, entry.entry_hash)
+        return entry
+
+    def move(self, model: str, *, kind: str, to_version: str | int, actor: str, reason: str,
+             max_attempts: int = DEFAULT_MOVE_ATTEMPTS, **details: Any) -> LedgerEntry:
+        """Move the champion from whatever the head is: the head is read under its lock, in the append's transaction.
+
+        For callers whose decision does not depend on the incumbent (a manual rollback, ``make demo``).
+        Because the head is read after the lock is taken, concurrent moves queue on the lock instead of
+        failing; the only race left is between two *first* entries of a model (no head row to lock yet),
+        retried here at most ``max_attempts`` times with jittered back-off. The promotion job must use
+        :meth:`append` with the head its gates compared against, so that a move recorded in between
+        fails it instead of being silently overtaken.
+
+        Args:
+            details: ``approver``, ``report_ref``, ``report_sha256``, ``rationale_ref``,
+                ``rationale_sha256``, ``override`` (as for :meth:`append`).
+
+        Raises:
+            LedgerConflict: every attempt lost a race; nothing was written by this call.
+            Whatever :meth:`append` raises otherwise.
+        """
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= 100:
+            raise ConfigurationError(f"max_attempts must be an integer from 1 to 100, got {max_attempts!r}")
+        unknown = set(details) - {"approver", "report_ref", "report_sha256", "rationale_ref", "rationale_sha256",
+                                  "override"}
+        if unknown:
+            raise ConfigurationError(f"move() got unknown arguments {sorted(unknown)}")
+        fields = _check_move(model, kind, to_version, actor, reason, details.get("approver"),
+                             details.get("report_ref"), details.get("report_sha256"), details.get("rationale_ref"),
+                             details.get("rationale_sha256"), details.get("override", False))
+        last: LedgerConflict | None = None
+        for attempt in range(1, max_attempts + 1):
+            try:
+                return self._append(fields, None)
+            except LedgerConflict as exc:
+                last = exc
+                if attempt < max_attempts:  # full jitter, capped: spreads the retries of a race
+                    time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** attempt)))
+        raise LedgerConflict(
+            f"ledger {self.store}: the champion of {model!r} kept moving under this {kind} to version {to_version} "
+            f"({max_attempts} attempts lost the race); nothing was written by it. Retry later",
+            model=model, actual_seq=last.actual_seq if last else None) from last
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _check_target(self, conn: Connection, model: str, kind: str, version: str, current: str | None) -> None:
+        if version == current:
+            raise LedgerMoveRefused(f"version {version} of {model!r} is already the champion of record; "
+                                    "nothing was written")
+        if kind != MoveKind.ROLLBACK:
+            return
+        if current is None:
+            raise LedgerMoveRefused(f"model {model!r} has no champion of record to roll back from; promote a "
+                                    "version first")
+        was_champion = conn.execute(select(ENTRIES.c.seq).where(
+            and_(ENTRIES.c.model == model, ENTRIES.c.to_version == version)).limit(1)).first()
+        if was_champion is None:
+            raise LedgerMoveRefused(
+                f"version {version} of {model!r} was never its champion, so it cannot be rolled back to; a rollback "
+                f"returns to an earlier champion (see `ml-platform history {model}`), promote new versions instead")
+
+    def _new_entry(self, fields: dict[str, Any], *, seq: int, from_version: str | None, prev_hash: str) -> LedgerEntry:
+        recorded_at = self._clock()
+        hashed = {**fields, "scheme": LEDGER_SCHEME, "seq": seq, "from_version": from_version,
+                  "prev_hash": prev_hash, "recorded_at": format_time(recorded_at)}
+        entry_hash = compute_entry_hash(hashed)
+        return LedgerEntry(**{**hashed, "recorded_at": recorded_at.astimezone(dt.UTC)}, entry_hash=entry_hash)
+
+
+def _is_unique_violation(exc: SAIntegrityError) -> bool:
+    """A primary-key or unique-constraint clash (a concurrent insert of the same entry), not a CHECK or FK failure."""
+    orig = exc.orig
+    return type(orig).__name__ == "UniqueViolation" or "unique constraint" in str(orig).lower()
+
+
+def _check_move(model: str, kind: str, to_version: str | int, actor: str, reason: str, approver: str | None,
+                report_ref: str | None, report_sha256: str | None, rationale_ref: str | None,
+                rationale_sha256: str | None, override: bool) -> dict[str, Any]:
+    """The validated caller-given fields of an entry (everything but seq, from_version, time and hashes)."""
+    check_model_name(model)
+    if kind not in KINDS:
+        raise ConfigurationError(f"kind must be one of {KINDS}, got {kind!r}")
+    if not isinstance(override, bool):
+        raise ConfigurationError(f"override must be True or False, got {override!r}")
+    for ref_name, ref, sha_name, sha in (("report_ref", report_ref, "report_sha256", report_sha256),
+                                         ("rationale_ref", rationale_ref, "rationale_sha256", rationale_sha256)):
+        if (ref is None) != (sha is None):
+            raise ConfigurationError(f"{ref_name} and {sha_name} go together: give both or neither")
+        check_text(ref_name, ref, max_length=_MAX_REF, optional=True)
+        check_sha256(sha_name, sha, optional=True)
+    if override and (kind != MoveKind.PROMOTION or rationale_ref is None):
+        raise ConfigurationError("override=True records a threshold override declared by a rationale: it needs "
+                                 "kind='promotion' and a rationale_ref")
+    return {
+        "model": model, "kind": kind, "to_version": check_version(to_version),
+        "actor": check_text("actor", actor, max_length=_MAX_ACTOR),
+        "approver": check_text("approver", approver, max_length=_MAX_ACTOR, optional=True),
+        "reason": check_text("reason", reason, max_length=_MAX_REASON, multiline=True),
+        "report_ref": report_ref, "report_sha256": report_sha256,
+        "rationale_ref": rationale_ref, "rationale_sha256": rationale_sha256, "override": override,
+    }
