@@ -40,6 +40,7 @@ from typing import Any
 from ml_platform.environment import EnvironmentLock, validate_seed
 from ml_platform.errors import ConfigurationError, ManifestError, MLPlatformError
 from ml_platform.io.layout import object_name, validate_data_hash
+from ml_platform.lineage.schemes import HashSchemeError, current_schemes, recorded_schemes
 from ml_platform.window import DataWindow
 
 __all__ = [
@@ -223,12 +224,19 @@ class Manifest:
     file_hash: str | None = None
     file_size: int | None = None
     schema_version: str = MANIFEST_SCHEMA
+    #: kind -> scheme id of every hash recorded here (code, graph, data, environment), so a hash recorded
+    #: today stays recomputable after a scheme changes; a record without it predates scheme ids (v1).
+    hash_schemes: Mapping[str, str] = field(default_factory=current_schemes, hash=False)
 
     def __post_init__(self) -> None:
         if self.schema_version != MANIFEST_SCHEMA:
             raise ManifestError(
                 f"unsupported manifest schema {self.schema_version!r}; expected {MANIFEST_SCHEMA!r}"
             )
+        try:
+            object.__setattr__(self, "hash_schemes", types.MappingProxyType(recorded_schemes(self.hash_schemes)))
+        except HashSchemeError as exc:
+            raise ManifestError(f"manifest of {self.label}: {exc}") from exc
         if self.environment_hash != self.environment.hash:
             raise ManifestError(
                 f"manifest of {self.label}: environment_hash {self.environment_hash} does not match its "
@@ -294,6 +302,7 @@ class Manifest:
             "data_file": self.data_file,
             "params": dict(self.params),
             "file": None if self.file_hash is None else {"hash": self.file_hash, "size": self.file_size},
+            "hash_schemes": dict(self.hash_schemes),
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -385,4 +394,5 @@ class Manifest:
             file_hash=file_hash,
             file_size=file_size,
             schema_version=data["schema_version"],
+            hash_schemes=data.get("hash_schemes"),
         )

@@ -52,7 +52,9 @@ __all__ = [
     "SchemeRegistry",
     "check_digest",
     "current_scheme",
+    "current_schemes",
     "recorded_scheme",
+    "recorded_schemes",
     "verify_scheme",
 ]
 
@@ -293,3 +295,27 @@ def check_digest(kind: str, scheme_id: str, digest: object) -> str:
             f"{scheme.hex_digits} lower-case hex digits"
         )
     return digest
+
+
+def current_schemes() -> dict[str, str]:
+    """Kind -> scheme id of every hash this code computes now: what a manifest or contract records."""
+    return {kind: current_scheme(kind).scheme_id for kind in HASH_KINDS}
+
+
+def recorded_schemes(recorded: object) -> dict[str, str]:
+    """Check the ``hash_schemes`` a record carries; a record without one (or without a kind) predates them.
+
+    Returns:
+        Kind -> scheme id for every kind, each one verified as recomputable by this code.
+
+    Raises:
+        HashSchemeError: not a mapping of kinds to ids, or an id this code cannot recompute.
+    """
+    if recorded is None:
+        recorded = {}
+    if not isinstance(recorded, Mapping) or not all(isinstance(k, str) for k in recorded):
+        raise HashSchemeError(f"hash_schemes must map hash kinds to scheme ids, got {recorded!r}")
+    unknown = sorted(set(recorded) - set(HASH_KINDS))
+    if unknown:
+        raise HashSchemeError(f"hash_schemes names unknown kinds {unknown}; known kinds: {list(HASH_KINDS)}")
+    return {kind: recorded_scheme(kind, recorded.get(kind)).scheme_id for kind in HASH_KINDS}

@@ -48,6 +48,7 @@ from typing import Any
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, check_environment, diff_environments
 from ml_platform.errors import ConfigurationError, ContractViolation, EnvironmentMismatch, RegistryError
 from ml_platform.keys import FrameKeys
+from ml_platform.lineage.schemes import HashSchemeError, current_schemes, recorded_schemes
 from ml_platform.models.protocol import check_format_id
 from ml_platform.registry.schema import FeatureField, FeatureSchema
 from ml_platform.window import DataWindow
@@ -63,6 +64,7 @@ _FIELDS = (
     "schema_version", "model_name", "model_version", "feature_graph_hash", "feature_schema", "keys",
     "training_window", "validation_window", "training_set_data_hash", "model_sha256", "model_format",
     "environment_hash", "environment_lock", "seeds", "git_commit", "git_dirty", "trained_by", "created_at",
+    "hash_schemes",
 )
 
 
@@ -93,7 +95,10 @@ class DeployContract:
         git_dirty: Whether the checkout had uncommitted changes.
         trained_by: Who trained it (recorded as MLflow's ``mlflow.user``).
         created_at: Timezone-aware creation time.
-        schema_version: ``"ml_platform.contract/v2"``.
+        schema_version: ``"ml_platform.contract/v2"``; it is part of the hashed JSON, so it versions the
+            contract's own hash (:attr:`sha256`).
+        hash_schemes: kind -> scheme id of the code, graph, data and environment hashes recorded here
+            (:mod:`ml_platform.lineage.schemes`), so they stay recomputable after a scheme changes.
     """
 
     model_name: str
@@ -114,8 +119,13 @@ class DeployContract:
     trained_by: str
     created_at: dt.datetime
     schema_version: str = CONTRACT_SCHEMA_VERSION
+    hash_schemes: Mapping[str, str] = field(default_factory=current_schemes, hash=False)
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "hash_schemes", MappingProxyType(recorded_schemes(self.hash_schemes)))
+        except HashSchemeError as exc:
+            raise ConfigurationError(f"contract hash_schemes: {exc}") from exc
         _require(self.schema_version == CONTRACT_SCHEMA_VERSION,
                  f"unknown contract schema version {self.schema_version!r}; this code reads {CONTRACT_SCHEMA_VERSION!r}")
         _require(isinstance(self.model_name, str) and bool(self.model_name.strip()),
@@ -206,6 +216,7 @@ class DeployContract:
             "git_dirty": self.git_dirty,
             "trained_by": self.trained_by,
             "created_at": self.created_at.isoformat(),
+            "hash_schemes": dict(self.hash_schemes),
         }
 
     def to_json(self) -> str:
@@ -277,6 +288,7 @@ class DeployContract:
             git_dirty=data["git_dirty"],
             trained_by=data["trained_by"],
             created_at=dt.datetime.fromisoformat(created_at),
+            hash_schemes=data["hash_schemes"],
             schema_version=data["schema_version"],
         )
 

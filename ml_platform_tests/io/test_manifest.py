@@ -152,3 +152,19 @@ def test_write_facts_validate_and_freeze() -> None:
         WriteFacts(seeds={"a": True})
     with pytest.raises(ConfigurationError, match="DataWindow"):
         WriteFacts(window="2012-01-03..2012-01-04")  # type: ignore[arg-type]
+
+
+def test_a_manifest_records_the_scheme_of_every_hash_and_refuses_one_it_cannot_recompute() -> None:
+    from ml_platform.lineage.schemes import current_schemes
+
+    manifest = make_manifest()
+    record = manifest.to_dict()
+    assert record["hash_schemes"] == current_schemes() == {
+        "code": "ml_platform.code_hash/v1", "graph": "ml_platform.graph_hash/v1",
+        "data": "ml_platform.data_hash/v1", "environment": "ml_platform.environment/v1"}
+    # a record written before scheme ids were recorded reads as the v1 schemes
+    del record["hash_schemes"]
+    assert Manifest.from_dict(record, source="old").hash_schemes == current_schemes()
+    record["hash_schemes"] = {"data": "ml_platform.data_hash/v9"}   # a newer ml_platform wrote it
+    with pytest.raises(ManifestError, match="data_hash/v9"):
+        Manifest.from_dict(record, source="future")

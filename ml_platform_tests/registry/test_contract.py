@@ -251,3 +251,15 @@ def test_live_keys_are_compared_when_the_stream_carries_them(contract: DeployCon
                        running_env=capture_environment(), policy="strict")
     with pytest.raises(ConfigurationError, match="live keys must be a FrameKeys or None"):
         LiveFeatureStream(contract.feature_graph_hash, feature_schema(), ("date", "instrument"))  # type: ignore[arg-type]
+
+
+def test_a_contract_records_the_schemes_of_its_hashes_and_refuses_an_unknown_one() -> None:
+    from ml_platform.lineage.schemes import current_schemes
+
+    contract = make_contract("alpha", make_model())
+    data = json.loads(contract.to_json())
+    assert data["hash_schemes"] == current_schemes()
+    assert DeployContract.from_json(contract.to_json()) == contract
+    data["hash_schemes"] = {**data["hash_schemes"], "graph": "ml_platform.graph_hash/v7"}
+    with pytest.raises(RegistryError, match="graph_hash/v7"):
+        DeployContract.from_json(json.dumps(data))
