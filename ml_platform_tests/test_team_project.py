@@ -21,6 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from click.testing import CliRunner
 
 from ml_platform import (
     ContractViolation,
@@ -34,6 +35,7 @@ from ml_platform import (
     build_definitions,
     build_feature_assets,
 )
+from ml_platform.cli import main
 
 PROJECT = Path(__file__).parent / "projects" / "team_b"
 FEATURES = DataWindow.parse("2021-02-01..2022-02-28")
@@ -119,6 +121,18 @@ def test_team_project_runs_the_whole_lifecycle_and_refuses_its_own_code_change(
     assert signals["session"].n_unique() == len(live_keys) == 21  # business days of 2022-01-03..2022-01-31
     assert set(signals["model_version"]) == {version}
     assert abs(signals["weight"].abs().sum() - len(live_keys)) < 1e-9  # unit gross exposure per session
+
+    # verify cross-checks the registry: the registered version's training set must still be stored
+    cli = ["verify", "--base-dir", settings.storage, "--tracking-uri", settings.tracking_uri, "--no-dagster"]
+    checked = CliRunner().invoke(main, cli)
+    assert checked.exit_code == 0, checked.output
+    assert f"registry:{MODEL_NAME} v{version}" in checked.output and "against the model registry" in checked.output
+    training_object = Path(store.object_path(contract.training_set_data_hash))
+    kept = training_object.read_bytes()
+    training_object.unlink()
+    lost = CliRunner().invoke(main, cli)
+    assert lost.exit_code == 1 and "this registered version was trained on is not in the store" in lost.output
+    training_object.write_bytes(kept)
 
     # a real edit of the team's feature file, committed: the momentum lookback goes from 10 to 12 sessions
     features_py = team_repo.root / "team_b" / "features.py"

@@ -23,9 +23,10 @@ import click
 from ml_platform.commands_common import defs_option, registry_location, store_location
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, capture_environment, diff_environments
 from ml_platform.errors import ConfigurationError, MLPlatformError
+from ml_platform.io.layout import object_rel
 from ml_platform.io.manifest import MANIFEST_METADATA_KEY, Manifest
 from ml_platform.io.store import PinnedStore
-from ml_platform.io.verify import VerifyResult, verify_store
+from ml_platform.io.verify import VerifyResult, VerifyStatus, verify_store
 
 __all__ = ["dagster_materialized", "env", "gc", "registry_roots", "verify"]
 
@@ -122,9 +123,14 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str
     help="Cross-check against this Dagster instance's materializations (default: $DAGSTER_HOME, if set).",
 )
 @click.option("--no-dagster", is_flag=True, help="Do not cross-check against Dagster even if DAGSTER_HOME is set.")
+@click.option("--tracking-uri", default=None,
+              help="Cross-check the registry's ready versions: their training data must be stored (default: "
+                   "--defs or settings; skipped when that registry does not exist yet).")
+@click.option("--no-registry", is_flag=True, help="Do not cross-check against the model registry.")
 @defs_option
 def verify(asset: str | None, partition: str | None, base_dir: str | None, environment_policy: str | None,
-           dagster_home: str | None, no_dagster: bool, defs_target: str | None) -> None:
+           dagster_home: str | None, no_dagster: bool, tracking_uri: str | None, no_registry: bool,
+           defs_target: str | None) -> None:
     """Check every stored artefact (or those of ASSET, e.g. features/momentum) against what should exist.
 
     Each head's object is read in full: byte hash, Parquet decoding, footer, content hash, then its
@@ -140,6 +146,10 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
     home = None if no_dagster else (dagster_home or os.environ.get("DAGSTER_HOME") or None)
     expected = dagster_materialized(home, store) if home else set()
     results = verify_store(store, asset, partition, expected=expected)
+    registry_note = ""
+    if not no_registry and asset is None:
+        registered, registry_note = _registered_training_data(store, tracking_uri, defs_target)
+        results += registered
     if not results:
         click.echo(f"nothing stored under {store.base}")
         return
@@ -148,6 +158,7 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
     )
     failed = [result for result in results if not result.ok]
     checked = f" (cross-checked against the Dagster instance at {home})" if home else ""
+    checked += registry_note
     click.echo(
         f"\n{len(results)} artefact(s) under {store.base}{checked}: "
         f"{len(results) - len(failed)} ok, {len(failed)} failed"
@@ -157,6 +168,30 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
             click.echo(_explanation(result), err=not result.ok)
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def _registered_training_data(store: PinnedStore, tracking_uri: str | None,
+                              defs_target: str | None) -> tuple[list[VerifyResult], str]:
+    """One row per ready model version: its training set's object must still be in the store."""
+    from ml_platform.registry import ModelRegistry
+    from ml_platform.registry.store import sqlite_database_path
+
+    uri, artifact_location = registry_location(tracking_uri, defs_target)
+    database = sqlite_database_path(uri)
+    if database is not None and not database.is_file():
+        return [], ""
+    registry = ModelRegistry(uri, artifact_location=artifact_location)
+    rows = []
+    for label, data_hash in registry_roots(registry, store):
+        present = store.filesystem.exists(object_rel(data_hash))
+        rows.append(VerifyResult(
+            key=f"registry:{label}", partition=None,
+            status=VerifyStatus.OK if present else VerifyStatus.MISSING_OBJECT,
+            detail="its training set is stored" if present else
+            f"the training set {data_hash} this registered version was trained on is not in the store: it was "
+            "collected or lost, and the version can no longer be reproduced",
+            manifest_path=store.object_path(data_hash), data_hash=data_hash))
+    return rows, f" and against the model registry {uri}"
 
 
 def registry_roots(registry: object, store: PinnedStore) -> Iterator[tuple[str, str]]:
