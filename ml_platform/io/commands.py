@@ -125,7 +125,8 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str
 @click.option("--no-dagster", is_flag=True, help="Do not cross-check against Dagster even if DAGSTER_HOME is set.")
 @click.option("--tracking-uri", default=None,
               help="Cross-check the registry's ready versions: their training data must be stored (default: "
-                   "--defs or settings; skipped when that registry does not exist yet).")
+                   "the registry of --defs or of the settings, unless --base-dir names another store; skipped "
+                   "when that registry does not exist yet).")
 @click.option("--no-registry", is_flag=True, help="Do not cross-check against the model registry.")
 @defs_option
 def verify(asset: str | None, partition: str | None, base_dir: str | None, environment_policy: str | None,
@@ -138,6 +139,8 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
     missing object and - with a Dagster instance - a materialization Dagster recorded that the
     store does not hold are failures. Exits 0 if all is well, 1 if anything failed, 2 on bad input.
     """
+    # the registry checked is the store's own deployment's: named, from --defs, or from the same settings
+    same_deployment = tracking_uri is not None or defs_target is not None or base_dir is None
     base_dir, environment_policy = store_location(base_dir, environment_policy, defs_target)
     # bad input (no storage, a malformed key) is an MLPlatformError: the ml-platform group exits 2 with one line
     store = PinnedStore(base_dir, policy=environment_policy)
@@ -147,7 +150,7 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
     expected = dagster_materialized(home, store) if home else set()
     results = verify_store(store, asset, partition, expected=expected)
     registry_note = ""
-    if not no_registry and asset is None:
+    if not no_registry and same_deployment and asset is None:
         registered, registry_note = _registered_training_data(store, tracking_uri, defs_target)
         results += registered
     if not results:
