@@ -46,6 +46,10 @@ _EXPORTS: dict[str, str] = {
     "platform_resources": "ml_platform.deployment",
     "check_asset_keys": "ml_platform.deployment",
     "Lifecycle": "ml_platform.lifecycle",
+    "build_promotion_job": "ml_platform.promotion.job",
+    "PromotionPolicy": "ml_platform.promotion.policy",
+    "ChampionService": "ml_platform.registry.champions",
+    "ChampionLedger": "ml_platform.ledger",
     "EnvironmentPolicy": "ml_platform.environment.diff",
     # models
     "SignalModel": "ml_platform.models.protocol",
@@ -87,6 +91,8 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "BacktestReport",
+    "ChampionLedger",
+    "ChampionService",
     "ConfigurationError",
     "ContractCheck",
     "ContractViolation",
@@ -118,6 +124,7 @@ __all__ = [
     "PinnedIOManager",
     "PinnedStore",
     "PinnedStoreResource",
+    "PromotionPolicy",
     "RegistryError",
     "RidgeTrainer",
     "Settings",
@@ -134,6 +141,7 @@ __all__ = [
     "build_definitions",
     "build_feature_assets",
     "build_model_assets",
+    "build_promotion_job",
     "check_asset_keys",
     "check_contract",
     "feature",
@@ -168,6 +176,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
     from ml_platform.io.store import PinnedStore
     from ml_platform.keys import FrameKeys
+    from ml_platform.ledger import ChampionLedger
     from ml_platform.lifecycle import Lifecycle
     from ml_platform.models.assets import SignalsConfig, TrainingRunConfig, build_model_assets
     from ml_platform.models.backtest import BacktestReport, backtest
@@ -182,7 +191,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ml_platform.models.signals import to_signals
     from ml_platform.models.sklearn import SklearnSignalModel, SklearnTrainer
     from ml_platform.models.training import RidgeTrainer
+    from ml_platform.promotion.job import build_promotion_job
+    from ml_platform.promotion.policy import PromotionPolicy
     from ml_platform.registry.champion import LoadedChampion, load_champion
+    from ml_platform.registry.champions import ChampionService
     from ml_platform.registry.contract import ContractCheck, DeployContract, LiveFeatureStream, check_contract
     from ml_platform.registry.resource import ModelRegistryResource
     from ml_platform.registry.schema import FeatureSchema

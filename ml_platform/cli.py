@@ -67,10 +67,12 @@ def _relative(source: str) -> str:
 def _register_commands() -> None:
     """Attach the command groups each layer owns."""
     from ml_platform.io.commands import env, gc, verify
+    from ml_platform.promotion.command import promote
+    from ml_platform.registry.champion_commands import audit, history, rollback
     from ml_platform.registry.commands import models, registry
     from ml_platform.scaffold.command import init
 
-    for command in (verify, gc, env, models, registry, init):
+    for command in (verify, gc, env, models, registry, init, rollback, history, audit, promote):
         main.add_command(command)
 
 

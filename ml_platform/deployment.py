@@ -15,6 +15,7 @@ import dagster as dg
 
 from ml_platform.errors import GraphError
 from ml_platform.io import PinnedIOManager, PinnedStoreResource
+from ml_platform.promotion.job import promotion_resources
 from ml_platform.registry.resource import ModelRegistryResource
 from ml_platform.settings import Settings
 
@@ -22,7 +23,7 @@ __all__ = ["build_definitions", "check_asset_keys", "platform_resources"]
 
 
 def platform_resources(settings: Settings) -> dict[str, Any]:
-    """``io_manager``, ``feature_store`` and ``model_registry`` configured from ``settings``."""
+    """``io_manager``, ``feature_store``, ``model_registry`` (and the promotion job's op IO manager) from ``settings``."""
     store = {"base_dir": settings.storage, "environment_policy": settings.environment_policy,
              "project_root": settings.project_root}
     return {
@@ -33,6 +34,7 @@ def platform_resources(settings: Settings) -> dict[str, Any]:
             artifact_location=settings.artifact_location,
             environment_policy=settings.environment_policy,
         ),
+        **promotion_resources(),
     }
 
 

@@ -166,6 +166,16 @@ class ChampionLedger:
         return create_engine(self._parsed, pool_size=5, max_overflow=32, pool_pre_ping=True,
                              connect_args={"connect_timeout": max(2, math.ceil(wait)), "options": options})
 
+    @property
+    def engine(self) -> Engine:
+        """The ledger's SQLAlchemy engine (schema ensured), for read-only queries beside the ledger's own.
+
+        :class:`~ml_platform.registry.champions.ChampionService` reads MLflow's version rows through it
+        when they live in the same database (the fast path that needs no MLflow client). Never write
+        the ledger's tables through it: only :meth:`append` and :meth:`move` keep the chain.
+        """
+        return self._engine
+
     def close(self) -> None:
         """Close the ledger's connections (it reconnects on next use)."""
         with self._lock:
@@ -264,6 +274,14 @@ class ChampionLedger:
                     f"ledger {self.store}: entry {row['seq']} of model {model!r} cannot be read back ({exc}); run "
                     f"`ml-platform audit verify {model}`", model=model, seq=row["seq"], problem="altered") from exc
         return tuple(entries)
+
+    def was_champion(self, model: str, version: str | int) -> bool:
+        """Whether ``version`` was ever the champion of ``model`` (one indexed read)."""
+        check_model_name(model)
+        number = check_version(version)
+        query = select(ENTRIES.c.seq).where(and_(ENTRIES.c.model == model, ENTRIES.c.to_version == number)).limit(1)
+        with self._errors(f"read the ledger of {model!r}"), self._engine.connect() as conn:
+            return conn.execute(query).first() is not None
 
     def models(self) -> tuple[str, ...]:
         """Every model with a champion of record, sorted."""

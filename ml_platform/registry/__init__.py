@@ -45,6 +45,7 @@ from ml_platform.registry.schema import FeatureField, FeatureSchema, normalize_t
 
 if TYPE_CHECKING:
     from ml_platform.registry.champion import LoadedChampion, load_champion
+    from ml_platform.registry.champions import ChampionService
     from ml_platform.registry.entities import ModelSummary, RegisteredVersion, VersionDetails
     from ml_platform.registry.repair import RepairFinding, RepairReport
     from ml_platform.registry.resource import ModelRegistryResource
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTRACT_SCHEMA_VERSION",
+    "ChampionService",
     "ContractCheck",
     "DeployContract",
     "FeatureField",
@@ -77,6 +79,7 @@ _LAZY = {
     "RegisteredVersion": "ml_platform.registry.entities",
     "VersionDetails": "ml_platform.registry.entities",
     "ModelRegistryResource": "ml_platform.registry.resource",
+    "ChampionService": "ml_platform.registry.champions",
     "ModelRegistry": "ml_platform.registry.store",
     "RepairFinding": "ml_platform.registry.repair",
     "RepairReport": "ml_platform.registry.repair",

@@ -1,7 +1,8 @@
 """Load the champion model through its deploy contract: the check at the serving boundary.
 
 :func:`load_champion` is the only way live code should obtain a model to score with. It resolves the
-``champion`` alias, loads the verified contract and model bytes, and runs
+champion of record (the champion ledger's head, one read; the MLflow ``champion`` alias only mirrors
+it and is read only for a registry without a ledger), loads the verified contract and model bytes, and runs
 :func:`~ml_platform.registry.contract.check_contract` against the live feature stream *before*
 returning; on any mismatch it raises and hands out nothing.
 """
@@ -65,12 +66,12 @@ def load_champion(
         ContractViolation: the contract does not match the live stream or environment.
         IntegrityError / RegistryError: the stored contract or model is corrupt or unusable.
     """
-    version = registry.champion(model_name)
+    version = registry.champion(model_name)  # the ledger head: one read (the alias only without a ledger)
     if version is None:
         raise ModelNotFound(
-            f"model {model_name!r} has no {CHAMPION_ALIAS!r} alias: promote a version first "
-            f"(ModelRegistry.set_champion({model_name!r}, VERSION) or the promotion job); "
-            f"see `ml-platform models show {model_name}`"
+            f"model {model_name!r} has no champion of record ({CHAMPION_ALIAS!r}): promote a version first "
+            f"(the promotion job, or the ModelRegistry.set_champion({model_name!r}, VERSION) shortcut); "
+            f"see `ml-platform history {model_name}`"
         )
     contract = registry.load_contract(model_name, version)
     check = check_contract(contract, live, running_env=running_env or capture_environment(), policy=policy)

@@ -55,6 +55,11 @@ class ModelRegistryResource(dg.ConfigurableResource):
         description="Artefact root (path or URI) for experiments the registry creates; default: next to a "
         "SQLite database, else the tracking server's default.",
     )
+    ledger_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the champion ledger; default: the tracking URI when it is a SQL store "
+        "(required for an HTTP MLflow server: its database, or set ML_PLATFORM_LEDGER_URL).",
+    )
     environment_policy: EnvironmentPolicy = Field(
         default=EnvironmentPolicy.WARN,
         description="What loading the champion does when the running environment differs from the one it was "
@@ -72,8 +77,8 @@ class ModelRegistryResource(dg.ConfigurableResource):
     def get_registry(self) -> ModelRegistry:
         """A :class:`ModelRegistry` on the configured URIs."""
         return ModelRegistry(self.tracking_uri, self.registry_uri, self.artifact_location,
-                             busy_timeout_seconds=self.busy_timeout_seconds)
+                             busy_timeout_seconds=self.busy_timeout_seconds, ledger_url=self.ledger_url)
 
     def load_champion(self, model_name: str, live: LiveFeatureStream) -> LoadedChampion:
-        """Load ``model_name``'s champion through its contract check under the configured policy."""
+        """Load ``model_name``'s champion of record (the ledger head) through its contract check."""
         return load_champion(self.get_registry(), model_name, live, policy=self.environment_policy)

@@ -31,13 +31,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
@@ -72,7 +74,13 @@ from ml_platform.registry.registration import (
 )
 from ml_platform.registry.repair import DEFAULT_STALE_AFTER, RepairReport, process_identity, repair_registry
 
-__all__ = ["DEFAULT_BUSY_TIMEOUT_SECONDS", "ModelRegistry", "sqlite_database_path"]
+if TYPE_CHECKING:
+    from ml_platform.ledger import ChampionLedger
+
+__all__ = ["DEFAULT_BUSY_TIMEOUT_SECONDS", "LEDGER_URL_ENV", "ModelRegistry", "sqlite_database_path"]
+
+#: The environment variable naming the ledger's database when the tracking URI is an MLflow server.
+LEDGER_URL_ENV = "ML_PLATFORM_LEDGER_URL"
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +110,9 @@ class ModelRegistry:
     """
 
     def __init__(self, tracking_uri: str, registry_uri: str | None = None, artifact_location: str | None = None,
-                 *, busy_timeout_seconds: float = DEFAULT_BUSY_TIMEOUT_SECONDS) -> None:
+                 *, busy_timeout_seconds: float = DEFAULT_BUSY_TIMEOUT_SECONDS, ledger_url: str | None = None) -> None:
         for name, value in (("tracking_uri", tracking_uri), ("registry_uri", registry_uri),
-                            ("artifact_location", artifact_location)):
+                            ("artifact_location", artifact_location), ("ledger_url", ledger_url)):
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}")
         if (isinstance(busy_timeout_seconds, bool) or not isinstance(busy_timeout_seconds, (int, float))
@@ -122,6 +130,9 @@ class ModelRegistry:
         else:
             self.artifact_location = None
         self._client_instance: MlflowClient | None = None
+        self.ledger_url = ledger_url
+        self._ledger_instance: ChampionLedger | None = None
+        self._ledger_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ModelRegistry(tracking_uri={store_label(self.tracking_uri)!r}, registry_uri={store_label(self.registry_uri)!r})"
@@ -428,20 +439,92 @@ class ModelRegistry:
 
     # -- champion --------------------------------------------------------------------------------
 
-    def set_champion(self, name: str, version: str | int) -> None:
-        """Point the ``champion`` alias at ``version`` after verifying its contract.
+    def ledger_location(self) -> str | None:
+        """The SQLAlchemy URL of the champion ledger: ``ledger_url``, ``$ML_PLATFORM_LEDGER_URL``, or the
+        tracking URI when it is a SQL store (``sqlite:///...``, ``postgresql...``); ``None`` otherwise."""
+        if self.ledger_url is not None:
+            return self.ledger_url
+        if os.environ.get(LEDGER_URL_ENV, "").strip():
+            return os.environ[LEDGER_URL_ENV].strip()
+        if self.tracking_uri.startswith(("sqlite:///", "postgresql")) and self.tracking_uri != "sqlite:///:memory:":
+            return self.tracking_uri
+        return None
+
+    def ledger(self) -> ChampionLedger:
+        """The champion ledger on the registry's own database (opened once, tables created on first use).
+
+        Raises:
+            ConfigurationError: the tracking URI is an MLflow server (HTTP) and no ledger URL is set: give
+                ``ledger_url=`` (or ``ML_PLATFORM_LEDGER_URL``) naming the server's database.
+        """
+        if self._ledger_instance is None:
+            url = self.ledger_location()
+            if url is None:
+                raise ConfigurationError(
+                    f"the champion ledger lives in the registry's database, but the tracking URI {self.store} is "
+                    f"not a SQL store (sqlite:///... or postgresql+psycopg://...): set the ledger's database "
+                    f"explicitly with ModelRegistry(..., ledger_url=...) or {LEDGER_URL_ENV} (normally the "
+                    "database behind the MLflow server)")
+            from ml_platform.ledger import ChampionLedger  # the ledger imports registry modules: import late
+
+            with self._ledger_lock:
+                if self._ledger_instance is None:
+                    self._ledger_instance = ChampionLedger(url, busy_timeout_seconds=max(self.busy_timeout_seconds,
+                                                                                         0.1))
+        return self._ledger_instance
+
+    def set_champion(self, name: str, version: str | int, *, actor: str | None = None, approver: str | None = None,
+                     reason: str | None = None) -> None:
+        """SHORTCUT: record ``version`` as champion in the ledger without the promotion gates, mirror the alias.
+
+        For demos and tests. The ledger entry is labelled: the actor defaults to
+        ``set_champion shortcut (USER)`` and the reason says that no promotion gate ran. Setting the
+        current champion again only re-verifies its contract and re-mirrors the alias (no entry).
 
         Raises:
             ModelNotFound: no such model or version.
             RegistryError / IntegrityError: the version is unusable or its contract fails verification.
+            ConfigurationError: no ledger can be opened for this registry (see :meth:`ledger`).
         """
-        contract = self.load_contract(name, version)
-        with self._mlflow(f"set the champion of model {name!r}"):
-            self._client.set_registered_model_alias(name, E.CHAMPION_ALIAS, contract.model_version)
-        logger.info("model %r champion -> version %s", name, contract.model_version)
+        from ml_platform.registry.champions import ChampionService
+
+        number = E.check_version(version)
+        ledger = self.ledger()
+        service = ChampionService(self, ledger)
+        try:
+            head = ledger.head(name)
+            if head is not None and head.to_version == number:
+                self.load_contract(name, number)
+                service.mirror_alias(name, number)
+                return
+            user = os.environ.get("USER") or os.environ.get("USERNAME") or "unknown user"
+            service.promote(
+                name, number, actor=actor or f"set_champion shortcut ({user})", approver=approver,
+                reason=reason or "ModelRegistry.set_champion shortcut: recorded without the promotion gates "
+                                 "(no report, no rationale, no four-eyes approval)")
+        finally:
+            service.close()
+        logger.info("model %r champion -> version %s (set_champion shortcut)", name, number)
 
     def champion(self, name: str) -> str | None:
-        """The version the ``champion`` alias points to, or ``None``.
+        """The champion of record of ``name``: its ledger head's version (one read), or ``None``.
+
+        Without a ledger for this registry (an MLflow server and no ledger URL), the MLflow alias.
+
+        Raises:
+            ModelNotFound: (no champion recorded) no registered model of that name (the known ones listed).
+        """
+        if self.ledger_location() is None:
+            return self.champion_alias(name)
+        E.check_model_name(name)
+        head = self.ledger().head(name)
+        if head is not None:
+            return head.to_version
+        self._registered_model(name)  # unknown model: ModelNotFound listing the known ones
+        return None
+
+    def champion_alias(self, name: str) -> str | None:
+        """The version the MLflow ``champion`` alias points to (the mirror of the ledger head), or ``None``.
 
         Raises:
             ModelNotFound: no registered model of that name (the message lists the known ones).
@@ -449,6 +532,24 @@ class ModelRegistry:
         aliases = dict(getattr(self._registered_model(name), "aliases", {}) or {})
         value = aliases.get(E.CHAMPION_ALIAS)
         return None if value is None else str(value)
+
+    def write_champion_alias(self, name: str, version: str | int) -> None:
+        """Point the MLflow ``champion`` alias at ``version`` (no checks: the ledger head is what it mirrors)."""
+        number = E.check_version(version)
+        with self._mlflow(f"set the {E.CHAMPION_ALIAS!r} alias of model {name!r}"):
+            self._client.set_registered_model_alias(name, E.CHAMPION_ALIAS, number)
+
+    def model_version(self, name: str, version: str | int) -> ModelVersion:
+        """MLflow's record of one version (tags included).
+
+        Raises:
+            ModelNotFound: no such model or version.
+        """
+        return self._version(name, version)
+
+    def models_with_champion_alias(self) -> list[str]:
+        """The registered models whose MLflow ``champion`` alias is set."""
+        return [m.name for m in self._search_models() if E.CHAMPION_ALIAS in dict(getattr(m, "aliases", {}) or {})]
 
     # -- listing ---------------------------------------------------------------------------------
 
@@ -466,11 +567,14 @@ class ModelRegistry:
     def list_models(self) -> list[ModelSummary]:
         """Every registered model with its usable versions and champion, by name."""
         summaries = []
-        for model in self._search_models():
+        found = self._search_models()
+        ledger = self.ledger() if found and self.ledger_location() is not None else None
+        for model in found:
             versions = self._versions(model.name)
             ready = tuple(str(v.version) for v in versions if v.tags.get(E.STATUS_TAG) == VersionStatus.READY)
             unusable = tuple(str(v.version) for v in versions if v.tags.get(E.STATUS_TAG) != VersionStatus.READY)
-            champion = dict(getattr(model, "aliases", {}) or {}).get(E.CHAMPION_ALIAS)
+            champion = (dict(getattr(model, "aliases", {}) or {}).get(E.CHAMPION_ALIAS) if ledger is None
+                        else getattr(ledger.head(model.name), "to_version", None))
             summaries.append(ModelSummary(model.name, ready, unusable, None if champion is None else str(champion),
                                           model.description or ""))
         return summaries
@@ -484,8 +588,8 @@ class ModelRegistry:
         Raises:
             ModelNotFound: no such model (or version, when one is named).
         """
-        champion = self.champion(name)
         versions = [self._version(name, version)] if version is not None else self._versions(name)
+        champion = self.champion(name)
         details = []
         for found in versions:
             status = found.tags.get(E.STATUS_TAG)

@@ -200,3 +200,15 @@ def test_ledger_tables_live_beside_mlflows_in_one_sqlite_file(tmp_path: Path) ->
     assert [m.name for m in fresh.search_registered_models()] == ["alpha"]
     with ChampionLedger(url) as ledger:
         assert ledger.head("alpha").to_version == "1"  # type: ignore[union-attr]
+
+
+def test_was_champion_and_the_engine_for_reads_beside_the_ledger(ledger: ChampionLedger) -> None:
+    assert not ledger.was_champion("wc", "1")
+    ledger.move("wc", kind="promotion", to_version="1", actor="alice", reason="first")
+    ledger.move("wc", kind="promotion", to_version="2", actor="alice", reason="second")
+    assert ledger.was_champion("wc", "1") and ledger.was_champion("wc", 2) and not ledger.was_champion("wc", "3")
+    assert not ledger.was_champion("other", "1")
+    from sqlalchemy import text
+
+    with ledger.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM ml_platform_ledger_entries WHERE model = 'wc'")).scalar() == 2

@@ -88,7 +88,7 @@ def test_unknown_model_lists_known_names(registry: ModelRegistry, register: Regi
 
 def test_no_champion_says_to_promote_first(registry: ModelRegistry, register: Register, live: LiveFeatureStream) -> None:
     register("champ_none")
-    with pytest.raises(ModelNotFound, match="model 'champ_none' has no 'champion' alias: promote a version first"):
+    with pytest.raises(ModelNotFound, match="model 'champ_none' has no champion of record \\('champion'\\): promote a version first"):
         load_champion(registry, "champ_none", live, policy="strict")
 
 

@@ -1,0 +1,23 @@
+"""Promotion through gates: a numeric report, a written rationale, the contract, four eyes, thresholds.
+
+* :mod:`~ml_platform.promotion.policy` and :mod:`~ml_platform.promotion.gates`: pure (no Dagster, no MLflow);
+* :mod:`~ml_platform.promotion.report`: JSON + HTML + PNG (matplotlib ``Figure``, no pyplot);
+* :mod:`~ml_platform.promotion.service`: the steps over the registry, the store and the champion ledger;
+* :mod:`~ml_platform.promotion.job`: :func:`build_promotion_job`, the ``promote_model`` Dagster job;
+* :mod:`~ml_platform.promotion.command`: ``ml-platform promote``.
+"""
+
+from __future__ import annotations
+
+from ml_platform.promotion.gates import GATE_ORDER, GateResult, NumericReport
+from ml_platform.promotion.policy import PromotionPolicy
+
+__all__ = ["GATE_ORDER", "GateResult", "NumericReport", "PromotionPolicy", "build_promotion_job"]
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    if name == "build_promotion_job":  # Dagster only when asked for
+        from ml_platform.promotion.job import build_promotion_job
+
+        return build_promotion_job
+    raise AttributeError(f"module 'ml_platform.promotion' has no attribute {name!r}")

@@ -1,0 +1,68 @@
+"""``ml-platform promote MODEL VERSION --rationale-file FILE --approver NAME [--defs module:attr]``."""
+
+from __future__ import annotations
+
+import click
+
+from ml_platform.errors import ConfigurationError, GateFailed, MLPlatformError
+
+
+def find_promotion_job(defs, model: str):  # type: ignore[no-untyped-def]
+    """The promotion job of ``model`` in ``defs`` (tagged by build_promotion_job), resolved with its resources."""
+    from ml_platform.promotion.job import JOB_MODEL_TAG
+
+    jobs = [j for j in (defs.jobs or []) if getattr(j, "tags", {}).get(JOB_MODEL_TAG) is not None]
+    mine = [j for j in jobs if j.tags.get(JOB_MODEL_TAG) == model]
+    if not mine:
+        known = sorted(j.tags[JOB_MODEL_TAG] for j in jobs)
+        raise ConfigurationError(f"the Definitions hold no promotion job for model {model!r}; promotion jobs exist "
+                                 f"for {known or 'no model'} (add build_promotion_job(...) to the project's jobs)")
+    return defs.resolve_job_def(mine[0].name)
+
+
+@click.command()
+@click.argument("model")
+@click.argument("version")
+@click.option("--rationale-file", required=True, help="UTF-8 file with the written rationale.")
+@click.option("--approver", required=True, help="Who approves; must differ from whoever trained the version.")
+@click.option("--defs", "target", default=None,
+              help="The project's Definitions as module:attr; default: the code location of workspace.yaml.")
+def promote(model: str, version: str, rationale_file: str, approver: str, target: str | None) -> None:
+    """Promote MODEL VERSION through the gates by running its promote_model job on the Dagster instance."""
+    import dagster as dg
+
+    from ml_platform.promotion.job import GATE_METADATA
+    from ml_platform.promotion.service import read_rationale_file
+    from ml_platform.registry.entities import check_model_name, check_version
+    from ml_platform.workspace import load_definitions
+
+    if not approver.strip():
+        raise ConfigurationError("--approver is empty; name the person who approves the promotion")
+    check_model_name(model)
+    check_version(version)
+    read_rationale_file(rationale_file)  # missing / not UTF-8: exit 2 before anything runs
+    loaded = load_definitions(target)
+    job = find_promotion_job(loaded.defs, model)
+    registry_resource = loaded.resource("model_registry")
+    if registry_resource is not None:  # unknown model or version, a version of another model: before the run
+        contract = registry_resource.get_registry().load_contract(model, version)
+        if contract.model_name != model:
+            raise ConfigurationError(f"version {version} of {model!r} is a version of {contract.model_name!r}")
+    run_config = {"ops": {"promotion_report": {"config": {
+        "model": model, "version": version, "approver": approver, "rationale_file": rationale_file}}}}
+    result = job.execute_in_process(run_config=run_config, instance=dg.DagsterInstance.get(), raise_on_error=False)
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data and event.step_failure_data.user_failure_data:
+                data = event.step_failure_data.user_failure_data
+                gate = data.metadata.get(GATE_METADATA)
+                raise GateFailed(f"run {result.run_id} refused at gate "
+                                 f"'{getattr(gate, 'value', gate)}': {data.description}; nothing moved")
+        raise MLPlatformError(f"the promotion run {result.run_id} failed; nothing moved. See it in the Dagster UI")
+    report = result.output_for_node("promotion_report")
+    entry = result.output_for_node("record_promotion")
+    click.echo(report.report_markdown)
+    click.echo(f"plot: {report.plot_path}")
+    click.echo(f"promoted {model} version {entry['to_version']} (from {entry['from_version'] or 'none'}); ledger "
+               f"entry {entry['seq']} {entry['entry_hash']}{' OVERRIDE' if entry['override'] else ''}; "
+               f"run {result.run_id}")

@@ -1,0 +1,183 @@
+"""The ``promote_model`` Dagster job: one op per gate, in order, then the record.
+
+``promotion_report -> rationale_gate -> contract_gate -> four_eyes_gate -> thresholds_gate -> record_promotion``.
+A refusing gate raises ``dagster.Failure`` naming the gate (metadata ``ml_platform/gate``); the ops after
+it are skipped, so nothing moves: no ledger entry, no alias change.
+"""
+
+
+import functools
+import getpass
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import dagster as dg
+from pydantic import Field
+
+from ml_platform import metadata as M
+from ml_platform.dagster_boundary import failure_from
+from ml_platform.errors import ConfigurationError, GateFailed, GraphError, MLPlatformError
+from ml_platform.features.assets import FeatureAssetsTranslator
+from ml_platform.features.graph import FeatureGraph
+from ml_platform.promotion import gates as G
+from ml_platform.promotion import service as S
+from ml_platform.promotion.policy import PromotionPolicy
+
+__all__ = ["GATE_METADATA", "IO_MANAGER_KEY", "JOB_MODEL_TAG", "OP_NAMES", "PromoteConfig", "build_promotion_job",
+           "promotion_resources"]
+
+GATE_METADATA = "ml_platform/gate"
+JOB_MODEL_TAG = "ml_platform/promotes_model"
+OP_NAMES = ("promotion_report", "rationale_gate", "contract_gate", "four_eyes_gate", "thresholds_gate",
+            "record_promotion")
+
+T = TypeVar("T")
+#: The gates hand the candidate on through Dagster's own pickling IO manager (the platform's pins assets only).
+IO_MANAGER_KEY = "promotion_io_manager"
+
+
+class PromoteConfig(dg.Config):
+    """What to promote, why, and who approves (the Launchpad form of ``promote_model``)."""
+
+    model: str = Field(description="Registered model name.")
+    version: str = Field(description="The challenger version to promote.")
+    approver: str = Field(description="Who approves the promotion; must not be whoever trained the version.")
+    rationale: str = Field(default="", description="Why this version should be champion (or use rationale_file).")
+    rationale_file: str = Field(default="", description="Path of a UTF-8 file holding the rationale.")
+    rationale_author: str = Field(default="", description="Who wrote the rationale; default: the actor.")
+    actor: str = Field(default="", description="Who runs the promotion; default: the OS user of the run.")
+
+
+def _gate_failures(gate: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def body(*args: Any, **kwargs: Any) -> T:
+            try:
+                return fn(*args, **kwargs)
+            except GateFailed as error:
+                failure = failure_from(error)
+                raise dg.Failure(description=failure.description,
+                                 metadata={**failure.metadata, GATE_METADATA: getattr(error, "gate", gate)},
+                                 allow_retries=False) from error
+            except MLPlatformError as error:
+                failure = failure_from(error)
+                raise dg.Failure(description=f"promotion gate '{gate}' could not run: {error}",
+                                 metadata={**failure.metadata, GATE_METADATA: gate}, allow_retries=False) from error
+        return body
+    return wrap
+
+
+def promotion_resources() -> dict[str, Any]:
+    """The resource the promotion ops hand the candidate through; add it to the Definitions' resources."""
+    return {IO_MANAGER_KEY: dg.FilesystemIOManager()}
+
+
+def build_promotion_job(
+    graph: FeatureGraph,
+    *,
+    model_input: str,
+    label_column: str,
+    training_node: str,
+    model_name: str,
+    policy: PromotionPolicy | None = None,
+    key_prefix: str | Sequence[str] = (),
+    job_name: str = "promote_model",
+) -> dg.JobDefinition:
+    """The ``promote_model`` job of one model, wired like :func:`~ml_platform.build_model_assets`.
+
+    Args:
+        graph / model_input / label_column / training_node / model_name / key_prefix: as given to
+            ``build_model_assets``; the model input's graph hash is the live feature graph the contract
+            gate compares with, the training node's store key is where the report reads its rows.
+        policy: the model's :class:`PromotionPolicy` (default margins if omitted).
+        job_name: ``promote_model`` by default; give another for a second model in one Definitions.
+
+    Needs the resources ``model_registry`` and ``feature_store`` (``platform_resources``) and
+    ``promotion_io_manager`` (:func:`promotion_resources`).
+    """
+    policy = policy if policy is not None else PromotionPolicy()
+    if not isinstance(policy, PromotionPolicy):
+        raise ConfigurationError(f"policy must be a PromotionPolicy, got {type(policy).__name__}")
+    for role, key in (("model_input", model_input), ("training_node", training_node)):
+        if key not in graph:
+            raise GraphError(f"build_promotion_job: {role}={key!r} is not a node of the graph; its nodes are "
+                             f"{sorted(n.key for n in graph)}")
+    if not isinstance(label_column, str) or not label_column:
+        raise ConfigurationError(f"label_column must name the label column, got {label_column!r}")
+    translator = FeatureAssetsTranslator(key_prefix)
+    wiring = S.PromotionWiring(
+        model_name=model_name, keys=graph.keys, label_column=label_column,
+        training_key=translator.store_key(graph[training_node]),
+        model_input_key=translator.store_key(graph[model_input]),
+        live_graph_hash=graph[model_input].graph_hash, policy=policy, project_root=graph.project_root)
+    needs = {"model_registry", "feature_store"}
+
+    @dg.op(name="promotion_report", required_resource_keys=needs, out=dg.Out(dg.Any, io_manager_key=IO_MANAGER_KEY),
+           description="Challenger vs incumbent on the challenger's validation window; JSON/HTML/PNG in MLflow.")
+    @_gate_failures(G.REPORT)
+    def promotion_report(context: dg.OpExecutionContext, config: PromoteConfig) -> Any:
+        registry = context.resources.model_registry.get_registry()
+        store = context.resources.feature_store.get_store()
+        if config.rationale and config.rationale_file:
+            raise ConfigurationError("give the rationale as text or as a file, not both")
+        text = S.read_rationale_file(config.rationale_file) if config.rationale_file else config.rationale
+        actor = config.actor or f"{getpass.getuser()} (dagster run {context.run_id[:8]})"
+        candidate = S.new_candidate(registry, wiring, model=config.model, version=config.version,
+                                    approver=config.approver, rationale=text, actor=actor,
+                                    rationale_author=config.rationale_author)
+        candidate = S.make_report(registry, store, wiring, candidate)
+        context.add_output_metadata({
+            "report": dg.MetadataValue.md(candidate.report_markdown),
+            "plot": dg.MetadataValue.path(candidate.plot_path),
+            "report_ref": candidate.report_ref or "",
+            "report_sha256": candidate.report_sha256 or "",
+            M.MODEL_NAME: candidate.model, M.MODEL_VERSION: candidate.version,
+            "incumbent_version": candidate.incumbent_version or "none",
+        })
+        return candidate
+
+    @dg.op(name="rationale_gate", required_resource_keys={"model_registry"}, out=dg.Out(dg.Any, io_manager_key=IO_MANAGER_KEY))
+    @_gate_failures(G.RATIONALE)
+    def rationale_gate(context: dg.OpExecutionContext, candidate: Any) -> Any:
+        out = S.rationale_gate(context.resources.model_registry.get_registry(), policy, candidate)
+        context.add_output_metadata({"detail": out.gates[-1].detail})
+        return out
+
+    @dg.op(name="contract_gate", required_resource_keys={"model_registry"}, out=dg.Out(dg.Any, io_manager_key=IO_MANAGER_KEY))
+    @_gate_failures(G.CONTRACT)
+    def contract_gate(context: dg.OpExecutionContext, candidate: Any) -> Any:
+        out = S.contract_gate(wiring, candidate, context.resources.model_registry.environment_policy)
+        context.add_output_metadata({"detail": out.gates[-1].detail})
+        return out
+
+    @dg.op(name="four_eyes_gate", out=dg.Out(dg.Any, io_manager_key=IO_MANAGER_KEY))
+    @_gate_failures(G.FOUR_EYES)
+    def four_eyes_gate(context: dg.OpExecutionContext, candidate: Any) -> Any:
+        out = S.four_eyes_gate(candidate)
+        context.add_output_metadata({"detail": out.gates[-1].detail})
+        return out
+
+    @dg.op(name="thresholds_gate", out=dg.Out(dg.Any, io_manager_key=IO_MANAGER_KEY))
+    @_gate_failures(G.THRESHOLDS)
+    def thresholds_gate(context: dg.OpExecutionContext, candidate: Any) -> Any:
+        out = S.thresholds_gate(policy, candidate)
+        context.add_output_metadata({"detail": out.gates[-1].detail})
+        return out
+
+    @dg.op(name="record_promotion", required_resource_keys={"model_registry"}, out=dg.Out(dg.Any, io_manager_key=IO_MANAGER_KEY))
+    @_gate_failures("record")
+    def record_promotion(context: dg.OpExecutionContext, candidate: Any) -> Any:
+        entry = S.record(context.resources.model_registry.get_registry(), candidate)
+        context.add_output_metadata({
+            "ledger_seq": entry.seq, "entry_hash": entry.entry_hash, "from_version": entry.from_version or "none",
+            "to_version": entry.to_version, "override": entry.override,
+            "rationale_ref": entry.rationale_ref or "", "report_ref": entry.report_ref or ""})
+        return entry.to_dict()
+
+    @dg.job(name=job_name, tags={JOB_MODEL_TAG: model_name},
+            description=f"Promote a version of {model_name!r} through the gates (report, rationale, contract, "
+                        "four eyes, thresholds) and record it in the champion ledger.")
+    def promote_model() -> None:
+        record_promotion(thresholds_gate(four_eyes_gate(contract_gate(rationale_gate(promotion_report())))))
+
+    return promote_model

@@ -1,0 +1,154 @@
+"""``ml-platform rollback``, ``history``, ``audit verify`` and ``registry reconcile``: the champion ledger's commands.
+
+They find the registry as ``ml-platform models`` does (``--tracking-uri``, ``--defs``, ``ML_PLATFORM_*``
+settings; ``--ledger-url`` or ``ML_PLATFORM_LEDGER_URL`` for an MLflow server). Exit codes: 0 ok,
+1 a failed check (a refused rollback, a chain that does not verify, ``reconcile --check`` finding
+something), 2 bad input or an unusable store (the ``ml-platform`` group's handling of platform errors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ml_platform.errors import RollbackRefused
+from ml_platform.registry.commands import _open, _registry_options, cli_http_limits, registry
+
+if TYPE_CHECKING:
+    from ml_platform.registry.champions import ChampionService
+
+__all__ = ["audit", "history", "rollback"]
+
+
+def _ledger_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--ledger-url", default=None,
+                        help="SQLAlchemy URL of the champion ledger (default: the tracking URI when it is a SQL "
+                             "store, else ML_PLATFORM_LEDGER_URL).")(_registry_options(command))
+
+
+def _service(tracking_uri: str | None, registry_uri: str | None, defs_target: str | None,
+             busy_timeout: float | None, ledger_url: str | None) -> ChampionService:
+    from ml_platform.registry.champions import ChampionService
+
+    opened = _open(tracking_uri, registry_uri, defs_target, busy_timeout)
+    if ledger_url is not None:
+        opened.ledger_url = ledger_url
+    return ChampionService(opened, opened.ledger())
+
+
+@click.command("rollback")
+@click.argument("model")
+@click.option("--to", "to", default=None, metavar="VERSION", help="An earlier champion (default: the previous one).")
+@click.option("--reason", required=True, help="Why, in words (recorded in the ledger).")
+@click.option("--actor", default=None, help="Who rolls back (default: $USER).")
+@click.option("--live-graph-hash", "live_graph_hash", default=None,
+              help="Refuse a target whose features need another feature graph than this one.")
+@_ledger_option
+def rollback(model: str, to: str | None, reason: str, actor: str | None, live_graph_hash: str | None,
+             tracking_uri: str | None, registry_uri: str | None, as_json: bool, busy_timeout: float | None,
+             defs_target: str | None, ledger_url: str | None) -> None:
+    """Move MODEL's champion back to the previous ledger champion (or --to VERSION), in one transaction."""
+    import time
+
+    with cli_http_limits():
+        service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url)
+        try:
+            started = time.perf_counter()
+            entry = service.rollback(model, to=to, reason=reason,
+                                     actor=actor or os.environ.get("USER") or "ml-platform rollback",
+                                     live_feature_graph_hash=live_graph_hash)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+        except RollbackRefused as exc:
+            click.echo(f"refused: {exc}", err=True)
+            click.get_current_context().exit(1)
+        finally:
+            service.close()
+    if as_json:
+        click.echo(json.dumps({**entry.to_dict(), "elapsed_ms": elapsed_ms}, indent=2, sort_keys=True))
+    else:
+        click.echo(f"{model}: champion {entry.from_version} -> {entry.to_version} (ledger entry {entry.seq}, "
+                   f"{elapsed_ms:.1f} ms)")
+
+
+@click.command("history")
+@click.argument("model")
+@_ledger_option
+def history(model: str, tracking_uri: str | None, registry_uri: str | None, as_json: bool,
+            busy_timeout: float | None, defs_target: str | None, ledger_url: str | None) -> None:
+    """Print MODEL's champion ledger, oldest entry first."""
+    service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url)
+    try:
+        entries = service.history(model)
+    finally:
+        service.close()
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in entries], indent=2, sort_keys=True))
+        return
+    if not entries:
+        click.echo(f"model {model!r} has no champion moves recorded")
+        return
+    for e in entries:
+        extra = f"  approver: {e.approver}" if e.approver else ""
+        if e.override:
+            extra += "  OVERRIDE"
+        click.echo(f"{e.seq:>4}  {e.recorded_at.isoformat(timespec='seconds')}  {e.kind:<9}  "
+                   f"{e.from_version or '-'} -> {e.to_version}  actor: {e.actor}{extra}  reason: {e.reason}")
+
+
+@click.group("audit")
+def audit() -> None:
+    """Audit the champion ledger."""
+
+
+@audit.command("verify")
+@click.argument("model")
+@_ledger_option
+def verify_command(model: str, tracking_uri: str | None, registry_uri: str | None, as_json: bool,
+                   busy_timeout: float | None, defs_target: str | None, ledger_url: str | None) -> None:
+    """Re-walk MODEL's hash chain; exit 1 naming the first altered, deleted or reordered entry."""
+    service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url)
+    try:
+        report = service.verify(model, strict=False)
+    finally:
+        service.close()
+    if as_json:
+        problem = report.problem
+        click.echo(json.dumps({"model": model, "ok": report.ok, "entries": report.entries,
+                               "head_seq": report.head_seq, "head_hash": report.head_hash,
+                               "problem": None if problem is None else
+                               {"seq": problem.seq, "kind": problem.kind, "detail": problem.detail}},
+                              indent=2, sort_keys=True))
+    else:
+        click.echo(report.describe())
+    if not report.ok:
+        click.get_current_context().exit(1)
+
+
+@registry.command("reconcile")
+@click.argument("model", required=False)
+@click.option("--check", "check_only", is_flag=True,
+              help="Only report; change nothing. Exit 1 if anything is inconsistent.")
+@_ledger_option
+def reconcile_command(model: str | None, check_only: bool, tracking_uri: str | None, registry_uri: str | None,
+                      as_json: bool, busy_timeout: float | None, defs_target: str | None,
+                      ledger_url: str | None) -> None:
+    """Make every MLflow champion alias equal its ledger head; report deleted heads and broken chains.
+
+    Exit 0 when consistent (or everything found was repaired), 1 otherwise.
+    """
+    service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url)
+    try:
+        report = service.reconcile(model, check_only=check_only)
+    finally:
+        service.close()
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.consistent:
+        click.get_current_context().exit(1)
