@@ -1,11 +1,15 @@
 """``quant-alpha demo`` (``make demo``): the whole lifecycle on the embedded default, on real prices.
 
 1. materialize market data and point-in-time features (real daily prices bundled in bokeh-sampledata),
-2. assemble a training set over 2011, train, validate on its last quarter, register version N with its
-   deploy contract and code snapshot, and make it champion (a shortcut: the promotion gate replaces it),
-3. produce live signals and PnL for January-February 2012 through the load-time contract check,
-4. verify every stored artefact against its manifest,
-5. change one feature's code, rematerialize, and show the old champion refused at the boundary.
+2. assemble a training set over 2011, train, validate on its last quarter, register version 1 with its
+   deploy contract and code snapshot,
+3. promote it through the gates of the ``promote_model`` job: once refused (the trainer approving their
+   own model: four eyes), then passed; the champion of record is the ledger head,
+4. produce live signals and PnL for January-February 2012 through the load-time contract check,
+5. train a second version on a later window, promote it (with a declared override if the thresholds
+   refuse it), roll back to version 1 in one call and print its latency and the hash-chained ledger,
+6. verify every stored artefact against its manifest,
+7. change one feature's code, rematerialize, and show the champion refused at the boundary.
 
 Every step is a Dagster run on the instance in ``.ml_platform/dagster``: open ``make ui`` afterwards.
 """
@@ -33,6 +37,39 @@ def momentum_edited(bars: pl.DataFrame) -> pl.DataFrame:
     return compute.momentum(bars, lookbacks=(10, 21, 63)).rename({"mom_10d": "mom_5d"})
 
 
+APPROVER = "risk-officer"
+RATIONALE_1 = (
+    "First champion of the cross-sectional ridge on six momentum, volatility and volume features. The "
+    "validation quarter is weak (negative Sharpe) and we promote it knowingly: the desk trades it at minimum "
+    "size to collect live evidence for the feature set, and the promotion puts the plumbing under audit."
+)
+RATIONALE_2 = (
+    "Challenger retrained on a window shifted two months later, so it has seen the 2011 Q4 volatility regime. "
+    "Its validation window is the January-February 2012 tape; we want it live beside the incumbent's record "
+    "and accept the risk of rolling it back if the first weeks disappoint the desk's expectations."
+)
+OVERRIDE = "OVERRIDE: the desk accepts weaker validation numbers for this experiment, capped at minimum size.\n"
+TRAINING_2 = DataWindow.parse("2011-03-01..2012-02-28")
+
+
+def _promote(job, instance, model: str, version: str, *, approver: str, rationale: str) -> str:
+    """Run the promote_model job; say what happened (the refusing gate, or the ledger entry)."""
+    config = {"model": model, "version": version, "approver": approver, "rationale": rationale}
+    run_config = {"ops": {"promotion_report": {"config": config}},
+                  "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+    if not result.success:
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        data = failure.step_failure_data.user_failure_data
+        gate = data.metadata.get("ml_platform/gate") if data is not None else None
+        description = data.description if data is not None else str(failure.step_failure_data.error)
+        reason = description.splitlines()[0].partition("refused: ")[2] or description.splitlines()[0]
+        return f"gate '{getattr(gate, 'value', gate)}': {reason[:160]}"
+    entry = result.output_for_node("record_promotion")
+    return (f"promoted version {entry['to_version']} (ledger entry {entry['seq']}"
+            f"{', override recorded' if entry['override'] else ''})")
+
+
 def _say(title: str) -> None:
     click.secho(f"\n== {title}", bold=True)
 
@@ -47,7 +84,7 @@ def demo(home: str) -> None:
     """Run the whole lifecycle on the embedded default (real prices, SQLite, local files)."""
     import dagster as dg
 
-    from ml_platform import Lifecycle, ModelRegistry, PinnedStore, Settings
+    from ml_platform import ChampionService, Lifecycle, ModelRegistry, PinnedStore, Settings
     from quant_alpha.project import MODEL_NAME, project_definitions
 
     settings = Settings.local(home)
@@ -94,8 +131,16 @@ def demo(home: str) -> None:
         click.echo(f"  contract: feature graph {_short(contract.feature_graph_hash)}, "
                    f"{len(contract.feature_schema.fields)} columns, environment {_short(contract.environment_hash)}, "
                    f"model {_short(contract.model_sha256)}")
-        registry.set_champion(model_name, version)
-        click.echo(f"  champion -> version {version}  (shortcut: the promotion gate will own this step)")
+        trained_by = contract.trained_by
+
+        _say("promote through the gates (promote_model job: report, rationale, contract, four eyes, thresholds)")
+        promote = defs.get_job_def("promote_model")
+        refused = _promote(promote, instance, model_name, version, approver=trained_by, rationale=RATIONALE_1)
+        click.echo(f"  attempt 1, approved by its own trainer {trained_by!r}: refused at {refused}")
+        click.echo(f"  (the run is in the Dagster UI: Runs -> promote_model, step {refused.split(chr(39))[1]}_gate)")
+        click.echo(f"  ledger head after the refusal: {registry.champion(model_name) or 'none'} (nothing moved)")
+        click.echo(f"  attempt 2, approved by {APPROVER!r}: " + _promote(
+            promote, instance, model_name, version, approver=APPROVER, rationale=RATIONALE_1))
 
         _say(f"live signals and PnL for {LIVE} (champion loaded through its contract)")
         life.features(LIVE)
@@ -105,6 +150,32 @@ def demo(home: str) -> None:
         click.echo(f"  {signals.height} signals on {signals['date'].n_unique()} days from version "
                    f"{signals['model_version'].unique().to_list()}; live PnL {pnl['pnl'].sum():+.4f} "
                    f"(log return, {pnl.height} days)")
+
+        _say(f"a second model: retrain on {TRAINING_2}, promote it, then roll back")
+        life.training_set(TRAINING_2)
+        meta = life.train(model_name=model_name).asset_materializations_for_node("trained_model")[-1].metadata
+        version_2 = meta["ml_platform/model_version"].value
+        click.echo(f"  registered version {version_2}, validation sharpe {meta['validation/sharpe'].value:.4f}")
+        outcome = _promote(promote, instance, model_name, version_2, approver=APPROVER, rationale=RATIONALE_2)
+        if outcome.startswith("gate 'thresholds'"):
+            click.echo(f"  refused at {outcome}")
+            outcome = _promote(promote, instance, model_name, version_2, approver=APPROVER,
+                               rationale=OVERRIDE + RATIONALE_2)
+            click.echo("  promoted again with a declared OVERRIDE in the rationale: " + outcome)
+        else:
+            click.echo("  " + outcome)
+        service = ChampionService(registry, registry.ledger())
+        started_rollback = time.perf_counter()
+        entry = service.rollback(model_name, reason="demo: the desk prefers the incumbent until more live days",
+                                 actor=trained_by)
+        click.echo(f"  rollback {entry.from_version} -> {entry.to_version} in "
+                   f"{(time.perf_counter() - started_rollback) * 1000:.1f} ms (ledger entry {entry.seq})")
+        service.close()
+        for item in registry.ledger().history(model_name):
+            click.echo(f"    #{item.seq} {item.kind:<9} {item.from_version or '-'} -> {item.to_version}  "
+                       f"by {item.actor}, approved by {item.approver or '-'}  {item.entry_hash[:19]}")
+        click.echo(f"  champion of record: version {registry.champion(model_name)}; "
+                   f"chain verifies: {registry.ledger().verify(model_name, strict=False).ok}")
 
         _say("verify every stored artefact against its manifest")
         results = store.verify()
