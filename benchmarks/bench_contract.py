@@ -21,6 +21,8 @@ from ml_platform.registry import (
     LiveFeatureStream,
     check_contract,
 )
+from ml_platform.keys import FrameKeys
+from ml_platform.models.protocol import RIDGE_FORMAT
 from ml_platform.window import DataWindow
 
 ITERATIONS = 20_000
@@ -33,11 +35,11 @@ def _contract_and_live() -> tuple[DeployContract, LiveFeatureStream]:
     graph_hash = "sha256:" + hashlib.sha256(b"bench").hexdigest()
     contract = DeployContract(
         model_name="bench", model_version="1", feature_graph_hash=graph_hash,
-        feature_schema=FeatureSchema(fields),
+        feature_schema=FeatureSchema(fields), keys=FrameKeys("date", ("instrument",)),
         training_window=DataWindow.parse("2015-01-02..2019-12-31"),
         validation_window=DataWindow.parse("2020-01-02..2020-12-31"),
         training_set_data_hash="xxh3_128:" + "0" * 32, model_sha256="sha256:" + "1" * 64,
-        environment_hash=env.hash, environment_lock=env.to_dict(), seeds={"train": 1},
+        model_format=RIDGE_FORMAT, environment_hash=env.hash, environment_lock=env.to_dict(), seeds={"train": 1},
         git_commit=None, git_dirty=False, trained_by="bench", created_at=dt.datetime.now(dt.UTC),
     )
     # Load it the way the registry does, so nothing is shared with the object built above.

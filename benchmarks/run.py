@@ -21,6 +21,7 @@ def _load(path: Path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # importable by name: a benchmark's worker processes unpickle its functions
     spec.loader.exec_module(module)
     return module
 
