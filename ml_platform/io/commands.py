@@ -147,6 +147,10 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
     if not store.filesystem.root_exists():
         raise ConfigurationError(f"no storage at {store.base}; pass --base-dir, --defs, or set ML_PLATFORM_HOME")
     home = None if no_dagster else (dagster_home or os.environ.get("DAGSTER_HOME") or None)
+    dagster_note = ""
+    if home and dagster_home is None and not Path(home).is_dir():  # named by --dagster-home: bad input, exit 2
+        dagster_note = f" (not cross-checked against Dagster: DAGSTER_HOME={home} does not exist)"
+        home = None
     expected = dagster_materialized(home, store) if home else set()
     results = verify_store(store, asset, partition, expected=expected)
     registry_note = ""
@@ -160,7 +164,7 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
         _table(["STATUS", "ASSET", "PARTITION", "ROWS", "DATA HASH", "DETAIL"], [_row(r) for r in results])
     )
     failed = [result for result in results if not result.ok]
-    checked = f" (cross-checked against the Dagster instance at {home})" if home else ""
+    checked = f" (cross-checked against the Dagster instance at {home})" if home else dagster_note
     checked += registry_note
     click.echo(
         f"\n{len(results)} artefact(s) under {store.base}{checked}: "

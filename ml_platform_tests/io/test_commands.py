@@ -126,3 +126,13 @@ def test_env_show_human_readable() -> None:
     assert result.exit_code == 0
     assert result.output.startswith(f"environment  {capture_environment().hash}")
     assert f"  polars=={pl.__version__}" in result.output
+
+
+def test_verify_says_when_dagster_home_does_not_exist_and_refuses_a_named_one(
+        store: PinnedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "no_dagster_here"
+    monkeypatch.setenv("DAGSTER_HOME", str(missing))
+    result = CliRunner().invoke(main, ["verify", "--base-dir", store.base])
+    assert f"not cross-checked against Dagster: DAGSTER_HOME={missing} does not exist" in result.output
+    named = CliRunner().invoke(main, ["verify", "--base-dir", store.base, "--dagster-home", str(missing)])
+    assert named.exit_code == 2 and "no Dagster instance at" in named.output
