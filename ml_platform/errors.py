@@ -60,6 +60,12 @@ class DataHashError(MLPlatformError):
     code = "DATA_HASH_ERROR"
 
 
+class HashSchemeError(MLPlatformError):
+    """A record names a hash scheme this code cannot verify: unknown, retired, or of another kind."""
+
+    code = "HASH_SCHEME_ERROR"
+
+
 class DataError(MLPlatformError):
     """Input data is unusable: missing, empty, NaN-only, or of the wrong shape."""
 

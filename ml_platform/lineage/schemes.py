@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ml_platform.errors import MLPlatformError
+from ml_platform.errors import HashSchemeError
 
 __all__ = [
     "CODE_HASH_SCHEME",
@@ -69,12 +69,6 @@ ENVIRONMENT_SCHEME = "ml_platform.environment/v1"
 
 _SCHEME_ID = re.compile(r"ml_platform\.[a-z_]+/v[1-9][0-9]*")
 _ALGORITHM_DIGITS = {"sha256": 64, "xxh3_128": 32}
-
-
-class HashSchemeError(MLPlatformError):
-    """A record names a hash scheme this code cannot verify: unknown, retired, or of another kind."""
-
-    code = "HASH_SCHEME_ERROR"
 
 
 @dataclass(frozen=True)
