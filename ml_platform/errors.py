@@ -204,3 +204,21 @@ class LedgerTampered(LedgerError, IntegrityError):
         self.model = model
         self.seq = seq
         self.problem = problem
+
+
+class MonitoringError(MLPlatformError):
+    """A monitoring check, policy or route is misconfigured or could not evaluate."""
+
+    code = "MONITORING_ERROR"
+
+
+class MisroutedAlert(MonitoringError, TypeError):
+    """An alert was given to the route of the other kind (an alpha finding to the pager, or the reverse)."""
+
+    code = "MISROUTED_ALERT"
+
+
+class DeliveryFailed(MonitoringError):
+    """An alert endpoint refused or did not answer; the alert stays in the outbox for the next attempt."""
+
+    code = "DELIVERY_FAILED"

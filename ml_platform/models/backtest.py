@@ -29,6 +29,7 @@ so the same inputs give the same bits.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -49,7 +50,18 @@ from ml_platform.models.frames import (
 from ml_platform.models.signals import check_signals
 from ml_platform.window import DataWindow
 
-__all__ = ["DAILY_COLUMNS", "TRADING_DAYS_PER_YEAR", "BacktestReport", "backtest", "daily_ic", "daily_pnl"]
+__all__ = [
+    "DAILY_COLUMNS",
+    "TRADING_DAYS_PER_YEAR",
+    "BacktestReport",
+    "backtest",
+    "daily_ic",
+    "daily_pnl",
+    "daily_turnover",
+    "max_drawdown",
+    "mean_std_tstat",
+    "sharpe_ratio",
+]
 
 #: Trading days per year, the default annualization of the Sharpe ratio.
 TRADING_DAYS_PER_YEAR = 252
@@ -193,8 +205,11 @@ def _ic(joined: pl.DataFrame, keys: FrameKeys) -> pl.DataFrame:
     ).sort(time)
 
 
-def _mean_and_tstat(values: list[float]) -> tuple[float, float, float]:
-    """Mean, sample standard deviation and t-statistic (0.0 where undefined)."""
+def mean_std_tstat(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean, sample standard deviation (``ddof=1``) and t-statistic of ``values`` (0.0 where undefined).
+
+    The reductions behind ``ic_mean``/``ic_tstat`` and the Sharpe ratio, shared with the drift monitor.
+    """
     n = len(values)
     if n == 0:
         return 0.0, 0.0, 0.0
@@ -205,10 +220,10 @@ def _mean_and_tstat(values: list[float]) -> tuple[float, float, float]:
     return mean, std, (mean / (std / math.sqrt(n)) if std > 0.0 else 0.0)
 
 
-def _turnover(joined: pl.DataFrame, times: pl.Series, keys: FrameKeys) -> float:
-    """Mean over consecutive evaluated time values of ``sum |w_t - w_t-1|``, absent names at 0."""
+def _turnover_by_day(joined: pl.DataFrame, times: pl.Series, keys: FrameKeys) -> np.ndarray:
+    """``sum |w_t - w_t-1|`` for each evaluated time value after the first (``times`` sorted), absent names at 0."""
     if times.len() < 2:
-        return 0.0
+        return np.zeros(0, dtype=np.float64)
     entities = list(keys.entities)
     index = pl.DataFrame({keys.time: times, "_k": pl.Series(np.arange(times.len()), dtype=pl.Int64)})
     current = joined.join(index, on=keys.time, how="inner").select("_k", *entities, "weight")
@@ -217,11 +232,39 @@ def _turnover(joined: pl.DataFrame, times: pl.Series, keys: FrameKeys) -> float:
     pairs = pairs.filter(pl.col("_k").is_between(1, times.len() - 1)).sort(["_k", *entities])
     change = (pairs["weight"].fill_null(0.0) - pairs["weight_prev"].fill_null(0.0)).abs().to_numpy()
     starts = np.flatnonzero(pairs["_k"].ne_missing(pairs["_k"].shift(1)).fill_null(True).to_numpy())
-    per_day = np.add.reduceat(change, starts)
-    return math.fsum(per_day.tolist()) / (times.len() - 1)
+    return np.add.reduceat(change, starts)
 
 
-def _max_drawdown(pnl: list[float]) -> float:
+def _turnover(joined: pl.DataFrame, times: pl.Series, keys: FrameKeys) -> float:
+    """Mean over consecutive evaluated time values of ``sum |w_t - w_t-1|``, absent names at 0."""
+    if times.len() < 2:
+        return 0.0
+    return math.fsum(_turnover_by_day(joined, times, keys).tolist()) / (times.len() - 1)
+
+
+def daily_turnover(signals: pl.DataFrame, labels: pl.DataFrame, *, label_column: str,
+                   keys: FrameKeys) -> pl.DataFrame:
+    """Per evaluated time value (as in :func:`daily_pnl`): ``[keys.time, turnover]``.
+
+    ``turnover`` is ``sum_i |w_it - w_i,t-1|`` against the previous *evaluated* time value (the
+    terms whose mean is the report's ``turnover``), null on the first one.
+    """
+    keys = _checked(keys, label_column)
+    joined = _joined(signals, labels, label_column, keys, need_score=False)
+    times = _daily(joined, keys)[keys.time]
+    per_day = _turnover_by_day(joined, times, keys)
+    values = [None, *per_day.tolist()] if times.len() else []
+    return pl.DataFrame({keys.time: times, "turnover": pl.Series(values, dtype=pl.Float64)})
+
+
+def sharpe_ratio(pnl: Sequence[float], periods_per_year: int = TRADING_DAYS_PER_YEAR) -> float:
+    """``mean(pnl) / std(pnl, ddof=1) * sqrt(periods_per_year)``; ``0.0`` when the pnl never varies."""
+    mean, std, _ = mean_std_tstat(pnl)
+    return mean / std * math.sqrt(periods_per_year) if std > 0.0 else 0.0
+
+
+def max_drawdown(pnl: Sequence[float]) -> float:
+    """The largest fall of cumulative pnl (from 0) below its running peak, as a number >= 0."""
     cumulative, peak, worst = 0.0, 0.0, 0.0
     for value in pnl:
         cumulative += value
@@ -261,18 +304,17 @@ def backtest(signals: pl.DataFrame, labels: pl.DataFrame, *, label_column: str, 
         )
     pnl = daily["pnl"].to_list()
     times = daily[keys.time]
-    mean, std, _ = _mean_and_tstat(pnl)
     ic = _ic(joined.filter(pl.col(keys.time).is_in(times.implode())), keys)
-    ic_mean, _, ic_tstat = _mean_and_tstat(ic["ic"].to_list())
+    ic_mean, _, ic_tstat = mean_std_tstat(ic["ic"].to_list())
     return BacktestReport(
         window=time_window(times),
         n_days=daily.height,
-        sharpe=mean / std * math.sqrt(periods_per_year) if std > 0.0 else 0.0,
+        sharpe=sharpe_ratio(pnl, periods_per_year),
         ic_mean=ic_mean,
         ic_tstat=ic_tstat,
         hit_rate=sum(1 for p in pnl if p > 0.0) / len(pnl),
         turnover=_turnover(joined, times, keys),
-        max_drawdown=_max_drawdown(pnl),
+        max_drawdown=max_drawdown(pnl),
         total_return=math.fsum(pnl),
         n_ic_days=ic.height,
     )
