@@ -14,6 +14,8 @@ import hashlib
 import time
 
 from ml_platform.environment import capture_environment
+from ml_platform.keys import FrameKeys
+from ml_platform.models.protocol import RIDGE_FORMAT
 from ml_platform.registry import (
     DeployContract,
     FeatureField,
@@ -21,8 +23,6 @@ from ml_platform.registry import (
     LiveFeatureStream,
     check_contract,
 )
-from ml_platform.keys import FrameKeys
-from ml_platform.models.protocol import RIDGE_FORMAT
 from ml_platform.window import DataWindow
 
 ITERATIONS = 20_000

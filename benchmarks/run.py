@@ -1,5 +1,7 @@
 """`make bench`: run every benchmarks/bench_*.py, print one table, write benchmarks/results.json.
 
+``run.py bench_x [bench_y ...]`` runs only those and updates their rows in results.json, keeping the others'.
+
 Each module defines ``run() -> list[dict]`` of rows ``{"name", "value", "unit", "baseline", "ratio"}``.
 Targets are read off this table; nothing here asserts a time.
 """
@@ -34,6 +36,18 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _merged(rows: list[dict]) -> list[dict]:
+    """``rows`` of some benchmarks (``run.py bench_x ...``) over the stored table: same-named rows are
+    replaced in place, new ones appended, the other benchmarks' rows kept."""
+    try:
+        stored = json.loads((HERE / "results.json").read_text())["benchmarks"]
+    except (OSError, ValueError, KeyError, TypeError):
+        stored = []
+    fresh = {r["name"]: r for r in rows}
+    merged = [fresh.pop(r["name"], r) for r in stored if isinstance(r, dict) and "name" in r]
+    return merged + [r for r in rows if r["name"] in fresh]
+
+
 def main(argv: list[str]) -> int:
     only = set(argv)
     rows: list[dict] = []
@@ -59,7 +73,7 @@ def main(argv: list[str]) -> int:
     print(f"\n{'name':<{width}}  {'value':>12}  {'unit':<8}  {'baseline':>12}  {'ratio':>8}")
     for r in rows:
         print(f"{r['name']:<{width}}  {_fmt(r['value']):>12}  {r['unit']:<8}  {_fmt(r['baseline']):>12}  {_fmt(r['ratio']):>8}")
-    (HERE / "results.json").write_text(json.dumps({"benchmarks": rows}, indent=2) + "\n")
+    (HERE / "results.json").write_text(json.dumps({"benchmarks": _merged(rows) if only else rows}, indent=2) + "\n")
     print(f"\nwrote {HERE / 'results.json'}")
     for line in failed:
         print(f"FAILED {line}", file=sys.stderr)

@@ -47,10 +47,22 @@ _EXPORTS: dict[str, str] = {
     "check_asset_keys": "ml_platform.deployment",
     "Lifecycle": "ml_platform.lifecycle",
     "build_promotion_job": "ml_platform.promotion.job",
+    "build_rollback_job": "ml_platform.promotion.rollback_job",
     "PromotionPolicy": "ml_platform.promotion.policy",
     "ChampionService": "ml_platform.registry.champions",
     "ChampionLedger": "ml_platform.ledger",
     "EnvironmentPolicy": "ml_platform.environment.diff",
+    # monitoring: infra pages on-call, alpha drift goes to research
+    "build_monitoring": "ml_platform.monitoring.definitions",
+    "Monitoring": "ml_platform.monitoring.definitions",
+    "build_daily_schedule": "ml_platform.monitoring.schedule",
+    "MarketSession": "ml_platform.monitoring.infra",
+    "InfraSLO": "ml_platform.monitoring.infra",
+    "DriftPolicy": "ml_platform.monitoring.drift",
+    "InfraIncident": "ml_platform.monitoring.alerts",
+    "AlphaDriftFinding": "ml_platform.monitoring.alerts",
+    "PagerRoute": "ml_platform.monitoring.routes",
+    "ResearchRoute": "ml_platform.monitoring.routes",
     # models
     "SignalModel": "ml_platform.models.protocol",
     "Trainer": "ml_platform.models.protocol",
@@ -87,9 +99,13 @@ _EXPORTS: dict[str, str] = {
     "ModelNotFound": "ml_platform.errors",
     "ContractViolation": "ml_platform.errors",
     "NonDeterministicModel": "ml_platform.errors",
+    "MonitoringError": "ml_platform.errors",
+    "MisroutedAlert": "ml_platform.errors",
+    "DeliveryFailed": "ml_platform.errors",
 }
 
 __all__ = [
+    "AlphaDriftFinding",
     "BacktestReport",
     "ChampionLedger",
     "ChampionService",
@@ -98,7 +114,9 @@ __all__ = [
     "ContractViolation",
     "DataError",
     "DataWindow",
+    "DeliveryFailed",
     "DeployContract",
+    "DriftPolicy",
     "EnvironmentMismatch",
     "EnvironmentPolicy",
     "FeatureAssetsTranslator",
@@ -108,6 +126,8 @@ __all__ = [
     "FrameKeys",
     "GraphError",
     "HashedFeature",
+    "InfraIncident",
+    "InfraSLO",
     "IntegrityError",
     "Lifecycle",
     "LinearSignalModel",
@@ -115,17 +135,23 @@ __all__ = [
     "LoadedChampion",
     "MLPlatformError",
     "ManifestError",
+    "MarketSession",
+    "MisroutedAlert",
     "ModelInputs",
     "ModelNotFound",
     "ModelRegistry",
     "ModelRegistryResource",
+    "Monitoring",
+    "MonitoringError",
     "NonDeterministicModel",
+    "PagerRoute",
     "PartitionError",
     "PinnedIOManager",
     "PinnedStore",
     "PinnedStoreResource",
     "PromotionPolicy",
     "RegistryError",
+    "ResearchRoute",
     "RidgeTrainer",
     "Settings",
     "SignalModel",
@@ -138,10 +164,13 @@ __all__ = [
     "WindowError",
     "__version__",
     "backtest",
+    "build_daily_schedule",
     "build_definitions",
     "build_feature_assets",
     "build_model_assets",
+    "build_monitoring",
     "build_promotion_job",
+    "build_rollback_job",
     "check_asset_keys",
     "check_contract",
     "feature",
@@ -159,12 +188,15 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         ConfigurationError,
         ContractViolation,
         DataError,
+        DeliveryFailed,
         EnvironmentMismatch,
         GraphError,
         IntegrityError,
         ManifestError,
+        MisroutedAlert,
         MLPlatformError,
         ModelNotFound,
+        MonitoringError,
         NonDeterministicModel,
         PartitionError,
         RegistryError,
@@ -191,8 +223,15 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ml_platform.models.signals import to_signals
     from ml_platform.models.sklearn import SklearnSignalModel, SklearnTrainer
     from ml_platform.models.training import RidgeTrainer
+    from ml_platform.monitoring.alerts import AlphaDriftFinding, InfraIncident
+    from ml_platform.monitoring.definitions import Monitoring, build_monitoring
+    from ml_platform.monitoring.drift import DriftPolicy
+    from ml_platform.monitoring.infra import InfraSLO, MarketSession
+    from ml_platform.monitoring.routes import PagerRoute, ResearchRoute
+    from ml_platform.monitoring.schedule import build_daily_schedule
     from ml_platform.promotion.job import build_promotion_job
     from ml_platform.promotion.policy import PromotionPolicy
+    from ml_platform.promotion.rollback_job import build_rollback_job
     from ml_platform.registry.champion import LoadedChampion, load_champion
     from ml_platform.registry.champions import ChampionService
     from ml_platform.registry.contract import ContractCheck, DeployContract, LiveFeatureStream, check_contract

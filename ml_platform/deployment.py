@@ -19,11 +19,12 @@ from ml_platform.promotion.job import promotion_resources
 from ml_platform.registry.resource import ModelRegistryResource
 from ml_platform.settings import Settings
 
-__all__ = ["build_definitions", "check_asset_keys", "platform_resources"]
+__all__ = ["build_definitions", "check_asset_keys", "monitoring_resources", "platform_resources"]
 
 
 def platform_resources(settings: Settings) -> dict[str, Any]:
-    """``io_manager``, ``feature_store``, ``model_registry`` (and the promotion job's op IO manager) from ``settings``."""
+    """``io_manager``, ``feature_store``, ``model_registry``, the promotion job's op IO manager and the two
+    alert routes (``pager``, ``research``) from ``settings``."""
     store = {"base_dir": settings.storage, "environment_policy": settings.environment_policy,
              "project_root": settings.project_root}
     return {
@@ -35,7 +36,29 @@ def platform_resources(settings: Settings) -> dict[str, Any]:
             environment_policy=settings.environment_policy,
         ),
         **promotion_resources(),
+        **monitoring_resources(settings),
     }
+
+
+def monitoring_resources(settings: Settings) -> dict[str, Any]:
+    """``pager`` and ``research``: the two alert routes, each with its outbox under ``settings.outbox_dir``.
+
+    Endpoints come from the settings: the PagerDuty routing key and the Slack webhook URL are secrets,
+    read by Dagster from the environment variables the settings name (``dg.EnvVar``); without them an
+    alert is delivered to the local outbox only.
+    """
+    from ml_platform.monitoring.resources import PagerResource, ResearchResource
+
+    outbox = str(settings.outbox_dir)
+    pager: dict[str, Any] = {"outbox_dir": outbox}
+    if settings.pagerduty_events_url:
+        pager["events_url"] = settings.pagerduty_events_url
+    if settings.pagerduty_routing_key_env:
+        pager["routing_key"] = dg.EnvVar(settings.pagerduty_routing_key_env)
+    research: dict[str, Any] = {"outbox_dir": outbox}
+    if settings.slack_webhook_env:
+        research["slack_webhook_url"] = dg.EnvVar(settings.slack_webhook_env)
+    return {"pager": PagerResource(**pager), "research": ResearchResource(**research)}
 
 
 def check_asset_keys(assets: Iterable[dg.AssetsDefinition | dg.AssetSpec]) -> None:

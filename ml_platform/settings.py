@@ -17,6 +17,8 @@ from ml_platform.errors import ConfigurationError
 
 DEPLOYMENTS = ("local", "production")
 POLICIES = tuple(policy.value for policy in EnvironmentPolicy)
+PAGER_KEY_ENV = "ML_PLATFORM_PAGERDUTY_ROUTING_KEY"
+SLACK_WEBHOOK_ENV = "ML_PLATFORM_SLACK_WEBHOOK_URL"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,12 @@ class Settings:
         environment_policy: ``warn`` on the embedded default, ``strict`` in production.
         project_root: the project folder whose ``uv.lock`` and git commit are recorded for assets that
             do not name their own (feature and model assets name their graph's); None: the working directory.
+        pagerduty_events_url: the PagerDuty Events API v2 enqueue URL of the pager route (None: PagerDuty's).
+        pagerduty_routing_key_env: the environment variable holding the pager's routing key (a secret, so
+            only its name is kept; Dagster reads it through ``dg.EnvVar``); None: no pager endpoint, the
+            outbox only.
+        slack_webhook_env: the environment variable holding the research route's Slack incoming-webhook
+            URL (a secret too); None: the outbox and MLflow only.
     """
 
     deployment: str
@@ -41,6 +49,14 @@ class Settings:
     artifact_location: str
     environment_policy: str
     project_root: str | None = None
+    pagerduty_events_url: str | None = None
+    pagerduty_routing_key_env: str | None = None
+    slack_webhook_env: str | None = None
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Where the pager and research routes keep their outboxes (JSON lines): ``<home>/monitoring/outbox``."""
+        return self.home / "monitoring" / "outbox"
 
     def __post_init__(self) -> None:
         if self.deployment not in DEPLOYMENTS:
@@ -87,4 +103,7 @@ class Settings:
             artifact_location=env.get("ML_PLATFORM_MLFLOW_ARTIFACTS", base.artifact_location),
             environment_policy=env.get("ML_PLATFORM_ENV_POLICY", "strict" if prod else "warn"),
             project_root=env.get("ML_PLATFORM_PROJECT_ROOT") or None,
+            pagerduty_events_url=env.get("ML_PLATFORM_PAGERDUTY_EVENTS_URL") or None,
+            pagerduty_routing_key_env=PAGER_KEY_ENV if env.get(PAGER_KEY_ENV) else None,
+            slack_webhook_env=SLACK_WEBHOOK_ENV if env.get(SLACK_WEBHOOK_ENV) else None,
         )

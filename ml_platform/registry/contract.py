@@ -53,7 +53,7 @@ from ml_platform.models.protocol import check_format_id
 from ml_platform.registry.schema import FeatureField, FeatureSchema
 from ml_platform.window import DataWindow
 
-__all__ = ["CONTRACT_SCHEMA_VERSION", "ContractCheck", "DeployContract", "LiveFeatureStream", "check_contract"]
+__all__ = ["CONTRACT_SCHEMA_VERSION", "ContractCheck", "DeployContract", "LiveFeatureStream", "check_contract", "schema_differences"]
 
 CONTRACT_SCHEMA_VERSION = "ml_platform.contract/v2"
 #: Earlier schema versions, refused with a message saying what changed.
@@ -333,7 +333,8 @@ class ContractCheck:
     environment_differences: tuple[str, ...] = ()
 
 
-def _schema_differences(contract: DeployContract, live: FeatureSchema) -> list[str]:
+def schema_differences(contract: DeployContract, live: FeatureSchema) -> list[str]:
+    """Every difference between the contract's feature schema and ``live`` (names, types, nullability, order)."""
     if live == contract.feature_schema:  # the common case: one tuple comparison
         return []
     expected: dict[str, FeatureField] = contract.__dict__["_columns"]
@@ -392,7 +393,7 @@ def check_contract(
         differences.append(f"feature_graph_hash: contract {contract.feature_graph_hash} != live {live.feature_graph_hash}")
     if live.keys is not None and live.keys != contract.keys:
         differences.append(f"keys: contract ({contract.keys}) != live ({live.keys})")
-    differences.extend(_schema_differences(contract, live.feature_schema))
+    differences.extend(schema_differences(contract, live.feature_schema))
     tolerated: tuple[str, ...] = ()
     if running_env is not contract.environment and running_env.hash != contract.environment_hash:
         try:

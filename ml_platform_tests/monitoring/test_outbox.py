@@ -1,0 +1,173 @@
+"""The alert outbox: line format, queries, concurrent appends from several processes, torn last lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ml_platform.errors import MonitoringError
+from ml_platform.monitoring.outbox import (
+    OUTBOX_FORMAT_VERSION,
+    Outbox,
+    OutboxEvent,
+    default_outbox_dir,
+)
+
+T0 = "2024-03-01T09:00:00.000000+00:00"
+T1 = "2024-03-01T09:05:00.000000+00:00"
+T2 = "2024-03-01T09:10:00.000000+00:00"
+
+
+def _alert(key: str, action: str | None = "trigger") -> dict:
+    return {"type": "InfraIncident", "key": key, "action": action, "summary": f"{key} is late"}
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_every_event_is_one_json_line_with_the_documented_fields(tmp_path: Path) -> None:
+    outbox = Outbox(default_outbox_dir(tmp_path) / "pager.jsonl")
+    first = outbox.record_queued(_alert("freshness:a"), key="freshness:a", action="trigger", at=T0)
+    outbox.record_failed(first, key="freshness:a", endpoint="pagerduty", attempt=1, error="HTTP 500", status=500)
+    outbox.record_delivered(first, key="freshness:a", endpoint="pagerduty", attempt=2,
+                            answer={"status": 202, "dedup_key": "freshness:a"})
+    outbox.record_suppressed(_alert("freshness:a"), key="freshness:a", action="trigger", reason="cooldown",
+                             duplicate_of=first)
+    outbox.record_skipped(_alert("schema:b", "resolve"), key="schema:b", action="resolve", reason="not open")
+
+    assert outbox.path == tmp_path / "monitoring" / "outbox" / "pager.jsonl"
+    lines = _lines(outbox.path)
+    assert [line["event"] for line in lines] == ["queued", "failed", "delivered", "suppressed", "skipped"]
+    common = {"v", "event", "id", "at", "key"}
+    assert all(common <= set(line) and line["v"] == OUTBOX_FORMAT_VERSION for line in lines)
+    assert set(lines[0]) == common | {"action", "alert"}
+    assert set(lines[1]) == common | {"endpoint", "attempt", "error", "status", "retryable"}
+    assert set(lines[2]) == common | {"endpoint", "attempt", "answer"}
+    assert set(lines[3]) == common | {"action", "alert", "reason", "duplicate_of"}
+    assert set(lines[4]) == common | {"action", "alert", "reason"}
+    assert lines[0]["at"] == T0 and lines[0]["alert"] == _alert("freshness:a")
+    assert lines[2]["answer"] == {"status": 202, "dedup_key": "freshness:a"} and lines[3]["duplicate_of"] == first
+    assert len({lines[0]["id"], lines[3]["id"], lines[4]["id"]}) == 3 and len(first) == 32
+
+
+def test_queries_pending_open_incidents_last_sent_and_attempts(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    assert outbox.read().records == () and outbox.pending() == [] and outbox.last_sent("x") is None
+
+    a = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
+    b = outbox.record_queued(_alert("k:b"), key="k:b", action="trigger", at=T1)
+    outbox.record_failed(b, key="k:b", endpoint="pagerduty", attempt=1, error="timeout")
+    outbox.record_delivered(a, key="k:a", endpoint="pagerduty", attempt=1)
+    c = outbox.record_queued(_alert("k:a", "resolve"), key="k:a", action="resolve", at=T2)
+
+    log = outbox.read()
+    assert [r.id for r in log.pending()] == [b, c]  # oldest first
+    assert set(log.open_incidents()) == {"k:b"}  # k:a was resolved (its resolve is queued)
+    assert log.open_incidents()["k:b"].id == b
+    assert log.last_sent("k:a").isoformat(timespec="microseconds") == T2
+    assert log.last_sent("k:a", action="trigger").isoformat(timespec="microseconds") == T0
+    assert log.attempts(a) == 1 and log.attempts(b) == 1 and log.attempts(c) == 0
+    assert [r.event for r in log.history("k:a")] == [OutboxEvent.QUEUED, OutboxEvent.DELIVERED, OutboxEvent.QUEUED]
+    assert [r.event for r in log.find(b)] == [OutboxEvent.QUEUED, OutboxEvent.FAILED]
+    assert outbox.history() == list(log.records) and outbox.open_incidents().keys() == {"k:b"}
+
+
+def test_a_record_that_cannot_be_serialized_writes_nothing(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    outbox.record_queued(_alert("k:a"), key="k:a", action="trigger")
+    before = outbox.path.read_bytes()
+    with pytest.raises(MonitoringError, match="not JSON-serializable"):
+        outbox.record_queued({"bad": object()}, key="k:b", action="trigger")
+    with pytest.raises(MonitoringError, match="not JSON-serializable"):
+        outbox.record_failed("x", key="k:b", endpoint="pagerduty", attempt=1, error="e", status=float("nan"))
+    assert outbox.path.read_bytes() == before
+
+
+def test_a_torn_last_line_is_reported_and_every_other_line_read(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    ids = [outbox.record_queued(_alert(f"k:{n}"), key=f"k:{n}", action="trigger") for n in range(3)]
+    outbox.record_delivered(ids[0], key="k:0", endpoint="outbox", attempt=1)
+    whole = _lines(outbox.path)[-1]
+    with outbox.path.open("ab") as stream:  # a crash in the middle of an append: half a line, no newline
+        stream.write(json.dumps(whole).encode()[:40])
+
+    with caplog.at_level(logging.WARNING, logger="ml_platform.monitoring.outbox"):
+        log = outbox.read()
+    assert len(log.records) == 4 and [r.id for r in log.pending()] == ids[1:]
+    assert log.torn is not None and log.torn.last and log.torn.line == 5 and "not JSON" in log.torn.reason
+    assert "line 5 is damaged" in caplog.text and "interrupted" in caplog.text
+
+    later = outbox.record_queued(_alert("k:9"), key="k:9", action="trigger")  # the next append ends the torn line
+    log = outbox.read()
+    assert [r.id for r in log.pending()] == [*ids[1:], later]
+    assert log.torn is None and [(d.line, d.last) for d in log.damaged] == [(5, False)]
+    assert outbox.path.read_bytes().endswith(b"\n")
+
+
+def test_a_complete_last_line_without_its_newline_is_kept(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    first = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger")
+    outbox.path.write_bytes(outbox.path.read_bytes().rstrip(b"\n"))  # the crash hit between the JSON and "\n"
+    second = outbox.record_queued(_alert("k:b"), key="k:b", action="trigger")
+    log = outbox.read()
+    assert [r.id for r in log.records] == [first, second] and log.damaged == ()
+
+
+def _append_many(path: str, writer: int, count: int, start: multiprocessing.synchronize.Event) -> None:
+    outbox = Outbox(path)
+    start.wait(30)
+    for n in range(count):
+        outbox.record_queued({"writer": writer, "n": n, "padding": "x" * (97 * (n % 7))},
+                             key=f"w{writer}:{n}", action="trigger")
+
+
+def test_concurrent_appends_from_several_processes_lose_no_line(tmp_path: Path) -> None:
+    path = tmp_path / "research.jsonl"
+    writers, count = 4, 60
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    processes = [context.Process(target=_append_many, args=(str(path), writer, count, start))
+                 for writer in range(writers)]
+    for process in processes:
+        process.start()
+    start.set()
+    _append_many(str(path), writers, count, start)  # this process writes too
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+
+    log = Outbox(path).read()
+    assert log.damaged == ()
+    seen = [(r.alert["writer"], r.alert["n"]) for r in log.records]
+    assert len(seen) == (writers + 1) * count
+    assert set(seen) == {(w, n) for w in range(writers + 1) for n in range(count)}
+    for writer in range(writers + 1):  # each writer's lines stay in its own order
+        assert [n for w, n in seen if w == writer] == list(range(count))
+
+
+def test_the_delivery_lock_admits_one_holder_at_a_time(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    order: list[str] = []
+    held = threading.Event()
+
+    def second() -> None:
+        held.wait(5)
+        with Outbox(outbox.path).exclusive():
+            order.append("second")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with outbox.exclusive():
+        held.set()
+        time.sleep(0.3)
+        order.append("first")
+    thread.join(5)
+    assert order == ["first", "second"] and outbox.lock_path.name == "pager.jsonl.lock"
