@@ -199,17 +199,20 @@ def observe_drift(store: PinnedStore, registry: ModelRegistry, wiring: Monitorin
     empty = pl.DataFrame()
     head = _champion(registry, wiring.model_name)
     if head is None:
-        return DriftObservation(wiring.model_name, None, None,
-                                evaluate_drift(empty, empty, policy, time_column=wiring.keys.time), empty, empty,
-                                wiring.keys.time)
+        skipped = DriftEvaluation((), f"model {wiring.model_name!r} has no champion of record: nothing is served, "
+                                      "nothing can drift", None, None, 0, 0, policy)
+        return DriftObservation(wiring.model_name, None, None, skipped, empty, empty, wiring.keys.time)
     newest_days = calendar.window_of_key(newest)
     end = newest_days.end
     keys = calendar.keys_with_offsets(DataWindow(newest_days.start, newest_days.start), policy.window_days - 1, 0)
     since = calendar.window_of_key(keys[0]).start
     try:
         validated = _validated(registry, store, wiring, head.to_version)
-    except (DataError, IntegrityError, ModelNotFound, RegistryError):
-        validated = empty  # recorded as "no validation metrics" by evaluate_drift, never a crash loop
+    except (DataError, IntegrityError, ModelNotFound, RegistryError) as exc:  # recorded, never a crash loop
+        skipped = DriftEvaluation((), f"the validation metrics of {wiring.model_name} v{head.to_version} cannot be "
+                                      f"rebuilt from its recorded training set: {exc}", None, None, 0, 0, policy)
+        return DriftObservation(wiring.model_name, head.to_version, head.recorded_at, skipped, empty, empty,
+                                wiring.keys.time)
     live = _live(store, wiring, calendar, head.to_version, since, end)
     evaluation = evaluate_drift(validated, live, policy, time_column=wiring.keys.time)
     return DriftObservation(wiring.model_name, head.to_version, head.recorded_at, evaluation, validated, live,
