@@ -20,6 +20,7 @@ from ml_platform import (
     MarketSession,
     RidgeTrainer,
     Settings,
+    build_daily_schedule,
     build_definitions,
     build_feature_assets,
     build_model_assets,
@@ -37,6 +38,7 @@ CALENDAR = dg.TimeWindowPartitionsDefinition(cron_schedule="0 0 * * 1-5", start=
                                              end_offset=1, exclusions=[HOLIDAY])
 SESSION = MarketSession(dt.time(16, 0), "America/New_York")
 SLO = InfraSLO(freshness_minutes=60, max_run_seconds=600)
+DAILY_JOB = "desk_daily"
 
 
 def _day_rows(day: dt.date, shift: dt.date) -> dict[str, list]:
@@ -93,7 +95,8 @@ def build_graph(*, wide: bool = False) -> FeatureGraph:
 
 
 def desk_definitions(settings: Settings, clock: Callable[[], dt.datetime], *, graph: FeatureGraph | None = None,
-                     drift_policy: DriftPolicy | None = None) -> dg.Definitions:
+                     drift_policy: DriftPolicy | None = None, scheduled: bool = False) -> dg.Definitions:
+    """The desk's Definitions; ``scheduled`` adds the daily job and schedule, and watches its runs."""
     graph = graph or build_graph()
     assets = [*build_feature_assets(graph, partitions_def=CALENDAR, key_prefix=PREFIX),
               *build_model_assets(graph, model_input="inputs", label="fwd_ret", label_column="fwd",
@@ -101,6 +104,13 @@ def desk_definitions(settings: Settings, clock: Callable[[], dt.datetime], *, gr
                                   partitions_def=CALENDAR, key_prefix=PREFIX)]
     monitoring = build_monitoring(graph, partitions_def=CALENDAR, model_input="inputs", label="fwd_ret",
                                   label_column="fwd", training_node="rows", model_name=MODEL, session=SESSION,
-                                  slo=SLO, drift_policy=drift_policy, key_prefix=PREFIX, clock=clock)
-    return build_definitions(settings, assets=assets, jobs=list(monitoring.jobs), sensors=list(monitoring.sensors),
+                                  slo=SLO, drift_policy=drift_policy, key_prefix=PREFIX, clock=clock,
+                                  scheduled_job=DAILY_JOB if scheduled else None)
+    jobs, schedules = list(monitoring.jobs), []
+    if scheduled:
+        daily = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.key_prefixes([PREFIX]) - dg.AssetSelection.assets(
+            dg.AssetKey([PREFIX, "rows"]), dg.AssetKey([PREFIX, "trained_model"])))
+        jobs.append(daily)
+        schedules.append(build_daily_schedule(daily, partitions_def=CALENDAR, session=SESSION, margin_minutes=15))
+    return build_definitions(settings, assets=assets, jobs=jobs, schedules=schedules, sensors=list(monitoring.sensors),
                              asset_checks=list(monitoring.asset_checks))

@@ -228,3 +228,38 @@ def test_a_schema_change_pages(desk: Desk) -> None:
     assert desk.research() == []
     # the narrow code back: the newest partition matches again
     desk.life.features(DataWindow.parse("2023-10-04..2023-10-04"), targets=["inputs"])
+
+
+def test_a_failed_scheduled_run_pages_and_its_successful_rerun_resolves(desk: Desk) -> None:
+    """The daily job's run for the expected day fails (the features' code changed under the champion):
+    the scheduled_run check pages; a successful re-run resolves it."""
+    desk.reset_routes()
+    scheduled = desk_definitions(desk.settings, desk.clock, drift_policy=POLICY, scheduled=True)
+    wide = desk_definitions(desk.settings, desk.clock, graph=build_graph(wide=True), drift_policy=POLICY,
+                            scheduled=True)
+    desk.clock.now = dt.datetime(2023, 10, 5, 21, 30, tzinfo=dt.UTC)  # Thursday, past the close + 60 min
+    daily = scheduled.get_schedule_def("desk_daily_daily")
+    context = dg.build_schedule_context(instance=desk.instance, repository_def=scheduled.get_repository_def(),
+                                        scheduled_execution_time=dt.datetime(2023, 10, 5, 20, 15, tzinfo=dt.UTC))
+    [request] = daily.evaluate_tick(context).run_requests
+    assert request.partition_key == "2023-10-05"
+    failed = wide.resolve_job_def("desk_daily").execute_in_process(
+        instance=desk.instance, partition_key="2023-10-05", tags=request.tags, raise_on_error=False)
+    assert not failed.success  # live_signals refused the champion: its contract does not match the new code
+    tick = launched(desk.sensor("infra_freshness_sensor", defs=scheduled))
+    result = scheduled.resolve_job_def("infra_freshness_job").execute_in_process(
+        run_config=tick.run_requests[0].run_config, instance=desk.instance)
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "scheduled_run"]
+    assert not check.passed and "ended FAILURE" in check.description
+    assert "scheduled_run:job/desk_daily" in [p["dedup_key"] for p in desk.pages() if p["event_action"] == "trigger"]
+
+    rerun = scheduled.resolve_job_def("desk_daily").execute_in_process(
+        instance=desk.instance, partition_key="2023-10-05", tags=request.tags)
+    assert rerun.success
+    again = launched(desk.sensor("infra_freshness_sensor", cursor=tick.cursor, defs=scheduled))
+    healed = scheduled.resolve_job_def("infra_freshness_job").execute_in_process(
+        run_config=again.run_requests[0].run_config, instance=desk.instance)
+    assert all(e.passed for e in healed.get_asset_check_evaluations()), [
+        e.description for e in healed.get_asset_check_evaluations() if not e.passed]
+    assert "scheduled_run:job/desk_daily" in [p["dedup_key"] for p in desk.pages() if p["event_action"] == "resolve"]
+    assert desk.research() == []
