@@ -1,10 +1,14 @@
-"""``ml-platform promote MODEL VERSION --rationale-file FILE --approver NAME [--defs module:attr]``."""
+"""``ml-platform promote MODEL VERSION --rationale-file FILE --approver NAME [--defs module:attr]``.
+
+Exit codes, like ``ml-platform rollback``: 0 promoted, 1 refused by a gate (the run names it; nothing
+moved), 2 bad input or an unusable store (checked before any run starts).
+"""
 
 from __future__ import annotations
 
 import click
 
-from ml_platform.errors import ConfigurationError, GateFailed, MLPlatformError
+from ml_platform.errors import ConfigurationError, GateFailed
 
 
 def find_promotion_job(defs, model: str):  # type: ignore[no-untyped-def]
@@ -31,7 +35,7 @@ def promote(model: str, version: str, rationale_file: str, approver: str, target
     """Promote MODEL VERSION through the gates by running its promote_model job on the Dagster instance."""
     import dagster as dg
 
-    from ml_platform.promotion.job import GATE_METADATA
+    from ml_platform.promotion.runs import run_refusal
     from ml_platform.promotion.service import read_rationale_file
     from ml_platform.registry.entities import check_model_name, check_version
     from ml_platform.workspace import load_definitions
@@ -51,14 +55,12 @@ def promote(model: str, version: str, rationale_file: str, approver: str, target
     run_config = {"ops": {"promotion_report": {"config": {
         "model": model, "version": version, "approver": approver, "rationale_file": rationale_file}}}}
     result = job.execute_in_process(run_config=run_config, instance=dg.DagsterInstance.get(), raise_on_error=False)
-    if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure and event.step_failure_data and event.step_failure_data.user_failure_data:
-                data = event.step_failure_data.user_failure_data
-                gate = data.metadata.get(GATE_METADATA)
-                raise GateFailed(f"run {result.run_id} refused at gate "
-                                 f"'{getattr(gate, 'value', gate)}': {data.description}; nothing moved")
-        raise MLPlatformError(f"the promotion run {result.run_id} failed; nothing moved. See it in the Dagster UI")
+    refusal = run_refusal(result)
+    if isinstance(refusal, GateFailed):  # a refusal, not bad input: exit 1 like a refused rollback
+        click.echo(f"refused: {refusal}", err=True)
+        click.get_current_context().exit(1)
+    if refusal is not None:
+        raise refusal
     report = result.output_for_node("promotion_report")
     entry = result.output_for_node("record_promotion")
     click.echo(report.report_markdown)

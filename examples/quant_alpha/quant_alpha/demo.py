@@ -23,6 +23,7 @@ import click
 import polars as pl
 
 from ml_platform import ContractViolation, DataWindow
+from ml_platform.promotion.runs import run_refusal
 from quant_alpha import compute
 from quant_alpha.features import MODEL_INPUT_NODE, build_graph
 
@@ -58,13 +59,11 @@ def _promote(job, instance, model: str, version: str, *, approver: str, rational
     run_config = {"ops": {"promotion_report": {"config": config}},
                   "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
-    if not result.success:
-        failure = next(e for e in result.all_events if e.is_step_failure)
-        data = failure.step_failure_data.user_failure_data
-        gate = data.metadata.get("ml_platform/gate") if data is not None else None
-        description = data.description if data is not None else str(failure.step_failure_data.error)
-        reason = description.splitlines()[0].partition("refused: ")[2] or description.splitlines()[0]
-        return f"gate '{getattr(gate, 'value', gate)}': {reason[:160]}"
+    refusal = run_refusal(result)
+    if refusal is not None:
+        first = (getattr(refusal, "detail", str(refusal)).splitlines() or [""])[0]
+        reason = first.partition("refused: ")[2] or first
+        return f"gate '{getattr(refusal, 'gate', None)}': {reason[:160]}"
     entry = result.output_for_node("record_promotion")
     return (f"promoted version {entry['to_version']} (ledger entry {entry['seq']}"
             f"{', override recorded' if entry['override'] else ''})")
