@@ -16,6 +16,7 @@ from ml_platform import (
     build_feature_assets,
     build_model_assets,
     build_promotion_job,
+    build_rollback_job,
 )
 from quant_alpha.features import LABEL_NODE, MODEL_INPUT_NODE, TRAINING_NODE, build_graph
 from quant_alpha.market.generator import DEFAULT_ORIGIN
@@ -53,10 +54,11 @@ def project_definitions(settings: Settings, graph: FeatureGraph | None = None,
     signals_job = dg.define_asset_job(
         "live_signals_job", selection=dg.AssetSelection.assets("live_signals", "live_pnl"),
         description="Score the day's features with the champion (contract-checked at load) and book its PnL.")
-    promote_job = build_promotion_job(graph, model_input=MODEL_INPUT_NODE, label_column=LABEL_COLUMN,
-                                      training_node=TRAINING_NODE, model_name=model_name)
+    promote_job = build_promotion_job(graph, model_input=MODEL_INPUT_NODE, label=LABEL_NODE,
+                                      label_column=LABEL_COLUMN, training_node=TRAINING_NODE, model_name=model_name)
+    rollback_job = build_rollback_job(graph, model_input=MODEL_INPUT_NODE, model_name=model_name)
     return build_definitions(
         settings, assets=project_assets(graph, model_name, trainer),
-        jobs=[features_job, training_job, signals_job, promote_job],
+        jobs=[features_job, training_job, signals_job, promote_job, rollback_job],
         schedules=[dg.build_schedule_from_partitioned_job(features_job, hour_of_day=22, minute_of_hour=30)],
     )

@@ -7,7 +7,14 @@ import os
 import dagster as dg
 from sklearn.linear_model import Ridge
 
-from ml_platform import Settings, SklearnTrainer, build_definitions, build_feature_assets, build_model_assets
+from ml_platform import (
+    Settings,
+    SklearnTrainer,
+    build_definitions,
+    build_feature_assets,
+    build_model_assets,
+    build_rollback_job,
+)
 from team_b.features import build_graph
 
 PREFIX = "team_b"
@@ -26,7 +33,9 @@ def team_assets(graph=None) -> list[dg.AssetsDefinition]:
 
 
 def team_definitions(settings: Settings, graph=None) -> dg.Definitions:
-    return build_definitions(settings, assets=team_assets(graph))
+    graph = graph or build_graph()
+    rollback_job = build_rollback_job(graph, model_input="model_inputs", model_name=MODEL_NAME, key_prefix=PREFIX)
+    return build_definitions(settings, assets=team_assets(graph), jobs=[rollback_job])
 
 
 defs = team_definitions(Settings.from_env(os.environ))
