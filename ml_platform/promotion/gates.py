@@ -7,6 +7,8 @@ naming the gate (``error.gate``) when it refuses. The Dagster job
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import difflib
 import math
 import re
@@ -31,15 +33,18 @@ __all__ = [
     "COMPARED_METRICS",
     "GATE_ORDER",
     "GateResult",
+    "LiveSection",
     "ModelSeries",
     "NumericReport",
     "check_contract_gate",
     "check_four_eyes",
     "check_rationale",
     "check_thresholds",
+    "compute_live_section",
     "compute_numeric_report",
     "declares_override",
     "gate_failed",
+    "live_rows",
     "validation_rows",
 ]
 
@@ -87,9 +92,123 @@ class ModelSeries:
     daily: pl.DataFrame  # [time, pnl, ic] per evaluated time value (ic null where undefined)
 
 
+def _differences(challenger: ModelSeries, incumbent: ModelSeries | None) -> dict[str, float]:
+    """challenger - incumbent per compared metric (empty without an incumbent)."""
+    if incumbent is None:
+        return {}
+    a, b = challenger.report, incumbent.report
+    return {m: float(getattr(a, m)) - float(getattr(b, m)) for m in COMPARED_METRICS}
+
+
+def _metric_table(challenger: ModelSeries, incumbent: ModelSeries | None) -> list[str]:
+    """Markdown rows: metric | challenger | incumbent | difference."""
+    head = (f"| metric | challenger v{challenger.version} | "
+            f"{'incumbent v' + incumbent.version if incumbent else 'incumbent (none)'} | difference |")
+    lines = [head, "|---|---:|---:|---:|"]
+    diffs = _differences(challenger, incumbent)
+    for m in (*COMPARED_METRICS, "n_days"):
+        c = getattr(challenger.report, m)
+        i = getattr(incumbent.report, m) if incumbent else None
+        lines.append(f"| {m} | {_fmt(c)} | {_fmt(i)} | {_fmt(diffs.get(m), signed=True)} |")
+    return lines
+
+
+#: Said wherever the live section is shown: it informs, the thresholds gate does not read it.
+LIVE_NOT_GATED = "informational: the thresholds apply to the validation window only"
+
+
+@dataclass(frozen=True)
+class LiveSection:
+    """Challenger vs incumbent on the live days since the incumbent became champion, or why there are none.
+
+    The live days are the stored model-input rows, joined with their known (non-null) labels, whose day
+    is strictly after ``since`` (the day, in UTC, of the ledger entry that made the incumbent champion),
+    up to the newest day whose label is known. Informational: the thresholds gate compares the
+    validation window only.
+
+    Attributes:
+        incumbent_version: the champion of record the challenger would replace (None: first promotion).
+        since: the day the incumbent became champion (None without an incumbent).
+        window: first..last live day with a known label (None when there is no comparison).
+        rows: live rows scored by both models.
+        challenger / incumbent: both models' backtests on those rows (None when there is no comparison).
+        reason: why there is no comparison (None when there is one).
+    """
+
+    incumbent_version: str | None
+    since: dt.date | None
+    window: DataWindow | None = None
+    rows: int = 0
+    challenger: ModelSeries | None = None
+    incumbent: ModelSeries | None = None
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.available == (self.reason is not None):
+            raise ValueError("a LiveSection holds either both models' series or the reason there are none")
+
+    @property
+    def available(self) -> bool:
+        return self.challenger is not None and self.incumbent is not None and self.window is not None
+
+    @property
+    def days(self) -> int:
+        """Evaluated live days (0 when there is no comparison)."""
+        return self.challenger.report.n_days if self.challenger is not None else 0
+
+    @property
+    def differences(self) -> dict[str, float]:
+        """challenger - incumbent per compared metric on the live days (empty when there is no comparison)."""
+        return _differences(self.challenger, self.incumbent) if self.available else {}  # type: ignore[arg-type]
+
+    @property
+    def title(self) -> str:
+        if self.incumbent_version is None:
+            return "Live days: none (no incumbent)"
+        if self.since is None:
+            return f"Live days of incumbent v{self.incumbent_version}"
+        return f"Live days since incumbent v{self.incumbent_version} became champion on {self.since.isoformat()}"
+
+    @property
+    def summary(self) -> str:
+        """One line: the window, days and rows, or the reason there is no comparison."""
+        if not self.available:
+            return str(self.reason)
+        return f"{self.window}: {self.days} days, {self.rows} rows ({LIVE_NOT_GATED})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "available": self.available,
+            "incumbent_version": self.incumbent_version,
+            "incumbent_champion_since": None if self.since is None else self.since.isoformat(),
+            "window": None if self.window is None else str(self.window),
+            "days": self.days,
+            "rows": self.rows,
+            "challenger": None if self.challenger is None else self.challenger.report.to_dict(),
+            "incumbent": None if self.incumbent is None else self.incumbent.report.to_dict(),
+            "differences": self.differences,
+            "reason": self.reason,
+            "thresholds_apply": False,
+        }
+
+    def markdown(self) -> str:
+        lines = [f"**{self.title}** ({LIVE_NOT_GATED})", ""]
+        if not self.available:
+            return "\n".join([*lines, str(self.reason)])
+        assert self.challenger is not None
+        lines += [f"{self.window}: {self.days} days, {self.rows} rows", "",
+                  *_metric_table(self.challenger, self.incumbent)]
+        return "\n".join(lines)
+
+
+#: The live section of a report built without one (kept explicit: a report never omits it silently).
+LIVE_NOT_COMPUTED = "the live days were not compared (no live section was computed for this report)"
+
+
 @dataclass(frozen=True)
 class NumericReport:
-    """Challenger vs incumbent on the same rows (the challenger's validation window)."""
+    """Challenger vs incumbent on the same rows (the challenger's validation window), and on the live
+    days since the incumbent became champion (``live``, informational)."""
 
     model: str
     challenger: ModelSeries
@@ -97,14 +216,23 @@ class NumericReport:
     window: DataWindow
     rows: int
     time_column: str
+    live: LiveSection | None = None
 
     @property
     def differences(self) -> dict[str, float]:
-        """challenger - incumbent per compared metric (empty on a first promotion)."""
-        if self.incumbent is None:
-            return {}
-        a, b = self.challenger.report, self.incumbent.report
-        return {m: float(getattr(a, m)) - float(getattr(b, m)) for m in COMPARED_METRICS}
+        """challenger - incumbent per compared metric on the validation window (empty on a first promotion)."""
+        return _differences(self.challenger, self.incumbent)
+
+    @property
+    def live_section(self) -> LiveSection:
+        """The live section, or one saying it was not computed."""
+        if self.live is not None:
+            return self.live
+        inc = self.incumbent
+        return LiveSection(None if inc is None else inc.version, None, reason=LIVE_NOT_COMPUTED)
+
+    def with_live(self, live: LiveSection) -> NumericReport:
+        return dataclasses.replace(self, live=live)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -116,20 +244,14 @@ class NumericReport:
             "challenger": self.challenger.report.to_dict(),
             "incumbent": None if self.incumbent is None else self.incumbent.report.to_dict(),
             "differences": self.differences,
+            "thresholds_apply_to": f"validation window {self.window}",
+            "live": self.live_section.to_dict(),
         }
 
     def markdown(self) -> str:
-        """A markdown table: metric | challenger | incumbent | difference."""
-        inc = self.incumbent
-        head = (f"| metric | challenger v{self.challenger.version} | "
-                f"{'incumbent v' + inc.version if inc else 'incumbent (none)'} | difference |")
-        lines = [head, "|---|---:|---:|---:|"]
-        diffs = self.differences
-        for m in (*COMPARED_METRICS, "n_days"):
-            c = getattr(self.challenger.report, m)
-            i = getattr(inc.report, m) if inc else None
-            d = diffs.get(m)
-            lines.append(f"| {m} | {_fmt(c)} | {_fmt(i)} | {_fmt(d, signed=True)} |")
+        """Two sections: the validation window (thresholds) and the live days (informational)."""
+        lines = [f"**Validation window {self.window}** ({self.rows} rows; the thresholds apply here)", "",
+                 *_metric_table(self.challenger, self.incumbent), "", self.live_section.markdown()]
         return "\n".join(lines)
 
 
@@ -204,6 +326,99 @@ def compute_numeric_report(
                                   f"at least {policy.min_validation_days}")
     return NumericReport(model=model, challenger=done[0], incumbent=done[1] if len(done) > 1 else None,
                          window=window, rows=rows.height, time_column=keys.time)
+
+
+def live_rows(model_input: pl.DataFrame, labels: pl.DataFrame, *, after: dt.date, keys: FrameKeys,
+              label_column: str) -> pl.DataFrame:
+    """The model-input rows of the days strictly after ``after`` joined (inner, on the frame keys) with their
+    known label: rows whose label is null, NaN or absent are left out.
+
+    Raises:
+        DataError: a frame lacks a key column, the label frame lacks ``label_column``, or the key types differ.
+    """
+    for what, frame, needed in (("model input", model_input, keys.columns),
+                                ("label", labels, (*keys.columns, label_column))):
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise DataError(f"the stored {what} partitions lack the column(s) {missing} (they have {frame.columns}; "
+                            f"keys {keys}, label column {label_column!r})")
+    late = pl.col(keys.time).cast(pl.Date) > after
+    known = pl.col(label_column).cast(pl.Float64, strict=False).is_finite()
+    x = model_input.drop(label_column, strict=False).filter(late)
+    y = labels.select(*keys.columns, label_column).filter(late & known.fill_null(False))
+    try:
+        return x.join(y, on=list(keys.columns), how="inner").sort(list(keys.columns))
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(f"the stored model input and label partitions cannot be joined on {keys}: {exc}") from exc
+
+
+def compute_live_section(
+    *,
+    challenger: SignalModel,
+    challenger_version: str,
+    incumbent: SignalModel | None,
+    incumbent_version: str | None,
+    since: dt.date | None,
+    model_input: pl.DataFrame | None,
+    labels: pl.DataFrame | None,
+    keys: FrameKeys,
+    label_column: str,
+    moved: str = "promoted",
+    periods_per_year: int = 252,
+) -> LiveSection:
+    """Both models on the live days strictly after ``since`` (the day the incumbent became champion) whose
+    label is known, with the metrics of :func:`compute_numeric_report`; or a section saying why not.
+
+    Args:
+        since: the day (UTC) of the ledger entry that made the incumbent champion.
+        model_input / labels: the stored partitions of the model-input and label nodes that may hold days
+            after ``since`` (None or empty: nothing stored).
+        moved: how the incumbent became champion, for the texts ("promoted", "restored by a rollback").
+
+    Raises:
+        GateFailed (gate ``report``): the stored frames lack a key or label column, or cannot be joined.
+    """
+    if incumbent is None or incumbent_version is None or since is None:
+        return LiveSection(None, None, reason="no live days to compare: first promotion, there is no incumbent "
+                                              "champion")
+    incumbent_version = str(incumbent_version)
+    what = f"since version {incumbent_version} was {moved} on {since.isoformat()}"
+
+    def absent(reason: str) -> LiveSection:
+        return LiveSection(incumbent_version, since, reason=reason)
+
+    if model_input is None or model_input.height == 0:
+        return absent(f"no live days stored {what}")
+    if keys.time not in model_input.columns:
+        raise gate_failed(REPORT, f"the stored model input partitions have no time column {keys.time!r} "
+                                  f"(they have {model_input.columns})")
+    stored = model_input.filter(pl.col(keys.time).cast(pl.Date) > since)[keys.time].cast(pl.Date).n_unique()
+    if stored == 0:
+        return absent(f"no live days stored {what}")
+    rows = None
+    if labels is not None and labels.height:
+        try:
+            rows = live_rows(model_input, labels, after=since, keys=keys, label_column=label_column)
+        except DataError as exc:
+            raise gate_failed(REPORT, f"the live days {what} cannot be read: {exc}") from exc
+    if rows is None or rows.height == 0:
+        return absent(f"no live days with a known label stored {what}: {stored} model-input day(s) stored, "
+                      "their labels are not known yet")
+    days = rows[keys.time].cast(pl.Date)
+    if days.n_unique() < 2:
+        return absent(f"only one live day with a known label stored {what} ({days.min()}); the metrics need "
+                      "at least 2")
+    done: list[ModelSeries] = []
+    for role, m, v in (("challenger", challenger, challenger_version), ("incumbent", incumbent, incumbent_version)):
+        try:
+            done.append(_series(m, str(v), rows, keys=keys, label_column=label_column,
+                                periods_per_year=periods_per_year))
+        except (DataError, ValueError) as exc:
+            return absent(f"the live days {what} cannot be compared: the {role} (version {v}) cannot score "
+                          f"them: {exc}")
+    window = DataWindow(days.min(), days.max())  # type: ignore[arg-type]
+    return LiveSection(incumbent_version, since, window=window, rows=rows.height, challenger=done[0],
+                       incumbent=done[1])
 
 
 # -- rationale -----------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ def build_promotion_job(
     training_node: str,
     model_name: str,
     policy: PromotionPolicy | None = None,
+    label: str | None = None,
     key_prefix: str | Sequence[str] = (),
     job_name: str = "promote_model",
 ) -> dg.JobDefinition:
@@ -90,6 +91,10 @@ def build_promotion_job(
             ``build_model_assets``; the model input's graph hash is the live feature graph the contract
             gate compares with, the training node's store key is where the report reads its rows.
         policy: the model's :class:`PromotionPolicy` (default margins if omitted).
+        label: the label node, as given to ``build_model_assets``. The report then also compares challenger
+            and incumbent on the live days stored since the incumbent became champion (the model-input and
+            label partitions after that day, up to the newest known label; informational, the thresholds
+            stay on the validation window). ``None``: no live comparison, and the report says so.
         job_name: ``promote_model`` by default; give another for a second model in one Definitions.
 
     Needs the resources ``model_registry`` and ``feature_store`` (``platform_resources``) and
@@ -102,6 +107,14 @@ def build_promotion_job(
         if key not in graph:
             raise GraphError(f"build_promotion_job: {role}={key!r} is not a node of the graph; its nodes are "
                              f"{sorted(n.key for n in graph)}")
+    if label is not None:
+        if not isinstance(label, str) or label not in graph:
+            raise GraphError(f"build_promotion_job: label={label!r} is not a node of the graph; its nodes are "
+                             f"{sorted(n.key for n in graph)}")
+        for role, key in (("model_input", model_input), ("label", label)):
+            if not graph[key].spec.partitioned:
+                raise GraphError(f"build_promotion_job: {role} {key!r} must be a partitioned node (the live days "
+                                 "are its daily partitions)")
     if not isinstance(label_column, str) or not label_column:
         raise ConfigurationError(f"label_column must name the label column, got {label_column!r}")
     translator = FeatureAssetsTranslator(key_prefix)
@@ -109,11 +122,13 @@ def build_promotion_job(
         model_name=model_name, keys=graph.keys, label_column=label_column,
         training_key=translator.store_key(graph[training_node]),
         model_input_key=translator.store_key(graph[model_input]),
-        live_graph_hash=graph[model_input].graph_hash, policy=policy, project_root=graph.project_root)
+        live_graph_hash=graph[model_input].graph_hash, policy=policy, project_root=graph.project_root,
+        label_key=None if label is None else translator.store_key(graph[label]))
     needs = {"model_registry", "feature_store"}
 
     @dg.op(name="promotion_report", required_resource_keys=needs, out=dg.Out(dg.Any, io_manager_key=IO_MANAGER_KEY),
-           description="Challenger vs incumbent on the challenger's validation window; JSON/HTML/PNG in MLflow.")
+           description="Challenger vs incumbent on the challenger's validation window and on the live days since "
+                       "the incumbent became champion; JSON/HTML/PNG in MLflow.")
     @_gate_failures(G.REPORT)
     def promotion_report(context: dg.OpExecutionContext, config: PromoteConfig) -> Any:
         registry = context.resources.model_registry.get_registry()
@@ -133,6 +148,8 @@ def build_promotion_job(
             "report_sha256": candidate.report_sha256 or "",
             M.MODEL_NAME: candidate.model, M.MODEL_VERSION: candidate.version,
             "incumbent_version": candidate.incumbent_version or "none",
+            "live_days": candidate.report.live_section.days if candidate.report else 0,
+            "live": candidate.report.live_section.summary if candidate.report else "",
         })
         return candidate
 

@@ -18,29 +18,41 @@ from typing import Any
 import polars as pl
 
 from ml_platform.environment import EnvironmentPolicy, capture_environment
-from ml_platform.errors import ConfigurationError, DataError, IntegrityError, ModelNotFound, RegistryError
+from ml_platform.errors import (
+    ConfigurationError,
+    DataError,
+    IntegrityError,
+    MLPlatformError,
+    ModelNotFound,
+    RegistryError,
+)
 from ml_platform.io.store import PinnedStore
 from ml_platform.keys import FrameKeys
-from ml_platform.ledger import LedgerEntry
+from ml_platform.ledger import LedgerEntry, MoveKind
+from ml_platform.models.protocol import SignalModel
 from ml_platform.promotion import artifacts as A
 from ml_platform.promotion import gates as G
 from ml_platform.promotion.champions import Champions, champions_for
 from ml_platform.promotion.policy import PromotionPolicy
 from ml_platform.promotion.report import render_report, sha256_hex
 from ml_platform.registry.contract import DeployContract
+from ml_platform.registry.crashpoints import crash_point
 from ml_platform.registry.entities import check_model_name, check_version
 from ml_platform.registry.schema import FeatureSchema
 from ml_platform.registry.store import ModelRegistry
 
-__all__ = ["Candidate", "PromotionWiring", "check_request", "contract_gate", "four_eyes_gate", "make_report",
-           "rationale_gate", "read_rationale_file", "record", "thresholds_gate"]
+__all__ = ["Candidate", "PromotionWiring", "check_request", "contract_gate", "four_eyes_gate", "live_section",
+           "make_report", "rationale_gate", "read_rationale_file", "record", "thresholds_gate"]
 
 _MAX_REASON = 2000
 
 
 @dataclass(frozen=True)
 class PromotionWiring:
-    """What the job knows of the project: the model, its nodes' store keys and the live graph hash."""
+    """What the job knows of the project: the model, its nodes' store keys and the live graph hash.
+
+    ``label_key`` is the label node's store key; None: the report does not compare the live days.
+    """
 
     model_name: str
     keys: FrameKeys
@@ -50,6 +62,7 @@ class PromotionWiring:
     live_graph_hash: str
     policy: PromotionPolicy
     project_root: str | None = None
+    label_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,9 +159,62 @@ def _live_schema(store: PinnedStore, wiring: PromotionWiring, contract: DeployCo
     return FeatureSchema.from_polars(frame.select(names))
 
 
+def _dated_partitions(store: PinnedStore, key: str) -> list[tuple[dt.date, str]]:
+    """``(first day, partition)`` of the stored partitions of ``key`` named by a day (``2021-03-17...``), sorted."""
+    dated = []
+    for _, partition in store.locations(key):
+        if partition is None:
+            continue
+        try:
+            dated.append((dt.date.fromisoformat(partition[:10]), partition))
+        except ValueError:
+            continue
+    return sorted(dated)
+
+
+def _read_after(store: PinnedStore, key: str, day: dt.date) -> pl.DataFrame | None:
+    """The stored partitions of ``key`` that can hold days after ``day`` (those starting after it, and the last
+    one starting on or before it: a weekly or monthly partition reaches past its first day); None: none."""
+    dated = _dated_partitions(store, key)
+    before = [p for start, p in dated if start <= day][-1:]
+    wanted = before + [p for start, p in dated if start > day]
+    if not wanted:
+        return None
+    frame, _ = store.read_many(key, wanted)
+    return frame
+
+
+def live_section(store: PinnedStore, wiring: PromotionWiring, *, head: LedgerEntry | None, challenger: SignalModel,
+                 challenger_version: str, incumbent: SignalModel | None) -> G.LiveSection:
+    """Challenger vs incumbent on the live days stored since the incumbent became champion (the day of the
+    ledger head, UTC): the model-input and label partitions after it, joined on the frame keys."""
+    if head is None or incumbent is None:
+        return G.compute_live_section(
+            challenger=challenger, challenger_version=challenger_version, incumbent=None, incumbent_version=None,
+            since=None, model_input=None, labels=None, keys=wiring.keys, label_column=wiring.label_column)
+    since = head.recorded_at.astimezone(dt.UTC).date()
+    moved = "promoted" if head.kind == MoveKind.PROMOTION else f"made champion by a {head.kind}"
+    if wiring.label_key is None:
+        return G.LiveSection(head.to_version, since, reason=(
+            f"the live days since version {head.to_version} was {moved} on {since.isoformat()} are not compared: "
+            "the promotion job was built without the label node (build_promotion_job(label=...))"))
+    frames = []
+    for role, key in (("model input", wiring.model_input_key), ("label", wiring.label_key)):
+        try:
+            frames.append(_read_after(store, key, since))
+        except MLPlatformError as exc:
+            raise G.gate_failed(G.REPORT, f"the stored {role} partitions of {key} since version {head.to_version} "
+                                          f"was {moved} on {since.isoformat()} cannot be read: {exc}") from exc
+    return G.compute_live_section(
+        challenger=challenger, challenger_version=challenger_version, incumbent=incumbent,
+        incumbent_version=head.to_version, since=since, model_input=frames[0], labels=frames[1], keys=wiring.keys,
+        label_column=wiring.label_column, moved=moved)
+
+
 def make_report(registry: ModelRegistry, store: PinnedStore, wiring: PromotionWiring, candidate: Candidate,
                 champions: Champions | None = None) -> Candidate:
-    """Gate ``report``: challenger and incumbent on the challenger's validation rows; stored beside the version."""
+    """Gate ``report``: challenger and incumbent on the challenger's validation rows, and on the live days
+    stored since the incumbent became champion (informational); stored beside the version."""
     champions = champions or champions_for(registry)
     contract = candidate.contract
     head = champions.head(candidate.model)
@@ -172,14 +238,19 @@ def make_report(registry: ModelRegistry, store: PinnedStore, wiring: PromotionWi
         model=candidate.model, challenger=challenger, challenger_version=candidate.version, incumbent=incumbent,
         incumbent_version=incumbent_version, training_set=stored.frame, window=contract.validation_window,
         keys=wiring.keys, label_column=wiring.label_column, policy=wiring.policy)
+    report = report.with_live(live_section(store, wiring, head=head, challenger=challenger,
+                                           challenger_version=candidate.version, incumbent=incumbent))
     rendered = render_report(report, created_at=candidate.stamp, extra={
         "training_set": wiring.training_key, "training_set_data_hash": contract.training_set_data_hash,
-        "policy": wiring.policy.to_dict()})
+        "policy": wiring.policy.to_dict(), "label": wiring.label_key})
     A.log_files(registry, candidate.run_id, candidate.folder, rendered.files())
     live = _live_schema(store, wiring, contract, stored.frame)
+    live_part = report.live_section
     result = G.GateResult(G.REPORT, True, f"report on {report.window}: {report.rows} rows, challenger v"
-                          f"{candidate.version} vs {'none' if incumbent_version is None else 'v' + incumbent_version}",
-                          {"differences": report.differences})
+                          f"{candidate.version} vs {'none' if incumbent_version is None else 'v' + incumbent_version}"
+                          f"; live days: {live_part.summary}",
+                          {"differences": report.differences, "live_days": live_part.days,
+                           "live_differences": live_part.differences})
     return candidate.passed(
         result, incumbent_version=incumbent_version, head_seq=0 if head is None else head.seq, report=report,
         report_ref=A.artifact_ref(candidate.run_id, f"{candidate.folder}/report.json"),
@@ -217,7 +288,15 @@ def thresholds_gate(policy: PromotionPolicy, candidate: Candidate) -> Candidate:
 
 def record(registry: ModelRegistry, candidate: Candidate, champions: Champions | None = None) -> LedgerEntry:
     """Store the rationale beside the version, then append the ledger entry (compare-and-set on the head the
-    report compared against) and mirror the alias. A move recorded meanwhile fails with LedgerConflict."""
+    report compared against) and mirror the alias. A move recorded meanwhile fails with LedgerConflict.
+
+    The rationale the entry links to is stored before the entry, under ``<folder>/submitted/`` (so the
+    entry's ref resolves whenever the entry exists), and published as ``<folder>/rationale.md``, where
+    the rationale gate of later promotions compares with it, only once the entry is recorded: an attempt
+    that fails or is killed before its entry leaves no rationale that the same promotion, run again,
+    would be refused as a copy of. A kill between the entry and the publication (or a failed
+    publication, logged) leaves that one recorded rationale out of later copy checks.
+    """
     missing = sorted(set(G.GATE_ORDER) - {g.name for g in candidate.gates})
     if missing:
         raise G.gate_failed(missing[0], "the gate did not run; nothing recorded")
@@ -229,14 +308,28 @@ def record(registry: ModelRegistry, candidate: Candidate, champions: Champions |
             "version": candidate.version, "sha256": sha256_hex(data), "override": candidate.override}
     import json
 
-    A.log_files(registry, candidate.run_id, candidate.folder,
-                {A.RATIONALE_FILE: data, "rationale.json": json.dumps(meta, indent=2, sort_keys=True).encode()})
+    files = {A.RATIONALE_FILE: data, "rationale.json": json.dumps(meta, indent=2, sort_keys=True).encode()}
+    submitted = f"{candidate.folder}/submitted"  # what the entry links to, stored before the entry
+    A.log_files(registry, candidate.run_id, submitted, files)
+    crash_point("promotion.rationale_logged")
     overridden = any(g.name == G.THRESHOLDS and g.facts.get("override") for g in candidate.gates)
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     reason = f"promotion through the gates: {first}"[:_MAX_REASON]
-    return champions.promote(
+    entry = champions.promote(
         candidate.model, candidate.version, expected_head_seq=candidate.head_seq, actor=candidate.actor,
         approver=candidate.approver, reason=reason, report_ref=candidate.report_ref,
         report_sha256=candidate.report_sha256,
-        rationale_ref=A.artifact_ref(candidate.run_id, f"{candidate.folder}/{A.RATIONALE_FILE}"),
+        rationale_ref=A.artifact_ref(candidate.run_id, f"{submitted}/{A.RATIONALE_FILE}"),
         rationale_sha256=sha256_hex(data), override=bool(overridden))
+    crash_point("promotion.recorded")
+    try:
+        A.log_files(registry, candidate.run_id, candidate.folder, files)
+    except Exception as exc:  # noqa: BLE001 - the entry is recorded: the promotion stands, logged
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "model %r version %s is champion (ledger entry %d); its rationale could not be published to %s for the "
+            "copy check of later promotions (%s: %s); the entry links to %s", candidate.model, candidate.version,
+            entry.seq, candidate.folder, type(exc).__name__, exc, entry.rationale_ref)
+    crash_point("promotion.rationale_published")
+    return entry
