@@ -48,6 +48,7 @@ from ml_platform.errors import (
 from ml_platform.ledger import ChainReport, ChampionLedger, LedgerEntry, MoveKind
 from ml_platform.ledger.entry import check_text
 from ml_platform.registry import entities as E
+from ml_platform.registry.crashpoints import crash_point
 from ml_platform.registry.entities import VersionStatus, check_model_name, check_version
 
 if TYPE_CHECKING:
@@ -225,6 +226,7 @@ class ChampionService:
         number = check_version(version)
         check_model_name(model)
         self.registry.load_contract(model, number)
+        crash_point("champion.contract_verified")
         details: dict[str, Any] = {"approver": approver, "report_ref": report_ref, "report_sha256": report_sha256,
                                    "rationale_ref": rationale_ref, "rationale_sha256": rationale_sha256,
                                    "override": override}
@@ -234,6 +236,7 @@ class ChampionService:
         else:
             entry = self.ledger.append(model, expected_head_seq=expected_head_seq, kind=MoveKind.PROMOTION,
                                        to_version=number, actor=actor, reason=reason, **details)
+        crash_point("champion.ledger_committed")
         self.mirror_alias(model, entry.to_version)
         return entry
 
@@ -371,7 +374,9 @@ class ChampionService:
         # under concurrent moves still mirrors the newest head; only a write racing a newer move can lag,
         # and that move's own mirror write follows it.
         head = self.ledger.head(model)
+        crash_point("champion.alias_writing")
         self.registry.write_champion_alias(model, version if head is None else head.to_version)
+        crash_point("champion.alias_written")
 
     # -- reconcile -------------------------------------------------------------------------------
 

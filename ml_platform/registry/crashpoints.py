@@ -1,10 +1,13 @@
-"""Named crash points of registration: a test seam that costs one comparison with ``None``.
+"""Named crash points of registration and promotion: a test seam that costs one comparison with ``None``.
 
 The crash-matrix tests kill a registering process with ``SIGKILL`` at each point and check that
 every MLflow client then sees either no new version or a complete one, and that
-``ml-platform registry repair`` leaves a consistent registry. A point is armed by the environment
-variable :data:`CRASH_POINT_ENV`, read once when this module is imported, or by :func:`arm` (for a
-test driver that forks after importing). Nothing is ever armed in normal use.
+``ml-platform registry repair`` leaves a consistent registry; they kill a promoting process at each
+of :data:`PROMOTION_POINTS` and check that the ledger verifies with the incumbent or the challenger
+as its head, and that ``ml-platform registry reconcile`` repairs whatever the alias lags behind. A
+point is armed by the environment variable :data:`CRASH_POINT_ENV`, read once when this module is
+imported, or by :func:`arm` (for a test driver that forks after importing). Nothing is ever armed in
+normal use.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["CRASH_POINT_ENV", "REGISTRATION_POINTS", "arm", "crash_point"]
+__all__ = ["CRASH_POINT_ENV", "PROMOTION_POINTS", "REGISTRATION_POINTS", "arm", "crash_point"]
 
 CRASH_POINT_ENV = "ML_PLATFORM_CRASH_POINT"
 
@@ -24,6 +27,19 @@ REGISTRATION_POINTS = (
     "register.model_ready",          # + the registered model exists (created here on a first registration)
     "register.version_created",      # + the complete version (one MLflow call); the run still RUNNING
     "register.run_finished",         # + the run FINISHED: the registration is done
+)
+
+#: The points a promotion passes, in order: :func:`~ml_platform.promotion.service.record`, then
+#: :meth:`~ml_platform.registry.champions.ChampionService.promote` and its alias mirror (a rollback passes
+#: the two ``champion.alias_*`` points too).
+PROMOTION_POINTS = (
+    "promotion.rationale_logged",   # the rationale the entry will link to, beside the version; no ledger entry
+    "champion.contract_verified",   # + the challenger's contract loaded and verified; no ledger entry
+    "champion.ledger_committed",    # + the ledger entry committed: the champion of record moved, the alias not
+    "champion.alias_writing",       # + the head read again, the MLflow alias write about to start
+    "champion.alias_written",       # + the alias written (in the alias writer thread)
+    "promotion.recorded",           # + the move returned to the record step; the rationale not published yet
+    "promotion.rationale_published",  # + the rationale published for later copy checks: only Dagster's bookkeeping
 )
 
 _armed: str | None = os.environ.get(CRASH_POINT_ENV) or None
