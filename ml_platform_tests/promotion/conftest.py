@@ -25,7 +25,7 @@ from ml_platform import (
 from ml_platform.environment import capture_environment
 from ml_platform.models import ModelInputs, RidgeTrainer
 from ml_platform.promotion import PromotionPolicy
-from ml_platform.promotion.job import build_promotion_job, promotion_resources
+from ml_platform.promotion.job import GATE_METADATA, build_promotion_job, promotion_resources
 from ml_platform.registry import DeployContract, FeatureSchema
 from ml_platform.window import DataWindow
 
@@ -104,13 +104,23 @@ class Project:
         return self.registry.champion(MODEL)
 
 
-def make_project(tmp_path: Path, instance: dg.DagsterInstance, policy: PromotionPolicy | None = None) -> Project:
-    settings = Settings.local(tmp_path / ".ml_platform")
+def make_project(tmp_path: Path, instance: dg.DagsterInstance, policy: PromotionPolicy | None = None, *,
+                 tracking_uri: str | None = None, existing: bool = False) -> Project:
+    """The project rooted at ``tmp_path / ".ml_platform"``.
+
+    Args:
+        tracking_uri: the MLflow tracking URI (the ledger lives in its database); default: the SQLite file
+            of the embedded settings. The artefacts and the store stay under ``tmp_path``.
+        existing: open a project made earlier under ``tmp_path`` (its training set is stored already:
+            nothing is written) instead of making one.
+    """
+    overrides = {} if tracking_uri is None else {"tracking_uri": tracking_uri}
+    settings = Settings.local(tmp_path / ".ml_platform", **overrides)
     registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location)
     store = PinnedStore(settings.storage)
     graph = build_graph()
     frame = training_frame()
-    manifest = store.write("train_rows", None, frame)
+    manifest = store.manifest("train_rows", None) if existing else store.write("train_rows", None, frame)
     env = capture_environment()
 
     def register(coefs: tuple[float, float] | None = None, *, trained_by: str = "alice",
@@ -141,3 +151,18 @@ def make_project(tmp_path: Path, instance: dg.DagsterInstance, policy: Promotion
 @pytest.fixture
 def project(tmp_path: Path, dagster_instance: dg.DagsterInstance) -> Project:
     return make_project(tmp_path, dagster_instance)
+
+
+def failed_gate(result: dg.ExecuteInProcessResult) -> tuple[str, str]:
+    """(gate, message) of the first step failure of a refused promotion run."""
+    assert not result.success
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data.user_failure_data
+            return str(data.metadata[GATE_METADATA].value), data.description
+    raise AssertionError("no step failure")
+
+
+def ran(result: dg.ExecuteInProcessResult) -> set[str]:
+    """The steps of a run that succeeded."""
+    return {e.step_key for e in result.all_events if e.is_step_success}

@@ -5,28 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from ml_platform.errors import ConfigurationError
 from ml_platform.promotion import PromotionPolicy
-from ml_platform.promotion.job import GATE_METADATA
-from ml_platform_tests.promotion.conftest import RATIONALE, Project
+from ml_platform_tests.promotion.conftest import RATIONALE, Project, failed_gate, ran
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-def failed_gate(result: dg.ExecuteInProcessResult) -> tuple[str, str]:
-    assert not result.success
-    for event in result.all_events:
-        if event.is_step_failure:
-            data = event.step_failure_data.user_failure_data
-            return str(data.metadata[GATE_METADATA].value), data.description
-    raise AssertionError("no step failure")
-
-
-def ran(result: dg.ExecuteInProcessResult) -> set[str]:
-    return {e.step_key for e in result.all_events if e.is_step_success}
 
 
 def _file(project: Project, ref: str) -> Path:
