@@ -182,7 +182,13 @@ class Lifecycle:
         """Train, validate and register a model version (``config``: TrainingRunConfig fields)."""
         return self.run([TRAINED_MODEL], run_config={"ops": {self._op(TRAINED_MODEL): {"config": config}}})
 
-    def live(self, window: DataWindow, model_name: str | None = None) -> dg.ExecuteInProcessResult:
-        """Live signals (through the contract check) and PnL for ``window``."""
-        config = {"ops": {self._op(LIVE_SIGNALS): {"config": {"model_name": model_name}}}} if model_name else {}
-        return self.run([LIVE_SIGNALS, LIVE_PNL], tags=range_tags(self.calendar, window), run_config=config)
+    def live(self, window: DataWindow, model_name: str | None = None,
+             targets: Sequence[str] = (LIVE_SIGNALS, LIVE_PNL)) -> dg.ExecuteInProcessResult:
+        """Live signals (through the contract check) and PnL for ``window``; ``targets`` picks one of them."""
+        unknown = sorted(set(targets) - {LIVE_SIGNALS, LIVE_PNL})
+        if unknown or not targets:
+            raise ConfigurationError(f"Lifecycle.live targets must be among {[LIVE_SIGNALS, LIVE_PNL]}, got "
+                                     f"{list(targets)!r}")
+        config = {"ops": {self._op(LIVE_SIGNALS): {"config": {"model_name": model_name}}}} \
+            if model_name and LIVE_SIGNALS in targets else {}
+        return self.run(list(targets), tags=range_tags(self.calendar, window), run_config=config)

@@ -344,6 +344,11 @@ def build_monitoring(
     Needs the resources ``feature_store`` and ``model_registry`` (``platform_resources``), ``pager`` and
     ``research`` (``platform_resources`` provides them from ``Settings``).
 
+    Build the project's materialization jobs with ``AssetSelection...without_checks()``: Dagster puts
+    the checks of selected assets into an asset job, so without it the infra checks would run (and
+    page) inside the very run that is writing the day, and a job selecting some of the monitored
+    assets would not build (the infra checks are one multi-asset check that cannot be subset).
+
     Raises:
         GraphError: a named node is not in the graph, or has the wrong partitioning.
         ConfigurationError: a threshold, SLO or interval is out of range.

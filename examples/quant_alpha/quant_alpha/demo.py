@@ -9,7 +9,10 @@
 5. train a second version on a later window, promote it (with a declared override if the thresholds
    refuse it), roll back to version 1 in one call and print its latency and the hash-chained ledger,
 6. verify every stored artefact against its manifest,
-7. change one feature's code, rematerialize, and show the champion refused at the boundary.
+7. change one feature's code, rematerialize, and show the champion refused at the boundary,
+8. monitoring (:mod:`quant_alpha.demo_monitoring`): a stale label feed pages on-call and resolves when
+   filled; the May 2012 tape moves the champion's returns off its validated profile, which reaches
+   research as a report in MLflow and never pages.
 
 Every step is a Dagster run on the instance in ``.ml_platform/dagster``: open ``make ui`` afterwards.
 """
@@ -25,6 +28,7 @@ import polars as pl
 from ml_platform import ContractViolation, DataWindow
 from ml_platform.promotion.runs import run_refusal
 from quant_alpha import compute
+from quant_alpha.demo_monitoring import run_monitoring
 from quant_alpha.features import MODEL_INPUT_NODE, build_graph
 
 FEATURES = DataWindow.parse("2011-01-01..2012-02-29")
@@ -201,6 +205,8 @@ def demo(home: str) -> None:
         life.features(CHANGED)
         life.live(CHANGED, model_name)
         click.echo(f"  live signals for {CHANGED} produced again by version {version}")
+
+        run_monitoring(settings, graph, instance, model_name, _say)
     click.secho(f"\ndemo finished in {time.perf_counter() - started:.0f}s. Open the UI with `make ui` "
                 "(http://127.0.0.1:3000); models: `.venv/bin/ml-platform models show "
                 f"{model_name}`", bold=True)

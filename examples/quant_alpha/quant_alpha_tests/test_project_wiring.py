@@ -1,0 +1,54 @@
+"""The example's Definitions: monitoring, the close schedule and jobs that never carry the infra checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from quant_alpha.features import build_graph
+from quant_alpha.project import DAILY_JOB, project_definitions
+
+from ml_platform import Settings
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # get_schedule_def resolves no resources
+
+MATERIALIZING_JOBS = ("features_job", "training_job", "live_signals_job", DAILY_JOB)
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory: pytest.TempPathFactory) -> dg.Definitions:
+    return project_definitions(Settings.local(tmp_path_factory.mktemp("wiring") / ".ml_platform"), build_graph())
+
+
+def test_sensors_and_schedule_start_with_the_daemon(defs: dg.Definitions) -> None:
+    sensors = {s.name: s for s in defs.sensors or []}
+    assert set(sensors) == {"infra_freshness_sensor", "alpha_drift_sensor"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+    assert {s.job_name for s in sensors.values()} == {"infra_freshness_job", "alpha_drift_job"}
+    schedule = defs.get_schedule_def(f"{DAILY_JOB}_daily")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.cron_schedule == "30 16 * * *" and schedule.execution_timezone == "America/New_York"
+
+
+@pytest.mark.parametrize("job", MATERIALIZING_JOBS)
+def test_materializing_jobs_never_run_the_infra_checks(defs: dg.Definitions, job: str) -> None:
+    assert defs.resolve_job_def(job).asset_layer.asset_graph.asset_check_keys == set()
+
+
+def test_the_infra_job_runs_the_checks_and_no_asset(defs: dg.Definitions) -> None:
+    layer = defs.resolve_job_def("infra_freshness_job").asset_layer
+    names = {(k.asset_key.to_user_string(), k.name) for k in layer.asset_graph.asset_check_keys}
+    assert ("forward_return", "freshness") in names and ("feature_matrix", "contract_schema") in names
+    assert ("live_signals", "scheduled_run") in names
+    assert not layer.executable_asset_keys
+
+
+def test_the_schedule_requests_the_day_of_the_close(defs: dg.Definitions, tmp_path: Path) -> None:
+    schedule = defs.get_schedule_def(f"{DAILY_JOB}_daily")
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        friday = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
+                                           scheduled_execution_time=dt.datetime(2012, 3, 2, 21, 30, tzinfo=dt.UTC))
+        request = schedule.evaluate_tick(friday).run_requests
+        assert [r.partition_key for r in request] == ["2012-03-02"]
