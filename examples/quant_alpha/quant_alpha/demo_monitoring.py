@@ -50,7 +50,7 @@ def _queued(settings: Settings, route: str, seen: int) -> list[dict]:
 def _tick(defs: dg.Definitions, instance: dg.DagsterInstance, name: str, cursor: str | None):  # type: ignore[no-untyped-def]
     context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
                                       resources=dict(defs.resources or {}))
-    return defs.get_sensor_def(name).evaluate_tick(context)
+    return defs.resolve_sensor_def(name).evaluate_tick(context)
 
 
 def _launch(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest,
@@ -127,7 +127,8 @@ def run_monitoring(settings: Settings, graph: FeatureGraph, instance: dg.Dagster
             meta = report.get_step_success_events()[0].step_key if report.success else None
             click.echo(f"  alpha_drift_job ({meta}): research report written beside {model_name} in MLflow")
             for alert in _queued(settings, "research", research_seen):
-                click.echo(f"    research route: {alert['alert']['summary'][:150]}")
+                click.echo(f"    research route: {alert['alert']['type']} {alert['alert']['key']} (outbox "
+                           f"{Path(settings.outbox_dir) / 'research.jsonl'}; Slack when a webhook is set)")
                 click.echo(f"      report {alert['alert'].get('report_ref')}")
             break
     else:

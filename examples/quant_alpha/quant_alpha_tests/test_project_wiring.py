@@ -12,8 +12,6 @@ from quant_alpha.project import DAILY_JOB, project_definitions
 
 from ml_platform import Settings
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # get_schedule_def resolves no resources
-
 MATERIALIZING_JOBS = ("features_job", "training_job", "live_signals_job", DAILY_JOB)
 
 
@@ -27,7 +25,7 @@ def test_sensors_and_schedule_start_with_the_daemon(defs: dg.Definitions) -> Non
     assert set(sensors) == {"infra_freshness_sensor", "alpha_drift_sensor"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
     assert {s.job_name for s in sensors.values()} == {"infra_freshness_job", "alpha_drift_job"}
-    schedule = defs.get_schedule_def(f"{DAILY_JOB}_daily")
+    schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_daily")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.cron_schedule == "30 16 * * *" and schedule.execution_timezone == "America/New_York"
 
@@ -46,7 +44,7 @@ def test_the_infra_job_runs_the_checks_and_no_asset(defs: dg.Definitions) -> Non
 
 
 def test_the_schedule_requests_the_day_of_the_close(defs: dg.Definitions, tmp_path: Path) -> None:
-    schedule = defs.get_schedule_def(f"{DAILY_JOB}_daily")
+    schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_daily")
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         friday = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
                                            scheduled_execution_time=dt.datetime(2012, 3, 2, 21, 30, tzinfo=dt.UTC))
