@@ -1,0 +1,105 @@
+"""A real isolated Dagster deployment: a webserver, a daemon, a code location in its own working directory,
+and an asset backfill launched through GraphQL that the daemon executes into the work directory's store."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ml_platform import PinnedStore, Settings
+from ml_platform.errors import ConfigurationError, ReproductionFailed
+from ml_platform.reproduce.backfill import (
+    contiguous_ranges,
+    launch_asset_backfill,
+    launch_asset_run,
+    wait_for_backfill,
+    wait_for_run,
+)
+from ml_platform.reproduce.services import CodeLocation, DagsterServices, IsolatedDeployment
+
+PROJECT = '''
+import os
+import datetime as dt
+import dagster as dg
+import polars as pl
+from ml_platform import (DataWindow, FeatureGraph, FrameKeys, Settings, build_definitions, build_feature_assets,
+                         feature)
+
+@feature(group="market")
+def bars(window: DataWindow) -> pl.DataFrame:
+    days = [window.start + dt.timedelta(days=i) for i in range(window.days)]
+    return pl.DataFrame({"day": days, "name": ["A"] * len(days),
+                         "px": [float(d.toordinal() % 97) for d in days]})
+
+@feature(upstream={"b": "bars"})
+def doubled(b: pl.DataFrame) -> pl.DataFrame:
+    return b.select("day", "name", (pl.col("px") * 2).alias("px2"))
+
+@feature(upstream={"d": "doubled"}, partitioned=False, group="training")
+def rows(d: pl.DataFrame) -> pl.DataFrame:
+    return d
+
+GRAPH = FeatureGraph([bars, doubled, rows], keys=FrameKeys("day", ("name",)))
+CAL = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-02-01")
+defs = build_definitions(Settings.from_env(os.environ), assets=build_feature_assets(GRAPH, partitions_def=CAL))
+'''
+
+
+def test_contiguous_ranges() -> None:
+    order = [f"d{i}" for i in range(10)]
+    assert contiguous_ranges(["d1", "d2", "d3", "d7", "d5", "d6"], order) == [("d1", "d3"), ("d5", "d7")]
+    assert contiguous_ranges(["d0"], order) == [("d0", "d0")]
+    with pytest.raises(ReproductionFailed, match="not partitions"):
+        contiguous_ranges(["x"], order)
+
+
+def test_a_malformed_code_location_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="dotted Python module"):
+        CodeLocation("repro", "not a module", "defs", Path("."), Path(sys.executable))
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> IsolatedDeployment:
+    src = tmp_path / "src"
+    (src / "tinyproj").mkdir(parents=True)
+    (src / "tinyproj" / "__init__.py").write_text("")
+    (src / "tinyproj" / "defs.py").write_text(textwrap.dedent(PROJECT))
+    work = tmp_path / "work"
+    work.mkdir()
+    location = CodeLocation("repro_tiny", "tinyproj.defs", "defs", src, Path(sys.executable))
+    return IsolatedDeployment(work, location, env={"ML_PLATFORM_HOME": str(work / "home")})
+
+
+def test_a_backfill_launched_through_graphql_is_run_by_the_daemon_into_the_work_directory(
+        deployment: IsolatedDeployment) -> None:
+    tags = {"ml_platform/reproduces": "m:1"}
+    wanted = ["2024-01-03", "2024-01-04", "2024-01-05", "2024-01-09"]
+    with DagsterServices(deployment) as services:
+        backfill_id = launch_asset_backfill(services, {("bars",): wanted, ("doubled",): wanted}, tags=tags,
+                                            title="reproduce m v1")
+        outcome = wait_for_backfill(services, backfill_id, timeout=300)
+        assert outcome.succeeded, outcome
+        run = wait_for_run(services, launch_asset_run(services, [("rows",)], run_config={
+            "ops": {"rows": {"config": {"window": "2024-01-03..2024-01-05"}}}}, tags=tags), timeout=300)
+        assert run.status == "SUCCESS", run
+        with pytest.raises(ReproductionFailed, match="defines no asset"):
+            launch_asset_backfill(services, {("nope",): wanted}, tags=tags, title="x")
+
+    store = PinnedStore(Settings.local(deployment.root / "home").storage)
+    assert [p for _, p in store.locations("doubled")] == wanted
+    assert store.read("doubled", "2024-01-09").frame["px2"].to_list() == [2.0 * (738894 % 97)]
+    assert store.exists("rows", None)
+    with dg.DagsterInstance.from_config(str(deployment.dagster_home)) as instance:
+        backfill = instance.get_backfill(backfill_id)
+        assert backfill is not None and backfill.tags == tags and backfill.title == "reproduce m v1"
+        assert len(instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))) == len(outcome.runs) >= 2
+
+
+def test_a_code_location_that_does_not_load_is_reported(deployment: IsolatedDeployment) -> None:
+    (deployment.location.working_directory / "tinyproj" / "defs.py").write_text("raise RuntimeError('broken at A')\n")
+    with pytest.raises(ReproductionFailed, match="broken at A"), DagsterServices(deployment):
+        pass
