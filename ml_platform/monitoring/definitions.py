@@ -146,7 +146,9 @@ def _infra_checks(wiring: MonitoringWiring, calendar: Calendar, clock: Callable[
                                        description=f"infra: the scheduled {wiring.scheduled_job} run for the expected "
                                        "partition succeeded"))
 
-    @dg.multi_asset_check(name=name, specs=specs, required_resource_keys=_INFRA_NEEDS, can_subset=False,
+    infra_job = "infra_freshness_job"
+
+    @dg.multi_asset_check(name=name, specs=specs, required_resource_keys=_INFRA_NEEDS, can_subset=True,
                           config_schema={"as_of": dg.Field(str, default_value="", description=(
                               "Judge as of this ISO-8601 time (with offset); empty: now."))},
                           description="Infra checks of the feature pipeline; failures page on-call.")
@@ -155,9 +157,16 @@ def _infra_checks(wiring: MonitoringWiring, calendar: Calendar, clock: Callable[
         store = context.resources.feature_store.get_store()
         registry = context.resources.model_registry.get_registry()
         outcomes = O.infra_outcomes(context.instance, store, registry, wiring, calendar, now)
-        deliveries = dispatch_infra(context.resources.pager.get_route(), outcomes, now)
+        selected = context.op_execution_context.selected_asset_check_keys
+        # Only infra_freshness_job pages. Dagster also runs these checks when a run materializes the assets
+        # they watch (a UI materialization, a backfill): there they are recorded, and the sensor pages
+        # whatever is still failing through infra_freshness_job.
+        paging = context.op_execution_context.job_name == infra_job and len(selected) == len(specs)
+        deliveries = dispatch_infra(context.resources.pager.get_route(), outcomes, now) if paging else {}
         for outcome in outcomes:
             key = _check_spec_of(wiring, outcome)
+            if key not in selected:
+                continue
             yield dg.AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=outcome.passed,
                                       severity=dg.AssetCheckSeverity.ERROR,
                                       metadata=_check_metadata(outcome, deliveries.get(outcome.key)),
@@ -345,9 +354,9 @@ def build_monitoring(
     ``research`` (``platform_resources`` provides them from ``Settings``).
 
     Build the project's materialization jobs with ``AssetSelection...without_checks()``: Dagster puts
-    the checks of selected assets into an asset job, so without it the infra checks would run (and
-    page) inside the very run that is writing the day, and a job selecting some of the monitored
-    assets would not build (the infra checks are one multi-asset check that cannot be subset).
+    the checks of selected assets into an asset job (and into UI materializations and backfills). The
+    infra checks can be subset, and outside ``infra_freshness_job`` they are recorded but never page
+    (the sensor pages what is still failing); judged while the day is being written they say little.
 
     Raises:
         GraphError: a named node is not in the graph, or has the wrong partitioning.

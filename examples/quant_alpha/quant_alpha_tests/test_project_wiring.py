@@ -50,3 +50,11 @@ def test_the_schedule_requests_the_day_of_the_close(defs: dg.Definitions, tmp_pa
                                            scheduled_execution_time=dt.datetime(2012, 3, 2, 21, 30, tzinfo=dt.UTC))
         request = schedule.evaluate_tick(friday).run_requests
         assert [r.partition_key for r in request] == ["2012-03-02"]
+
+
+def test_a_ui_materialization_or_backfill_of_some_assets_builds_with_their_infra_checks(defs: dg.Definitions) -> None:
+    """Dagster adds the checks of the selected assets to a UI materialization or a backfill run: the infra
+    checks must be subsettable, or materializing one asset from the UI fails to build its run."""
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey("daily_returns")})
+    checks = {(k.asset_key.to_user_string(), k.name) for k in job.asset_layer.asset_graph.asset_check_keys}
+    assert ("daily_returns", "freshness") in checks
