@@ -70,9 +70,10 @@ def _register_commands() -> None:
     from ml_platform.promotion.command import promote
     from ml_platform.registry.champion_commands import audit, history, rollback
     from ml_platform.registry.commands import models, registry
+    from ml_platform.reproduce.command import reproduce
     from ml_platform.scaffold.command import init
 
-    for command in (verify, gc, env, models, registry, init, rollback, history, audit, promote):
+    for command in (verify, gc, env, models, registry, init, rollback, history, audit, promote, reproduce):
         main.add_command(command)
 
 

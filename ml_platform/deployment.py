@@ -96,7 +96,8 @@ def build_definitions(
     Args:
         settings: where the store and the registry live, and the environment policy.
         assets: every asset (from ``build_feature_assets`` / ``build_model_assets`` and the project's own).
-        jobs / schedules / sensors / asset_checks: the project's own.
+        jobs / schedules / sensors / asset_checks: the project's own (schedules and sensors are left out
+            when ``settings.reproduction``: a reproduction's deployment must not page or trade).
         resources: extra resources; they may not replace the platform's three.
 
     Raises:
@@ -108,5 +109,7 @@ def build_definitions(
     clash = sorted(set(resources or {}) & set(platform))
     if clash:
         raise GraphError(f"resources {clash} are the platform's own (configured from Settings); name yours differently")
+    if settings.reproduction:  # a reproduction's isolated deployment only backfills and retrains the record
+        schedules, sensors = (), ()
     return dg.Definitions(assets=list(assets), jobs=list(jobs), schedules=list(schedules), sensors=list(sensors),
                           asset_checks=list(asset_checks), resources={**platform, **dict(resources or {})})

@@ -19,6 +19,7 @@ DEPLOYMENTS = ("local", "production")
 POLICIES = tuple(policy.value for policy in EnvironmentPolicy)
 PAGER_KEY_ENV = "ML_PLATFORM_PAGERDUTY_ROUTING_KEY"
 SLACK_WEBHOOK_ENV = "ML_PLATFORM_SLACK_WEBHOOK_URL"
+REPRODUCTION_ENV = "ML_PLATFORM_REPRODUCTION"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class Settings:
             outbox only.
         slack_webhook_env: the environment variable holding the research route's Slack incoming-webhook
             URL (a secret too); None: the outbox and MLflow only.
+        reproduction: the deployment is a reproduction's isolated one (``ML_PLATFORM_REPRODUCTION=1``, set
+            by ``ml-platform reproduce``): ``build_definitions`` leaves out schedules and sensors, since it
+            only backfills and retrains what was recorded.
     """
 
     deployment: str
@@ -52,6 +56,7 @@ class Settings:
     pagerduty_events_url: str | None = None
     pagerduty_routing_key_env: str | None = None
     slack_webhook_env: str | None = None
+    reproduction: bool = False
 
     @property
     def outbox_dir(self) -> Path:
@@ -106,4 +111,14 @@ class Settings:
             pagerduty_events_url=env.get("ML_PLATFORM_PAGERDUTY_EVENTS_URL") or None,
             pagerduty_routing_key_env=PAGER_KEY_ENV if env.get(PAGER_KEY_ENV) else None,
             slack_webhook_env=SLACK_WEBHOOK_ENV if env.get(SLACK_WEBHOOK_ENV) else None,
+            reproduction=_flag(env, REPRODUCTION_ENV),
         )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ConfigurationError(f"{name}={env[name]!r}: use 1 or 0")

@@ -11,6 +11,7 @@ from quant_alpha.features import build_graph
 from quant_alpha.project import DAILY_JOB, project_definitions
 
 from ml_platform import Settings
+from ml_platform.errors import ConfigurationError
 
 MATERIALIZING_JOBS = ("features_job", "training_job", "live_signals_job", DAILY_JOB)
 
@@ -58,3 +59,12 @@ def test_a_ui_materialization_or_backfill_of_some_assets_builds_with_their_infra
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey("daily_returns")})
     checks = {(k.asset_key.to_user_string(), k.name) for k in job.asset_layer.asset_graph.asset_check_keys}
     assert ("daily_returns", "freshness") in checks
+
+
+def test_a_reproduction_deployment_has_no_schedule_and_no_sensor(tmp_path: Path) -> None:
+    settings = Settings.from_env({"ML_PLATFORM_HOME": str(tmp_path), "ML_PLATFORM_REPRODUCTION": "1"})
+    defs = project_definitions(settings, build_graph())
+    assert settings.reproduction and not list(defs.sensors or []) and not list(defs.schedules or [])
+    assert defs.resolve_job_def("infra_freshness_job") is not None  # checks stay: recorded, never paging
+    with pytest.raises(ConfigurationError, match="ML_PLATFORM_REPRODUCTION='maybe': use 1 or 0"):
+        Settings.from_env({"ML_PLATFORM_REPRODUCTION": "maybe"})

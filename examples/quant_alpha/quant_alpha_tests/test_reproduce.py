@@ -1,0 +1,138 @@
+"""Reproduce the example's model bit-exactly from its registry record, by a real Dagster backfill.
+
+"Production" trains the example's ridge from a fresh clone of this repository (so the recorded commit is
+clean and its ``uv.lock`` is the clone's). ``reproduce_version`` then checks that commit out into a work
+directory, syncs a virtual environment from its lock, runs it as the code location of an isolated Dagster
+(webserver + daemon), seeds the recorded market data as delivered, backfills every other recorded
+partition through the daemon, retrains, and certifies. Production's store, registry versions and Dagster
+instance are compared before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from mlflow import MlflowClient
+from quant_alpha.features import FEATURE_NODES
+from quant_alpha.market.schema import KEYS
+from quant_alpha.project import TRAINER
+
+from ml_platform import DataWindow, FeatureGraph, FrameKeys, Settings
+from ml_platform.errors import ConfigurationError, ReproductionFailed
+from ml_platform.reproduce.certificate import CERTIFICATE_TAG, VERDICT_TAG
+from ml_platform.reproduce.service import REPRODUCES_TAG, reproduce_version
+from quant_alpha_tests.lifecycle_fixtures import Deployment, TrainedVersion
+
+pytestmark = pytest.mark.slow
+
+FEATURES = DataWindow.parse("2011-07-01..2011-11-30")
+TRAINING = DataWindow.parse("2011-07-01..2011-11-30")
+REPO = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class Production:
+    dep: Deployment
+    trained: TrainedVersion
+    clone: Path
+    tmp: Path
+
+
+def _heads(dep: Deployment) -> dict[tuple[str, str | None], str]:
+    return {(m.asset_key, m.partition): m.data_hash for m in dep.store.manifests()}
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
+    tmp = tmp_path_factory.mktemp("repro")
+    clone = tmp / "repo"
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=300)
+    graph = FeatureGraph(FEATURE_NODES, keys=FrameKeys(*KEYS[:1], KEYS[1:]), project_packages=("quant_alpha",),
+                         project_root=clone / "examples" / "quant_alpha")
+    (tmp / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp / "dagster")) as instance:
+        dep = Deployment.create(Settings.local(tmp / ".ml_platform"), instance, graph, TRAINER)
+        dep.life.features(FEATURES)
+        dep.life.training_set(TRAINING)
+        trained = dep.train(validation_fraction=0.25, trained_by="analyst@research")
+        yield Production(dep, trained, clone, tmp)
+
+
+def test_a_model_is_reproduced_bit_exactly_by_a_daemon_backfill_and_certified(production: Production) -> None:
+    dep, trained = production.dep, production.trained
+    heads, runs = _heads(dep), len(dep.instance.get_runs())
+    work = production.tmp / "work"
+    lines: list[str] = []
+    outcome = reproduce_version(trained.model_name, trained.version, workdir=work, registry=dep.registry,
+                                store=dep.store, repo=production.clone, say=lines.append)
+    cert = outcome.certificate
+    assert cert.bit_exact, cert.summary()
+    counts = cert.counts()
+    assert counts["model"] == (1, 1) and counts["training_set"] == (1, 1) and counts["environment"] == (1, 1)
+    assert counts["partition"][0] == counts["partition"][1] > 500
+
+    # the backfill ran in the work directory's own instance, through the daemon, tagged
+    with dg.DagsterInstance.from_config(str(work / "dagster")) as isolated:
+        backfill = isolated.get_backfill(outcome.backfill_id)
+        assert backfill is not None and backfill.tags[REPRODUCES_TAG] == f"{trained.model_name}:{trained.version}"
+        assert isolated.get_runs(dg.RunsFilter(tags={"dagster/backfill": outcome.backfill_id}))
+
+    # production untouched: the same heads, no new run; the certificate beside the version
+    assert _heads(dep) == heads and len(dep.instance.get_runs()) == runs
+    version = MlflowClient(tracking_uri=dep.settings.tracking_uri).get_model_version(trained.model_name,
+                                                                                     trained.version)
+    assert version.tags[VERDICT_TAG] == "true" and version.tags[CERTIFICATE_TAG].startswith("runs:/")
+    assert json.loads((work / "certificate.json").read_text())["bit_exact"] is True
+
+
+def test_bad_input_is_refused_and_writes_nothing(production: Production) -> None:
+    dep, trained = production.dep, production.trained
+    taken = production.tmp / "taken"
+    (taken / "keep.txt").parent.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigurationError, match="exists and is not empty"):
+        reproduce_version(trained.model_name, trained.version, workdir=taken, registry=dep.registry, store=dep.store,
+                          repo=production.clone)
+    assert [p.name for p in taken.iterdir()] == ["keep.txt"]
+    fresh = production.tmp / "never"
+    with pytest.raises(ReproductionFailed, match="not inside a git repository"):
+        reproduce_version(trained.model_name, trained.version, workdir=fresh, registry=dep.registry, store=dep.store,
+                          repo=production.tmp)
+    assert not fresh.exists()
+    from ml_platform.errors import ModelNotFound
+
+    with pytest.raises(ModelNotFound):
+        reproduce_version(trained.model_name, "99", workdir=fresh, registry=dep.registry, store=dep.store,
+                          repo=production.clone)
+    assert not fresh.exists()
+
+
+def test_an_altered_stored_partition_is_named_before_anything_starts(production: Production) -> None:
+    """Runs last: it damages one recorded object of production (then puts it back)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ml_platform.io.layout import object_rel
+
+    dep, trained = production.dep, production.trained
+    manifest = dep.store.manifest("momentum", "2011-09-15")
+    path = Path(dep.store.base) / object_rel(manifest.data_hash)
+    original = path.read_bytes()
+    table = pq.read_table(path)
+    column = table.column("mom_21d").to_pylist()
+    column[0] = (column[0] or 0.0) + 1e-9
+    pq.write_table(table.set_column(table.schema.get_field_index("mom_21d"), "mom_21d", pa.array(column)), path)
+    work = production.tmp / "altered"
+    try:
+        with pytest.raises(ReproductionFailed, match=r"momentum partition 2011-09-15 \(xxh3_128:"):
+            reproduce_version(trained.model_name, trained.version, workdir=work, registry=dep.registry,
+                              store=dep.store, repo=production.clone)
+    finally:
+        path.write_bytes(original)
+    assert not work.exists()

@@ -1,0 +1,206 @@
+"""``reproduce_version``: rebuild a registered model from its record in an isolated work directory and certify it.
+
+1. **record**: the version's contract and training parameters (:mod:`~ml_platform.reproduce.record`);
+   the training set's recorded lineage in the production store, down to the sources, by data hash;
+2. **code**: the recorded commit checked out inside the work directory;
+3. **environment**: a virtual environment synced from that commit's ``uv.lock`` (its hash must be the
+   recorded one), compared with the recorded environment lock package by package;
+4. **data**: an isolated Dagster deployment (instance, store and MLflow in the work directory) runs the
+   old commit as its code location; the recorded source versions are seeded as delivered and a real
+   asset **backfill** of every other recorded partition is executed by its daemon;
+5. **model**: one run of the old code materializes the training set over its recorded window and trains
+   with the recorded seed and parameters;
+6. **compare** every partition's data hash, the training set's, and the model's sha256, and store the
+   **certificate** beside the version in the production registry.
+
+The production store and registry are only read, except for the certificate artefacts and tags.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml_platform.environment import DETERMINISM_ENV_VARS, EnvironmentLock, diff_environments
+from ml_platform.errors import ReproductionFailed
+from ml_platform.io.store import PinnedStore
+from ml_platform.registry.store import ModelRegistry
+from ml_platform.reproduce import backfill as B
+from ml_platform.reproduce.certificate import (
+    Certificate,
+    StoredCertificate,
+    certificate_of,
+    store_certificate,
+)
+from ml_platform.reproduce.checkout import build_environment, check_workdir, checkout_commit, repository_root
+from ml_platform.reproduce.compare import Comparison, ComparisonKind, compare_bytes, compare_partitions
+from ml_platform.reproduce.record import ReproductionRecord, find_training_key
+from ml_platform.reproduce.recorded import describe_lost, recorded_lineage
+from ml_platform.reproduce.services import CodeLocation, DagsterServices, IsolatedDeployment
+from ml_platform.reproduce.sources import seed_sources
+from ml_platform.settings import Settings
+
+__all__ = ["REPRODUCES_TAG", "Reproduction", "reproduce_version"]
+
+REPRODUCES_TAG = "ml_platform/reproduces"
+TRAINED_MODEL = "trained_model"
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """The outcome: the certificate, where it is stored, and the work directory's deployment."""
+
+    certificate: Certificate
+    stored: StoredCertificate | None
+    workdir: Path
+    backfill_id: str | None
+
+
+def _say(message: str) -> None:
+    return None
+
+
+def _definitions_target(source: Path, defs: str | None) -> tuple[str, str]:
+    from ml_platform.workspace import workspace_target
+
+    target = defs or workspace_target(source / "workspace.yaml")
+    module, _, attribute = target.partition(":")
+    return module, attribute or "defs"
+
+
+def reproduce_version(
+    model: str,
+    version: str | int,
+    *,
+    workdir: str | os.PathLike[str],
+    registry: ModelRegistry,
+    store: PinnedStore,
+    repo: str | os.PathLike[str] = ".",
+    defs: str | None = None,
+    timeout_seconds: float = 3600.0,
+    store_result: bool = True,
+    say: Callable[[str], None] = _say,
+) -> Reproduction:
+    """Reproduce ``model`` ``version`` in ``workdir`` and certify it (see the module docstring).
+
+    Args:
+        registry / store: production's registry and store (read; the certificate is written beside the version).
+        repo: a folder inside the project's git repository.
+        defs: ``module:attr`` of the project's Definitions at the recorded commit; default: the one
+            code location of that commit's ``workspace.yaml``.
+        timeout_seconds: bound on the backfill and on the training run.
+        store_result: store the certificate in MLflow beside the version.
+        say: progress lines.
+
+    Raises:
+        ConfigurationError: a malformed name, or a work directory that exists and is not empty.
+        ModelNotFound: unknown model or version.
+        ReproductionFailed: the record lacks what is needed, the commit is not in the repository, the
+            lock differs, recorded versions were collected, or the old code cannot run; all named.
+    """
+    record = ReproductionRecord.from_registry(registry, model, version)
+    contract = record.contract
+    training_key = find_training_key(store, contract.training_set_data_hash)
+    # every recorded object re-read and re-hashed: an altered or lost one is named before anything starts
+    lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, verify_objects=True)
+    if not lineage.complete:
+        raise ReproductionFailed(f"model {model!r} version {record.version}: " + describe_lost(lineage.lost))
+    root_repo = repository_root(repo)
+    work = check_workdir(workdir)  # only now: every refusal above leaves no work directory behind
+    comparisons: list[Comparison] = []
+    facts: dict[str, object] = {"workdir": str(work), "training_set": training_key,
+                                "recorded_versions": len(lineage.partitions)}
+    timings: dict[str, float] = {}
+
+    say(f"code: commit {record.commit[:12]} of {root_repo}")
+    source = checkout_commit(root_repo, record.commit, work / "src")
+    say("environment: uv sync --frozen of that commit's uv.lock")
+    started = time.perf_counter()
+    rebuilt = build_environment(source, work / "venv", recorded_lock_hash=str(record.uv_lock_hash),
+                                project_root=source)
+    timings["environment_s"] = round(time.perf_counter() - started, 2)
+    recorded_env = EnvironmentLock.from_dict(contract.environment_lock)
+    differences = [d for d in diff_environments(recorded_env, rebuilt.lock).differences if not d.startswith("env ")]
+    shown = "; ".join(differences[:5]) + (f" (+{len(differences) - 5} more)" if len(differences) > 5 else "")
+    comparisons.append(Comparison(ComparisonKind.ENVIRONMENT, "environment (python, platform, uv.lock, packages, BLAS)",
+                                  _environment_summary(recorded_env), _environment_summary(rebuilt.lock),
+                                  shown or None))
+    facts["environment_differences"] = differences
+
+    settings = Settings.local(work / "home")
+    deterministic = {name: value for name, value in recorded_env.env_vars if value is not None}
+    module, attribute = _definitions_target(source, defs)
+    location = CodeLocation(f"repro_{record.commit[:12]}", module, attribute, source, rebuilt.python)
+    deployment = IsolatedDeployment(work, location, env={
+        "ML_PLATFORM_HOME": str(settings.home), "ML_PLATFORM_DEPLOYMENT": "local", "ML_PLATFORM_ENV_POLICY": "warn",
+        "ML_PLATFORM_REPRODUCTION": "1",
+        **{k: v for k, v in deterministic.items() if k in DETERMINISM_ENV_VARS}})
+    isolated = PinnedStore(settings.storage)
+    say(f"data: {len(lineage.sources())} source partitions seeded as delivered, "
+        f"{len(lineage.computed())} partitions to backfill")
+    seed_sources(store, isolated, lineage)
+    tags = {REPRODUCES_TAG: f"{model}:{record.version}", "ml_platform/commit": record.commit}
+    wanted: dict[tuple[str, ...], list[str]] = {}
+    for part in lineage.computed():
+        wanted.setdefault(tuple(part.key.split("/")), []).append(str(part.partition))
+    backfill_id = None
+    with DagsterServices(deployment) as services:
+        say(f"the reproduction's Dagster UI: {services.url} (Backfills)")
+        facts["dagster_ui"] = services.url
+        if wanted:
+            started = time.perf_counter()
+            backfill_id = B.launch_asset_backfill(services, wanted, tags=tags,
+                                                  title=f"reproduce {model} v{record.version}",
+                                                  description=f"commit {record.commit}")
+            outcome = B.wait_for_backfill(services, backfill_id, timeout=timeout_seconds)
+            timings["backfill_s"] = round(time.perf_counter() - started, 2)
+            facts["backfill"] = {"id": backfill_id, "status": outcome.status, "runs": len(outcome.runs)}
+            say(f"backfill {backfill_id}: {outcome.status}, {len(outcome.runs)} runs in {timings['backfill_s']} s")
+            if not outcome.succeeded:
+                failed = [r for r, s in outcome.runs if s != "SUCCESS"]
+                raise ReproductionFailed(f"the reproduction backfill {backfill_id} ended {outcome.status} (runs not "
+                                         f"successful: {failed[:5]}); see {services.url} and {work / 'logs'}")
+        training_path = training_key.split("/")
+        model_path = [*training_path[:-1], TRAINED_MODEL]
+        window = store.manifest(training_key, None, data_hash=contract.training_set_data_hash).window
+        run_config = {"ops": {"__".join(training_path): {"config": {"window": str(window)}},
+                              "__".join(model_path): {"config": record.training_config}}}
+        started = time.perf_counter()
+        run = B.wait_for_run(services, B.launch_asset_run(services, [training_path, model_path],
+                                                          run_config=run_config, tags=tags), timeout=timeout_seconds)
+        timings["training_s"] = round(time.perf_counter() - started, 2)
+        say(f"model: training run {run.run_id} {run.status} in {timings['training_s']} s")
+        if run.status != "SUCCESS":
+            raise ReproductionFailed(f"the reproduction's training run {run.run_id} ended {run.status}; see "
+                                     f"{services.url}/runs/{run.run_id}")
+    facts["timings"] = timings
+    comparisons += compare_partitions(store, isolated, [*lineage.sources(), *lineage.computed()], keys=contract.keys)
+    assert lineage.root is not None
+    comparisons += compare_partitions(store, isolated, [lineage.root], keys=contract.keys)
+    comparisons[-1] = Comparison(ComparisonKind.TRAINING_SET, comparisons[-1].subject, comparisons[-1].recorded,
+                                 comparisons[-1].reproduced, comparisons[-1].difference)
+    rebuilt_registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location)
+    reproduced_sha = rebuilt_registry.load_contract(model, _newest_version(rebuilt_registry, model)).model_sha256
+    comparisons.append(compare_bytes(ComparisonKind.MODEL, "model sha256", contract.model_sha256, reproduced_sha))
+    certificate = certificate_of(comparisons, model=model, version=record.version, commit=record.commit, facts=facts)
+    (work / "certificate.json").write_bytes(certificate.to_json())
+    (work / "certificate.md").write_text(certificate.summary())
+    stored = store_certificate(registry, certificate,
+                               stamp=dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")) if store_result else None
+    return Reproduction(certificate, stored, work, backfill_id)
+
+
+def _environment_summary(lock) -> str:  # type: ignore[no-untyped-def]
+    return (f"{lock.python_implementation} {lock.python_version}, {lock.platform}, uv.lock {lock.uv_lock_hash}, "
+            f"{len(lock.package_versions)} packages")
+
+
+def _newest_version(registry: ModelRegistry, model: str) -> str:
+    details = registry.show(model)
+    if not details:
+        raise ReproductionFailed(f"the reproduction's training run registered no version of {model!r}")
+    return str(max(int(d.version) for d in details))
