@@ -74,6 +74,7 @@ def deployment(tmp_path: Path) -> IsolatedDeployment:
     return IsolatedDeployment(work, location, env={"ML_PLATFORM_HOME": str(work / "home")})
 
 
+@pytest.mark.daemon
 def test_a_backfill_launched_through_graphql_is_run_by_the_daemon_into_the_work_directory(
         deployment: IsolatedDeployment) -> None:
     tags = {"ml_platform/reproduces": "m:1"}

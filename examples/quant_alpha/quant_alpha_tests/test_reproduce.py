@@ -29,7 +29,7 @@ from ml_platform.reproduce.certificate import CERTIFICATE_TAG, VERDICT_TAG
 from ml_platform.reproduce.service import REPRODUCES_TAG, reproduce_version
 from quant_alpha_tests.lifecycle_fixtures import Deployment, TrainedVersion
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.daemon]
 
 FEATURES = DataWindow.parse("2011-07-01..2011-11-30")
 TRAINING = DataWindow.parse("2011-07-01..2011-11-30")
@@ -64,6 +64,7 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
         yield Production(dep, trained, clone, tmp)
 
 
+@pytest.mark.timeout(1800)  # the daemon's backfill loop ticks every 30 s, and make test runs it beside the rest
 def test_a_model_is_reproduced_bit_exactly_by_a_daemon_backfill_and_certified(production: Production) -> None:
     dep, trained = production.dep, production.trained
     heads, runs = _heads(dep), len(dep.instance.get_runs())
