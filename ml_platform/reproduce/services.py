@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -93,6 +94,14 @@ class IsolatedDeployment:
             "module_name": loc.module, "attribute": loc.attribute, "location_name": loc.name,
             "working_directory": str(loc.working_directory), "executable_path": str(loc.executable)}}]}
         self.workspace_file.write_text(json.dumps(workspace, indent=2) + "\n")
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in
+                          sorted({"DAGSTER_HOME": str(self.dagster_home), **self.env}.items()))
+        script = self.root / "ui.sh"
+        script.write_text("#!/usr/bin/env bash\n# The reproduction's Dagster UI again (its runs and backfill): "
+                          "bash ui.sh [PORT]\n" + exports
+                          + f"exec {shlex.quote(_dagster_bin('dagster-webserver'))} -w "
+                          f"{shlex.quote(str(self.workspace_file))} -h 127.0.0.1 -p \"${{1:-3001}}\"\n")
+        script.chmod(0o755)
 
     def process_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_PLATFORM_", "DAGSTER_"))}

@@ -104,3 +104,17 @@ def test_a_code_location_that_does_not_load_is_reported(deployment: IsolatedDepl
     (deployment.location.working_directory / "tinyproj" / "defs.py").write_text("raise RuntimeError('broken at A')\n")
     with pytest.raises(ReproductionFailed, match="broken at A"), DagsterServices(deployment):
         pass
+
+
+def test_the_deployment_files_and_the_ui_script(deployment: IsolatedDeployment) -> None:
+    import json
+    import os
+    import subprocess
+
+    deployment.write()
+    workspace = json.loads(deployment.workspace_file.read_text())["load_from"][0]["python_module"]
+    assert workspace["executable_path"] == sys.executable and workspace["module_name"] == "tinyproj.defs"
+    script = deployment.root / "ui.sh"
+    text = script.read_text()
+    assert f"export DAGSTER_HOME={deployment.dagster_home}" in text and "export ML_PLATFORM_HOME=" in text
+    assert os.access(script, os.X_OK) and subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
