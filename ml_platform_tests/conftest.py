@@ -61,3 +61,19 @@ def dagster_instance() -> Iterator[DagsterInstance]:
     """A real DagsterInstance on SQLite storage in a temporary DAGSTER_HOME, removed after the test."""
     with instance_for_test() as instance:
         yield instance
+
+
+@pytest.fixture(autouse=True)
+def _no_dead_defs_state_storage():
+    """Dagster keeps the current defs-state storage in a ContextVar that a closed module-scoped instance can
+    leave set (bound to its dead instance); every later Definitions load then fails with "Attempted to
+    resolve undefined DagsterInstance weakref". Clear such a leftover before each test (test isolation
+    only; no library code touches it)."""
+    from dagster._core.storage.defs_state.base import DefsStateStorage, _current_storage
+
+    storage = DefsStateStorage.get()
+    if storage is not None:
+        ref = getattr(storage, "_instance_weakref", None)
+        if ref is None or ref() is None:
+            _current_storage.set(None)
+    yield

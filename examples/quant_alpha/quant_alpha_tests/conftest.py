@@ -1,5 +1,11 @@
 """The example's tests share the platform tests' real Dagster instances and throwaway PostgreSQL server."""
 
-from ml_platform_tests.conftest import dagster_instance, dagster_pg_instance, postgres, postgres_db
+from ml_platform_tests.conftest import (
+    _no_dead_defs_state_storage,
+    dagster_instance,
+    dagster_pg_instance,
+    postgres,
+    postgres_db,
+)
 
-__all__ = ["dagster_instance", "dagster_pg_instance", "postgres", "postgres_db"]
+__all__ = ["_no_dead_defs_state_storage", "dagster_instance", "dagster_pg_instance", "postgres", "postgres_db"]

@@ -102,9 +102,13 @@ def test_bad_input_is_refused_and_writes_nothing(production: Production) -> None
                           repo=production.clone)
     assert [p.name for p in taken.iterdir()] == ["keep.txt"]
     fresh = production.tmp / "never"
-    with pytest.raises(ReproductionFailed, match="not inside a git repository"):
-        reproduce_version(trained.model_name, trained.version, workdir=fresh, registry=dep.registry, store=dep.store,
-                          repo=production.tmp)
+    import tempfile
+
+    # a folder under /tmp: inside no repository, even when the tests themselves run inside a checkout
+    with tempfile.TemporaryDirectory(prefix="no_git_") as plain, \
+            pytest.raises(ReproductionFailed, match="not inside a git repository"):
+        reproduce_version(trained.model_name, trained.version, workdir=fresh, registry=dep.registry,
+                          store=dep.store, repo=plain)
     assert not fresh.exists()
     from ml_platform.errors import ModelNotFound
 
