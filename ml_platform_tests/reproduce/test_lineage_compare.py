@@ -177,7 +177,7 @@ def test_the_certificate_is_stored_beside_the_version_and_tagged(tmp_path: Path,
     cert = certificate_of([compare_bytes(ComparisonKind.MODEL, "model sha256", "sha256:aa", "sha256:aa")],
                           model=MODEL, version=version, commit=None, facts={"workdir": str(tmp_path)})
     stored = store_certificate(project.registry, cert, stamp="20240101T000000Z")
-    client = MlflowClient(tracking_uri=project.registry.tracking_uri)
+    client = MlflowClient(tracking_uri=project.registry.tracking_uri, registry_uri=project.registry.registry_uri)
     tags = client.get_model_version(MODEL, version).tags
     assert tags[CERTIFICATE_TAG] == f"{stored.json_ref} {stored.sha256}" and tags[VERDICT_TAG] == "true"
     run_id = client.get_model_version(MODEL, version).run_id

@@ -86,8 +86,8 @@ def test_a_model_is_reproduced_bit_exactly_by_a_daemon_backfill_and_certified(pr
 
     # production untouched: the same heads, no new run; the certificate beside the version
     assert _heads(dep) == heads and len(dep.instance.get_runs()) == runs
-    version = MlflowClient(tracking_uri=dep.settings.tracking_uri).get_model_version(trained.model_name,
-                                                                                     trained.version)
+    client = MlflowClient(tracking_uri=dep.settings.tracking_uri, registry_uri=dep.settings.tracking_uri)
+    version = client.get_model_version(trained.model_name, trained.version)
     assert version.tags[VERDICT_TAG] == "true" and version.tags[CERTIFICATE_TAG].startswith("runs:/")
     assert json.loads((work / "certificate.json").read_text())["bit_exact"] is True
 
