@@ -121,6 +121,11 @@ def test_team_project_runs_the_whole_lifecycle_and_refuses_its_own_code_change(
     assert signals["session"].n_unique() == len(live_keys) == 21  # business days of 2022-01-03..2022-01-31
     assert set(signals["model_version"]) == {version}
     assert abs(signals["weight"].abs().sum() - len(live_keys)) < 1e-9  # unit gross exposure per session
+    # each day's signals record the one model-input version they scored, by data hash
+    for day in live_keys:
+        (ref,) = store.manifest("team_b/live_signals", day).upstream
+        assert (ref.key, ref.partition) == ("team_b/model_inputs", day)
+        assert ref.data_hash == store.manifest("team_b/model_inputs", day).data_hash
 
     # verify cross-checks the registry: the registered version's training set must still be stored
     cli = ["verify", "--base-dir", settings.storage, "--tracking-uri", settings.tracking_uri, "--no-dagster"]

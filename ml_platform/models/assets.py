@@ -238,6 +238,9 @@ def _live_signals(w: _Wiring) -> dg.AssetsDefinition:
             M.PROJECT_ROOT: w.graph.project_root,
             M.ENVIRONMENT_DIFFERENCES: list(champion.check.environment_differences),
             M.ROW_COUNT: signals.height,
+            # the exact feature-matrix versions scored, per day in the manifests: a trace or a reproduction
+            # follows them by data hash, whatever was rematerialized since
+            M.UPSTREAM: [{"key": m.asset_key, "partition": m.partition, "data_hash": m.data_hash} for m in manifests],
         })
 
     return live_signals
