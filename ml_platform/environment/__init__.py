@@ -15,7 +15,7 @@ from ml_platform.environment.diff import (
     check_environment,
     diff_environments,
 )
-from ml_platform.environment.git import GitState, git_state
+from ml_platform.environment.git import GitState, WorkingTreeDiff, git_state, working_tree_diff
 from ml_platform.environment.lock import (
     DETERMINISM_ENV_VARS,
     LOCK_SCHEMA,
@@ -35,6 +35,7 @@ __all__ = [
     "EnvironmentLock",
     "EnvironmentPolicy",
     "GitState",
+    "WorkingTreeDiff",
     "capture_environment",
     "check_environment",
     "derive_seed",
@@ -42,4 +43,5 @@ __all__ = [
     "find_uv_lock",
     "git_state",
     "validate_seed",
+    "working_tree_diff",
 ]

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from ml_platform import metadata as M
 from ml_platform.dagster_boundary import platform_failures
-from ml_platform.environment import capture_environment, git_state
+from ml_platform.environment import capture_environment, working_tree_diff
 from ml_platform.errors import ConfigurationError, DataError, GraphError
 from ml_platform.features.assets import FeatureAssetsTranslator, window_of
 from ml_platform.features.calendar import Calendar
@@ -167,7 +167,8 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
         outcome = train_and_validate(frame, w.trainer, model_inputs, validation_fraction=config.validation_fraction,
                                      embargo_days=config.embargo_days)
         root = w.graph.project_root
-        git = git_state(root)
+        # read now, not cached: the commit, the dirty flag and the diff must describe the same tree
+        tree = working_tree_diff(root) if root is not None else None
         env = capture_environment(root)
         contract = DeployContract(
             model_name=model_name, model_version=None, feature_graph_hash=feature_graph_hash,
@@ -177,7 +178,7 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
             model_format=outcome.model.format_id, keys=w.keys,
             environment_hash=env.hash, environment_lock=env.to_dict(),
             seeds={**graph_seeds(w.graph), **dict(manifest.seeds), "training": config.seed},
-            git_commit=git.commit, git_dirty=git.dirty, trained_by=config.trained_by or getpass.getuser(),
+            git_commit=tree.commit if tree else None, git_dirty=tree.dirty if tree else False, trained_by=config.trained_by or getpass.getuser(),
             created_at=dt.datetime.now(dt.UTC),
         )
         params = {**w.trainer.params(), "model_format": outcome.model.format_id, "feature_columns": list(columns),
@@ -187,7 +188,8 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
         registry = context.resources.model_registry.get_registry()
         registered = registry.register(model_name=model_name, model=outcome.model, contract=contract, params=params,
                                        metrics=outcome.metrics(), code_snapshot=code_snapshot(w.graph),
-                                       code_hashes=code_hashes(w.graph))
+                                       code_hashes=code_hashes(w.graph),
+                                       git_diff=tree.patch if tree is not None and tree.dirty else None)
         context.log.info(f"registered {model_name} version {registered.version} (run {registered.run_id})")
         return dg.MaterializeResult(metadata={
             M.MODEL_NAME: model_name,

@@ -58,6 +58,7 @@ def stage_run_artifacts(
     contract: DeployContract,
     code_snapshot: Mapping[str, str],
     code_hashes: Mapping[str, Mapping[str, str]] | None = None,
+    git_diff: bytes | None = None,
 ) -> bytes:
     """Write every artefact of the run under the empty folder ``staging``; return the contract's bytes.
 
@@ -87,6 +88,8 @@ def stage_run_artifacts(
         entry.update(dict((code_hashes or {}).get(key, {})))
         index[key] = entry
     (staging / E.CODE_INDEX_ARTIFACT).write_bytes(_canonical(index))
+    if git_diff is not None:
+        (staging / E.GIT_DIFF_ARTIFACT).write_bytes(git_diff)
 
     save_pyfunc(staging / E.MODEL_DIR, model, contract.feature_schema)
     return contract_bytes

@@ -50,6 +50,8 @@ ENVIRONMENT_HASH_TAG = "ml_platform.environment_hash"
 TRAINED_BY_TAG = "ml_platform.trained_by"
 GIT_COMMIT_TAG = "ml_platform.git_commit"
 GIT_DIRTY_TAG = "ml_platform.git_dirty"
+#: On a version trained from a dirty tree: ``sha256:<hex>`` of its stored diff (:data:`GIT_DIFF_ARTIFACT`).
+GIT_DIFF_SHA256_TAG = "ml_platform.git_diff_sha256"
 SEEDS_TAG = "ml_platform.seeds"
 SEED_TAG_PREFIX = "ml_platform.seed."
 MODEL_NAME_TAG = "ml_platform.model_name"
@@ -65,6 +67,8 @@ CONTRACT_ARTIFACT = "contract/contract.json"
 ENVIRONMENT_ARTIFACT = "environment/environment_lock.json"
 CODE_DIR = "code"
 CODE_INDEX_ARTIFACT = "code/index.json"
+#: The uncommitted changes of a dirty tree, as a ``git apply``-able binary patch against the recorded commit.
+GIT_DIFF_ARTIFACT = "code/git.diff"
 MODEL_DIR = "model"
 MODEL_BYTES_ARTIFACT = "model/artifacts/signal_model.bin"  # where MLflow puts pyfunc._MODEL_FILE, any format
 

@@ -16,7 +16,7 @@ from ml_platform.models.protocol import SignalModel, load_model_bytes
 from ml_platform.registry import entities as E
 from ml_platform.registry.contract import DeployContract
 
-__all__ = ["check_code_snapshot", "check_registration", "param_values", "run_tags", "version_tags"]
+__all__ = ["check_code_snapshot", "check_git_diff", "check_registration", "param_values", "run_tags", "version_tags"]
 
 _HASH_KEYS = frozenset({"code_hash", "graph_hash"})
 
@@ -119,6 +119,26 @@ def check_code_snapshot(code_snapshot: Mapping[str, str], code_hashes: Mapping[s
             raise ConfigurationError(
                 f"code_hashes[{key!r}] must hold string 'code_hash' and/or 'graph_hash' entries, got {hashes!r}"
             )
+
+
+def check_git_diff(contract: DeployContract, git_diff: bytes | None) -> None:
+    """A dirty tree's contract needs the diff of its uncommitted changes; a clean one must have none.
+
+    Raises:
+        ConfigurationError: a dirty contract without a (non-empty, bytes) diff, or a diff with a clean one.
+    """
+    if git_diff is not None and not isinstance(git_diff, bytes):
+        raise ConfigurationError(f"git_diff must be the patch's bytes, got {type(git_diff).__name__}")
+    if contract.git_dirty and not git_diff:
+        raise ConfigurationError(
+            f"the contract records a dirty checkout at {contract.git_commit}, but no diff of its uncommitted changes "
+            "was given: pass git_diff=working_tree_diff(project_root).patch, or train from a clean commit (without "
+            "the diff the exact code could never be recovered)")
+    if git_diff and not contract.git_dirty:
+        raise ConfigurationError("a git_diff was given, but the contract records a clean checkout; capture the git "
+                                 "state and the diff together")
+    if git_diff and contract.git_commit is None:
+        raise ConfigurationError("a git_diff was given, but the contract records no git commit it applies to")
 
 
 def run_tags(model_name: str, contract: DeployContract) -> dict[str, str]:

@@ -67,6 +67,7 @@ from ml_platform.registry.entities import ModelSummary, RegisteredVersion, Versi
 from ml_platform.registry.pyfunc import model_signature
 from ml_platform.registry.registration import (
     check_code_snapshot,
+    check_git_diff,
     check_registration,
     param_values,
     run_tags,
@@ -175,6 +176,7 @@ class ModelRegistry:
         code_snapshot: Mapping[str, str],
         code_hashes: Mapping[str, Mapping[str, str]] | None = None,
         experiment: str = "ml_platform",
+        git_diff: bytes | None = None,
     ) -> RegisteredVersion:
         """Log a training run and register its model as a new version with its deploy contract.
 
@@ -194,6 +196,8 @@ class ModelRegistry:
             code_hashes: Optional feature node key -> ``{"code_hash": ..., "graph_hash": ...}``, added to
                 ``code/index.json``.
             experiment: MLflow experiment of the run (created if missing).
+            git_diff: The uncommitted changes of a dirty checkout (``working_tree_diff(...).patch``), stored as
+                ``code/git.diff`` and hashed into a version tag; required when ``contract.git_dirty``.
 
         Returns:
             The registered version, its run and its contract with ``model_version`` filled in.
@@ -205,10 +209,12 @@ class ModelRegistry:
         E.check_model_name(model_name)
         check_registration(model_name, model, contract, params, metrics, experiment)
         check_code_snapshot(code_snapshot, code_hashes)
+        check_git_diff(contract, git_diff)
         model_signature(contract.feature_schema, contract.keys)  # refuse what MLflow cannot describe, before writing
         client = self._client
         experiment_id = self._experiment_id(experiment)
-        tags = {**run_tags(model_name, contract), E.REGISTRATION_PROCESS_TAG: process_identity()}
+        diff_tags = {E.GIT_DIFF_SHA256_TAG: sha256_of(git_diff)} if git_diff else {}
+        tags = {**run_tags(model_name, contract), **diff_tags, E.REGISTRATION_PROCESS_TAG: process_identity()}
         with self._mlflow(f"start a training run for model {model_name!r}"):
             run = client.create_run(experiment_id, tags=tags, run_name=f"{model_name}-{contract.model_sha256[7:19]}")
         run_id = run.info.run_id
@@ -218,13 +224,15 @@ class ModelRegistry:
             self._log_params_and_metrics(run_id, params, metrics)
             crash_point("register.params_logged")
             with tempfile.TemporaryDirectory(prefix="ml_platform_run_") as staging:
-                contract_bytes = stage_run_artifacts(Path(staging), model, contract, code_snapshot, code_hashes)
+                contract_bytes = stage_run_artifacts(Path(staging), model, contract, code_snapshot, code_hashes,
+                                                     git_diff)
                 with self._mlflow(f"upload the artefacts of run {run_id}"):
                     client.log_artifacts(run_id, staging)
             crash_point("register.artifacts_uploaded")
             created_model = self._ensure_registered_model(model_name)
             crash_point("register.model_ready")
-            tags = {**version_tags(contract, sha256_of(contract_bytes)), E.STATUS_TAG: VersionStatus.READY}
+            tags = {**version_tags(contract, sha256_of(contract_bytes)), **diff_tags,
+                    E.STATUS_TAG: VersionStatus.READY}
             created = self._create_version(model_name, f"{run.info.artifact_uri}/{E.MODEL_DIR}", run_id, tags)
         except BaseException:
             with database.registry_call(self.busy_timeout_seconds):
@@ -396,6 +404,30 @@ class ModelRegistry:
             raise IntegrityError(f"{what} promises model {contract.model_sha256} but the version is tagged "
                                  f"{found.tags.get(E.MODEL_SHA256_TAG)}; register it again")
         return contract if contract.model_version == number else contract.with_version(number)
+
+    def load_git_diff(self, name: str, version: str | int) -> bytes | None:
+        """The stored diff of the uncommitted changes a version was trained with, verified; None: a clean tree.
+
+        Raises:
+            ModelNotFound: no such model or version.
+            RegistryError: the version is not ``ready``.
+            IntegrityError: the version was trained dirty but its diff is missing, or its bytes no longer hash
+                to the SHA-256 recorded at registration.
+        """
+        found = self._ready_version(name, version)
+        recorded = found.tags.get(E.GIT_DIFF_SHA256_TAG)
+        what = f"the diff of the uncommitted changes of model {name!r} version {found.version}"
+        if recorded is None:
+            if found.tags.get(E.GIT_DIRTY_TAG) == "true":
+                raise IntegrityError(f"model {name!r} version {found.version} was trained from a dirty checkout "
+                                     "but records no diff of its changes (registered by an older ml_platform): its "
+                                     "exact code is not recoverable")
+            return None
+        data = self._download(found.run_id, E.GIT_DIFF_ARTIFACT, what)
+        if sha256_of(data) != recorded:
+            raise IntegrityError(f"{what} hashes to {sha256_of(data)} but {recorded} was recorded at registration: "
+                                 "it was altered after registration")
+        return data
 
     def load_model(self, name: str, version: str | int) -> SignalModel:
         """Load a version's model from its bytes, verified against the recorded SHA-256, by its recorded format.

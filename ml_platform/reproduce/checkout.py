@@ -3,7 +3,8 @@
 * :func:`check_workdir`: the work directory must not exist or be empty (nothing is ever overwritten);
 * :func:`checkout_commit`: a clone of the project's repository at the recorded commit, inside the work
   directory (``git clone --shared --no-checkout`` then a detached checkout: the repository itself is only
-  read, not even its worktree list changes);
+  read, not even its worktree list changes); a model trained from a dirty tree gets its stored diff
+  applied (``git apply --binary``) and the result is checked to give back exactly that diff;
 * :func:`build_environment`: a virtual environment synced from that commit's own ``uv.lock``
   (``uv sync --frozen``), after checking that the lock hashes to the recorded one; then the environment
   it holds, captured by its own interpreter, for a package-by-package comparison with the record.
@@ -20,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ml_platform.environment import EnvironmentLock
+from ml_platform.environment import EnvironmentLock, working_tree_diff
 from ml_platform.errors import ConfigurationError, ReproductionFailed
 
 __all__ = ["RebuiltEnvironment", "build_environment", "check_workdir", "checkout_commit", "repository_root"]
@@ -74,11 +75,16 @@ def repository_root(path: str | os.PathLike[str]) -> Path:
     return Path(done.stdout.strip())
 
 
-def checkout_commit(repo: Path, commit: str, target: Path) -> Path:
-    """Clone ``repo`` into ``target`` and check out ``commit`` (detached).
+def checkout_commit(repo: Path, commit: str, target: Path, *, patch: bytes | None = None) -> Path:
+    """Clone ``repo`` into ``target``, check out ``commit`` (detached) and apply ``patch`` if given.
+
+    Args:
+        patch: the recorded uncommitted changes (``working_tree_diff`` at training time); after applying it
+            the checkout's own diff against ``commit`` must be byte for byte that patch.
 
     Raises:
-        ReproductionFailed: the commit is not in the repository (named), or git fails.
+        ReproductionFailed: the commit is not in the repository (named), the patch does not apply or does
+            not give back the recorded tree, or git fails.
     """
     probe = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=str(repo), capture_output=True,
                            timeout=30, check=False)
@@ -89,7 +95,26 @@ def checkout_commit(repo: Path, commit: str, target: Path) -> Path:
     _git(["clone", "--quiet", "--shared", "--no-checkout", str(repo), str(target)], repo.parent, f"clone {repo}")
     _git(["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit], target,
          f"check out {commit[:12]}")
+    if patch:
+        _apply(target, commit, patch)
     return target
+
+
+def _apply(target: Path, commit: str, patch: bytes) -> None:
+    recorded = "sha256:" + hashlib.sha256(patch).hexdigest()
+    patch_file = target.parent / f"{target.name}.git.diff"  # beside the checkout: not part of its tree
+    patch_file.write_bytes(patch)
+    _git(["apply", "--binary", "--whitespace=nowarn", str(patch_file)], target,
+         f"apply the recorded diff of uncommitted changes ({recorded}) to {commit[:12]}")
+    try:
+        applied = working_tree_diff(target)
+    except ConfigurationError as exc:
+        raise ReproductionFailed(f"the checkout of {commit[:12]} with the recorded diff applied cannot be diffed "
+                                 f"again: {exc}") from exc
+    if applied is None or applied.sha256 != recorded:
+        raise ReproductionFailed(f"the recorded diff {recorded} applied to {commit[:12]} gives a tree whose diff is "
+                                 f"{applied.sha256 if applied else 'unreadable'}: the patch does not rebuild the tree "
+                                 "the model was trained from")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ml_platform.errors import ConfigurationError, MLPlatformError, ReproductionFailed
+from ml_platform.errors import ConfigurationError, IntegrityError, MLPlatformError, ReproductionFailed
 from ml_platform.io.store import PinnedStore
 from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.entities import check_model_name, check_version
@@ -30,12 +30,15 @@ class ReproductionRecord:
         contract: its deploy contract.
         training_config: the recorded ``TrainingRunConfig`` values (seed, validation_fraction, embargo_days).
         trained_by: who trained it (replayed so the contract matches).
+        git_diff: the stored patch of the uncommitted changes it was trained with (None: a clean commit),
+            verified against the SHA-256 recorded at registration.
     """
 
     model: str
     version: str
     contract: DeployContract
     training_config: dict[str, Any]
+    git_diff: bytes | None = None
 
     @property
     def commit(self) -> str:
@@ -54,7 +57,8 @@ class ReproductionRecord:
             ConfigurationError: a malformed model name or version.
             ModelNotFound: no such model or version.
             ReproductionFailed: the record lacks what reproduction needs (named: no git commit, a dirty
-                tree, no uv.lock hash, no training parameters), with what it means.
+                tree without its stored diff or with an altered one, no uv.lock hash, no training parameters),
+                with what it means.
         """
         check_model_name(model)
         number = check_version(version)
@@ -63,10 +67,17 @@ class ReproductionRecord:
         if contract.git_commit is None:
             raise ReproductionFailed(f"{where} records no git commit: it was trained outside a git checkout, so its "
                                      "code cannot be checked out again")
+        git_diff = None
         if contract.git_dirty:
-            raise ReproductionFailed(f"{where} was trained from a checkout with uncommitted changes at "
-                                     f"{contract.git_commit[:12]}; this ml_platform does not store the diff of a dirty "
-                                     "tree, so the exact code is not recoverable (train from a clean commit)")
+            try:
+                git_diff = registry.load_git_diff(model, number)
+            except IntegrityError as exc:
+                raise ReproductionFailed(f"{where} was trained from a checkout with uncommitted changes at "
+                                         f"{contract.git_commit[:12]}, and its code cannot be recovered: {exc}") from exc
+            if not git_diff:
+                raise ReproductionFailed(f"{where} was trained from a checkout with uncommitted changes at "
+                                         f"{contract.git_commit[:12]} but records no diff of them (registered by an "
+                                         "older ml_platform): its exact code is not recoverable")
         if not contract.environment_lock.get("uv_lock_hash"):
             raise ReproductionFailed(f"{where} records no uv.lock hash: its environment cannot be rebuilt from a lock")
         run_id = registry.model_version(model, number).run_id
@@ -86,7 +97,8 @@ class ReproductionRecord:
                       "embargo_days": int(params["embargo_days"])}
         except ValueError as exc:
             raise ReproductionFailed(f"{where}: a recorded training parameter is malformed: {exc}") from exc
-        return cls(model, number, contract, {**config, "trained_by": contract.trained_by, "model_name": model})
+        return cls(model, number, contract, {**config, "trained_by": contract.trained_by, "model_name": model},
+                   git_diff)
 
 
 def find_training_key(store: PinnedStore, data_hash: str) -> str:

@@ -19,6 +19,7 @@ The production store and registry are only read, except for the certificate arte
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -116,8 +117,11 @@ def reproduce_version(
                                 "recorded_versions": len(lineage.partitions)}
     timings: dict[str, float] = {}
 
-    say(f"code: commit {record.commit[:12]} of {root_repo}")
-    source = checkout_commit(root_repo, record.commit, work / "src")
+    dirty = f" with its recorded diff of uncommitted changes ({len(record.git_diff)} bytes)" if record.git_diff else ""
+    say(f"code: commit {record.commit[:12]} of {root_repo}{dirty}")
+    source = checkout_commit(root_repo, record.commit, work / "src", patch=record.git_diff)
+    if record.git_diff:
+        facts["git_diff_sha256"] = "sha256:" + hashlib.sha256(record.git_diff).hexdigest()
     say("environment: uv sync --frozen of that commit's uv.lock")
     started = time.perf_counter()
     rebuilt = build_environment(source, work / "venv", recorded_lock_hash=str(record.uv_lock_hash),

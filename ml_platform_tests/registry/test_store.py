@@ -456,3 +456,53 @@ def test_importing_the_registry_sets_nothing_and_connecting_turns_telemetry_off(
     kept = subprocess.run([sys.executable, "-c", code], env={**env, "MLFLOW_DISABLE_TELEMETRY": "false"},
                           capture_output=True, text=True, check=True)
     assert kept.stdout.strip() == "('false', None) ('false', 'false')"  # a choice the process made is kept
+
+
+def _register_dirty(registry: ModelRegistry, name: str, git_diff: object) -> RegisteredVersion:
+    model = make_model()
+    return registry.register(model_name=name, model=model, contract=make_contract(name, model, git_dirty=True),
+                             params={}, metrics={}, code_snapshot=CODE_SNAPSHOT,
+                             git_diff=git_diff)  # type: ignore[arg-type]
+
+
+def test_a_dirty_tree_registers_its_diff_and_loads_it_back_verified(registry: ModelRegistry) -> None:
+    patch = b"diff --git a/f.py b/f.py\n--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-A = 1\n+A = 2\n"
+    registered = _register_dirty(registry, "store_dirty", patch)
+    sha = "sha256:" + hashlib.sha256(patch).hexdigest()
+    version = mlflow_client(registry).get_model_version("store_dirty", registered.version)
+    assert version.tags["ml_platform.git_diff_sha256"] == sha
+    assert mlflow_client(registry).get_run(registered.run_id).data.tags["ml_platform.git_diff_sha256"] == sha
+    assert artifact_file(registry, registered.run_id, "code/git.diff").read_bytes() == patch
+    assert registry.load_git_diff("store_dirty", registered.version) == patch
+
+    artifact_file(registry, registered.run_id, "code/git.diff").write_bytes(patch.replace(b"A = 2", b"A = 3"))
+    with pytest.raises(IntegrityError, match="diff of the uncommitted changes of model 'store_dirty' version 1 "
+                                             "hashes to .* altered after registration"):
+        registry.load_git_diff("store_dirty", registered.version)
+
+
+def test_a_clean_version_has_no_diff(registry: ModelRegistry, register: Register) -> None:
+    registered = register("store_clean_diff")
+    assert registry.load_git_diff("store_clean_diff", registered.version) is None
+    assert not artifact_file(registry, registered.run_id, "code/git.diff").exists()
+
+
+@pytest.mark.parametrize(("git_diff", "message"), [
+    (None, "records a dirty checkout at 0123456789ab.* no diff of its uncommitted changes was given"),
+    (b"", "records a dirty checkout"),
+    ("diff --git", "git_diff must be the patch's bytes, got str"),
+])
+def test_a_dirty_contract_without_its_diff_is_refused_before_anything_is_written(
+    registry: ModelRegistry, git_diff: object, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        _register_dirty(registry, "store_dirty_refused", git_diff)
+    assert "store_dirty_refused" not in [s.name for s in registry.list_models()]
+
+
+def test_a_diff_with_a_clean_contract_is_refused(registry: ModelRegistry) -> None:
+    model = make_model()
+    with pytest.raises(ConfigurationError, match="contract records a clean checkout"):
+        registry.register(model_name="store_clean_refused", model=model,
+                          contract=make_contract("store_clean_refused", model), params={}, metrics={},
+                          code_snapshot=CODE_SNAPSHOT, git_diff=b"diff")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ml_platform.environment import working_tree_diff
 from ml_platform.errors import ConfigurationError, ReproductionFailed
 from ml_platform.reproduce.checkout import build_environment, check_workdir, checkout_commit, repository_root
 
@@ -80,3 +81,43 @@ def test_the_work_directory_must_be_new_or_empty(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigurationError, match="is a file"):
         check_workdir(tmp_path / "file")
+
+
+def test_a_dirty_tree_is_rebuilt_from_its_recorded_diff(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root, first, _ = repo
+    _git(root, "-c", "advice.detachedHead=false", "checkout", "-q", first)
+    (root / "feature.py").write_text("LOOKBACK = 7  # uncommitted\n")  # modified, tracked
+    (root / "extra.py").write_text("NEW = True\n")  # untracked, not ignored
+    (root / "blob.bin").write_bytes(bytes(range(256)) * 4)  # binary
+    (root / "uv.lock").unlink()  # deleted
+    _git(root, "add", "extra.py")  # staged or not: both are in the diff, the user's index is not touched
+    index_before = (root / ".git" / "index").read_bytes()
+    recorded = working_tree_diff(root)
+    assert recorded is not None and recorded.commit == first and recorded.dirty
+    assert (root / ".git" / "index").read_bytes() == index_before
+    assert working_tree_diff(root).patch == recorded.patch  # byte-stable
+
+    target = checkout_commit(root, first, tmp_path / "work" / "src", patch=recorded.patch)
+    assert (target / "feature.py").read_text() == "LOOKBACK = 7  # uncommitted\n"
+    assert (target / "extra.py").read_text() == "NEW = True\n"
+    assert (target / "blob.bin").read_bytes() == bytes(range(256)) * 4
+    assert not (target / "uv.lock").exists()
+    assert _git(target, "rev-parse", "HEAD") == first
+
+
+def test_a_clean_tree_has_an_empty_diff_and_no_repository_none(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root, _, latest = repo
+    clean = working_tree_diff(root)
+    assert clean is not None and clean.commit == latest and not clean.dirty and clean.patch == b""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert working_tree_diff(plain) is None
+
+
+def test_a_diff_that_does_not_apply_is_refused(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root, first, _ = repo
+    (root / "feature.py").write_text("LOOKBACK = 11\n")
+    against_latest = working_tree_diff(root)
+    assert against_latest is not None
+    with pytest.raises(ReproductionFailed, match="apply the recorded diff of uncommitted changes"):
+        checkout_commit(root, first, tmp_path / "work" / "src", patch=against_latest.patch)
