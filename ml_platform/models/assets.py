@@ -239,6 +239,8 @@ def _live_signals(w: _Wiring) -> dg.AssetsDefinition:
             M.TIME_COLUMN: keys.time,
             M.PROJECT_ROOT: w.graph.project_root,
             M.ENVIRONMENT_DIFFERENCES: list(champion.check.environment_differences),
+            # which version scored each day, in the manifests: the days a version served are found from the store
+            M.PARAMS: {"model_name": model_name, "model_version": champion.version},
             M.ROW_COUNT: signals.height,
             # the exact feature-matrix versions scored, per day in the manifests: a trace or a reproduction
             # follows them by data hash, whatever was rematerialized since

@@ -16,7 +16,7 @@ from ml_platform.errors import ReproductionFailed
 from ml_platform.reproduce.services import DagsterServices
 
 __all__ = ["BackfillOutcome", "RunOutcome", "contiguous_ranges", "launch_asset_backfill", "launch_asset_run",
-           "wait_for_backfill", "wait_for_run"]
+           "launch_partition_runs", "wait_for_backfill", "wait_for_run"]
 
 _DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 _RUN_DONE = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -145,6 +145,23 @@ def launch_asset_run(services: DagsterServices, assets: Sequence[Sequence[str]],
         raise ReproductionFailed(f"the run of {['/'.join(p) for p in assets]} was refused "
                                  f"({answer['__typename']}): {detail}")
     return str(answer["run"]["runId"])
+
+
+def launch_partition_runs(services: DagsterServices, path: Sequence[str], partitions: Sequence[str], *,
+                          run_config: Mapping[str, Any], tags: Mapping[str, str]) -> list[str]:
+    """One run of a partitioned asset per contiguous range of ``partitions`` (range tags, as a single-run
+    backfill would); their ids.
+
+    Raises:
+        ReproductionFailed: the asset is not in the old code, a partition not in its calendar, or a run refused.
+    """
+    known = _partition_keys(services, [path])
+    if tuple(path) not in known:
+        raise ReproductionFailed(f"the old code defines no asset {'/'.join(path)}")
+    return [launch_asset_run(services, [path], run_config=run_config,
+                             tags={**tags, "dagster/asset_partition_range_start": start,
+                                   "dagster/asset_partition_range_end": end})
+            for start, end in contiguous_ranges(partitions, known[tuple(path)])]
 
 
 def wait_for_run(services: DagsterServices, run_id: str, *, timeout: float) -> RunOutcome:

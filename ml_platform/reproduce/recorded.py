@@ -103,21 +103,24 @@ def _recorded(manifest: Manifest) -> RecordedPartition:
 
 
 def recorded_lineage(store: PinnedStore, key: str, partition: str | None, data_hash: str, *,
-                     verify_objects: bool = False) -> RecordedLineage:
-    """Walk the recorded versions beneath ``key``/``partition`` at ``data_hash``.
+                     verify_objects: bool = False,
+                     also: Iterable[tuple[str, str | None, str]] = ()) -> RecordedLineage:
+    """Walk the recorded versions beneath ``key``/``partition`` at ``data_hash`` (and beneath ``also``).
 
     Args:
         store: the production store that holds them.
         key / partition / data_hash: the root, e.g. the training set and the hash its contract records.
         verify_objects: also read and re-hash every object (slow on a large lineage); without it an
             object is only checked to exist.
+        also: more ``(key, partition, data_hash)`` versions walked in the same pass (e.g. the live signal
+            days a model version wrote); each shared ancestor is read once.
 
     Returns:
         The lineage; a missing root, manifest or object is listed in ``lost`` with its reason, never raised.
     """
     seen: dict[tuple[str, str | None, str], RecordedPartition] = {}
     lost: dict[tuple[str, str | None, str], LostVersion] = {}
-    queue: deque[tuple[str, str | None, str]] = deque([(key, partition, data_hash)])
+    queue: deque[tuple[str, str | None, str]] = deque([(key, partition, data_hash), *also])
     root: RecordedPartition | None = None
     while queue:
         ident = queue.popleft()

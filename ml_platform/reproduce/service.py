@@ -1,16 +1,21 @@
 """``reproduce_version``: rebuild a registered model from its record in an isolated work directory and certify it.
 
 1. **record**: the version's contract and training parameters (:mod:`~ml_platform.reproduce.record`);
-   the training set's recorded lineage in the production store, down to the sources, by data hash;
-2. **code**: the recorded commit checked out inside the work directory;
+   the training set's recorded lineage in the production store, down to the sources, by data hash, and
+   the live signal days the version served with the model-input versions they scored
+   (:mod:`~ml_platform.reproduce.signals`);
+2. **code**: the recorded commit checked out inside the work directory (with its recorded diff of
+   uncommitted changes applied, for a model trained from a dirty tree);
 3. **environment**: a virtual environment synced from that commit's ``uv.lock`` (its hash must be the
    recorded one), compared with the recorded environment lock package by package;
 4. **data**: an isolated Dagster deployment (instance, store and MLflow in the work directory) runs the
    old commit as its code location; the recorded source versions are seeded as delivered and a real
    asset **backfill** of every other recorded partition is executed by its daemon;
 5. **model**: one run of the old code materializes the training set over its recorded window and trains
-   with the recorded seed and parameters;
-6. **compare** every partition's data hash, the training set's, and the model's sha256, and store the
+   with the recorded seed and parameters; the reproduced version becomes the reproduction's own champion
+   and the old code's live signals score the recorded live days;
+6. **compare** every partition's data hash, the training set's, the model's sha256 and every live
+   signal day (all columns but the registry version number), and store the
    **certificate** beside the version in the production registry.
 
 The production store and registry are only read, except for the certificate artefacts and tags.
@@ -40,8 +45,9 @@ from ml_platform.reproduce.certificate import (
 from ml_platform.reproduce.checkout import build_environment, check_workdir, checkout_commit, repository_root
 from ml_platform.reproduce.compare import Comparison, ComparisonKind, compare_bytes, compare_partitions
 from ml_platform.reproduce.record import ReproductionRecord, find_training_key
-from ml_platform.reproduce.recorded import describe_lost, recorded_lineage
+from ml_platform.reproduce.recorded import RecordedPartition, describe_lost, recorded_lineage
 from ml_platform.reproduce.services import CodeLocation, DagsterServices, IsolatedDeployment
+from ml_platform.reproduce.signals import compare_signals, conflicting_versions, served_signals
 from ml_platform.reproduce.sources import seed_sources
 from ml_platform.settings import Settings
 
@@ -106,15 +112,32 @@ def reproduce_version(
     record = ReproductionRecord.from_registry(registry, model, version)
     contract = record.contract
     training_key = find_training_key(store, contract.training_set_data_hash)
+    # the live days this version served, and beneath them the model-input versions it scored
+    served = served_signals(store, model, record.version)
+    served_ids = {(s.key, s.partition, s.data_hash) for s in served}
     # every recorded object re-read and re-hashed: an altered or lost one is named before anything starts
-    lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, verify_objects=True)
+    lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, verify_objects=True,
+                               also=sorted(served_ids, key=str))
+    unreproducible: list[Comparison] = []
+    conflicts = conflicting_versions(lineage)
+    if conflicts and served:
+        (key, partition), hashes = next(iter(conflicts.items()))
+        why = (f"not reproduced: the training set and the live days read {len(conflicts)} partition(s) at different "
+               f"versions (first: {key} partition {partition} at {', '.join(hashes)}), and one reproduction holds "
+               "one version of each; the model was reproduced without its live days")
+        unreproducible = [Comparison(ComparisonKind.SIGNALS, f"signals {s.label}", s.data_hash, None, why)
+                          for s in served]
+        served, served_ids = (), set()
+        lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, verify_objects=True)
     if not lineage.complete:
         raise ReproductionFailed(f"model {model!r} version {record.version}: " + describe_lost(lineage.lost))
+    signal_days = [p for p in lineage.partitions if (p.key, p.partition, p.data_hash) in served_ids]
+    recomputed = [p for p in lineage.computed() if (p.key, p.partition, p.data_hash) not in served_ids]
     root_repo = repository_root(repo)
     work = check_workdir(workdir)  # only now: every refusal above leaves no work directory behind
     comparisons: list[Comparison] = []
     facts: dict[str, object] = {"workdir": str(work), "training_set": training_key,
-                                "recorded_versions": len(lineage.partitions)}
+                                "recorded_versions": len(lineage.partitions), "live_days": len(signal_days)}
     timings: dict[str, float] = {}
 
     dirty = f" with its recorded diff of uncommitted changes ({len(record.git_diff)} bytes)" if record.git_diff else ""
@@ -145,11 +168,11 @@ def reproduce_version(
         **{k: v for k, v in deterministic.items() if k in DETERMINISM_ENV_VARS}})
     isolated = PinnedStore(settings.storage)
     say(f"data: {len(lineage.sources())} source partitions seeded as delivered, "
-        f"{len(lineage.computed())} partitions to backfill")
+        f"{len(recomputed)} partitions to backfill, {len(signal_days)} live signal days to score")
     seed_sources(store, isolated, lineage)
     tags = {REPRODUCES_TAG: f"{model}:{record.version}", "ml_platform/commit": record.commit}
     wanted: dict[tuple[str, ...], list[str]] = {}
-    for part in lineage.computed():
+    for part in recomputed:
         wanted.setdefault(tuple(part.key.split("/")), []).append(str(part.partition))
     backfill_id = None
     with DagsterServices(deployment) as services:
@@ -181,21 +204,52 @@ def reproduce_version(
         if run.status != "SUCCESS":
             raise ReproductionFailed(f"the reproduction's training run {run.run_id} ended {run.status}; see "
                                      f"{services.url}/runs/{run.run_id}")
+        # the ledger is the reproduction's own (explicit: never the production ledger an env var may name)
+        rebuilt_registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location,
+                                         ledger_url=settings.tracking_uri)
+        reproduced_version = _newest_version(rebuilt_registry, model)
+        if signal_days:
+            started = time.perf_counter()
+            _score_live_days(services, rebuilt_registry, model, record.version, reproduced_version, signal_days,
+                             tags=tags, timeout=timeout_seconds)
+            timings["signals_s"] = round(time.perf_counter() - started, 2)
+            say(f"signals: {len(signal_days)} live days scored by the reproduced model in {timings['signals_s']} s")
     facts["timings"] = timings
-    comparisons += compare_partitions(store, isolated, [*lineage.sources(), *lineage.computed()], keys=contract.keys)
+    comparisons += compare_partitions(store, isolated, [*lineage.sources(), *recomputed], keys=contract.keys)
     assert lineage.root is not None
     comparisons += compare_partitions(store, isolated, [lineage.root], keys=contract.keys)
     comparisons[-1] = Comparison(ComparisonKind.TRAINING_SET, comparisons[-1].subject, comparisons[-1].recorded,
                                  comparisons[-1].reproduced, comparisons[-1].difference)
-    rebuilt_registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location)
-    reproduced_sha = rebuilt_registry.load_contract(model, _newest_version(rebuilt_registry, model)).model_sha256
+    reproduced_sha = rebuilt_registry.load_contract(model, reproduced_version).model_sha256
     comparisons.append(compare_bytes(ComparisonKind.MODEL, "model sha256", contract.model_sha256, reproduced_sha))
+    comparisons += compare_signals(store, isolated, signal_days, keys=contract.keys)
+    comparisons += unreproducible
     certificate = certificate_of(comparisons, model=model, version=record.version, commit=record.commit, facts=facts)
     (work / "certificate.json").write_bytes(certificate.to_json())
     (work / "certificate.md").write_text(certificate.summary())
     stored = store_certificate(registry, certificate,
                                stamp=dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")) if store_result else None
     return Reproduction(certificate, stored, work, backfill_id)
+
+
+def _score_live_days(services: DagsterServices, registry: ModelRegistry, model: str, version: str,
+                     reproduced_version: str, days: list[RecordedPartition], *, tags: dict[str, str],
+                     timeout: float) -> None:
+    """Make the reproduced version the reproduction's champion, then run the old code's live signals over
+    the recorded days (one run per contiguous range, as a single-run backfill would)."""
+    registry.set_champion(model, reproduced_version, actor="ml-platform reproduce",
+                          reason=f"reproduction of {model} version {version}: scores the live days it served")
+    by_key: dict[str, list[str]] = {}
+    for day in days:
+        by_key.setdefault(day.key, []).append(str(day.partition))
+    for key, partitions in by_key.items():
+        path = key.split("/")
+        run_config = {"ops": {"__".join(path): {"config": {"model_name": model}}}}
+        for run_id in B.launch_partition_runs(services, path, partitions, run_config=run_config, tags=tags):
+            run = B.wait_for_run(services, run_id, timeout=timeout)
+            if run.status != "SUCCESS":
+                raise ReproductionFailed(f"the reproduction's live signal run {run_id} ({key}) ended {run.status}; "
+                                         f"see {services.url}/runs/{run_id}")
 
 
 def _environment_summary(lock) -> str:  # type: ignore[no-untyped-def]

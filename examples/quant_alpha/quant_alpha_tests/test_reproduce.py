@@ -1,11 +1,14 @@
 """Reproduce the example's model bit-exactly from its registry record, by a real Dagster backfill.
 
-"Production" trains the example's ridge from a fresh clone of this repository (so the recorded commit is
-clean and its ``uv.lock`` is the clone's). ``reproduce_version`` then checks that commit out into a work
-directory, syncs a virtual environment from its lock, runs it as the code location of an isolated Dagster
+"Production" trains the example's ridge from a fresh clone of this repository at commit A, with
+uncommitted changes (a comment in the feature code, an untracked file: the diff is stored at
+registration), then serves it as champion over live days after its training window. The clone then
+moves on to commit B: those changes committed, an ancestor feature's code changed and a library
+downgraded in ``uv.lock``. ``reproduce_version`` checks A out into a work directory with the recorded diff
+applied, syncs a virtual environment from A's lock, runs it as the code location of an isolated Dagster
 (webserver + daemon), seeds the recorded market data as delivered, backfills every other recorded
-partition through the daemon, retrains, and certifies. Production's store, registry versions and Dagster
-instance are compared before and after.
+partition through the daemon, retrains, scores the live days again, and certifies. Production's store,
+registry versions and Dagster instance are compared before and after.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from quant_alpha_tests.lifecycle_fixtures import Deployment, TrainedVersion
 
 pytestmark = [pytest.mark.slow, pytest.mark.daemon]
 
-FEATURES = DataWindow.parse("2011-07-01..2011-11-30")
+FEATURES = DataWindow.parse("2011-07-01..2011-12-09")
 TRAINING = DataWindow.parse("2011-07-01..2011-11-30")
+LIVE = DataWindow.parse("2011-12-01..2011-12-09")
+_GIT = ("git", "-c", "user.name=repro test", "-c", "user.email=repro@test")
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -53,6 +58,10 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
     tmp = tmp_path_factory.mktemp("repro")
     clone = tmp / "repo"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=300)
+    features = clone / "examples" / "quant_alpha" / "quant_alpha" / "features.py"
+    # uncommitted at training time: a comment (the code hash ignores it) and an untracked file
+    features.write_text(features.read_text().replace("def momentum(", "# trained from a dirty tree\ndef momentum(", 1))
+    (clone / "NOTES.md").write_text("work in progress\n")
     graph = FeatureGraph(FEATURE_NODES, keys=FrameKeys(*KEYS[:1], KEYS[1:]), project_packages=("quant_alpha",),
                          project_root=clone / "examples" / "quant_alpha")
     (tmp / "dagster").mkdir()
@@ -61,6 +70,17 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
         dep.life.features(FEATURES)
         dep.life.training_set(TRAINING)
         trained = dep.train(validation_fraction=0.25, trained_by="analyst@research")
+        dep.registry.set_champion(trained.model_name, trained.version)
+        dep.life.live(LIVE, model_name=trained.model_name)
+        # commit B: the work committed, an ancestor feature's code changed, a library downgraded in the lock
+        source = features.read_text()
+        assert "VOL_WINDOW = 21" in source
+        features.write_text(source.replace("VOL_WINDOW = 21", "VOL_WINDOW = 42"))
+        subprocess.run(["uv", "lock", "--upgrade-package", "six==1.16.0"], cwd=clone, check=True, timeout=300,
+                       capture_output=True)
+        subprocess.run([*_GIT, "add", "--all"], cwd=clone, check=True, timeout=60)
+        subprocess.run([*_GIT, "commit", "--quiet", "-m", "B: vol window 42, six 1.16.0"], cwd=clone, check=True,
+                       timeout=60)
         yield Production(dep, trained, clone, tmp)
 
 
@@ -77,6 +97,8 @@ def test_a_model_is_reproduced_bit_exactly_by_a_daemon_backfill_and_certified(pr
     counts = cert.counts()
     assert counts["model"] == (1, 1) and counts["training_set"] == (1, 1) and counts["environment"] == (1, 1)
     assert counts["partition"][0] == counts["partition"][1] > 500
+    assert counts["signals"][0] == counts["signals"][1] >= 5  # every live day it served, scored again
+    assert any("recorded diff of uncommitted changes" in line for line in lines), lines
 
     # the backfill ran in the work directory's own instance, through the daemon, tagged
     with dg.DagsterInstance.from_config(str(work / "dagster")) as isolated:
