@@ -85,6 +85,9 @@ _EXPORTS: dict[str, str] = {
     "FeatureSchema": "ml_platform.registry.schema",
     "load_champion": "ml_platform.registry.champion",
     "LoadedChampion": "ml_platform.registry.champion",
+    # tracing a live signal back to what made it
+    "trace_signal": "ml_platform.trace.service",
+    "TraceRecord": "ml_platform.trace.record",
     # errors
     "MLPlatformError": "ml_platform.errors",
     "ConfigurationError": "ml_platform.errors",
@@ -102,6 +105,10 @@ _EXPORTS: dict[str, str] = {
     "MonitoringError": "ml_platform.errors",
     "MisroutedAlert": "ml_platform.errors",
     "DeliveryFailed": "ml_platform.errors",
+    "TraceError": "ml_platform.errors",
+    "SignalNotFound": "ml_platform.errors",
+    "NoChampionInForce": "ml_platform.errors",
+    "TraceBroken": "ml_platform.errors",
 }
 
 __all__ = [
@@ -143,6 +150,7 @@ __all__ = [
     "ModelRegistryResource",
     "Monitoring",
     "MonitoringError",
+    "NoChampionInForce",
     "NonDeterministicModel",
     "PagerRoute",
     "PartitionError",
@@ -155,9 +163,13 @@ __all__ = [
     "RidgeTrainer",
     "Settings",
     "SignalModel",
+    "SignalNotFound",
     "SignalsConfig",
     "SklearnSignalModel",
     "SklearnTrainer",
+    "TraceBroken",
+    "TraceError",
+    "TraceRecord",
     "Trainer",
     "TrainingRunConfig",
     "Upstream",
@@ -179,6 +191,7 @@ __all__ = [
     "platform_resources",
     "register_model_format",
     "to_signals",
+    "trace_signal",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
@@ -197,9 +210,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         MLPlatformError,
         ModelNotFound,
         MonitoringError,
+        NoChampionInForce,
         NonDeterministicModel,
         PartitionError,
         RegistryError,
+        SignalNotFound,
+        TraceBroken,
+        TraceError,
         WindowError,
     )
     from ml_platform.features.assets import FeatureAssetsTranslator, build_feature_assets
@@ -239,6 +256,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ml_platform.registry.schema import FeatureSchema
     from ml_platform.registry.store import ModelRegistry
     from ml_platform.settings import Settings
+    from ml_platform.trace.record import TraceRecord
+    from ml_platform.trace.service import trace_signal
     from ml_platform.window import DataWindow
 
 

@@ -72,8 +72,9 @@ def _register_commands() -> None:
     from ml_platform.registry.commands import models, registry
     from ml_platform.reproduce.command import reproduce
     from ml_platform.scaffold.command import init
+    from ml_platform.trace.command import trace
 
-    for command in (verify, gc, env, models, registry, init, rollback, history, audit, promote, reproduce):
+    for command in (verify, gc, env, models, registry, init, rollback, history, audit, promote, reproduce, trace):
         main.add_command(command)
 
 

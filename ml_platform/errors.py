@@ -222,3 +222,35 @@ class DeliveryFailed(MonitoringError):
     """An alert endpoint refused or did not answer; the alert stays in the outbox for the next attempt."""
 
     code = "DELIVERY_FAILED"
+
+
+class TraceError(MLPlatformError):
+    """A live signal cannot be traced back to what made it (see ``ml-platform trace``)."""
+
+    code = "TRACE_ERROR"
+
+
+class SignalNotFound(TraceError, DataError):
+    """No stored live signal for that model or asset, day and instrument; the message says what exists."""
+
+    code = "SIGNAL_NOT_FOUND"
+
+
+class NoChampionInForce(SignalNotFound):
+    """The day or the signal precedes every champion of record of the model: no champion made it."""
+
+    code = "NO_CHAMPION_IN_FORCE"
+
+
+class TraceBroken(TraceError, IntegrityError):
+    """An object or manifest on a signal's recorded path is missing or no longer holds its recorded bytes.
+
+    Attributes:
+        lost: ``(label, data hash, reason)`` of every version on the path that could not be read back.
+    """
+
+    code = "TRACE_BROKEN"
+
+    def __init__(self, message: str, *, lost: tuple[tuple[str, str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.lost = lost
