@@ -11,11 +11,12 @@ export DAGSTER_HOME := $(HOME_DIR)/dagster
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: help env test demo ui bench lint clean
+.PHONY: help env test demo demo-reproduce ui bench lint clean
 
 help:
 	@echo "make demo   create the environment and run the whole lifecycle on the embedded default"
 	@echo "make test   create the environment and run every test (PostgreSQL ones included)"
+	@echo "make demo-reproduce  train at commit A of a copy, move code, data and lock to B, reproduce A bit-exactly"
 	@echo "make ui     open the Dagster UI (dagster dev) on the embedded default"
 	@echo "make bench  run the benchmarks, print the table, write benchmarks/results.json"
 
@@ -44,6 +45,9 @@ test: env lint
 
 demo: env $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/quant-alpha demo
+
+demo-reproduce: env
+	$(VENV)/bin/quant-alpha demo-reproduce
 
 ui: env $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml

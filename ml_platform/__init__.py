@@ -40,6 +40,10 @@ _EXPORTS: dict[str, str] = {
     "PinnedIOManager": "ml_platform.io.manager",
     "PinnedStoreResource": "ml_platform.io.manager",
     "PinnedStore": "ml_platform.io.store",
+    "WriteFacts": "ml_platform.io.manifest",
+    # reproducing a registered model bit-exactly, with a certificate
+    "reproduce_version": "ml_platform.reproduce.service",
+    "Reproduction": "ml_platform.reproduce.service",
     "ModelRegistryResource": "ml_platform.registry.resource",
     "Settings": "ml_platform.settings",
     "build_definitions": "ml_platform.deployment",
@@ -159,6 +163,7 @@ __all__ = [
     "PinnedStoreResource",
     "PromotionPolicy",
     "RegistryError",
+    "Reproduction",
     "ResearchRoute",
     "RidgeTrainer",
     "Settings",
@@ -174,6 +179,7 @@ __all__ = [
     "TrainingRunConfig",
     "Upstream",
     "WindowError",
+    "WriteFacts",
     "__version__",
     "backtest",
     "build_daily_schedule",
@@ -190,6 +196,7 @@ __all__ = [
     "load_model_bytes",
     "platform_resources",
     "register_model_format",
+    "reproduce_version",
     "to_signals",
     "trace_signal",
 ]
@@ -223,6 +230,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ml_platform.features.graph import FeatureGraph, HashedFeature
     from ml_platform.features.spec import FeatureSpec, Upstream, feature
     from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
+    from ml_platform.io.manifest import WriteFacts
     from ml_platform.io.store import PinnedStore
     from ml_platform.keys import FrameKeys
     from ml_platform.ledger import ChampionLedger
@@ -255,6 +263,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ml_platform.registry.resource import ModelRegistryResource
     from ml_platform.registry.schema import FeatureSchema
     from ml_platform.registry.store import ModelRegistry
+    from ml_platform.reproduce.service import Reproduction, reproduce_version
     from ml_platform.settings import Settings
     from ml_platform.trace.record import TraceRecord
     from ml_platform.trace.service import trace_signal

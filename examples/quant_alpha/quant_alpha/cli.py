@@ -1,4 +1,4 @@
-"""The ``quant-alpha`` command of the example project: ``quant-alpha demo``."""
+"""The ``quant-alpha`` command of the example project: ``quant-alpha demo`` and ``quant-alpha demo-reproduce``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from ml_platform import MLPlatformError
 from quant_alpha.demo import demo
+from quant_alpha.demo_reproduce import demo_reproduce
 
 
 @click.group()
@@ -16,6 +17,7 @@ def main() -> None:
 
 
 main.add_command(demo)
+main.add_command(demo_reproduce)
 
 
 def run() -> None:  # pragma: no cover - console entry with one-line platform errors

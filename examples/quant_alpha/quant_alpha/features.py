@@ -7,6 +7,7 @@ graph hash of every node downstream.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import polars as pl
@@ -91,14 +92,17 @@ LABEL_NODE = "forward_return"
 TRAINING_NODE = "training_set"
 
 
-def build_graph(source: str | None = None) -> FeatureGraph:
+def build_graph(source: str | None = None, project_root: str | os.PathLike[str] | None = None) -> FeatureGraph:
     """The example's feature graph over a market data source, hashed over the ``quant_alpha`` package.
 
     The source is a declared parameter of ``market_bars``, so it is part of that node's code hash and
     of every graph hash downstream: features computed from the synthetic universe and from the real
     sample never share a graph hash, and a model trained on one is refused on the other.
+    ``project_root``: the checkout whose git commit and ``uv.lock`` the artefacts record (default: found
+    from the package).
     """
     nodes = FEATURE_NODES
     if source is not None and source != market_bars.params["source"]:
         nodes = (replace(market_bars, params={**market_bars.params, "source": source}), *FEATURE_NODES[1:])
-    return FeatureGraph(nodes, keys=FrameKeys(*KEYS[:1], KEYS[1:]), project_packages=("quant_alpha",))
+    return FeatureGraph(nodes, keys=FrameKeys(*KEYS[:1], KEYS[1:]), project_packages=("quant_alpha",),
+                        project_root=project_root)
