@@ -48,6 +48,7 @@ __all__ = [
     "signal_model",
     "stored_version",
     "traced_lineage",
+    "training_key",
     "written_at",
 ]
 
@@ -64,9 +65,21 @@ def written_at(manifest: Manifest) -> dt.datetime:
     return dt.datetime.fromisoformat(manifest.written_at).astimezone(dt.UTC)
 
 
-def signal_keys(store: PinnedStore) -> tuple[str, ...]:
-    """Every store key holding live signals (an asset named ``live_signals``, under any key prefix)."""
-    return tuple(dict.fromkeys(k for k, _ in store.locations() if k.rpartition("/")[2] == LIVE_SIGNALS))
+def signal_keys(locations: Sequence[tuple[str, str | None]]) -> tuple[str, ...]:
+    """Every store key holding live signals (an asset named ``live_signals``, under any key prefix).
+
+    Args:
+        locations: the store's ``(key, partition)`` pairs (:meth:`PinnedStore.locations`, listed once).
+    """
+    return tuple(dict.fromkeys(k for k, _ in locations if k.rpartition("/")[2] == LIVE_SIGNALS))
+
+
+def training_key(store: PinnedStore, locations: Sequence[tuple[str, str | None]], data_hash: str) -> str | None:
+    """The unpartitioned key holding a version of ``data_hash`` (the model's training set), or ``None``."""
+    for key, partition in locations:
+        if partition is None and any(entry[2] == data_hash for entry in store.history_entries(key, None)):
+            return key
+    return None
 
 
 def _days_of(store: PinnedStore, key: str) -> list[tuple[str, dt.date, dt.date]]:

@@ -34,7 +34,6 @@ from ml_platform.io.manifest import Manifest, UpstreamRef
 from ml_platform.io.store import PinnedStore
 from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.store import ModelRegistry
-from ml_platform.reproduce.record import find_training_key
 from ml_platform.settings import Settings
 from ml_platform.trace import resolve as R
 from ml_platform.trace.evidence import read_evidence
@@ -82,14 +81,14 @@ def _is_signal_key(store: PinnedStore, target: str) -> bool:
 
 
 def _locate(store: PinnedStore, registry: ModelRegistry, target: str, day: dt.date, *,
-            as_of: dt.datetime | None, data_hash: str | None
+            locations: list[tuple[str, str | None]], as_of: dt.datetime | None, data_hash: str | None
             ) -> tuple[Manifest, tuple[tuple[str, str], ...], pl.DataFrame, str, str]:
     """The live-signal version to trace: ``(manifest, other versions, frame, model name, model version)``."""
     if _is_signal_key(store, target):
         keys: tuple[str, ...] = (target,)
         model_mode = False
     else:
-        keys = R.signal_keys(store)
+        keys = R.signal_keys(locations)
         model_mode = True
         try:
             registry.champion(target)  # an unknown model: ModelNotFound listing the known ones
@@ -159,12 +158,17 @@ def _model_facts(contract: DeployContract) -> ModelFacts:
         created_at=contract.created_at.isoformat(), contract_sha256=contract.sha256, contract=data)
 
 
-def _training_set(store: PinnedStore, contract: DeployContract) -> tuple[StoredVersion | None, str | None]:
+def _training_set(store: PinnedStore, contract: DeployContract,
+                  locations: list[tuple[str, str | None]]) -> tuple[StoredVersion | None, str | None]:
+    data_hash = contract.training_set_data_hash
     try:
-        key = find_training_key(store, contract.training_set_data_hash)
-        manifest = store.manifest(key, None, data_hash=contract.training_set_data_hash)
+        key = R.training_key(store, locations, data_hash)
+        if key is None:
+            return None, (f"the model's training set ({data_hash}) is no longer stored under {store.base} (collected "
+                          "by gc, or trained elsewhere); `ml-platform reproduce` needs it")
+        manifest = store.manifest(key, None, data_hash=data_hash)
     except MLPlatformError as exc:
-        return None, f"the model's training set ({contract.training_set_data_hash}) is not readable here: {exc}"
+        return None, f"the model's training set ({data_hash}) is not readable here: {exc}"
     return R.stored_version(store, manifest, "training_set"), None
 
 
@@ -212,8 +216,9 @@ def trace_signal(
     if isinstance(instrument, str) and not instrument.strip():
         raise ConfigurationError("instrument must be a non-empty value, e.g. --instrument AAPL")
     store, registry = _open(settings, store, registry)
-    manifest, others, frame, model, version = _locate(store, registry, target, when, as_of=as_of,
-                                                      data_hash=data_hash)
+    locations = store.locations()  # listed once: the live-signal keys and the training set are found in it
+    manifest, others, frame, model, version = _locate(store, registry, target, when, locations=locations,
+                                                      as_of=as_of, data_hash=data_hash)
     label = f"live signal {manifest.label}"
     ledger = registry.ledger()
     ledger.verify(model)  # a tampered chain cannot say who promoted what: LedgerTampered names the entry
@@ -257,7 +262,7 @@ def trace_signal(
         notes.append(f"{manifest.label} has {len(others)} other recorded version(s) (rematerialized: "
                      f"{', '.join(f'{w} {h}' for w, h in others)}); this trace follows the version written at "
                      f"{manifest.written_at}")
-    training, problem = _training_set(store, contract)
+    training, problem = _training_set(store, contract, locations)
     if problem:
         notes.append(problem)
 
