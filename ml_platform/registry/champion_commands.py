@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ml_platform.errors import RollbackRefused
+from ml_platform.errors import MLPlatformError, RollbackRefused
 from ml_platform.registry.commands import _open, _registry_options, cli_http_limits, registry
 
 if TYPE_CHECKING:
@@ -83,10 +83,12 @@ def history(model: str, tracking_uri: str | None, registry_uri: str | None, as_j
     service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url)
     try:
         entries = service.history(model)
+        certificates = _certificates(service.registry, model, {e.to_version for e in entries})
     finally:
         service.close()
     if as_json:
-        click.echo(json.dumps([e.to_dict() for e in entries], indent=2, sort_keys=True))
+        click.echo(json.dumps([{**e.to_dict(), "reproduction": certificates.get(e.to_version)} for e in entries],
+                              indent=2, sort_keys=True))
         return
     if not entries:
         click.echo(f"model {model!r} has no champion moves recorded")
@@ -97,6 +99,25 @@ def history(model: str, tracking_uri: str | None, registry_uri: str | None, as_j
             extra += "  OVERRIDE"
         click.echo(f"{e.seq:>4}  {e.recorded_at.isoformat(timespec='seconds')}  {e.kind:<9}  "
                    f"{e.from_version or '-'} -> {e.to_version}  actor: {e.actor}{extra}  reason: {e.reason}")
+        found = certificates.get(e.to_version)
+        if found is not None:
+            verdict = "bit-exact" if found["bit_exact"] else "NOT bit-exact"
+            click.echo(f"      version {e.to_version} reproduced: {verdict}, certificate {found['certificate']}")
+
+
+def _certificates(registry, model: str, versions: set[str]) -> dict[str, dict[str, object]]:  # type: ignore[no-untyped-def]
+    """The latest reproduction certificate of each version (``ml-platform reproduce`` tags the version)."""
+    from ml_platform.reproduce.certificate import CERTIFICATE_TAG, VERDICT_TAG
+
+    found: dict[str, dict[str, object]] = {}
+    for version in versions:
+        try:
+            tags = dict(registry.model_version(model, version).tags or {})
+        except MLPlatformError:
+            continue  # a version the registry no longer has: the ledger entry is printed as recorded
+        if CERTIFICATE_TAG in tags:
+            found[version] = {"certificate": tags[CERTIFICATE_TAG], "bit_exact": tags.get(VERDICT_TAG) == "true"}
+    return found
 
 
 @click.group("audit")

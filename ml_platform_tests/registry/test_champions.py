@@ -283,6 +283,20 @@ def test_cli_rollback_history_and_audit_verify(env: Any, service: ChampionServic
 
     rows = json.loads(output)
     assert [(r["seq"], r["kind"], r["to_version"], r["actor"]) for r in rows][-1] == (3, "rollback", "1", "dave")
+    assert all(r["reproduction"] is None for r in rows)
+
+    # a reproduction certificate stored beside version 1 is shown under its ledger entries
+    from ml_platform.reproduce.certificate import certificate_of, store_certificate
+    from ml_platform.reproduce.compare import ComparisonKind, compare_bytes
+
+    proof = certificate_of([compare_bytes(ComparisonKind.MODEL, "model sha256", "sha256:a", "sha256:a")],
+                           model=name, version="1", commit="abc")
+    stored = store_certificate(registry, proof, stamp="20270101T000000Z")
+    code, output = _cli(registry, "history", name)
+    assert code == 0 and f"version 1 reproduced: bit-exact, certificate {stored.json_ref} {stored.sha256}" in output, output
+    assert "version 2 reproduced" not in output
+    code, output = _cli(registry, "history", name, "--json")
+    assert json.loads(output)[-1]["reproduction"] == {"certificate": f"{stored.json_ref} {stored.sha256}", "bit_exact": True}
     code, output = _cli(registry, "audit", "verify", name)
     assert code == 0 and "chain verifies" in output, output
 
