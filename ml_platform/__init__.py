@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "Lifecycle": "ml_platform.lifecycle",
     "build_promotion_job": "ml_platform.promotion.job",
     "build_rollback_job": "ml_platform.promotion.rollback_job",
+    "run_refusal": "ml_platform.promotion.runs",
     "PromotionPolicy": "ml_platform.promotion.policy",
     "ChampionService": "ml_platform.registry.champions",
     "ChampionLedger": "ml_platform.ledger",
@@ -92,6 +93,8 @@ _EXPORTS: dict[str, str] = {
     # tracing a live signal back to what made it
     "trace_signal": "ml_platform.trace.service",
     "TraceRecord": "ml_platform.trace.record",
+    "trace_summary": "ml_platform.trace.report",
+    "write_trace_report": "ml_platform.trace.command",
     # errors
     "MLPlatformError": "ml_platform.errors",
     "ConfigurationError": "ml_platform.errors",
@@ -197,8 +200,11 @@ __all__ = [
     "platform_resources",
     "register_model_format",
     "reproduce_version",
+    "run_refusal",
     "to_signals",
     "trace_signal",
+    "trace_summary",
+    "write_trace_report",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
@@ -257,6 +263,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ml_platform.promotion.job import build_promotion_job
     from ml_platform.promotion.policy import PromotionPolicy
     from ml_platform.promotion.rollback_job import build_rollback_job
+    from ml_platform.promotion.runs import run_refusal
     from ml_platform.registry.champion import LoadedChampion, load_champion
     from ml_platform.registry.champions import ChampionService
     from ml_platform.registry.contract import ContractCheck, DeployContract, LiveFeatureStream, check_contract
@@ -265,7 +272,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ml_platform.registry.store import ModelRegistry
     from ml_platform.reproduce.service import Reproduction, reproduce_version
     from ml_platform.settings import Settings
+    from ml_platform.trace.command import write_trace_report
     from ml_platform.trace.record import TraceRecord
+    from ml_platform.trace.report import trace_summary
     from ml_platform.trace.service import trace_signal
     from ml_platform.window import DataWindow
 

@@ -29,21 +29,21 @@ __all__ = [
     "render_html",
     "render_markdown",
     "trace_signal",
-    "write_reports",
+    "write_trace_report",
 ]
 
 _EXPORTS = {
     "trace_signal": "ml_platform.trace.service",
     "render_markdown": "ml_platform.trace.report",
     "render_html": "ml_platform.trace.report",
-    "write_reports": "ml_platform.trace.command",
+    "write_trace_report": "ml_platform.trace.command",
     **{name: "ml_platform.trace.record" for name in ("ChampionEntry", "Evidence", "FeatureRow", "ModelFacts",
                                                       "Recomputation", "SignalValue", "StoredVersion",
                                                       "TraceRecord")},
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ml_platform.trace.command import write_reports
+    from ml_platform.trace.command import write_trace_report
     from ml_platform.trace.record import (
         ChampionEntry,
         Evidence,

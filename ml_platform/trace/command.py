@@ -40,16 +40,18 @@ def _as_of(text: str | None) -> dt.datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
-def write_reports(record, out: str | Path) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+def write_trace_report(record, out: str | Path) -> dict[str, Path]:  # type: ignore[no-untyped-def]
     """Write ``trace.md``, ``trace.html`` and ``trace.json`` of ``record`` into ``out``; their paths."""
     from ml_platform.trace.report import render_html, render_markdown
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     files = {"markdown": folder / "trace.md", "html": folder / "trace.html", "json": folder / "trace.json"}
-    files["markdown"].write_text(render_markdown(record), encoding="utf-8")
-    files["html"].write_text(render_html(record), encoding="utf-8")
-    files["json"].write_text(record.to_json() + "\n", encoding="utf-8")
+    texts = {"markdown": render_markdown(record), "html": render_html(record), "json": record.to_json() + "\n"}
+    for kind, path in files.items():  # each file whole or not at all: written beside, then renamed into place
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(texts[kind], encoding="utf-8")
+        partial.replace(path)
     return files
 
 
@@ -69,7 +71,7 @@ def write_reports(record, out: str | Path) -> dict[str, Path]:  # type: ignore[n
 @click.option("--out", "out", default=None, type=click.Path(file_okay=False),
               help="Also write trace.md, trace.html and trace.json into this folder.")
 @click.option("--no-verify", "no_verify", is_flag=True,
-              help="Only check that each object on the path exists (default: re-hash every one).")
+              help="Only check that each object on the path exists (default: re-read each and hash its bytes against the recorded file hash).")
 @click.option("--base-dir", default=None, help="The store (default: from --defs or the ML_PLATFORM_* settings).")
 @click.option("--tracking-uri", default=None, help="MLflow (default: from --defs or the ML_PLATFORM_* settings).")
 @defs_option
@@ -83,7 +85,7 @@ def trace(target: str, day: str, instrument: tuple[str, ...], as_json: bool, rec
     from ml_platform.environment import EnvironmentPolicy
     from ml_platform.io.store import PinnedStore
     from ml_platform.registry.commands import _open, cli_http_limits
-    from ml_platform.trace.report import render_markdown, summary_lines
+    from ml_platform.trace.report import render_markdown, trace_summary
     from ml_platform.trace.service import trace_signal
 
     with cli_http_limits():
@@ -97,8 +99,8 @@ def trace(target: str, day: str, instrument: tuple[str, ...], as_json: bool, rec
     else:
         click.echo(render_markdown(record), nl=False)
     if out is not None:
-        files = write_reports(record, out)
+        files = write_trace_report(record, out)
         click.echo("trace written: " + ", ".join(str(p) for p in files.values()), err=True)
     if recompute and record.recompute is not None and not record.recompute.equal:
-        click.echo("; ".join(summary_lines(record)[-1:]), err=True)
+        click.echo("; ".join(trace_summary(record)[-1:]), err=True)
         click.get_current_context().exit(1)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from ml_platform.trace.record import StoredVersion, TraceRecord, float_hex
 
-__all__ = ["lineage_graph", "lineage_svg", "render_html", "render_markdown", "summary_lines"]
+__all__ = ["lineage_graph", "lineage_svg", "render_html", "render_markdown", "trace_summary"]
 
 
 def _short(value: str | None, digits: int = 16) -> str:
@@ -81,7 +81,7 @@ def _version_rows(versions: Iterable[StoredVersion]) -> list[tuple[object, ...]]
              f"`{v.graph_hash or '-'}`", f"`{v.object_path}`") for v in versions]
 
 
-def summary_lines(record: TraceRecord) -> list[str]:
+def trace_summary(record: TraceRecord) -> list[str]:
     """A few lines for a terminal: the signal, the model, the champion entry, the recomputation."""
     s, m, c = record.signal, record.model, record.champion
     lines = [

@@ -44,7 +44,7 @@ from ml_platform.io.layout import object_rel
 from ml_platform.promotion.artifacts import artifact_ref, log_files
 from ml_platform.registry.boundary import sha256_of
 from ml_platform.registry.champions import ChampionService
-from ml_platform.trace.command import write_reports
+from ml_platform.trace.command import write_trace_report
 from ml_platform.trace.report import lineage_svg, render_html, render_markdown
 from ml_platform_tests.test_team_project import PROJECT, _forget_team_b, _git
 
@@ -316,5 +316,5 @@ def test_reports_render_from_the_record_alone(history: History, tmp_path: Path) 
     texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
     assert set(record.nodes()) <= set(texts) and f"model {history.model} v{history.v1}" in texts
     assert len(list(svg.iter("{http://www.w3.org/2000/svg}line"))) == len(record.edges()) + 3
-    files = write_reports(record, tmp_path / "out")
+    files = write_trace_report(record, tmp_path / "out")
     assert sorted(p.name for p in files.values()) == ["trace.html", "trace.json", "trace.md"]

@@ -12,7 +12,9 @@
 7. change one feature's code, rematerialize, and show the champion refused at the boundary,
 8. monitoring (:mod:`quant_alpha.demo_monitoring`): a stale label feed pages on-call and resolves when
    filled; the May 2012 tape moves the champion's returns off its validated profile, which reaches
-   research as a report in MLflow and never pages.
+   research as a report in MLflow and never pages,
+9. trace the first live signal back to its model, ledger entry, feature row, feature and source versions,
+   recomputed bit for bit, and write the compliance report (markdown and HTML).
 
 Every step is a Dagster run on the instance in ``.ml_platform/dagster``: open ``make ui`` afterwards.
 """
@@ -25,8 +27,14 @@ from pathlib import Path
 import click
 import polars as pl
 
-from ml_platform import ContractViolation, DataWindow
-from ml_platform.promotion.runs import run_refusal
+from ml_platform import (
+    ContractViolation,
+    DataWindow,
+    run_refusal,
+    trace_signal,
+    trace_summary,
+    write_trace_report,
+)
 from quant_alpha import compute
 from quant_alpha.demo_monitoring import run_monitoring
 from quant_alpha.features import MODEL_INPUT_NODE, build_graph
@@ -207,6 +215,18 @@ def demo(home: str) -> None:
         click.echo(f"  live signals for {CHANGED} produced again by version {version}")
 
         run_monitoring(settings, graph, instance, model_name, _say)
+
+        first_day = signals["date"].min()
+        instrument = signals.filter(pl.col("date") == first_day)["instrument"].sort()[0]
+        _say(f"trace the {instrument} signal of {first_day} back to everything that made it "
+             "(after the second model, the rollback and the code change)")
+        record = trace_signal(model_name, str(first_day), instrument, recompute=True, store=store, registry=registry)
+        for line in trace_summary(record):
+            click.echo(f"  {line}")
+        files = write_trace_report(record, Path(settings.home) / "trace")
+        click.echo(f"  for the compliance ticket: {files['markdown']} and {files['html']}")
+        click.echo(f"  the same from the shell: .venv/bin/ml-platform trace {model_name} --date {first_day} "
+                   f"--instrument {instrument} --recompute")
     click.secho(f"\ndemo finished in {time.perf_counter() - started:.0f}s. Open the UI with `make ui` "
                 "(http://127.0.0.1:3000); models: `.venv/bin/ml-platform models show "
                 f"{model_name}`", bold=True)

@@ -68,3 +68,19 @@ def test_a_reproduction_deployment_has_no_schedule_and_no_sensor(tmp_path: Path)
     assert defs.resolve_job_def("infra_freshness_job") is not None  # checks stay: recorded, never paging
     with pytest.raises(ConfigurationError, match="ML_PLATFORM_REPRODUCTION='maybe': use 1 or 0"):
         Settings.from_env({"ML_PLATFORM_REPRODUCTION": "maybe"})
+
+
+def test_the_example_package_uses_only_the_public_api() -> None:
+    import ast
+
+    import ml_platform
+
+    package = Path(__file__).resolve().parents[1] / "quant_alpha"
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ml_platform"):
+                assert node.module == "ml_platform", f"{path.name} imports {node.module}: public API only"
+                missing = {a.name for a in node.names} - set(ml_platform.__all__)
+                assert not missing, f"{path.name} imports names ml_platform does not export: {sorted(missing)}"
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("ml_platform") for a in node.names), path.name
