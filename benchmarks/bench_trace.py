@@ -1,23 +1,24 @@
-"""Benchmark: tracing one live signal against reading the one stored signal row.
+"""Benchmark: tracing one live signal on the demo's store against reading the one stored signal row.
 
 Row (``{"name", "value", "unit", "baseline", "ratio"}``):
 
 * ``trace_ms``: median of :func:`ml_platform.trace_signal` (first recorded version of the day, the ledger
-  chain verified, the contract loaded from MLflow, every object on the path re-read and re-hashed, the
-  linked documents checked) for one model, day and instrument. ``baseline``: the plain alternative,
-  reading that day's live-signal partition from the store (verified) and filtering the instrument's row.
+  chain verified, the contract loaded from MLflow, every object on the path re-read and its bytes hashed against the recorded file hash, the
+  linked documents checked) for the first live day and instrument the demo served. ``baseline``: the
+  plain alternative, reading that day's live-signal partition from the store (verified) and filtering
+  the instrument's row. Target: under 200 ms on the embedded default.
 
-The history is real and small: the test suite's second project (``ml_platform_tests/projects/team_b``:
-business days, lookbacks of 10 and 20 sessions, a scikit-learn ridge) materialized with Dagster on a
-temporary instance over five months, trained, registered in MLflow, made champion, and live signals for
-one week; the traced path holds about 60 recorded versions. Run alone: ``python benchmarks/trace_bench.py``.
+The store is the demo's: ``quant-alpha demo`` is run first into a temporary home (about five minutes:
+two models, a promotion, a rollback, a code change and monitoring, so the traced path holds the whole
+history), or ``BENCH_TRACE_DEMO_HOME`` names the ``.ml_platform`` folder of a finished ``make demo``.
+Run alone: ``python benchmarks/bench_trace.py``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,54 +30,52 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-PROJECT = ROOT / "ml_platform_tests" / "projects" / "team_b"
 TRACES = 30
-DAY, INSTRUMENT = "2021-06-09", "ALPH"
+MODEL, SIGNALS_KEY = "alpha_ridge", "live_signals"
 
 
-def _history(home: Path):  # type: ignore[no-untyped-def]
-    """team_b (the test suite's second project) materialized, trained, made champion and served for a week."""
-    import dagster as dg
-
-    from ml_platform import DataWindow, Lifecycle, ModelRegistry, PinnedStore, Settings
-
-    sys.path.insert(0, str(PROJECT))
-    from team_b.definitions import MODEL_NAME, PREFIX, team_definitions
-    from team_b.features import build_graph
-
-    settings = Settings.local(home / ".ml_platform")
-    graph = build_graph()
-    instance_context = dg.instance_for_test()
-    instance = instance_context.__enter__()
-    life = Lifecycle(team_definitions(settings, graph), graph, instance, key_prefix=PREFIX)
-    life.features(DataWindow.parse("2021-01-04..2021-06-11"))
-    life.training_set(DataWindow.parse("2021-01-04..2021-05-28"))
-    result = life.train(trained_by="bench")
-    version = result.asset_materializations_for_node(f"{PREFIX}__trained_model")[-1].metadata[
-        "ml_platform/model_version"].value
-    registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location)
-    registry.set_champion(MODEL_NAME, version)
-    life.live(DataWindow.parse("2021-06-07..2021-06-11"))
-    return MODEL_NAME, f"{PREFIX}/live_signals", PinnedStore(settings.storage), registry, instance_context
+def _demo_home(tmp: Path) -> Path:
+    """The ``.ml_platform`` of a finished demo: the named one, or a fresh ``quant-alpha demo`` run."""
+    named = os.environ.get("BENCH_TRACE_DEMO_HOME")
+    if named:
+        home = Path(named).resolve()
+        if not (home / "trace" / "trace.json").is_file():
+            raise SystemExit(f"BENCH_TRACE_DEMO_HOME={named}: no finished demo there (trace/trace.json is missing); "
+                             "run `make demo` or unset it")
+        return home
+    home = tmp / ".ml_platform"
+    env = {**os.environ, "DAGSTER_HOME": str(home / "dagster")}
+    demo = subprocess.run([str(Path(sys.executable).with_name("quant-alpha")), "demo", "--home", str(home)],
+                          check=False, cwd=ROOT, env=env, capture_output=True, text=True)
+    if demo.returncode != 0:
+        raise SystemExit(f"quant-alpha demo failed (exit {demo.returncode}):\n{demo.stdout[-3000:]}{demo.stderr[-3000:]}")
+    return home
 
 
 def trace_ms() -> list[dict]:
-    """The ``trace_ms`` row: one trace against reading the one stored signal row."""
+    """The ``trace_ms`` row: one trace on the demo's store against reading the one stored signal row."""
+    import datetime as dt
+
     import polars as pl
 
-    from ml_platform import trace_signal
+    from ml_platform import ModelRegistry, PinnedStore, Settings, trace_signal
 
     with tempfile.TemporaryDirectory(prefix="ml_platform_trace_bench_") as tmp:
-        model, key, store, registry, instance_context = _history(Path(tmp))
+        settings = Settings.local(_demo_home(Path(tmp)))
+        store = PinnedStore(settings.storage)
+        registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location)
         try:
-            day = dt.date.fromisoformat(DAY)
+            day = min(p for _, p in store.locations(SIGNALS_KEY) if p is not None)
+            frame = store.read(SIGNALS_KEY, day).frame
+            instrument = frame["instrument"].sort()[0]
+            when = dt.date.fromisoformat(day)
 
             def read_row() -> None:
-                frame = store.read(key, DAY).frame
-                assert frame.filter((pl.col("session") == day) & (pl.col("ticker") == INSTRUMENT)).height == 1
+                rows = store.read(SIGNALS_KEY, day).frame
+                assert rows.filter((pl.col("date") == when) & (pl.col("instrument") == instrument)).height == 1
 
             def trace() -> None:
-                trace_signal(model, DAY, INSTRUMENT, store=store, registry=registry)
+                trace_signal(MODEL, day, instrument, store=store, registry=registry)
 
             trace()  # warm: MLflow client, ledger engine
             read_row()
@@ -90,7 +89,6 @@ def trace_ms() -> list[dict]:
                 read.append((time.perf_counter() - started) * 1000)
         finally:
             registry.ledger().close()
-            instance_context.__exit__(None, None, None)
     value, baseline = statistics.median(traced), statistics.median(read)
     return [{"name": "trace_ms", "value": round(value, 2), "unit": "ms", "baseline": round(baseline, 3),
              "ratio": round(value / baseline, 1)}]

@@ -198,6 +198,10 @@ class FileSystem(abc.ABC):
         """Every file below ``under`` (recursively), as sorted relative paths, temporaries included."""
 
     @abc.abstractmethod
+    def list_dirs(self, under: str = "") -> list[str]:
+        """The names of the directories directly below ``under`` (not recursive), sorted; [] if it is absent."""
+
+    @abc.abstractmethod
     def age_seconds(self, rel: str) -> float | None:
         """Seconds since ``rel`` was last modified, or None when the filesystem cannot tell."""
 
@@ -310,6 +314,13 @@ class LocalFileSystem(FileSystem):
             found += [(relative / name).as_posix() for name in files]
         return iter(sorted(found))
 
+    def list_dirs(self, under: str = "") -> list[str]:
+        try:
+            with os.scandir(self.root / under) as entries:
+                return sorted(entry.name for entry in entries if entry.is_dir(follow_symlinks=False))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
     def age_seconds(self, rel: str) -> float | None:
         try:
             return time.time() - (self.root / rel).stat().st_mtime
@@ -376,6 +387,13 @@ class ObjectStoreFileSystem(FileSystem):
         prefix = self._base.lstrip("/") + "/"
         found = (str(path).lstrip("/") for path in self.fs.find(start))
         return iter(sorted(path[len(prefix) :] for path in found if path.startswith(prefix)))
+
+    def list_dirs(self, under: str = "") -> list[str]:
+        start = self._path(under)
+        if not self.fs.isdir(start):
+            return []
+        entries = self.fs.ls(start, detail=True)
+        return sorted(str(e["name"]).rstrip("/").rpartition("/")[2] for e in entries if e.get("type") == "directory")
 
     def age_seconds(self, rel: str) -> float | None:
         try:

@@ -47,6 +47,7 @@ from ml_platform.errors import (
 from ml_platform.io.atomic import FileSystem, HashingWriter, crash_point, file_digest, open_filesystem
 from ml_platform.io.layout import (
     REFS_DIR,
+    UNPARTITIONED,
     head_rel,
     history_dir_rel,
     history_rel,
@@ -431,7 +432,26 @@ class PinnedStore:
             "retry the read"
         )
 
-    def _decode(self, buffer: pa.Buffer, manifest: Manifest) -> pa.Table:
+    def verify_bytes(self, manifest: Manifest) -> None:
+        """Check that the object of ``manifest`` holds exactly the bytes recorded when it was written.
+
+        The size and the file hash the manifest records are compared with the stored bytes: the same
+        proof as a full read (those bytes were hashed as this data hash when written) without decoding
+        the Parquet (every stored manifest records them; only the copy in the Parquet footer does not).
+
+        Raises:
+            ManifestError: the object is missing. IntegrityError: its bytes differ (path, expected, actual).
+        """
+        try:
+            buffer = self._fs.read_buffer(object_rel(manifest.data_hash))
+        except FileNotFoundError:
+            raise ManifestError(
+                f"the object {self.data_path(manifest)} of {manifest.label} (data hash {manifest.data_hash}) "
+                f"is missing; it was deleted by hand or lost - re-materialize {manifest.label}"
+            ) from None
+        self._check_bytes(buffer, manifest)
+
+    def _check_bytes(self, buffer: pa.Buffer, manifest: Manifest) -> None:
         path = self.data_path(manifest)
         actual_file = file_digest(buffer)
         if buffer.size != manifest.file_size:
@@ -446,6 +466,10 @@ class PinnedStore:
                 f"{manifest.file_hash}, actual {actual_file}; the file is corrupt - re-materialize "
                 f"{manifest.label}"
             )
+
+    def _decode(self, buffer: pa.Buffer, manifest: Manifest) -> pa.Table:
+        path = self.data_path(manifest)
+        self._check_bytes(buffer, manifest)
         try:
             table = pq.read_table(pa.BufferReader(buffer))
         except (pa.ArrowException, OSError, ValueError) as exc:
@@ -548,6 +572,24 @@ class PinnedStore:
         found = {partition_location(rel) for rel in self._fs.list_files(under)}
         located = [loc for loc in found if loc is not None and (key is None or loc[0] == key)]
         return sorted(located, key=lambda loc: (loc[0], stem(loc[1])))
+
+    def list_keys(self) -> list[tuple[str, bool]]:
+        """``(key, has an unpartitioned version)`` of every key with a stored partition, sorted.
+
+        Walks only the key directories (stopping at the partition folders), so it costs one listing per
+        key rather than one per stored version: what a trace needs to find the live-signal keys and
+        the training set without listing the whole store.
+        """
+        found: list[tuple[str, bool]] = []
+        pending = [""]
+        while pending:
+            key = pending.pop()
+            children = self._fs.list_dirs(f"{REFS_DIR}/{key}" if key else REFS_DIR)
+            partitions = [name for name in children if name.startswith("@")]
+            if key and partitions:
+                found.append((key, f"@{UNPARTITIONED}" in partitions))
+            pending += [f"{key}/{name}" if key else name for name in children if not name.startswith("@")]
+        return sorted(found)
 
     def manifests(self, key: str | None = None) -> Iterator[Manifest]:
         """Every head manifest (of ``key``, or of all keys), sorted by key and partition.

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-from ml_platform.errors import MLPlatformError
+from ml_platform.errors import ConfigurationError, MLPlatformError
 from ml_platform.io.layout import object_rel
 from ml_platform.io.manifest import Manifest, UpstreamRef
 from ml_platform.io.store import PinnedStore
@@ -102,22 +103,30 @@ def _recorded(manifest: Manifest) -> RecordedPartition:
                              manifest.graph_hash)
 
 
+ObjectCheck = Literal["exists", "bytes", "decode"]
+
+
 def recorded_lineage(store: PinnedStore, key: str, partition: str | None, data_hash: str, *,
-                     verify_objects: bool = False,
-                     also: Iterable[tuple[str, str | None, str]] = ()) -> RecordedLineage:
+                     check: ObjectCheck = "exists",
+                     also: Iterable[tuple[str, str | None, str]] = (),
+                     manifests: dict[tuple[str, str | None, str], Manifest] | None = None) -> RecordedLineage:
     """Walk the recorded versions beneath ``key``/``partition`` at ``data_hash`` (and beneath ``also``).
 
     Args:
         store: the production store that holds them.
         key / partition / data_hash: the root, e.g. the training set and the hash its contract records.
-        verify_objects: also read and re-hash every object (slow on a large lineage); without it an
-            object is only checked to exist.
+        check: how each object is checked. ``"exists"``: it is there. ``"bytes"``: its size and file hash
+            equal the recorded ones (:meth:`PinnedStore.verify_bytes`, no decoding). ``"decode"``: read as
+            Parquet, its footer and data hash checked as a load does (slowest on a large lineage).
         also: more ``(key, partition, data_hash)`` versions walked in the same pass (e.g. the live signal
             days a model version wrote); each shared ancestor is read once.
+        manifests: if given, filled with the manifest of every version walked (so a caller reads none twice).
 
     Returns:
         The lineage; a missing root, manifest or object is listed in ``lost`` with its reason, never raised.
     """
+    if check not in get_args(ObjectCheck):
+        raise ConfigurationError(f"check must be one of {get_args(ObjectCheck)}, got {check!r}")
     seen: dict[tuple[str, str | None, str], RecordedPartition] = {}
     lost: dict[tuple[str, str | None, str], LostVersion] = {}
     queue: deque[tuple[str, str | None, str]] = deque([(key, partition, data_hash), *also])
@@ -129,8 +138,10 @@ def recorded_lineage(store: PinnedStore, key: str, partition: str | None, data_h
         k, p, h = ident
         try:
             manifest = store.manifest(k, p, data_hash=h)
-            if verify_objects:
+            if check == "decode":
                 store.load_verified(k, p, manifest=manifest, data_hash=h)
+            elif check == "bytes":
+                store.verify_bytes(manifest)
             elif not store.filesystem.exists(object_rel(manifest.data_hash)):
                 raise MLPlatformError(f"the object of data hash {h} is missing from {store.base} (collected by "
                                       "gc, or deleted)")
@@ -139,6 +150,8 @@ def recorded_lineage(store: PinnedStore, key: str, partition: str | None, data_h
             continue
         recorded = _recorded(manifest)
         seen[ident] = recorded
+        if manifests is not None:
+            manifests[ident] = manifest
         if root is None and ident == (key, partition, data_hash):
             root = recorded
         queue.extend((ref.key, ref.partition, ref.data_hash) for ref in manifest.upstream)

@@ -116,7 +116,7 @@ def reproduce_version(
     served = served_signals(store, model, record.version)
     served_ids = {(s.key, s.partition, s.data_hash) for s in served}
     # every recorded object re-read and re-hashed: an altered or lost one is named before anything starts
-    lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, verify_objects=True,
+    lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, check="decode",
                                also=sorted(served_ids, key=str))
     unreproducible: list[Comparison] = []
     conflicts = conflicting_versions(lineage)
@@ -128,7 +128,7 @@ def reproduce_version(
         unreproducible = [Comparison(ComparisonKind.SIGNALS, f"signals {s.label}", s.data_hash, None, why)
                           for s in served]
         served, served_ids = (), set()
-        lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, verify_objects=True)
+        lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, check="decode")
     if not lineage.complete:
         raise ReproductionFailed(f"model {model!r} version {record.version}: " + describe_lost(lineage.lost))
     signal_days = [p for p in lineage.partitions if (p.key, p.partition, p.data_hash) in served_ids]

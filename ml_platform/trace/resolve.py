@@ -20,7 +20,6 @@ import polars as pl
 
 from ml_platform.errors import (
     ConfigurationError,
-    IntegrityError,
     ManifestError,
     NoChampionInForce,
     SignalNotFound,
@@ -65,19 +64,19 @@ def written_at(manifest: Manifest) -> dt.datetime:
     return dt.datetime.fromisoformat(manifest.written_at).astimezone(dt.UTC)
 
 
-def signal_keys(locations: Sequence[tuple[str, str | None]]) -> tuple[str, ...]:
+def signal_keys(keys: Sequence[tuple[str, bool]]) -> tuple[str, ...]:
     """Every store key holding live signals (an asset named ``live_signals``, under any key prefix).
 
     Args:
-        locations: the store's ``(key, partition)`` pairs (:meth:`PinnedStore.locations`, listed once).
+        keys: the store's ``(key, has an unpartitioned version)`` pairs (:meth:`PinnedStore.list_keys`, listed once).
     """
-    return tuple(dict.fromkeys(k for k, _ in locations if k.rpartition("/")[2] == LIVE_SIGNALS))
+    return tuple(dict.fromkeys(k for k, _ in keys if k.rpartition("/")[2] == LIVE_SIGNALS))
 
 
-def training_key(store: PinnedStore, locations: Sequence[tuple[str, str | None]], data_hash: str) -> str | None:
+def training_key(store: PinnedStore, keys: Sequence[tuple[str, bool]], data_hash: str) -> str | None:
     """The unpartitioned key holding a version of ``data_hash`` (the model's training set), or ``None``."""
-    for key, partition in locations:
-        if partition is None and any(entry[2] == data_hash for entry in store.history_entries(key, None)):
+    for key, unpartitioned in keys:
+        if unpartitioned and any(entry[2] == data_hash for entry in store.history_entries(key, None)):
             return key
     return None
 
@@ -323,15 +322,10 @@ def traced_lineage(store: PinnedStore, signal: Manifest, *, verify: bool = True)
         TraceBroken: a manifest or object on the path is missing or altered (each one named, with the
             stored reason: path, expected and actual hash).
     """
-    lineage = recorded_lineage(store, signal.asset_key, signal.partition, signal.data_hash, verify_objects=verify)
+    manifests: dict[tuple[str, str | None, str], Manifest] = {}
+    lineage = recorded_lineage(store, signal.asset_key, signal.partition, signal.data_hash,
+                               check="bytes" if verify else "exists", manifests=manifests)
     if lineage.lost:
         raise broken(f"live signal {signal.label} ({signal.data_hash})",
                      [(v.label, v.data_hash, v.reason) for v in lineage.lost], store)
-    manifests: dict[tuple[str, str | None, str], Manifest] = {}
-    for part in lineage.partitions:
-        try:
-            manifests[(part.key, part.partition, part.data_hash)] = store.manifest(part.key, part.partition,
-                                                                                  data_hash=part.data_hash)
-        except (ManifestError, IntegrityError) as exc:  # removed between the walk and now
-            raise broken(f"live signal {signal.label}", [(part.label, part.data_hash, str(exc))], store) from exc
     return lineage, manifests

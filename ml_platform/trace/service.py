@@ -7,8 +7,9 @@ command), then:
    force ``as_of``, or of ``data_hash``), reads it back verified and takes the instrument's row;
 2. reads the model version the row names, its verified deploy contract, and the ledger entry that made
    it champion, in force at the version's write time (the chain verified first);
-3. walks the recorded lineage beneath the signal by data hash down to the sources, re-hashing every
-   object, and reads the model-input row the model scored;
+3. walks the recorded lineage beneath the signal by data hash down to the sources, re-reading every
+   object and checking its bytes against the file hash and size recorded when it was written
+   (:meth:`~ml_platform.io.store.PinnedStore.verify_bytes`), and reads the model-input row the model scored;
 4. optionally recomputes the signal in this process and compares it bit for bit.
 """
 
@@ -72,23 +73,23 @@ def _read(store: PinnedStore, manifest: Manifest, what: str) -> pl.DataFrame:
     return frame
 
 
-def _is_signal_key(store: PinnedStore, target: str) -> bool:
+def _is_signal_key(stored_keys: list[tuple[str, bool]], target: str) -> bool:
     try:
         validate_key(target)
     except ConfigurationError:
         return False
-    return bool(store.locations(target))
+    return any(key == target for key, _ in stored_keys)
 
 
 def _locate(store: PinnedStore, registry: ModelRegistry, target: str, day: dt.date, *,
-            locations: list[tuple[str, str | None]], as_of: dt.datetime | None, data_hash: str | None
+            stored_keys: list[tuple[str, bool]], as_of: dt.datetime | None, data_hash: str | None
             ) -> tuple[Manifest, tuple[tuple[str, str], ...], pl.DataFrame, str, str]:
     """The live-signal version to trace: ``(manifest, other versions, frame, model name, model version)``."""
-    if _is_signal_key(store, target):
+    if _is_signal_key(stored_keys, target):
         keys: tuple[str, ...] = (target,)
         model_mode = False
     else:
-        keys = R.signal_keys(locations)
+        keys = R.signal_keys(stored_keys)
         model_mode = True
         try:
             registry.champion(target)  # an unknown model: ModelNotFound listing the known ones
@@ -159,10 +160,10 @@ def _model_facts(contract: DeployContract) -> ModelFacts:
 
 
 def _training_set(store: PinnedStore, contract: DeployContract,
-                  locations: list[tuple[str, str | None]]) -> tuple[StoredVersion | None, str | None]:
+                  keys: list[tuple[str, bool]]) -> tuple[StoredVersion | None, str | None]:
     data_hash = contract.training_set_data_hash
     try:
-        key = R.training_key(store, locations, data_hash)
+        key = R.training_key(store, keys, data_hash)
         if key is None:
             return None, (f"the model's training set ({data_hash}) is no longer stored under {store.base} (collected "
                           "by gc, or trained elsewhere); `ml-platform reproduce` needs it")
@@ -196,7 +197,8 @@ def trace_signal(
         as_of: trace the version that was the partition's head at that moment (default: the first
             version recorded for the day, i.e. the signal as published).
         data_hash: trace exactly that version of the partition.
-        verify: re-hash every object on the path (default); ``False`` only checks each exists.
+        verify: re-read every object on the path and hash its bytes against the recorded file hash (default);
+            ``False`` only checks each exists.
         store / registry: the production store and registry; default: from ``settings``.
         settings: default :meth:`Settings.from_env` (``ML_PLATFORM_HOME``, ``ML_PLATFORM_STORAGE``, ...).
 
@@ -216,8 +218,8 @@ def trace_signal(
     if isinstance(instrument, str) and not instrument.strip():
         raise ConfigurationError("instrument must be a non-empty value, e.g. --instrument AAPL")
     store, registry = _open(settings, store, registry)
-    locations = store.locations()  # listed once: the live-signal keys and the training set are found in it
-    manifest, others, frame, model, version = _locate(store, registry, target, when, locations=locations,
+    stored_keys = store.list_keys()  # listed once: the live-signal keys and the training set are found in it
+    manifest, others, frame, model, version = _locate(store, registry, target, when, stored_keys=stored_keys,
                                                       as_of=as_of, data_hash=data_hash)
     label = f"live signal {manifest.label}"
     ledger = registry.ledger()
@@ -262,7 +264,7 @@ def trace_signal(
         notes.append(f"{manifest.label} has {len(others)} other recorded version(s) (rematerialized: "
                      f"{', '.join(f'{w} {h}' for w, h in others)}); this trace follows the version written at "
                      f"{manifest.written_at}")
-    training, problem = _training_set(store, contract, locations)
+    training, problem = _training_set(store, contract, stored_keys)
     if problem:
         notes.append(problem)
 

@@ -328,3 +328,36 @@ def test_object_store_round_trip_via_upath() -> None:
     assert sum(name.endswith(".parquet") for name in store.filesystem.list_files("objects")) == 2
     assert store.gc(grace_seconds=0, keep_days=0).objects  # the first version, no longer reached
     assert store.base.startswith("memory://")
+
+
+@pytest.mark.parametrize("backend", ["local", "memory"])
+def test_list_keys_lists_every_key_without_its_partitions(tmp_path: Path, backend: str) -> None:
+    from upath import UPath
+
+    base = tmp_path / "storage" if backend == "local" else UPath(f"memory://keys-{uuid.uuid4().hex}/storage")
+    store = PinnedStore(base)
+    assert store.list_keys() == []
+    store.write(KEY, DAY, day_frame(DAY))
+    store.write(KEY, "2012-01-04", day_frame("2012-01-04"))
+    store.write("desk/training_set", None, day_frame(DAY))
+    store.write("desk/training_set/nested", DAY, day_frame(DAY))  # a key below another key's folder
+    assert store.list_keys() == [("desk/training_set", True), ("desk/training_set/nested", False), (KEY, False)]
+    assert {k for k, _ in store.list_keys()} == {k for k, _ in store.locations()}
+    assert store.filesystem.list_dirs("refs") == ["desk", "features"]
+    assert store.filesystem.list_dirs("refs/absent") == []
+
+
+def test_verify_bytes_names_an_altered_or_missing_object(store: PinnedStore) -> None:
+    manifest = store.write(KEY, DAY, day_frame(DAY))
+    store.verify_bytes(manifest)  # as written
+    path = data_file(store)
+    original = path.read_bytes()
+    path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # same size, one bit flipped
+    with pytest.raises(IntegrityError, match=rf"does not hold the bytes its manifest records.*{manifest.file_hash}"):
+        store.verify_bytes(manifest)
+    path.write_bytes(original + b"x")
+    with pytest.raises(IntegrityError, match="bytes but its manifest records"):
+        store.verify_bytes(manifest)
+    path.unlink()
+    with pytest.raises(ManifestError, match=f"of {KEY} partition {DAY} .* is missing"):
+        store.verify_bytes(manifest)
