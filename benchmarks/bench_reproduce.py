@@ -60,6 +60,11 @@ defs = build(Settings.from_env(os.environ))
 '''.replace("__INSTRUMENTS__", str(INSTRUMENTS))
 
 
+def _progress(started: float):  # type: ignore[no-untyped-def]
+    """The reproduction's progress lines on stderr, each with the seconds since it started."""
+    return lambda line: print(f"  [{time.perf_counter() - started:7.1f} s] {line}", file=sys.stderr, flush=True)
+
+
 def run() -> list[dict]:
     import dagster as dg
 
@@ -97,7 +102,7 @@ def run() -> list[dict]:
         started = time.perf_counter()
         outcome = reproduce_version(name, version, workdir=tmp / "work", registry=registry,
                                     store=PinnedStore(settings.storage), repo=clone,
-                                    defs="bench_reproduce_defs:defs", timeout_seconds=3600, say=lambda _: None)
+                                    defs="bench_reproduce_defs:defs", timeout_seconds=3600, say=_progress(started))
         total = time.perf_counter() - started
         environment = float(outcome.certificate.facts.get("timings", {}).get("environment_s", 0.0))  # type: ignore[union-attr]
         value = total - environment

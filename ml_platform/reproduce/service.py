@@ -115,8 +115,9 @@ def reproduce_version(
     # the live days this version served, and beneath them the model-input versions it scored
     served = served_signals(store, model, record.version)
     served_ids = {(s.key, s.partition, s.data_hash) for s in served}
-    # every recorded object re-read and re-hashed: an altered or lost one is named before anything starts
-    lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, check="decode",
+    # every recorded object re-read and its bytes checked against the recorded file hash and size (the bytes
+    # hashed as the data hash when written): an altered or lost one is named before anything starts
+    lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, check="bytes",
                                also=sorted(served_ids, key=str))
     unreproducible: list[Comparison] = []
     conflicts = conflicting_versions(lineage)
@@ -128,7 +129,7 @@ def reproduce_version(
         unreproducible = [Comparison(ComparisonKind.SIGNALS, f"signals {s.label}", s.data_hash, None, why)
                           for s in served]
         served, served_ids = (), set()
-        lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, check="decode")
+        lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, check="bytes")
     if not lineage.complete:
         raise ReproductionFailed(f"model {model!r} version {record.version}: " + describe_lost(lineage.lost))
     signal_days = [p for p in lineage.partitions if (p.key, p.partition, p.data_hash) in served_ids]

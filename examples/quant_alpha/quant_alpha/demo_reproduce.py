@@ -160,7 +160,8 @@ def demo_reproduce(home: str) -> None:
     click.echo()
     click.echo(outcome.certificate.summary())
     if outcome.stored is not None:
-        click.echo(f"stored beside the version: {outcome.stored}")
+        click.echo(f"stored beside the version in MLflow: {outcome.stored.json_ref} and {outcome.stored.summary_ref} "
+                   f"({outcome.stored.sha256}); `ml-platform history` shows it under the version")
     click.echo(f"work directory: {outcome.workdir} (ui.sh opens the reproduction's Dagster UI)")
     click.echo(f"demo-reproduce finished in {time.perf_counter() - started:.0f} s")
     if not outcome.certificate.bit_exact:
