@@ -145,9 +145,12 @@ def parse_object_rel(rel: str) -> str | None:
     return f"{found.group(1)}:{found.group(2)}"
 
 
+PARTITION_MARK = "@"  # a partition's folder under its key: refs/<key>/@<partition>
+
+
 def partition_dir_rel(key: str, partition: str | None) -> str:
     """Relative path of the directory holding the head and history of ``key``/``partition``."""
-    return f"{REFS_DIR}/{key}/@{stem(partition)}"
+    return f"{REFS_DIR}/{key}/{PARTITION_MARK}{stem(partition)}"
 
 
 def head_rel(key: str, partition: str | None) -> str:
@@ -206,7 +209,7 @@ def partition_location(rel: str) -> tuple[str, str | None] | None:
         directory = parts[1:-2]
     else:
         return None
-    if len(directory) < 2 or not directory[-1].startswith("@"):
+    if len(directory) < 2 or not directory[-1].startswith(PARTITION_MARK):
         return None
     name = directory[-1][1:]
     return "/".join(directory[:-1]), None if name == UNPARTITIONED else name

@@ -46,6 +46,7 @@ from ml_platform.errors import (
 )
 from ml_platform.io.atomic import FileSystem, HashingWriter, crash_point, file_digest, open_filesystem
 from ml_platform.io.layout import (
+    PARTITION_MARK,
     REFS_DIR,
     UNPARTITIONED,
     head_rel,
@@ -422,10 +423,7 @@ class PinnedStore:
                     if (latest.data_hash, latest.written_at) != (manifest.data_hash, manifest.written_at):
                         manifest = latest  # a concurrent write moved the head: read that version
                         continue
-                raise ManifestError(
-                    f"the object {self.data_path(manifest)} of {manifest.label} (data hash {manifest.data_hash}) "
-                    f"is missing; it was deleted by hand or lost - re-materialize {manifest.label}"
-                ) from None
+                raise self._missing_object(manifest) from None
             return self._decode(buffer, manifest), manifest
         raise ConcurrencyError(
             f"{manifest.label} was replaced {READ_ATTEMPTS} times while being read (concurrent writers); "
@@ -445,11 +443,14 @@ class PinnedStore:
         try:
             buffer = self._fs.read_buffer(object_rel(manifest.data_hash))
         except FileNotFoundError:
-            raise ManifestError(
-                f"the object {self.data_path(manifest)} of {manifest.label} (data hash {manifest.data_hash}) "
-                f"is missing; it was deleted by hand or lost - re-materialize {manifest.label}"
-            ) from None
+            raise self._missing_object(manifest) from None
         self._check_bytes(buffer, manifest)
+
+    def _missing_object(self, manifest: Manifest) -> ManifestError:
+        return ManifestError(
+            f"the object {self.data_path(manifest)} of {manifest.label} (data hash {manifest.data_hash}) "
+            f"is missing; it was deleted by hand or lost - re-materialize {manifest.label}"
+        )
 
     def _check_bytes(self, buffer: pa.Buffer, manifest: Manifest) -> None:
         path = self.data_path(manifest)
@@ -577,19 +578,31 @@ class PinnedStore:
         """``(key, has an unpartitioned version)`` of every key with a stored partition, sorted.
 
         Walks only the key directories (stopping at the partition folders), so it costs one listing per
-        key rather than one per stored version: what a trace needs to find the live-signal keys and
-        the training set without listing the whole store.
+        key rather than one per stored version, as :meth:`locations` does.
         """
         found: list[tuple[str, bool]] = []
         pending = [""]
         while pending:
             key = pending.pop()
             children = self._fs.list_dirs(f"{REFS_DIR}/{key}" if key else REFS_DIR)
-            partitions = [name for name in children if name.startswith("@")]
+            partitions = [name for name in children if name.startswith(PARTITION_MARK)]
             if key and partitions:
-                found.append((key, f"@{UNPARTITIONED}" in partitions))
-            pending += [f"{key}/{name}" if key else name for name in children if not name.startswith("@")]
+                found.append((key, f"{PARTITION_MARK}{UNPARTITIONED}" in partitions))
+            pending += [f"{key}/{name}" if key else name for name in children if not name.startswith(PARTITION_MARK)]
         return sorted(found)
+
+    def keys_holding(self, data_hash: str) -> list[str]:
+        """The unpartitioned keys with a recorded version of ``data_hash`` (e.g. a model's training set), sorted."""
+        holders = []
+        for key, unpartitioned in self.list_keys():
+            if not unpartitioned:
+                continue
+            try:
+                if any(entry[2] == data_hash for entry in self.history_entries(key, None)):
+                    holders.append(key)
+            except ConfigurationError:  # a folder whose name is no valid key: not a holder
+                continue
+        return holders
 
     def manifests(self, key: str | None = None) -> Iterator[Manifest]:
         """Every head manifest (of ``key``, or of all keys), sorted by key and partition.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ml_platform.errors import ConfigurationError, IntegrityError, MLPlatformError, ReproductionFailed
+from ml_platform.errors import IntegrityError, ReproductionFailed
 from ml_platform.io.store import PinnedStore
 from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.entities import check_model_name, check_version
@@ -107,16 +107,7 @@ def find_training_key(store: PinnedStore, data_hash: str) -> str:
     Raises:
         ReproductionFailed: no key, or several, hold it.
     """
-    holders = []
-    for key, partition in store.locations():
-        if partition is not None:
-            continue
-        try:
-            hashes = {entry[2] for entry in store.history_entries(key, None)}
-        except (MLPlatformError, ConfigurationError):
-            continue
-        if data_hash in hashes:
-            holders.append(key)
+    holders = store.keys_holding(data_hash)
     if not holders:
         raise ReproductionFailed(f"no stored training set has data hash {data_hash} under {store.base}: it was never "
                                  "stored here, or garbage collection removed it")

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, get_args
 
-from ml_platform.errors import ConfigurationError, MLPlatformError
+from ml_platform.errors import MLPlatformError
 from ml_platform.io.layout import object_rel
 from ml_platform.io.manifest import Manifest, UpstreamRef
 from ml_platform.io.store import PinnedStore
@@ -103,11 +102,8 @@ def _recorded(manifest: Manifest) -> RecordedPartition:
                              manifest.graph_hash)
 
 
-ObjectCheck = Literal["exists", "bytes", "decode"]
-
-
 def recorded_lineage(store: PinnedStore, key: str, partition: str | None, data_hash: str, *,
-                     check: ObjectCheck = "exists",
+                     verify_objects: bool = False,
                      also: Iterable[tuple[str, str | None, str]] = (),
                      manifests: dict[tuple[str, str | None, str], Manifest] | None = None) -> RecordedLineage:
     """Walk the recorded versions beneath ``key``/``partition`` at ``data_hash`` (and beneath ``also``).
@@ -115,9 +111,8 @@ def recorded_lineage(store: PinnedStore, key: str, partition: str | None, data_h
     Args:
         store: the production store that holds them.
         key / partition / data_hash: the root, e.g. the training set and the hash its contract records.
-        check: how each object is checked. ``"exists"``: it is there. ``"bytes"``: its size and file hash
-            equal the recorded ones (:meth:`PinnedStore.verify_bytes`, no decoding). ``"decode"``: read as
-            Parquet, its footer and data hash checked as a load does (slowest on a large lineage).
+        verify_objects: also re-read every object and check its size and file hash against the recorded
+            ones (:meth:`PinnedStore.verify_bytes`); without it an object is only checked to exist.
         also: more ``(key, partition, data_hash)`` versions walked in the same pass (e.g. the live signal
             days a model version wrote); each shared ancestor is read once.
         manifests: if given, filled with the manifest of every version walked (so a caller reads none twice).
@@ -125,8 +120,6 @@ def recorded_lineage(store: PinnedStore, key: str, partition: str | None, data_h
     Returns:
         The lineage; a missing root, manifest or object is listed in ``lost`` with its reason, never raised.
     """
-    if check not in get_args(ObjectCheck):
-        raise ConfigurationError(f"check must be one of {get_args(ObjectCheck)}, got {check!r}")
     seen: dict[tuple[str, str | None, str], RecordedPartition] = {}
     lost: dict[tuple[str, str | None, str], LostVersion] = {}
     queue: deque[tuple[str, str | None, str]] = deque([(key, partition, data_hash), *also])
@@ -138,9 +131,7 @@ def recorded_lineage(store: PinnedStore, key: str, partition: str | None, data_h
         k, p, h = ident
         try:
             manifest = store.manifest(k, p, data_hash=h)
-            if check == "decode":
-                store.load_verified(k, p, manifest=manifest, data_hash=h)
-            elif check == "bytes":
+            if verify_objects:
                 store.verify_bytes(manifest)
             elif not store.filesystem.exists(object_rel(manifest.data_hash)):
                 raise MLPlatformError(f"the object of data hash {h} is missing from {store.base} (collected by "

@@ -117,7 +117,7 @@ def reproduce_version(
     served_ids = {(s.key, s.partition, s.data_hash) for s in served}
     # every recorded object re-read and its bytes checked against the recorded file hash and size (the bytes
     # hashed as the data hash when written): an altered or lost one is named before anything starts
-    lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, check="bytes",
+    lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, verify_objects=True,
                                also=sorted(served_ids, key=str))
     unreproducible: list[Comparison] = []
     conflicts = conflicting_versions(lineage)
@@ -129,7 +129,7 @@ def reproduce_version(
         unreproducible = [Comparison(ComparisonKind.SIGNALS, f"signals {s.label}", s.data_hash, None, why)
                           for s in served]
         served, served_ids = (), set()
-        lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, check="bytes")
+        lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, verify_objects=True)
     if not lineage.complete:
         raise ReproductionFailed(f"model {model!r} version {record.version}: " + describe_lost(lineage.lost))
     signal_days = [p for p in lineage.partitions if (p.key, p.partition, p.data_hash) in served_ids]

@@ -42,17 +42,16 @@ def _as_of(text: str | None) -> dt.datetime | None:
 
 def write_trace_report(record, out: str | Path) -> dict[str, Path]:  # type: ignore[no-untyped-def]
     """Write ``trace.md``, ``trace.html`` and ``trace.json`` of ``record`` into ``out``; their paths."""
+    from ml_platform.io.atomic import LocalFileSystem
     from ml_platform.trace.report import render_html, render_markdown
 
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {"markdown": folder / "trace.md", "html": folder / "trace.html", "json": folder / "trace.json"}
-    texts = {"markdown": render_markdown(record), "html": render_html(record), "json": record.to_json() + "\n"}
-    for kind, path in files.items():  # each file whole or not at all: written beside, then renamed into place
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(texts[kind], encoding="utf-8")
-        partial.replace(path)
-    return files
+    folder = LocalFileSystem(Path(out))  # each file whole or not at all: temporary, fsync, rename
+    written = {}
+    for kind, name, text in (("markdown", "trace.md", render_markdown(record)), ("html", "trace.html",
+                             render_html(record)), ("json", "trace.json", record.to_json() + "\n")):
+        folder.write_bytes(name, text.encode("utf-8"))
+        written[kind] = folder.root / name
+    return written
 
 
 @click.command("trace")

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -47,7 +47,6 @@ __all__ = [
     "signal_model",
     "stored_version",
     "traced_lineage",
-    "training_key",
     "written_at",
 ]
 
@@ -64,21 +63,9 @@ def written_at(manifest: Manifest) -> dt.datetime:
     return dt.datetime.fromisoformat(manifest.written_at).astimezone(dt.UTC)
 
 
-def signal_keys(keys: Sequence[tuple[str, bool]]) -> tuple[str, ...]:
-    """Every store key holding live signals (an asset named ``live_signals``, under any key prefix).
-
-    Args:
-        keys: the store's ``(key, has an unpartitioned version)`` pairs (:meth:`PinnedStore.list_keys`, listed once).
-    """
-    return tuple(dict.fromkeys(k for k, _ in keys if k.rpartition("/")[2] == LIVE_SIGNALS))
-
-
-def training_key(store: PinnedStore, keys: Sequence[tuple[str, bool]], data_hash: str) -> str | None:
-    """The unpartitioned key holding a version of ``data_hash`` (the model's training set), or ``None``."""
-    for key, unpartitioned in keys:
-        if unpartitioned and any(entry[2] == data_hash for entry in store.history_entries(key, None)):
-            return key
-    return None
+def signal_keys(keys: Iterable[str]) -> tuple[str, ...]:
+    """Every store key holding live signals (an asset named ``live_signals``, under any key prefix)."""
+    return tuple(k for k in keys if k.rpartition("/")[2] == LIVE_SIGNALS)
 
 
 def _days_of(store: PinnedStore, key: str) -> list[tuple[str, dt.date, dt.date]]:
@@ -324,7 +311,7 @@ def traced_lineage(store: PinnedStore, signal: Manifest, *, verify: bool = True)
     """
     manifests: dict[tuple[str, str | None, str], Manifest] = {}
     lineage = recorded_lineage(store, signal.asset_key, signal.partition, signal.data_hash,
-                               check="bytes" if verify else "exists", manifests=manifests)
+                               verify_objects=verify, manifests=manifests)
     if lineage.lost:
         raise broken(f"live signal {signal.label} ({signal.data_hash})",
                      [(v.label, v.data_hash, v.reason) for v in lineage.lost], store)

@@ -73,16 +73,16 @@ def _read(store: PinnedStore, manifest: Manifest, what: str) -> pl.DataFrame:
     return frame
 
 
-def _is_signal_key(stored_keys: list[tuple[str, bool]], target: str) -> bool:
+def _is_signal_key(stored_keys: list[str], target: str) -> bool:
     try:
         validate_key(target)
     except ConfigurationError:
         return False
-    return any(key == target for key, _ in stored_keys)
+    return target in stored_keys
 
 
 def _locate(store: PinnedStore, registry: ModelRegistry, target: str, day: dt.date, *,
-            stored_keys: list[tuple[str, bool]], as_of: dt.datetime | None, data_hash: str | None
+            stored_keys: list[str], as_of: dt.datetime | None, data_hash: str | None
             ) -> tuple[Manifest, tuple[tuple[str, str], ...], pl.DataFrame, str, str]:
     """The live-signal version to trace: ``(manifest, other versions, frame, model name, model version)``."""
     if _is_signal_key(stored_keys, target):
@@ -159,11 +159,11 @@ def _model_facts(contract: DeployContract) -> ModelFacts:
         created_at=contract.created_at.isoformat(), contract_sha256=contract.sha256, contract=data)
 
 
-def _training_set(store: PinnedStore, contract: DeployContract,
-                  keys: list[tuple[str, bool]]) -> tuple[StoredVersion | None, str | None]:
+def _training_set(store: PinnedStore, contract: DeployContract) -> tuple[StoredVersion | None, str | None]:
     data_hash = contract.training_set_data_hash
     try:
-        key = R.training_key(store, keys, data_hash)
+        holders = store.keys_holding(data_hash)
+        key = holders[0] if holders else None
         if key is None:
             return None, (f"the model's training set ({data_hash}) is no longer stored under {store.base} (collected "
                           "by gc, or trained elsewhere); `ml-platform reproduce` needs it")
@@ -218,7 +218,7 @@ def trace_signal(
     if isinstance(instrument, str) and not instrument.strip():
         raise ConfigurationError("instrument must be a non-empty value, e.g. --instrument AAPL")
     store, registry = _open(settings, store, registry)
-    stored_keys = store.list_keys()  # listed once: the live-signal keys and the training set are found in it
+    stored_keys = [key for key, _ in store.list_keys()]
     manifest, others, frame, model, version = _locate(store, registry, target, when, stored_keys=stored_keys,
                                                       as_of=as_of, data_hash=data_hash)
     label = f"live signal {manifest.label}"
@@ -264,7 +264,7 @@ def trace_signal(
         notes.append(f"{manifest.label} has {len(others)} other recorded version(s) (rematerialized: "
                      f"{', '.join(f'{w} {h}' for w, h in others)}); this trace follows the version written at "
                      f"{manifest.written_at}")
-    training, problem = _training_set(store, contract, stored_keys)
+    training, problem = _training_set(store, contract)
     if problem:
         notes.append(problem)
 

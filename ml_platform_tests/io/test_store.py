@@ -339,9 +339,12 @@ def test_list_keys_lists_every_key_without_its_partitions(tmp_path: Path, backen
     assert store.list_keys() == []
     store.write(KEY, DAY, day_frame(DAY))
     store.write(KEY, "2012-01-04", day_frame("2012-01-04"))
-    store.write("desk/training_set", None, day_frame(DAY))
-    store.write("desk/training_set/nested", DAY, day_frame(DAY))  # a key below another key's folder
+    training = store.write("desk/training_set", None, day_frame(DAY, shift=1.0))
+    store.write("desk/training_set/nested", DAY, day_frame(DAY, shift=1.0))  # a key below another key's folder
     assert store.list_keys() == [("desk/training_set", True), ("desk/training_set/nested", False), (KEY, False)]
+    # only unpartitioned versions hold a training set: the nested partition has the same data hash
+    assert store.keys_holding(training.data_hash) == ["desk/training_set"]
+    assert store.keys_holding("xxh3_128:" + "0" * 32) == []
     assert {k for k, _ in store.list_keys()} == {k for k, _ in store.locations()}
     assert store.filesystem.list_dirs("refs") == ["desk", "features"]
     assert store.filesystem.list_dirs("refs/absent") == []
