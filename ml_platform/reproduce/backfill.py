@@ -15,8 +15,8 @@ from typing import Any
 from ml_platform.errors import ReproductionFailed
 from ml_platform.reproduce.services import DagsterServices
 
-__all__ = ["BackfillOutcome", "RunOutcome", "contiguous_ranges", "launch_asset_backfill", "launch_asset_run",
-           "launch_partition_runs", "wait_for_backfill", "wait_for_run"]
+__all__ = ["IN_PROCESS", "BackfillOutcome", "RunOutcome", "contiguous_ranges", "in_process_config",
+           "launch_asset_backfill", "launch_asset_run", "launch_partition_runs", "wait_for_backfill", "wait_for_run"]
 
 _DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 _RUN_DONE = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -76,9 +76,47 @@ def _partition_keys(services: DagsterServices, paths: Sequence[Sequence[str]]) -
     return {tuple(n["assetKey"]["path"]): list(n["partitionKeys"] or []) for n in data["assetNodes"]}
 
 
+IN_PROCESS: Mapping[str, Any] = {"execution": {"config": {"in_process": {}}}}
+
+
+def in_process_config(services: DagsterServices, assets: Sequence[Sequence[str]]) -> Mapping[str, Any]:
+    """``IN_PROCESS`` when the old code's asset job accepts it (Dagster's default executor does), else ``{}``.
+
+    Each run of a reproduction then executes its steps in its run worker instead of starting a Python
+    process per step; the steps, their code and their bytes are the same. A project whose own executor
+    takes other config keeps it.
+    """
+    data = services.graphql("""
+        query ($selector: PipelineSelector!, $config: RunConfigData) {
+          isPipelineConfigValid(pipeline: $selector, mode: "default", runConfigData: $config) { __typename
+            ... on RunConfigValidationInvalid { errors { __typename stack { entries {
+              ... on EvaluationStackPathEntry { fieldName } } }
+              ... on FieldNotDefinedConfigError { fieldName } ... on FieldsNotDefinedConfigError { fieldNames } } } } }""",
+                            {"selector": {"repositoryLocationName": services.deployment.location.name,
+                                          "repositoryName": REPOSITORY, "pipelineName": ASSET_JOB,
+                                          "assetSelection": [{"path": list(p)} for p in assets]},
+                             "config": dict(IN_PROCESS)})
+    answer = data["isPipelineConfigValid"]
+    if answer["__typename"] == "PipelineConfigValidationValid":
+        return IN_PROCESS
+    if answer["__typename"] != "RunConfigValidationInvalid":
+        return {}
+    # op config the selection requires (given per run) is missing here: only errors about `execution` count
+    return {} if any(_about_execution(e) for e in answer["errors"]) else IN_PROCESS
+
+
+def _about_execution(error: Mapping[str, Any]) -> bool:
+    path = [entry.get("fieldName") for entry in error["stack"]["entries"]]
+    named = [error.get("fieldName"), *(error.get("fieldNames") or [])]
+    return (path[:1] == ["execution"]) or (not path and "execution" in named)
+
+
 def launch_asset_backfill(services: DagsterServices, partitions: Mapping[tuple[str, ...], Sequence[str]], *,
-                          tags: Mapping[str, str], title: str, description: str = "") -> str:
+                          tags: Mapping[str, str], title: str, description: str = "",
+                          run_config: Mapping[str, Any] | None = None) -> str:
     """Launch one asset backfill of ``partitions`` (asset key path -> partition keys); its id.
+
+    ``run_config`` is given to every run of the backfill (e.g. :func:`in_process_config`).
 
     Raises:
         ReproductionFailed: an asset is not in the old code, a partition not in its calendar, or Dagster
@@ -98,7 +136,8 @@ def launch_asset_backfill(services: DagsterServices, partitions: Mapping[tuple[s
           ... on InvalidStepError { invalidStepKey } ... on InvalidOutputError { invalidOutputName }
           ... on PartitionSetNotFoundError { message } ... on UnauthorizedError { message } } }""",
                             {"params": {"partitionsByAssets": selectors, "title": title, "description": description,
-                                        "tags": [{"key": k, "value": v} for k, v in tags.items()]}})
+                                        "tags": [{"key": k, "value": v} for k, v in tags.items()],
+                                        **({"runConfigData": dict(run_config)} if run_config else {})}})
     answer = data["launchPartitionBackfill"]
     if answer["__typename"] != "LaunchBackfillSuccess":
         raise ReproductionFailed(f"the backfill was refused ({answer['__typename']}): {answer.get('message', answer)}")

@@ -27,9 +27,10 @@ import datetime as dt
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ml_platform.environment import DETERMINISM_ENV_VARS, EnvironmentLock, diff_environments
 from ml_platform.errors import ReproductionFailed
@@ -179,11 +180,16 @@ def reproduce_version(
     with DagsterServices(deployment) as services:
         say(f"the reproduction's Dagster UI: {services.url} (Backfills)")
         facts["dagster_ui"] = services.url
+        training_path = training_key.split("/")
+        model_path = [*training_path[:-1], TRAINED_MODEL]
+        # steps run in their run worker when the old code's executor allows it: no Python start per step
+        execution = B.in_process_config(services, [*wanted, training_path, model_path])
+        facts["executor"] = "in_process" if execution else "the project's own"
         if wanted:
             started = time.perf_counter()
             backfill_id = B.launch_asset_backfill(services, wanted, tags=tags,
                                                   title=f"reproduce {model} v{record.version}",
-                                                  description=f"commit {record.commit}")
+                                                  description=f"commit {record.commit}", run_config=execution)
             outcome = B.wait_for_backfill(services, backfill_id, timeout=timeout_seconds)
             timings["backfill_s"] = round(time.perf_counter() - started, 2)
             facts["backfill"] = {"id": backfill_id, "status": outcome.status, "runs": len(outcome.runs)}
@@ -192,11 +198,9 @@ def reproduce_version(
                 failed = [r for r, s in outcome.runs if s != "SUCCESS"]
                 raise ReproductionFailed(f"the reproduction backfill {backfill_id} ended {outcome.status} (runs not "
                                          f"successful: {failed[:5]}); see {services.url} and {work / 'logs'}")
-        training_path = training_key.split("/")
-        model_path = [*training_path[:-1], TRAINED_MODEL]
         window = store.manifest(training_key, None, data_hash=contract.training_set_data_hash).window
-        run_config = {"ops": {"__".join(training_path): {"config": {"window": str(window)}},
-                              "__".join(model_path): {"config": record.training_config}}}
+        run_config = {**execution, "ops": {"__".join(training_path): {"config": {"window": str(window)}},
+                                           "__".join(model_path): {"config": record.training_config}}}
         started = time.perf_counter()
         run = B.wait_for_run(services, B.launch_asset_run(services, [training_path, model_path],
                                                           run_config=run_config, tags=tags), timeout=timeout_seconds)
@@ -212,7 +216,7 @@ def reproduce_version(
         if signal_days:
             started = time.perf_counter()
             _score_live_days(services, rebuilt_registry, model, record.version, reproduced_version, signal_days,
-                             tags=tags, timeout=timeout_seconds)
+                             tags=tags, timeout=timeout_seconds, execution=execution)
             timings["signals_s"] = round(time.perf_counter() - started, 2)
             say(f"signals: {len(signal_days)} live days scored by the reproduced model in {timings['signals_s']} s")
     facts["timings"] = timings
@@ -235,7 +239,7 @@ def reproduce_version(
 
 def _score_live_days(services: DagsterServices, registry: ModelRegistry, model: str, version: str,
                      reproduced_version: str, days: list[RecordedPartition], *, tags: dict[str, str],
-                     timeout: float) -> None:
+                     timeout: float, execution: Mapping[str, Any]) -> None:
     """Make the reproduced version the reproduction's champion, then run the old code's live signals over
     the recorded days (one run per contiguous range, as a single-run backfill would)."""
     registry.set_champion(model, reproduced_version, actor="ml-platform reproduce",
@@ -245,7 +249,7 @@ def _score_live_days(services: DagsterServices, registry: ModelRegistry, model: 
         by_key.setdefault(day.key, []).append(str(day.partition))
     for key, partitions in by_key.items():
         path = key.split("/")
-        run_config = {"ops": {"__".join(path): {"config": {"model_name": model}}}}
+        run_config = {**execution, "ops": {"__".join(path): {"config": {"model_name": model}}}}
         for run_id in B.launch_partition_runs(services, path, partitions, run_config=run_config, tags=tags):
             run = B.wait_for_run(services, run_id, timeout=timeout)
             if run.status != "SUCCESS":

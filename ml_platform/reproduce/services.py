@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from ml_platform.errors import ConfigurationError, ReproductionFailed
+from ml_platform.reproduce.daemon import BACKFILL_TICK_SECONDS
 
 __all__ = ["CodeLocation", "DagsterServices", "IsolatedDeployment", "free_port"]
 
@@ -124,12 +125,16 @@ def _dagster_bin(name: str) -> str:
 class DagsterServices:
     """The webserver and daemon of an :class:`IsolatedDeployment`, started on entry and stopped on exit.
 
-    ``graphql`` posts to the webserver's ``/graphql``; the daemon executes the backfills it launches.
+    ``graphql`` posts to the webserver's ``/graphql``; the daemon executes the backfills it launches,
+    evaluating them every ``backfill_tick`` seconds (Dagster's own daemon ticks every 30 s).
     """
 
     def __init__(self, deployment: IsolatedDeployment, *, port: int | None = None,
-                 start_timeout: float = _START_TIMEOUT) -> None:
+                 start_timeout: float = _START_TIMEOUT, backfill_tick: float = BACKFILL_TICK_SECONDS) -> None:
+        if not backfill_tick > 0:
+            raise ConfigurationError(f"backfill tick {backfill_tick!r} s: give a positive number of seconds")
         self.deployment = deployment
+        self.backfill_tick = backfill_tick
         self.port = port or free_port()
         self.start_timeout = start_timeout
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -146,7 +151,9 @@ class DagsterServices:
         try:
             self._start([_dagster_bin("dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(self.port)],
                         logs / "webserver.log", env)
-            self._start([_dagster_bin("dagster-daemon"), "run", "-w", workspace], logs / "daemon.log", env)
+            # this process's Dagster daemon, with the backfill tick shortened (see ml_platform.reproduce.daemon)
+            self._start([sys.executable, "-m", "ml_platform.reproduce.daemon", str(self.backfill_tick), "run", "-w",
+                         workspace], logs / "daemon.log", env)
             self._wait_loaded()
         except BaseException:
             self.stop()

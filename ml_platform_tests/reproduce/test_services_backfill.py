@@ -13,12 +13,15 @@ import pytest
 from ml_platform import PinnedStore, Settings
 from ml_platform.errors import ConfigurationError, ReproductionFailed
 from ml_platform.reproduce.backfill import (
+    IN_PROCESS,
     contiguous_ranges,
+    in_process_config,
     launch_asset_backfill,
     launch_asset_run,
     wait_for_backfill,
     wait_for_run,
 )
+from ml_platform.reproduce.daemon import set_backfill_tick
 from ml_platform.reproduce.services import CodeLocation, DagsterServices, IsolatedDeployment
 
 PROJECT = '''
@@ -57,6 +60,20 @@ def test_contiguous_ranges() -> None:
         contiguous_ranges(["x"], order)
 
 
+def test_the_reproduction_daemon_shortens_dagsters_backfill_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster._daemon import controller
+
+    monkeypatch.setattr(controller, "DEFAULT_DAEMON_INTERVAL_SECONDS", controller.DEFAULT_DAEMON_INTERVAL_SECONDS)
+    set_backfill_tick(1.5)
+    assert controller.DEFAULT_DAEMON_INTERVAL_SECONDS == 1.5
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ConfigurationError, match="positive number of seconds"):
+            set_backfill_tick(bad)
+    with pytest.raises(ConfigurationError, match="positive number of seconds"):
+        DagsterServices(IsolatedDeployment(Path("."), CodeLocation("r", "m", "defs", Path("."), Path(sys.executable))),
+                        backfill_tick=0)
+
+
 def test_a_malformed_code_location_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="dotted Python module"):
         CodeLocation("repro", "not a module", "defs", Path("."), Path(sys.executable))
@@ -80,12 +97,15 @@ def test_a_backfill_launched_through_graphql_is_run_by_the_daemon_into_the_work_
     tags = {"ml_platform/reproduces": "m:1"}
     wanted = ["2024-01-03", "2024-01-04", "2024-01-05", "2024-01-09"]
     with DagsterServices(deployment) as services:
+        # Dagster's default executor takes in_process (the unpartitioned node's op config is given per run)
+        execution = in_process_config(services, [("bars",), ("doubled",), ("rows",)])
+        assert execution == IN_PROCESS
         backfill_id = launch_asset_backfill(services, {("bars",): wanted, ("doubled",): wanted}, tags=tags,
-                                            title="reproduce m v1")
+                                            title="reproduce m v1", run_config=execution)
         outcome = wait_for_backfill(services, backfill_id, timeout=300)
         assert outcome.succeeded, outcome
         run = wait_for_run(services, launch_asset_run(services, [("rows",)], run_config={
-            "ops": {"rows": {"config": {"window": "2024-01-03..2024-01-05"}}}}, tags=tags), timeout=300)
+            **execution, "ops": {"rows": {"config": {"window": "2024-01-03..2024-01-05"}}}}, tags=tags), timeout=300)
         assert run.status == "SUCCESS", run
         with pytest.raises(ReproductionFailed, match="defines no asset"):
             launch_asset_backfill(services, {("nope",): wanted}, tags=tags, title="x")
@@ -97,7 +117,18 @@ def test_a_backfill_launched_through_graphql_is_run_by_the_daemon_into_the_work_
     with dg.DagsterInstance.from_config(str(deployment.dagster_home)) as instance:
         backfill = instance.get_backfill(backfill_id)
         assert backfill is not None and backfill.tags == tags and backfill.title == "reproduce m v1"
-        assert len(instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))) == len(outcome.runs) >= 2
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        assert len(runs) == len(outcome.runs) >= 2
+        assert all(r.run_config.get("execution") == IN_PROCESS["execution"] for r in runs)
+
+
+@pytest.mark.daemon
+def test_a_project_with_its_own_executor_keeps_it(deployment: IsolatedDeployment) -> None:
+    defs = deployment.location.working_directory / "tinyproj" / "defs.py"
+    defs.write_text(defs.read_text().replace("defs = build_definitions(", "defs = dg.Definitions.merge(dg.Definitions("
+                                             "executor=dg.multiprocess_executor), build_definitions(") + ")\n")
+    with DagsterServices(deployment) as services:
+        assert in_process_config(services, [("bars",), ("rows",)]) == {}
 
 
 def test_a_code_location_that_does_not_load_is_reported(deployment: IsolatedDeployment) -> None:
