@@ -122,15 +122,6 @@ def test_a_backfill_launched_through_graphql_is_run_by_the_daemon_into_the_work_
         assert all(r.run_config.get("execution") == IN_PROCESS["execution"] for r in runs)
 
 
-@pytest.mark.daemon
-def test_a_project_with_its_own_executor_keeps_it(deployment: IsolatedDeployment) -> None:
-    defs = deployment.location.working_directory / "tinyproj" / "defs.py"
-    defs.write_text(defs.read_text().replace("defs = build_definitions(", "defs = dg.Definitions.merge(dg.Definitions("
-                                             "executor=dg.multiprocess_executor), build_definitions(") + ")\n")
-    with DagsterServices(deployment) as services:
-        assert in_process_config(services, [("bars",), ("rows",)]) == {}
-
-
 def test_a_code_location_that_does_not_load_is_reported(deployment: IsolatedDeployment) -> None:
     (deployment.location.working_directory / "tinyproj" / "defs.py").write_text("raise RuntimeError('broken at A')\n")
     with pytest.raises(ReproductionFailed, match="broken at A"), DagsterServices(deployment):
