@@ -36,7 +36,11 @@ def set_backfill_tick(seconds: float) -> None:
 
     from dagster._daemon import backfill, controller
 
-    if not hasattr(controller, _SETTING) or _SETTING not in inspect.getsource(backfill.execute_backfill_iteration_loop):
+    try:
+        loop_source = inspect.getsource(backfill.execute_backfill_iteration_loop)
+    except (OSError, TypeError):  # an install without sources: the loop cannot be checked
+        loop_source = ""
+    if not hasattr(controller, _SETTING) or _SETTING not in loop_source:
         raise ConfigurationError(f"this Dagster's backfill daemon does not read dagster._daemon.controller.{_SETTING}; "
                                  "the reproduction cannot shorten its tick (see ml_platform.reproduce.daemon)")
     setattr(controller, _SETTING, float(seconds))
