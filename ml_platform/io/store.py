@@ -591,10 +591,13 @@ class PinnedStore:
             pending += [f"{key}/{name}" if key else name for name in children if not name.startswith(PARTITION_MARK)]
         return sorted(found)
 
-    def keys_holding(self, data_hash: str) -> list[str]:
-        """The unpartitioned keys with a recorded version of ``data_hash`` (e.g. a model's training set), sorted."""
+    def keys_holding(self, data_hash: str, keys: Iterable[tuple[str, bool]] | None = None) -> list[str]:
+        """The unpartitioned keys with a recorded version of ``data_hash`` (e.g. a model's training set), sorted.
+
+        ``keys``: :meth:`list_keys` already listed by the caller (listed here otherwise).
+        """
         holders = []
-        for key, unpartitioned in self.list_keys():
+        for key, unpartitioned in self.list_keys() if keys is None else keys:
             if not unpartitioned:
                 continue
             try:

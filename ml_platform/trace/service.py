@@ -159,10 +159,11 @@ def _model_facts(contract: DeployContract) -> ModelFacts:
         created_at=contract.created_at.isoformat(), contract_sha256=contract.sha256, contract=data)
 
 
-def _training_set(store: PinnedStore, contract: DeployContract) -> tuple[StoredVersion | None, str | None]:
+def _training_set(store: PinnedStore, contract: DeployContract,
+                  listed: list[tuple[str, bool]]) -> tuple[StoredVersion | None, str | None]:
     data_hash = contract.training_set_data_hash
     try:
-        holders = store.keys_holding(data_hash)
+        holders = store.keys_holding(data_hash, listed)
         key = holders[0] if holders else None
         if key is None:
             return None, (f"the model's training set ({data_hash}) is no longer stored under {store.base} (collected "
@@ -218,7 +219,8 @@ def trace_signal(
     if isinstance(instrument, str) and not instrument.strip():
         raise ConfigurationError("instrument must be a non-empty value, e.g. --instrument AAPL")
     store, registry = _open(settings, store, registry)
-    stored_keys = [key for key, _ in store.list_keys()]
+    listed = store.list_keys()  # once: the signal keys and the training set's key both come from it
+    stored_keys = [key for key, _ in listed]
     manifest, others, frame, model, version = _locate(store, registry, target, when, stored_keys=stored_keys,
                                                       as_of=as_of, data_hash=data_hash)
     label = f"live signal {manifest.label}"
@@ -264,7 +266,7 @@ def trace_signal(
         notes.append(f"{manifest.label} has {len(others)} other recorded version(s) (rematerialized: "
                      f"{', '.join(f'{w} {h}' for w, h in others)}); this trace follows the version written at "
                      f"{manifest.written_at}")
-    training, problem = _training_set(store, contract)
+    training, problem = _training_set(store, contract, listed)
     if problem:
         notes.append(problem)
 
