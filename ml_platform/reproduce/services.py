@@ -30,7 +30,7 @@ from typing import Any, Self
 from ml_platform.errors import ConfigurationError, ReproductionFailed
 from ml_platform.reproduce.daemon import BACKFILL_TICK_SECONDS
 
-__all__ = ["CodeLocation", "DagsterServices", "IsolatedDeployment", "free_port"]
+__all__ = ["CodeLocation", "DagsterServices", "IsolatedDeployment", "create_instance_storage", "free_port"]
 
 _START_TIMEOUT = 180.0
 
@@ -111,6 +111,18 @@ class IsolatedDeployment:
         return env
 
 
+def create_instance_storage(home: Path) -> None:
+    """Create the instance's SQLite databases (runs, event index, schedules) here, before the webserver and
+    the daemon start: each would otherwise create them on first use, at the same moment, and Dagster's
+    first-creation of ``runs.db`` is not safe under concurrency (both stamp the alembic head, and every later
+    open fails with "Version table 'alembic_version' has more than one head")."""
+    import dagster as dg
+
+    home.mkdir(parents=True, exist_ok=True)
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
+
+
 def _dagster_bin(name: str) -> str:
     sibling = Path(sys.executable).with_name(name)
     if sibling.exists():
@@ -144,6 +156,7 @@ class DagsterServices:
     def __enter__(self) -> Self:
         d = self.deployment
         d.write()
+        create_instance_storage(d.dagster_home)
         logs = d.root / "logs"
         logs.mkdir(exist_ok=True)
         env = d.process_env()

@@ -22,7 +22,12 @@ from ml_platform.reproduce.backfill import (
     wait_for_run,
 )
 from ml_platform.reproduce.daemon import set_backfill_tick
-from ml_platform.reproduce.services import CodeLocation, DagsterServices, IsolatedDeployment
+from ml_platform.reproduce.services import (
+    CodeLocation,
+    DagsterServices,
+    IsolatedDeployment,
+    create_instance_storage,
+)
 
 PROJECT = '''
 import os
@@ -120,6 +125,25 @@ def test_a_backfill_launched_through_graphql_is_run_by_the_daemon_into_the_work_
         runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         assert len(runs) == len(outcome.runs) >= 2
         assert all(r.run_config.get("execution") == IN_PROCESS["execution"] for r in runs)
+
+
+@pytest.mark.daemon
+def test_a_project_with_its_own_executor_keeps_it(deployment: IsolatedDeployment) -> None:
+    defs = deployment.location.working_directory / "tinyproj" / "defs.py"
+    defs.write_text(defs.read_text().replace("defs = build_definitions(", "defs = dg.Definitions.merge(dg.Definitions("
+                                             "executor=dg.multiprocess_executor), build_definitions(") + ")\n")
+    with DagsterServices(deployment) as services:
+        assert in_process_config(services, [("bars",), ("rows",)]) == {}
+
+
+def test_the_instance_databases_exist_once_before_any_dagster_process_starts(tmp_path: Path) -> None:
+    import sqlite3
+
+    create_instance_storage(tmp_path / "dagster")
+    create_instance_storage(tmp_path / "dagster")  # a second time (a re-entered deployment) changes nothing
+    for db in ("history/runs.db", "history/runs/index.db", "schedules/schedules.db"):
+        with sqlite3.connect(tmp_path / "dagster" / db) as conn:
+            assert len(conn.execute("SELECT version_num FROM alembic_version").fetchall()) == 1, db
 
 
 def test_a_code_location_that_does_not_load_is_reported(deployment: IsolatedDeployment) -> None:
