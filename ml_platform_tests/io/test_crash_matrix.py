@@ -112,7 +112,9 @@ def run_case(template: Path, work: Path, op: str, index: int, point: str, nth: i
              ) -> tuple[Path, int, str]:
     base = work / f"{op}-{index:02d}-{point.replace(':', '_')}-{nth}"
     shutil.copytree(template, base)
-    env = {**os.environ, CRASH_ENV: f"{point}#{nth}"}
+    scratch = base.with_name(base.name + ".tmp")  # a killed writer's scratch files stay beside the case, not in /tmp
+    scratch.mkdir()
+    env = {**os.environ, CRASH_ENV: f"{point}#{nth}", "TMPDIR": str(scratch)}
     args = [sys.executable, "-c", CHILD, str(base), op] + ([root] if op == "gc" else [])
     done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     return base, done.returncode, done.stderr[-2000:]

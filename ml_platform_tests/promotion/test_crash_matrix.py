@@ -161,7 +161,10 @@ def driver(crash_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
     # The store is replaced by a copy before every trial: this process must never keep a connection to it.
     monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
     prepared = _prepare(crash_root)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    # a killed promotion leaves its staging directory behind: in the test's own directory, never in /tmp
+    (crash_root / "tmp").mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "TMPDIR": str(crash_root / "tmp")}
     process = subprocess.Popen([sys.executable, "-m", "ml_platform_tests.promotion.crash_driver", str(prepared.work)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:

@@ -81,7 +81,10 @@ def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[sub
     artifacts = str(tmp_path / "artifacts")
     registry = ModelRegistry(uri, artifact_location=artifacts)
     registry.list_models()  # create the schema once, before the first fork
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    # a killed writer leaves its staging directory behind: in the test's own tmp_path, never in /tmp
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "TMPDIR": str(tmp_path / "tmp")}
     process = subprocess.Popen([sys.executable, "-m", "ml_platform_tests.registry.crash_driver", uri, artifacts],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
