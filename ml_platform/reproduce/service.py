@@ -10,7 +10,9 @@
    recorded one), compared with the recorded environment lock package by package;
 4. **data**: an isolated Dagster deployment (instance, store and MLflow in the work directory) runs the
    old commit as its code location; the recorded source versions are seeded as delivered and a real
-   asset **backfill** of every other recorded partition is executed by its daemon;
+   asset **backfill** of every other recorded partition is executed by its daemon. Live days that read
+   another version of a partition than training did (a vendor revision between them) get a later pass
+   of their own: the versions they read seeded, what differs backfilled again (:mod:`~ml_platform.reproduce.passes`);
 5. **model**: one run of the old code materializes the training set over its recorded window and trains
    with the recorded seed and parameters; the reproduced version becomes the reproduction's own champion
    and the old code's live signals score the recorded live days;
@@ -27,7 +29,7 @@ import datetime as dt
 import hashlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ from typing import Any
 from ml_platform.environment import DETERMINISM_ENV_VARS, EnvironmentLock, diff_environments
 from ml_platform.errors import ReproductionFailed
 from ml_platform.io.store import PinnedStore
+from ml_platform.keys import FrameKeys
+from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.store import ModelRegistry
 from ml_platform.reproduce import backfill as B
 from ml_platform.reproduce.certificate import (
@@ -45,10 +49,11 @@ from ml_platform.reproduce.certificate import (
 )
 from ml_platform.reproduce.checkout import build_environment, check_workdir, checkout_commit, repository_root
 from ml_platform.reproduce.compare import Comparison, ComparisonKind, compare_bytes, compare_partitions
+from ml_platform.reproduce.passes import ReproductionPass, plan_passes
 from ml_platform.reproduce.record import ReproductionRecord, find_training_key
 from ml_platform.reproduce.recorded import RecordedPartition, describe_lost, recorded_lineage
 from ml_platform.reproduce.services import CodeLocation, DagsterServices, IsolatedDeployment
-from ml_platform.reproduce.signals import compare_signals, conflicting_versions, served_signals
+from ml_platform.reproduce.signals import compare_signals, served_signals
 from ml_platform.reproduce.sources import seed_sources
 from ml_platform.settings import Settings
 
@@ -60,12 +65,15 @@ TRAINED_MODEL = "trained_model"
 
 @dataclass(frozen=True)
 class Reproduction:
-    """The outcome: the certificate, where it is stored, and the work directory's deployment."""
+    """The outcome: the certificate, where it is stored, and the work directory's deployment.
+
+    ``backfill_id`` is the first backfill (the training set's pass); ``backfill_ids`` every pass's, in order."""
 
     certificate: Certificate
     stored: StoredCertificate | None
     workdir: Path
     backfill_id: str | None
+    backfill_ids: tuple[str, ...] = ()
 
 
 def _say(message: str) -> None:
@@ -120,26 +128,20 @@ def reproduce_version(
     # hashed as the data hash when written): an altered or lost one is named before anything starts
     lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, verify_objects=True,
                                also=sorted(served_ids, key=str))
-    unreproducible: list[Comparison] = []
-    conflicts = conflicting_versions(lineage)
-    if conflicts and served:
-        (key, partition), hashes = next(iter(conflicts.items()))
-        why = (f"not reproduced: the training set and the live days read {len(conflicts)} partition(s) at different "
-               f"versions (first: {key} partition {partition} at {', '.join(hashes)}), and one reproduction holds "
-               "one version of each; the model was reproduced without its live days")
-        unreproducible = [Comparison(ComparisonKind.SIGNALS, f"signals {s.label}", s.data_hash, None, why)
-                          for s in served]
-        served, served_ids = (), set()
-        lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, verify_objects=True)
     if not lineage.complete:
         raise ReproductionFailed(f"model {model!r} version {record.version}: " + describe_lost(lineage.lost))
-    signal_days = [p for p in lineage.partitions if (p.key, p.partition, p.data_hash) in served_ids]
-    recomputed = [p for p in lineage.computed() if (p.key, p.partition, p.data_hash) not in served_ids]
+    # one pass per consistent set of versions: the training set's, then live days that read other versions
+    plan = plan_passes(lineage, [p for p in lineage.partitions if (p.key, p.partition, p.data_hash) in served_ids])
+    unreproducible = [Comparison(ComparisonKind.SIGNALS, f"signals {day.label}", day.data_hash, None,
+                                 f"not reproduced: this live day read {conflict}, and one reproduction pass holds one "
+                                 "version of each partition") for day, conflict in plan.unplaceable]
     root_repo = repository_root(repo)
     work = check_workdir(workdir)  # only now: every refusal above leaves no work directory behind
     comparisons: list[Comparison] = []
+    live_days = sum(len(p.live_days) for p in plan.passes)
     facts: dict[str, object] = {"workdir": str(work), "training_set": training_key,
-                                "recorded_versions": len(lineage.partitions), "live_days": len(signal_days)}
+                                "recorded_versions": len(lineage.partitions), "live_days": live_days,
+                                "passes": len(plan.passes)}
     timings: dict[str, float] = {}
 
     dirty = f" with its recorded diff of uncommitted changes ({len(record.git_diff)} bytes)" if record.git_diff else ""
@@ -169,81 +171,134 @@ def reproduce_version(
         "ML_PLATFORM_REPRODUCTION": "1",
         **{k: v for k, v in deterministic.items() if k in DETERMINISM_ENV_VARS}})
     isolated = PinnedStore(settings.storage)
-    say(f"data: {len(lineage.sources())} source partitions seeded as delivered, "
-        f"{len(recomputed)} partitions to backfill, {len(signal_days)} live signal days to score")
-    seed_sources(store, isolated, lineage)
+    first = plan.passes[0]
+    say(f"data: {len(first.seeded)} source partitions seeded as delivered, {len(first.rebuilt)} partitions to "
+        f"backfill, {live_days} live signal days to score"
+        + (f", in {len(plan.passes)} passes (live days that read revised versions)" if len(plan.passes) > 1 else ""))
     tags = {REPRODUCES_TAG: f"{model}:{record.version}", "ml_platform/commit": record.commit}
-    wanted: dict[tuple[str, ...], list[str]] = {}
-    for part in recomputed:
-        wanted.setdefault(tuple(part.key.split("/")), []).append(str(part.partition))
-    backfill_id = None
+    backfills: list[dict[str, object]] = []
+    assert lineage.root is not None
     with DagsterServices(deployment) as services:
         say(f"the reproduction's Dagster UI: {services.url} (Backfills)")
         facts["dagster_ui"] = services.url
         training_path = training_key.split("/")
         model_path = [*training_path[:-1], TRAINED_MODEL]
         # steps run in their run worker when the old code's executor allows it: no Python start per step
-        execution = B.in_process_config(services, [*wanted, training_path, model_path])
+        execution = B.in_process_config(services, [*{tuple(p.key.split("/")) for p in lineage.computed()},
+                                                   training_path, model_path])
         facts["executor"] = "in_process" if execution else "the project's own"
-        if wanted:
-            started = time.perf_counter()
-            backfill_id = B.launch_asset_backfill(services, wanted, tags=tags,
-                                                  title=f"reproduce {model} v{record.version}",
-                                                  description=f"commit {record.commit}", run_config=execution)
-            outcome = B.wait_for_backfill(services, backfill_id, timeout=timeout_seconds)
-            timings["backfill_s"] = round(time.perf_counter() - started, 2)
-            facts["backfill"] = {"id": backfill_id, "status": outcome.status, "runs": len(outcome.runs)}
-            say(f"backfill {backfill_id}: {outcome.status}, {len(outcome.runs)} runs in {timings['backfill_s']} s")
-            if not outcome.succeeded:
-                failed = [r for r, s in outcome.runs if s != "SUCCESS"]
-                raise ReproductionFailed(f"the reproduction backfill {backfill_id} ended {outcome.status} (runs not "
-                                         f"successful: {failed[:5]}); see {services.url} and {work / 'logs'}")
-        window = store.manifest(training_key, None, data_hash=contract.training_set_data_hash).window
-        run_config = {**execution, "ops": {"__".join(training_path): {"config": {"window": str(window)}},
-                                           "__".join(model_path): {"config": record.training_config}}}
-        started = time.perf_counter()
-        run = B.wait_for_run(services, B.launch_asset_run(services, [training_path, model_path],
-                                                          run_config=run_config, tags=tags), timeout=timeout_seconds)
-        timings["training_s"] = round(time.perf_counter() - started, 2)
-        say(f"model: training run {run.run_id} {run.status} in {timings['training_s']} s")
-        if run.status != "SUCCESS":
-            raise ReproductionFailed(f"the reproduction's training run {run.run_id} ended {run.status}; see "
-                                     f"{services.url}/runs/{run.run_id}")
-        # the ledger is the reproduction's own (explicit: never the production ledger an env var may name)
-        rebuilt_registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location,
-                                         ledger_url=settings.tracking_uri)
-        reproduced_version = _newest_version(rebuilt_registry, model)
-        if signal_days:
-            started = time.perf_counter()
-            _score_live_days(services, rebuilt_registry, model, record.version, reproduced_version, signal_days,
-                             tags=tags, timeout=timeout_seconds, execution=execution)
-            timings["signals_s"] = round(time.perf_counter() - started, 2)
-            say(f"signals: {len(signal_days)} live days scored by the reproduced model in {timings['signals_s']} s")
+        for step in plan.passes:
+            label = "" if len(plan.passes) == 1 else f" (pass {step.index + 1} of {len(plan.passes)})"
+            seed_sources(store, isolated, step.as_lineage(lineage.root))
+            if step.rebuilt:
+                started = time.perf_counter()
+                outcome = _backfill(services, step, tags=tags, execution=execution, timeout=timeout_seconds,
+                                    title=f"reproduce {model} v{record.version}{label}",
+                                    description=f"commit {record.commit}")
+                timings[f"backfill_s{'' if step.index == 0 else step.index + 1}"] = round(
+                    time.perf_counter() - started, 2)
+                backfills.append({"id": outcome.backfill_id, "status": outcome.status, "runs": len(outcome.runs),
+                                  "pass": step.index + 1, "partitions": len(step.rebuilt)})
+                say(f"backfill {outcome.backfill_id}{label}: {outcome.status}, {len(outcome.runs)} runs in "
+                    f"{round(time.perf_counter() - started, 2)} s")
+            elif step.index > 0:
+                say(f"pass {step.index + 1}: {len(step.seeded)} revised source partitions seeded, nothing to backfill")
+            if step.index == 0:
+                rebuilt_registry = _retrain(services, store, contract, record, model, training_path, model_path,
+                                            settings=settings, tags=tags, execution=execution,
+                                            timeout=timeout_seconds, timings=timings, say=say)
+                reproduced_version = _newest_version(rebuilt_registry, model)
+                comparisons.extend(_compare_pass(store, isolated, step, contract.keys))
+                comparisons.extend(compare_partitions(store, isolated, [lineage.root], keys=contract.keys))
+                comparisons[-1] = Comparison(ComparisonKind.TRAINING_SET, comparisons[-1].subject,
+                                             comparisons[-1].recorded, comparisons[-1].reproduced,
+                                             comparisons[-1].difference)
+                reproduced_sha = rebuilt_registry.load_contract(model, reproduced_version).model_sha256
+                comparisons.append(compare_bytes(ComparisonKind.MODEL, "model sha256", contract.model_sha256,
+                                                 reproduced_sha))
+                if live_days:
+                    rebuilt_registry.set_champion(
+                        model, reproduced_version, actor="ml-platform reproduce",
+                        reason=f"reproduction of {model} version {record.version}: scores the live days it served")
+            else:
+                comparisons.extend(_compare_pass(store, isolated, step, contract.keys))
+            if step.live_days:
+                started = time.perf_counter()
+                _score_live_days(services, model, step.live_days, tags=tags, timeout=timeout_seconds,
+                                 execution=execution)
+                timings["signals_s"] = round(timings.get("signals_s", 0.0) + time.perf_counter() - started, 2)
+                say(f"signals{label}: {len(step.live_days)} live days scored by the reproduced model")
+                comparisons.extend(compare_signals(store, isolated, step.live_days, keys=contract.keys))
+    if backfills:
+        facts["backfill"] = backfills[0]
+        facts["backfills"] = backfills
     facts["timings"] = timings
-    comparisons += compare_partitions(store, isolated, [*lineage.sources(), *recomputed], keys=contract.keys)
-    assert lineage.root is not None
-    comparisons += compare_partitions(store, isolated, [lineage.root], keys=contract.keys)
-    comparisons[-1] = Comparison(ComparisonKind.TRAINING_SET, comparisons[-1].subject, comparisons[-1].recorded,
-                                 comparisons[-1].reproduced, comparisons[-1].difference)
-    reproduced_sha = rebuilt_registry.load_contract(model, reproduced_version).model_sha256
-    comparisons.append(compare_bytes(ComparisonKind.MODEL, "model sha256", contract.model_sha256, reproduced_sha))
-    comparisons += compare_signals(store, isolated, signal_days, keys=contract.keys)
     comparisons += unreproducible
     certificate = certificate_of(comparisons, model=model, version=record.version, commit=record.commit, facts=facts)
     (work / "certificate.json").write_bytes(certificate.to_json())
     (work / "certificate.md").write_text(certificate.summary())
     stored = store_certificate(registry, certificate,
                                stamp=dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")) if store_result else None
-    return Reproduction(certificate, stored, work, backfill_id)
+    return Reproduction(certificate, stored, work, str(backfills[0]["id"]) if backfills else None,
+                        tuple(str(b["id"]) for b in backfills))
 
 
-def _score_live_days(services: DagsterServices, registry: ModelRegistry, model: str, version: str,
-                     reproduced_version: str, days: list[RecordedPartition], *, tags: dict[str, str],
-                     timeout: float, execution: Mapping[str, Any]) -> None:
-    """Make the reproduced version the reproduction's champion, then run the old code's live signals over
-    the recorded days (one run per contiguous range, as a single-run backfill would)."""
-    registry.set_champion(model, reproduced_version, actor="ml-platform reproduce",
-                          reason=f"reproduction of {model} version {version}: scores the live days it served")
+@dataclass(frozen=True)
+class _Backfilled:
+    backfill_id: str
+    status: str
+    runs: tuple[tuple[str, str], ...]
+
+
+def _backfill(services: DagsterServices, step: ReproductionPass, *, tags: dict[str, str],
+              execution: Mapping[str, Any], timeout: float, title: str, description: str) -> _Backfilled:
+    """One daemon-run asset backfill of the versions a pass rebuilds; refuses an unsuccessful one."""
+    wanted: dict[tuple[str, ...], list[str]] = {}
+    for part in step.rebuilt:
+        wanted.setdefault(tuple(part.key.split("/")), []).append(str(part.partition))
+    backfill_id = B.launch_asset_backfill(services, wanted, tags=tags, title=title, description=description,
+                                          run_config=execution)
+    outcome = B.wait_for_backfill(services, backfill_id, timeout=timeout)
+    if not outcome.succeeded:
+        failed = [r for r, s in outcome.runs if s != "SUCCESS"]
+        raise ReproductionFailed(f"the reproduction backfill {backfill_id} ended {outcome.status} (runs not "
+                                 f"successful: {failed[:5]}); see {services.url} and "
+                                 f"{services.deployment.root / 'logs'}")
+    return _Backfilled(backfill_id, outcome.status, tuple(outcome.runs))
+
+
+def _retrain(services: DagsterServices, store: PinnedStore, contract: DeployContract, record: ReproductionRecord,
+             model: str, training_path: list[str], model_path: list[str], *, settings: Settings,
+             tags: dict[str, str], execution: Mapping[str, Any], timeout: float, timings: dict[str, float],
+             say: Callable[[str], None]) -> ModelRegistry:
+    """One run of the old code: the training set over its recorded window, then the model with the recorded
+    seed and parameters; returns the reproduction's own registry (never the production one)."""
+    window = store.manifest("/".join(training_path), None, data_hash=contract.training_set_data_hash).window
+    run_config = {**execution, "ops": {"__".join(training_path): {"config": {"window": str(window)}},
+                                       "__".join(model_path): {"config": record.training_config}}}
+    started = time.perf_counter()
+    run = B.wait_for_run(services, B.launch_asset_run(services, [training_path, model_path],
+                                                      run_config=run_config, tags=tags), timeout=timeout)
+    timings["training_s"] = round(time.perf_counter() - started, 2)
+    say(f"model: training run {run.run_id} {run.status} in {timings['training_s']} s")
+    if run.status != "SUCCESS":
+        raise ReproductionFailed(f"the reproduction's training run {run.run_id} ended {run.status}; see "
+                                 f"{services.url}/runs/{run.run_id}")
+    # the ledger is the reproduction's own (explicit: never the production ledger an env var may name)
+    return ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location,
+                         ledger_url=settings.tracking_uri)
+
+
+def _compare_pass(production: PinnedStore, isolated: PinnedStore, step: ReproductionPass,
+                  keys: FrameKeys | None) -> tuple[Comparison, ...]:
+    """The versions a pass seeded and rebuilt, against the record, while they are the reproduction's heads."""
+    return compare_partitions(production, isolated, [*step.seeded, *step.rebuilt], keys=keys)
+
+
+def _score_live_days(services: DagsterServices, model: str, days: Sequence[RecordedPartition], *,
+                     tags: dict[str, str], timeout: float, execution: Mapping[str, Any]) -> None:
+    """Run the old code's live signals over the recorded days with the reproduction's champion (one run per
+    contiguous range, as a single-run backfill would)."""
     by_key: dict[str, list[str]] = {}
     for day in days:
         by_key.setdefault(day.key, []).append(str(day.partition))
