@@ -7,7 +7,10 @@ lookback after training, and the live features read the revision). Such a day ca
 the training set, so it gets a later pass: its sources are seeded again at the versions it read, and only
 the versions it read that the store does not already hold as the head are rebuilt. A version is named by
 ``(key, partition, data hash)`` and its manifest fixes the upstream versions it read, so a version
-rebuilt in an earlier pass stays what it was whatever later passes write.
+rebuilt in an earlier pass stays what it was whatever later passes write. The same bytes written again
+from other inputs (a feature day unchanged by a revision in its lookback) are two recorded partitions
+with two provenances: each reader's walk follows the one it read, so a day served before the revision
+stays in the training set's pass.
 
 Pure logic over :class:`~ml_platform.reproduce.recorded.RecordedLineage`: no Dagster, no MLflow.
 """
@@ -17,15 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ml_platform.reproduce.recorded import RecordedLineage, RecordedPartition
+from ml_platform.reproduce.recorded import Ident, Node, RecordedLineage, RecordedPartition
 
 __all__ = ["ReproductionPass", "ReproductionPlan", "plan_passes"]
-
-Ident = tuple[str, str | None, str]
-
-
-def _ident(part: RecordedPartition) -> Ident:
-    return (part.key, part.partition, part.data_hash)
 
 
 @dataclass(frozen=True)
@@ -59,18 +56,19 @@ class ReproductionPlan:
     unplaceable: tuple[tuple[RecordedPartition, str], ...]
 
 
-def _reachable(start: Iterable[Ident], index: dict[Ident, RecordedPartition]) -> list[Ident]:
-    """Every version reachable from ``start`` over upstream references, ``start`` first, in walk order."""
-    order: list[Ident] = []
-    seen: set[Ident] = set()
+def _reachable(start: Iterable[Node], index: dict[Node, RecordedPartition]) -> list[Node]:
+    """Every version reachable from ``start`` over upstream references as each reader read them (data hash
+    and provenance), ``start`` first, in walk order."""
+    order: list[Node] = []
+    seen: set[Node] = set()
     stack = list(start)[::-1]
     while stack:
-        ident = stack.pop()
-        if ident in seen or ident not in index:
+        node = stack.pop()
+        if node in seen or node not in index:
             continue
-        seen.add(ident)
-        order.append(ident)
-        stack.extend((ref.key, ref.partition, ref.data_hash) for ref in index[ident].upstream[::-1])
+        seen.add(node)
+        order.append(node)
+        stack.extend(index[node].upstream_versions()[::-1])
     return order
 
 
@@ -84,6 +82,15 @@ def _first_conflict(versions: Iterable[Ident]) -> str | None:
     return None
 
 
+def _join(group: tuple[dict[tuple[str, str | None], str], list[Node], list[RecordedPartition]],
+          reach: Iterable[Node]) -> None:
+    held, order, _ = group
+    for node in reach:
+        if (node[0], node[1]) not in held:
+            held[(node[0], node[1])] = node[2]
+            order.append(node)
+
+
 def plan_passes(lineage: RecordedLineage, live_days: Sequence[RecordedPartition]) -> ReproductionPlan:
     """Split ``lineage`` (the training set's root and ``live_days``, walked together) into passes.
 
@@ -95,39 +102,33 @@ def plan_passes(lineage: RecordedLineage, live_days: Sequence[RecordedPartition]
     """
     if lineage.root is None:
         raise ValueError("a reproduction plan needs the training set's recorded version (the lineage has no root)")
-    index = {_ident(p): p for p in lineage.partitions}
-    root = _ident(lineage.root)
-    live_ids = {_ident(d) for d in live_days}
-    groups: list[tuple[dict[tuple[str, str | None], str], list[Ident], list[RecordedPartition]]] = []
-    training = _reachable([root], index)
-    groups.append(({(k, p): h for k, p, h in training}, training, []))
+    index = {p.version: p for p in lineage.partitions}
+    root = lineage.root.ident
+    live_ids = {d.ident for d in live_days}
+    groups: list[tuple[dict[tuple[str, str | None], str], list[Node], list[RecordedPartition]]] = [({}, [], [])]
+    _join(groups[0], _reachable([lineage.root.version], index))
     unplaceable: list[tuple[RecordedPartition, str]] = []
     for day in live_days:
-        reach = _reachable([_ident(day)], index)
-        conflict = _first_conflict(reach)
+        reach = _reachable([day.version], index)
+        conflict = _first_conflict(node[:3] for node in reach)
         if conflict is not None:
             unplaceable.append((day, conflict))
             continue
-        for held, order, days in groups:
-            if all(held.get((k, p), h) == h for k, p, h in reach):
-                break
-        else:
-            held, order, days = {}, [], []
-            groups.append((held, order, days))
-        for k, p, h in reach:
-            if (k, p) not in held:
-                held[(k, p)] = h
-                order.append((k, p, h))
-        days.append(day)
+        group = next((g for g in groups if all(g[0].get((k, p), h) == h for k, p, h, _ in reach)), None)
+        if group is None:
+            group = ({}, [], [])
+            groups.append(group)
+        _join(group, reach)
+        group[2].append(day)
     passes = []
     heads: dict[tuple[str, str | None], str] = {}  # what the reproduction's store holds after each pass
     for number, (_, order, days) in enumerate(groups):
-        wanted = [index[i] for i in order if heads.get((i[0], i[1])) != i[2]]
-        for key, partition, data_hash in order:
+        wanted = [index[n] for n in order if heads.get((n[0], n[1])) != n[2]]
+        for key, partition, data_hash, _ in order:
             heads[(key, partition)] = data_hash
         passes.append(ReproductionPass(
             number,
             seeded=tuple(p for p in wanted if p.is_source),
-            rebuilt=tuple(p for p in wanted if not p.is_source and _ident(p) != root and _ident(p) not in live_ids),
+            rebuilt=tuple(p for p in wanted if not p.is_source and p.ident != root and p.ident not in live_ids),
             live_days=tuple(days)))
     return ReproductionPlan(tuple(passes), tuple(unplaceable))

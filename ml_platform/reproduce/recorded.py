@@ -3,12 +3,17 @@
 The training set's manifest (found by the data hash its deploy contract records) lists the model-input
 and label partitions it read, each with its data hash; each of those manifests lists its own upstream
 partitions, down to the source nodes (no upstream: market data as delivered). Walking these references
-by data hash gives the exact versions that went into the model, whatever was rematerialized since.
+by data hash gives the exact versions that went into the model, whatever was rematerialized since. When
+the same bytes were written again from other inputs, each reference resolves to the manifest its reader
+saw (the newest of that hash written before the reader), so each reader's lineage is the one it read.
 Pure store reads: no Dagster, no MLflow.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +24,9 @@ from ml_platform.io.manifest import Manifest, UpstreamRef
 from ml_platform.io.store import PinnedStore
 
 __all__ = ["LostVersion", "RecordedLineage", "RecordedPartition", "describe_lost", "recorded_lineage"]
+
+Ident = tuple[str, str | None, str]  # key, partition, data hash
+Node = tuple[str, str | None, str, str]  # and the written_at of one manifest of it
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,10 @@ class RecordedPartition:
         data_hash: the recorded content hash of that version.
         upstream: what it was computed from (empty: a source node, data as delivered).
         graph_hash: the graph hash of the code that wrote it.
+        provenance: a digest of the versions beneath it, recursively ("" for a source): the same bytes
+            written again from other inputs are another recorded partition, with another provenance.
+        upstream_provenance: the provenance of each ``upstream`` version as this one read it, in order
+            (empty when not resolved: every reference then means the version of that data hash).
     """
 
     key: str
@@ -38,6 +50,22 @@ class RecordedPartition:
     data_hash: str
     upstream: tuple[UpstreamRef, ...]
     graph_hash: str | None
+    provenance: str = ""
+    upstream_provenance: tuple[str, ...] = ()
+
+    @property
+    def ident(self) -> Ident:
+        return (self.key, self.partition, self.data_hash)
+
+    @property
+    def version(self) -> Node:
+        """``ident`` and ``provenance``: what one recorded partition is."""
+        return (self.key, self.partition, self.data_hash, self.provenance)
+
+    def upstream_versions(self) -> tuple[Node, ...]:
+        """The ``version`` of each upstream reference as this one read it."""
+        resolved = self.upstream_provenance or ("",) * len(self.upstream)
+        return tuple((r.key, r.partition, r.data_hash, p) for r, p in zip(self.upstream, resolved, strict=True))
 
     @property
     def is_source(self) -> bool:
@@ -68,7 +96,7 @@ class RecordedLineage:
 
     Attributes:
         root: the version the walk started from (the training set).
-        partitions: every reachable version, deduplicated, in walk order.
+        partitions: every reachable version, one per data hash and provenance, in walk order.
         lost: versions referenced but no longer readable, each with why.
     """
 
@@ -94,12 +122,25 @@ class RecordedLineage:
 
     def partitions_of(self, key: str) -> tuple[str, ...]:
         """The recorded partition keys of one node, sorted."""
-        return tuple(sorted(p.partition for p in self.partitions if p.key == key and p.partition is not None))
+        return tuple(sorted({p.partition for p in self.partitions if p.key == key and p.partition is not None}))
 
 
-def _recorded(manifest: Manifest) -> RecordedPartition:
-    return RecordedPartition(manifest.asset_key, manifest.partition, manifest.data_hash, tuple(manifest.upstream),
-                             manifest.graph_hash)
+def _object_problem(store: PinnedStore, manifest: Manifest, verify: bool) -> str | None:
+    """Why the object of ``manifest`` cannot be read back as recorded (None: it can)."""
+    try:
+        if verify:
+            store.verify_bytes(manifest)
+        elif not store.filesystem.exists(object_rel(manifest.data_hash)):
+            return (f"the object of data hash {manifest.data_hash} is missing from {store.base} (collected by gc, "
+                    "or deleted)")
+    except MLPlatformError as exc:
+        return str(exc)
+    return None
+
+
+def _provenance(entries: list[tuple[str, str | None, str, str]]) -> str:
+    """The digest of a version's upstream versions and of their own provenance, recursively (a Merkle hash)."""
+    return "blake2b:" + hashlib.blake2b(json.dumps(entries).encode(), digest_size=16).hexdigest()
 
 
 def recorded_lineage(store: PinnedStore, key: str, partition: str | None, data_hash: str, *,
@@ -107,6 +148,13 @@ def recorded_lineage(store: PinnedStore, key: str, partition: str | None, data_h
                      also: Iterable[tuple[str, str | None, str]] = (),
                      manifests: dict[tuple[str, str | None, str], Manifest] | None = None) -> RecordedLineage:
     """Walk the recorded versions beneath ``key``/``partition`` at ``data_hash`` (and beneath ``also``).
+
+    An upstream reference names a version by data hash; the same bytes can have been written more than
+    once from different inputs (a feature day whose value did not change when a vendor revised a day of
+    its lookback). Each reference is resolved to the manifest its reader read: the newest of that data
+    hash written at or before the reader's own manifest (the head the reader saw), else the newest of
+    it. Versions with the same bytes and the same lineage beneath collapse into one; the same bytes
+    over another lineage are another :class:`RecordedPartition` (another ``provenance``).
 
     Args:
         store: the production store that holds them.
@@ -120,33 +168,94 @@ def recorded_lineage(store: PinnedStore, key: str, partition: str | None, data_h
     Returns:
         The lineage; a missing root, manifest or object is listed in ``lost`` with its reason, never raised.
     """
-    seen: dict[tuple[str, str | None, str], RecordedPartition] = {}
-    lost: dict[tuple[str, str | None, str], LostVersion] = {}
-    queue: deque[tuple[str, str | None, str]] = deque([(key, partition, data_hash), *also])
-    root: RecordedPartition | None = None
-    while queue:
-        ident = queue.popleft()
-        if ident in seen or ident in lost:
-            continue
-        k, p, h = ident
+    def moment(written_at: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(written_at)
+
+    histories: dict[tuple[str, str | None], list[Manifest] | None] = {}
+    checked: dict[str, str | None] = {}  # data hash -> why its object is unreadable (None: it is fine)
+    lost: dict[Ident, LostVersion] = {}
+
+    def resolve(k: str, p: str | None, h: str, read_by: str | None) -> Manifest | None:
+        """The manifest of ``h`` a reader written at ``read_by`` read (None: lost, and recorded in ``lost``)."""
+        if (k, p, h) in lost:
+            return None
+        if (k, p) not in histories:
+            try:
+                histories[(k, p)] = store.history(k, p)
+            except MLPlatformError:
+                histories[(k, p)] = None  # an unreadable entry somewhere: read this version alone
+        history = histories[(k, p)]
         try:
-            manifest = store.manifest(k, p, data_hash=h)
-            if verify_objects:
-                store.verify_bytes(manifest)
-            elif not store.filesystem.exists(object_rel(manifest.data_hash)):
-                raise MLPlatformError(f"the object of data hash {h} is missing from {store.base} (collected by "
-                                      "gc, or deleted)")
+            matching = [m for m in history or () if m.data_hash == h]
+            if not matching:  # never written, collected, or an unreadable history: the store names why
+                matching = [store.manifest(k, p, data_hash=h)]
+            earlier = [m for m in matching if read_by is None or moment(m.written_at) <= moment(read_by)]
+            manifest = (earlier or matching)[-1]
+            if h not in checked:
+                checked[h] = _object_problem(store, manifest, verify_objects)
+            if checked[h] is not None:
+                raise MLPlatformError(str(checked[h]))
         except MLPlatformError as exc:
-            lost[ident] = LostVersion(k, p, h, str(exc))
+            lost[(k, p, h)] = LostVersion(k, p, h, str(exc))
+            return None
+        return manifest
+
+    # the walk, breadth first, over manifests (a version is a manifest: a data hash at one written_at)
+    read: dict[Node, Manifest] = {}
+    below: dict[Node, list[Node | None]] = {}
+    starts: list[Node] = []
+    queue: deque[Manifest] = deque()
+    for k, p, h in [(key, partition, data_hash), *also]:
+        found = resolve(k, p, h, None)
+        if found is not None:
+            queue.append(found)
+            starts.append((k, p, h, found.written_at))
+    while queue:
+        manifest = queue.popleft()
+        node = (manifest.asset_key, manifest.partition, manifest.data_hash, manifest.written_at)
+        if node in read:
             continue
-        recorded = _recorded(manifest)
-        seen[ident] = recorded
-        if manifests is not None:
-            manifests[ident] = manifest
-        if root is None and ident == (key, partition, data_hash):
-            root = recorded
-        queue.extend((ref.key, ref.partition, ref.data_hash) for ref in manifest.upstream)
-    return RecordedLineage(root, tuple(seen.values()), tuple(lost.values()))
+        read[node] = manifest
+        children: list[Node | None] = []
+        for ref in manifest.upstream:
+            up = resolve(ref.key, ref.partition, ref.data_hash, manifest.written_at)
+            children.append(None if up is None else (ref.key, ref.partition, ref.data_hash, up.written_at))
+            if up is not None and children[-1] not in read:
+                queue.append(up)
+        below[node] = children
+
+    # provenance bottom-up (iteratively: lineages are deep), then one RecordedPartition per version and lineage
+    provenance: dict[Node, str] = {}
+    for start in read:
+        stack = [start]
+        while stack:
+            node = stack[-1]
+            if node in provenance:
+                stack.pop()
+                continue
+            pending = [c for c in below[node] if c is not None and c not in provenance]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            refs = read[node].upstream
+            provenance[node] = "" if not refs else _provenance(
+                [(r.key, r.partition, r.data_hash, "lost" if c is None else provenance[c])
+                 for r, c in zip(refs, below[node], strict=True)])
+    parts: dict[Node, RecordedPartition] = {}
+    by_node: dict[Node, RecordedPartition] = {}
+    for node, manifest in read.items():
+        ident = (node[0], node[1], node[2], provenance[node])
+        if ident not in parts:
+            parts[ident] = RecordedPartition(
+                manifest.asset_key, manifest.partition, manifest.data_hash, tuple(manifest.upstream),
+                manifest.graph_hash, provenance=provenance[node],
+                upstream_provenance=tuple("lost" if c is None else provenance[c] for c in below[node]))
+            if manifests is not None:
+                manifests.setdefault(node[:3], manifest)
+        by_node[node] = parts[ident]
+    root = by_node[starts[0]] if starts and starts[0][:3] == (key, partition, data_hash) else None
+    return RecordedLineage(root, tuple(parts.values()), tuple(lost.values()))
 
 
 def describe_lost(lost: Iterable[LostVersion], limit: int = 5) -> str:

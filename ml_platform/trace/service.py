@@ -246,10 +246,12 @@ def trace_signal(
 
     roots = {(u.key, u.partition, u.data_hash) for u in manifest.upstream}
     features, sources = [], []
+    shown: set[tuple[str, str | None, str]] = set()
     for part in lineage.partitions:
-        ident = (part.key, part.partition, part.data_hash)
-        if part is lineage.root:
+        ident = part.ident
+        if part is lineage.root or ident in shown:  # the same bytes over two lineages: listed once
             continue
+        shown.add(ident)
         role = "source" if part.is_source else "model_input" if ident in roots else "feature"
         (sources if part.is_source else features).append(R.stored_version(store, manifests[ident], role))
     order = {key: i for i, key in enumerate(lineage.keys())}  # nodes from the signal down, partitions in time order

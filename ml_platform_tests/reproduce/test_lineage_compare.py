@@ -28,6 +28,7 @@ from ml_platform.reproduce.compare import (
     compare_partitions,
     first_difference,
 )
+from ml_platform.reproduce.passes import plan_passes
 from ml_platform.reproduce.recorded import recorded_lineage
 from ml_platform.reproduce.sources import seed_sources
 
@@ -87,6 +88,47 @@ def test_the_lineage_follows_the_recorded_versions_not_a_later_revision(producti
     assert seeded.manifest.data_hash == recorded and seeded.frame["px"].to_list() == [10.0, 20.0]
     assert seeded.manifest.environment_hash == written["bars"]["2024-01-03"].environment_hash
     assert store.manifest("bars", "2024-01-03").data_hash != recorded  # production untouched: still the revision
+
+
+def test_the_same_bytes_rewritten_from_a_revision_are_two_versions_each_reader_follows_its_own(  # type: ignore[no-untyped-def]
+        production) -> None:
+    """``f`` of a day reads the bars of the day before but its value does not: after the vendor revises
+    that day, ``f`` is rewritten with the same bytes from the revision. A signal scored before the
+    revision read the delivered bars beneath it; one scored after read the revision."""
+    store, written = production
+    d3, d4 = DAYS[2], "2024-01-05"
+    bars4 = store.write("bars", d4, _bars(d4))
+
+    def f_of(day: str) -> pl.DataFrame:
+        return _bars(day).with_columns((pl.col("px") * 2).alias("f")).select("day", "name", "f")
+
+    f4 = store.write("f", d4, f_of(d4), WriteFacts(upstream=(_ref(bars4), _ref(written["bars"][d3]))))
+    f3 = written["f"][d3]
+    early = store.write("sig", d4, f_of(d4).with_columns(pl.lit(1.0).alias("s")),
+                        WriteFacts(upstream=(_ref(f3), _ref(f4))))
+    revised = store.write("bars", d3, _bars(d3, bump=0.5))  # the vendor revises the day before
+    f4_again = store.write("f", d4, f_of(d4), WriteFacts(upstream=(_ref(bars4), _ref(revised))))
+    assert f4_again.data_hash == f4.data_hash  # the same bytes, from other inputs
+    late = store.write("sig", "2024-01-08", f_of(d4).with_columns(pl.lit(2.0).alias("s")),
+                       WriteFacts(upstream=(_ref(f4_again),)))
+
+    lineage = recorded_lineage(store, "train", None, written["train"].data_hash,
+                               also=[(m.asset_key, m.partition, m.data_hash) for m in (early, late)])
+    assert lineage.complete
+    twins = [p for p in lineage.partitions if p.key == "f" and p.partition == d4]
+    assert len(twins) == 2 and twins[0].provenance != twins[1].provenance
+    assert {u.data_hash for p in twins for u in p.upstream if u.partition == d3} == {
+        written["bars"][d3].data_hash, revised.data_hash}
+    assert lineage.partitions_of("f") == (*DAYS, d4)  # each partition named once
+
+    served = [p for p in lineage.partitions if p.key == "sig"]
+    plan = plan_passes(lineage, served)
+    assert plan.unplaceable == ()  # the early day read one version of everything, as recorded
+    first, second = plan.passes
+    assert [d.partition for d in first.live_days] == [d4]  # with the training set: it read the delivered bars
+    assert [d.partition for d in second.live_days] == ["2024-01-08"]
+    assert [(p.key, p.partition, p.data_hash) for p in second.seeded] == [("bars", d3, revised.data_hash)]
+    assert second.rebuilt == ()  # f of d4 is the same bytes: the first pass's head already
 
 
 def test_a_collected_object_is_named_and_nothing_is_seeded(production, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

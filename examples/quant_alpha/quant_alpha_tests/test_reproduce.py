@@ -9,6 +9,10 @@ applied, syncs a virtual environment from A's lock, runs it as the code location
 (webserver + daemon), seeds the recorded market data as delivered, backfills every other recorded
 partition through the daemon, retrains, scores the live days again, and certifies. Production's store,
 registry versions and Dagster instance are compared before and after.
+
+Between the live days the vendor re-delivers the bars of the training window's last day: the days
+served after it read the revised bars through their lookbacks, so they are reproduced in a second pass
+(the revision seeded, only what differs backfilled again) and must match too.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
 from mlflow import MlflowClient
 from quant_alpha.features import FEATURE_NODES
@@ -30,6 +35,7 @@ from ml_platform import DataWindow, FeatureGraph, FrameKeys, Settings
 from ml_platform.errors import ConfigurationError, ReproductionFailed
 from ml_platform.reproduce.certificate import CERTIFICATE_TAG, VERDICT_TAG
 from ml_platform.reproduce.service import REPRODUCES_TAG, reproduce_version
+from ml_platform.reproduce.signals import served_signals
 from quant_alpha_tests.lifecycle_fixtures import Deployment, TrainedVersion
 
 pytestmark = [pytest.mark.slow, pytest.mark.daemon]
@@ -37,6 +43,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.daemon]
 FEATURES = DataWindow.parse("2011-07-01..2011-12-09")
 TRAINING = DataWindow.parse("2011-07-01..2011-11-30")
 LIVE = DataWindow.parse("2011-12-01..2011-12-09")
+BEFORE_REVISION = DataWindow.parse("2011-12-01..2011-12-05")
+AFTER_REVISION = DataWindow.parse("2011-12-06..2011-12-09")
+REVISED_DAY = "2011-11-30"  # in the training window, and in the lookbacks of the days after the revision
 _GIT = ("git", "-c", "user.name=repro test", "-c", "user.email=repro@test")
 REPO = Path(__file__).resolve().parents[3]
 
@@ -51,6 +60,26 @@ class Production:
 
 def _heads(dep: Deployment) -> dict[tuple[str, str | None], str]:
     return {(m.asset_key, m.partition): m.data_hash for m in dep.store.manifests()}
+
+
+def _vendor_revision(dep: Deployment, day: str) -> None:
+    """The vendor re-delivers one instrument's bars of ``day`` (a newer version beside the delivered one),
+    and the features of the days after the revision are recomputed over their lookbacks from it."""
+    from ml_platform import WriteFacts
+
+    delivered = dep.store.read("market_bars", day)
+    first = delivered.frame["instrument"][0]
+    revised = delivered.frame.with_columns(
+        [pl.when(pl.col("instrument") == first).then(pl.col(c) * 1.01).otherwise(pl.col(c)).alias(c)
+         for c in ("close", "adj_close")])
+    m = delivered.manifest
+    dep.store.write("market_bars", day, revised, WriteFacts(
+        code_hash=m.code_hash, graph_hash=m.graph_hash, seeds=m.seeds, window=m.window,
+        params={**m.params, "vendor_revision": f"market_bars_{day}.csv"}))
+    for span, keys in dep.life.plan(AFTER_REVISION, targets=["feature_matrix"]):
+        computed = [k for k in keys if k != "market_bars"]  # the source keeps the delivered versions
+        if computed:
+            dep.life.materialize(computed, span)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +100,9 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
         dep.life.training_set(TRAINING)
         trained = dep.train(validation_fraction=0.25, trained_by="analyst@research")
         dep.registry.set_champion(trained.model_name, trained.version)
-        dep.life.live(LIVE, model_name=trained.model_name)
+        dep.life.live(BEFORE_REVISION, model_name=trained.model_name)
+        _vendor_revision(dep, REVISED_DAY)
+        dep.life.live(AFTER_REVISION, model_name=trained.model_name)
         # commit B: the work committed, an ancestor feature's code changed, a library downgraded in the lock
         source = features.read_text()
         assert "VOL_WINDOW = 21" in source
@@ -97,14 +128,19 @@ def test_a_model_is_reproduced_bit_exactly_by_a_daemon_backfill_and_certified(pr
     counts = cert.counts()
     assert counts["model"] == (1, 1) and counts["training_set"] == (1, 1) and counts["environment"] == (1, 1)
     assert counts["partition"][0] == counts["partition"][1] > 500
-    assert counts["signals"][0] == counts["signals"][1] >= 5  # every live day it served, scored again
+    # every live day it served, scored again: the days after the revision in a pass of their own
+    assert counts["signals"][0] == counts["signals"][1] == len(served_signals(dep.store, trained.model_name, trained.version)) >= 5
+    assert cert.facts["passes"] == 2 and len(outcome.backfill_ids) == 2, cert.facts
+    second = cert.facts["backfills"][1]  # type: ignore[index]
+    assert 0 < second["partitions"] < cert.facts["backfills"][0]["partitions"], second  # type: ignore[index]
     assert any("recorded diff of uncommitted changes" in line for line in lines), lines
 
     # the backfill ran in the work directory's own instance, through the daemon, tagged
     with dg.DagsterInstance.from_config(str(work / "dagster")) as isolated:
-        backfill = isolated.get_backfill(outcome.backfill_id)
-        assert backfill is not None and backfill.tags[REPRODUCES_TAG] == f"{trained.model_name}:{trained.version}"
-        assert isolated.get_runs(dg.RunsFilter(tags={"dagster/backfill": outcome.backfill_id}))
+        for backfill_id in outcome.backfill_ids:
+            backfill = isolated.get_backfill(backfill_id)
+            assert backfill is not None and backfill.tags[REPRODUCES_TAG] == f"{trained.model_name}:{trained.version}"
+            assert isolated.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
 
     # production untouched: the same heads, no new run; the certificate beside the version
     assert _heads(dep) == heads and len(dep.instance.get_runs()) == runs
