@@ -114,6 +114,7 @@ def test_the_section_imports_only_public_names() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.beside
 def test_the_example_runs_as_written(tmp_path: Path) -> None:
     blocks = marked_blocks(section(README.read_text()))
     project = tmp_path / "project"

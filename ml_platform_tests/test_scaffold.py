@@ -175,6 +175,7 @@ def test_init_is_an_ml_platform_command(tmp_path):
 
 # ------------------------------------------------------------------------------------------ end to end
 @pytest.mark.slow
+@pytest.mark.beside
 def test_the_scaffolded_project_passes_its_own_tests(tmp_path):
     from ml_platform.cli import main
 

@@ -42,6 +42,8 @@ FEATURES = DataWindow.parse("2021-02-01..2022-02-28")
 TRAINING = DataWindow.parse("2021-02-01..2021-12-31")
 LIVE = DataWindow.parse("2022-01-03..2022-01-31")
 
+pytestmark = pytest.mark.beside  # heavy: make test runs it in its second process
+
 
 def _git(root: Path, *args: str) -> str:
     done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)

@@ -299,6 +299,7 @@ def _trial(process: subprocess.Popen[str], prepared: Prepared, index: int, trial
     return state, outcome, rerun
 
 
+@pytest.mark.beside
 def test_a_promotion_killed_anywhere_leaves_the_incumbent_or_the_challenger(
     driver: tuple[subprocess.Popen[str], Prepared],
 ) -> None:
