@@ -225,3 +225,55 @@ def test_the_certificate_is_stored_beside_the_version_and_tagged(tmp_path: Path,
     run_id = client.get_model_version(MODEL, version).run_id
     local = client.download_artifacts(run_id, "reproduction/20240101T000000Z/certificate.json", str(tmp_path / "dl"))
     assert json.loads(Path(local).read_text())["bit_exact"] is True
+
+
+def test_a_record_lacking_what_reproduction_needs_is_refused_by_name(tmp_path: Path,
+                                                                      dagster_instance: dg.DagsterInstance) -> None:
+    """Older registrations: no git commit, a dirty tree without its diff, no training parameters, no lock hash."""
+    import dataclasses
+
+    from ml_platform.errors import ModelNotFound
+    from ml_platform.reproduce.record import ReproductionRecord
+    from ml_platform_tests.promotion.conftest import MODEL, make_project
+
+    project = make_project(tmp_path, dagster_instance)
+    registry = project.registry
+    first = project.register()  # registered without a commit
+    with pytest.raises(ReproductionFailed, match=f"'{MODEL}' version {first} records no git commit"):
+        ReproductionRecord.from_registry(registry, MODEL, first)
+    model, contract = registry.load_model(MODEL, first), registry.load_contract(MODEL, first)
+
+    def register(params: dict[str, object], diff: bytes | None = None, **changes: object) -> str:
+        changed = dataclasses.replace(contract, model_version=None, **changes)  # type: ignore[arg-type]
+        return registry.register(model_name=MODEL, model=model, contract=changed, params=params, metrics={},
+                                 code_snapshot={"train_rows": "def train_rows(): ..."}, git_diff=diff).version
+
+    from ml_platform.registry import entities as E
+
+    commit = "a" * 40
+    dirty = register({}, b"diff --git a/x b/x\n", git_commit=commit, git_dirty=True)
+    # registered before diffs were stored: dirty, without the diff's tag
+    MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.registry_uri).delete_model_version_tag(
+        MODEL, dirty, E.GIT_DIFF_SHA256_TAG)
+    with pytest.raises(ReproductionFailed, match=r"uncommitted changes at aaaaaaaaaaaa but records no diff of them "
+                                                 r"\(registered by an older ml_platform\)"):
+        ReproductionRecord.from_registry(registry, MODEL, dirty)
+    no_params = register({"seed": 0}, git_commit=commit)
+    with pytest.raises(ReproductionFailed,
+                       match=r"records no training parameter\(s\) \['validation_fraction', 'embargo_days'\] "
+                             r"\(an older registration\)"):
+        ReproductionRecord.from_registry(registry, MODEL, no_params)
+    from ml_platform.environment import EnvironmentLock
+
+    no_lock = {**contract.environment_lock, "uv_lock_hash": None}
+    unlocked = register({"seed": 0, "validation_fraction": 0.25, "embargo_days": 1}, git_commit=commit,
+                        environment_lock=no_lock, environment_hash=EnvironmentLock.from_dict(no_lock).hash)
+    with pytest.raises(ReproductionFailed, match="records no uv.lock hash"):
+        ReproductionRecord.from_registry(registry, MODEL, unlocked)
+    complete = register({"seed": 7, "validation_fraction": 0.25, "embargo_days": 1}, git_commit=commit)
+    record = ReproductionRecord.from_registry(registry, MODEL, complete)
+    assert record.commit == commit and record.training_config["seed"] == 7 and record.git_diff is None
+    with pytest.raises(ModelNotFound):
+        ReproductionRecord.from_registry(registry, MODEL, "99")
+    with pytest.raises(ModelNotFound):
+        ReproductionRecord.from_registry(registry, "no_such_model", "1")

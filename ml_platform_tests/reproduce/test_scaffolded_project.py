@@ -1,0 +1,93 @@
+"""A project scaffolded by ``ml-platform init`` is reproduced bit-exactly: nothing in reproduction is the example's.
+
+The project lives in a git repository of its own with its own ``uv.lock`` (ml_platform from this
+checkout, every other package at this repository's locked version). Production runs in the project's
+own virtual environment: features, training set, model, champion and live signals. The project then
+moves on (an ancestor feature's window changed, committed), and the registered version is reproduced
+from the newer checkout by a daemon backfill of its recorded partitions in the recorded environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ml_platform import ModelRegistry, PinnedStore, Settings
+from ml_platform.cli import main
+from ml_platform.reproduce.checkout import _uv
+from ml_platform.reproduce.service import reproduce_version
+from ml_platform.reproduce.signals import served_signals
+
+pytestmark = [pytest.mark.slow, pytest.mark.daemon]
+
+REPO = Path(__file__).resolve().parents[2]
+DRIVER = Path(__file__).with_name("scaffold_production.py")
+PACKAGE = "desk_alpha"
+MODEL = f"{PACKAGE}_ridge"
+TRAIN, LIVE = "2023-01-02..2023-06-30", "2023-07-03..2023-07-14"
+_GIT = ("git", "-c", "user.name=desk", "-c", "user.email=desk@test", "-c", "init.defaultBranch=main")
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, f"{args}: {done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def _own_lock(project: Path) -> None:
+    """ml_platform from this checkout; every package this repository locks, at its locked version."""
+    locked = tomllib.loads((REPO / "uv.lock").read_text())["package"]
+    pins = ", ".join(f'"{p["name"]}=={p["version"]}"' for p in locked if "registry" in p.get("source", {}))
+    with (project / "pyproject.toml").open("a") as file:
+        file.write(f'\n[tool.uv]\nconstraint-dependencies = [{pins}]\n\n'
+                   f'[tool.uv.sources]\nml-platform = {{ path = "{REPO}" }}\n')
+    _run([*_uv(), "lock", "--quiet"], project)
+
+
+@pytest.mark.timeout(1800)
+def test_a_scaffolded_project_is_reproduced_bit_exactly_after_its_feature_code_moved_on(tmp_path: Path) -> None:
+    project = tmp_path / "desk-alpha"
+    result = CliRunner().invoke(main, ["init", str(project)])
+    assert result.exit_code == 0, result.output
+    _own_lock(project)
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "DAGSTER_HOME", "PYTHONPATH"}
+           and not k.startswith("ML_PLATFORM_")}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    _run([*_uv(), "sync", "--frozen", "--quiet"], project, env)
+    _run([*_GIT, "init", "--quiet"], project)
+    _run([*_GIT, "add", "--all"], project)
+    _run([*_GIT, "commit", "--quiet", "-m", "A: scaffolded"], project)
+
+    home = tmp_path / "production"
+    version = _run([str(project / ".venv" / "bin" / "python"), str(DRIVER), PACKAGE, str(home), TRAIN, LIVE],
+                   project, env).strip().splitlines()[-1]
+    settings = Settings.local(home)
+    registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location)
+    store = PinnedStore(settings.storage)
+    served = served_signals(store, MODEL, version)
+    assert len(served) == 10, served  # the live window's business days
+
+    # B: an ancestor feature's window changes (momentum and everything below it hash differently)
+    features = project / PACKAGE / "features.py"
+    source = features.read_text()
+    assert "MOMENTUM_BARS = 20" in source
+    features.write_text(source.replace("MOMENTUM_BARS = 20", "MOMENTUM_BARS = 30"))
+    _run([*_GIT, "commit", "--quiet", "--all", "-m", "B: momentum over 30 bars"], project)
+    heads = {(m.asset_key, m.partition): m.data_hash for m in store.manifests()}
+
+    outcome = reproduce_version(MODEL, version, workdir=tmp_path / "work", registry=registry, store=store,
+                                repo=project)
+    cert = outcome.certificate
+    assert cert.bit_exact, cert.summary()
+    counts = cert.counts()
+    assert counts["model"] == (1, 1) and counts["training_set"] == (1, 1) and counts["environment"] == (1, 1)
+    assert counts["partition"][0] == counts["partition"][1] > 500, counts
+    assert counts["signals"] == (10, 10), counts
+    assert outcome.backfill_id is not None and cert.facts["passes"] == 1
+    assert {(m.asset_key, m.partition): m.data_hash for m in store.manifests()} == heads  # production untouched
