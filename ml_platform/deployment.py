@@ -19,7 +19,7 @@ from ml_platform.promotion.job import promotion_resources
 from ml_platform.registry.resource import ModelRegistryResource
 from ml_platform.settings import Settings
 
-__all__ = ["build_definitions", "check_asset_keys", "monitoring_resources", "platform_resources"]
+__all__ = ["build_definitions", "check_asset_keys", "monitoring_resources", "namespaced_assets", "platform_resources"]
 
 
 def platform_resources(settings: Settings) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def platform_resources(settings: Settings) -> dict[str, Any]:
     store = {"base_dir": settings.storage, "environment_policy": settings.environment_policy,
              "project_root": settings.project_root}
     return {
-        "io_manager": PinnedIOManager(**store),
+        "io_manager": PinnedIOManager(**store, key_namespace=list(settings.key_namespace)),
         "feature_store": PinnedStoreResource(**store),
         "model_registry": ModelRegistryResource(
             tracking_uri=settings.tracking_uri,
@@ -100,6 +100,11 @@ def build_definitions(
             when ``settings.reproduction``: a reproduction's deployment must not page or trade).
         resources: extra resources; they may not replace the platform's three.
 
+    Under ``settings.key_namespace`` (an old commit loaded by ``ml-platform reproduce`` beside production's
+    code location) every asset key gets that prefix, dependencies included, and only the assets and the
+    resources are kept: the project's jobs, checks, schedules and sensors select its unprefixed keys, and a
+    reproduction materializes assets only. The IO manager strips the prefix, so the store keys are the same.
+
     Raises:
         GraphError: two assets share a key.
         ConfigurationError: ``resources`` tries to replace a platform resource.
@@ -111,5 +116,28 @@ def build_definitions(
         raise GraphError(f"resources {clash} are the platform's own (configured from Settings); name yours differently")
     if settings.reproduction:  # a reproduction's isolated deployment only backfills and retrains the record
         schedules, sensors = (), ()
+    if settings.key_namespace:
+        return dg.Definitions(assets=namespaced_assets(assets, settings.key_namespace),
+                              resources={**platform, **dict(resources or {})})
     return dg.Definitions(assets=list(assets), jobs=list(jobs), schedules=list(schedules), sensors=list(sensors),
                           asset_checks=list(asset_checks), resources={**platform, **dict(resources or {})})
+
+
+def namespaced_assets(assets: Sequence[dg.AssetsDefinition | dg.AssetSpec],
+                      namespace: Sequence[str]) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """``assets`` with every key, and every dependency between them, under ``namespace`` (Dagster's own
+    ``load_assets_from_modules(key_prefix=...)``; op names, and so run config, stay the same).
+
+    Raises:
+        GraphError: an asset is not an ``AssetsDefinition`` (an external ``AssetSpec`` would keep its key).
+    """
+    import types
+
+    external = [a.key.to_user_string() for a in assets if not isinstance(a, dg.AssetsDefinition)]
+    if external:
+        raise GraphError(f"assets {external} are specs, not computed assets: a key namespace cannot move them; "
+                         "declare them as assets of the project or run the reproduction in its own instance")
+    holder = types.ModuleType("ml_platform_namespaced_assets")
+    for i, asset in enumerate(assets):
+        setattr(holder, f"asset_{i:06d}", asset)
+    return list(dg.load_assets_from_modules([holder], key_prefix=list(namespace)))  # type: ignore[arg-type]

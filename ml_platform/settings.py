@@ -8,6 +8,7 @@ receives it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ POLICIES = tuple(policy.value for policy in EnvironmentPolicy)
 PAGER_KEY_ENV = "ML_PLATFORM_PAGERDUTY_ROUTING_KEY"
 SLACK_WEBHOOK_ENV = "ML_PLATFORM_SLACK_WEBHOOK_URL"
 REPRODUCTION_ENV = "ML_PLATFORM_REPRODUCTION"
+KEY_NAMESPACE_ENV = "ML_PLATFORM_KEY_NAMESPACE"
+_SEGMENT = re.compile(r"[A-Za-z0-9_]+")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,10 @@ class Settings:
         reproduction: the deployment is a reproduction's isolated one (``ML_PLATFORM_REPRODUCTION=1``, set
             by ``ml-platform reproduce``): ``build_definitions`` leaves out schedules and sensors, since it
             only backfills and retrains what was recorded.
+        key_namespace: an asset key prefix over the whole project (``ML_PLATFORM_KEY_NAMESPACE=repro/6e2072de7333``,
+            set by ``ml-platform reproduce`` for an old commit loaded beside production's code location):
+            ``build_definitions`` prefixes every asset key with it and keeps only the assets, and the IO
+            manager strips it, so the store keys (and every byte written) are the project's own.
     """
 
     deployment: str
@@ -57,6 +64,7 @@ class Settings:
     pagerduty_routing_key_env: str | None = None
     slack_webhook_env: str | None = None
     reproduction: bool = False
+    key_namespace: tuple[str, ...] = ()
 
     @property
     def outbox_dir(self) -> Path:
@@ -70,6 +78,10 @@ class Settings:
             raise ConfigurationError(
                 f"environment policy {self.environment_policy!r} is not one of {POLICIES}"
             )
+        bad = [part for part in self.key_namespace if not _SEGMENT.fullmatch(part)]
+        if bad or not isinstance(self.key_namespace, tuple):
+            raise ConfigurationError(f"key namespace {self.key_namespace!r}: give a tuple of key segments of letters, "
+                                     f"digits and _ (bad: {bad})")
 
     @classmethod
     def local(cls, home: str | os.PathLike[str] = ".ml_platform", **overrides: str) -> Settings:
@@ -112,7 +124,24 @@ class Settings:
             pagerduty_routing_key_env=PAGER_KEY_ENV if env.get(PAGER_KEY_ENV) else None,
             slack_webhook_env=SLACK_WEBHOOK_ENV if env.get(SLACK_WEBHOOK_ENV) else None,
             reproduction=_flag(env, REPRODUCTION_ENV),
+            key_namespace=parse_key_namespace(env.get(KEY_NAMESPACE_ENV, "")),
         )
+
+
+def parse_key_namespace(text: str) -> tuple[str, ...]:
+    """``repro/6e2072de7333`` as ``("repro", "6e2072de7333")``; empty text is no namespace.
+
+    Raises:
+        ConfigurationError: a segment is empty or holds anything but letters, digits and ``_``.
+    """
+    if not text.strip():
+        return ()
+    parts = tuple(text.strip().split("/"))
+    bad = [part for part in parts if not _SEGMENT.fullmatch(part)]
+    if bad:
+        raise ConfigurationError(f"{KEY_NAMESPACE_ENV}={text!r}: segments are letters, digits and _ joined by / "
+                                 f"(bad: {bad!r})")
+    return parts
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

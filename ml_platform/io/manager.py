@@ -57,13 +57,33 @@ _PROJECT_ROOT = (
 from ml_platform.metadata import PREFIX as _KEY_PREFIX
 
 
-def _key_path(context: InputContext | OutputContext, what: str) -> str:
+_KEY_NAMESPACE = (
+    "Asset key prefix over the whole project (a reproduction's old commit loaded beside production's code "
+    "location), stripped from every asset key: the store keys are the project's own. Empty: none."
+)
+
+
+def store_key_of(path: Sequence[str], namespace: Sequence[str] = ()) -> str:
+    """The store key of an asset key ``path``: the path without the ``namespace`` prefix, joined by ``/``.
+
+    Raises:
+        ConfigurationError: the path is not under the namespace.
+    """
+    n = len(namespace)
+    if n and (len(path) <= n or list(path[:n]) != list(namespace)):
+        raise ConfigurationError(f"asset {'/'.join(path)} is outside the key namespace {'/'.join(namespace)} that "
+                                 "this deployment's IO manager stores under; build the Definitions with "
+                                 "build_definitions (it prefixes every asset) or unset ML_PLATFORM_KEY_NAMESPACE")
+    return "/".join(path[n:])
+
+
+def _key_path(context: InputContext | OutputContext, what: str, namespace: Sequence[str] = ()) -> str:
     if not context.has_asset_key:
         raise ConfigurationError(
             f"PinnedIOManager stores asset outputs only; this {what} has no asset key. Give the op "
             "another io_manager_key (PinnedIOManager pins assets, not op outputs)."
         )
-    return "/".join(context.asset_key.path)
+    return store_key_of(context.asset_key.path, namespace)
 
 
 def _metadata_value(metadata: Mapping[str, Any], name: str) -> Any:
@@ -187,6 +207,7 @@ class PinnedIOManager(ConfigurableIOManager):
     environment_policy: EnvironmentPolicy = Field(default=EnvironmentPolicy.WARN, description=_POLICY)
     compression: Compression = Field(default="zstd", description=_COMPRESSION)
     project_root: str | None = Field(default=None, description=_PROJECT_ROOT)
+    key_namespace: list[str] = Field(default_factory=list, description=_KEY_NAMESPACE)
 
     _store: PinnedStore | None = PrivateAttr(default=None)
     _loaded: dict[tuple[str, str], list[UpstreamRef]] = PrivateAttr(default_factory=dict)
@@ -212,7 +233,7 @@ class PinnedIOManager(ConfigurableIOManager):
 
     def load_input(self, context: InputContext) -> pl.DataFrame | pa.Table:
         """Read the upstream partition(s) with full verification and remember what this step read."""
-        key = _key_path(context, "input")
+        key = _key_path(context, "input", self.key_namespace)
         store = self.get_store()
         manifests: Sequence[Manifest]
         if context.has_asset_partitions and len(context.asset_partition_keys) != 1:
@@ -254,7 +275,7 @@ class PinnedIOManager(ConfigurableIOManager):
         step = (context.run_id, context.step_key)
         loaded = self._loaded.get(step, [])
         try:  # a multi-asset step: keep the inputs of this output's asset only
-            deps = {"/".join(dep.asset_key.path) for dep in context.asset_spec.deps}
+            deps = {store_key_of(dep.asset_key.path, self.key_namespace) for dep in context.asset_spec.deps}
             loaded = [ref for ref in loaded if ref.key in deps]
         except DagsterInvariantViolationError:
             pass
@@ -281,7 +302,7 @@ class PinnedIOManager(ConfigurableIOManager):
         output metadata (``[{"key", "partition", "data_hash"}, ...]``) by assets that read the store
         themselves.
         """
-        key = _key_path(context, "output")
+        key = _key_path(context, "output", self.key_namespace)
         if not isinstance(obj, (pl.DataFrame, pa.Table)):
             raise DataError(
                 f"asset {key} returned {type(obj).__name__}; PinnedIOManager stores polars DataFrames "
