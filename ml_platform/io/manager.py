@@ -56,7 +56,6 @@ _PROJECT_ROOT = (
 )
 from ml_platform.metadata import PREFIX as _KEY_PREFIX
 
-
 _KEY_NAMESPACE = (
     "Asset key prefix over the whole project (a reproduction's old commit loaded beside production's code "
     "location), stripped from every asset key: the store keys are the project's own. Empty: none."

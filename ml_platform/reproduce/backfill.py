@@ -1,4 +1,6 @@
-"""Launch a real Dagster asset backfill (and single runs) through an isolated deployment's GraphQL, and wait.
+"""Launch a real Dagster asset backfill (and single runs) through a webserver's GraphQL, and wait.
+
+The webserver is the reproduction's own isolated one, or production's with the old commit's location beside.
 
 The backfill is launched with ``launchPartitionBackfill`` (per-asset partition ranges, tags, title): the
 daemon executes it, honouring each asset's ``BackfillPolicy``, and it shows on the webserver's backfills
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ml_platform.errors import ReproductionFailed
-from ml_platform.reproduce.services import DagsterServices
+from ml_platform.reproduce.services import ReproductionDagster
 
 __all__ = ["IN_PROCESS", "BackfillOutcome", "RunOutcome", "contiguous_ranges", "in_process_config",
            "launch_asset_backfill", "launch_asset_run", "launch_partition_runs", "wait_for_backfill", "wait_for_run"]
@@ -69,7 +71,7 @@ def contiguous_ranges(wanted: Sequence[str], order: Sequence[str]) -> list[tuple
     return ranges
 
 
-def _partition_keys(services: DagsterServices, paths: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[str]]:
+def _partition_keys(services: ReproductionDagster, paths: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[str]]:
     data = services.graphql("""
         query ($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { assetKey { path } partitionKeys } }""",
                             {"keys": [{"path": list(p)} for p in paths]}, timeout=120)
@@ -79,7 +81,7 @@ def _partition_keys(services: DagsterServices, paths: Sequence[Sequence[str]]) -
 IN_PROCESS: Mapping[str, Any] = {"execution": {"config": {"in_process": {}}}}
 
 
-def in_process_config(services: DagsterServices, assets: Sequence[Sequence[str]]) -> Mapping[str, Any]:
+def in_process_config(services: ReproductionDagster, assets: Sequence[Sequence[str]]) -> Mapping[str, Any]:
     """``IN_PROCESS`` when the old code's asset job accepts it (Dagster's default executor does), else ``{}``.
 
     Each run of a reproduction then executes its steps in its run worker instead of starting a Python
@@ -92,7 +94,7 @@ def in_process_config(services: DagsterServices, assets: Sequence[Sequence[str]]
             ... on RunConfigValidationInvalid { errors { __typename stack { entries {
               ... on EvaluationStackPathEntry { fieldName } } }
               ... on FieldNotDefinedConfigError { fieldName } ... on FieldsNotDefinedConfigError { fieldNames } } } } }""",
-                            {"selector": {"repositoryLocationName": services.deployment.location.name,
+                            {"selector": {"repositoryLocationName": services.location_name,
                                           "repositoryName": REPOSITORY, "pipelineName": ASSET_JOB,
                                           "assetSelection": [{"path": list(p)} for p in assets]},
                              "config": dict(IN_PROCESS)})
@@ -111,7 +113,7 @@ def _about_execution(error: Mapping[str, Any]) -> bool:
     return (path[:1] == ["execution"]) or (not path and "execution" in named)
 
 
-def launch_asset_backfill(services: DagsterServices, partitions: Mapping[tuple[str, ...], Sequence[str]], *,
+def launch_asset_backfill(services: ReproductionDagster, partitions: Mapping[tuple[str, ...], Sequence[str]], *,
                           tags: Mapping[str, str], title: str, description: str = "",
                           run_config: Mapping[str, Any] | None = None) -> str:
     """Launch one asset backfill of ``partitions`` (asset key path -> partition keys); its id.
@@ -144,7 +146,7 @@ def launch_asset_backfill(services: DagsterServices, partitions: Mapping[tuple[s
     return str(answer["backfillId"])
 
 
-def wait_for_backfill(services: DagsterServices, backfill_id: str, *, timeout: float) -> BackfillOutcome:
+def wait_for_backfill(services: ReproductionDagster, backfill_id: str, *, timeout: float) -> BackfillOutcome:
     """Poll the backfill until it ends (its runs too) or ``timeout`` seconds pass."""
     started = time.monotonic()
     while True:
@@ -166,14 +168,14 @@ def wait_for_backfill(services: DagsterServices, backfill_id: str, *, timeout: f
         time.sleep(1.0)
 
 
-def launch_asset_run(services: DagsterServices, assets: Sequence[Sequence[str]], *, run_config: Mapping[str, Any],
+def launch_asset_run(services: ReproductionDagster, assets: Sequence[Sequence[str]], *, run_config: Mapping[str, Any],
                      tags: Mapping[str, str]) -> str:
     """Launch one run materializing ``assets`` (unpartitioned, e.g. the training set and the model); its id."""
     data = services.graphql("""
         mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
           ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
           ... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }""",
-                            {"params": {"selector": {"repositoryLocationName": services.deployment.location.name,
+                            {"params": {"selector": {"repositoryLocationName": services.location_name,
                                                      "repositoryName": REPOSITORY, "jobName": ASSET_JOB,
                                                      "assetSelection": [{"path": list(p)} for p in assets]},
                                         "runConfigData": dict(run_config),
@@ -186,7 +188,7 @@ def launch_asset_run(services: DagsterServices, assets: Sequence[Sequence[str]],
     return str(answer["run"]["runId"])
 
 
-def launch_partition_runs(services: DagsterServices, path: Sequence[str], partitions: Sequence[str], *,
+def launch_partition_runs(services: ReproductionDagster, path: Sequence[str], partitions: Sequence[str], *,
                           run_config: Mapping[str, Any], tags: Mapping[str, str]) -> list[str]:
     """One run of a partitioned asset per contiguous range of ``partitions`` (range tags, as a single-run
     backfill would); their ids.
@@ -203,7 +205,7 @@ def launch_partition_runs(services: DagsterServices, path: Sequence[str], partit
             for start, end in contiguous_ranges(partitions, known[tuple(path)])]
 
 
-def wait_for_run(services: DagsterServices, run_id: str, *, timeout: float) -> RunOutcome:
+def wait_for_run(services: ReproductionDagster, run_id: str, *, timeout: float) -> RunOutcome:
     started = time.monotonic()
     while True:
         data = services.graphql("""

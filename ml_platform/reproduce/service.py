@@ -8,9 +8,12 @@
    uncommitted changes applied, for a model trained from a dirty tree);
 3. **environment**: a virtual environment synced from that commit's ``uv.lock`` (its hash must be the
    recorded one), compared with the recorded environment lock package by package;
-4. **data**: an isolated Dagster deployment (instance, store and MLflow in the work directory) runs the
-   old commit as its code location; the recorded source versions are seeded as delivered and a real
-   asset **backfill** of every other recorded partition is executed by its daemon. Live days that read
+4. **data**: the old commit runs as a code location whose asset keys are all under ``repro/<commit>``
+   (``ML_PLATFORM_KEY_NAMESPACE``) and whose store and MLflow are in the work directory: beside
+   production's own location in production's Dagster (``beside=``, :mod:`~ml_platform.reproduce.beside`),
+   or in an isolated Dagster deployment in the work directory (the default). The recorded source
+   versions are seeded as delivered and a real asset **backfill** of every other recorded partition
+   is executed by the daemon. Live days that read
    another version of a partition than training did (a vendor revision between them) get a later pass
    of their own: the versions they read seeded, what differs backfilled again (:mod:`~ml_platform.reproduce.passes`);
 5. **model**: one run of the old code materializes the training set over its recorded window and trains
@@ -41,6 +44,13 @@ from ml_platform.keys import FrameKeys
 from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.store import ModelRegistry
 from ml_platform.reproduce import backfill as B
+from ml_platform.reproduce.beside import (
+    BesideProduction,
+    ProductionDagster,
+    check_namespaced,
+    definition_keys,
+    interpreter_script,
+)
 from ml_platform.reproduce.certificate import (
     Certificate,
     StoredCertificate,
@@ -52,7 +62,12 @@ from ml_platform.reproduce.compare import Comparison, ComparisonKind, compare_by
 from ml_platform.reproduce.passes import ReproductionPass, plan_passes
 from ml_platform.reproduce.record import ReproductionRecord, find_training_key
 from ml_platform.reproduce.recorded import RecordedPartition, describe_lost, recorded_lineage
-from ml_platform.reproduce.services import CodeLocation, DagsterServices, IsolatedDeployment
+from ml_platform.reproduce.services import (
+    CodeLocation,
+    DagsterServices,
+    IsolatedDeployment,
+    ReproductionDagster,
+)
 from ml_platform.reproduce.signals import compare_signals, served_signals
 from ml_platform.reproduce.sources import seed_sources
 from ml_platform.settings import Settings
@@ -60,6 +75,8 @@ from ml_platform.settings import Settings
 __all__ = ["REPRODUCES_TAG", "Reproduction", "reproduce_version"]
 
 REPRODUCES_TAG = "ml_platform/reproduces"
+#: The old commit's asset keys live under ``repro/<first 12 hex digits of the commit>``.
+NAMESPACE_ROOT = "repro"
 TRAINED_MODEL = "trained_model"
 
 
@@ -99,6 +116,7 @@ def reproduce_version(
     defs: str | None = None,
     timeout_seconds: float = 3600.0,
     store_result: bool = True,
+    beside: BesideProduction | None = None,
     say: Callable[[str], None] = _say,
 ) -> Reproduction:
     """Reproduce ``model`` ``version`` in ``workdir`` and certify it (see the module docstring).
@@ -110,6 +128,8 @@ def reproduce_version(
             code location of that commit's ``workspace.yaml``.
         timeout_seconds: bound on the backfill and on the training run.
         store_result: store the certificate in MLflow beside the version.
+        beside: production's Dagster, to run the old commit as a second code location beside production's
+            own (its backfill on production's backfills page); None: an isolated Dagster in ``workdir``.
         say: progress lines.
 
     Raises:
@@ -165,11 +185,23 @@ def reproduce_version(
     settings = Settings.local(work / "home")
     deterministic = {name: value for name, value in recorded_env.env_vars if value is not None}
     module, attribute = _definitions_target(source, defs)
-    location = CodeLocation(f"repro_{record.commit[:12]}", module, attribute, source, rebuilt.python)
-    deployment = IsolatedDeployment(work, location, env={
+    namespace = (NAMESPACE_ROOT, record.commit[:12])
+    old_env = {
         "ML_PLATFORM_HOME": str(settings.home), "ML_PLATFORM_DEPLOYMENT": "local", "ML_PLATFORM_ENV_POLICY": "warn",
-        "ML_PLATFORM_REPRODUCTION": "1",
-        **{k: v for k, v in deterministic.items() if k in DETERMINISM_ENV_VARS}})
+        "ML_PLATFORM_REPRODUCTION": "1", "ML_PLATFORM_KEY_NAMESPACE": "/".join(namespace),
+        **{k: v for k, v in deterministic.items() if k in DETERMINISM_ENV_VARS}}
+    services: ReproductionDagster
+    if beside is not None:
+        location = CodeLocation(f"repro_{record.commit[:12]}", module, attribute, source,
+                                interpreter_script(work / "python.sh", rebuilt.python, old_env))
+        say(f"code location {location.name}: the old commit's definitions, keys under {'/'.join(namespace)}")
+        check_namespaced(definition_keys(location), namespace)  # before production's Dagster sees it
+        facts["deployment"] = f"beside production's code location ({beside.url})"
+        services = ProductionDagster(beside, location, logs=work / "logs")
+    else:
+        location = CodeLocation(f"repro_{record.commit[:12]}", module, attribute, source, rebuilt.python)
+        facts["deployment"] = "an isolated Dagster instance in the work directory"
+        services = DagsterServices(IsolatedDeployment(work, location, env=old_env))
     isolated = PinnedStore(settings.storage)
     first = plan.passes[0]
     say(f"data: {len(first.seeded)} source partitions seeded as delivered, {len(first.rebuilt)} partitions to "
@@ -178,21 +210,25 @@ def reproduce_version(
     tags = {REPRODUCES_TAG: f"{model}:{record.version}", "ml_platform/commit": record.commit}
     backfills: list[dict[str, object]] = []
     assert lineage.root is not None
-    with DagsterServices(deployment) as services:
-        say(f"the reproduction's Dagster UI: {services.url} (Backfills)")
+    with services:
+        say(f"the reproduction's Dagster UI: {services.url} (Backfills)"
+            if beside is None else f"production's Dagster UI: {services.url} (Backfills), location {location.name}")
         facts["dagster_ui"] = services.url
+        facts["code_location"] = location.name
         training_path = training_key.split("/")
         model_path = [*training_path[:-1], TRAINED_MODEL]
+        prefix = namespace if beside is not None else _key_prefix(services, namespace, model_path)
+        facts["key_prefix"] = "/".join(prefix)
         # steps run in their run worker when the old code's executor allows it: no Python start per step
-        execution = B.in_process_config(services, [*{tuple(p.key.split("/")) for p in lineage.computed()},
-                                                   training_path, model_path])
+        execution = B.in_process_config(services, [[*prefix, *path] for path in [
+            *{tuple(p.key.split("/")) for p in lineage.computed()}, training_path, model_path]])
         facts["executor"] = "in_process" if execution else "the project's own"
         for step in plan.passes:
             label = "" if len(plan.passes) == 1 else f" (pass {step.index + 1} of {len(plan.passes)})"
             seed_sources(store, isolated, step.as_lineage(lineage.root))
             if step.rebuilt:
                 started = time.perf_counter()
-                outcome = _backfill(services, step, tags=tags, execution=execution, timeout=timeout_seconds,
+                outcome = _backfill(services, step, prefix, tags=tags, execution=execution, timeout=timeout_seconds,
                                     title=f"reproduce {model} v{record.version}{label}",
                                     description=f"commit {record.commit}")
                 timings[f"backfill_s{'' if step.index == 0 else step.index + 1}"] = round(
@@ -205,7 +241,7 @@ def reproduce_version(
                 say(f"pass {step.index + 1}: {len(step.seeded)} revised source partitions seeded, nothing to backfill")
             if step.index == 0:
                 rebuilt_registry = _retrain(services, store, contract, record, model, training_path, model_path,
-                                            settings=settings, tags=tags, execution=execution,
+                                            prefix=prefix, settings=settings, tags=tags, execution=execution,
                                             timeout=timeout_seconds, timings=timings, say=say)
                 reproduced_version = _newest_version(rebuilt_registry, model)
                 comparisons.extend(_compare_pass(store, isolated, step, contract.keys))
@@ -224,7 +260,7 @@ def reproduce_version(
                 comparisons.extend(_compare_pass(store, isolated, step, contract.keys))
             if step.live_days:
                 started = time.perf_counter()
-                _score_live_days(services, model, step.live_days, tags=tags, timeout=timeout_seconds,
+                _score_live_days(services, model, step.live_days, prefix, tags=tags, timeout=timeout_seconds,
                                  execution=execution)
                 timings["signals_s"] = round(timings.get("signals_s", 0.0) + time.perf_counter() - started, 2)
                 say(f"signals{label}: {len(step.live_days)} live days scored by the reproduced model")
@@ -250,25 +286,32 @@ class _Backfilled:
     runs: tuple[tuple[str, str], ...]
 
 
-def _backfill(services: DagsterServices, step: ReproductionPass, *, tags: dict[str, str],
+def _key_prefix(services: ReproductionDagster, namespace: tuple[str, ...], probe: list[str]) -> tuple[str, ...]:
+    """``namespace`` when the old code put its keys under it (its ml_platform reads ``ML_PLATFORM_KEY_NAMESPACE``),
+    else none: an older library in its own isolated instance, where nothing else holds keys."""
+    data = services.graphql("""query ($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { id } }""",
+                            {"keys": [{"path": [*namespace, *probe]}]}, timeout=120)
+    return namespace if data["assetNodes"] else ()
+
+
+def _backfill(services: ReproductionDagster, step: ReproductionPass, prefix: Sequence[str], *, tags: dict[str, str],
               execution: Mapping[str, Any], timeout: float, title: str, description: str) -> _Backfilled:
     """One daemon-run asset backfill of the versions a pass rebuilds; refuses an unsuccessful one."""
     wanted: dict[tuple[str, ...], list[str]] = {}
     for part in step.rebuilt:
-        wanted.setdefault(tuple(part.key.split("/")), []).append(str(part.partition))
+        wanted.setdefault((*prefix, *part.key.split("/")), []).append(str(part.partition))
     backfill_id = B.launch_asset_backfill(services, wanted, tags=tags, title=title, description=description,
                                           run_config=execution)
     outcome = B.wait_for_backfill(services, backfill_id, timeout=timeout)
     if not outcome.succeeded:
         failed = [r for r, s in outcome.runs if s != "SUCCESS"]
         raise ReproductionFailed(f"the reproduction backfill {backfill_id} ended {outcome.status} (runs not "
-                                 f"successful: {failed[:5]}); see {services.url} and "
-                                 f"{services.deployment.root / 'logs'}")
+                                 f"successful: {failed[:5]}); see {services.url} and {services.logs}")
     return _Backfilled(backfill_id, outcome.status, tuple(outcome.runs))
 
 
-def _retrain(services: DagsterServices, store: PinnedStore, contract: DeployContract, record: ReproductionRecord,
-             model: str, training_path: list[str], model_path: list[str], *, settings: Settings,
+def _retrain(services: ReproductionDagster, store: PinnedStore, contract: DeployContract, record: ReproductionRecord,
+             model: str, training_path: list[str], model_path: list[str], *, prefix: Sequence[str], settings: Settings,
              tags: dict[str, str], execution: Mapping[str, Any], timeout: float, timings: dict[str, float],
              say: Callable[[str], None]) -> ModelRegistry:
     """One run of the old code: the training set over its recorded window, then the model with the recorded
@@ -277,7 +320,7 @@ def _retrain(services: DagsterServices, store: PinnedStore, contract: DeployCont
     run_config = {**execution, "ops": {"__".join(training_path): {"config": {"window": str(window)}},
                                        "__".join(model_path): {"config": record.training_config}}}
     started = time.perf_counter()
-    run = B.wait_for_run(services, B.launch_asset_run(services, [training_path, model_path],
+    run = B.wait_for_run(services, B.launch_asset_run(services, [[*prefix, *training_path], [*prefix, *model_path]],
                                                       run_config=run_config, tags=tags), timeout=timeout)
     timings["training_s"] = round(time.perf_counter() - started, 2)
     say(f"model: training run {run.run_id} {run.status} in {timings['training_s']} s")
@@ -295,8 +338,9 @@ def _compare_pass(production: PinnedStore, isolated: PinnedStore, step: Reproduc
     return compare_partitions(production, isolated, [*step.seeded, *step.rebuilt], keys=keys)
 
 
-def _score_live_days(services: DagsterServices, model: str, days: Sequence[RecordedPartition], *,
-                     tags: dict[str, str], timeout: float, execution: Mapping[str, Any]) -> None:
+def _score_live_days(services: ReproductionDagster, model: str, days: Sequence[RecordedPartition],
+                     prefix: Sequence[str], *, tags: dict[str, str], timeout: float,
+                     execution: Mapping[str, Any]) -> None:
     """Run the old code's live signals over the recorded days with the reproduction's champion (one run per
     contiguous range, as a single-run backfill would)."""
     by_key: dict[str, list[str]] = {}
@@ -305,7 +349,8 @@ def _score_live_days(services: DagsterServices, model: str, days: Sequence[Recor
     for key, partitions in by_key.items():
         path = key.split("/")
         run_config = {**execution, "ops": {"__".join(path): {"config": {"model_name": model}}}}
-        for run_id in B.launch_partition_runs(services, path, partitions, run_config=run_config, tags=tags):
+        for run_id in B.launch_partition_runs(services, [*prefix, *path], partitions, run_config=run_config,
+                                              tags=tags):
             run = B.wait_for_run(services, run_id, timeout=timeout)
             if run.status != "SUCCESS":
                 raise ReproductionFailed(f"the reproduction's live signal run {run_id} ({key}) ended {run.status}; "

@@ -22,15 +22,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from ml_platform.errors import ConfigurationError, ReproductionFailed
 from ml_platform.reproduce.daemon import BACKFILL_TICK_SECONDS
 
-__all__ = ["CodeLocation", "DagsterServices", "IsolatedDeployment", "create_instance_storage", "free_port"]
+__all__ = ["CodeLocation", "DagsterServices", "IsolatedDeployment", "ReproductionDagster", "create_instance_storage",
+           "free_port", "graphql_request", "location_entry"]
 
 _START_TIMEOUT = 180.0
 
@@ -138,14 +139,19 @@ class DagsterServices:
     """The webserver and daemon of an :class:`IsolatedDeployment`, started on entry and stopped on exit.
 
     ``graphql`` posts to the webserver's ``/graphql``; the daemon executes the backfills it launches,
-    evaluating them every ``backfill_tick`` seconds (Dagster's own daemon ticks every 30 s).
+    evaluating them every ``backfill_tick`` seconds (Dagster's own daemon ticks every 30 s). ``also_load``:
+    further workspace files both load (``-w``); ``workspace_refresh``: seconds between the daemon's re-reads
+    of them (Dagster: 60).
     """
 
     def __init__(self, deployment: IsolatedDeployment, *, port: int | None = None,
-                 start_timeout: float = _START_TIMEOUT, backfill_tick: float = BACKFILL_TICK_SECONDS) -> None:
+                 start_timeout: float = _START_TIMEOUT, backfill_tick: float = BACKFILL_TICK_SECONDS,
+                 also_load: tuple[Path, ...] = (), workspace_refresh: float | None = None) -> None:
         if not backfill_tick > 0:
             raise ConfigurationError(f"backfill tick {backfill_tick!r} s: give a positive number of seconds")
         self.deployment = deployment
+        self.also_load = also_load
+        self.workspace_refresh = workspace_refresh
         self.backfill_tick = backfill_tick
         self.port = port or free_port()
         self.start_timeout = start_timeout
@@ -160,13 +166,14 @@ class DagsterServices:
         logs = d.root / "logs"
         logs.mkdir(exist_ok=True)
         env = d.process_env()
-        workspace = str(d.workspace_file)
+        workspaces = [arg for path in (d.workspace_file, *self.also_load) for arg in ("-w", str(path))]
+        refresh = ["--workspace-refresh", str(self.workspace_refresh)] if self.workspace_refresh else []
         try:
-            self._start([_dagster_bin("dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(self.port)],
+            self._start([_dagster_bin("dagster-webserver"), *workspaces, "-h", "127.0.0.1", "-p", str(self.port)],
                         logs / "webserver.log", env)
             # this process's Dagster daemon, with the backfill tick shortened (see ml_platform.reproduce.daemon)
-            self._start([sys.executable, "-m", "ml_platform.reproduce.daemon", str(self.backfill_tick), "run", "-w",
-                         workspace], logs / "daemon.log", env)
+            self._start([sys.executable, "-m", "ml_platform.reproduce.daemon", str(self.backfill_tick), *refresh,
+                         "run", *workspaces], logs / "daemon.log", env)
             self._wait_loaded()
         except BaseException:
             self.stop()
@@ -236,23 +243,61 @@ class DagsterServices:
                                  f"({last}); see {self.deployment.root / 'logs'}")
 
     # -- GraphQL ------------------------------------------------------------------------------------
+    @property
+    def location_name(self) -> str:
+        return self.deployment.location.name
+
+    @property
+    def logs(self) -> Path:
+        """The webserver's and the daemon's logs."""
+        return self.deployment.root / "logs"
+
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None, timeout: float = 60.0) -> dict[str, Any]:
-        body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
-        request = urllib.request.Request(f"{self.url}/graphql", data=body,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            data = json.loads(answer.read())
-        if data.get("errors"):
-            raise ReproductionFailed(f"the reproduction's Dagster refused a request: {data['errors'][0].get('message')}")
-        return data["data"]
+        return graphql_request(self.url, query, variables, timeout=timeout, whose="the reproduction's Dagster")
 
     def location_status(self) -> dict[str, Any]:
-        data = self.graphql("""
-            query { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
-              locationOrLoadError { __typename ... on PythonError { message causes { message } } } } } } }""",
-            timeout=10)
-        entries = data["workspaceOrError"].get("locationEntries") or []
-        for entry in entries:
-            if entry["name"] == self.deployment.location.name:
-                return entry
-        return {"loadStatus": "MISSING"}
+        return location_entry(self.graphql, self.location_name)
+
+
+class ReproductionDagster(Protocol):
+    """What a reproduction launches and polls through: its own isolated :class:`DagsterServices`, or
+    production's Dagster with the old commit's location beside (:class:`~ml_platform.reproduce.beside.ProductionDagster`)."""
+
+    url: str
+
+    @property
+    def location_name(self) -> str: ...
+
+    @property
+    def logs(self) -> Path: ...
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None,
+                timeout: float = 60.0) -> dict[str, Any]: ...
+
+
+def graphql_request(url: str, query: str, variables: Mapping[str, Any] | None = None, *, timeout: float = 60.0,
+                    whose: str = "Dagster") -> dict[str, Any]:
+    """POST ``query`` to ``url``/graphql; its ``data``.
+
+    Raises:
+        ReproductionFailed: the answer holds errors (the first one's message).
+    """
+    body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
+    request = urllib.request.Request(f"{url}/graphql", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
+        data = json.loads(answer.read())
+    if data.get("errors"):
+        raise ReproductionFailed(f"{whose} refused a request: {data['errors'][0].get('message')}")
+    return data["data"]
+
+
+def location_entry(graphql: Callable[..., dict[str, Any]], name: str) -> dict[str, Any]:
+    """The workspace entry of code location ``name`` (``loadStatus`` ``MISSING`` when there is none)."""
+    data = graphql("""
+        query { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+          locationOrLoadError { __typename ... on PythonError { message causes { message } } } } } } }""",
+                   timeout=10)
+    for entry in data["workspaceOrError"].get("locationEntries") or []:
+        if entry["name"] == name:
+            return entry
+    return {"loadStatus": "MISSING"}
