@@ -155,8 +155,8 @@ def test_the_interpreter_replaces_productions_settings(tmp_path: Path) -> None:
 
     script = interpreter_script(tmp_path / "python.sh", Path(sys.executable), {"ML_PLATFORM_HOME": "/work/x y"})
     env = {**os.environ, "ML_PLATFORM_STORAGE": "s3://production", "ML_PLATFORM_MLFLOW_TRACKING_URI": "postgresql://p"}
-    out = subprocess.run([str(script), "-c", "import os, json; print(json.dumps({k: v for k, v in os.environ.items() "
-                          "if k.startswith('ML_PLATFORM_')}))"], env=env, capture_output=True, text=True, check=True)
+    code = "import os, json; print(json.dumps({k: v for k, v in os.environ.items() if k.startswith('ML_PLATFORM_')}))"
+    out = subprocess.run([str(script), "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == '{"ML_PLATFORM_HOME": "/work/x y"}'
 
 
