@@ -232,11 +232,17 @@ class ProductionDagster:
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None, timeout: float = 60.0) -> dict[str, Any]:
         return graphql_request(self.url, query, variables, timeout=timeout, whose="production's Dagster")
 
-    def __enter__(self) -> Self:
+    @staticmethod
+    def ping(url: str) -> None:
+        """Raises:
+            ReproductionFailed: nothing answers Dagster's GraphQL at ``url``."""
         try:
-            self.graphql("query { version }", timeout=10)
+            graphql_request(url.rstrip("/"), "query { version }", timeout=10, whose="production's Dagster")
         except (urllib.error.URLError, ConnectionError, OSError) as exc:
-            raise ReproductionFailed(f"production's Dagster webserver does not answer at {self.url}: {exc}") from None
+            raise ReproductionFailed(f"production's Dagster webserver does not answer at {url}: {exc}") from None
+
+    def __enter__(self) -> Self:
+        self.ping(self.url)
         self.workspace.add(self.location)
         self._added = True
         try:

@@ -156,6 +156,8 @@ def reproduce_version(
                                  f"not reproduced: this live day read {conflict}, and one reproduction pass holds one "
                                  "version of each partition") for day, conflict in plan.unplaceable]
     root_repo = repository_root(repo)
+    if beside is not None:
+        ProductionDagster.ping(beside.url)
     work = check_workdir(workdir)  # only now: every refusal above leaves no work directory behind
     comparisons: list[Comparison] = []
     live_days = sum(len(p.live_days) for p in plan.passes)
