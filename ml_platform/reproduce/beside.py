@@ -290,7 +290,9 @@ class ProductionDagster:
             if entry["loadStatus"] == "MISSING":
                 raise ReproductionFailed(
                     f"production's Dagster at {self.url} does not load {self.target.workspace_file}: start its "
-                    f"webserver and daemon with -w {self.target.workspace_file} besides their own workspace")
+                    f"webserver and daemon with -w {self.target.workspace_file} besides their own workspace "
+                    "(dagster dev fixes its code locations when it starts: run dagster-webserver and dagster-daemon, "
+                    "or reproduce without --dagster-url in an instance of its own)")
             if entry["loadStatus"] == "LOADED":
                 problem = entry.get("locationOrLoadError") or {}
                 error = " <- ".join(m.strip() for m in [problem.get("message") or ""]

@@ -5,6 +5,11 @@ checkout, every other package at this repository's locked version). Production r
 own virtual environment: features, training set, model, champion and live signals. The project then
 moves on (an ancestor feature's window changed, committed), and the registered version is reproduced
 from the newer checkout by a daemon backfill of its recorded partitions in the recorded environment.
+
+The reproduction runs **beside production**: a real webserver and daemon stand in for production's Dagster,
+serving the project's own code location and a reproductions workspace file; the old commit is added there as
+a second code location with its keys under ``repro/<commit>``, its backfill is production's, and the location
+is taken out afterwards. (The example project's reproductions cover the isolated deployment.)
 """
 
 from __future__ import annotations
@@ -14,14 +19,18 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from click.testing import CliRunner
 
 from ml_platform import ModelRegistry, PinnedStore, Settings
 from ml_platform.cli import main
+from ml_platform.reproduce.beside import BesideProduction, ReproductionWorkspace
 from ml_platform.reproduce.checkout import _uv
-from ml_platform.reproduce.service import reproduce_version
+from ml_platform.reproduce.service import REPRODUCES_TAG, reproduce_version
+from ml_platform.reproduce.services import CodeLocation, DagsterServices, IsolatedDeployment, location_entry
 from ml_platform.reproduce.signals import served_signals
+from ml_platform.workspace import workspace_target
 
 pytestmark = [pytest.mark.slow, pytest.mark.daemon]
 
@@ -63,6 +72,7 @@ def test_a_scaffolded_project_is_reproduced_bit_exactly_after_its_feature_code_m
     _run([*_GIT, "init", "--quiet"], project)
     _run([*_GIT, "add", "--all"], project)
     _run([*_GIT, "commit", "--quiet", "-m", "A: scaffolded"], project)
+    commit = _run([*_GIT, "rev-parse", "HEAD"], project).strip()
 
     home = tmp_path / "production"
     version = _run([str(project / ".venv" / "bin" / "python"), str(DRIVER), PACKAGE, str(home), TRAIN, LIVE],
@@ -81,8 +91,19 @@ def test_a_scaffolded_project_is_reproduced_bit_exactly_after_its_feature_code_m
     _run([*_GIT, "commit", "--quiet", "--all", "-m", "B: momentum over 30 bars"], project)
     heads = {(m.asset_key, m.partition): m.data_hash for m in store.manifests()}
 
-    outcome = reproduce_version(MODEL, version, workdir=tmp_path / "work", registry=registry, store=store,
-                                repo=project)
+    # production's Dagster: its own code location (the project, in its own venv) and the reproductions file
+    module, _, attribute = workspace_target(project / "workspace.yaml").partition(":")
+    own = CodeLocation(PACKAGE, module, attribute, project, project / ".venv" / "bin" / "python")
+    reproductions = tmp_path / "prod-dagster" / "reproductions.yaml"
+    reproductions.parent.mkdir()
+    reproductions.write_text("load_from: []\n")
+    deployment = IsolatedDeployment(tmp_path / "prod-dagster", own, env={"ML_PLATFORM_HOME": str(home)})
+    with DagsterServices(deployment, also_load=(reproductions,), workspace_refresh=20.0) as production:
+        outcome = reproduce_version(MODEL, version, workdir=tmp_path / "work", registry=registry, store=store,
+                                    repo=project,
+                                    beside=BesideProduction(production.url, reproductions, daemon_refresh_seconds=20))
+        assert ReproductionWorkspace(reproductions).names() == []  # the old commit's location taken out again
+        assert location_entry(production.graphql, PACKAGE)["loadStatus"] == "LOADED"
     cert = outcome.certificate
     assert cert.bit_exact, cert.summary()
     counts = cert.counts()
@@ -90,4 +111,16 @@ def test_a_scaffolded_project_is_reproduced_bit_exactly_after_its_feature_code_m
     assert counts["partition"][0] == counts["partition"][1] > 500, counts
     assert counts["signals"] == (10, 10), counts
     assert outcome.backfill_id is not None and cert.facts["passes"] == 1
+    namespace = ("repro", commit[:12])
+    assert cert.facts["key_prefix"] == "/".join(namespace)
+    assert cert.facts["code_location"] == f"repro_{commit[:12]}"
+    assert str(cert.facts["deployment"]).startswith("beside production's code location")
     assert {(m.asset_key, m.partition): m.data_hash for m in store.manifests()} == heads  # production untouched
+    # production's instance holds the backfill, its runs from the old commit's location, and namespaced keys only
+    with dg.DagsterInstance.from_config(str(deployment.dagster_home)) as instance:
+        backfill = instance.get_backfill(outcome.backfill_id)
+        assert backfill is not None and backfill.tags[REPRODUCES_TAG] == f"{MODEL}:{version}"
+        runs = instance.get_runs(dg.RunsFilter(tags={REPRODUCES_TAG: f"{MODEL}:{version}"}))
+        assert runs and {r.remote_job_origin.location_name for r in runs} == {f"repro_{commit[:12]}"}
+        materialized = instance.get_asset_keys()
+        assert materialized and all(tuple(k.path[:2]) == namespace for k in materialized), materialized
