@@ -43,7 +43,7 @@ from typing import Any, Self
 import yaml
 
 from ml_platform.errors import ConfigurationError, ReproductionFailed
-from ml_platform.reproduce.services import CodeLocation, graphql_request, location_entry
+from ml_platform.reproduce.services import CodeLocation, graphql_request, load_error, location_entry
 
 __all__ = ["BesideProduction", "ProductionDagster", "ReproductionWorkspace", "definition_keys", "interpreter_script"]
 
@@ -294,9 +294,7 @@ class ProductionDagster:
                     "(dagster dev fixes its code locations when it starts: run dagster-webserver and dagster-daemon, "
                     "or reproduce without --dagster-url in an instance of its own)")
             if entry["loadStatus"] == "LOADED":
-                problem = entry.get("locationOrLoadError") or {}
-                error = " <- ".join(m.strip() for m in [problem.get("message") or ""]
-                                    + [c["message"] for c in problem.get("causes") or []] if m.strip())
+                error = load_error(entry)
                 if error:
                     raise ReproductionFailed(f"the old commit's code location {self.location_name} does not load in "
                                              f"production's Dagster: {error}")

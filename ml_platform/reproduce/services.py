@@ -230,9 +230,7 @@ class DagsterServices:
                 time.sleep(0.5)
                 continue
             if status["loadStatus"] == "LOADED":
-                problem = status.get("locationOrLoadError") or {}
-                error = " <- ".join(m.strip() for m in [problem.get("message") or ""]
-                                    + [c["message"] for c in problem.get("causes") or []] if m.strip())
+                error = load_error(status)
                 if error:
                     raise ReproductionFailed(f"the old commit's code location {self.deployment.location.name} does "
                                              f"not load: {error}")
@@ -289,6 +287,13 @@ def graphql_request(url: str, query: str, variables: Mapping[str, Any] | None = 
     if data.get("errors"):
         raise ReproductionFailed(f"{whose} refused a request: {data['errors'][0].get('message')}")
     return data["data"]
+
+
+def load_error(entry: Mapping[str, Any]) -> str:
+    """The Python error (with its causes) of a loaded workspace entry; empty when it loaded cleanly."""
+    problem = entry.get("locationOrLoadError") or {}
+    return " <- ".join(m.strip() for m in [problem.get("message") or ""]
+                       + [c["message"] for c in problem.get("causes") or []] if m.strip())
 
 
 def location_entry(graphql: Callable[..., dict[str, Any]], name: str) -> dict[str, Any]:
