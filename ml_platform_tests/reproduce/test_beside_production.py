@@ -1,7 +1,9 @@
-"""The old commit as a second code location of production's own Dagster (a real webserver and daemon standing in
-for production): its keys under ``repro/<commit>``, its store in the work directory, its backfill executed by
-production's daemon and listed in production's instance, production's keys and store untouched, the location
-taken out afterwards; and every refusal before production's Dagster sees anything."""
+"""The parts of reproducing beside production's code location: the managed reproductions workspace, the interpreter
+script that replaces production's settings and notes who starts each code server, the key-namespace check, and
+every refusal before production's Dagster (a real webserver and daemon standing in for it) keeps anything.
+
+A whole reproduction beside production (backfill on production's daemon, keys under ``repro/<commit>``, the
+location taken out again) is ``test_scaffolded_project.py``."""
 
 from __future__ import annotations
 
@@ -11,13 +13,10 @@ import textwrap
 import threading
 from pathlib import Path
 
-import dagster as dg
 import pytest
 import yaml
 
-from ml_platform import PinnedStore, Settings
 from ml_platform.errors import ConfigurationError, ReproductionFailed
-from ml_platform.reproduce.backfill import IN_PROCESS, launch_asset_backfill, wait_for_backfill
 from ml_platform.reproduce.beside import (
     BesideProduction,
     ProductionDagster,
@@ -42,14 +41,15 @@ def _project(root: Path) -> Path:
 
 @pytest.fixture
 def production(tmp_path: Path):
-    """Production: the tiny project as its code location, storing under prod/home, and the reproductions file."""
+    """Production: the tiny project as its code location, storing under prod/home, and the reproductions file
+    (the daemon keeps Dagster's own workspace refresh: these tests never wait for it)."""
     prod = tmp_path / "prod"
     prod.mkdir()
     location = CodeLocation("tiny", "tinyproj.defs", "defs", _project(tmp_path / "prod_src"), Path(sys.executable))
     reproductions = prod / "reproductions.yaml"
     reproductions.write_text("load_from: []\n")
     deployment = IsolatedDeployment(prod, location, env={"ML_PLATFORM_HOME": str(prod / "home")})
-    with DagsterServices(deployment, also_load=(reproductions,), workspace_refresh=10.0) as services:
+    with DagsterServices(deployment, also_load=(reproductions,)) as services:
         yield services, reproductions
 
 
@@ -60,48 +60,6 @@ def _old_commit(tmp_path: Path, namespace: tuple[str, ...] = NAMESPACE) -> tuple
         "ML_PLATFORM_HOME": str(work / "home"), "ML_PLATFORM_REPRODUCTION": "1",
         **({"ML_PLATFORM_KEY_NAMESPACE": "/".join(namespace)} if namespace else {})})
     return CodeLocation("repro_a1b2c3d4e5f6", "tinyproj.defs", "defs", _project(tmp_path / "old_src"), script), work
-
-
-@pytest.mark.daemon
-def test_an_old_commit_runs_beside_production_and_leaves_production_untouched(production, tmp_path: Path,
-                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    services, reproductions = production
-    # production's processes pass their own settings down: the location's interpreter must replace them
-    monkeypatch.setenv("ML_PLATFORM_STORAGE", str(tmp_path / "prod" / "home" / "storage"))
-    location, work = _old_commit(tmp_path)
-    keys = definition_keys(location)
-    assert keys == [(*NAMESPACE, "bars"), (*NAMESPACE, "doubled"), (*NAMESPACE, "rows")]
-    check_namespaced(keys, NAMESPACE)
-    # production first materializes its own day, through its own location
-    own = launch_asset_backfill(services, {("bars",): ["2024-01-02"]}, tags={}, title="production",
-                                run_config=IN_PROCESS)
-    assert wait_for_backfill(services, own, timeout=300).succeeded
-    prod_store = PinnedStore(Settings.local(tmp_path / "prod" / "home").storage)
-    prod_heads = {(m.asset_key, m.partition): m.data_hash for m in prod_store.manifests()}
-
-    target = BesideProduction(services.url, reproductions, daemon_refresh_seconds=10.0)
-    tags = {"ml_platform/reproduces": "m:1"}
-    with ProductionDagster(target, location, logs=work / "logs") as beside:
-        assert ReproductionWorkspace(reproductions).names() == [location.name]
-        wanted = {(*NAMESPACE, "bars"): WANTED, (*NAMESPACE, "doubled"): WANTED}
-        backfill_id = launch_asset_backfill(beside, wanted, tags=tags, title="reproduce m v1", run_config=IN_PROCESS)
-        outcome = wait_for_backfill(beside, backfill_id, timeout=300)
-        assert outcome.succeeded, outcome
-    assert ReproductionWorkspace(reproductions).names() == []  # taken out again
-
-    # the old commit wrote the project's own keys into the work directory's store, never production's
-    isolated = PinnedStore(Settings.local(work / "home").storage)
-    assert [p for _, p in isolated.locations("doubled")] == WANTED
-    assert {(m.asset_key, m.partition): m.data_hash for m in prod_store.manifests()} == prod_heads
-    # production's instance lists the backfill with its tags; its runs touched the namespaced keys only
-    with dg.DagsterInstance.from_config(str(tmp_path / "prod" / "dagster")) as instance:
-        backfill = instance.get_backfill(backfill_id)
-        assert backfill is not None and backfill.tags == tags
-        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-        assert runs and all(r.remote_job_origin.location_name == location.name for r in runs)
-        assert instance.get_materialized_partitions(dg.AssetKey(["bars"])) == {"2024-01-02"}
-        assert instance.get_materialized_partitions(dg.AssetKey([*NAMESPACE, "doubled"])) == set(WANTED)
-        assert not instance.get_materialized_partitions(dg.AssetKey(["doubled"]))
 
 
 def test_refusals_leave_production_as_it_was(production, tmp_path: Path) -> None:
