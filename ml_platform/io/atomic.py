@@ -33,14 +33,6 @@ Object stores (``s3://``, ``gs://``, ``memory://`` via fsspec/UPath) have no ren
 but a single object PUT is atomic: bytes are assembled in memory and written with one
 ``pipe_file``, and "create if absent" is an existence check before the PUT (a concurrent writer
 of the same content PUTs the same content).
-
-The crash-test seam
--------------------
-:func:`crash_point` is called at every named point of a write and of a garbage collection. When
-the environment variable ``ML_PLATFORM_CRASH_AT`` names that point (``name`` or ``name#n`` for its
-n-th occurrence in the process) the process kills itself with ``SIGKILL``: no ``finally`` blocks,
-no flushing, exactly what a power loss or ``kill -9`` leaves. Unset (always, outside tests), it
-costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -49,7 +41,6 @@ import abc
 import contextlib
 import io
 import os
-import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -58,38 +49,23 @@ from typing import IO, TYPE_CHECKING, Any
 
 import xxhash
 
+from ml_platform.crashpoints import crash_point
+
 if TYPE_CHECKING:
     import pyarrow as pa
     from upath import UPath
 
 __all__ = [
-    "CRASH_ENV",
     "FileSystem",
     "HashingWriter",
     "LocalFileSystem",
     "ObjectStoreFileSystem",
-    "crash_point",
     "file_digest",
     "is_temporary",
     "open_filesystem",
 ]
 
 _TMP_MARK = ".tmp-"
-CRASH_ENV = "ML_PLATFORM_CRASH_AT"
-_crash_counts: dict[str, int] = {}
-
-
-def crash_point(name: str) -> None:
-    """The test seam: SIGKILL this process here if ``ML_PLATFORM_CRASH_AT`` names this point."""
-    wanted = os.environ.get(CRASH_ENV)
-    if not wanted:
-        return
-    point, _, nth = wanted.partition("#")
-    if point != name:
-        return
-    _crash_counts[name] = count = _crash_counts.get(name, 0) + 1
-    if count >= int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def is_temporary(name: str) -> bool:

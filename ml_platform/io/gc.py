@@ -51,7 +51,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ml_platform.io.atomic import crash_point
+from ml_platform.crashpoints import crash_point
 from ml_platform.io.layout import head_rel, validate_data_hash
 from ml_platform.io.verify import index_store
 

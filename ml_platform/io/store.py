@@ -29,6 +29,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml_platform.crashpoints import crash_point
 from ml_platform.environment import (
     EnvironmentDiff,
     EnvironmentLock,
@@ -44,7 +45,7 @@ from ml_platform.errors import (
     IntegrityError,
     ManifestError,
 )
-from ml_platform.io.atomic import FileSystem, HashingWriter, crash_point, file_digest, open_filesystem
+from ml_platform.io.atomic import FileSystem, HashingWriter, file_digest, open_filesystem
 from ml_platform.io.layout import (
     PARTITION_MARK,
     REFS_DIR,

@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from ml_platform.crashpoints import crash_point
 from ml_platform.environment import EnvironmentPolicy, capture_environment
 from ml_platform.errors import (
     ConfigurationError,
@@ -36,7 +37,6 @@ from ml_platform.promotion.champions import Champions, champions_for
 from ml_platform.promotion.policy import PromotionPolicy
 from ml_platform.promotion.report import render_report, sha256_hex
 from ml_platform.registry.contract import DeployContract
-from ml_platform.registry.crashpoints import crash_point
 from ml_platform.registry.entities import check_model_name, check_version
 from ml_platform.registry.schema import FeatureSchema
 from ml_platform.registry.store import ModelRegistry

@@ -11,7 +11,7 @@ Layers, from pure to integrated:
   :mod:`~ml_platform.registry.database` (bounded waits on a busy SQLite store),
   :mod:`~ml_platform.registry.artifacts` (run artefacts), :mod:`~ml_platform.registry.pyfunc` (the MLflow
   pyfunc flavour), :mod:`~ml_platform.registry.repair` (what interrupted registrations left) and
-  :mod:`~ml_platform.registry.crashpoints` (the crash-test seam);
+  :mod:`~ml_platform.crashpoints` (the crash-test seam);
 * :mod:`~ml_platform.registry.champion`: :func:`load_champion`, the contract-checked way to serve;
 * :mod:`~ml_platform.registry.resource`: the Dagster resource (the only module importing Dagster);
 * :mod:`~ml_platform.registry.commands`: the ``ml-platform models`` and ``ml-platform registry`` CLI groups.

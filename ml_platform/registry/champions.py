@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import inspect, text
 
+from ml_platform.crashpoints import crash_point
 from ml_platform.errors import (
     ConfigurationError,
     LedgerConflict,
@@ -48,7 +49,6 @@ from ml_platform.errors import (
 from ml_platform.ledger import ChainReport, ChampionLedger, LedgerEntry, MoveKind
 from ml_platform.ledger.entry import check_text
 from ml_platform.registry import entities as E
-from ml_platform.registry.crashpoints import crash_point
 from ml_platform.registry.entities import VersionStatus, check_model_name, check_version
 
 if TYPE_CHECKING:

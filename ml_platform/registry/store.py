@@ -46,6 +46,7 @@ from mlflow.entities import Metric, Param
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 
+from ml_platform.crashpoints import crash_point
 from ml_platform.errors import ConfigurationError, DataError, IntegrityError, ModelNotFound, RegistryError
 from ml_platform.models.protocol import SignalModel, load_model_bytes
 from ml_platform.registry import database
@@ -62,7 +63,6 @@ from ml_platform.registry.boundary import (
     store_label,
 )
 from ml_platform.registry.contract import DeployContract
-from ml_platform.registry.crashpoints import crash_point
 from ml_platform.registry.entities import ModelSummary, RegisteredVersion, VersionDetails, VersionStatus
 from ml_platform.registry.pyfunc import model_signature
 from ml_platform.registry.registration import (

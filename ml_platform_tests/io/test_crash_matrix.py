@@ -1,7 +1,7 @@
 """Crash matrix: SIGKILL at named points of partition writes and of garbage collections.
 
-A child process runs a workload with ``ML_PLATFORM_CRASH_AT=<point>#<n>`` (the test seam of
-:func:`ml_platform.io.atomic.crash_point`) and kills itself there. Afterwards ``verify`` must report
+A child process runs a workload with ``ML_PLATFORM_CRASH_POINT=<point>#<n>`` (the test seam of
+:func:`ml_platform.crashpoints.crash_point`) and kills itself there. Afterwards ``verify`` must report
 a consistent store and every version that was reachable before must still be readable; then a gc
 finishes the job and the store is still consistent. The schedule is drawn from a fixed seed and
 printed, so a failing case can be replayed alone.
@@ -21,21 +21,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from ml_platform.crashpoints import CRASH_POINT_ENV, GC_POINTS, WRITE_POINTS
 from ml_platform.errors import ManifestError
-from ml_platform.io.atomic import CRASH_ENV
 from ml_platform.io.manifest import UpstreamRef, WriteFacts
 from ml_platform.io.store import PinnedStore
 
 SEED = 20240508
 CASES = 24
 ROOT = Path(__file__).resolve().parents[2]
-WRITE_POINTS = [
-    "write:object:before-link", "write:object:after-link", "write:object-reused",
-    "write:old-history:before-rename", "write:old-history:after-rename",
-    "write:head:before-rename", "write:head:after-rename",
-    "write:history:before-rename", "write:history:after-rename",
-]
-GC_POINTS = ["gc:start", "gc:listed", "gc:delete-history", "gc:delete-object", "gc:delete-temporary", "gc:done"]
 ONCE_PER_RUN = {"gc:start", "gc:listed", "gc:done", "gc:delete-temporary"}  # reached once by the gc workload
 
 CHILD = """
@@ -114,7 +107,7 @@ def run_case(template: Path, work: Path, op: str, index: int, point: str, nth: i
     shutil.copytree(template, base)
     scratch = base.with_name(base.name + ".tmp")  # a killed writer's scratch files stay beside the case, not in /tmp
     scratch.mkdir()
-    env = {**os.environ, CRASH_ENV: f"{point}#{nth}", "TMPDIR": str(scratch)}
+    env = {**os.environ, CRASH_POINT_ENV: f"{point}#{nth}", "TMPDIR": str(scratch)}
     args = [sys.executable, "-c", CHILD, str(base), op] + ([root] if op == "gc" else [])
     done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     return base, done.returncode, done.stderr[-2000:]

@@ -14,8 +14,8 @@ to be killed nor done after :data:`HANG_SECONDS` was killed. Forking after the i
 cost a promotion instead of a Python start. The children's stderr (each run's Dagster console log) goes
 to :data:`CHILD_LOG` beside ``ROOT``.
 
-Points: the library's own (:data:`~ml_platform.registry.crashpoints.PROMOTION_POINTS`, armed with
-:func:`~ml_platform.registry.crashpoints.arm`), plus points the child hooks into code it does not own:
+Points: the library's own (:data:`~ml_platform.crashpoints.PROMOTION_POINTS`, armed with
+:func:`~ml_platform.crashpoints.arm`), plus points the child hooks into code it does not own:
 
 ``report.logged``
     the report's JSON/HTML/PNG uploaded beside the challenger (the ``promotion_report`` op's last write);
@@ -45,11 +45,11 @@ import dagster as dg
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from ml_platform import crashpoints
 from ml_platform.environment import capture_environment
 from ml_platform.promotion import artifacts as promotion_artifacts
 from ml_platform.promotion import service as promotion_service
 from ml_platform.promotion.job import GATE_METADATA
-from ml_platform.registry import crashpoints
 from ml_platform_tests.promotion.conftest import build_graph, make_project
 
 #: The hooked points of the matrix: ``op.<name>`` works for every step of the service the job calls; the

@@ -55,12 +55,12 @@ import dagster as dg
 import pytest
 from mlflow import MlflowClient
 
+from ml_platform.crashpoints import PROMOTION_POINTS
 from ml_platform.errors import LedgerUnavailable, RegistryError
 from ml_platform.ledger import LedgerEntry
 from ml_platform.promotion import artifacts as promotion_artifacts
 from ml_platform.registry import FeatureSchema, LiveFeatureStream, load_champion
 from ml_platform.registry.champions import ChampionService
-from ml_platform.registry.crashpoints import PROMOTION_POINTS
 from ml_platform.registry.store import ModelRegistry
 from ml_platform_tests.promotion.conftest import FEATURES, KEYS, MODEL, Project, make_project, training_frame
 from ml_platform_tests.promotion.crash_driver import CHILD_LOG, HOOKED_POINTS, run_outcome

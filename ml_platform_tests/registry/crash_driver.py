@@ -7,7 +7,7 @@ and, for each, forks a child that registers ``before`` versions of model ``name`
 reaps the child and answers one JSON line ``{"killed": bool, "exit": int}``. Forking after the
 imports makes a trial cost a registration instead of a Python start (seconds of imports).
 
-Points: the registry's own (:data:`~ml_platform.registry.crashpoints.REGISTRATION_POINTS`), plus
+Points: the registry's own (:data:`~ml_platform.crashpoints.REGISTRATION_POINTS`), plus
 points inside MLflow and the artefact store that the driver hooks in the child:
 
 ``mlflow.model_flushed`` / ``mlflow.version_flushed``
@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ml_platform.registry import crashpoints
+from ml_platform import crashpoints
 from ml_platform.registry.store import ModelRegistry
 from ml_platform_tests.registry.conftest import CODE_SNAPSHOT, make_contract, make_model
 

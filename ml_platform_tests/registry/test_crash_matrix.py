@@ -34,7 +34,7 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from ml_platform.cli import main
-from ml_platform.registry.crashpoints import REGISTRATION_POINTS
+from ml_platform.crashpoints import REGISTRATION_POINTS
 from ml_platform.registry.registration import version_tags
 from ml_platform.registry.store import ModelRegistry
 from ml_platform_tests.registry.conftest import feature_frame, make_contract, make_model
