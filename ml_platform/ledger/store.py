@@ -41,6 +41,7 @@ from sqlalchemy import Connection, Engine, and_, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
+from ml_platform.database import database_cause
 from ml_platform.errors import (
     ConfigurationError,
     LedgerConflict,
@@ -62,7 +63,6 @@ from ml_platform.ledger.entry import (
 )
 from ml_platform.ledger.schema import ENTRIES, HEADS, ensure_schema
 from ml_platform.ledger.verify import ChainReport, entry_from_row, walk_chain
-from ml_platform.registry.database import database_cause
 from ml_platform.registry.entities import check_model_name, check_version
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_SECONDS", "DEFAULT_MOVE_ATTEMPTS", "ChampionLedger"]

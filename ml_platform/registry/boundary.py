@@ -19,8 +19,8 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from ml_platform.database import DatabaseCause, database_cause
 from ml_platform.errors import MLPlatformError, ModelNotFound, RegistryError, RegistryUnavailable
-from ml_platform.registry.database import DatabaseCause, database_cause
 from ml_platform.registry.entities import STATUS_TAG, VersionStatus
 
 __all__ = [

@@ -35,8 +35,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import inspect, text
-
+from ml_platform.compat import holds_mlflow_versions, mlflow_version_tags
 from ml_platform.crashpoints import crash_point
 from ml_platform.errors import (
     ConfigurationError,
@@ -57,13 +56,6 @@ if TYPE_CHECKING:
 __all__ = ["ChampionService", "ReconcileFinding", "ReconcileReport", "VersionFacts", "previous_champion"]
 
 logger = logging.getLogger(__name__)
-
-_DELETED_STAGE = "Deleted_Internal"  # MLflow's SQL store keeps a deleted version's row with this stage
-_FACTS_SQL = text(
-    "SELECT v.current_stage AS stage, t.key AS key, t.value AS value FROM model_versions v "
-    "LEFT JOIN model_version_tags t ON t.name = v.name AND t.version = v.version "
-    "AND t.key IN (:status_tag, :graph_tag) WHERE v.name = :name AND v.version = :version")
-
 
 @dataclass(frozen=True)
 class VersionFacts:
@@ -324,12 +316,9 @@ class ChampionService:
         """
         if self._mlflow_tables_here():
             with self.ledger.engine.connect() as conn:
-                rows = conn.execute(_FACTS_SQL, {"name": model, "version": int(version),
-                                                 "status_tag": E.STATUS_TAG,
-                                                 "graph_tag": E.FEATURE_GRAPH_HASH_TAG}).mappings().all()
-            if not rows or rows[0]["stage"] == _DELETED_STAGE:
+                tags = mlflow_version_tags(conn, model, version, (E.STATUS_TAG, E.FEATURE_GRAPH_HASH_TAG))
+            if tags is None:
                 return VersionFacts(False, None, None, "database")
-            tags = {r["key"]: r["value"] for r in rows if r["key"] is not None}
             return VersionFacts(True, tags.get(E.STATUS_TAG), tags.get(E.FEATURE_GRAPH_HASH_TAG), "database")
         try:
             found = self.registry.model_version(model, version)
@@ -340,8 +329,7 @@ class ChampionService:
     def _mlflow_tables_here(self) -> bool:
         if self._has_mlflow_tables is None:
             with self._lock, self.ledger.engine.connect() as conn:
-                inspector = inspect(conn)
-                self._has_mlflow_tables = all(inspector.has_table(t) for t in ("model_versions", "model_version_tags"))
+                self._has_mlflow_tables = holds_mlflow_versions(conn)
         return self._has_mlflow_tables
 
     # -- the alias -------------------------------------------------------------------------------

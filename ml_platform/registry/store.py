@@ -5,7 +5,7 @@ every failure met on the way (``MlflowException``, SQLAlchemy, :mod:`sqlite3` an
 I/O errors) as :class:`~ml_platform.errors.RegistryError` (or :class:`~ml_platform.errors.ModelNotFound`,
 :class:`~ml_platform.errors.RegistryUnavailable`) chained with ``raise ... from exc``; a database
 failure is reported by the store and the driver's own message first. A busy SQLite database is
-waited on for ``busy_timeout_seconds``, not MLflow's 20 s (see :mod:`ml_platform.registry.database`).
+waited on for ``busy_timeout_seconds``, not MLflow's 20 s (see :func:`ml_platform.compat.bounded_sqlite_waits`).
 It never touches MLflow's global state: the tracking and registry URIs are given to its own
 client, and the pyfunc model is saved locally and uploaded as run artefacts instead of going
 through the fluent ``mlflow.start_run``/``log_model`` API.
@@ -46,10 +46,11 @@ from mlflow.entities import Metric, Param
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 
+from ml_platform.compat import bounded_sqlite_waits, install_sqlite_wait_bounds
 from ml_platform.crashpoints import crash_point
+from ml_platform.database import preflight
 from ml_platform.errors import ConfigurationError, DataError, IntegrityError, ModelNotFound, RegistryError
 from ml_platform.models.protocol import SignalModel, load_model_bytes
-from ml_platform.registry import database
 from ml_platform.registry import entities as E
 from ml_platform.registry.artifacts import stage_run_artifacts
 from ml_platform.registry.boundary import (
@@ -146,7 +147,7 @@ class ModelRegistry:
     @contextmanager
     def _mlflow(self, action: str, *, missing: str | None = None) -> Iterator[None]:
         """Around MLflow calls: bounded busy waits, and every failure re-raised naming the store and cause."""
-        with database.registry_call(self.busy_timeout_seconds), mlflow_errors(
+        with bounded_sqlite_waits(self.busy_timeout_seconds), mlflow_errors(
                 action, missing=missing, store=self.store, busy_timeout=self.busy_timeout_seconds):
             yield
 
@@ -156,10 +157,10 @@ class ModelRegistry:
             if self._sqlite_file is not None:
                 self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
             quiet_mlflow()
-            database.install()
+            install_sqlite_wait_bounds()
             with self._mlflow("connect"):
                 for uri in dict.fromkeys((self.tracking_uri, self.registry_uri)):
-                    database.preflight(uri, self.busy_timeout_seconds)
+                    preflight(uri, self.busy_timeout_seconds)
                 self._client_instance = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         return self._client_instance
 
@@ -235,7 +236,7 @@ class ModelRegistry:
                     E.STATUS_TAG: VersionStatus.READY}
             created = self._create_version(model_name, f"{run.info.artifact_uri}/{E.MODEL_DIR}", run_id, tags)
         except BaseException:
-            with database.registry_call(self.busy_timeout_seconds):
+            with bounded_sqlite_waits(self.busy_timeout_seconds):
                 abandon_registration(client, model_name, run_id, created_model=created_model)
             raise
         version = str(created.version)

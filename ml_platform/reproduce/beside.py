@@ -42,13 +42,12 @@ from typing import Any, Self
 
 import yaml
 
+from ml_platform.compat import DAGSTER_WORKSPACE_REFRESH_SECONDS
 from ml_platform.errors import ConfigurationError, ReproductionFailed
 from ml_platform.reproduce.services import CodeLocation, graphql_request, load_error, location_entry
 
 __all__ = ["BesideProduction", "ProductionDagster", "ReproductionWorkspace", "definition_keys", "interpreter_script"]
 
-#: Dagster's daemon re-reads its workspace files this often (``dagster._daemon.controller.RELOAD_WORKSPACE_INTERVAL``).
-DAEMON_WORKSPACE_REFRESH_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class BesideProduction:
 
     url: str
     workspace_file: Path
-    daemon_refresh_seconds: float = DAEMON_WORKSPACE_REFRESH_SECONDS
+    daemon_refresh_seconds: float = DAGSTER_WORKSPACE_REFRESH_SECONDS
     keep_location: bool = False
 
     def __post_init__(self) -> None:

@@ -22,9 +22,9 @@ import sqlalchemy
 from click.testing import CliRunner
 from mlflow.exceptions import MlflowException
 
+from ml_platform import compat
 from ml_platform.cli import main
 from ml_platform.errors import ConfigurationError, RegistryError, RegistryUnavailable
-from ml_platform.registry import database
 from ml_platform.registry import entities as E
 from ml_platform.registry.boundary import mlflow_errors, store_label
 from ml_platform.registry.commands import CLI_HTTP_LIMITS, cli_http_limits
@@ -216,7 +216,7 @@ def test_an_mlflow_exception_wrapping_a_database_error_is_reported_by_the_databa
 
 
 def test_the_busy_timeout_is_rewritten_only_inside_registry_calls() -> None:
-    database.install()
+    compat.install_sqlite_wait_bounds()
     engine = sqlalchemy.create_engine("sqlite://")
     with engine.connect() as connection:
         def current() -> int:
@@ -224,7 +224,7 @@ def test_the_busy_timeout_is_rewritten_only_inside_registry_calls() -> None:
             return int(connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
 
         assert current() == 20000
-        with database.registry_call(0.25):
+        with compat.bounded_sqlite_waits(0.25):
             assert current() == 250
         assert current() == 20000
 

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from ml_platform import PinnedStore, Settings
+from ml_platform.compat import set_backfill_tick
 from ml_platform.errors import ConfigurationError, ReproductionFailed
 from ml_platform.reproduce.backfill import (
     IN_PROCESS,
@@ -21,7 +22,6 @@ from ml_platform.reproduce.backfill import (
     wait_for_backfill,
     wait_for_run,
 )
-from ml_platform.reproduce.daemon import set_backfill_tick
 from ml_platform.reproduce.services import (
     CodeLocation,
     DagsterServices,
