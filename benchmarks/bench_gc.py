@@ -24,6 +24,7 @@ from typing import Any
 
 from timing import best_seconds
 
+from ml_platform.io.gc import collect
 from ml_platform.io.layout import head_rel, history_rel, object_rel
 from ml_platform.io.store import PinnedStore
 
@@ -82,7 +83,7 @@ def bench_gc(workdir: Path, repeats: int = REPEATS) -> dict[str, Any]:
             if not path.exists():
                 path.write_bytes(b"PAR1")
                 os.utime(path, (old, old))
-        seconds = best_seconds(lambda: store.gc(keep_days=36_500, grace_seconds=3600), 1)
+        seconds = best_seconds(lambda: collect(store, keep_days=36_500, grace_seconds=3600), 1)
         best = min(best, seconds)
         assert not any(path.exists() for path in orphans)
     return {"name": "gc_seconds_100k_objects", "value": round(best, 4), "unit": "s", "baseline": None,

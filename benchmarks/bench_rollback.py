@@ -4,7 +4,7 @@ Rows (each ``{"name", "value", "unit", "baseline", "ratio"}``), all on one priva
 (the test harness's :class:`~ml_platform_tests.harness.postgres.PostgresServer`), one database, one run:
 
 * ``rollback_p50_ms_1`` / ``rollback_p99_ms_1``: one client calling
-  :meth:`~ml_platform.registry.champions.ChampionService.rollback` ``to`` an earlier champion
+  :meth:`~ml_platform.champions.service.ChampionService.rollback` ``to`` an earlier champion
   (alternating between two former champions, so every call moves the head); each call is the full
   path: the checks (head, was-champion, MLflow's version row and tags: one SQL read each), the ledger
   transaction (compare-and-set on the head), and the MLflow ``champion`` alias write after it.
@@ -84,12 +84,12 @@ def _client_process(url: str, kind: str, name: str, calls: int, barrier: Any, ou
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     from mlflow import MlflowClient
 
-    from ml_platform.registry.champions import ChampionService
+    from ml_platform.champions.service import ChampionService
     from ml_platform.registry.store import ModelRegistry
 
     if kind == "ours":
         registry = ModelRegistry(url)
-        service = ChampionService(registry, registry.ledger())
+        service = ChampionService.open(registry)
 
         def op(call: int) -> None:
             service.rollback(name, to="1" if call % 2 == 0 else "2", reason="bench", actor="bench")
@@ -135,7 +135,7 @@ def _row(name: str, value: float, baseline: float) -> dict[str, Any]:
 def bench(url: str, artifacts: Path) -> list[dict[str, Any]]:
     from mlflow import MlflowClient
 
-    from ml_platform.registry.champions import ChampionService
+    from ml_platform.champions.service import ChampionService
     from ml_platform.registry.store import ModelRegistry
     from ml_platform_tests.registry.conftest import CODE_SNAPSHOT, make_contract, make_model
 
@@ -146,7 +146,7 @@ def bench(url: str, artifacts: Path) -> list[dict[str, Any]]:
             model = make_model(shift)
             registry.register(model_name=name, model=model, contract=make_contract(name, model), params={},
                               metrics={"sharpe": 1.0}, code_snapshot=CODE_SNAPSHOT)
-    service = ChampionService(registry, registry.ledger())
+    service = ChampionService.open(registry)
     bare = MlflowClient(tracking_uri=url, registry_uri=url)
     try:
         for name in names:

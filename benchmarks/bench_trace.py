@@ -64,31 +64,28 @@ def trace_ms() -> list[dict]:
         settings = Settings.local(_demo_home(Path(tmp)))
         store = PinnedStore(settings.storage)
         registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location)
-        try:
-            day = min(p for _, p in store.locations(SIGNALS_KEY) if p is not None)
-            frame = store.read(SIGNALS_KEY, day).frame
-            instrument = frame["instrument"].sort()[0]
-            when = dt.date.fromisoformat(day)
+        day = min(p for _, p in store.locations(SIGNALS_KEY) if p is not None)
+        frame = store.read(SIGNALS_KEY, day).frame
+        instrument = frame["instrument"].sort()[0]
+        when = dt.date.fromisoformat(day)
 
-            def read_row() -> None:
-                rows = store.read(SIGNALS_KEY, day).frame
-                assert rows.filter((pl.col("date") == when) & (pl.col("instrument") == instrument)).height == 1
+        def read_row() -> None:
+            rows = store.read(SIGNALS_KEY, day).frame
+            assert rows.filter((pl.col("date") == when) & (pl.col("instrument") == instrument)).height == 1
 
-            def trace() -> None:
-                trace_signal(MODEL, day, instrument, store=store, registry=registry)
+        def trace() -> None:
+            trace_signal(MODEL, day, instrument, store=store, registry=registry)
 
-            trace()  # warm: MLflow client, ledger engine
+        trace()  # warm: MLflow client
+        read_row()
+        traced, read = [], []
+        for _ in range(TRACES):
+            started = time.perf_counter()
+            trace()
+            traced.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
             read_row()
-            traced, read = [], []
-            for _ in range(TRACES):
-                started = time.perf_counter()
-                trace()
-                traced.append((time.perf_counter() - started) * 1000)
-                started = time.perf_counter()
-                read_row()
-                read.append((time.perf_counter() - started) * 1000)
-        finally:
-            registry.ledger().close()
+            read.append((time.perf_counter() - started) * 1000)
     value, baseline = statistics.median(traced), statistics.median(read)
     return [{"name": "trace_ms", "value": round(value, 2), "unit": "ms", "baseline": round(baseline, 3),
              "ratio": round(value / baseline, 1)}]

@@ -34,17 +34,18 @@ _EXPORTS: dict[str, str] = {
     # Dagster assets, resources and the deployment
     "build_feature_assets": "ml_platform.features.assets",
     "FeatureAssetsTranslator": "ml_platform.features.assets",
-    "build_model_assets": "ml_platform.models.assets",
-    "TrainingRunConfig": "ml_platform.models.assets",
-    "SignalsConfig": "ml_platform.models.assets",
+    "build_model_assets": "ml_platform.model_assets",
+    "TrainingRunConfig": "ml_platform.model_assets",
+    "SignalsConfig": "ml_platform.model_assets",
     "PinnedIOManager": "ml_platform.io.manager",
     "PinnedStoreResource": "ml_platform.io.manager",
     "PinnedStore": "ml_platform.io.store",
     "WriteFacts": "ml_platform.io.manifest",
+    "verify_store": "ml_platform.io.verify",
     # reproducing a registered model bit-exactly, with a certificate
     "reproduce_version": "ml_platform.reproduce.service",
     "Reproduction": "ml_platform.reproduce.service",
-    "ModelRegistryResource": "ml_platform.registry.resource",
+    "ModelRegistryResource": "ml_platform.champions.resource",
     "Settings": "ml_platform.settings",
     "build_definitions": "ml_platform.deployment",
     "platform_resources": "ml_platform.deployment",
@@ -54,8 +55,8 @@ _EXPORTS: dict[str, str] = {
     "build_rollback_job": "ml_platform.promotion.rollback_job",
     "run_refusal": "ml_platform.promotion.runs",
     "PromotionPolicy": "ml_platform.promotion.policy",
-    "ChampionService": "ml_platform.registry.champions",
-    "ChampionLedger": "ml_platform.ledger",
+    "ChampionService": "ml_platform.champions.service",
+    "ChampionLedger": "ml_platform.champions",
     "EnvironmentPolicy": "ml_platform.environment.diff",
     # monitoring: infra pages on-call, alpha drift goes to research
     "build_monitoring": "ml_platform.monitoring.definitions",
@@ -88,13 +89,13 @@ _EXPORTS: dict[str, str] = {
     "ContractCheck": "ml_platform.registry.contract",
     "check_contract": "ml_platform.registry.contract",
     "FeatureSchema": "ml_platform.registry.schema",
-    "load_champion": "ml_platform.registry.champion",
-    "LoadedChampion": "ml_platform.registry.champion",
+    "load_champion": "ml_platform.champions.serving",
+    "LoadedChampion": "ml_platform.champions.serving",
     # tracing a live signal back to what made it
     "trace_signal": "ml_platform.trace.service",
     "TraceRecord": "ml_platform.trace.record",
     "trace_summary": "ml_platform.trace.report",
-    "write_trace_report": "ml_platform.trace.command",
+    "write_trace_report": "ml_platform.trace.report",
     # errors
     "MLPlatformError": "ml_platform.errors",
     "ConfigurationError": "ml_platform.errors",
@@ -204,10 +205,15 @@ __all__ = [
     "to_signals",
     "trace_signal",
     "trace_summary",
+    "verify_store",
     "write_trace_report",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from ml_platform.champions import ChampionLedger
+    from ml_platform.champions.resource import ModelRegistryResource
+    from ml_platform.champions.service import ChampionService
+    from ml_platform.champions.serving import LoadedChampion, load_champion
     from ml_platform.deployment import build_definitions, check_asset_keys, platform_resources
     from ml_platform.environment.diff import EnvironmentPolicy
     from ml_platform.errors import (
@@ -238,10 +244,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
     from ml_platform.io.manifest import WriteFacts
     from ml_platform.io.store import PinnedStore
+    from ml_platform.io.verify import verify_store
     from ml_platform.keys import FrameKeys
-    from ml_platform.ledger import ChampionLedger
     from ml_platform.lifecycle import Lifecycle
-    from ml_platform.models.assets import SignalsConfig, TrainingRunConfig, build_model_assets
+    from ml_platform.model_assets import SignalsConfig, TrainingRunConfig, build_model_assets
     from ml_platform.models.backtest import BacktestReport, backtest
     from ml_platform.models.model import LinearSignalModel
     from ml_platform.models.protocol import (
@@ -264,17 +270,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ml_platform.promotion.policy import PromotionPolicy
     from ml_platform.promotion.rollback_job import build_rollback_job
     from ml_platform.promotion.runs import run_refusal
-    from ml_platform.registry.champion import LoadedChampion, load_champion
-    from ml_platform.registry.champions import ChampionService
     from ml_platform.registry.contract import ContractCheck, DeployContract, LiveFeatureStream, check_contract
-    from ml_platform.registry.resource import ModelRegistryResource
     from ml_platform.registry.schema import FeatureSchema
     from ml_platform.registry.store import ModelRegistry
     from ml_platform.reproduce.service import Reproduction, reproduce_version
     from ml_platform.settings import Settings
-    from ml_platform.trace.command import write_trace_report
     from ml_platform.trace.record import TraceRecord
-    from ml_platform.trace.report import trace_summary
+    from ml_platform.trace.report import trace_summary, write_trace_report
     from ml_platform.trace.service import trace_signal
     from ml_platform.window import DataWindow
 

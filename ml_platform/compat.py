@@ -8,6 +8,7 @@ upgrade changes what it relies on. Dagster is imported only inside the functions
 from __future__ import annotations
 
 import contextvars
+import inspect
 import logging
 import re
 import sqlite3
@@ -16,7 +17,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy import Connection, event, text
+from sqlalchemy import inspect as inspect_database
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
@@ -108,7 +110,7 @@ MLFLOW_VERSION_TABLES = ("model_versions", "model_version_tags")
 
 def holds_mlflow_versions(conn: Connection) -> bool:
     """Whether the database behind ``conn`` holds MLflow's model version tables."""
-    inspector = inspect(conn)
+    inspector = inspect_database(conn)
     return all(inspector.has_table(table) for table in MLFLOW_VERSION_TABLES)
 
 
@@ -147,12 +149,10 @@ def set_backfill_tick(seconds: float) -> None:
     """
     if not seconds > 0:
         raise ConfigurationError(f"backfill tick {seconds!r} s: give a positive number of seconds")
-    import inspect as source
-
     from dagster._daemon import backfill, controller
 
     try:
-        loop_source = source.getsource(backfill.execute_backfill_iteration_loop)
+        loop_source = inspect.getsource(backfill.execute_backfill_iteration_loop)
     except (OSError, TypeError):  # an install without sources: the loop cannot be checked
         loop_source = ""
     if not hasattr(controller, _TICK) or _TICK not in loop_source:

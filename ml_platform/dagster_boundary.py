@@ -1,8 +1,9 @@
 """The boundary between Dagster and the platform: resource settings coming in, platform errors going out.
 
 * :func:`resource_settings` checks the literal settings a resource is constructed with, so a bad
-  ``environment_policy`` or ``compression`` is an ml_platform :class:`~ml_platform.errors.ConfigurationError`
-  naming the field and its allowed values (pydantic then validates the typed fields).
+  ``environment_policy`` (or a field the resource checks itself, such as ``compression``) is an ml_platform
+  :class:`~ml_platform.errors.ConfigurationError` naming the field and its allowed values (pydantic then
+  validates the typed fields).
 * :func:`platform_failures` wraps the body of every asset the library builds: an
   :class:`~ml_platform.errors.MLPlatformError` raised inside it leaves as a ``dagster.Failure`` (raised
   ``from`` the error) whose description is the error's message and whose metadata carries its code,
@@ -23,32 +24,30 @@ import dagster as dg
 from ml_platform import metadata as M
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, MLPlatformError
-from ml_platform.io.store import check_compression
 
 __all__ = ["failure_from", "platform_error_of", "platform_failures", "resource_settings"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: the literal settings a resource checks before pydantic does, and how
+#: the literal settings every resource checks before pydantic does, and how
 _SETTING_CHECKS: dict[str, Callable[[str], Any]] = {
     "environment_policy": EnvironmentPolicy.parse,  # also accepts any case: "STRICT", "Warn"
-    "compression": check_compression,
 }
 
 
-def resource_settings(owner: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` with its literal ``environment_policy`` parsed to :class:`EnvironmentPolicy` (any case),
-    for the fields ``owner`` (a resource class) declares.
+def resource_settings(owner: type, data: Mapping[str, Any], **checks: Callable[[str], Any]) -> dict[str, Any]:
+    """``data`` with its literal ``environment_policy`` parsed to :class:`EnvironmentPolicy` (any case), and
+    each field named in ``checks`` passed through its check, for the fields ``owner`` (a resource class) declares.
 
     Raises:
-        ConfigurationError: ``environment_policy`` or ``compression`` is a string that is not one of the
-            allowed values; the message names ``Owner.field`` and the allowed values. (Other values,
-            such as a wrong type, are left to pydantic's validation of the typed field.)
+        ConfigurationError: one of those fields is a string that is not one of the allowed values; the
+            message names ``Owner.field`` and the allowed values. (Other values, such as a wrong type, are
+            left to pydantic's validation of the typed field.)
     """
     checked = dict(data)
     fields = getattr(owner, "model_fields", {})
-    for name, check in _SETTING_CHECKS.items():
+    for name, check in {**_SETTING_CHECKS, **checks}.items():
         value = checked.get(name)
         if name in fields and isinstance(value, str):
             try:

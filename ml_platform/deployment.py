@@ -8,15 +8,17 @@ model registry all come from the one settings object, so they can never point at
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 
+from ml_platform.champions.resource import ModelRegistryResource
 from ml_platform.errors import GraphError
-from ml_platform.io import PinnedIOManager, PinnedStoreResource
+from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
+from ml_platform.monitoring.resources import PagerResource, ResearchResource
 from ml_platform.promotion.job import promotion_resources
-from ml_platform.registry.resource import ModelRegistryResource
 from ml_platform.settings import Settings
 
 __all__ = ["build_definitions", "check_asset_keys", "monitoring_resources", "namespaced_assets", "platform_resources"]
@@ -47,8 +49,6 @@ def monitoring_resources(settings: Settings) -> dict[str, Any]:
     read by Dagster from the environment variables the settings name (``dg.EnvVar``); without them an
     alert is delivered to the local outbox only.
     """
-    from ml_platform.monitoring.resources import PagerResource, ResearchResource
-
     outbox = str(settings.outbox_dir)
     pager: dict[str, Any] = {"outbox_dir": outbox}
     if settings.pagerduty_events_url:
@@ -131,8 +131,6 @@ def namespaced_assets(assets: Sequence[dg.AssetsDefinition | dg.AssetSpec],
     Raises:
         GraphError: an asset is not an ``AssetsDefinition`` (an external ``AssetSpec`` would keep its key).
     """
-    import types
-
     external = [a.key.to_user_string() for a in assets if not isinstance(a, dg.AssetsDefinition)]
     if external:
         raise GraphError(f"assets {external} are specs, not computed assets: a key namespace cannot move them; "

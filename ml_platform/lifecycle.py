@@ -17,7 +17,7 @@ from ml_platform.errors import ConfigurationError, GraphError, WindowError
 from ml_platform.features.assets import FeatureAssetsTranslator
 from ml_platform.features.calendar import Calendar
 from ml_platform.features.graph import FeatureGraph
-from ml_platform.models.assets import LIVE_PNL, LIVE_SIGNALS, TRAINED_MODEL
+from ml_platform.model_assets import LIVE_PNL, LIVE_SIGNALS, TRAINED_MODEL
 from ml_platform.window import DataWindow
 
 RANGE_START = "dagster/asset_partition_range_start"

@@ -42,6 +42,8 @@ ERROR_CODE = PREFIX + "error_code"
 ERROR_TYPE = PREFIX + "error_type"
 ASSET_KEY = PREFIX + "asset_key"
 PARTITION_RANGE = PREFIX + "partition_range"
+#: on the dagster.Failure of a refused promotion gate: the gate's name
+GATE = PREFIX + "gate"
 #: prefix of the validation metrics of a trained model (``validation/sharpe``)
 VALIDATION_PREFIX = "validation/"
 ROW_COUNT = "dagster/row_count"

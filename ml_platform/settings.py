@@ -22,6 +22,8 @@ PAGER_KEY_ENV = "ML_PLATFORM_PAGERDUTY_ROUTING_KEY"
 SLACK_WEBHOOK_ENV = "ML_PLATFORM_SLACK_WEBHOOK_URL"
 REPRODUCTION_ENV = "ML_PLATFORM_REPRODUCTION"
 KEY_NAMESPACE_ENV = "ML_PLATFORM_KEY_NAMESPACE"
+DEPLOYMENT_ENV = "ML_PLATFORM_DEPLOYMENT"
+LEDGER_URL_ENV = "ML_PLATFORM_LEDGER_URL"
 _SEGMENT = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -101,7 +103,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Read ``ML_PLATFORM_*`` variables; anything unset falls back to the embedded default."""
-        deployment = env.get("ML_PLATFORM_DEPLOYMENT", "local")
+        deployment = deployment_from_env(env)
         base = cls.local(env.get("ML_PLATFORM_HOME", ".ml_platform"))
         prod = deployment == "production"
         if prod:
@@ -126,6 +128,23 @@ class Settings:
             reproduction=_flag(env, REPRODUCTION_ENV),
             key_namespace=parse_key_namespace(env.get(KEY_NAMESPACE_ENV, "")),
         )
+
+
+def deployment_from_env(env: Mapping[str, str]) -> str:
+    """``ML_PLATFORM_DEPLOYMENT`` (``local`` when unset), checked, without reading anything else.
+
+    Raises:
+        ConfigurationError: it is neither ``local`` nor ``production``.
+    """
+    deployment = env.get(DEPLOYMENT_ENV, "").strip() or "local"
+    if deployment not in DEPLOYMENTS:
+        raise ConfigurationError(f"{DEPLOYMENT_ENV}={deployment!r}: use one of {', '.join(DEPLOYMENTS)}")
+    return deployment
+
+
+def ledger_url_from_env(env: Mapping[str, str]) -> str | None:
+    """``ML_PLATFORM_LEDGER_URL``: the champion ledger's database beside an MLflow server; ``None`` when unset."""
+    return env.get(LEDGER_URL_ENV, "").strip() or None
 
 
 def parse_key_namespace(text: str) -> tuple[str, ...]:

@@ -15,14 +15,14 @@ import pytest
 from dagster._config import ConfigTypeKind
 
 from ml_platform import metadata as M
+from ml_platform.champions.resource import ModelRegistryResource
 from ml_platform.dagster_boundary import platform_failures
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, DataError
 from ml_platform.features.assets import build_feature_assets
-from ml_platform.io import PinnedIOManager, PinnedStoreResource
+from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
 from ml_platform.io.store import COMPRESSIONS
 from ml_platform.lifecycle import Lifecycle
-from ml_platform.registry import ModelRegistryResource
 from ml_platform.window import DataWindow
 from ml_platform_tests.features.graph_fixture import write_graph_package
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-import ml_platform
+from ml_platform_tests.public_api import private_imports
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECTION = "## Use it in your own project"
@@ -98,19 +98,16 @@ def test_the_section_follows_open_the_ui_and_marks_a_complete_project() -> None:
 
 
 def test_the_section_imports_only_public_names() -> None:
-    """Every ``from ml_platform import ...`` of the section's Python blocks names a member of ``__all__``."""
+    """Every import of ml_platform in the section's Python blocks names a public name (see public_api)."""
     imported: set[str] = set()
     for fence in _FENCE.finditer(section(README.read_text())):
         if fence["lang"] != "python":
             continue
-        for node in ast.walk(ast.parse(fence["body"])):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ml_platform":
-                assert node.module == "ml_platform", f"import from the public API, not {node.module}"
-                imported |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.Import):
-                assert not any(a.name.startswith("ml_platform.") for a in node.names)
+        tree = ast.parse(fence["body"])
+        assert private_imports(tree) == []
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                     and node.module == "ml_platform" for alias in node.names}
     assert imported, "the section imports nothing from ml_platform"
-    assert imported <= set(ml_platform.__all__), f"not public: {sorted(imported - set(ml_platform.__all__))}"
 
 
 @pytest.mark.slow

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ml_platform.cli.init import init
 from ml_platform.errors import ConfigurationError
 from ml_platform.scaffold import default_project_name, scaffold_project
-from ml_platform.scaffold.command import init
 from ml_platform.scaffold.prices import DAYS, TICKERS, prices_csv
+from ml_platform_tests.public_api import private_imports
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "ml_platform" / "scaffold" / "templates"
 
@@ -133,11 +134,7 @@ def test_generated_code_compiles_and_uses_only_the_public_api(tmp_path):
     scaffold_project(tmp_path / "p", "team_alpha")
     for path in (tmp_path / "p").rglob("*.py"):
         tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ml_platform"):
-                assert node.module == "ml_platform", f"{path.name} imports {node.module}: public API only"
-            if isinstance(node, ast.Import):
-                assert not any(a.name.startswith("ml_platform") for a in node.names), path.name
+        assert private_imports(tree) == [], path.name
 
 
 def test_prices_are_deterministic_and_complete(tmp_path):

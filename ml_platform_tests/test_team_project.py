@@ -36,6 +36,7 @@ from ml_platform import (
     build_feature_assets,
 )
 from ml_platform.cli import main
+from ml_platform.testing import champion_shortcut
 
 PROJECT = Path(__file__).parent / "projects" / "team_b"
 FEATURES = DataWindow.parse("2021-02-01..2022-02-28")
@@ -116,7 +117,7 @@ def test_team_project_runs_the_whole_lifecycle_and_refuses_its_own_code_change(
     assert list(contract.feature_schema.names) == ["session", "ticker", "mom", "vol"]
 
     # promote (the shortcut), then live signals through the contract check
-    registry.set_champion(MODEL_NAME, version)
+    champion_shortcut(registry, MODEL_NAME, version)
     life.live(LIVE)
     live_keys = [m.partition for m in store.manifests("team_b/live_signals")]
     signals, _ = store.read_many("team_b/live_signals", live_keys)

@@ -49,14 +49,12 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ml_platform.crashpoints import crash_point
+from ml_platform.errors import ConfigurationError
 from ml_platform.io.layout import head_rel, validate_data_hash
+from ml_platform.io.store import PinnedStore
 from ml_platform.io.verify import index_store
-
-if TYPE_CHECKING:
-    from ml_platform.io.store import PinnedStore
 
 __all__ = ["DEFAULT_GRACE_SECONDS", "DEFAULT_KEEP_DAYS", "GcReport", "collect"]
 
@@ -108,17 +106,26 @@ def collect(
     store: PinnedStore,
     extra_roots: Iterable[str] = (),
     *,
-    keep_days: float = DEFAULT_KEEP_DAYS,
-    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    keep_days: float | None = None,
+    grace_seconds: float | None = None,
     dry_run: bool = False,
 ) -> GcReport:
     """Delete every object, expired history entry and temporary that no root reaches (see the module doc).
 
+    Args:
+        store: the pinned store to collect.
+        extra_roots: data hashes that must be kept with everything upstream of them (the data
+            registered model versions were trained on, the ledger, certificates).
+        keep_days: history younger than this many days is a root (default :data:`DEFAULT_KEEP_DAYS`).
+        grace_seconds: nothing younger than this is deleted (default :data:`DEFAULT_GRACE_SECONDS`): a
+            concurrent writer may own it.
+        dry_run: only report what would be deleted.
+
     Raises:
         ConfigurationError: an extra root is not a data hash, or ``keep_days``/``grace_seconds`` < 0.
     """
-    from ml_platform.errors import ConfigurationError
-
+    keep_days = DEFAULT_KEEP_DAYS if keep_days is None else keep_days
+    grace_seconds = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
     if keep_days < 0 or grace_seconds < 0:
         raise ConfigurationError(f"gc: keep_days ({keep_days}) and grace_seconds ({grace_seconds}) must be >= 0")
     roots = {validate_data_hash(root, "gc extra root") for root in extra_roots}

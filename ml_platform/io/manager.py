@@ -33,7 +33,7 @@ from ml_platform.dagster_boundary import resource_settings
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, DataError, PartitionError, WindowError
 from ml_platform.io.manifest import Manifest, UpstreamRef, WriteFacts
-from ml_platform.io.store import COMPRESSIONS, Compression, PinnedStore
+from ml_platform.io.store import COMPRESSIONS, Compression, PinnedStore, check_compression
 from ml_platform.metadata import PROJECT_ROOT, TIME_COLUMN
 from ml_platform.window import DataWindow, parse_partition_key, split_by_windows
 
@@ -162,7 +162,7 @@ class PinnedStoreResource(ConfigurableResource):
     project_root: str | None = Field(default=None, description=_PROJECT_ROOT)
 
     def __init__(self, **data: Any) -> None:
-        super().__init__(**resource_settings(type(self), data))
+        super().__init__(**resource_settings(type(self), data, compression=check_compression))
 
     def get_store(self) -> PinnedStore:
         """A store on ``base_dir`` with this resource's policy and compression."""
@@ -213,7 +213,7 @@ class PinnedIOManager(ConfigurableIOManager):
     _environment_notes: dict[tuple[str, str], list[str]] = PrivateAttr(default_factory=dict)
 
     def __init__(self, **data: Any) -> None:
-        super().__init__(**resource_settings(type(self), data))
+        super().__init__(**resource_settings(type(self), data, compression=check_compression))
 
     def get_store(self) -> PinnedStore:
         """The store this IO manager writes to (built once per resource instance)."""

@@ -71,8 +71,6 @@ if TYPE_CHECKING:
 
     from upath import UPath
 
-    from ml_platform.io.gc import GcReport
-    from ml_platform.io.verify import VerifyResult
     from ml_platform.window import DataWindow
 
 __all__ = ["COMPRESSIONS", "Compression", "PinnedStore", "StoredFrame", "StoredFrames", "check_compression"]
@@ -616,41 +614,3 @@ class PinnedStore:
         """
         for location_key, partition in self.locations(key):
             yield self.manifest(location_key, partition)
-
-    def verify(self, key: str | None = None, partition: str | None = None) -> list[VerifyResult]:
-        """Check every stored artefact (or those of ``key``, or one partition) against its manifest.
-
-        See :func:`ml_platform.io.verify.verify_store`.
-        """
-        from ml_platform.io.verify import verify_store
-
-        return verify_store(self, key, partition)
-
-    def gc(
-        self,
-        extra_roots: Iterable[str] = (),
-        *,
-        keep_days: float | None = None,
-        grace_seconds: float | None = None,
-        dry_run: bool = False,
-    ) -> GcReport:
-        """Delete what no root and no retention rule reaches; see :mod:`ml_platform.io.gc`.
-
-        Args:
-            extra_roots: data hashes that must be kept with everything upstream of them (the data
-                registered model versions were trained on, the ledger, certificates).
-            keep_days: history younger than this many days is a root (default
-                :data:`~ml_platform.io.gc.DEFAULT_KEEP_DAYS`).
-            grace_seconds: nothing younger than this is deleted (default
-                :data:`~ml_platform.io.gc.DEFAULT_GRACE_SECONDS`): a concurrent writer may own it.
-            dry_run: only report what would be deleted.
-        """
-        from ml_platform.io.gc import DEFAULT_GRACE_SECONDS, DEFAULT_KEEP_DAYS, collect
-
-        return collect(
-            self,
-            extra_roots,
-            keep_days=DEFAULT_KEEP_DAYS if keep_days is None else keep_days,
-            grace_seconds=DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds,
-            dry_run=dry_run,
-        )

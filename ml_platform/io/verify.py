@@ -13,7 +13,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ml_platform.environment import EnvironmentDiff, EnvironmentPolicy, diff_environments
 from ml_platform.errors import (
@@ -23,6 +22,7 @@ from ml_platform.errors import (
     ManifestError,
     MLPlatformError,
 )
+from ml_platform.io.atomic import is_temporary
 from ml_platform.io.layout import (
     HEAD_NAME,
     OBJECTS_DIR,
@@ -34,9 +34,7 @@ from ml_platform.io.layout import (
     parse_object_rel,
     partition_location,
 )
-
-if TYPE_CHECKING:
-    from ml_platform.io.store import PinnedStore
+from ml_platform.io.store import PinnedStore
 
 __all__ = ["StoreIndex", "VerifyResult", "VerifyStatus", "index_store", "verify_store"]
 
@@ -104,8 +102,6 @@ class StoreIndex:
 
 def index_store(store: PinnedStore, *, objects: bool = True, under: str | None = None) -> StoreIndex:
     """List the store once (refs, and objects unless ``objects`` is False) into a :class:`StoreIndex`."""
-    from ml_platform.io.atomic import is_temporary
-
     fs = store.filesystem
     index = StoreIndex()
     if objects:

@@ -28,7 +28,7 @@ from ml_platform.errors import ConfigurationError, GraphError, MLPlatformError
 from ml_platform.features.assets import FeatureAssetsTranslator
 from ml_platform.features.calendar import Calendar
 from ml_platform.features.graph import FeatureGraph
-from ml_platform.models.assets import LIVE_PNL, LIVE_SIGNALS
+from ml_platform.model_assets import LIVE_PNL, LIVE_SIGNALS
 from ml_platform.monitoring import observe as O
 from ml_platform.monitoring.alerts import InfraCheckKind
 from ml_platform.monitoring.dispatch import dispatch_infra, research_report

@@ -19,7 +19,7 @@ from ml_platform.monitoring.drift_report import render_drift_report
 from ml_platform.monitoring.infra import InfraOutcome, incident_of
 from ml_platform.monitoring.observe import DriftObservation
 from ml_platform.monitoring.routes import PagerRoute, Route
-from ml_platform.promotion import artifacts as A
+from ml_platform.registry import run_files
 from ml_platform.registry.store import ModelRegistry
 
 __all__ = ["DRIFT_DIR", "ResearchOutcome", "dispatch_infra", "research_report"]
@@ -84,9 +84,9 @@ def research_report(registry: ModelRegistry, route: Route[AlphaDriftFinding], ob
                                    created_at=created_at.astimezone(dt.UTC).isoformat())
     run_id = registry.model_version(observation.model, observation.version).run_id
     folder = f"{DRIFT_DIR}/{stamp}"
-    A.log_files(registry, run_id, folder, rendered.files())
-    report_ref = A.artifact_ref(run_id, f"{folder}/report.html")
-    plot = A.local_artifact_path(registry, run_id, f"{folder}/report.png")
+    run_files.log_files(registry, run_id, folder, rendered.files())
+    report_ref = run_files.artifact_ref(run_id, f"{folder}/report.html")
+    plot = run_files.local_artifact_path(registry, run_id, f"{folder}/report.png")
     finding = finding_of(evaluation, model=observation.model, version=observation.version)
     delivery = None
     if finding is not None:

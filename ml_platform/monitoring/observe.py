@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import dagster as dg
 import polars as pl
 
+from ml_platform.champions import LedgerEntry
+from ml_platform.champions.location import open_ledger
 from ml_platform.errors import DataError, IntegrityError, MLPlatformError, ModelNotFound, RegistryError
 from ml_platform.features.calendar import Calendar
 from ml_platform.io.store import PinnedStore
-from ml_platform.ledger import LedgerEntry
 from ml_platform.models.signals import to_signals
 from ml_platform.monitoring import infra as I
 from ml_platform.monitoring.drift import DriftEvaluation, daily_performance, evaluate_drift
@@ -69,7 +70,8 @@ def _run_facts(record: dg.RunRecord) -> I.RunFacts:
 
 
 def _champion(registry: ModelRegistry, model: str) -> LedgerEntry | None:
-    return registry.ledger().head(model)
+    with open_ledger(registry) as ledger:
+        return ledger.head(model)
 
 
 @functools.lru_cache(maxsize=64)

@@ -6,7 +6,7 @@
 * :mod:`~ml_platform.promotion.job`: :func:`build_promotion_job`, the ``promote_model`` Dagster job;
 * :mod:`~ml_platform.promotion.rollback_job`: :func:`build_rollback_job`, the ``rollback_model`` Dagster job;
 * :mod:`~ml_platform.promotion.runs`: :func:`~ml_platform.promotion.runs.run_refusal`, the refused gate of a run;
-* :mod:`~ml_platform.promotion.command`: ``ml-platform promote``.
+* :mod:`~ml_platform.cli.promote`: ``ml-platform promote``.
 """
 
 from __future__ import annotations
@@ -14,17 +14,4 @@ from __future__ import annotations
 from ml_platform.promotion.gates import GATE_ORDER, GateResult, NumericReport
 from ml_platform.promotion.policy import PromotionPolicy
 
-__all__ = ["GATE_ORDER", "GateResult", "NumericReport", "PromotionPolicy", "build_promotion_job",
-           "build_rollback_job"]
-
-
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
-    if name == "build_promotion_job":  # Dagster only when asked for
-        from ml_platform.promotion.job import build_promotion_job
-
-        return build_promotion_job
-    if name == "build_rollback_job":
-        from ml_platform.promotion.rollback_job import build_rollback_job
-
-        return build_rollback_job
-    raise AttributeError(f"module 'ml_platform.promotion' has no attribute {name!r}")
+__all__ = ["GATE_ORDER", "GateResult", "NumericReport", "PromotionPolicy"]

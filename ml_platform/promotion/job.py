@@ -26,7 +26,7 @@ from ml_platform.promotion.policy import PromotionPolicy
 __all__ = ["GATE_METADATA", "IO_MANAGER_KEY", "JOB_MODEL_TAG", "OP_NAMES", "PromoteConfig", "build_promotion_job",
            "promotion_resources"]
 
-GATE_METADATA = "ml_platform/gate"
+GATE_METADATA = M.GATE
 JOB_MODEL_TAG = "ml_platform/promotes_model"
 OP_NAMES = ("promotion_report", "rationale_gate", "contract_gate", "four_eyes_gate", "thresholds_gate",
             "record_promotion")

@@ -1,6 +1,6 @@
 """The ``rollback_model`` Dagster job: roll a model's champion back from the Launchpad, in one call.
 
-One op, ``rollback_champion``, calls :meth:`~ml_platform.registry.champions.ChampionService.rollback`
+One op, ``rollback_champion``, calls :meth:`~ml_platform.champions.service.ChampionService.rollback`
 (the same call as ``ml-platform rollback``): one ledger transaction, then the MLflow alias mirror. The
 target is the previous champion (the ledger replayed as a stack) or ``to``, an earlier champion; it
 must still exist, be ``ready`` and need the live feature graph (the model input's graph hash in the
@@ -18,11 +18,11 @@ import dagster as dg
 from pydantic import Field
 
 from ml_platform import metadata as M
+from ml_platform.champions.service import ChampionService
 from ml_platform.dagster_boundary import failure_from
 from ml_platform.errors import GraphError, MLPlatformError
 from ml_platform.features.assets import FeatureAssetsTranslator
 from ml_platform.features.graph import FeatureGraph
-from ml_platform.promotion.champions import champions_for
 from ml_platform.registry.entities import check_model_name
 
 __all__ = ["JOB_MODEL_TAG", "OP_NAME", "RollbackConfig", "build_rollback_job"]
@@ -75,14 +75,11 @@ def build_rollback_job(
     def rollback_champion(context: dg.OpExecutionContext, config: RollbackConfig) -> None:
         actor = config.actor or f"{getpass.getuser()} (dagster run {context.run_id[:8]})"
         try:
-            service = champions_for(context.resources.model_registry.get_registry()).service
-            try:
+            with ChampionService.open(context.resources.model_registry.get_registry()) as service:
                 started = time.perf_counter()
                 entry = service.rollback(model_name, to=config.to or None, reason=config.reason, actor=actor,
                                          live_feature_graph_hash=live_graph_hash)
                 latency_ms = (time.perf_counter() - started) * 1000
-            finally:
-                service.close()
         except MLPlatformError as error:
             failure = failure_from(error)
             raise dg.Failure(description=failure.description,

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from ml_platform.errors import GateFailed, MLPlatformError
+from ml_platform.metadata import GATE
 
 __all__ = ["run_refusal"]
 
@@ -26,16 +27,14 @@ def run_refusal(result: Any) -> MLPlatformError | None:
         Otherwise (a failure no gate reported) an :class:`~ml_platform.errors.MLPlatformError`
         naming the run, with ``.gate`` ``None``.
     """
-    from ml_platform.promotion.job import GATE_METADATA  # Dagster only when a run is read
-
     if result.success:
         return None
     run_id = result.run_id
     for event in result.all_events:
         data = event.step_failure_data.user_failure_data if event.is_step_failure and event.step_failure_data else None
-        if data is None or GATE_METADATA not in (data.metadata or {}):
+        if data is None or GATE not in (data.metadata or {}):
             continue
-        raw = data.metadata[GATE_METADATA]
+        raw = data.metadata[GATE]
         gate = str(getattr(raw, "value", raw))
         detail = _CODE_PREFIX.sub("", data.description or "")
         error: MLPlatformError = GateFailed(f"run {run_id} refused at gate '{gate}': {detail}; nothing moved")

@@ -11,12 +11,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import getpass
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from ml_platform.champions import LedgerEntry, MoveKind
+from ml_platform.champions.location import open_ledger
+from ml_platform.champions.service import ChampionService
 from ml_platform.crashpoints import crash_point
 from ml_platform.environment import EnvironmentPolicy, capture_environment
 from ml_platform.errors import (
@@ -29,17 +34,18 @@ from ml_platform.errors import (
 )
 from ml_platform.io.store import PinnedStore
 from ml_platform.keys import FrameKeys
-from ml_platform.ledger import LedgerEntry, MoveKind
 from ml_platform.models.protocol import SignalModel
-from ml_platform.promotion import artifacts as A
 from ml_platform.promotion import gates as G
-from ml_platform.promotion.champions import Champions, champions_for
 from ml_platform.promotion.policy import PromotionPolicy
+from ml_platform.promotion.rationales import PROMOTION_DIR, RATIONALE_FILE, previous_rationales
 from ml_platform.promotion.report import render_report, sha256_hex
+from ml_platform.registry import run_files
 from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.entities import check_model_name, check_version
 from ml_platform.registry.schema import FeatureSchema
 from ml_platform.registry.store import ModelRegistry
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Candidate", "PromotionWiring", "check_request", "contract_gate", "four_eyes_gate", "live_section",
            "make_report", "rationale_gate", "read_rationale_file", "record", "thresholds_gate"]
@@ -95,7 +101,7 @@ class Candidate:
 
     @property
     def folder(self) -> str:
-        return f"{A.PROMOTION_DIR}/{self.stamp}"
+        return f"{PROMOTION_DIR}/{self.stamp}"
 
     def passed(self, result: G.GateResult, **changes: Any) -> Candidate:
         return dataclasses.replace(self, gates=(*self.gates, result), **changes)
@@ -211,13 +217,12 @@ def live_section(store: PinnedStore, wiring: PromotionWiring, *, head: LedgerEnt
         label_column=wiring.label_column, moved=moved)
 
 
-def make_report(registry: ModelRegistry, store: PinnedStore, wiring: PromotionWiring, candidate: Candidate,
-                champions: Champions | None = None) -> Candidate:
+def make_report(registry: ModelRegistry, store: PinnedStore, wiring: PromotionWiring, candidate: Candidate) -> Candidate:
     """Gate ``report``: challenger and incumbent on the challenger's validation rows, and on the live days
     stored since the incumbent became champion (informational); stored beside the version."""
-    champions = champions or champions_for(registry)
     contract = candidate.contract
-    head = champions.head(candidate.model)
+    with open_ledger(registry) as ledger:
+        head = ledger.head(candidate.model)
     incumbent_version = None if head is None else head.to_version
     if incumbent_version == candidate.version:
         raise G.gate_failed(G.REPORT, f"version {candidate.version} of {candidate.model!r} is already the champion")
@@ -243,7 +248,7 @@ def make_report(registry: ModelRegistry, store: PinnedStore, wiring: PromotionWi
     rendered = render_report(report, created_at=candidate.stamp, extra={
         "training_set": wiring.training_key, "training_set_data_hash": contract.training_set_data_hash,
         "policy": wiring.policy.to_dict(), "label": wiring.label_key})
-    A.log_files(registry, candidate.run_id, candidate.folder, rendered.files())
+    run_files.log_files(registry, candidate.run_id, candidate.folder, rendered.files())
     live = _live_schema(store, wiring, contract, stored.frame)
     live_part = report.live_section
     result = G.GateResult(G.REPORT, True, f"report on {report.window}: {report.rows} rows, challenger v"
@@ -253,15 +258,15 @@ def make_report(registry: ModelRegistry, store: PinnedStore, wiring: PromotionWi
                            "live_differences": live_part.differences})
     return candidate.passed(
         result, incumbent_version=incumbent_version, head_seq=0 if head is None else head.seq, report=report,
-        report_ref=A.artifact_ref(candidate.run_id, f"{candidate.folder}/report.json"),
+        report_ref=run_files.artifact_ref(candidate.run_id, f"{candidate.folder}/report.json"),
         report_sha256=sha256_hex(rendered.json_bytes), report_markdown=report.markdown(),
-        plot_path=A.local_artifact_path(registry, candidate.run_id, f"{candidate.folder}/report.png"),
+        plot_path=run_files.local_artifact_path(registry, candidate.run_id, f"{candidate.folder}/report.png"),
         live_schema=tuple(live.to_list()))
 
 
 def rationale_gate(registry: ModelRegistry, policy: PromotionPolicy, candidate: Candidate) -> Candidate:
     """Gate ``rationale``: not empty, no placeholder, long enough, not a copy of an earlier one."""
-    result = G.check_rationale(candidate.rationale, previous=A.previous_rationales(registry, candidate.model),
+    result = G.check_rationale(candidate.rationale, previous=previous_rationales(registry, candidate.model),
                                policy=policy)
     return candidate.passed(result, override=G.declares_override(candidate.rationale, policy))
 
@@ -286,7 +291,7 @@ def thresholds_gate(policy: PromotionPolicy, candidate: Candidate) -> Candidate:
     return candidate.passed(G.check_thresholds(candidate.report, policy, override=candidate.override))
 
 
-def record(registry: ModelRegistry, candidate: Candidate, champions: Champions | None = None) -> LedgerEntry:
+def record(registry: ModelRegistry, candidate: Candidate) -> LedgerEntry:
     """Store the rationale beside the version, then append the ledger entry (compare-and-set on the head the
     report compared against) and mirror the alias. A move recorded meanwhile fails with LedgerConflict.
 
@@ -300,34 +305,30 @@ def record(registry: ModelRegistry, candidate: Candidate, champions: Champions |
     missing = sorted(set(G.GATE_ORDER) - {g.name for g in candidate.gates})
     if missing:
         raise G.gate_failed(missing[0], "the gate did not run; nothing recorded")
-    champions = champions or champions_for(registry)
     text = candidate.rationale.strip() + "\n"
     data = text.encode("utf-8")
     meta = {"author": candidate.rationale_author, "approver": candidate.approver, "actor": candidate.actor,
             "recorded_at": dt.datetime.now(dt.UTC).isoformat(), "model": candidate.model,
             "version": candidate.version, "sha256": sha256_hex(data), "override": candidate.override}
-    import json
-
-    files = {A.RATIONALE_FILE: data, "rationale.json": json.dumps(meta, indent=2, sort_keys=True).encode()}
+    files = {RATIONALE_FILE: data, "rationale.json": json.dumps(meta, indent=2, sort_keys=True).encode()}
     submitted = f"{candidate.folder}/submitted"  # what the entry links to, stored before the entry
-    A.log_files(registry, candidate.run_id, submitted, files)
+    run_files.log_files(registry, candidate.run_id, submitted, files)
     crash_point("promotion.rationale_logged")
     overridden = any(g.name == G.THRESHOLDS and g.facts.get("override") for g in candidate.gates)
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     reason = f"promotion through the gates: {first}"[:_MAX_REASON]
-    entry = champions.promote(
-        candidate.model, candidate.version, expected_head_seq=candidate.head_seq, actor=candidate.actor,
-        approver=candidate.approver, reason=reason, report_ref=candidate.report_ref,
-        report_sha256=candidate.report_sha256,
-        rationale_ref=A.artifact_ref(candidate.run_id, f"{submitted}/{A.RATIONALE_FILE}"),
-        rationale_sha256=sha256_hex(data), override=bool(overridden))
+    with ChampionService.open(registry) as champions:
+        entry = champions.promote(
+            candidate.model, candidate.version, expected_head_seq=candidate.head_seq, actor=candidate.actor,
+            approver=candidate.approver, reason=reason, report_ref=candidate.report_ref,
+            report_sha256=candidate.report_sha256,
+            rationale_ref=run_files.artifact_ref(candidate.run_id, f"{submitted}/{RATIONALE_FILE}"),
+            rationale_sha256=sha256_hex(data), override=bool(overridden))
     crash_point("promotion.recorded")
     try:
-        A.log_files(registry, candidate.run_id, candidate.folder, files)
+        run_files.log_files(registry, candidate.run_id, candidate.folder, files)
     except Exception as exc:  # noqa: BLE001 - the entry is recorded: the promotion stands, logged
-        import logging
-
-        logging.getLogger(__name__).warning(
+        logger.warning(
             "model %r version %s is champion (ledger entry %d); its rationale could not be published to %s for the "
             "copy check of later promotions (%s: %s); the entry links to %s", candidate.model, candidate.version,
             entry.seq, candidate.folder, type(exc).__name__, exc, entry.rationale_ref)

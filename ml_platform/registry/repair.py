@@ -24,28 +24,25 @@ itself interrupted is finished by the next one. ``check_only`` reports without c
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+from mlflow.exceptions import MlflowException
 
 from ml_platform.errors import ConfigurationError, IntegrityError, MLPlatformError
 from ml_platform.registry import entities as E
 from ml_platform.registry.boundary import sha256_of
 from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.entities import VersionStatus
+from ml_platform.registry.process import process_alive
 from ml_platform.registry.registration import version_tags
+from ml_platform.registry.store import ModelRegistry
 
-if TYPE_CHECKING:
-    from mlflow.entities import Run
-    from mlflow.entities.model_registry import ModelVersion, RegisteredModel
-
-    from ml_platform.registry.store import ModelRegistry
-
-__all__ = ["DEFAULT_STALE_AFTER", "RepairFinding", "RepairReport", "process_alive", "process_identity",
+__all__ = ["DEFAULT_STALE_AFTER", "RepairFinding", "RepairReport",
            "repair_registry"]
 
 #: How old a RUNNING registration run must be to count as abandoned when its process cannot be checked.
@@ -55,68 +52,6 @@ _MLMODEL = f"{E.MODEL_DIR}/MLmodel"
 
 
 # -- the registering process -----------------------------------------------------------------------
-
-
-def _boot_id() -> str | None:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
-            return handle.read().strip() or None
-    except OSError:
-        return None
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """``(state, start time in clock ticks)`` of a Linux process, or ``None`` if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            text = handle.read()
-        fields = text[text.rindex(")") + 2:].split()
-        return fields[0], int(fields[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def process_identity() -> str:
-    """This process as a registration run records it: host, pid, and (Linux) boot id and start time."""
-    pid = os.getpid()
-    stat = _proc_stat(pid)
-    return json.dumps({"host": socket.gethostname(), "pid": pid, "boot": _boot_id(),
-                       "start": None if stat is None else stat[1]}, sort_keys=True, separators=(",", ":"))
-
-
-def process_alive(identity: str | None) -> bool | None:
-    """Whether the process :func:`process_identity` recorded still runs; ``None`` if it cannot be told here.
-
-    ``None`` for another host, or a missing or malformed record. A reused pid (another start time) or
-    a zombie counts as gone.
-    """
-    try:
-        info = json.loads(identity) if identity else None
-    except ValueError:
-        return None
-    if not isinstance(info, dict) or info.get("host") != socket.gethostname():
-        return None
-    pid = info.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return None
-    boot = _boot_id()
-    if info.get("boot") and boot and info["boot"] != boot:
-        return False
-    if isinstance(info.get("start"), int) and os.path.isdir("/proc"):
-        stat = _proc_stat(pid)
-        return stat is not None and stat[1] == info["start"] and stat[0] not in ("Z", "X")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return None
-    return True
-
-
-# -- the report ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -207,7 +142,7 @@ class _Scan:
 
     @property
     def client(self) -> Any:
-        return self.registry._client
+        return self.registry.client
 
     def note(self, subject: str, problem: str, action: str) -> None:
         self.findings.append(RepairFinding(subject, problem, action, not self.check_only))
@@ -229,7 +164,7 @@ def repair_registry(registry: ModelRegistry, *, check_only: bool = False,
     for run in _running_registration_runs(scan):
         scan.running[run.info.run_id] = run
         scan.live[run.info.run_id] = _registration_live(scan, run)
-    models = registry._search_models()
+    models = registry.registered_models()
     for model in models:
         _examine_model(scan, model)
     for run_id, run in scan.running.items():
@@ -247,7 +182,7 @@ def repair_registry(registry: ModelRegistry, *, check_only: bool = False,
 def _experiment_ids(scan: _Scan) -> list[str]:
     ids: list[str] = []
     token = None
-    with scan.registry._mlflow("list experiments"):
+    with scan.registry.mlflow_call("list experiments"):
         while True:
             page = scan.client.search_experiments(max_results=_PAGE, page_token=token)
             ids.extend(str(e.experiment_id) for e in page)
@@ -260,7 +195,7 @@ def _search_runs(scan: _Scan, filter_string: str, *, limit: int | None = None) -
     found = 0
     for start in range(0, len(scan.experiment_ids), 100):
         token = None
-        with scan.registry._mlflow("search training runs"):
+        with scan.registry.mlflow_call("search training runs"):
             while True:
                 page = scan.client.search_runs(scan.experiment_ids[start:start + 100], filter_string=filter_string,
                                                max_results=_PAGE if limit is None else limit, page_token=token)
@@ -302,9 +237,7 @@ def _get_run(scan: _Scan, run_id: str | None) -> Run | None:
         return None
     if run_id in scan.running:
         return scan.running[run_id]
-    from mlflow.exceptions import MlflowException
-
-    with scan.registry._mlflow(f"read run {run_id}"):
+    with scan.registry.mlflow_call(f"read run {run_id}"):
         try:
             return scan.client.get_run(run_id)
         except MlflowException as exc:
@@ -320,7 +253,7 @@ def _examine_model(scan: _Scan, model: RegisteredModel) -> None:
     except ConfigurationError:
         scan.left_alone.append(f"model {name!r}: not a name the platform registers")
         return
-    versions = scan.registry._versions(name)
+    versions = scan.registry.versions(name)
     remaining = len(versions)
     for version in versions:
         if not _examine_version(scan, name, version):
@@ -342,7 +275,7 @@ def _examine_model(scan: _Scan, model: RegisteredModel) -> None:
     scan.note(f"model {name!r}", problem, "remove model")
     if scan.check_only:
         return
-    with scan.registry._mlflow(f"remove the empty registered model {name!r}"):
+    with scan.registry.mlflow_call(f"remove the empty registered model {name!r}"):
         if not scan.client.search_model_versions(f"name='{name}'", max_results=1):
             scan.client.delete_registered_model(name)
 
@@ -382,7 +315,7 @@ def _examine_version(scan: _Scan, name: str, version: ModelVersion) -> bool:
                        else "its run is not a platform training run of this model")
     scan.note(subject, problem, f"remove: {why}")
     if not scan.check_only:
-        with scan.registry._mlflow(f"remove {subject}"):
+        with scan.registry.mlflow_call(f"remove {subject}"):
             scan.client.set_model_version_tag(name, number, E.STATUS_TAG, VersionStatus.FAILED)
             scan.client.set_model_version_tag(name, number, E.REPAIR_TAG, _stamp(f"removed: {why}"))
             scan.client.delete_model_version(name, number)
@@ -403,24 +336,24 @@ def _verify_artefacts(scan: _Scan, name: str, number: str, run: Run | None) -> t
     run_id = run.info.run_id
     what = f"the contract of model {name!r} version {number}"
     try:
-        contract_bytes = scan.registry._download(run_id, E.CONTRACT_ARTIFACT, what)
+        contract_bytes = scan.registry.download_artifact(run_id, E.CONTRACT_ARTIFACT, what)
         try:
             contract = DeployContract.from_json(contract_bytes, source=what)
         except MLPlatformError as exc:
             return f"its run's contract is unreadable ({exc})"
         if contract.model_name != name or contract.model_version not in (None, number):
             return f"its run's contract describes {contract.label}"
-        model_bytes = scan.registry._download(run_id, E.MODEL_BYTES_ARTIFACT, f"the model bytes of run {run_id}")
+        model_bytes = scan.registry.download_artifact(run_id, E.MODEL_BYTES_ARTIFACT, f"the model bytes of run {run_id}")
         if sha256_of(model_bytes) != contract.model_sha256:
             return f"its run's model bytes hash to {sha256_of(model_bytes)}, not the contract's {contract.model_sha256}"
-        scan.registry._download(run_id, _MLMODEL, f"the MLflow model of run {run_id}")
+        scan.registry.download_artifact(run_id, _MLMODEL, f"the MLflow model of run {run_id}")
     except IntegrityError as exc:  # an artefact is missing: the registration never uploaded it
         return f"an artefact is missing ({exc})"
     return contract, contract_bytes
 
 
 def _finish(scan: _Scan, name: str, number: str, contract: DeployContract, contract_bytes: bytes) -> None:
-    with scan.registry._mlflow(f"finish model {name!r} version {number}"):
+    with scan.registry.mlflow_call(f"finish model {name!r} version {number}"):
         for key, value in version_tags(contract, sha256_of(contract_bytes)).items():
             scan.client.set_model_version_tag(name, number, key, value)
         scan.client.set_model_version_tag(name, number, E.REPAIR_TAG,
@@ -436,7 +369,7 @@ def _end_run(scan: _Scan, run: Run, status: str, problem: str) -> None:
     scan.note(_run_subject(run), problem, f"end {status}")
     if scan.check_only:
         return
-    with scan.registry._mlflow(f"end run {run_id}"):
+    with scan.registry.mlflow_call(f"end run {run_id}"):
         if status != "FINISHED":
             scan.client.set_tag(run_id, E.STATUS_TAG, VersionStatus.FAILED)
         scan.client.set_tag(run_id, E.REPAIR_TAG, _stamp(f"ended {status}: {problem}"))

@@ -23,23 +23,20 @@ verifying the artefact's SHA-256 recorded on that version. The run is marked FIN
 
 What a killed registration leaves (a RUNNING run, an empty registered model, and versions tagged
 ``registering`` by earlier releases) is found and finished or removed by
-:meth:`ModelRegistry.repair` (``ml-platform registry repair``), which never touches a registration
+:func:`ml_platform.registry.repair.repair_registry` (``ml-platform registry repair``), which never touches a registration
 whose process is still alive.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import os
 import re
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
@@ -65,6 +62,7 @@ from ml_platform.registry.boundary import (
 )
 from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.entities import ModelSummary, RegisteredVersion, VersionDetails, VersionStatus
+from ml_platform.registry.process import process_identity
 from ml_platform.registry.pyfunc import model_signature
 from ml_platform.registry.registration import (
     check_code_snapshot,
@@ -74,15 +72,8 @@ from ml_platform.registry.registration import (
     run_tags,
     version_tags,
 )
-from ml_platform.registry.repair import DEFAULT_STALE_AFTER, RepairReport, process_identity, repair_registry
 
-if TYPE_CHECKING:
-    from ml_platform.ledger import ChampionLedger
-
-__all__ = ["DEFAULT_BUSY_TIMEOUT_SECONDS", "LEDGER_URL_ENV", "ModelRegistry", "sqlite_database_path"]
-
-#: The environment variable naming the ledger's database when the tracking URI is an MLflow server.
-LEDGER_URL_ENV = "ML_PLATFORM_LEDGER_URL"
+__all__ = ["DEFAULT_BUSY_TIMEOUT_SECONDS", "ModelRegistry", "sqlite_database_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,17 +115,15 @@ class ModelRegistry:
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri or tracking_uri
         self.busy_timeout_seconds = float(busy_timeout_seconds)
-        self._sqlite_file = sqlite_database_path(tracking_uri)
+        self.sqlite_file = sqlite_database_path(tracking_uri)
         if artifact_location is not None:
             self.artifact_location: str | None = as_uri(artifact_location)
-        elif self._sqlite_file is not None:
-            self.artifact_location = (self._sqlite_file.parent / "artifacts").resolve().as_uri()
+        elif self.sqlite_file is not None:
+            self.artifact_location = (self.sqlite_file.parent / "artifacts").resolve().as_uri()
         else:
             self.artifact_location = None
         self._client_instance: MlflowClient | None = None
         self.ledger_url = ledger_url
-        self._ledger_instance: ChampionLedger | None = None
-        self._ledger_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ModelRegistry(tracking_uri={store_label(self.tracking_uri)!r}, registry_uri={store_label(self.registry_uri)!r})"
@@ -145,20 +134,20 @@ class ModelRegistry:
         return store_label(self.tracking_uri)
 
     @contextmanager
-    def _mlflow(self, action: str, *, missing: str | None = None) -> Iterator[None]:
+    def mlflow_call(self, action: str, *, missing: str | None = None) -> Iterator[None]:
         """Around MLflow calls: bounded busy waits, and every failure re-raised naming the store and cause."""
         with bounded_sqlite_waits(self.busy_timeout_seconds), mlflow_errors(
                 action, missing=missing, store=self.store, busy_timeout=self.busy_timeout_seconds):
             yield
 
     @property
-    def _client(self) -> MlflowClient:
+    def client(self) -> MlflowClient:
         if self._client_instance is None:
-            if self._sqlite_file is not None:
-                self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            if self.sqlite_file is not None:
+                self.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
             quiet_mlflow()
             install_sqlite_wait_bounds()
-            with self._mlflow("connect"):
+            with self.mlflow_call("connect"):
                 for uri in dict.fromkeys((self.tracking_uri, self.registry_uri)):
                     preflight(uri, self.busy_timeout_seconds)
                 self._client_instance = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
@@ -212,11 +201,11 @@ class ModelRegistry:
         check_code_snapshot(code_snapshot, code_hashes)
         check_git_diff(contract, git_diff)
         model_signature(contract.feature_schema, contract.keys)  # refuse what MLflow cannot describe, before writing
-        client = self._client
-        experiment_id = self._experiment_id(experiment)
+        client = self.client
+        experiment_id = self.experiment_id(experiment)
         diff_tags = {E.GIT_DIFF_SHA256_TAG: sha256_of(git_diff)} if git_diff else {}
         tags = {**run_tags(model_name, contract), **diff_tags, E.REGISTRATION_PROCESS_TAG: process_identity()}
-        with self._mlflow(f"start a training run for model {model_name!r}"):
+        with self.mlflow_call(f"start a training run for model {model_name!r}"):
             run = client.create_run(experiment_id, tags=tags, run_name=f"{model_name}-{contract.model_sha256[7:19]}")
         run_id = run.info.run_id
         crash_point("register.run_created")
@@ -227,7 +216,7 @@ class ModelRegistry:
             with tempfile.TemporaryDirectory(prefix="ml_platform_run_") as staging:
                 contract_bytes = stage_run_artifacts(Path(staging), model, contract, code_snapshot, code_hashes,
                                                      git_diff)
-                with self._mlflow(f"upload the artefacts of run {run_id}"):
+                with self.mlflow_call(f"upload the artefacts of run {run_id}"):
                     client.log_artifacts(run_id, staging)
             crash_point("register.artifacts_uploaded")
             created_model = self._ensure_registered_model(model_name)
@@ -242,7 +231,7 @@ class ModelRegistry:
         version = str(created.version)
         crash_point("register.version_created")
         try:  # the version is complete: a run left RUNNING is only bookkeeping, which `registry repair` ends
-            with self._mlflow(f"mark run {run_id} FINISHED"):
+            with self.mlflow_call(f"mark run {run_id} FINISHED"):
                 client.set_terminated(run_id, "FINISHED")
         except RegistryError as exc:
             logger.warning("model %r version %s is registered, but its run %s stays RUNNING: %s; "
@@ -259,18 +248,18 @@ class ModelRegistry:
         the model is then created again and the version created once more.
         """
         for attempt in (1, 2):
-            with self._mlflow(f"create a version of model {name!r}"):
+            with self.mlflow_call(f"create a version of model {name!r}"):
                 try:
-                    return self._client.create_model_version(name, source=source, run_id=run_id, tags=dict(tags))
+                    return self.client.create_model_version(name, source=source, run_id=run_id, tags=dict(tags))
                 except MlflowException as exc:
                     if exc.error_code != "RESOURCE_DOES_NOT_EXIST" or attempt == 2:
                         raise
             self._ensure_registered_model(name)
         raise AssertionError("unreachable")
 
-    def _experiment_id(self, name: str) -> str:
-        client = self._client
-        with self._mlflow(f"find or create experiment {name!r}"):
+    def experiment_id(self, name: str) -> str:
+        client = self.client
+        with self.mlflow_call(f"find or create experiment {name!r}"):
             found = client.get_experiment_by_name(name)
             if found is not None:
                 if found.lifecycle_stage == "deleted":
@@ -287,9 +276,9 @@ class ModelRegistry:
                 return str(client.get_experiment_by_name(name).experiment_id)
 
     def _ensure_registered_model(self, name: str) -> bool:
-        with self._mlflow(f"create registered model {name!r}"):
+        with self.mlflow_call(f"create registered model {name!r}"):
             try:
-                self._client.create_registered_model(name, tags={E.CREATED_BY_TAG: "ml_platform"})
+                self.client.create_registered_model(name, tags={E.CREATED_BY_TAG: "ml_platform"})
                 return True
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
@@ -300,26 +289,26 @@ class ModelRegistry:
         now = int(time.time() * 1000)
         param_list = [Param(k, v) for k, v in param_values(params).items()]
         metric_list = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())]
-        with self._mlflow(f"log params and metrics of run {run_id}"):
+        with self.mlflow_call(f"log params and metrics of run {run_id}"):
             for start in range(0, max(len(param_list), len(metric_list)), 100):
-                self._client.log_batch(run_id, metrics=metric_list[start:start + 100],
+                self.client.log_batch(run_id, metrics=metric_list[start:start + 100],
                                        params=param_list[start:start + 100])
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _search_models(self) -> list[RegisteredModel]:
+    def registered_models(self) -> list[RegisteredModel]:
         found: list[RegisteredModel] = []
         token = None
-        with self._mlflow("list registered models"):
+        with self.mlflow_call("list registered models"):
             while True:
-                page = self._client.search_registered_models(max_results=_PAGE, page_token=token)
+                page = self.client.search_registered_models(max_results=_PAGE, page_token=token)
                 found.extend(page)
                 token = page.token
                 if not token:
                     return sorted(found, key=lambda m: m.name)
 
     def _known_names(self) -> list[str]:
-        return [m.name for m in self._search_models()]
+        return [m.name for m in self.registered_models()]
 
     def _unknown(self, name: str) -> str:
         known = self._known_names()
@@ -328,9 +317,9 @@ class ModelRegistry:
 
     def _registered_model(self, name: str) -> RegisteredModel:
         E.check_model_name(name)
-        with self._mlflow(f"read registered model {name!r}"):
+        with self.mlflow_call(f"read registered model {name!r}"):
             try:
-                return self._client.get_registered_model(name)
+                return self.client.get_registered_model(name)
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                     raise
@@ -340,9 +329,9 @@ class ModelRegistry:
     def _version(self, name: str, version: str | int) -> ModelVersion:
         number = E.check_version(version)
         self._registered_model(name)
-        with self._mlflow(f"read model {name!r} version {number}",
+        with self.mlflow_call(f"read model {name!r} version {number}",
                      missing=f"model {name!r} has no version {number}; see `ml-platform models show {name}`"):
-            return self._client.get_model_version(name, number)
+            return self.client.get_model_version(name, number)
 
     def _ready_version(self, name: str, version: str | int) -> ModelVersion:
         found = self._version(name, version)
@@ -356,11 +345,11 @@ class ModelRegistry:
             )
         return found
 
-    def _download(self, run_id: str, path: str, what: str) -> bytes:
+    def download_artifact(self, run_id: str, path: str, what: str) -> bytes:
         with tempfile.TemporaryDirectory(prefix="ml_platform_dl_") as target:
-            with self._mlflow(f"download {what}"):
+            with self.mlflow_call(f"download {what}"):
                 try:
-                    local = self._client.download_artifacts(run_id, path, target)
+                    local = self.client.download_artifacts(run_id, path, target)
                 except MlflowException as exc:
                     if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                         raise
@@ -388,7 +377,7 @@ class ModelRegistry:
         found = self._ready_version(name, version)
         number = str(found.version)  # an int or a string, depending on the MLflow store
         what = f"contract of model {name!r} version {number}"
-        data = self._download(found.run_id, E.CONTRACT_ARTIFACT, what)
+        data = self.download_artifact(found.run_id, E.CONTRACT_ARTIFACT, what)
         recorded, actual = found.tags.get(E.CONTRACT_SHA256_TAG), sha256_of(data)
         if actual != recorded:
             raise IntegrityError(
@@ -424,7 +413,7 @@ class ModelRegistry:
                                      "but records no diff of its changes (registered by an older ml_platform): its "
                                      "exact code is not recoverable")
             return None
-        data = self._download(found.run_id, E.GIT_DIFF_ARTIFACT, what)
+        data = self.download_artifact(found.run_id, E.GIT_DIFF_ARTIFACT, what)
         if sha256_of(data) != recorded:
             raise IntegrityError(f"{what} hashes to {sha256_of(data)} but {recorded} was recorded at registration: "
                                  "it was altered after registration")
@@ -448,7 +437,7 @@ class ModelRegistry:
                 f"model {name!r} version {found.version} records no model format (tag {E.MODEL_FORMAT_TAG}); it was "
                 "registered by an older ml_platform: retrain and register it again"
             )
-        data = self._download(found.run_id, E.MODEL_BYTES_ARTIFACT, what)
+        data = self.download_artifact(found.run_id, E.MODEL_BYTES_ARTIFACT, what)
         recorded, actual = found.tags.get(E.MODEL_SHA256_TAG), sha256_of(data)
         if actual != recorded:
             raise IntegrityError(f"{what} hash to {actual} but {recorded} was recorded at registration: the "
@@ -467,94 +456,10 @@ class ModelRegistry:
     def pyfunc_uri(self, name: str, version: str | int) -> str:
         """Where the version's MLflow pyfunc model lives, for ``mlflow.pyfunc.load_model``."""
         found = self._ready_version(name, version)
-        with self._mlflow(f"resolve the download URI of model {name!r} version {found.version}"):
-            return str(self._client.get_model_version_download_uri(name, str(found.version)))
+        with self.mlflow_call(f"resolve the download URI of model {name!r} version {found.version}"):
+            return str(self.client.get_model_version_download_uri(name, str(found.version)))
 
-    # -- champion --------------------------------------------------------------------------------
-
-    def ledger_location(self) -> str | None:
-        """The SQLAlchemy URL of the champion ledger: ``ledger_url``, ``$ML_PLATFORM_LEDGER_URL``, or the
-        tracking URI when it is a SQL store (``sqlite:///...``, ``postgresql...``); ``None`` otherwise."""
-        if self.ledger_url is not None:
-            return self.ledger_url
-        if os.environ.get(LEDGER_URL_ENV, "").strip():
-            return os.environ[LEDGER_URL_ENV].strip()
-        if self.tracking_uri.startswith(("sqlite:///", "postgresql")) and self.tracking_uri != "sqlite:///:memory:":
-            return self.tracking_uri
-        return None
-
-    def ledger(self) -> ChampionLedger:
-        """The champion ledger on the registry's own database (opened once, tables created on first use).
-
-        Raises:
-            ConfigurationError: the tracking URI is an MLflow server (HTTP) and no ledger URL is set: give
-                ``ledger_url=`` (or ``ML_PLATFORM_LEDGER_URL``) naming the server's database.
-        """
-        if self._ledger_instance is None:
-            url = self.ledger_location()
-            if url is None:
-                raise ConfigurationError(
-                    f"the champion ledger lives in the registry's database, but the tracking URI {self.store} is "
-                    f"not a SQL store (sqlite:///... or postgresql+psycopg://...): set the ledger's database "
-                    f"explicitly with ModelRegistry(..., ledger_url=...) or {LEDGER_URL_ENV} (normally the "
-                    "database behind the MLflow server)")
-            from ml_platform.ledger import ChampionLedger  # the ledger imports registry modules: import late
-
-            with self._ledger_lock:
-                if self._ledger_instance is None:
-                    self._ledger_instance = ChampionLedger(url, busy_timeout_seconds=max(self.busy_timeout_seconds,
-                                                                                         0.1))
-        return self._ledger_instance
-
-    def set_champion(self, name: str, version: str | int, *, actor: str | None = None, approver: str | None = None,
-                     reason: str | None = None) -> None:
-        """SHORTCUT: record ``version`` as champion in the ledger without the promotion gates, mirror the alias.
-
-        For demos and tests. The ledger entry is labelled: the actor defaults to
-        ``set_champion shortcut (USER)`` and the reason says that no promotion gate ran. Setting the
-        current champion again only re-verifies its contract and re-mirrors the alias (no entry).
-
-        Raises:
-            ModelNotFound: no such model or version.
-            RegistryError / IntegrityError: the version is unusable or its contract fails verification.
-            ConfigurationError: no ledger can be opened for this registry (see :meth:`ledger`).
-        """
-        from ml_platform.registry.champions import ChampionService
-
-        number = E.check_version(version)
-        ledger = self.ledger()
-        service = ChampionService(self, ledger)
-        try:
-            head = ledger.head(name)
-            if head is not None and head.to_version == number:
-                self.load_contract(name, number)
-                service.mirror_alias(name, number)
-                return
-            user = os.environ.get("USER") or os.environ.get("USERNAME") or "unknown user"
-            service.promote(
-                name, number, actor=actor or f"set_champion shortcut ({user})", approver=approver,
-                reason=reason or "ModelRegistry.set_champion shortcut: recorded without the promotion gates "
-                                 "(no report, no rationale, no four-eyes approval)")
-        finally:
-            service.close()
-        logger.info("model %r champion -> version %s (set_champion shortcut)", name, number)
-
-    def champion(self, name: str) -> str | None:
-        """The champion of record of ``name``: its ledger head's version (one read), or ``None``.
-
-        Without a ledger for this registry (an MLflow server and no ledger URL), the MLflow alias.
-
-        Raises:
-            ModelNotFound: (no champion recorded) no registered model of that name (the known ones listed).
-        """
-        if self.ledger_location() is None:
-            return self.champion_alias(name)
-        E.check_model_name(name)
-        head = self.ledger().head(name)
-        if head is not None:
-            return head.to_version
-        self._registered_model(name)  # unknown model: ModelNotFound listing the known ones
-        return None
+    # -- the champion alias (the ledger's mirror; the champion of record is in ml_platform.champions) --
 
     def champion_alias(self, name: str) -> str | None:
         """The version the MLflow ``champion`` alias points to (the mirror of the ledger head), or ``None``.
@@ -569,8 +474,8 @@ class ModelRegistry:
     def write_champion_alias(self, name: str, version: str | int) -> None:
         """Point the MLflow ``champion`` alias at ``version`` (no checks: the ledger head is what it mirrors)."""
         number = E.check_version(version)
-        with self._mlflow(f"set the {E.CHAMPION_ALIAS!r} alias of model {name!r}"):
-            self._client.set_registered_model_alias(name, E.CHAMPION_ALIAS, number)
+        with self.mlflow_call(f"set the {E.CHAMPION_ALIAS!r} alias of model {name!r}"):
+            self.client.set_registered_model_alias(name, E.CHAMPION_ALIAS, number)
 
     def model_version(self, name: str, version: str | int) -> ModelVersion:
         """MLflow's record of one version (tags included).
@@ -582,16 +487,16 @@ class ModelRegistry:
 
     def models_with_champion_alias(self) -> list[str]:
         """The registered models whose MLflow ``champion`` alias is set."""
-        return [m.name for m in self._search_models() if E.CHAMPION_ALIAS in dict(getattr(m, "aliases", {}) or {})]
+        return [m.name for m in self.registered_models() if E.CHAMPION_ALIAS in dict(getattr(m, "aliases", {}) or {})]
 
     # -- listing ---------------------------------------------------------------------------------
 
-    def _versions(self, name: str) -> list[ModelVersion]:
+    def versions(self, name: str) -> list[ModelVersion]:
         found: list[ModelVersion] = []
         token = None
-        with self._mlflow(f"list the versions of model {name!r}"):
+        with self.mlflow_call(f"list the versions of model {name!r}"):
             while True:
-                page = self._client.search_model_versions(f"name='{name}'", max_results=_PAGE, page_token=token)
+                page = self.client.search_model_versions(f"name='{name}'", max_results=_PAGE, page_token=token)
                 found.extend(page)
                 token = page.token
                 if not token:
@@ -600,14 +505,11 @@ class ModelRegistry:
     def list_models(self) -> list[ModelSummary]:
         """Every registered model with its usable versions and champion, by name."""
         summaries = []
-        found = self._search_models()
-        ledger = self.ledger() if found and self.ledger_location() is not None else None
-        for model in found:
-            versions = self._versions(model.name)
+        for model in self.registered_models():
+            versions = self.versions(model.name)
             ready = tuple(str(v.version) for v in versions if v.tags.get(E.STATUS_TAG) == VersionStatus.READY)
             unusable = tuple(str(v.version) for v in versions if v.tags.get(E.STATUS_TAG) != VersionStatus.READY)
-            champion = (dict(getattr(model, "aliases", {}) or {}).get(E.CHAMPION_ALIAS) if ledger is None
-                        else getattr(ledger.head(model.name), "to_version", None))
+            champion = dict(getattr(model, "aliases", {}) or {}).get(E.CHAMPION_ALIAS)
             summaries.append(ModelSummary(model.name, ready, unusable, None if champion is None else str(champion),
                                           model.description or ""))
         return summaries
@@ -621,8 +523,8 @@ class ModelRegistry:
         Raises:
             ModelNotFound: no such model (or version, when one is named).
         """
-        versions = [self._version(name, version)] if version is not None else self._versions(name)
-        champion = self.champion(name)
+        versions = [self._version(name, version)] if version is not None else self.versions(name)
+        champion = self.champion_alias(name)
         details = []
         for found in versions:
             status = found.tags.get(E.STATUS_TAG)
@@ -642,26 +544,3 @@ class ModelRegistry:
                 contract=contract, problem=problem,
             ))
         return tuple(details)
-
-    # -- repair ----------------------------------------------------------------------------------
-
-    def repair(self, *, check_only: bool = False, stale_after: dt.timedelta = DEFAULT_STALE_AFTER) -> RepairReport:
-        """Find, and unless ``check_only`` finish or remove, what interrupted registrations left.
-
-        RUNNING runs of killed registrations are ended, empty registered models an aborted first
-        registration created are removed, and versions tagged ``registering``/``failed`` (or made from
-        a platform run without the platform's tags) are finished from their verified artefacts or
-        removed. A registration whose process still runs is left alone. See :mod:`ml_platform.registry.repair`.
-
-        Args:
-            check_only: Only report; change nothing.
-            stale_after: Age after which a RUNNING registration run whose process cannot be checked
-                from this host (another machine, an earlier release) counts as abandoned.
-
-        Returns:
-            What was found and done; ``report.consistent`` is ``True`` if nothing was found.
-
-        Raises:
-            RegistryError: MLflow failed (re-running continues where this stopped).
-        """
-        return repair_registry(self, check_only=check_only, stale_after=stale_after)

@@ -1,6 +1,6 @@
 """Reproduce a registered model version bit-exactly from its record, and certify it.
 
-* :mod:`~ml_platform.reproduce.recorded` (pure): every stored version beneath the model's training set;
+* :mod:`~ml_platform.io.recorded_lineage` (pure): every stored version beneath the model's training set;
 * :mod:`~ml_platform.reproduce.sources` (pure): source data as delivered, seeded by data hash;
 * :mod:`~ml_platform.reproduce.compare` (pure): recorded against reproduced, and the first difference;
 * :mod:`~ml_platform.reproduce.certificate`: the certificate, stored beside the version in MLflow.

@@ -4,14 +4,12 @@ The certificate is bit-exact only if every comparison is equal (every recorded p
 the training set's data hash, the model's sha256, the signals, the environment package by package).
 Otherwise it names the first difference, in the order the comparisons were made (environment, then
 sources up to the training set, then the model, then the signals). JSON for machines, markdown for
-people; both stored in MLflow under ``reproduction/<stamp>/`` of the version's run, and the version
-is tagged with where and with the verdict.
+people; :mod:`ml_platform.reproduce.publish` stores both beside the version. Pure.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -19,8 +17,7 @@ from dataclasses import dataclass, field
 
 from ml_platform.reproduce.compare import Comparison
 
-__all__ = ["CERTIFICATE_DIR", "CERTIFICATE_TAG", "VERDICT_TAG", "Certificate", "StoredCertificate", "certificate_of",
-           "store_certificate"]
+__all__ = ["CERTIFICATE_DIR", "CERTIFICATE_TAG", "VERDICT_TAG", "Certificate", "certificate_of"]
 
 CERTIFICATE_DIR = "reproduction"
 CERTIFICATE_TAG = "ml_platform.reproduction.certificate"
@@ -107,45 +104,6 @@ class Certificate:
         if self.facts:
             lines += ["", "## Facts", ""] + [f"- {k}: {v}" for k, v in sorted(self.facts.items())]
         return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True)
-class StoredCertificate:
-    """Where :func:`store_certificate` put a certificate."""
-
-    json_ref: str
-    summary_ref: str
-    sha256: str
-
-
-def store_certificate(registry, certificate: Certificate, *, stamp: str | None = None) -> StoredCertificate:  # type: ignore[no-untyped-def]
-    """Upload the JSON and markdown beside the version (its MLflow run) and tag the version with both.
-
-    Raises:
-        ModelNotFound / RegistryError: no such version, or MLflow refused the upload or the tags.
-    """
-    from mlflow import MlflowClient
-
-    from ml_platform.promotion.artifacts import artifact_ref, log_files
-    from ml_platform.registry.boundary import mlflow_errors
-
-    stamp = stamp or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    record = registry.model_version(certificate.model, certificate.version)
-    folder = f"{CERTIFICATE_DIR}/{stamp}"
-    data = certificate.to_json()
-    log_files(registry, record.run_id, folder, {"certificate.json": data,
-                                               "certificate.md": certificate.summary().encode("utf-8")})
-    stored = StoredCertificate(artifact_ref(record.run_id, f"{folder}/certificate.json"),
-                               artifact_ref(record.run_id, f"{folder}/certificate.md"),
-                               "sha256:" + hashlib.sha256(data).hexdigest())
-    client = MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.registry_uri)
-    with mlflow_errors(f"tag model {certificate.model!r} version {certificate.version} with its certificate",
-                       store=registry.store, busy_timeout=registry.busy_timeout_seconds):
-        client.set_model_version_tag(certificate.model, certificate.version, CERTIFICATE_TAG,
-                                     f"{stored.json_ref} {stored.sha256}")
-        client.set_model_version_tag(certificate.model, certificate.version, VERDICT_TAG,
-                                     json.dumps(certificate.bit_exact))
-    return stored
 
 
 def certificate_of(comparisons: Sequence[Comparison], *, model: str, version: str, commit: str | None,

@@ -15,9 +15,9 @@ from enum import StrEnum
 import polars as pl
 
 from ml_platform.errors import MLPlatformError
+from ml_platform.io.recorded_lineage import RecordedPartition
 from ml_platform.io.store import PinnedStore
 from ml_platform.keys import FrameKeys
-from ml_platform.reproduce.recorded import RecordedPartition
 
 __all__ = ["Comparison", "ComparisonKind", "compare_bytes", "compare_partition", "compare_partitions",
            "first_difference"]

@@ -12,7 +12,7 @@ from other inputs (a feature day unchanged by a revision in its lookback) are tw
 with two provenances: each reader's walk follows the one it read, so a day served before the revision
 stays in the training set's pass.
 
-Pure logic over :class:`~ml_platform.reproduce.recorded.RecordedLineage`: no Dagster, no MLflow.
+Pure logic over :class:`~ml_platform.io.recorded_lineage.RecordedLineage`: no Dagster, no MLflow.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ml_platform.reproduce.recorded import Ident, Node, RecordedLineage, RecordedPartition
+from ml_platform.io.recorded_lineage import Ident, Node, RecordedLineage, RecordedPartition
 
 __all__ = ["ReproductionPass", "ReproductionPlan", "plan_passes"]
 

@@ -37,8 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ml_platform.champions.shortcut import record_champion_shortcut
 from ml_platform.environment import DETERMINISM_ENV_VARS, EnvironmentLock, diff_environments
 from ml_platform.errors import ReproductionFailed
+from ml_platform.io.recorded_lineage import RecordedPartition, describe_lost, recorded_lineage
 from ml_platform.io.store import PinnedStore
 from ml_platform.keys import FrameKeys
 from ml_platform.registry.contract import DeployContract
@@ -51,17 +53,12 @@ from ml_platform.reproduce.beside import (
     definition_keys,
     interpreter_script,
 )
-from ml_platform.reproduce.certificate import (
-    Certificate,
-    StoredCertificate,
-    certificate_of,
-    store_certificate,
-)
+from ml_platform.reproduce.certificate import Certificate, certificate_of
 from ml_platform.reproduce.checkout import build_environment, check_workdir, checkout_commit, repository_root
 from ml_platform.reproduce.compare import Comparison, ComparisonKind, compare_bytes, compare_partitions
 from ml_platform.reproduce.passes import ReproductionPass, plan_passes
+from ml_platform.reproduce.publish import StoredCertificate, store_certificate
 from ml_platform.reproduce.record import ReproductionRecord, find_training_key
-from ml_platform.reproduce.recorded import RecordedPartition, describe_lost, recorded_lineage
 from ml_platform.reproduce.services import (
     CodeLocation,
     DagsterServices,
@@ -71,6 +68,7 @@ from ml_platform.reproduce.services import (
 from ml_platform.reproduce.signals import compare_signals, served_signals
 from ml_platform.reproduce.sources import seed_sources
 from ml_platform.settings import Settings
+from ml_platform.workspace import workspace_target
 
 __all__ = ["REPRODUCES_TAG", "Reproduction", "reproduce_version"]
 
@@ -98,8 +96,6 @@ def _say(message: str) -> None:
 
 
 def _definitions_target(source: Path, defs: str | None) -> tuple[str, str]:
-    from ml_platform.workspace import workspace_target
-
     target = defs or workspace_target(source / "workspace.yaml")
     module, _, attribute = target.partition(":")
     return module, attribute or "defs"
@@ -255,9 +251,10 @@ def reproduce_version(
                 comparisons.append(compare_bytes(ComparisonKind.MODEL, "model sha256", contract.model_sha256,
                                                  reproduced_sha))
                 if live_days:
-                    rebuilt_registry.set_champion(
-                        model, reproduced_version, actor="ml-platform reproduce",
-                        reason=f"reproduction of {model} version {record.version}: scores the live days it served")
+                    record_champion_shortcut(  # the reproduction's own registry, a local deployment
+                        rebuilt_registry, model, reproduced_version, actor="ml-platform reproduce",
+                        reason=f"reproduction of {model} version {record.version}: scores the live days it served",
+                        production=settings.deployment == "production")
             else:
                 comparisons.extend(_compare_pass(store, isolated, step, contract.keys))
             if step.live_days:

@@ -18,11 +18,11 @@ import polars as pl
 
 from ml_platform.errors import MLPlatformError
 from ml_platform.io.manifest import Manifest
+from ml_platform.io.recorded_lineage import RecordedLineage, RecordedPartition
 from ml_platform.io.store import PinnedStore
 from ml_platform.keys import FrameKeys
 from ml_platform.lineage.data_hash import hash_table
 from ml_platform.reproduce.compare import Comparison, ComparisonKind, first_difference
-from ml_platform.reproduce.recorded import RecordedLineage, RecordedPartition
 
 __all__ = ["VERSION_COLUMN", "compare_signals", "conflicting_versions", "served_signals"]
 

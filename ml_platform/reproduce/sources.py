@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from ml_platform.errors import MLPlatformError, ReproductionFailed
 from ml_platform.io.manifest import WriteFacts
+from ml_platform.io.recorded_lineage import LostVersion, RecordedLineage, describe_lost
 from ml_platform.io.store import PinnedStore
-from ml_platform.reproduce.recorded import LostVersion, RecordedLineage, describe_lost
 
 __all__ = ["SeedReport", "seed_sources"]
 

@@ -10,6 +10,7 @@ a file name for the package name (``tests/test___package__.py.tmpl`` -> ``tests/
 from __future__ import annotations
 
 from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
 from importlib.resources.abc import Traversable
 from string import Template
 
@@ -24,8 +25,6 @@ _ROOT = "templates"
 
 def template_variables(package: str) -> dict[str, str]:
     """What the templates may refer to, for package ``team_alpha``."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         platform_version = version("ml-platform")
     except PackageNotFoundError:  # running from a source tree that is not installed

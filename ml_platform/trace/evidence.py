@@ -7,29 +7,12 @@ gone or altered since the promotion is reported with what was expected and found
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
-from ml_platform.registry.boundary import mlflow_errors, sha256_of
+from ml_platform.registry.boundary import sha256_of
+from ml_platform.registry.run_files import read_artifact_ref
 from ml_platform.registry.store import ModelRegistry
 from ml_platform.trace.record import Evidence
 
 __all__ = ["read_evidence"]
-
-_RUNS = "runs:/"
-
-
-def _download(registry: ModelRegistry, ref: str) -> bytes:
-    from mlflow import MlflowClient
-
-    if not ref.startswith(_RUNS) or "/" not in ref[len(_RUNS):]:
-        raise ValueError(f"{ref!r} is not an MLflow run artefact reference (runs:/<run id>/<path>)")
-    run_id, _, path = ref[len(_RUNS):].partition("/")
-    client = MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.registry_uri)
-    with tempfile.TemporaryDirectory(prefix="ml_platform_trace_") as target, \
-            mlflow_errors(f"download {ref}", store=registry.store, busy_timeout=registry.busy_timeout_seconds):
-        return Path(client.download_artifacts(run_id, path, target)).read_bytes()
-
 
 def read_evidence(registry: ModelRegistry, ref: str | None, sha256: str | None, *, text: bool) -> Evidence | None:
     """The linked document, read back and checked (``None`` when the entry links none).
@@ -40,7 +23,7 @@ def read_evidence(registry: ModelRegistry, ref: str | None, sha256: str | None, 
     if ref is None or sha256 is None:
         return None
     try:
-        data = _download(registry, ref)
+        data = read_artifact_ref(registry, ref)
     except Exception as exc:  # noqa: BLE001 - any failure to read it back is the finding, reported by name
         return Evidence(ref, sha256, False, None, f"cannot be read back from the registry: {exc}")
     actual = sha256_of(data)

@@ -162,11 +162,11 @@ class ChampionEntry:
 
     Attributes:
         seq / kind / from_version / to_version / actor / approver / reason / recorded_at / entry_hash /
-            override: the entry as recorded (see :class:`~ml_platform.ledger.LedgerEntry`).
+            override: the entry as recorded (see :class:`~ml_platform.champions.entry.LedgerEntry`).
         in_force_until: when the next entry replaced it (``None``: still the champion of record).
         chain_verified: the model's whole hash chain verified when the trace was made.
         report / rationale: the linked documents, read back and checked (``None``: the entry links none,
-            e.g. the ``set_champion`` shortcut).
+            e.g. the champion shortcut of tests and demos).
         note: set when the entry in force at the signal's write time is another one (the champion
             moved while the signal's run was scoring).
     """

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
+from ml_platform.io.atomic import LocalFileSystem
 from ml_platform.trace.record import StoredVersion, TraceRecord, float_hex
 
-__all__ = ["lineage_graph", "lineage_svg", "render_html", "render_markdown", "trace_summary"]
+__all__ = ["lineage_graph", "lineage_svg", "render_html", "render_markdown", "trace_summary", "write_trace_report"]
 
 
 def _short(value: str | None, digits: int = 16) -> str:
@@ -273,3 +275,14 @@ def render_html(record: TraceRecord) -> str:
     title = html.escape(markdown[0].removeprefix("# "))
     return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title><style>{style}</style>'
             f"</head><body>{''.join(sections)}</body></html>\n")
+
+
+def write_trace_report(record: TraceRecord, out: str | Path) -> dict[str, Path]:
+    """Write ``trace.md``, ``trace.html`` and ``trace.json`` of ``record`` into ``out``; their paths."""
+    folder = LocalFileSystem(Path(out))  # each file whole or not at all: temporary, fsync, rename
+    written = {}
+    for kind, name, text in (("markdown", "trace.md", render_markdown(record)), ("html", "trace.html",
+                             render_html(record)), ("json", "trace.json", record.to_json() + "\n")):
+        folder.write_bytes(name, text.encode("utf-8"))
+        written[kind] = folder.root / name
+    return written

@@ -6,7 +6,7 @@
 * **what**: the row of the instrument and the model version it names;
 * **who**: the ledger entry in force at the version's write time (not today's champion);
 * **from what**: the recorded lineage beneath that version, walked by data hash with
-  :func:`~ml_platform.reproduce.recorded.recorded_lineage`, so a later rematerialization of any feature
+  :func:`~ml_platform.io.recorded_lineage.recorded_lineage`, so a later rematerialization of any feature
   does not change the answer. Anything on the path that is missing or altered is named.
 """
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from ml_platform.champions.entry import LedgerEntry
 from ml_platform.errors import (
     ConfigurationError,
     ManifestError,
@@ -26,10 +27,9 @@ from ml_platform.errors import (
     TraceBroken,
 )
 from ml_platform.io.manifest import Manifest
+from ml_platform.io.recorded_lineage import RecordedLineage, recorded_lineage
 from ml_platform.io.store import PinnedStore
 from ml_platform.keys import FrameKeys
-from ml_platform.ledger.entry import LedgerEntry
-from ml_platform.reproduce.recorded import RecordedLineage, recorded_lineage
 from ml_platform.trace.record import StoredVersion
 
 __all__ = [
@@ -50,7 +50,7 @@ __all__ = [
     "written_at",
 ]
 
-#: The asset name :func:`~ml_platform.models.assets.build_model_assets` gives the live signals (under any prefix).
+#: The asset name :func:`~ml_platform.model_assets.build_model_assets` gives the live signals (under any prefix).
 LIVE_SIGNALS = "live_signals"
 #: The columns the live-signal asset adds to every row: which registered model and version scored it.
 SIGNAL_MODEL_COLUMNS = ("model_name", "model_version")

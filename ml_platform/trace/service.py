@@ -20,6 +20,8 @@ import os
 
 import polars as pl
 
+from ml_platform.champions.catalog import champion_of_record
+from ml_platform.champions.location import open_ledger
 from ml_platform.environment import EnvironmentPolicy, capture_environment, diff_environments
 from ml_platform.errors import (
     ConfigurationError,
@@ -92,7 +94,7 @@ def _locate(store: PinnedStore, registry: ModelRegistry, target: str, day: dt.da
         keys = R.signal_keys(stored_keys)
         model_mode = True
         try:
-            registry.champion(target)  # an unknown model: ModelNotFound listing the known ones
+            champion_of_record(registry, target)  # an unknown model: ModelNotFound listing the known ones
         except ModelNotFound as exc:
             raise ModelNotFound(f"{target!r} is neither a live-signal asset stored under {store.base} (those "
                                 f"stored: {list(keys) or 'none'}) nor a registered model: {exc}") from exc
@@ -122,7 +124,8 @@ def _locate(store: PinnedStore, registry: ModelRegistry, target: str, day: dt.da
                              f"({'; '.join(elsewhere)})")
     first = None
     if model_mode:
-        entries = registry.ledger().history(target)
+        with open_ledger(registry) as ledger:
+            entries = ledger.history(target)
         first = entries[0] if entries else None
     raise R.missing_day(target, day, keys, store, first)
 
@@ -224,9 +227,10 @@ def trace_signal(
     manifest, others, frame, model, version = _locate(store, registry, target, when, stored_keys=stored_keys,
                                                       as_of=as_of, data_hash=data_hash)
     label = f"live signal {manifest.label}"
-    ledger = registry.ledger()
-    ledger.verify(model)  # a tampered chain cannot say who promoted what: LedgerTampered names the entry
-    in_force = R.entry_in_force(model, ledger.history(model), R.written_at(manifest), version)
+    with open_ledger(registry) as ledger:
+        ledger.verify(model)  # a tampered chain cannot say who promoted what: LedgerTampered names the entry
+        history = ledger.history(model)
+    in_force = R.entry_in_force(model, history, R.written_at(manifest), version)
     contract = registry.load_contract(model, version)
     keys = contract.keys
     row = R.find_row(frame, keys, when, instrument, label=label)

@@ -10,7 +10,7 @@ from dagster._core.loader import LoadingContextForTest
 
 from ml_platform.errors import ManifestError
 from ml_platform.features.assets import build_feature_assets
-from ml_platform.io import PinnedIOManager, PinnedStoreResource
+from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
 from ml_platform.lineage.data_hash import hash_table
 from ml_platform_tests.features.graph_fixture import write_graph_package
 

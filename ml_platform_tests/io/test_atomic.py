@@ -14,8 +14,9 @@ import pyarrow as pa
 import pytest
 
 from ml_platform.io.atomic import HashingWriter, LocalFileSystem, file_digest, is_temporary
+from ml_platform.io.gc import collect
 from ml_platform.io.store import PinnedStore
-from ml_platform.io.verify import VerifyStatus
+from ml_platform.io.verify import VerifyStatus, verify_store
 
 KEY = "features/big"
 DAY = "2012-01-03"
@@ -124,7 +125,7 @@ def old_version(tmp_path: Path) -> tuple[PinnedStore, str]:
 def assert_intact(store: PinnedStore, expected_hash: str) -> None:
     stored = store.read(KEY, DAY)  # full verification: bytes, embedded manifest, content hash
     assert stored.manifest.data_hash == expected_hash
-    assert [result.status for result in store.verify()] == [VerifyStatus.OK]
+    assert [result.status for result in verify_store(store)] == [VerifyStatus.OK]
 
 
 def test_kill_in_the_middle_of_the_data_bytes_leaves_the_old_version(
@@ -141,8 +142,8 @@ def test_kill_in_the_middle_of_the_data_bytes_leaves_the_old_version(
         kill(process)
     assert temporary.exists()  # the half-written file is left behind ...
     assert_intact(store, old_hash)  # ... and never read
-    assert store.gc(grace_seconds=3600).temporaries == []  # too young: a writer may still own it
-    assert store.gc(grace_seconds=0).temporaries == [str(temporary)]
+    assert collect(store, grace_seconds=3600).temporaries == []  # too young: a writer may still own it
+    assert collect(store, grace_seconds=0).temporaries == [str(temporary)]
     assert not temporary.exists()
     assert_intact(store, old_hash)
 
@@ -156,8 +157,8 @@ def test_an_orphan_object_is_ignored_and_collected_after_the_grace_period(
     for rel in list(store.filesystem.list_files("refs/scratch")):
         store.filesystem.delete(rel)  # as if the writer died before its head
     assert_intact(store, old_hash)
-    assert store.gc(grace_seconds=3600).objects == []  # too young: a concurrent writer may own it
-    assert store.gc(grace_seconds=0).objects == [store.data_path(orphan)]
+    assert collect(store, grace_seconds=3600).objects == []  # too young: a concurrent writer may own it
+    assert collect(store, grace_seconds=0).objects == [store.data_path(orphan)]
     assert_intact(store, old_hash)
 
 
@@ -169,7 +170,7 @@ def test_gc_keeps_every_version_of_a_partition_whose_head_is_unreadable(
     store.write(KEY, DAY, pa.table({"c0": [4.0]}))
     Path(store.manifest_path(KEY, DAY)).write_bytes(b"{ truncated")
     with caplog.at_level(logging.WARNING, logger="ml_platform.io.gc"):
-        report = store.gc(grace_seconds=0, keep_days=0)
+        report = collect(store, grace_seconds=0, keep_days=0)
     assert report.objects == [] and report.history == []
     assert "cannot be read; every version" in caplog.text
     assert store.read(KEY, DAY, data_hash=first.data_hash).manifest == first

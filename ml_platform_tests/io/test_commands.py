@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from ml_platform.cli import main
+from ml_platform.cli.store import env, verify
 from ml_platform.environment import capture_environment
-from ml_platform.io.commands import env, verify
 from ml_platform.io.store import PinnedStore
 
 KEY = "features/momentum"

@@ -23,8 +23,10 @@ import pytest
 
 from ml_platform.crashpoints import CRASH_POINT_ENV, GC_POINTS, WRITE_POINTS
 from ml_platform.errors import ManifestError
+from ml_platform.io.gc import collect
 from ml_platform.io.manifest import UpstreamRef, WriteFacts
 from ml_platform.io.store import PinnedStore
+from ml_platform.io.verify import verify_store
 
 SEED = 20240508
 CASES = 24
@@ -35,6 +37,7 @@ CHILD = """
 import sys, polars as pl
 from ml_platform.io.store import PinnedStore
 from ml_platform.io.manifest import UpstreamRef, WriteFacts
+from ml_platform.io.gc import collect
 base, op = sys.argv[1], sys.argv[2]
 store = PinnedStore(base)
 if op == "write":
@@ -43,7 +46,7 @@ if op == "write":
         store.write("features/a", "2012-01-0" + str(4 + i % 2), pl.DataFrame({"v": [float(i % 2), 1.0]}))
         store.write("model_inputs", None, pl.DataFrame({"v": [float(i), 2.0]}))
 else:
-    store.gc(sys.argv[3:], keep_days=0, grace_seconds=0)
+    collect(store, sys.argv[3:], keep_days=0, grace_seconds=0)
 print("finished", flush=True)
 """
 
@@ -83,7 +86,7 @@ def reachable(store: PinnedStore, versions: list[tuple[str, str | None, str]], r
 
 
 def assert_consistent(store: PinnedStore, versions: list[tuple[str, str | None, str]], label: str) -> None:
-    failed = [(r.key, r.partition, r.status.value, r.detail[:200]) for r in store.verify() if not r.ok]
+    failed = [(r.key, r.partition, r.status.value, r.detail[:200]) for r in verify_store(store) if not r.ok]
     assert not failed, f"{label}: verify failed: {failed}"
     for key, partition, data_hash in versions:
         try:
@@ -130,7 +133,7 @@ def test_sigkill_at_random_points_leaves_a_consistent_store(op: str, tmp_path: P
         store = PinnedStore(base)
         expected = reachable(store, versions, root, after_gc=op == "gc")
         assert_consistent(store, expected, label)  # right after the crash
-        store.gc([root], keep_days=0, grace_seconds=0)  # a later gc finishes the job ...
+        collect(store, [root], keep_days=0, grace_seconds=0)  # a later gc finishes the job ...
         assert_consistent(store, reachable(store, versions, root, after_gc=True), f"{label}, then gc")
         objects = {rel for rel in store.filesystem.list_files("objects")}
         assert not [rel for rel in objects if "/." in rel], f"{label}: a temporary survived gc"

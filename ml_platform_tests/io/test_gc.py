@@ -11,8 +11,10 @@ from click.testing import CliRunner
 
 from ml_platform.cli import main
 from ml_platform.errors import ConfigurationError, ManifestError
+from ml_platform.io.gc import collect
 from ml_platform.io.manifest import UpstreamRef, WriteFacts
 from ml_platform.io.store import PinnedStore
+from ml_platform.io.verify import verify_store
 
 DAY = "2012-01-03"
 
@@ -54,32 +56,32 @@ def test_an_extra_root_keeps_its_whole_upstream_and_the_rest_goes(store: PinnedS
     registered = chain(store, 0.0)
     unregistered = chain(store, 100.0)
     current = chain(store, 200.0)
-    report = store.gc([registered[2]], keep_days=0, grace_seconds=0)
+    report = collect(store, [registered[2]], keep_days=0, grace_seconds=0)
     assert readable(store, registered) == [True, True, True]
     assert readable(store, current) == [True, True, True]
     assert readable(store, unregistered) == [False, False, False]
     assert len(report.objects) == 3 and len(report.history) == 3
-    assert all(r.ok for r in store.verify())
+    assert all(r.ok for r in verify_store(store))
 
 
 def test_retention_keeps_recent_history_and_dry_run_deletes_nothing(store: PinnedStore) -> None:
     old = chain(store, 0.0)
     chain(store, 1.0)
-    assert store.gc(keep_days=1, grace_seconds=0).deleted == []  # written today: within retention
-    dry = store.gc(keep_days=0, grace_seconds=0, dry_run=True)
+    assert collect(store, keep_days=1, grace_seconds=0).deleted == []  # written today: within retention
+    dry = collect(store, keep_days=0, grace_seconds=0, dry_run=True)
     assert len(dry.objects) == 3 and dry.dry_run
     assert readable(store, old) == [True, True, True]
-    assert store.gc(keep_days=0, grace_seconds=3600).objects == []  # every object is younger than the grace
-    real = store.gc(keep_days=0, grace_seconds=0)
+    assert collect(store, keep_days=0, grace_seconds=3600).objects == []  # every object is younger than the grace
+    real = collect(store, keep_days=0, grace_seconds=0)
     assert real.deleted == dry.deleted
     assert readable(store, old) == [False, False, False]
 
 
 def test_gc_refuses_bad_roots_and_settings(store: PinnedStore) -> None:
     with pytest.raises(ConfigurationError, match="gc extra root 'nope'"):
-        store.gc(["nope"])
+        collect(store, ["nope"])
     with pytest.raises(ConfigurationError, match="must be >= 0"):
-        store.gc(keep_days=-1)
+        collect(store, keep_days=-1)
 
 
 def test_gc_command_prints_what_it_would_delete_and_exit_codes(store: PinnedStore, tmp_path: Path) -> None:
@@ -110,7 +112,7 @@ def test_verify_exit_codes(store: PinnedStore, tmp_path: Path) -> None:
 
 def test_verify_cross_checks_dagster_materializations(tmp_path: Path) -> None:
     """A partition Dagster recorded as materialized but the store has no trace of is UNRECORDED."""
-    from ml_platform.io import PinnedIOManager
+    from ml_platform.io.manager import PinnedIOManager
 
     home = tmp_path / "dagster_home"
     home.mkdir()

@@ -28,7 +28,8 @@ from polars.testing import assert_frame_equal
 
 from ml_platform.environment import EnvironmentLock, capture_environment, derive_seed, git_state
 from ml_platform.errors import ConfigurationError, PartitionError
-from ml_platform.io import PinnedIOManager, PinnedStore, PinnedStoreResource
+from ml_platform.io import PinnedStore
+from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
 from ml_platform.lineage.data_hash import hash_table
 from ml_platform.window import DataWindow
 

@@ -24,9 +24,10 @@ from ml_platform.errors import (
     PartitionError,
 )
 from ml_platform.io.atomic import file_digest
+from ml_platform.io.gc import collect
 from ml_platform.io.manifest import OBJECT_METADATA_KEY, Manifest, UpstreamRef, WriteFacts
 from ml_platform.io.store import PinnedStore
-from ml_platform.io.verify import VerifyStatus
+from ml_platform.io.verify import VerifyStatus, verify_store
 from ml_platform.lineage.data_hash import hash_table
 from ml_platform.window import DataWindow
 
@@ -297,7 +298,7 @@ def test_verify_reports_each_artefact(tmp_path: Path) -> None:
     PinnedStore(base, environment=faked_lock()).write("old_env", None, day_frame(DAY))
     path = data_file(store, KEY, "2012-01-04")
     path.write_bytes(path.read_bytes()[:-5])
-    results = {(r.key, r.partition): r for r in store.verify()}
+    results = {(r.key, r.partition): r for r in verify_store(store)}
     assert results[(KEY, DAY)].status is VerifyStatus.OK and results[(KEY, DAY)].rows == 50
     assert results[(KEY, "2012-01-04")].status is VerifyStatus.CORRUPT and not results[(KEY, "2012-01-04")].ok
     assert results[("other", None)].ok
@@ -305,15 +306,15 @@ def test_verify_reports_each_artefact(tmp_path: Path) -> None:
         results[("old_env", None)].status is VerifyStatus.ENVIRONMENT_DIFFERS
         and results[("old_env", None)].ok
     )
-    strict = {(r.key, r.partition): r for r in PinnedStore(base, policy="strict").verify("old_env")}
+    strict = {(r.key, r.partition): r for r in verify_store(PinnedStore(base, policy="strict"), "old_env")}
     assert strict[("old_env", None)].status is VerifyStatus.ENVIRONMENT_MISMATCH
     with pytest.raises(ConfigurationError, match="unknown asset key 'never_written'.*known keys: features/momentum, "
                        "old_env, other"):
-        store.verify("never_written")
-    assert [r.status for r in store.verify(KEY, DAY)] == [VerifyStatus.OK]
+        verify_store(store, "never_written")
+    assert [r.status for r in verify_store(store, KEY, DAY)] == [VerifyStatus.OK]
     assert [m.partition for m in store.manifests(KEY)] == [DAY, "2012-01-04"]
     with pytest.raises(ConfigurationError, match="needs an asset key"):
-        store.verify(None, DAY)
+        verify_store(store, None, DAY)
 
 
 def test_object_store_round_trip_via_upath() -> None:
@@ -324,9 +325,9 @@ def test_object_store_round_trip_via_upath() -> None:
     store.write(KEY, DAY, frame)
     store.write(KEY, DAY, day_frame(DAY, shift=3.0))
     assert_frame_equal(store.read(KEY, DAY).frame, day_frame(DAY, shift=3.0))
-    assert [r.status for r in store.verify()] == [VerifyStatus.OK]
+    assert [r.status for r in verify_store(store)] == [VerifyStatus.OK]
     assert sum(name.endswith(".parquet") for name in store.filesystem.list_files("objects")) == 2
-    assert store.gc(grace_seconds=0, keep_days=0).objects  # the first version, no longer reached
+    assert collect(store, grace_seconds=0, keep_days=0).objects  # the first version, no longer reached
     assert store.base.startswith("memory://")
 
 

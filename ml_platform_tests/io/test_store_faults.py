@@ -21,9 +21,10 @@ from ml_platform.errors import (
     PartitionError,
 )
 from ml_platform.io import atomic
+from ml_platform.io.gc import collect
 from ml_platform.io.layout import parse_object_rel
 from ml_platform.io.store import PinnedStore
-from ml_platform.io.verify import VerifyStatus
+from ml_platform.io.verify import VerifyStatus, verify_store
 from ml_platform.lineage.data_hash import hash_table
 
 KEY = "features/momentum"
@@ -40,7 +41,7 @@ def store(tmp_path: Path) -> PinnedStore:
 
 
 def statuses(store: PinnedStore) -> dict[tuple[str, str | None], VerifyStatus]:
-    return {(r.key, r.partition): r.status for r in store.verify() if r.status is not VerifyStatus.OK}
+    return {(r.key, r.partition): r.status for r in verify_store(store) if r.status is not VerifyStatus.OK}
 
 
 def test_a_deleted_head_is_a_verify_failure_and_gc_keeps_its_object(store: PinnedStore) -> None:
@@ -53,7 +54,7 @@ def test_a_deleted_head_is_a_verify_failure_and_gc_keeps_its_object(store: Pinne
     assert result.exit_code == 1 and "MISSING-HEAD  features/momentum  2012-01-03" in result.output
     with pytest.raises(ManifestError, match="head .* is missing although its history records 1 version"):
         store.read(KEY, DAY)
-    report = store.gc(grace_seconds=0, keep_days=0)
+    report = collect(store, grace_seconds=0, keep_days=0)
     assert report.objects == [] and report.history == []
     assert store.read(KEY, DAY, data_hash=manifest.data_hash).manifest == manifest  # nothing was lost
 
@@ -69,7 +70,7 @@ def test_a_missing_or_corrupt_object_has_its_own_status(store: PinnedStore) -> N
     content[len(content) // 2] ^= 0xFF
     path.write_bytes(bytes(content))
     Path(store.data_path(old)).unlink()  # an older version, reached only from history
-    found = [(r.partition, r.status, r.data_hash) for r in store.verify() if not r.ok]
+    found = [(r.partition, r.status, r.data_hash) for r in verify_store(store) if not r.ok]
     assert found == [(DAY, VerifyStatus.MISSING_OBJECT, None), ("2012-01-04", VerifyStatus.CORRUPT, None),
                      ("2012-01-05", VerifyStatus.MISSING_OBJECT, old.data_hash)]
 
@@ -92,7 +93,7 @@ def test_partitions_with_a_newline_or_control_character_are_refused(store: Pinne
     with pytest.raises(PartitionError):
         store.read(KEY, partition)
     with pytest.raises(PartitionError):
-        store.verify(KEY, partition)
+        verify_store(store, KEY, partition)
 
 
 def test_an_impossible_date_is_reported_as_such(store: PinnedStore) -> None:
@@ -188,10 +189,10 @@ def test_100_concurrent_writers_leave_nothing_unreachable_after_gc(store: Pinned
     for thread in readers:
         thread.join()
     assert outcomes and set(outcomes) <= {"ok", "concurrency"}
-    assert [r.status for r in store.verify()] == [VerifyStatus.OK, VerifyStatus.OK]
+    assert [r.status for r in verify_store(store)] == [VerifyStatus.OK, VerifyStatus.OK]
     history = {m.data_hash for p in (DAY, "2012-01-04") for m in store.history(KEY, p)}
     assert history == hashes  # every write is recorded: nothing is an orphan while retained
-    store.gc(grace_seconds=0, keep_days=0)
+    collect(store, grace_seconds=0, keep_days=0)
     heads = {store.manifest(KEY, p).data_hash for p in (DAY, "2012-01-04")}
     objects = {parse_object_rel(rel) for rel in store.filesystem.list_files("objects")}
     assert objects == heads  # nothing unreachable is left

@@ -19,9 +19,9 @@ import dagster as dg
 import pytest
 
 from ml_platform import DataWindow, Lifecycle, ModelRegistry, PinnedStore, Settings
+from ml_platform.champions.service import ChampionService
 from ml_platform.lifecycle import range_tags
 from ml_platform.monitoring.drift import DriftPolicy
-from ml_platform.registry.champions import ChampionService
 from ml_platform_tests.monitoring.http_stub import HttpStub
 from ml_platform_tests.monitoring.project import MODEL, PREFIX, build_graph, desk_definitions
 
@@ -97,7 +97,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
         version = trained.asset_materializations_for_node(f"{PREFIX}__trained_model")[-1] \
             .metadata["ml_platform/model_version"].value
         registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location)
-        service = ChampionService(registry, registry.ledger())
+        service = ChampionService.open(registry)
         service.promote(MODEL, version, actor="ci", approver="bob", reason="the desk's first champion")
         service.close()
         life.live(DataWindow.parse("2023-07-03..2023-08-31"))  # the regime the model was validated on

@@ -22,6 +22,8 @@ from ml_platform import (
     feature,
     platform_resources,
 )
+from ml_platform.champions.catalog import champion_of_record
+from ml_platform.champions.location import open_ledger
 from ml_platform.environment import capture_environment
 from ml_platform.models import ModelInputs, RidgeTrainer
 from ml_platform.promotion import PromotionPolicy
@@ -98,10 +100,10 @@ class Project:
                                       instance=self.instance, raise_on_error=False)
 
     def head(self):
-        return self.registry.ledger().head(MODEL)
+        return open_ledger(self.registry).head(MODEL)
 
     def alias(self) -> str | None:
-        return self.registry.champion(MODEL)
+        return champion_of_record(self.registry, MODEL)
 
 
 def make_project(tmp_path: Path, instance: dg.DagsterInstance, policy: PromotionPolicy | None = None, *,

@@ -47,9 +47,9 @@ from sqlalchemy.engine import Engine
 
 from ml_platform import crashpoints
 from ml_platform.environment import capture_environment
-from ml_platform.promotion import artifacts as promotion_artifacts
 from ml_platform.promotion import service as promotion_service
 from ml_platform.promotion.job import GATE_METADATA
+from ml_platform.registry import run_files
 from ml_platform_tests.promotion.conftest import build_graph, make_project
 
 #: The hooked points of the matrix: ``op.<name>`` works for every step of the service the job calls; the
@@ -96,14 +96,14 @@ def _warm_up() -> None:
 
 def _hook(point: str) -> None:
     if point == "report.logged":
-        original = promotion_artifacts.log_files
+        original = run_files.log_files
 
         def log_files(registry: Any, run_id: str, folder: str, files: Any) -> None:
             original(registry, run_id, folder, files)
             if "report.json" in files:
                 _die()
 
-        promotion_artifacts.log_files = log_files  # type: ignore[assignment]
+        run_files.log_files = log_files  # type: ignore[assignment]
     elif point.startswith("op."):
         name = point.removeprefix("op.")
 

@@ -55,12 +55,14 @@ import dagster as dg
 import pytest
 from mlflow import MlflowClient
 
+from ml_platform.champions import LedgerEntry
+from ml_platform.champions.catalog import champion_of_record
+from ml_platform.champions.location import open_ledger
+from ml_platform.champions.service import ChampionService
+from ml_platform.champions.serving import load_champion
 from ml_platform.crashpoints import PROMOTION_POINTS
 from ml_platform.errors import LedgerUnavailable, RegistryError
-from ml_platform.ledger import LedgerEntry
-from ml_platform.promotion import artifacts as promotion_artifacts
-from ml_platform.registry import FeatureSchema, LiveFeatureStream, load_champion
-from ml_platform.registry.champions import ChampionService
+from ml_platform.registry import FeatureSchema, LiveFeatureStream, run_files
 from ml_platform.registry.store import ModelRegistry
 from ml_platform_tests.promotion.conftest import FEATURES, KEYS, MODEL, Project, make_project, training_frame
 from ml_platform_tests.promotion.crash_driver import CHILD_LOG, HOOKED_POINTS, run_outcome
@@ -129,7 +131,6 @@ def _prepare(tmp_path: Path) -> Prepared:
         assert head is not None and head.to_version == incumbent and project.alias() == incumbent
         graph_hash = project.graph["model_inputs"].graph_hash
         settings = project.settings
-        project.registry.ledger().close()
     finally:
         instance.dispose()
     shutil.copytree(work, snapshot, symlinks=True)
@@ -211,7 +212,7 @@ class State:
 def _check(prepared: Prepared, context: str) -> State:
     """The ledger verifies with the incumbent or the challenger as head; reconcile repairs at most the alias."""
     registry = ModelRegistry(prepared.tracking_uri, artifact_location=prepared.artifact_location)
-    ledger = registry.ledger()
+    ledger = open_ledger(registry)
     service = ChampionService(registry, ledger)
     try:
         report = ledger.verify(MODEL)  # raises LedgerTampered naming the first bad entry
@@ -239,7 +240,7 @@ def _check(prepared: Prepared, context: str) -> State:
         assert len(repaired.findings) == (0 if alias == head else 1), (repaired.findings, context)
         again = service.reconcile(check_only=True)
         assert again.findings == () and again.consistent, (again.findings, context)
-        assert registry.champion_alias(MODEL) == registry.champion(MODEL) == head, context
+        assert registry.champion_alias(MODEL) == champion_of_record(registry, MODEL) == head, context
         assert load_champion(registry, MODEL, prepared.live, policy="off").version == head, context
         return State(entries, alias)
     finally:
@@ -388,14 +389,14 @@ def test_a_failed_publication_after_the_entry_is_logged_and_the_promotion_stands
     project: Project, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     v1 = project.register()
-    original = promotion_artifacts.log_files
+    original = run_files.log_files
 
     def log_files(registry: Any, run_id: str, folder: str, files: Any) -> None:
         if "rationale.md" in files and not folder.endswith("/submitted"):
             raise RegistryError("the artefact store refused the upload (simulated)")
         original(registry, run_id, folder, files)
 
-    monkeypatch.setattr(promotion_artifacts, "log_files", log_files)
+    monkeypatch.setattr(run_files, "log_files", log_files)
     with caplog.at_level(logging.WARNING, logger="ml_platform.promotion.service"):
         outcome = run_outcome(project.run(v1))
     assert outcome["success"], outcome

@@ -225,7 +225,7 @@ def live_project(tmp_path: Path, dagster_instance: dg.DagsterInstance) -> Projec
 def _report_json(project: Project) -> dict:
     ref = project.head().report_ref
     run_id, _, path = ref[len("runs:/"):].partition("/")
-    root = project.registry._client.get_run(run_id).info.artifact_uri
+    root = project.registry.client.get_run(run_id).info.artifact_uri
     return json.loads((Path(root[len("file://"):]) / path).read_text())
 
 

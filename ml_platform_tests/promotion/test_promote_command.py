@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner, Result
 
+from ml_platform.champions.catalog import champion_of_record
 from ml_platform.cli import main
 from ml_platform.environment import capture_environment
 from ml_platform.models import ModelInputs, RidgeTrainer
@@ -161,7 +162,7 @@ def test_bad_input_is_a_clear_error_with_exit_2_and_nothing_moves(project: Proje
     assert "Traceback" not in result.output and result.stdout == ""
     assert_nothing_moved(project)
     if "other" in case or "promotion job" in case:
-        assert project.registry.champion(OTHER_MODEL) is None
+        assert champion_of_record(project.registry, OTHER_MODEL) is None
         assert project.registry.champion_alias(OTHER_MODEL) is None
 
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 def _file(project: Project, ref: str) -> Path:
     run_id, _, path = ref[len("runs:/"):].partition("/")
-    root = project.registry._client.get_run(run_id).info.artifact_uri
+    root = project.registry.client.get_run(run_id).info.artifact_uri
     return Path(root[len("file://"):]) / path
 
 

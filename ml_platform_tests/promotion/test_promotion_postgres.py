@@ -20,11 +20,14 @@ import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
+from ml_platform.champions import LedgerEntry
+from ml_platform.champions.catalog import champion_of_record
+from ml_platform.champions.location import open_ledger
+from ml_platform.champions.service import ChampionService
+from ml_platform.champions.serving import load_champion
 from ml_platform.cli import main
 from ml_platform.errors import RollbackRefused
-from ml_platform.ledger import LedgerEntry
-from ml_platform.registry import FeatureSchema, LiveFeatureStream, load_champion
-from ml_platform.registry.champions import ChampionService
+from ml_platform.registry import FeatureSchema, LiveFeatureStream
 from ml_platform_tests.harness.postgres import PostgresServer, unique_database_name
 from ml_platform_tests.promotion.conftest import (
     FEATURES,
@@ -54,7 +57,7 @@ def mlflow_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> Iter
 
 
 def _on_postgres(project: Project, url: str) -> Project:
-    assert project.registry.tracking_uri == url and project.registry.ledger().url == url
+    assert project.registry.tracking_uri == url and open_ledger(project.registry).url == url
     return project
 
 
@@ -75,7 +78,7 @@ def _unchanged(project: Project, before: LedgerEntry | None, alias: str | None) 
     """Nothing moved: the same ledger head (and chain), the same alias."""
     assert project.head() == before and project.alias() == alias
     if before is not None:
-        ledger = project.registry.ledger()
+        ledger = open_ledger(project.registry)
         assert ledger.verify(MODEL).entries == before.seq == len(ledger.history(MODEL))
 
 
@@ -95,8 +98,8 @@ def test_first_promotion_on_postgres_records_report_and_rationale_linked_from_th
     head = project.head()
     assert (head.seq, head.kind, head.from_version, head.to_version, head.approver, head.override) == (
         1, "promotion", None, v1, "bob", False)
-    assert project.alias() == v1 and project.registry.champion(MODEL) == v1
-    assert project.registry.ledger().verify(MODEL).ok
+    assert project.alias() == v1 and champion_of_record(project.registry, MODEL) == v1
+    assert open_ledger(project.registry).verify(MODEL).ok
 
     report, digest = _sha256_of(project, head.report_ref)
     assert digest == head.report_sha256
@@ -149,7 +152,7 @@ def test_thresholds_refuse_a_worse_challenger_on_postgres_unless_overridden(pg_p
     assert result.success, failed_gate(result)
     head = project.head()
     assert (head.seq, head.from_version, head.to_version, head.override) == (2, v1, bad, True)
-    assert project.alias() == bad and project.registry.ledger().verify(MODEL).entries == 2
+    assert project.alias() == bad and open_ledger(project.registry).verify(MODEL).entries == 2
 
 
 def _two_champions(project: Project) -> tuple[str, str]:
@@ -164,11 +167,11 @@ def test_rollback_to_the_previous_and_to_a_named_champion_on_postgres(pg_project
     project = pg_project
     registry = project.registry
     v1, v2 = _two_champions(project)
-    service = ChampionService(registry, registry.ledger())
+    service = ChampionService.open(registry)
     try:
         back = service.rollback(MODEL, reason="v2 misbehaves in the open", actor="carol")
         assert (back.seq, back.kind, back.from_version, back.to_version) == (3, "rollback", v2, v1)
-        assert registry.champion(MODEL) == project.alias() == v1
+        assert champion_of_record(registry, MODEL) == project.alias() == v1
     finally:
         service.close()
 
@@ -179,7 +182,7 @@ def test_rollback_to_the_previous_and_to_a_named_champion_on_postgres(pg_project
     assert (head.seq, head.kind, head.from_version, head.to_version, head.actor) == (4, "rollback", v1, v2, "dave")
     assert project.alias() == v2
     assert load_champion(registry, MODEL, _live(project), policy="off").version == v2
-    ledger = registry.ledger()
+    ledger = open_ledger(registry)
     assert ledger.verify(MODEL).entries == 4
     assert [(e.kind, e.to_version) for e in ledger.history(MODEL)] == [
         ("promotion", v1), ("promotion", v2), ("rollback", v1), ("rollback", v2)]
@@ -191,7 +194,7 @@ def test_rollback_refuses_a_never_champion_and_a_deleted_target_on_postgres(pg_p
     v1, v2 = _two_champions(project)
     never = project.register((0.009, -0.001))
     before = project.head()
-    service = ChampionService(registry, registry.ledger())
+    service = ChampionService.open(registry)
     try:
         with pytest.raises(RollbackRefused, match=f"version {never} .* was never its champion"):
             service.rollback(MODEL, to=never, reason="r", actor="carol")

@@ -8,10 +8,11 @@ import dagster as dg
 import pytest
 
 import ml_platform
-import ml_platform.promotion
 from ml_platform import metadata as M
+from ml_platform.champions.location import open_ledger
 from ml_platform.errors import ConfigurationError, GraphError
 from ml_platform.promotion.rollback_job import JOB_MODEL_TAG, OP_NAME, build_rollback_job
+from ml_platform.testing import champion_shortcut
 from ml_platform_tests.promotion.conftest import MODEL, Project
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -47,7 +48,7 @@ def failure(result: dg.ExecuteInProcessResult) -> tuple[str, dict[str, Any]]:
 
 def champions(project: Project, *versions: str) -> None:
     for version in versions:  # the ledger shortcut: these tests are about rolling back, not the gates
-        project.registry.set_champion(MODEL, version)
+        champion_shortcut(project.registry, MODEL, version)
 
 
 def test_rollback_to_the_previous_champion_after_real_promotions(project: Project, defs: dg.Definitions) -> None:
@@ -70,7 +71,7 @@ def test_rollback_to_the_previous_champion_after_real_promotions(project: Projec
     assert meta[M.MODEL_NAME] == MODEL and meta[M.FEATURE_GRAPH_HASH] == project.graph["model_inputs"].graph_hash
     run = project.instance.get_run_by_id(result.run_id)  # a real run on the instance, as from the Launchpad
     assert run.job_name == "rollback_model" and run.tags[JOB_MODEL_TAG] == MODEL
-    assert project.registry.ledger().verify(MODEL).ok
+    assert open_ledger(project.registry).verify(MODEL).ok
 
 
 def test_rollback_to_a_named_earlier_champion_then_no_earlier_one_is_left(project: Project,
@@ -116,7 +117,7 @@ def test_a_version_that_was_never_champion_is_refused_and_nothing_moves(project:
     message, meta = failure(roll(project, defs, to=v3, reason="try the newest"))
     assert f"version {v3} of {MODEL!r} was never its champion" in message
     assert meta[M.ERROR_CODE] == "ROLLBACK_REFUSED" and meta["requested_to"] == v3
-    assert project.head() == before and len(project.registry.ledger().history(MODEL)) == 2
+    assert project.head() == before and len(open_ledger(project.registry).history(MODEL)) == 2
     assert project.registry.champion_alias(MODEL) == v2
 
 
@@ -158,4 +159,4 @@ def test_arguments_are_checked_when_the_job_is_defined(project: Project) -> None
     job = build_rollback_job(project.graph, model_input="model_inputs", model_name=MODEL, key_prefix="team",
                              job_name="rollback_other")
     assert job.name == "rollback_other" and "team/model_inputs" in job.graph.node_defs[0].description
-    assert ml_platform.build_rollback_job is build_rollback_job is ml_platform.promotion.build_rollback_job
+    assert ml_platform.build_rollback_job is build_rollback_job

@@ -24,10 +24,10 @@ from mlflow.exceptions import MlflowException
 
 from ml_platform import compat
 from ml_platform.cli import main
+from ml_platform.cli.models import CLI_HTTP_LIMITS, cli_http_limits
 from ml_platform.errors import ConfigurationError, RegistryError, RegistryUnavailable
 from ml_platform.registry import entities as E
 from ml_platform.registry.boundary import mlflow_errors, store_label
-from ml_platform.registry.commands import CLI_HTTP_LIMITS, cli_http_limits
 from ml_platform.registry.store import ModelRegistry
 from ml_platform_tests.registry.conftest import CODE_SNAPSHOT, make_contract, make_model, mlflow_client
 
@@ -47,8 +47,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
 @contextmanager
 def locked(registry: ModelRegistry) -> Iterator[None]:
     """Another connection holds an exclusive lock on the registry's SQLite database."""
-    assert registry._sqlite_file is not None
-    connection = sqlite3.connect(registry._sqlite_file, isolation_level=None)
+    assert registry.sqlite_file is not None
+    connection = sqlite3.connect(registry.sqlite_file, isolation_level=None)
     connection.execute("BEGIN EXCLUSIVE")
     try:
         yield
@@ -135,12 +135,12 @@ def test_the_real_cli_prints_one_line_and_no_traceback_on_a_locked_database(stor
 
 
 def test_a_read_only_database_reports_the_real_cause_first(store: ModelRegistry, tmp_path: Path) -> None:
-    assert store._sqlite_file is not None
+    assert store.sqlite_file is not None
     # A run a killed registration left, for repair to end; the copy is opened only once it is read-only.
     client = mlflow_client(store)
-    run_id = client.create_run(store._experiment_id("ml_platform"), tags={E.MODEL_NAME_TAG: "bounded"}).info.run_id
+    run_id = client.create_run(store.experiment_id("ml_platform"), tags={E.MODEL_NAME_TAG: "bounded"}).info.run_id
     copy = tmp_path / "mlflow.db"
-    shutil.copy(store._sqlite_file, copy)
+    shutil.copy(store.sqlite_file, copy)
     client.set_terminated(run_id, "FINISHED")
     registry = ModelRegistry(f"sqlite:///{copy}", artifact_location=str(tmp_path / "artifacts"))
     head = f"MLflow store sqlite:///{copy}: attempt to write a readonly database (sqlite3.OperationalError), "
@@ -259,7 +259,7 @@ def test_cli_paths_lower_mlflows_http_retries_only_while_a_command_runs(monkeypa
 def test_importing_the_cli_sets_no_mlflow_variable() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    code = ("import os, ml_platform.cli, ml_platform.registry.commands, ml_platform.registry.store\n"
+    code = ("import os, ml_platform.cli, ml_platform.cli.models, ml_platform.registry.store\n"
             "print(sorted(k for k in os.environ if k.startswith('MLFLOW_')))")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

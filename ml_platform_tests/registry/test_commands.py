@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ml_platform.cli.models import models
 from ml_platform.errors import ModelNotFound, RegistryError
-from ml_platform.registry.commands import models
 from ml_platform.registry.entities import RegisteredVersion
 from ml_platform.registry.store import ModelRegistry
+from ml_platform.testing import champion_shortcut
 
 Register = Callable[..., RegisteredVersion]
 
@@ -27,7 +28,7 @@ def _run(registry: ModelRegistry, *args: str) -> str:
 def cli_model(registry: ModelRegistry, register: Register) -> str:
     register("cli_model")
     register("cli_model", shift=0.2)
-    registry.set_champion("cli_model", "1")
+    champion_shortcut(registry, "cli_model", "1")
     return "cli_model"
 
 

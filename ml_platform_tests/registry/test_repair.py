@@ -26,8 +26,9 @@ from ml_platform.errors import ConfigurationError, ModelNotFound
 from ml_platform.registry import entities as E
 from ml_platform.registry.artifacts import stage_run_artifacts
 from ml_platform.registry.contract import DeployContract
+from ml_platform.registry.process import _boot_id, process_alive, process_identity
 from ml_platform.registry.registration import run_tags
-from ml_platform.registry.repair import _boot_id, process_alive, process_identity
+from ml_platform.registry.repair import repair_registry
 from ml_platform.registry.store import ModelRegistry
 from ml_platform_tests.registry.conftest import CODE_SNAPSHOT, make_contract, make_model, mlflow_client
 
@@ -59,7 +60,7 @@ def legacy_registration(registry: ModelRegistry, name: str, *, status: str = E.V
     client = mlflow_client(registry)
     model = make_model(shift)
     contract = make_contract(name, model)
-    run = client.create_run(registry._experiment_id("ml_platform"), tags=run_tags(name, contract))
+    run = client.create_run(registry.experiment_id("ml_platform"), tags=run_tags(name, contract))
     with tempfile.TemporaryDirectory() as staging:
         stage_run_artifacts(Path(staging), model, contract, CODE_SNAPSHOT)
         (Path(staging) / E.CONTRACT_ARTIFACT).unlink()  # uploaded after the version, once its number was known
@@ -93,7 +94,7 @@ def test_a_consistent_registry_checks_clean(registry: ModelRegistry) -> None:
     expected = f"registry {registry.tracking_uri}: consistent (1 registered model(s) examined)\n"
     assert cli(registry, "--check") == (0, expected)
     assert cli(registry)[0] == 0
-    report = registry.repair(check_only=True)
+    report = repair_registry(registry, check_only=True)
     assert report.consistent and report.findings == () and report.models == 1
 
 
@@ -108,7 +109,7 @@ def test_a_legacy_half_registered_version_is_finished_from_its_verified_artefact
     assert mlflow_client(registry).get_model_version("legacy", "2").tags[E.STATUS_TAG] == "registering"  # --check
     assert run_status(registry, run_id) == "RUNNING"
 
-    report = registry.repair(stale_after=NOW)
+    report = repair_registry(registry, stale_after=NOW)
     assert [(f.subject, f.action.split(":")[0], f.done) for f in report.findings] == [
         ("model 'legacy' version 2", "finish", True), (f"run {run_id} of model 'legacy'", "end FINISHED", True)]
     assert registry.load_contract("legacy", "2") == contract.with_version("2")
@@ -123,7 +124,7 @@ def test_a_legacy_version_without_its_contract_is_removed_with_the_empty_model_i
     registry: ModelRegistry,
 ) -> None:
     run_id, _, _ = legacy_registration(registry, "lost", contract_uploaded=False)
-    report = registry.repair(stale_after=NOW)
+    report = repair_registry(registry, stale_after=NOW)
     assert [f.subject for f in report.findings] == ["model 'lost' version 1", f"run {run_id} of model 'lost'",
                                                      "model 'lost'"]
     assert "remove: an artefact is missing" in report.findings[0].action
@@ -132,13 +133,13 @@ def test_a_legacy_version_without_its_contract_is_removed_with_the_empty_model_i
     run = mlflow_client(registry).get_run(run_id)
     assert (run.info.status, run.data.tags[E.STATUS_TAG]) == ("KILLED", "failed")
     assert "registry repair: ended KILLED" in run.data.tags[E.REPAIR_TAG]
-    assert registry.repair(check_only=True).consistent
+    assert repair_registry(registry, check_only=True).consistent
 
 
 def test_a_failed_version_is_removed_and_earlier_versions_kept(registry: ModelRegistry) -> None:
     register(registry, "failing")
     legacy_registration(registry, "failing", status=E.VersionStatus.FAILED)
-    report = registry.repair(stale_after=NOW)
+    report = repair_registry(registry, stale_after=NOW)
     assert report.findings[0].subject == "model 'failing' version 2"
     assert "remove: the registration recorded its failure" in report.findings[0].action
     with pytest.raises(ModelNotFound, match="has no version 2"):
@@ -151,16 +152,16 @@ def test_a_version_without_the_platforms_tags_is_finished_if_made_from_a_platfor
     client = mlflow_client(registry)
     platform_run = client.get_model_version("plain", "1").run_id
     client.create_model_version("plain", f"runs:/{platform_run}/model", run_id=platform_run)  # mlflow.register_model
-    foreign_run = client.create_run(registry._experiment_id("ml_platform")).info.run_id
+    foreign_run = client.create_run(registry.experiment_id("ml_platform")).info.run_id
     client.set_terminated(foreign_run, "FINISHED")
     client.create_model_version("plain", f"runs:/{foreign_run}/model", run_id=foreign_run)
-    report = registry.repair()
+    report = repair_registry(registry)
     assert [(f.subject, f.problem) for f in report.findings] == [
         ("model 'plain' version 2", "it carries none of the platform's tags")]
     foreign = "model 'plain' version 3: none of the platform's tags, and not made from a platform training run"
     assert report.left_alone == (foreign,)
     assert registry.load_contract("plain", "2").model_version == "2"
-    assert registry.repair(check_only=True).consistent  # what is not the platform's is noticed, not inconsistent
+    assert repair_registry(registry, check_only=True).consistent  # what is not the platform's is noticed, not inconsistent
 
 
 def _dead_identity() -> str:
@@ -172,7 +173,7 @@ def _dead_identity() -> str:
 
 def test_running_runs_are_ended_only_when_their_registration_is_gone(registry: ModelRegistry) -> None:
     client = mlflow_client(registry)
-    experiment = registry._experiment_id("ml_platform")
+    experiment = registry.experiment_id("ml_platform")
 
     def run(identity: str | None) -> str:
         tags = {E.MODEL_NAME_TAG: "runs"}
@@ -184,7 +185,7 @@ def test_running_runs_are_ended_only_when_their_registration_is_gone(registry: M
     dead = run(_dead_identity())
     elsewhere = run(json.dumps({"host": "another-host", "pid": 1, "boot": None, "start": None}))
     legacy = run(None)
-    report = registry.repair()
+    report = repair_registry(registry)
     assert [f.subject for f in report.findings] == [f"run {dead} of model 'runs'"]
     assert report.findings[0].action == "end KILLED"
     unknown = ": it started less than the stale-after time ago and its process cannot be checked from here"
@@ -194,7 +195,7 @@ def test_running_runs_are_ended_only_when_their_registration_is_gone(registry: M
     assert [run_status(registry, r) for r in (live, dead, elsewhere, legacy)] == ["RUNNING", "KILLED", "RUNNING",
                                                                                "RUNNING"]
     assert cli(registry, "--check")[0] == 0  # registrations in progress are not inconsistencies
-    registry.repair(stale_after=NOW)
+    repair_registry(registry, stale_after=NOW)
     assert [run_status(registry, r) for r in (live, elsewhere, legacy)] == ["RUNNING", "KILLED", "KILLED"]
     client.set_terminated(live, "FINISHED")
 
@@ -220,7 +221,7 @@ def test_an_empty_model_the_platform_created_is_removed_and_a_foreign_one_left(r
 
 def test_repair_refuses_a_bad_stale_after(registry: ModelRegistry) -> None:
     with pytest.raises(ConfigurationError, match="stale_after must be a non-negative"):
-        registry.repair(stale_after=dt.timedelta(seconds=-1))
+        repair_registry(registry, stale_after=dt.timedelta(seconds=-1))
 
 
 def test_process_liveness() -> None:

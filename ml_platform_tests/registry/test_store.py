@@ -18,6 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from ml_platform.champions.catalog import champion_of_record
 from ml_platform.environment import capture_environment
 from ml_platform.errors import ConfigurationError, IntegrityError, ModelNotFound, RegistryError
 from ml_platform.keys import FrameKeys
@@ -31,6 +32,7 @@ from ml_platform.models import (
 from ml_platform.registry import DeployContract, FeatureField, FeatureSchema
 from ml_platform.registry.entities import RegisteredVersion
 from ml_platform.registry.store import ModelRegistry
+from ml_platform.testing import champion_shortcut
 from ml_platform_tests.registry.conftest import (
     CODE_SNAPSHOT,
     DATA_HASH,
@@ -121,18 +123,18 @@ def test_contract_and_model_load_back_verified(registry: ModelRegistry, register
 def test_champion_alias(registry: ModelRegistry, register: Register) -> None:
     register("store_champion")
     register("store_champion", shift=0.2)
-    assert registry.champion("store_champion") is None
-    registry.set_champion("store_champion", "1")
-    assert registry.champion("store_champion") == "1"
-    registry.set_champion("store_champion", 2)
-    assert registry.champion("store_champion") == "2"
+    assert champion_of_record(registry, "store_champion") is None
+    champion_shortcut(registry, "store_champion", "1")
+    assert champion_of_record(registry, "store_champion") == "1"
+    champion_shortcut(registry, "store_champion", 2)
+    assert champion_of_record(registry, "store_champion") == "2"
     assert str(mlflow_client(registry).get_model_version_by_alias("store_champion", "champion").version) == "2"
 
 
 def test_list_and_show(registry: ModelRegistry, register: Register) -> None:
     register("store_list")
     register("store_list", shift=0.3)
-    registry.set_champion("store_list", "2")
+    champion_shortcut(registry, "store_list", "2")
     summary = next(s for s in registry.list_models() if s.name == "store_list")
     assert (summary.versions, summary.unusable_versions, summary.champion) == (("1", "2"), (), "2")
     details = registry.show("store_list")
@@ -145,7 +147,7 @@ def test_list_and_show(registry: ModelRegistry, register: Register) -> None:
 def test_unknown_model_and_version(registry: ModelRegistry, register: Register) -> None:
     register("store_known")
     with pytest.raises(ModelNotFound, match=r"no registered model 'nope'; known models: \[.*'store_known'"):
-        registry.champion("nope")
+        champion_of_record(registry, "nope")
     with pytest.raises(ModelNotFound, match="no registered model 'nope'"):
         registry.load_contract("nope", 1)
     with pytest.raises(ModelNotFound, match="model 'store_known' has no version 9"):
@@ -153,7 +155,7 @@ def test_unknown_model_and_version(registry: ModelRegistry, register: Register) 
     with pytest.raises(ConfigurationError, match="invalid model version"):
         registry.load_contract("store_known", "latest")
     with pytest.raises(ConfigurationError, match="invalid model name"):
-        registry.champion("bad/name")
+        champion_of_record(registry, "bad/name")
 
 
 def test_overwritten_contract_artefact_is_refused_naming_model_and_version(
@@ -167,7 +169,7 @@ def test_overwritten_contract_artefact_is_refused_naming_model_and_version(
     with pytest.raises(IntegrityError, match=r"contract of model 'store_tampered' version 1 hashes to sha256:.* but"):
         registry.load_contract("store_tampered", "1")
     with pytest.raises(IntegrityError):
-        registry.set_champion("store_tampered", "1")
+        champion_shortcut(registry, "store_tampered", "1")
     (details,) = registry.show("store_tampered", "1")
     assert details.contract is None and "altered or corrupted" in (details.problem or "")
 
@@ -286,7 +288,7 @@ def test_a_version_cut_off_mid_registration_is_refused_by_every_reader(
     with pytest.raises(RegistryError, match="never finished"):
         registry.load_model("store_cut_off", "2")
     with pytest.raises(RegistryError, match="never finished"):
-        registry.set_champion("store_cut_off", "2")
+        champion_shortcut(registry, "store_cut_off", "2")
     summary = next(s for s in registry.list_models() if s.name == "store_cut_off")
     assert (summary.versions, summary.unusable_versions) == (("1",), ("2",))
     assert registry.show("store_cut_off", "2")[0].status == "incomplete"
@@ -445,7 +447,7 @@ def test_importing_the_registry_sets_nothing_and_connecting_turns_telemetry_off(
         "import os\n"
         "import ml_platform.registry, ml_platform.registry.store, ml_platform.registry.pyfunc\n"
         "before = os.environ.get('MLFLOW_DISABLE_TELEMETRY'), os.environ.get('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR')\n"
-        f"registry = ml_platform.registry.ModelRegistry('sqlite:///{tmp_path / 'm.db'}')\n"
+        f"registry = ml_platform.registry.store.ModelRegistry('sqlite:///{tmp_path / 'm.db'}')\n"
         "registry.list_models()\n"
         "after = os.environ.get('MLFLOW_DISABLE_TELEMETRY'), os.environ.get('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR')\n"
         "print(before, after)\n"

@@ -15,6 +15,7 @@ import sys
 import dagster as dg
 
 from ml_platform import DataWindow, Settings
+from ml_platform.testing import champion_shortcut
 
 
 def main(package: str, home: str, train: str, live: str) -> str:
@@ -41,7 +42,7 @@ def main(package: str, home: str, train: str, live: str) -> str:
         materialize((features.TRAINING_SET,), config={features.TRAINING_SET: {"window": str(training)}})
         [registered] = materialize(("trained_model",)).asset_materializations_for_node("trained_model")
         version = str(registered.metadata["ml_platform/model_version"].value)
-        defs.resources["model_registry"].get_registry().set_champion(definitions.MODEL_NAME, version)
+        champion_shortcut(defs.resources["model_registry"].get_registry(), definitions.MODEL_NAME, version)
         materialize(("live_signals",), serving)
     return version
 

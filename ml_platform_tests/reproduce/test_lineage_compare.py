@@ -20,7 +20,8 @@ from ml_platform import FrameKeys, PinnedStore
 from ml_platform.errors import ReproductionFailed
 from ml_platform.io.layout import object_rel
 from ml_platform.io.manifest import UpstreamRef, WriteFacts
-from ml_platform.reproduce.certificate import CERTIFICATE_TAG, VERDICT_TAG, certificate_of, store_certificate
+from ml_platform.io.recorded_lineage import recorded_lineage
+from ml_platform.reproduce.certificate import CERTIFICATE_TAG, VERDICT_TAG, certificate_of
 from ml_platform.reproduce.compare import (
     ComparisonKind,
     compare_bytes,
@@ -29,7 +30,7 @@ from ml_platform.reproduce.compare import (
     first_difference,
 )
 from ml_platform.reproduce.passes import plan_passes
-from ml_platform.reproduce.recorded import recorded_lineage
+from ml_platform.reproduce.publish import store_certificate
 from ml_platform.reproduce.sources import seed_sources
 
 KEYS = FrameKeys("day", ("name",))

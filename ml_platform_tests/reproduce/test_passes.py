@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ml_platform.io.manifest import UpstreamRef
+from ml_platform.io.recorded_lineage import RecordedLineage, RecordedPartition
 from ml_platform.reproduce.passes import plan_passes
-from ml_platform.reproduce.recorded import RecordedLineage, RecordedPartition
 
 
 def _v(key: str, partition: str | None, data_hash: str, *upstream: RecordedPartition) -> RecordedPartition:

@@ -12,8 +12,8 @@ import polars as pl
 
 from ml_platform import FrameKeys, PinnedStore
 from ml_platform.io.manifest import UpstreamRef, WriteFacts
+from ml_platform.io.recorded_lineage import recorded_lineage
 from ml_platform.reproduce.compare import ComparisonKind
-from ml_platform.reproduce.recorded import recorded_lineage
 from ml_platform.reproduce.signals import compare_signals, conflicting_versions, served_signals
 from ml_platform_tests.reproduce.test_lineage_compare import DAYS, write_production
 

@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 
 from ml_platform import FrameKeys, NoChampionInForce, PinnedStore, SignalNotFound
-from ml_platform.ledger.entry import GENESIS_HASH, LedgerEntry
-from ml_platform.models.assets import LIVE_SIGNALS
+from ml_platform.champions.entry import GENESIS_HASH, LedgerEntry
+from ml_platform.model_assets import LIVE_SIGNALS
 from ml_platform.trace import resolve as R
 
 T0 = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)

@@ -2,7 +2,7 @@
 
 One module-scoped history, built with real materializations on one Dagster instance and one MLflow store:
 
-* version 1 is trained and made champion (the ``set_champion`` shortcut); live signals for days A;
+* version 1 is trained and made champion (the champion shortcut of ml_platform.testing); live signals for days A;
 * version 2 is trained with another validation split and promoted by alice, approved by bob, with a rationale and a
   report stored beside it in MLflow; live signals for days B, and days A **rematerialized** under it;
 * a rollback by carol returns to version 1; live signals for days C;
@@ -39,13 +39,13 @@ from ml_platform import (
     TraceBroken,
     trace_signal,
 )
+from ml_platform.champions.service import ChampionService
 from ml_platform.cli import main
 from ml_platform.io.layout import object_rel
-from ml_platform.promotion.artifacts import artifact_ref, log_files
 from ml_platform.registry.boundary import sha256_of
-from ml_platform.registry.champions import ChampionService
-from ml_platform.trace.command import write_trace_report
-from ml_platform.trace.report import lineage_svg, render_html, render_markdown
+from ml_platform.registry.run_files import artifact_ref, log_files
+from ml_platform.testing import champion_shortcut
+from ml_platform.trace.report import lineage_svg, render_html, render_markdown, write_trace_report
 from ml_platform_tests.test_team_project import PROJECT, _forget_team_b, _git
 
 FEATURES = DataWindow.parse("2021-02-01..2021-06-30")
@@ -110,7 +110,7 @@ def _build(root: Path, who: tuple[str, ...], instance: dg.DagsterInstance, home:
     life.features(FEATURES)
     life.training_set(TRAINING_1)
     v1 = _version(life.train(trained_by="team-b-ci"))
-    registry.set_champion(MODEL_NAME, v1, actor="team-b-ci", reason="first champion")
+    champion_shortcut(registry, MODEL_NAME, v1, actor="team-b-ci", reason="first champion")
     life.live(LIVE_A)
     day_a = {(m.asset_key, m.partition): m.data_hash for key in ("quotes", "ret_1", "momentum", "volatility",
                                                                   "model_inputs", "live_signals")
@@ -120,7 +120,7 @@ def _build(root: Path, who: tuple[str, ...], instance: dg.DagsterInstance, home:
     run_id = registry.model_version(MODEL_NAME, v2).run_id
     report = json.dumps({"challenger": v2, "sharpe": 1.1}).encode()
     log_files(registry, run_id, "promotion/trace", {"rationale.md": RATIONALE.encode(), "report.json": report})
-    service = ChampionService(registry, registry.ledger())
+    service = ChampionService.open(registry)
     try:
         rationale_ref = artifact_ref(run_id, "promotion/trace/rationale.md")
         service.promote(MODEL_NAME, v2, actor="alice", approver="bob", reason="v2 validated better",

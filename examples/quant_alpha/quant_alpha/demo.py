@@ -33,6 +33,7 @@ from ml_platform import (
     run_refusal,
     trace_signal,
     trace_summary,
+    verify_store,
     write_trace_report,
 )
 from quant_alpha import compute
@@ -149,7 +150,8 @@ def demo(home: str) -> None:
         refused = _promote(promote, instance, model_name, version, approver=trained_by, rationale=RATIONALE_1)
         click.echo(f"  attempt 1, approved by its own trainer {trained_by!r}: refused at {refused}")
         click.echo(f"  (the run is in the Dagster UI: Runs -> promote_model, step {refused.split(chr(39))[1]}_gate)")
-        click.echo(f"  ledger head after the refusal: {registry.champion(model_name) or 'none'} (nothing moved)")
+        with ChampionService.open(registry) as champions:
+            click.echo(f"  ledger head after the refusal: {champions.champion(model_name) or 'none'} (nothing moved)")
         click.echo(f"  attempt 2, approved by {APPROVER!r}: " + _promote(
             promote, instance, model_name, version, approver=APPROVER, rationale=RATIONALE_1))
 
@@ -175,21 +177,20 @@ def demo(home: str) -> None:
             click.echo("  promoted again with a declared OVERRIDE in the rationale: " + outcome)
         else:
             click.echo("  " + outcome)
-        service = ChampionService(registry, registry.ledger())
-        started_rollback = time.perf_counter()
-        entry = service.rollback(model_name, reason="demo: the desk prefers the incumbent until more live days",
-                                 actor=trained_by)
-        click.echo(f"  rollback {entry.from_version} -> {entry.to_version} in "
-                   f"{(time.perf_counter() - started_rollback) * 1000:.1f} ms (ledger entry {entry.seq})")
-        service.close()
-        for item in registry.ledger().history(model_name):
-            click.echo(f"    #{item.seq} {item.kind:<9} {item.from_version or '-'} -> {item.to_version}  "
-                       f"by {item.actor}, approved by {item.approver or '-'}  {item.entry_hash[:19]}")
-        click.echo(f"  champion of record: version {registry.champion(model_name)}; "
-                   f"chain verifies: {registry.ledger().verify(model_name, strict=False).ok}")
+        with ChampionService.open(registry) as champions:
+            started_rollback = time.perf_counter()
+            entry = champions.rollback(model_name, reason="demo: the desk prefers the incumbent until more live days",
+                                       actor=trained_by)
+            click.echo(f"  rollback {entry.from_version} -> {entry.to_version} in "
+                       f"{(time.perf_counter() - started_rollback) * 1000:.1f} ms (ledger entry {entry.seq})")
+            for item in champions.history(model_name):
+                click.echo(f"    #{item.seq} {item.kind:<9} {item.from_version or '-'} -> {item.to_version}  "
+                           f"by {item.actor}, approved by {item.approver or '-'}  {item.entry_hash[:19]}")
+            click.echo(f"  champion of record: version {champions.champion(model_name)}; "
+                       f"chain verifies: {champions.verify(model_name, strict=False).ok}")
 
         _say("verify every stored artefact against its manifest")
-        results = store.verify()
+        results = verify_store(store)
         bad = [r for r in results if not r.ok]
         click.echo(f"  {len(results)} artefacts checked, {len(bad)} failed")
 

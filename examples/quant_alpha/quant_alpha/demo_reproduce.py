@@ -28,6 +28,7 @@ import click
 import polars as pl
 
 from ml_platform import ConfigurationError, DataWindow
+from ml_platform.testing import champion_shortcut
 
 __all__ = ["demo_reproduce"]
 
@@ -141,7 +142,7 @@ def demo_reproduce(home: str) -> None:
         meta = life.train(model_name=MODEL_NAME).asset_materializations_for_node("trained_model")[-1].metadata
         version = str(meta["ml_platform/model_version"].value)
         contract = registry.load_contract(MODEL_NAME, version)
-        registry.set_champion(MODEL_NAME, version, reason="demo-reproduce: the model whose trades are questioned")
+        champion_shortcut(registry, MODEL_NAME, version, reason="demo-reproduce: the model whose trades are questioned")
         life.live(LIVE, MODEL_NAME)
         click.echo(f"  registered {MODEL_NAME} version {version}: model {contract.model_sha256[:19]}..., "
                    f"commit {str(contract.git_commit)[:12]}, uv.lock {contract.environment_lock['uv_lock_hash'][:19]}...")

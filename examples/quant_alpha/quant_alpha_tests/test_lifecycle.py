@@ -30,6 +30,7 @@ from ml_platform.io.manifest import Manifest
 from ml_platform.models.signals import to_signals
 from ml_platform.registry import entities as E
 from ml_platform.settings import Settings
+from ml_platform.testing import champion_shortcut
 from ml_platform.window import DataWindow
 from quant_alpha_tests.lifecycle_fixtures import (
     Deployment,
@@ -138,7 +139,7 @@ def test_retraining_from_the_same_training_set_is_bit_identical(lifecycle: Train
 
 def test_live_signals_score_every_trading_day_through_the_champion(lifecycle: TrainedDeployment) -> None:
     dep = lifecycle.dep
-    dep.registry.set_champion(MODEL, "1")
+    champion_shortcut(dep.registry, MODEL, "1")
     result = dep.life.live(LIVE)
     assert result.success
 
@@ -161,7 +162,7 @@ def test_live_signals_score_every_trading_day_through_the_champion(lifecycle: Tr
 
 def test_changed_feature_code_is_refused_at_load_before_any_signal(lifecycle: TrainedDeployment) -> None:
     dep = lifecycle.dep
-    dep.registry.set_champion(MODEL, "1")
+    champion_shortcut(dep.registry, MODEL, "1")
     served = dep.life.live(VARIANT)
     signal_runs = run_ids(dep.store, "live_signals", VARIANT)
     pnl_runs = run_ids(dep.store, "live_pnl", VARIANT)
@@ -217,7 +218,7 @@ def test_live_signals_for_an_unknown_model_list_the_known_ones(lifecycle: Traine
 def test_a_tampered_contract_artefact_fails_loading_the_champion(lifecycle: TrainedDeployment) -> None:
     dep = lifecycle.dep
     tampered = dep.train(**TRAIN_CONFIG, model_name="alpha_tampered")
-    dep.registry.set_champion("alpha_tampered", tampered.version)
+    champion_shortcut(dep.registry, "alpha_tampered", tampered.version)
     path = dep.artifact_dir(tampered.run_id) / Path(E.CONTRACT_ARTIFACT)
     contract = json.loads(path.read_text())
     contract["validation_window"] = {"start": "2011-01-03", "end": "2011-11-30"}   # claim a longer validation

@@ -17,9 +17,11 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 from quant_alpha.features import MODEL_INPUT_NODE
 
 from ml_platform import RidgeTrainer
-from ml_platform.registry import LiveFeatureStream, load_champion
+from ml_platform.champions.serving import load_champion
+from ml_platform.registry import LiveFeatureStream
 from ml_platform.registry.schema import FeatureSchema
 from ml_platform.settings import Settings
+from ml_platform.testing import champion_shortcut
 from ml_platform.window import DataWindow
 from ml_platform_tests.harness.postgres import PostgresDatabase, PostgresServer, unique_database_name
 from quant_alpha_tests.lifecycle_fixtures import Deployment, read_window
@@ -77,7 +79,7 @@ def test_features_train_register_and_serve_on_postgres(
     trained = dep.train(**TRAIN_CONFIG)
     assert (trained.model_name, trained.version) == (MODEL, "1")
     assert _rows(mlflow_db, "SELECT name, version FROM model_versions") == [(MODEL, 1)]
-    dep.registry.set_champion(MODEL, trained.version)
+    champion_shortcut(dep.registry, MODEL, trained.version)
     features = read_window(dep.store, MODEL_INPUT_NODE, FEATURES)
     live = LiveFeatureStream(dep.graph[MODEL_INPUT_NODE].graph_hash, FeatureSchema.from_polars(features))
     champion = load_champion(dep.registry, MODEL, live, policy=settings.environment_policy)

@@ -36,6 +36,7 @@ from ml_platform.errors import ConfigurationError, ReproductionFailed
 from ml_platform.reproduce.certificate import CERTIFICATE_TAG, VERDICT_TAG
 from ml_platform.reproduce.service import REPRODUCES_TAG, reproduce_version
 from ml_platform.reproduce.signals import served_signals
+from ml_platform.testing import champion_shortcut
 from quant_alpha_tests.lifecycle_fixtures import Deployment, TrainedVersion
 
 pytestmark = [pytest.mark.slow, pytest.mark.daemon]
@@ -99,7 +100,7 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
         dep.life.features(FEATURES)
         dep.life.training_set(TRAINING)
         trained = dep.train(validation_fraction=0.25, trained_by="analyst@research")
-        dep.registry.set_champion(trained.model_name, trained.version)
+        champion_shortcut(dep.registry, trained.model_name, trained.version)
         dep.life.live(BEFORE_REVISION, model_name=trained.model_name)
         _vendor_revision(dep, REVISED_DAY)
         dep.life.live(AFTER_REVISION, model_name=trained.model_name)

@@ -45,8 +45,8 @@ from sqlalchemy import (
     text,
 )
 
+from ml_platform.champions.entry import format_time
 from ml_platform.errors import LedgerSchemaError
-from ml_platform.ledger.entry import format_time
 
 __all__ = ["ENTRIES", "HEADS", "MIGRATIONS", "SCHEMA", "SCHEMA_VERSION", "Migration", "ensure_schema"]
 

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from ml_platform.cli.models import cli_http_limits, open_registry, registry, registry_options
 from ml_platform.errors import MLPlatformError, RollbackRefused
-from ml_platform.registry.commands import _open, _registry_options, cli_http_limits, registry
+from ml_platform.reproduce.certificate import CERTIFICATE_TAG, VERDICT_TAG
 
 if TYPE_CHECKING:
-    from ml_platform.registry.champions import ChampionService
+    from ml_platform.champions.service import ChampionService
+    from ml_platform.registry.store import ModelRegistry
 
 __all__ = ["audit", "history", "rollback"]
 
@@ -27,17 +30,17 @@ __all__ = ["audit", "history", "rollback"]
 def _ledger_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--ledger-url", default=None,
                         help="SQLAlchemy URL of the champion ledger (default: the tracking URI when it is a SQL "
-                             "store, else ML_PLATFORM_LEDGER_URL).")(_registry_options(command))
+                             "store, else ML_PLATFORM_LEDGER_URL).")(registry_options(command))
 
 
 def _service(tracking_uri: str | None, registry_uri: str | None, defs_target: str | None,
              busy_timeout: float | None, ledger_url: str | None) -> ChampionService:
-    from ml_platform.registry.champions import ChampionService
+    from ml_platform.champions.service import ChampionService  # MLflow: only when the command runs
 
-    opened = _open(tracking_uri, registry_uri, defs_target, busy_timeout)
+    opened = open_registry(tracking_uri, registry_uri, defs_target, busy_timeout)
     if ledger_url is not None:
         opened.ledger_url = ledger_url
-    return ChampionService(opened, opened.ledger())
+    return ChampionService.open(opened)
 
 
 @click.command("rollback")
@@ -52,8 +55,6 @@ def rollback(model: str, to: str | None, reason: str, actor: str | None, live_gr
              tracking_uri: str | None, registry_uri: str | None, as_json: bool, busy_timeout: float | None,
              defs_target: str | None, ledger_url: str | None) -> None:
     """Move MODEL's champion back to the previous ledger champion (or --to VERSION), in one transaction."""
-    import time
-
     with cli_http_limits():
         service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url)
         try:
@@ -105,10 +106,8 @@ def history(model: str, tracking_uri: str | None, registry_uri: str | None, as_j
             click.echo(f"      version {e.to_version} reproduced: {verdict}, certificate {found['certificate']}")
 
 
-def _certificates(registry, model: str, versions: set[str]) -> dict[str, dict[str, object]]:  # type: ignore[no-untyped-def]
+def _certificates(registry: ModelRegistry, model: str, versions: set[str]) -> dict[str, dict[str, object]]:
     """The latest reproduction certificate of each version (``ml-platform reproduce`` tags the version)."""
-    from ml_platform.reproduce.certificate import CERTIFICATE_TAG, VERDICT_TAG
-
     found: dict[str, dict[str, object]] = {}
     for version in versions:
         try:

@@ -1,7 +1,8 @@
-"""Fixtures of the ledger tests: a ledger URL on SQLite (a file in tmp_path) and on PostgreSQL, and raw SQL.
+"""Fixtures of the champions tests: a ledger on SQLite and PostgreSQL, raw SQL, and the registry's fixtures.
 
-Every store test runs on both backends through the parametrized ``ledger_url``; the PostgreSQL case
-takes the harness's ``postgres_db`` (skipped without PostgreSQL, failed under ``CI=true``).
+Every ledger test runs on both backends through the parametrized ``ledger_url``; the PostgreSQL case
+takes the harness's ``postgres_db`` (skipped without PostgreSQL, failed under ``CI=true``). The
+service, serving and resource tests use the registry tests' MLflow registry fixtures.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from ml_platform.ledger import ChampionLedger
+from ml_platform.champions import ChampionLedger
+from ml_platform_tests.registry.conftest import live, register, registry, registry_dir
+
+__all__ = ["ledger", "ledger_url", "live", "raw_sql", "register", "registry", "registry_dir"]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

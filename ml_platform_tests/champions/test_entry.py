@@ -8,9 +8,9 @@ import hashlib
 
 import pytest
 
+from ml_platform.champions import GENESIS_HASH, LEDGER_SCHEME, LedgerEntry, compute_entry_hash
+from ml_platform.champions.entry import canonical_bytes, format_time, parse_time
 from ml_platform.errors import ConfigurationError
-from ml_platform.ledger import GENESIS_HASH, LEDGER_SCHEME, LedgerEntry, compute_entry_hash
-from ml_platform.ledger.entry import canonical_bytes, format_time, parse_time
 
 KNOWN_FIELDS = {
     "scheme": "ml_platform.ledger/v1", "model": "alpha_ridge", "seq": 2, "kind": "promotion",

@@ -7,10 +7,12 @@ from collections.abc import Callable
 import dagster as dg
 import pytest
 
+from ml_platform.champions.resource import ModelRegistryResource
 from ml_platform.errors import ConfigurationError, ContractViolation
-from ml_platform.registry import LiveFeatureStream, ModelRegistryResource
+from ml_platform.registry import LiveFeatureStream
 from ml_platform.registry.entities import RegisteredVersion
 from ml_platform.registry.store import ModelRegistry
+from ml_platform.testing import champion_shortcut
 from ml_platform_tests.registry.conftest import (
     GRAPH_HASH,
     OTHER_GRAPH_HASH,
@@ -29,7 +31,7 @@ def _resource(registry: ModelRegistry, policy: str = "strict") -> ModelRegistryR
 
 def test_asset_scores_with_the_contract_checked_champion(registry: ModelRegistry, register: Register) -> None:
     register("resource_model", shift=0.3)
-    registry.set_champion("resource_model", "1")
+    champion_shortcut(registry, "resource_model", "1")
 
     @dg.asset
     def live_scores(model_registry: ModelRegistryResource) -> dict[str, object]:
@@ -45,7 +47,7 @@ def test_asset_scores_with_the_contract_checked_champion(registry: ModelRegistry
 
 def test_asset_fails_on_a_contract_violation(registry: ModelRegistry, register: Register) -> None:
     register("resource_refused")
-    registry.set_champion("resource_refused", "1")
+    champion_shortcut(registry, "resource_refused", "1")
 
     @dg.asset
     def refused_scores(model_registry: ModelRegistryResource) -> int:

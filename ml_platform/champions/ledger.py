@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import os
 import random
 import threading
 import time
@@ -41,16 +42,8 @@ from sqlalchemy import Connection, Engine, and_, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from ml_platform.database import database_cause
-from ml_platform.errors import (
-    ConfigurationError,
-    LedgerConflict,
-    LedgerError,
-    LedgerMoveRefused,
-    LedgerTampered,
-    LedgerUnavailable,
-)
-from ml_platform.ledger.entry import (
+from ml_platform.champions.chain import ChainReport, entry_from_row, walk_chain
+from ml_platform.champions.entry import (
     GENESIS_HASH,
     KINDS,
     LEDGER_SCHEME,
@@ -61,9 +54,18 @@ from ml_platform.ledger.entry import (
     compute_entry_hash,
     format_time,
 )
-from ml_platform.ledger.schema import ENTRIES, HEADS, ensure_schema
-from ml_platform.ledger.verify import ChainReport, entry_from_row, walk_chain
+from ml_platform.champions.schema import ENTRIES, HEADS, ensure_schema
+from ml_platform.database import database_cause
+from ml_platform.errors import (
+    ConfigurationError,
+    LedgerConflict,
+    LedgerError,
+    LedgerMoveRefused,
+    LedgerTampered,
+    LedgerUnavailable,
+)
 from ml_platform.registry.entities import check_model_name, check_version
+from ml_platform.settings import deployment_from_env
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_SECONDS", "DEFAULT_MOVE_ATTEMPTS", "ChampionLedger"]
 
@@ -88,13 +90,16 @@ class ChampionLedger:
     Args:
         url: SQLAlchemy URL of the registry's database: ``sqlite:///PATH`` (the MLflow file of the
             embedded default) or ``postgresql+psycopg://...``. The ledger's own tables are created or
-            migrated on first use (:mod:`ml_platform.ledger.schema`); MLflow's are never touched.
+            migrated on first use (:mod:`ml_platform.champions.schema`); MLflow's are never touched.
         busy_timeout_seconds: Bound on every wait for a lock (and the PostgreSQL connect timeout).
         clock: Source of ``recorded_at`` (timezone-aware); default: now, UTC.
+        production: Refuse a promotion entry without its numeric report and written rationale (refs and
+            hashes): in production only the promotion job, whose gates make both, moves a champion
+            forward. Default: ``ML_PLATFORM_DEPLOYMENT=production``. Rollbacks are never refused for it.
     """
 
     def __init__(self, url: str, *, busy_timeout_seconds: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None, production: bool | None = None) -> None:
         if not isinstance(url, str) or not url.strip():
             raise ConfigurationError(f"the ledger URL must be a non-empty SQLAlchemy URL, got {url!r}")
         if (isinstance(busy_timeout_seconds, bool) or not isinstance(busy_timeout_seconds, (int, float))
@@ -117,6 +122,7 @@ class ChampionLedger:
         self.busy_timeout_seconds = float(busy_timeout_seconds)
         self._clock = clock or _utc_now
         self._parsed = parsed
+        self.production = deployment_from_env(os.environ) == "production" if production is None else bool(production)
         self._engine_instance: Engine | None = None
         self._lock = threading.Lock()
 
@@ -170,7 +176,7 @@ class ChampionLedger:
     def engine(self) -> Engine:
         """The ledger's SQLAlchemy engine (schema ensured), for read-only queries beside the ledger's own.
 
-        :class:`~ml_platform.registry.champions.ChampionService` reads MLflow's version rows through it
+        :class:`~ml_platform.champions.service.ChampionService` reads MLflow's version rows through it
         when they live in the same database (the fast path that needs no MLflow client). Never write
         the ledger's tables through it: only :meth:`append` and :meth:`move` keep the chain.
         """
@@ -350,8 +356,8 @@ class ChampionLedger:
                 never champion (or there is no champion to roll back from); nothing was written.
             LedgerUnavailable / LedgerError: the database failed; nothing was written.
         """
-        fields = _check_move(model, kind, to_version, actor, reason, approver, report_ref, report_sha256,
-                             rationale_ref, rationale_sha256, override)
+        fields = self._checked_move(model, kind, to_version, actor, reason, approver, report_ref, report_sha256,
+                                    rationale_ref, rationale_sha256, override)
         if (isinstance(expected_head_seq, bool) or not isinstance(expected_head_seq, int)
                 or expected_head_seq < 0):
             raise ConfigurationError(f"expected_head_seq must be the head's seq, or 0 for an empty ledger, got "
@@ -432,9 +438,10 @@ class ChampionLedger:
                                   "override"}
         if unknown:
             raise ConfigurationError(f"move() got unknown arguments {sorted(unknown)}")
-        fields = _check_move(model, kind, to_version, actor, reason, details.get("approver"),
-                             details.get("report_ref"), details.get("report_sha256"), details.get("rationale_ref"),
-                             details.get("rationale_sha256"), details.get("override", False))
+        fields = self._checked_move(model, kind, to_version, actor, reason, details.get("approver"),
+                                    details.get("report_ref"), details.get("report_sha256"),
+                                    details.get("rationale_ref"), details.get("rationale_sha256"),
+                                    details.get("override", False))
         last: LedgerConflict | None = None
         for attempt in range(1, max_attempts + 1):
             try:
@@ -449,6 +456,20 @@ class ChampionLedger:
             model=model, actual_seq=last.actual_seq if last else None) from last
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _checked_move(self, *args: Any) -> dict[str, Any]:
+        """The move's fields, checked; in production a promotion without its report and rationale is refused."""
+        fields = _check_move(*args)
+        if self.production and fields["kind"] == MoveKind.PROMOTION:
+            missing = [name for name in ("report_ref", "report_sha256", "rationale_ref", "rationale_sha256")
+                       if not fields.get(name)]
+            if missing:
+                raise LedgerMoveRefused(
+                    f"ledger {self.store}: in production (ML_PLATFORM_DEPLOYMENT=production) a promotion of "
+                    f"{fields['model']!r} needs its numeric report and written rationale, and this one has no "
+                    f"{', '.join(missing)}: promote through the promotion job (`ml-platform promote`), whose "
+                    "gates make both; nothing was written")
+        return fields
 
     def _check_target(self, conn: Connection, model: str, kind: str, version: str, current: str | None) -> None:
         if version == current:

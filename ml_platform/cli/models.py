@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ml_platform.commands_common import defs_option, registry_location
+from ml_platform.cli.locations import defs_option, registry_location
 from ml_platform.errors import RegistryError
 
 if TYPE_CHECKING:
     from ml_platform.registry.contract import DeployContract
     from ml_platform.registry.store import ModelRegistry
 
-__all__ = ["models", "registry"]
+__all__ = ["CLI_HTTP_LIMITS", "cli_http_limits", "models", "open_registry", "registry", "registry_options"]
 
 #: MLflow HTTP client limits on CLI paths (MLflow's defaults: 7 retries with back-off, 120 s timeout).
 CLI_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
@@ -49,7 +49,7 @@ def cli_http_limits() -> Iterator[None]:
             os.environ.pop(name, None)
 
 
-def _registry_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def registry_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(command)
     command = click.option(
         "--busy-timeout", "busy_timeout", type=click.FloatRange(0, 3600), default=None, metavar="SECONDS",
@@ -63,7 +63,7 @@ def _registry_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def _open(tracking_uri: str | None, registry_uri: str | None, defs_target: str | None,
+def open_registry(tracking_uri: str | None, registry_uri: str | None, defs_target: str | None,
           busy_timeout: float | None = None) -> ModelRegistry:
     from ml_platform.registry.store import DEFAULT_BUSY_TIMEOUT_SECONDS, ModelRegistry, sqlite_database_path
 
@@ -86,11 +86,13 @@ def models(ctx: click.Context) -> None:
 
 
 @models.command("list")
-@_registry_options
+@registry_options
 def list_command(tracking_uri: str | None, registry_uri: str | None, as_json: bool, busy_timeout: float | None,
                  defs_target: str | None) -> None:
     """List every registered model with its usable versions and champion."""
-    summaries = _open(tracking_uri, registry_uri, defs_target, busy_timeout).list_models()
+    from ml_platform.champions.catalog import list_models  # MLflow: only when the command runs
+
+    summaries = list_models(open_registry(tracking_uri, registry_uri, defs_target, busy_timeout))
     if as_json:
         click.echo(json.dumps([
             {"name": s.name, "versions": list(s.versions), "unusable_versions": list(s.unusable_versions),
@@ -111,11 +113,13 @@ def list_command(tracking_uri: str | None, registry_uri: str | None, as_json: bo
 @models.command("show")
 @click.argument("name")
 @click.argument("version", required=False)
-@_registry_options
+@registry_options
 def show_command(name: str, version: str | None, tracking_uri: str | None, registry_uri: str | None, as_json: bool,
                  busy_timeout: float | None, defs_target: str | None) -> None:
     """Show every version of model NAME (or only VERSION) with its verified deploy contract."""
-    details = _open(tracking_uri, registry_uri, defs_target, busy_timeout).show(name, version)
+    from ml_platform.champions.catalog import show_versions  # MLflow: only when the command runs
+
+    details = show_versions(open_registry(tracking_uri, registry_uri, defs_target, busy_timeout), name, version)
     if as_json:
         click.echo(json.dumps([
             {"name": d.name, "version": d.version, "run_id": d.run_id, "status": d.status,
@@ -173,7 +177,7 @@ def registry(ctx: click.Context) -> None:
 @click.option("--stale-after", "stale_after", type=click.FloatRange(0), default=3600.0, show_default=True,
               metavar="SECONDS", help="Age after which a RUNNING registration whose process cannot be checked from "
               "this host (another machine, an earlier release) counts as abandoned.")
-@_registry_options
+@registry_options
 def repair_command(check_only: bool, stale_after: float, tracking_uri: str | None, registry_uri: str | None,
                    as_json: bool, busy_timeout: float | None, defs_target: str | None) -> None:
     """Finish or remove what interrupted registrations left; end their abandoned MLflow runs.
@@ -184,8 +188,10 @@ def repair_command(check_only: bool, stale_after: float, tracking_uri: str | Non
     (finished from their verified artefacts, else removed). Registrations still running are left
     alone. Exit 0 when done (or, with --check, when consistent), 1 if --check found something.
     """
-    report = _open(tracking_uri, registry_uri, defs_target, busy_timeout).repair(
-        check_only=check_only, stale_after=dt.timedelta(seconds=stale_after))
+    from ml_platform.registry.repair import repair_registry  # MLflow: only when the command runs
+
+    report = repair_registry(open_registry(tracking_uri, registry_uri, defs_target, busy_timeout),
+                             check_only=check_only, stale_after=dt.timedelta(seconds=stale_after))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:

@@ -19,13 +19,17 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from ml_platform.champions import ChampionLedger, catalog
+from ml_platform.champions.catalog import champion_of_record
+from ml_platform.champions.location import ledger_url_of, open_ledger
+from ml_platform.champions.service import ChampionService, previous_champion
+from ml_platform.champions.serving import load_champion
 from ml_platform.cli import main
 from ml_platform.errors import ConfigurationError, LedgerMoveRefused, RollbackRefused
-from ml_platform.ledger import ChampionLedger
-from ml_platform.registry import LiveFeatureStream, load_champion
-from ml_platform.registry.champions import ChampionService, previous_champion
+from ml_platform.registry import LiveFeatureStream
 from ml_platform.registry.entities import RegisteredVersion
 from ml_platform.registry.store import ModelRegistry
+from ml_platform.testing import champion_shortcut
 from ml_platform_tests.harness.postgres import PostgresServer, unique_database_name
 from ml_platform_tests.registry.conftest import (
     CODE_SNAPSHOT,
@@ -68,7 +72,7 @@ def env(request: pytest.FixtureRequest, registry: ModelRegistry) -> tuple[ModelR
 @pytest.fixture
 def service(env: tuple[ModelRegistry, Register]) -> Iterator[ChampionService]:
     registry, _ = env
-    opened = ChampionService(registry, registry.ledger(), alias_timeout_seconds=2.0)
+    opened = ChampionService.open(registry, alias_timeout_seconds=2.0)
     try:
         yield opened
     finally:
@@ -123,7 +127,7 @@ def test_promote_records_the_ledger_and_mirrors_the_alias(env: Any, service: Cha
     name = _three(env, "promote")
     entry = service.promote(name, "1", actor="alice", approver="bob", reason="first")
     assert (entry.seq, entry.kind, entry.from_version, entry.to_version) == (1, "promotion", None, "1")
-    assert service.champion(name) == registry.champion(name) == registry.champion_alias(name) == "1"
+    assert service.champion(name) == champion_of_record(registry, name) == registry.champion_alias(name) == "1"
     head = service.ledger.head(name)
     second = service.promote(name, "2", actor="alice", approver="bob", reason="second", expected_head_seq=head.seq)
     assert (second.from_version, second.to_version) == ("1", "2")
@@ -139,7 +143,7 @@ def test_rollback_to_the_previous_and_to_a_named_champion(env: Any, service: Cha
     _promote(service, name, "1", "2", "3")
     back = service.rollback(name, reason="v3 misbehaves", actor="carol")
     assert (back.kind, back.from_version, back.to_version) == ("rollback", "3", "2")
-    assert registry.champion(name) == registry.champion_alias(name) == "2"
+    assert champion_of_record(registry, name) == registry.champion_alias(name) == "2"
     assert service.rollback(name, reason="v2 too", actor="carol").to_version == "1"
     with pytest.raises(RollbackRefused, match="no earlier champion"):
         service.rollback(name, reason="nothing left", actor="carol")
@@ -172,7 +176,7 @@ def test_rollback_refuses_never_champion_deleted_and_mismatched_targets(env: Any
         service.rollback(name, to="2", reason="r", actor="carol")
 
     assert service.history(name) == before
-    assert registry.champion(name) == registry.champion_alias(name) == "3"
+    assert champion_of_record(registry, name) == registry.champion_alias(name) == "3"
     # the graph check passes for the right graph, and the deleted version is skipped only by naming another one
     assert service.rollback(name, to="1", reason="r", actor="carol", live_feature_graph_hash=GRAPH_HASH).to_version == "1"
 
@@ -183,7 +187,7 @@ def test_rollback_succeeds_while_the_mlflow_client_is_down_and_reconcile_repairs
     registry, _ = env
     name = _three(env, "down")
     _promote(service, name, "1", "2")
-    client = registry._client
+    client = registry.client
     calls: list[str] = []
 
     def unreachable(*args: object, **kwargs: object) -> None:
@@ -210,10 +214,10 @@ def test_rollback_succeeds_while_the_mlflow_client_is_down_and_reconcile_repairs
 def test_a_hanging_alias_write_is_bounded(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     registry, _ = env
     name = _three(env, "hang")
-    service = ChampionService(registry, registry.ledger(), alias_timeout_seconds=0.2, alias_retries=1)
+    service = ChampionService.open(registry, alias_timeout_seconds=0.2, alias_retries=1)
     try:
         _promote(service, name, "1", "2")
-        monkeypatch.setattr(registry._client, "set_registered_model_alias", lambda *a, **k: time.sleep(2))
+        monkeypatch.setattr(registry.client, "set_registered_model_alias", lambda *a, **k: time.sleep(2))
         started = time.perf_counter()
         assert service.rollback(name, reason="r", actor="oncall").to_version == "1"
         assert time.perf_counter() - started < 1.5
@@ -230,13 +234,16 @@ def test_a_hanging_alias_write_is_bounded(env: Any, monkeypatch: pytest.MonkeyPa
 def test_serving_resolves_the_ledger_head_not_the_alias(env: Any, service: ChampionService) -> None:
     registry, _ = env
     name = _three(env, "serve")
-    registry.set_champion(name, "1")
-    registry.set_champion(name, "1")  # idempotent: no second entry
+    champion_shortcut(registry, name, "1")
+    champion_shortcut(registry, name, "1")  # idempotent: no second entry
     (entry,) = service.history(name)
-    assert entry.actor.startswith("set_champion shortcut") and "without the promotion gates" in entry.reason
+    assert entry.actor.startswith("champion shortcut") and "without the promotion gates" in entry.reason
     mlflow_client(registry).set_registered_model_alias(name, "champion", "2")  # moved by hand in the UI
     live = LiveFeatureStream(GRAPH_HASH, feature_schema())
     assert load_champion(registry, name, live, policy="off").version == "1"
+    assert [s.champion for s in catalog.list_models(registry) if s.name == name] == ["1"]  # the record
+    assert [d.version for d in catalog.show_versions(registry, name) if d.is_champion] == ["1"]
+    assert [s.champion for s in registry.list_models() if s.name == name] == ["2"]  # MLflow's mirror, as found
     report = service.reconcile(check_only=True)
     assert any(f.model == name and f.problem == "alias_drift" for f in report.findings)
     code, output = _cli(registry, "registry", "reconcile", name, "--check")
@@ -260,8 +267,8 @@ def test_a_deleted_head_version_is_reported_never_moved(env: Any, service: Champ
 def test_the_ledger_of_an_http_registry_needs_an_explicit_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ML_PLATFORM_LEDGER_URL", raising=False)
     with pytest.raises(ConfigurationError, match="ledger_url=.*ML_PLATFORM_LEDGER_URL"):
-        ModelRegistry("http://127.0.0.1:9").ledger()
-    assert ModelRegistry("http://127.0.0.1:9", ledger_url="sqlite:///x.db").ledger_location() == "sqlite:///x.db"
+        open_ledger(ModelRegistry("http://127.0.0.1:9"))
+    assert ledger_url_of(ModelRegistry("http://127.0.0.1:9", ledger_url="sqlite:///x.db")) == "sqlite:///x.db"
 
 
 # -- the CLI -----------------------------------------------------------------------------------------------
@@ -286,8 +293,9 @@ def test_cli_rollback_history_and_audit_verify(env: Any, service: ChampionServic
     assert all(r["reproduction"] is None for r in rows)
 
     # a reproduction certificate stored beside version 1 is shown under its ledger entries
-    from ml_platform.reproduce.certificate import certificate_of, store_certificate
+    from ml_platform.reproduce.certificate import certificate_of
     from ml_platform.reproduce.compare import ComparisonKind, compare_bytes
+    from ml_platform.reproduce.publish import store_certificate
 
     proof = certificate_of([compare_bytes(ComparisonKind.MODEL, "model sha256", "sha256:a", "sha256:a")],
                            model=name, version="1", commit="abc")
@@ -323,7 +331,7 @@ def test_a_storm_of_promotions_and_rollbacks_keeps_one_chain(env: Any) -> None:
     register(name, 0.3)
     # correctness under contention, not latency: on a loaded 2-core machine a SQLite writer may wait longer
     # than the default 5 s for the lock (that refusal is tested on its own), so this ledger waits up to 60 s
-    url = registry.ledger_location()
+    url = ledger_url_of(registry)
     assert url is not None
     service = ChampionService(registry, ChampionLedger(url, busy_timeout_seconds=60.0), alias_timeout_seconds=2.0)
     try:
@@ -382,5 +390,5 @@ def _storm(registry: ModelRegistry, service: ChampionService, name: str) -> None
 
 
 def test_the_ledger_of_a_sqlite_registry_lives_in_its_file(registry: ModelRegistry, tmp_path: Path) -> None:
-    assert registry.ledger().url == registry.tracking_uri
-    assert isinstance(registry.ledger(), ChampionLedger) and registry.ledger() is registry.ledger()
+    assert open_ledger(registry).url == registry.tracking_uri
+    assert isinstance(open_ledger(registry), ChampionLedger)

@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
+from ml_platform.champions import ChampionLedger, LedgerEntry
 from ml_platform.errors import LedgerConflict, LedgerMoveRefused
-from ml_platform.ledger import ChampionLedger, LedgerEntry
 
 THREADS, CALLS = 16, 50
 

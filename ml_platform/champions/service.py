@@ -1,131 +1,46 @@
 """Champion moves as one service: promote, roll back, reconcile; the ledger decides, the alias follows.
 
-:class:`ChampionService` joins the :class:`~ml_platform.ledger.ChampionLedger` (the champion of record)
-and the :class:`~ml_platform.registry.store.ModelRegistry` (versions, contracts, the MLflow ``champion``
-alias that mirrors the ledger head for the MLflow UI).
-
-Order of a move: checks, then ONE ledger transaction (compare-and-set on the head), then the alias
-write, bounded by ``alias_timeout_seconds`` and retried ``alias_retries`` times. A failed or timed-out
-alias write is logged and left for :meth:`ChampionService.reconcile` (``ml-platform registry
-reconcile``); it never undoes the ledger entry, which is already the champion of record.
-
-Rollback does not wait on the MLflow client. Its checks (was the target champion, does the version
-exist, is it ``ready``, which feature graph does it need) are answered by the ledger's history and by
-MLflow's own version rows read with one SQL query through the ledger's engine, whenever the ledger's
-database holds MLflow's tables (the embedded SQLite file, a PostgreSQL tracking store, or an MLflow
-server in front of the same database given as the ledger URL). The feature graph is the version's
-``ml_platform.feature_graph_hash`` tag, written with the version in one transaction together with the
-contract's SHA-256; the target's contract itself was verified when it was promoted (every champion of
-record passed :meth:`~ml_platform.registry.store.ModelRegistry.load_contract`). Only when the ledger
-database holds no MLflow tables does rollback ask the MLflow client (and then needs it up). So a
-rollback succeeds while the MLflow tracking store refuses writes or its server is down, as long as
-the database itself answers; the alias is repaired later by reconcile.
-
-Promotion loads and verifies the version's contract through MLflow (it needs the artefact store).
+A move is checks, then ONE ledger transaction (compare-and-set on the head), then the MLflow alias
+write, bounded and retried; a failed alias write is left for reconcile and never undoes the entry.
+Rollback answers its checks from the ledger and MLflow's own rows (:mod:`ml_platform.champions.facts`),
+so it succeeds while the MLflow client is down. See ``docs/architecture.md``.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Self
 
-from ml_platform.compat import holds_mlflow_versions, mlflow_version_tags
+from ml_platform.champions.chain import ChainReport
+from ml_platform.champions.entry import LedgerEntry, MoveKind, check_text
+from ml_platform.champions.facts import VersionFacts, VersionFactsReader
+from ml_platform.champions.ledger import ChampionLedger
+from ml_platform.champions.location import open_ledger
+from ml_platform.champions.reconcile import ReconcileReport, reconcile
 from ml_platform.crashpoints import crash_point
 from ml_platform.errors import (
     ConfigurationError,
     LedgerConflict,
     LedgerMoveRefused,
     MLPlatformError,
-    ModelNotFound,
     RollbackRefused,
 )
-from ml_platform.ledger import ChainReport, ChampionLedger, LedgerEntry, MoveKind
-from ml_platform.ledger.entry import check_text
-from ml_platform.registry import entities as E
-from ml_platform.registry.entities import VersionStatus, check_model_name, check_version
+from ml_platform.registry.entities import (
+    CHAMPION_ALIAS,
+    STATUS_TAG,
+    VersionStatus,
+    check_model_name,
+    check_version,
+)
+from ml_platform.registry.store import ModelRegistry
 
-if TYPE_CHECKING:
-    from ml_platform.registry.store import ModelRegistry
-
-__all__ = ["ChampionService", "ReconcileFinding", "ReconcileReport", "VersionFacts", "previous_champion"]
+__all__ = ["ChampionService", "previous_champion"]
 
 logger = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class VersionFacts:
-    """What a rollback needs to know about a version, read from MLflow's rows or its client.
-
-    Attributes:
-        exists: The version row exists and is not deleted.
-        status: Its ``ml_platform.status`` tag (``ready`` when usable).
-        feature_graph_hash: The feature graph its features need (its contract's, tagged at registration).
-        source: ``database`` (MLflow's rows read directly) or ``mlflow`` (the MLflow client).
-    """
-
-    exists: bool
-    status: str | None
-    feature_graph_hash: str | None
-    source: str
-
-
-@dataclass(frozen=True)
-class ReconcileFinding:
-    """One inconsistency between the ledger, the alias and the versions.
-
-    Attributes:
-        model: Registered model name.
-        problem: ``alias_drift``, ``alias_missing``, ``head_version_deleted``, ``head_version_unusable``,
-            ``chain_broken`` or ``alias_without_ledger``.
-        detail: What was found.
-        action: What was done (or would be done, or must be done by a person).
-        repaired: Whether this run repaired it.
-    """
-
-    model: str
-    problem: str
-    detail: str
-    action: str
-    repaired: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "problem": self.problem, "detail": self.detail, "action": self.action,
-                "repaired": self.repaired}
-
-
-@dataclass(frozen=True)
-class ReconcileReport:
-    """What :meth:`ChampionService.reconcile` found and did.
-
-    Attributes:
-        models: The models looked at.
-        findings: Every inconsistency found.
-        check_only: Nothing was changed.
-    """
-
-    models: tuple[str, ...]
-    findings: tuple[ReconcileFinding, ...] = field(default_factory=tuple)
-    check_only: bool = False
-
-    @property
-    def consistent(self) -> bool:
-        """Nothing was found (with ``check_only``) or everything found was repaired."""
-        return all(f.repaired for f in self.findings) and not (self.check_only and self.findings)
-
-    def lines(self) -> list[str]:
-        if not self.findings:
-            return [f"champions consistent: {len(self.models)} model(s), every alias equals its ledger head"]
-        return [f"{f.model}: {f.problem}: {f.detail} -> {f.action}" for f in self.findings]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"models": list(self.models), "check_only": self.check_only, "consistent": self.consistent,
-                "findings": [f.to_dict() for f in self.findings]}
-
 
 def previous_champion(entries: tuple[LedgerEntry, ...] | list[LedgerEntry]) -> str | None:
     """The champion a rollback without ``to`` returns to, from a model's ledger entries (oldest first).
@@ -151,7 +66,7 @@ class ChampionService:
 
     Args:
         registry: The model registry (versions, contracts, the alias).
-        ledger: The champion ledger, normally :meth:`ModelRegistry.ledger` (the registry's own database).
+        ledger: The champion ledger, normally the registry's own database (:meth:`ChampionService.open`).
         alias_timeout_seconds: Bound on each attempt to write the MLflow alias after a move.
         alias_retries: Further attempts after a failed alias write.
         conflict_timeout_seconds: How long a rollback to the previous champion keeps re-deciding when
@@ -172,8 +87,16 @@ class ChampionService:
         self.alias_retries = alias_retries
         self.conflict_timeout_seconds = float(conflict_timeout_seconds)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ml_platform_alias")
-        self._has_mlflow_tables: bool | None = None
-        self._lock = threading.Lock()
+        self._facts = VersionFactsReader(ledger, registry)
+
+    @classmethod
+    def open(cls, registry: ModelRegistry, *, production: bool | None = None, **options: Any) -> ChampionService:
+        """The service on ``registry`` and its own ledger (:func:`~ml_platform.champions.location.open_ledger`).
+
+        Raises:
+            ConfigurationError: no ledger can be found for the registry (an MLflow server, no ledger URL).
+        """
+        return cls(registry, open_ledger(registry, production=production), **options)
 
     def __repr__(self) -> str:
         return f"ChampionService({self.registry!r}, {self.ledger!r})"
@@ -181,6 +104,12 @@ class ChampionService:
     def close(self) -> None:
         """Stop the alias writer threads (waiting for writes in flight)."""
         self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -300,7 +229,7 @@ class ChampionService:
                 f"version {version} of {model!r} was deleted from the registry; it cannot serve again. Roll back "
                 f"to another earlier champion (`ml-platform history {model}`) or promote a new version")
         if facts.status != VersionStatus.READY:
-            raise RollbackRefused(f"version {version} of {model!r} is not ready ({E.STATUS_TAG}={facts.status!r}); "
+            raise RollbackRefused(f"version {version} of {model!r} is not ready ({STATUS_TAG}={facts.status!r}); "
                                   "it cannot serve; nothing moved")
         if live_feature_graph_hash is not None and facts.feature_graph_hash != live_feature_graph_hash:
             raise RollbackRefused(
@@ -309,28 +238,8 @@ class ChampionService:
                 "Deploy that graph first, or roll back to another champion; nothing moved")
 
     def version_facts(self, model: str, version: str) -> VersionFacts:
-        """Existence, status and feature graph of a version: MLflow's rows in the ledger's database, else MLflow.
-
-        Raises:
-            LedgerError: the database failed. RegistryError: (no MLflow tables there) MLflow failed.
-        """
-        if self._mlflow_tables_here():
-            with self.ledger.engine.connect() as conn:
-                tags = mlflow_version_tags(conn, model, version, (E.STATUS_TAG, E.FEATURE_GRAPH_HASH_TAG))
-            if tags is None:
-                return VersionFacts(False, None, None, "database")
-            return VersionFacts(True, tags.get(E.STATUS_TAG), tags.get(E.FEATURE_GRAPH_HASH_TAG), "database")
-        try:
-            found = self.registry.model_version(model, version)
-        except ModelNotFound:
-            return VersionFacts(False, None, None, "mlflow")
-        return VersionFacts(True, found.tags.get(E.STATUS_TAG), found.tags.get(E.FEATURE_GRAPH_HASH_TAG), "mlflow")
-
-    def _mlflow_tables_here(self) -> bool:
-        if self._has_mlflow_tables is None:
-            with self._lock, self.ledger.engine.connect() as conn:
-                self._has_mlflow_tables = holds_mlflow_versions(conn)
-        return self._has_mlflow_tables
+        """Existence, status and feature graph of a version (see :mod:`ml_platform.champions.facts`)."""
+        return self._facts.read(model, version)
 
     # -- the alias -------------------------------------------------------------------------------
 
@@ -354,7 +263,7 @@ class ChampionService:
                 last = exc
         logger.warning("model %r: the ledger moved the champion to version %s but the MLflow %r alias could not be "
                        "written (%s: %s); it is left for `ml-platform registry reconcile`", model, version,
-                       E.CHAMPION_ALIAS, type(last).__name__, last)
+                       CHAMPION_ALIAS, type(last).__name__, last)
         return False
 
     def _write_alias_of_head(self, model: str, version: str) -> None:
@@ -368,57 +277,11 @@ class ChampionService:
 
     # -- reconcile -------------------------------------------------------------------------------
 
+    # -- reconcile -------------------------------------------------------------------------------
+
     def reconcile(self, model: str | None = None, *, check_only: bool = False) -> ReconcileReport:
         """Find (and unless ``check_only`` repair) every alias that differs from its ledger head.
 
-        Repaired: an alias off the head (a crash between the ledger write and the alias write, an alias
-        moved by hand in the MLflow UI) is set back to the head. Only reported, never moved: a head
-        pointing at a deleted or unusable version (a person decides where to roll back), a chain that
-        does not verify, and an alias on a model the ledger has no champion for.
+        See :mod:`ml_platform.champions.reconcile`.
         """
-        if model is not None:
-            check_model_name(model)
-            models: tuple[str, ...] = (model,)
-        else:
-            models = tuple(sorted(set(self.ledger.models()) | set(self.registry.models_with_champion_alias())))
-        findings: list[ReconcileFinding] = []
-        for name in models:
-            findings.extend(self._reconcile_one(name, check_only))
-        return ReconcileReport(models, tuple(findings), check_only)
-
-    def _reconcile_one(self, model: str, check_only: bool) -> list[ReconcileFinding]:
-        report = self.ledger.verify(model, strict=False)
-        if not report.ok:
-            return [ReconcileFinding(model, "chain_broken", report.describe(),
-                                     "none: restore the ledger tables from a backup; the alias is left alone")]
-        head = self.ledger.head(model)
-        try:
-            alias = self.registry.champion_alias(model)
-        except ModelNotFound:
-            alias = None
-        if head is None:
-            if alias is None:
-                return []
-            return [ReconcileFinding(model, "alias_without_ledger",
-                                     f"the MLflow alias points at version {alias} but the ledger records no champion",
-                                     f"none: promote it to record it (ml_platform promote {model} {alias})")]
-        facts = self.version_facts(model, head.to_version)
-        if not facts.exists:
-            return [ReconcileFinding(model, "head_version_deleted",
-                                     f"the champion of record, version {head.to_version}, was deleted from MLflow",
-                                     f"none: roll back (`ml-platform rollback {model}`) or promote another version")]
-        found: list[ReconcileFinding] = []
-        if facts.status != VersionStatus.READY:
-            found.append(ReconcileFinding(model, "head_version_unusable",
-                                          f"the champion of record, version {head.to_version}, is not ready "
-                                          f"({facts.status!r})", "none: roll back or promote another version"))
-        if alias != head.to_version:
-            problem = "alias_missing" if alias is None else "alias_drift"
-            detail = (f"the MLflow alias points at {alias if alias is not None else 'nothing'} but the ledger head "
-                      f"(entry {head.seq}) is version {head.to_version}")
-            if check_only:
-                found.append(ReconcileFinding(model, problem, detail, f"would set the alias to {head.to_version}"))
-            else:
-                self.registry.write_champion_alias(model, head.to_version)
-                found.append(ReconcileFinding(model, problem, detail, f"alias set to {head.to_version}", True))
-        return found
+        return reconcile(self.ledger, self.registry, self._facts, model, check_only=check_only)

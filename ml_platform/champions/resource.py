@@ -10,9 +10,9 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from ml_platform.champions.serving import LoadedChampion, load_champion
 from ml_platform.dagster_boundary import resource_settings
 from ml_platform.environment import EnvironmentPolicy
-from ml_platform.registry.champion import LoadedChampion, load_champion
 from ml_platform.registry.contract import LiveFeatureStream
 from ml_platform.registry.store import DEFAULT_BUSY_TIMEOUT_SECONDS, ModelRegistry
 
@@ -26,7 +26,7 @@ class ModelRegistryResource(dg.ConfigurableResource):
         .. code-block:: python
 
             import dagster as dg
-            from ml_platform.registry import ModelRegistryResource
+            from ml_platform.champions.resource import ModelRegistryResource
 
             defs = dg.Definitions(
                 assets=[live_signals],

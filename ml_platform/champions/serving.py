@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ml_platform.champions.catalog import champion_of_record
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, capture_environment
 from ml_platform.errors import IntegrityError, ModelNotFound
 from ml_platform.models.protocol import SignalModel
@@ -66,11 +67,11 @@ def load_champion(
         ContractViolation: the contract does not match the live stream or environment.
         IntegrityError / RegistryError: the stored contract or model is corrupt or unusable.
     """
-    version = registry.champion(model_name)  # the ledger head: one read (the alias only without a ledger)
+    version = champion_of_record(registry, model_name)  # the ledger head (the alias only without a ledger)
     if version is None:
         raise ModelNotFound(
             f"model {model_name!r} has no champion of record ({CHAMPION_ALIAS!r}): promote a version first "
-            f"(the promotion job, or the ModelRegistry.set_champion({model_name!r}, VERSION) shortcut); "
+            f"(the promotion job, `ml-platform promote {model_name} VERSION`); "
             f"see `ml-platform history {model_name}`"
         )
     contract = registry.load_contract(model_name, version)

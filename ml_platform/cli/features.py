@@ -1,44 +1,24 @@
-"""The ``ml-platform`` command: inspect a project's feature graph, verify stored artefacts, manage models."""
+"""``ml-platform graph``: every feature node of a project with its code and graph hash."""
 
 from __future__ import annotations
 
+import json
 import os
-import sys
 
 import click
 
-from ml_platform.errors import MLPlatformError
-
-
-class _Group(click.Group):
-    """Turns every deliberate platform error into a one-line message and exit code 2, never a traceback."""
-
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except MLPlatformError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-
-@click.group(cls=_Group)
-@click.version_option(package_name="ml-platform")
-def main() -> None:
-    """ml_platform: content-addressed features, pinned environments, contract-checked models."""
-
+__all__ = ["graph"]
 
 DEFS_HELP = ("The project's Definitions as module:attr (e.g. my_project.definitions:defs); default: the code "
              "location of workspace.yaml in the working directory.")
 
 
-@main.command()
+@click.command()
 @click.option("--defs", "target", default=None, help=DEFS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"nodes\": [...]}.")
 def graph(target: str | None, as_json: bool) -> None:
     """Print every feature node of a project with its source, upstream, code hash and graph hash."""
-    import json
-
-    from ml_platform.workspace import feature_nodes, load_definitions
+    from ml_platform.workspace import feature_nodes, load_definitions  # Dagster: only when the command runs
 
     loaded = load_definitions(target)
     nodes = feature_nodes(loaded.defs)
@@ -62,23 +42,3 @@ def _relative(source: str) -> str:
         return f"{os.path.relpath(path)}:{line}"
     except ValueError:  # another drive
         return source
-
-
-def _register_commands() -> None:
-    """Attach the command groups each layer owns."""
-    from ml_platform.io.commands import env, gc, verify
-    from ml_platform.promotion.command import promote
-    from ml_platform.registry.champion_commands import audit, history, rollback
-    from ml_platform.registry.commands import models, registry
-    from ml_platform.reproduce.command import reproduce
-    from ml_platform.scaffold.command import init
-    from ml_platform.trace.command import trace
-
-    for command in (verify, gc, env, models, registry, init, rollback, history, audit, promote, reproduce, trace):
-        main.add_command(command)
-
-
-_register_commands()
-
-if __name__ == "__main__":
-    main()

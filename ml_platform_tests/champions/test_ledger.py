@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
+from ml_platform.champions import GENESIS_HASH, SCHEMA_VERSION, ChampionLedger, LedgerEntry, MoveKind
 from ml_platform.errors import (
     ConfigurationError,
     LedgerConflict,
@@ -16,8 +17,7 @@ from ml_platform.errors import (
     LedgerSchemaError,
     LedgerTampered,
 )
-from ml_platform.ledger import GENESIS_HASH, SCHEMA_VERSION, ChampionLedger, LedgerEntry, MoveKind
-from ml_platform_tests.ledger.conftest import raw_sql
+from ml_platform_tests.champions.conftest import raw_sql
 
 REPORT = {"report_ref": "mlflow-artifacts:/1/r/artifacts/promotion/report.json", "report_sha256": "sha256:" + "1" * 64}
 RATIONALE = {"rationale_ref": "mlflow-artifacts:/1/r/artifacts/promotion/rationale.md",

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import click
 
-from ml_platform.commands_common import defs_option, registry_location, store_location
+from ml_platform.cli.locations import defs_option, registry_location, store_location
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, capture_environment, diff_environments
 from ml_platform.errors import ConfigurationError, MLPlatformError
+from ml_platform.io.gc import collect
 from ml_platform.io.layout import object_rel
 from ml_platform.io.manifest import MANIFEST_METADATA_KEY, Manifest
 from ml_platform.io.store import PinnedStore
@@ -180,8 +181,7 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
 def _registered_training_data(store: PinnedStore, tracking_uri: str | None,
                               defs_target: str | None) -> tuple[list[VerifyResult], str]:
     """One row per ready model version: its training set's object must still be in the store."""
-    from ml_platform.registry import ModelRegistry
-    from ml_platform.registry.store import sqlite_database_path
+    from ml_platform.registry.store import ModelRegistry, sqlite_database_path
 
     uri, artifact_location = registry_location(tracking_uri, defs_target)
     database = sqlite_database_path(uri)
@@ -207,7 +207,7 @@ def registry_roots(registry: object, store: PinnedStore) -> Iterator[tuple[str, 
     Uses only :class:`~ml_platform.registry.ModelRegistry`'s public, read-only API; GC follows the
     upstream references of the manifests from there.
     """
-    from ml_platform.registry import ModelRegistry
+    from ml_platform.registry.store import ModelRegistry
 
     assert isinstance(registry, ModelRegistry)
     for summary in registry.list_models():
@@ -245,7 +245,7 @@ def gc(dry_run: bool, keep_days: float | None, grace_seconds: float | None, base
         raise ConfigurationError(f"no storage at {store.base}; pass --base-dir, --defs, or set ML_PLATFORM_HOME")
     roots: list[str] = []
     if not no_registry:
-        from ml_platform.registry import ModelRegistry
+        from ml_platform.registry.store import ModelRegistry
 
         uri, artifact_location = registry_location(tracking_uri, defs_target)
         registry = ModelRegistry(uri, artifact_location=artifact_location)
@@ -257,7 +257,7 @@ def gc(dry_run: bool, keep_days: float | None, grace_seconds: float | None, base
             raise click.exceptions.Exit(1) from exc
         roots = [data_hash for _, data_hash in found]
         click.echo(f"{len(found)} registered model version(s) in {uri} are roots")
-    report = store.gc(roots, keep_days=keep_days, grace_seconds=grace_seconds, dry_run=dry_run)
+    report = collect(store, roots, keep_days=keep_days, grace_seconds=grace_seconds, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     for path in report.deleted:
         click.echo(f"{verb} {path}")

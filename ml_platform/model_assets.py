@@ -23,6 +23,7 @@ import polars as pl
 from pydantic import Field
 
 from ml_platform import metadata as M
+from ml_platform.champions.resource import ModelRegistryResource
 from ml_platform.dagster_boundary import platform_failures
 from ml_platform.environment import capture_environment, working_tree_diff
 from ml_platform.errors import ConfigurationError, DataError, GraphError
@@ -36,7 +37,6 @@ from ml_platform.models.evaluation import train_and_validate
 from ml_platform.models.protocol import ModelInputs, Trainer
 from ml_platform.models.signals import to_signals
 from ml_platform.registry.contract import DeployContract, LiveFeatureStream
-from ml_platform.registry.resource import ModelRegistryResource
 from ml_platform.registry.schema import FeatureSchema
 
 __all__ = ["LIVE_PNL", "LIVE_SIGNALS", "TRAINED_MODEL", "SignalsConfig", "TrainingRunConfig", "build_model_assets"]

@@ -10,11 +10,11 @@ else the ``ML_PLATFORM_*`` settings. Exit codes: 0 traced (and, with ``--recompu
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import click
 
-from ml_platform.commands_common import defs_option, store_location
+from ml_platform.cli.locations import defs_option, store_location
+from ml_platform.cli.models import cli_http_limits, open_registry
 from ml_platform.errors import ConfigurationError
 
 __all__ = ["trace"]
@@ -38,20 +38,6 @@ def _as_of(text: str | None) -> dt.datetime | None:
     except ValueError as exc:
         raise ConfigurationError(f"--as-of {text!r} is not an ISO time (e.g. 2024-05-01T12:00:00+00:00)") from exc
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
-
-
-def write_trace_report(record, out: str | Path) -> dict[str, Path]:  # type: ignore[no-untyped-def]
-    """Write ``trace.md``, ``trace.html`` and ``trace.json`` of ``record`` into ``out``; their paths."""
-    from ml_platform.io.atomic import LocalFileSystem
-    from ml_platform.trace.report import render_html, render_markdown
-
-    folder = LocalFileSystem(Path(out))  # each file whole or not at all: temporary, fsync, rename
-    written = {}
-    for kind, name, text in (("markdown", "trace.md", render_markdown(record)), ("html", "trace.html",
-                             render_html(record)), ("json", "trace.json", record.to_json() + "\n")):
-        folder.write_bytes(name, text.encode("utf-8"))
-        written[kind] = folder.root / name
-    return written
 
 
 @click.command("trace")
@@ -83,13 +69,12 @@ def trace(target: str, day: str, instrument: tuple[str, ...], as_json: bool, rec
     """
     from ml_platform.environment import EnvironmentPolicy
     from ml_platform.io.store import PinnedStore
-    from ml_platform.registry.commands import _open, cli_http_limits
-    from ml_platform.trace.report import render_markdown, trace_summary
+    from ml_platform.trace.report import render_markdown, trace_summary, write_trace_report
     from ml_platform.trace.service import trace_signal
 
     with cli_http_limits():
         base, _ = store_location(base_dir, None, defs_target)
-        registry = _open(tracking_uri, None, defs_target)
+        registry = open_registry(tracking_uri, None, defs_target)
         record = trace_signal(target, day, _instrument(instrument), recompute=recompute, as_of=_as_of(as_of),
                               data_hash=data_hash, verify=not no_verify,
                               store=PinnedStore(base, policy=EnvironmentPolicy.OFF), registry=registry)

@@ -28,8 +28,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ml_platform.champions.entry import (
+    GENESIS_HASH,
+    HASHED_FIELDS,
+    LedgerEntry,
+    compute_entry_hash,
+    parse_time,
+)
 from ml_platform.errors import ConfigurationError, LedgerTampered
-from ml_platform.ledger.entry import GENESIS_HASH, HASHED_FIELDS, LedgerEntry, compute_entry_hash, parse_time
 
 __all__ = ["ChainProblem", "ChainReport", "entry_from_row", "walk_chain"]
 
