@@ -11,11 +11,12 @@ export DAGSTER_HOME := $(HOME_DIR)/dagster
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: help env test demo demo-reproduce ui bench lint clean
+.PHONY: help env test stress demo demo-reproduce ui bench lint clean
 
 help:
 	@echo "make demo   create the environment and run the whole lifecycle on the embedded default"
-	@echo "make test   create the environment and run every test (PostgreSQL ones included)"
+	@echo "make test   create the environment and run every test (PostgreSQL ones included) but the stress ones"
+	@echo "make stress the stress tests (random crash trials, full-size storms: ML_PLATFORM_CRASH_SEED), then make test"
 	@echo "make demo-reproduce  train at commit A of a copy, move code, data and lock to B, reproduce A bit-exactly"
 	@echo "make ui     open the Dagster UI (dagster dev) on the embedded default"
 	@echo "make bench  run the benchmarks, print the table, write benchmarks/results.json"
@@ -38,12 +39,21 @@ lint: env
 # Two pytest processes share the 2 cores: the tests marked `daemon` mostly wait on an isolated Dagster
 # daemon's loop, so a few heavy tests marked `beside` run in their process too, and the two take about the
 # same time. Their output follows the rest; `make test` fails if either fails.
+# Tests marked `stress` (random crash trials, full-size storms) are left to `make stress`: every -m of
+# `make test` ends with `and $(NOT_STRESS)`.
 SECOND_LANE = daemon or beside
+NOT_STRESS = not stress
 test: env lint
-	@mkdir -p $(HOME_DIR); $(PY) -m pytest -m "$(SECOND_LANE)" -p no:cacheprovider --basetemp=$(HOME_DIR)/daemon-tests > $(HOME_DIR)/daemon-tests.log 2>&1 & \
-	daemon=$$!; $(PY) -m pytest -m "not ($(SECOND_LANE))"; rest=$$?; wait $$daemon; late=$$?; \
+	@mkdir -p $(HOME_DIR); $(PY) -m pytest -m "($(SECOND_LANE)) and $(NOT_STRESS)" -p no:cacheprovider --basetemp=$(HOME_DIR)/daemon-tests > $(HOME_DIR)/daemon-tests.log 2>&1 & \
+	daemon=$$!; $(PY) -m pytest -m "not ($(SECOND_LANE)) and $(NOT_STRESS)"; rest=$$?; wait $$daemon; late=$$?; \
 	echo "== tests marked daemon or beside (run in a second process beside the others)"; cat $(HOME_DIR)/daemon-tests.log; \
 	exit $$(( rest != 0 ? rest : late ))
+
+# The stress tests, then everything `make test` runs; fails if either fails. Their random trials print their
+# seed: ML_PLATFORM_CRASH_SEED=<seed> make stress replays them.
+stress: env lint
+	@$(PY) -m pytest -m stress -p no:cacheprovider; stress=$$?; $(MAKE) --no-print-directory test; rest=$$?; \
+	exit $$(( stress != 0 ? stress : rest ))
 
 demo: env $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/quant-alpha demo

@@ -325,7 +325,8 @@ def test_cli_rollback_history_and_audit_verify(env: Any, service: ChampionServic
 # -- a storm ------------------------------------------------------------------------------------------------
 
 
-def test_a_storm_of_promotions_and_rollbacks_keeps_one_chain(env: Any) -> None:
+@pytest.mark.parametrize(("threads", "calls"), [(4, 10), pytest.param(16, 50, marks=pytest.mark.stress)])
+def test_a_storm_of_promotions_and_rollbacks_keeps_one_chain(env: Any, threads: int, calls: int) -> None:
     registry, register = env
     name = _three(env, "storm")
     register(name, 0.3)
@@ -335,14 +336,13 @@ def test_a_storm_of_promotions_and_rollbacks_keeps_one_chain(env: Any) -> None:
     assert url is not None
     service = ChampionService(registry, ChampionLedger(url, busy_timeout_seconds=60.0), alias_timeout_seconds=2.0)
     try:
-        _storm(registry, service, name)
+        _storm(registry, service, name, threads, calls)
     finally:
         service.close()
 
 
-def _storm(registry: ModelRegistry, service: ChampionService, name: str) -> None:
+def _storm(registry: ModelRegistry, service: ChampionService, name: str, threads: int, calls: int) -> None:
     _promote(service, name, "1", "2")
-    threads, calls = 16, 50
     done: list[tuple[str, int]] = []
     refused: list[str] = []
     errors: list[BaseException] = []

@@ -1,4 +1,7 @@
-"""16 threads x 50 mixed promotions and rollbacks on one model: no entry lost, none twice, no fork."""
+"""Threads making mixed promotions and rollbacks on one model: no entry lost, none twice, no fork.
+
+``make test`` runs a storm of 4 threads x 10 moves on each database, ``make stress`` one of 16 x 50.
+"""
 
 from __future__ import annotations
 
@@ -13,21 +16,20 @@ import pytest
 from ml_platform.champions import ChampionLedger, LedgerEntry
 from ml_platform.errors import LedgerConflict, LedgerMoveRefused
 
-THREADS, CALLS = 16, 50
 
-
-def test_storm_of_mixed_moves_keeps_one_verified_chain(ledger_url: str) -> None:
+@pytest.mark.parametrize(("threads", "calls"), [(4, 10), pytest.param(16, 50, marks=pytest.mark.stress)])
+def test_storm_of_mixed_moves_keeps_one_verified_chain(ledger_url: str, threads: int, calls: int) -> None:
     ledger = ChampionLedger(ledger_url, busy_timeout_seconds=30)
     succeeded: list[tuple[str, LedgerEntry]] = []
     outcomes: Counter[str] = Counter()
     champions: set[str] = set()  # versions some thread saw recorded as champion (valid rollback targets)
-    lock, barrier = threading.Lock(), threading.Barrier(THREADS)
+    lock, barrier = threading.Lock(), threading.Barrier(threads)
     errors: list[BaseException] = []
 
     def worker(thread: int) -> None:
         rng = random.Random(thread)
         barrier.wait()
-        for call in range(CALLS):
+        for call in range(calls):
             token = f"thread {thread:02d} call {call:02d}"
             with lock:
                 known = sorted(champions)
@@ -58,17 +60,17 @@ def test_storm_of_mixed_moves_keeps_one_verified_chain(ledger_url: str) -> None:
                 outcomes[f"{path} {outcome}"] += 1
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
-    for thread in threads:
+    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for thread in pool:
         thread.start()
-    for thread in threads:
+    for thread in pool:
         thread.join()
     elapsed = time.perf_counter() - started
     print(f"storm on {ledger_url.split(':')[0]}: {dict(outcomes)} in {elapsed:.1f} s")
     assert not errors, errors
-    assert sum(outcomes.values()) == THREADS * CALLS
+    assert sum(outcomes.values()) == threads * calls
     recorded = outcomes["move recorded"] + outcomes["append recorded"]
-    assert recorded >= THREADS * CALLS // 2, outcomes
+    assert recorded >= threads * calls // 2, outcomes
 
     history = ledger.history("storm")
     report = ledger.verify("storm")
@@ -83,5 +85,3 @@ def test_storm_of_mixed_moves_keeps_one_verified_chain(ledger_url: str) -> None:
     assert ledger.head("storm") == history[-1]
     assert {e.kind for e in history} == {"promotion", "rollback"}
     ledger.close()
-    if elapsed > 30:
-        pytest.fail(f"the storm took {elapsed:.1f} s, over its 30 s budget")

@@ -3,15 +3,16 @@
 The test prepares one project once (MLflow on SQLite with the champion ledger in its file, a Dagster
 instance on SQLite, the training set stored): version 1 promoted through the real ``promote_model``
 job (the incumbent), version 2 registered (the challenger, within the thresholds). Before every trial
-the prepared folder is copied back in place. A driver process
-(:mod:`ml_platform_tests.promotion.crash_driver`) forks one child per trial, which runs the real job
-for version 2 in process and is killed with ``SIGKILL``: at every named point of a promotion (the
+the prepared folder is copied back in place. A driver process (:mod:`ml_platform_tests.crash.driver`)
+forks one child per trial, which runs the real job for version 2 in process
+(:mod:`ml_platform_tests.promotion.crash_workload`) and is killed with ``SIGKILL``: at every named point of a promotion (the
 library's crash points in the record step, in ``ChampionService.promote`` and in its alias mirror;
 the report uploaded; before the first gate after the report and before the record step; inside the
 ledger's transaction before and at its COMMIT; inside MLflow's transaction of the alias write), and
 at random times (a seeded fraction of a full promotion's duration, measured on a first, unkilled run).
-The schedule is drawn from a seeded generator and printed; set ``ML_PLATFORM_CRASH_SEED`` to replay or
-vary it. After each kill:
+``make test`` kills at every named point once (:data:`SCHEDULE`); ``make stress`` adds kills at random
+times and random named points, drawn from a seed that is printed (``ML_PLATFORM_CRASH_SEED`` replays or
+varies it). After each kill:
 
 * ``ledger.verify`` passes (chain intact, no fork), the incumbent's entry is untouched and the head is the
   incumbent (nothing moved) or the challenger (one promotion entry on top of it, whose report and
@@ -25,8 +26,8 @@ vary it. After each kill:
 * running the same promotion again (same version, same rationale) succeeds when nothing had moved, or is
   refused by the report gate as already champion, with nothing moved; the state then checks as above.
 
-The work folder lives in ``/dev/shm`` when there is one (see :func:`crash_root`). 22 kills, each followed
-by a second run: about a minute on two cores.
+The work folder lives in ``/dev/shm`` when there is one (see :func:`crash_root`). Each kill is followed
+by a second run.
 
 Two in-process tests pin what the matrix found: the record step stores the rationale its entry links
 to under ``submitted/`` before the entry, and publishes it for later copy checks only after it, so a
@@ -37,13 +38,10 @@ the entry is logged and the promotion stands.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -64,16 +62,22 @@ from ml_platform.crashpoints import PROMOTION_POINTS
 from ml_platform.errors import LedgerUnavailable, RegistryError
 from ml_platform.registry import FeatureSchema, LiveFeatureStream, run_files
 from ml_platform.registry.store import ModelRegistry
+from ml_platform_tests.crash.driver import CrashDriver, Outcome, crash_seed
 from ml_platform_tests.promotion.conftest import FEATURES, KEYS, MODEL, Project, make_project, training_frame
-from ml_platform_tests.promotion.crash_driver import CHILD_LOG, HOOKED_POINTS, run_outcome
+from ml_platform_tests.promotion.crash_workload import HOOKED_POINTS, run_outcome
 
 pytestmark = [pytest.mark.skipif(not hasattr(os, "fork"), reason="the crash driver forks"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SEED = 9_0512
-TRIALS = 22
+#: ``make test``'s trials: every named point of a promotion once, in the order a promotion passes them.
+SCHEDULE = ("report.logged", "op.rationale_gate", "op.record", "promotion.rationale_logged",
+            "champion.contract_verified", "ledger.inserted", "ledger.commit", "champion.ledger_committed",
+            "champion.alias_writing", "mlflow.alias_flushed", "champion.alias_written", "promotion.recorded",
+            "promotion.rationale_published")
 NAMED_POINTS = (*PROMOTION_POINTS, *HOOKED_POINTS)
+#: ``make stress``'s trials in all: :data:`SCHEDULE`'s, then random ones.
+TRIALS = 22
 #: Named points at which the killed promotion has moved the champion of record already.
 MOVED_AT = {"champion.ledger_committed", "champion.alias_writing", "champion.alias_written", "promotion.recorded",
             "promotion.rationale_published", "mlflow.alias_flushed"}
@@ -97,18 +101,16 @@ class Prepared:
         shutil.copytree(self.snapshot, self.work, symlinks=True)
 
 
-def schedule(seed: int, trials: int = TRIALS) -> list[dict[str, Any]]:
-    """Every named point once (shuffled), then random-time kills and a few random named points.
+def random_trials(seed: int, count: int = TRIALS - len(SCHEDULE)) -> list[dict[str, Any]]:
+    """Random-time kills and a few random named points.
 
     A random-time trial carries ``fraction``: the kill comes that fraction of a full promotion's
     duration after the fork; half of them in its last 30 % (and a little past it), where the record
     step, the ledger and the alias write are.
     """
     rng = random.Random(seed)
-    fixed = list(NAMED_POINTS)
-    rng.shuffle(fixed)
-    chosen: list[dict[str, Any]] = [{"point": p, "fraction": None} for p in fixed]
-    for _ in range(trials - len(chosen)):
+    chosen: list[dict[str, Any]] = []
+    for _ in range(count):
         if rng.random() < 0.75:
             low, high = (0.05, 1.0) if rng.random() < 0.5 else (0.7, 1.05)
             chosen.append({"point": None, "fraction": round(rng.uniform(low, high), 3)})
@@ -158,35 +160,18 @@ def crash_root(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
-def driver(crash_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[subprocess.Popen[str], Prepared]]:
+def driver(crash_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[CrashDriver, Prepared]]:
     # The store is replaced by a copy before every trial: this process must never keep a connection to it.
     monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
     prepared = _prepare(crash_root)
     # a killed promotion leaves its staging directory behind: in the test's own directory, never in /tmp
-    (crash_root / "tmp").mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "TMPDIR": str(crash_root / "tmp")}
-    process = subprocess.Popen([sys.executable, "-m", "ml_platform_tests.promotion.crash_driver", str(prepared.work)],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    try:
-        yield process, prepared
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        process.wait(timeout=60)
+    with CrashDriver("ml_platform_tests.promotion.crash_workload", str(prepared.work), tmpdir=crash_root / "tmp",
+                     log=crash_root / "crash_children.log") as opened:
+        yield opened, prepared
 
 
-def _run(process: subprocess.Popen[str], prepared: Prepared, point: str | None = None,
-         delay: float | None = None) -> dict[str, Any]:
-    assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(json.dumps({"version": prepared.challenger, "tail": TAIL, "point": point,
-                                    "delay": delay}) + "\n")
-    process.stdin.flush()
-    line = process.stdout.readline()
-    assert line, "the promotion crash driver died"
-    outcome = json.loads(line)
-    assert not outcome["hung"], f"the promotion hung (point {point}): {outcome}"
-    return outcome
+def _run(crash: CrashDriver, prepared: Prepared, point: str | None = None, delay: float | None = None) -> Outcome:
+    return crash.trial(point, delay=delay, version=prepared.challenger, tail=TAIL)
 
 
 def _sha256_of(client: MlflowClient, ref: str) -> str:
@@ -257,23 +242,17 @@ def _published(prepared: Prepared, entry: LedgerEntry) -> bool:
     return (Path(root) / folder / "rationale.md").is_file()
 
 
-def _log_tail(prepared: Prepared, lines: int = 40) -> str:
-    log = prepared.work.parent / CHILD_LOG
-    text = log.read_text(errors="replace").splitlines()[-lines:] if log.is_file() else ["(no log)"]
-    return "\n".join(text)
-
-
-def _trial(process: subprocess.Popen[str], prepared: Prepared, index: int, trial: dict[str, Any],
-           duration: float) -> tuple[State, dict[str, Any], dict[str, Any]]:
+def _trial(crash: CrashDriver, prepared: Prepared, index: int, trial: dict[str, Any],
+           duration: float) -> tuple[State, Outcome, Outcome]:
     prepared.reset()
     point = trial["point"]
     delay = None if trial["fraction"] is None else round(trial["fraction"] * duration, 3)
-    outcome = _run(process, prepared, point, delay)
+    outcome = _run(crash, prepared, point, delay)
     context = f"trial {index} {trial} (delay {delay}) -> {outcome}"
     if point is not None:
-        assert outcome["killed"], f"the promotion was not killed: {context}"
-    elif not outcome["killed"]:  # the kill came after the end: the promotion must have succeeded
-        assert outcome["run"] is not None and outcome["run"]["success"], context
+        assert outcome.killed, f"the promotion was not killed: {context}"
+    elif not outcome.killed:  # the kill came after the end: the promotion must have succeeded
+        assert outcome.run is not None and outcome.run["success"], context
 
     state = _check(prepared, context)
     if point is not None:
@@ -283,14 +262,14 @@ def _trial(process: subprocess.Popen[str], prepared: Prepared, index: int, trial
         if state.moved:  # published for later copy checks only after the entry, and only at the end
             assert _published(prepared, state.head) == (point == "promotion.rationale_published"), context
 
-    rerun = _run(process, prepared)
+    rerun = _run(crash, prepared)
     context += f"; the promotion run again -> {rerun}"
-    assert not rerun["killed"] and rerun["run"] is not None, context
+    assert not rerun.killed and rerun.run is not None, context
     if state.moved:
-        assert not rerun["run"]["success"] and rerun["run"]["gate"] == "report", context
-        assert "already the champion" in rerun["run"]["message"], context
+        assert not rerun.run["success"] and rerun.run["gate"] == "report", context
+        assert "already the champion" in rerun.run["message"], context
     else:
-        assert rerun["run"]["success"], context
+        assert rerun.run["success"], context
     after = _check(prepared, context)
     assert after.moved and after.alias == prepared.challenger, context
     if state.moved:
@@ -300,42 +279,59 @@ def _trial(process: subprocess.Popen[str], prepared: Prepared, index: int, trial
     return state, outcome, rerun
 
 
-@pytest.mark.beside
-def test_a_promotion_killed_anywhere_leaves_the_incumbent_or_the_challenger(
-    driver: tuple[subprocess.Popen[str], Prepared],
-) -> None:
-    process, prepared = driver
-    started = time.perf_counter()
-    seed = int(os.environ.get("ML_PLATFORM_CRASH_SEED", DEFAULT_SEED))
-    trials = schedule(seed)
-    print(f"promotion crash schedule (seed {seed}, ML_PLATFORM_CRASH_SEED to change); a fraction is of the "
-          "duration of the first, unkilled promotion:")
+def kill_promotions(crash: CrashDriver, prepared: Prepared, trials: list[dict[str, Any]]) -> dict[str, int]:
+    """One promotion unkilled (its duration scales the random-time kills), then each trial; counts outcomes."""
     for index, trial in enumerate(trials):
         print(f"  {index:2d} {trial}")
-
+    started = time.perf_counter()
     prepared.reset()
-    full = _run(process, prepared)
-    assert not full["killed"] and full["run"] == {"success": True, "gate": None, "message": ""}, \
-        f"{full}\n{_log_tail(prepared)}"
+    full = _run(crash, prepared)
+    assert not full.killed and full.run == {"success": True, "gate": None, "message": ""}, \
+        f"{full}\n{crash.log_tail()}"
     state = _check(prepared, "the unkilled promotion")
     assert state.moved and _published(prepared, state.head)
-    duration = full["seconds"]
+    duration = full.seconds
     print(f"a full promotion in the driver's child takes {duration:.2f} s")
 
     outcomes = {"moved": 0, "not moved": 0, "finished before the kill": 0}
     for index, trial in enumerate(trials):
         began = time.perf_counter()
         try:
-            state, outcome, rerun = _trial(process, prepared, index, trial, duration)
+            state, outcome, rerun = _trial(crash, prepared, index, trial, duration)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- the children's log (tail) ---\n{_log_tail(prepared)}") from exc
+            raise AssertionError(f"{exc}\n{crash.log_tail()}") from exc
         outcomes["moved" if state.moved else "not moved"] += 1
-        outcomes["finished before the kill"] += not outcome["killed"]
+        outcomes["finished before the kill"] += not outcome.killed
         print(f"  trial {index:2d}: {'moved' if state.moved else 'not moved'}, killed after "
-              f"{outcome['seconds']:.2f} s, run again in {rerun['seconds']:.2f} s, "
+              f"{outcome.seconds:.2f} s, run again in {rerun.seconds:.2f} s, "
               f"{time.perf_counter() - began:.2f} s in all")
     print(f"outcomes of the {len(trials)} kills: {outcomes}; {time.perf_counter() - started:.1f} s")
+    return outcomes
+
+
+@pytest.mark.beside
+def test_a_promotion_killed_anywhere_leaves_the_incumbent_or_the_challenger(
+    driver: tuple[CrashDriver, Prepared],
+) -> None:
+    crash, prepared = driver
+    print("promotion crash schedule:")
+    outcomes = kill_promotions(crash, prepared, [{"point": point, "fraction": None} for point in SCHEDULE])
     assert outcomes["moved"] and outcomes["not moved"]
+
+
+def test_the_schedule_kills_at_every_catalogued_and_hooked_point() -> None:
+    assert sorted(SCHEDULE) == sorted(NAMED_POINTS)
+
+
+@pytest.mark.stress
+def test_a_promotion_killed_at_random_times_leaves_the_incumbent_or_the_challenger(
+    driver: tuple[CrashDriver, Prepared],
+) -> None:
+    crash, prepared = driver
+    seed = crash_seed(DEFAULT_SEED)
+    print(f"random promotion crash schedule (seed {seed}, ML_PLATFORM_CRASH_SEED to change); a fraction is of "
+          "the duration of the first, unkilled promotion:")
+    kill_promotions(crash, prepared, random_trials(seed))
 
 
 # -- the record step's rationale, without killing anything ------------------------------------------------

@@ -1,11 +1,10 @@
 """The crash matrix of registration: SIGKILL at every named point, then any MLflow client sees nothing or all.
 
-A driver process (:mod:`ml_platform_tests.registry.crash_driver`) forks one child per trial, which
-registers a small ridge model and kills itself with ``SIGKILL`` at the trial's point: every point the
-registry names, the moment MLflow has flushed (not committed) the INSERTs of the registered model
-and of the version with its tags, and during the upload of the K-th artefact file (after it, or
-half-way through it). The schedule is drawn from a seeded generator and printed; set
-``ML_PLATFORM_CRASH_SEED`` to replay or vary it. After each kill:
+A driver process (:mod:`ml_platform_tests.crash.driver`) forks one child per trial, which registers a
+small ridge model (:mod:`ml_platform_tests.registry.crash_workload`) and dies with ``SIGKILL`` at the
+trial's point: every point the registry names, the moment MLflow has flushed (not committed) the
+INSERTs of the registered model and of the version with its tags, and during the upload of the K-th
+artefact file (after it, or half-way through it). After each kill:
 
 * a plain ``MlflowClient`` lists no new version from the killed registration unless the kill came
   after the version was created, and every version it lists is complete: all the platform's tags,
@@ -14,16 +13,14 @@ half-way through it). The schedule is drawn from a seeded generator and printed;
 * ``ml-platform registry repair --check`` exits 1 (0 only after the run was ended), ``registry repair``
   exits 0, and a second ``--check`` reports consistent: no RUNNING run and no empty registered model left.
 
-The matrix runs on SQLite (24 trials) and on PostgreSQL (12: every named point, fewer random ones).
+``make test`` kills at every point once, on SQLite and on PostgreSQL (:data:`SCHEDULE`); ``make stress``
+adds random trials drawn from a seed that is printed (``ML_PLATFORM_CRASH_SEED`` replays or varies it).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,43 +34,57 @@ from ml_platform.cli import main
 from ml_platform.crashpoints import REGISTRATION_POINTS
 from ml_platform.registry.registration import version_tags
 from ml_platform.registry.store import ModelRegistry
+from ml_platform_tests.crash.driver import CrashDriver, crash_seed, parse_point
 from ml_platform_tests.registry.conftest import feature_frame, make_contract, make_model
+from ml_platform_tests.registry.crash_workload import HOOKED_POINTS
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the crash driver forks")
 
-ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SEED = 8_0405
-TRIALS = 24
+#: ``make stress``'s trials on each backend in all: :data:`SCHEDULE`'s, then random ones.
+TRIALS = {"sqlite": 24, "postgresql": 12}
 #: Points after which the killed registration's version exists (complete).
 AFTER_THE_VERSION = {"register.version_created", "register.run_finished"}
 VERSION_TAG_KEYS = set(version_tags(make_contract("x", make_model()), "sha256:" + "0" * 64)) | {"ml_platform.status"}
+NEW = "new"  # a first registration of a model no trial used before
+#: ``make test``'s trials on each backend: every point once, as ``(point, model, registrations before)``.
+#: The kills inside the first registration of a model (the INSERT of the registered model flushed, the
+#: model created but no version yet) hit a new model with no earlier registration.
+SCHEDULE = (
+    ("register.run_created", "crash_a", 1),
+    ("register.params_logged", "crash_b", 0),
+    ("register.artifacts_uploaded", NEW, 0),
+    ("register.model_ready", NEW, 0),
+    ("register.version_created", "crash_a", 0),
+    ("register.run_finished", "crash_b", 1),
+    ("mlflow.model_flushed", NEW, 0),
+    ("mlflow.version_flushed", "crash_a", 1),
+    ("artifacts.copy#1", "crash_b", 0),
+    ("artifacts.half#3", NEW, 1),
+)
+EVERY_POINT = {*REGISTRATION_POINTS, *HOOKED_POINTS}
 
 
-def schedule(seed: int, trials: int = TRIALS) -> list[dict[str, Any]]:
-    """Every named point at least once, then random ones, each with a model name and prior registrations.
+def fixed_trials() -> list[dict[str, Any]]:
+    return [{"name": f"crash_new_{index}" if name == NEW else name, "point": point, "before": before,
+             "shift": round(0.01 * index - 0.05, 6)} for index, (point, name, before) in enumerate(SCHEDULE)]
 
-    The kills inside the first registration of a model (the INSERT of the registered model flushed, and
-    the model created but no version yet) always hit a new model with no earlier registration.
-    """
+
+def random_trials(seed: int, count: int) -> list[dict[str, Any]]:
+    """``count`` random points (not the first-registration-only ones), models and registrations before."""
     rng = random.Random(seed)
-    fixed = [*REGISTRATION_POINTS, "mlflow.model_flushed", "mlflow.version_flushed", "artifacts.copy#1",
-             "artifacts.half#3"]
-    rng.shuffle(fixed)
-    randoms = [rng.choice([*REGISTRATION_POINTS, "mlflow.version_flushed", f"artifacts.copy#{rng.randint(1, 9)}",
-                           f"artifacts.half#{rng.randint(1, 9)}"]) for _ in range(trials - len(fixed))]
+    points = [rng.choice([*REGISTRATION_POINTS, "mlflow.version_flushed", f"artifacts.copy#{rng.randint(1, 9)}",
+                          f"artifacts.half#{rng.randint(1, 9)}"]) for _ in range(count)]
     trials = []
-    first_only = {"mlflow.model_flushed", "register.model_ready"}
-    for index, point in enumerate([*fixed, *randoms]):
-        forced = point in first_only and index < len(fixed)
-        fresh = forced or rng.random() < 0.3  # a first registration of a new model
-        name = f"crash_new_{index}" if fresh else rng.choice(["crash_a", "crash_b"])
-        before = 0 if forced else rng.randint(0, 1)
-        trials.append({"name": name, "point": point, "before": before, "shift": round(rng.uniform(-0.2, 0.2), 6)})
+    for index, point in enumerate(points):
+        name = f"crash_random_{index}" if rng.random() < 0.3 else rng.choice(["crash_a", "crash_b"])
+        trials.append({"name": name, "point": point, "before": rng.randint(0, 1),
+                       "shift": round(rng.uniform(-0.2, 0.2), 6)})
     return trials
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], ModelRegistry]]:
+def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[CrashDriver, ModelRegistry]]:
     if request.param == "postgresql":
         uri = request.getfixturevalue("postgres_db").sqlalchemy_url
     else:
@@ -82,26 +93,9 @@ def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[sub
     registry = ModelRegistry(uri, artifact_location=artifacts)
     registry.list_models()  # create the schema once, before the first fork
     # a killed writer leaves its staging directory behind: in the test's own tmp_path, never in /tmp
-    (tmp_path / "tmp").mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "TMPDIR": str(tmp_path / "tmp")}
-    process = subprocess.Popen([sys.executable, "-m", "ml_platform_tests.registry.crash_driver", uri, artifacts],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    try:
-        yield process, registry
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        process.wait(timeout=60)
-
-
-def _run_trial(process: subprocess.Popen[str], trial: dict[str, Any]) -> dict[str, Any]:
-    assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(json.dumps(trial) + "\n")
-    process.stdin.flush()
-    line = process.stdout.readline()
-    assert line, "the crash driver died"
-    return json.loads(line)
+    with CrashDriver("ml_platform_tests.registry.crash_workload", uri, artifacts, tmpdir=tmp_path / "tmp",
+                     log=tmp_path / "children.log") as opened:
+        yield opened, registry
 
 
 def _cli(registry: ModelRegistry, *args: str) -> Any:
@@ -109,17 +103,16 @@ def _cli(registry: ModelRegistry, *args: str) -> Any:
 
 
 @pytest.fixture
-def mlflow_uris(driver: tuple[subprocess.Popen[str], ModelRegistry]) -> Iterator[None]:
-    """``mlflow.pyfunc.load_model("models:/...")`` resolves through the global URIs: point them at the store."""
+def mlflow_uris(driver: tuple[CrashDriver, ModelRegistry], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mlflow.pyfunc.load_model("models:/...")`` resolves through MLflow's URIs: point them at the store.
+
+    Through the environment, which ``monkeypatch`` restores: ``mlflow.set_tracking_uri`` would set it too
+    and leave it set (a restore with ``set_tracking_uri`` exports the default URI to every later test).
+    """
     _, registry = driver
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(registry.tracking_uri)
-    mlflow.set_registry_uri(registry.tracking_uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", registry.tracking_uri)
+    assert mlflow.get_registry_uri() == registry.tracking_uri, "a URI set in this process overrides the environment"
 
 
 def _versions(client: MlflowClient, name: str) -> dict[str, Any]:
@@ -139,25 +132,18 @@ def _assert_complete(registry: ModelRegistry, client: MlflowClient, name: str, v
     assert scores == model.predict(feature_frame())["score"].to_list()
 
 
-def test_a_registration_killed_at_any_point_leaves_nothing_or_a_complete_version(
-    driver: tuple[subprocess.Popen[str], ModelRegistry], mlflow_uris: None
-) -> None:
-    process, registry = driver
-    seed = int(os.environ.get("ML_PLATFORM_CRASH_SEED", DEFAULT_SEED))
-    sqlite = registry.tracking_uri.startswith("sqlite")
-    trials = schedule(seed, TRIALS if sqlite else TRIALS // 2)  # PostgreSQL: every point, fewer random ones
-    print(f"crash schedule on {registry.store} (seed {seed}, ML_PLATFORM_CRASH_SEED to change):")
-    for index, trial in enumerate(trials):
-        print(f"  {index:2d} {trial}")
+def kill_registrations(crash: CrashDriver, registry: ModelRegistry, trials: list[dict[str, Any]]) -> set[str]:
+    """Kill each trial's registration and check what every client sees, and repair; returns the points hit."""
     client = MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
     points_hit = set()
     for index, trial in enumerate(trials):
         name = trial["name"]
-        before = _versions(client, name) if name in {m.name for m in client.search_registered_models()} else {}
-        outcome = _run_trial(process, trial)
+        existed = name in {m.name for m in client.search_registered_models()}
+        before = _versions(client, name) if existed else {}
+        outcome = crash.trial(**trial)
         context = f"trial {index} {trial} -> {outcome}"
-        assert outcome["killed"], f"the registration was not killed: {context}"
-        points_hit.add(trial["point"].partition("#")[0])
+        assert outcome.killed, f"the registration was not killed: {context}"
+        points_hit.add(parse_point(trial["point"])[0])
 
         # Any MLflow client, before any repair: nothing new from the killed registration, or a complete version.
         names = {m.name for m in client.search_registered_models()}
@@ -171,7 +157,7 @@ def test_a_registration_killed_at_any_point_leaves_nothing_or_a_complete_version
         check = _cli(registry, "--check")
         left = trial["point"] != "register.run_finished"  # everywhere else, at least the run is left RUNNING
         assert check.exit_code == (1 if left else 0), f"{check.output} {context}"
-        if trial["point"] == "register.model_ready" and trial["before"] == 0 and name.startswith("crash_new_"):
+        if trial["point"] == "register.model_ready" and trial["before"] == 0 and not existed:
             assert "a registered model with no versions" in check.output, context
         repaired = _cli(registry)
         assert repaired.exit_code == 0, f"{repaired.output} {context}"
@@ -186,9 +172,40 @@ def test_a_registration_killed_at_any_point_leaves_nothing_or_a_complete_version
             assert versions, f"empty registered model {model.name} left: {context}"
             for version in versions.values():
                 assert version.tags.get("ml_platform.status") == "ready", context
-    assert points_hit >= {*REGISTRATION_POINTS, "mlflow.model_flushed", "mlflow.version_flushed", "artifacts.copy",
-                          "artifacts.half"}
     # Everything still registered is complete and serves, after all the kills and repairs.
     for model in client.search_registered_models():
         for version in _versions(client, model.name).values():
             _assert_complete(registry, client, model.name, version)
+    return points_hit
+
+
+def test_a_registration_killed_at_any_point_leaves_nothing_or_a_complete_version(
+    driver: tuple[CrashDriver, ModelRegistry], mlflow_uris: None
+) -> None:
+    crash, registry = driver
+    trials = fixed_trials()
+    print(f"crash schedule on {registry.store}:")
+    for index, trial in enumerate(trials):
+        print(f"  {index:2d} {trial}")
+    assert kill_registrations(crash, registry, trials) == EVERY_POINT
+
+
+def test_the_schedule_kills_at_every_catalogued_and_hooked_point() -> None:
+    scheduled = [parse_point(point)[0] for point, _, _ in SCHEDULE]
+    assert sorted(scheduled) == sorted(EVERY_POINT)
+    first = {point: before == 0 and name == NEW for point, name, before in SCHEDULE}
+    assert first["mlflow.model_flushed"] and first["register.model_ready"]  # only a first registration passes it
+
+
+@pytest.mark.stress
+def test_registrations_killed_at_random_points_leave_nothing_or_a_complete_version(
+    driver: tuple[CrashDriver, ModelRegistry], mlflow_uris: None
+) -> None:
+    crash, registry = driver
+    seed = crash_seed(DEFAULT_SEED)
+    backend = "sqlite" if registry.tracking_uri.startswith("sqlite") else "postgresql"
+    trials = random_trials(seed, TRIALS[backend] - len(SCHEDULE))
+    print(f"random crash schedule on {registry.store} (seed {seed}, ML_PLATFORM_CRASH_SEED to change):")
+    for index, trial in enumerate(trials):
+        print(f"  {index:2d} {trial}")
+    kill_registrations(crash, registry, trials)
