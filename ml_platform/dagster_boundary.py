@@ -21,7 +21,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import dagster as dg
 
-from ml_platform import metadata as M
+from ml_platform import metadata
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, MLPlatformError
 
@@ -64,10 +64,10 @@ def _context_metadata(context: dg.AssetExecutionContext | None) -> dict[str, str
         key = context.asset_key.to_user_string()
     except dg.DagsterInvariantViolationError:  # a multi-asset: every key the step materializes
         key = ", ".join(sorted(k.to_user_string() for k in context.selected_asset_keys))
-    facts = {M.ASSET_KEY: key}
+    facts = {metadata.ASSET_KEY: key}
     if context.has_partition_key_range:
         keys = context.partition_key_range
-        facts[M.PARTITION_RANGE] = keys.start if keys.start == keys.end else f"{keys.start}..{keys.end}"
+        facts[metadata.PARTITION_RANGE] = keys.start if keys.start == keys.end else f"{keys.start}..{keys.end}"
     return facts
 
 
@@ -75,7 +75,7 @@ def failure_from(error: MLPlatformError, context: dg.AssetExecutionContext | Non
     """The ``dagster.Failure`` that reports ``error`` (raise it ``from error``)."""
     return dg.Failure(
         description=str(error),
-        metadata={M.ERROR_CODE: error.code, M.ERROR_TYPE: type(error).__name__, **_context_metadata(context)},
+        metadata={metadata.ERROR_CODE: error.code, metadata.ERROR_TYPE: type(error).__name__, **_context_metadata(context)},
         allow_retries=False,
     )
 

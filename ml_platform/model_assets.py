@@ -22,7 +22,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from ml_platform import metadata as M
+from ml_platform import metadata
 from ml_platform.champions.resource import ModelRegistryResource
 from ml_platform.dagster_boundary import platform_failures
 from ml_platform.environment import capture_environment, working_tree_diff
@@ -192,17 +192,17 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
                                        git_diff=tree.patch if tree is not None and tree.dirty else None)
         context.log.info(f"registered {model_name} version {registered.version} (run {registered.run_id})")
         return dg.MaterializeResult(metadata={
-            M.MODEL_NAME: model_name,
-            M.MODEL_VERSION: registered.version,
-            M.MODEL_FORMAT: outcome.model.format_id,
-            M.MLFLOW_RUN_ID: registered.run_id,
-            M.MODEL_URI: registered.model_uri,
-            M.FEATURE_GRAPH_HASH: feature_graph_hash,
-            M.MODEL_SHA256: outcome.model.sha256,
-            M.TRAINING_WINDOW: str(outcome.training_window),
-            M.VALIDATION_WINDOW: str(outcome.validation_window),
-            M.TRACKING_URI: context.resources.model_registry.tracking_uri,
-            **{f"{M.VALIDATION_PREFIX}{k}": v for k, v in outcome.metrics().items()},
+            metadata.MODEL_NAME: model_name,
+            metadata.MODEL_VERSION: registered.version,
+            metadata.MODEL_FORMAT: outcome.model.format_id,
+            metadata.MLFLOW_RUN_ID: registered.run_id,
+            metadata.MODEL_URI: registered.model_uri,
+            metadata.FEATURE_GRAPH_HASH: feature_graph_hash,
+            metadata.MODEL_SHA256: outcome.model.sha256,
+            metadata.TRAINING_WINDOW: str(outcome.training_window),
+            metadata.VALIDATION_WINDOW: str(outcome.validation_window),
+            metadata.TRACKING_URI: context.resources.model_registry.tracking_uri,
+            **{f"{metadata.VALIDATION_PREFIX}{k}": v for k, v in outcome.metrics().items()},
         })
 
     return trained_model
@@ -232,19 +232,19 @@ def _live_signals(w: _Wiring) -> dg.AssetsDefinition:
         signals = to_signals(scored, keys).with_columns(
             pl.lit(model_name).alias("model_name"), pl.lit(champion.version).alias("model_version"))
         return dg.Output(signals, metadata={
-            M.MODEL_NAME: model_name,
-            M.MODEL_VERSION: champion.version,
-            M.FEATURE_GRAPH_HASH: graph_hash,
-            M.WINDOW: str(window),
-            M.TIME_COLUMN: keys.time,
-            M.PROJECT_ROOT: w.graph.project_root,
-            M.ENVIRONMENT_DIFFERENCES: list(champion.check.environment_differences),
+            metadata.MODEL_NAME: model_name,
+            metadata.MODEL_VERSION: champion.version,
+            metadata.FEATURE_GRAPH_HASH: graph_hash,
+            metadata.WINDOW: str(window),
+            metadata.TIME_COLUMN: keys.time,
+            metadata.PROJECT_ROOT: w.graph.project_root,
+            metadata.ENVIRONMENT_DIFFERENCES: list(champion.check.environment_differences),
             # which version scored each day, in the manifests: the days a version served are found from the store
-            M.PARAMS: {"model_name": model_name, "model_version": champion.version},
-            M.ROW_COUNT: signals.height,
+            metadata.PARAMS: {"model_name": model_name, "model_version": champion.version},
+            metadata.ROW_COUNT: signals.height,
             # the exact feature-matrix versions scored, per day in the manifests: a trace or a reproduction
             # follows them by data hash, whatever was rematerialized since
-            M.UPSTREAM: [{"key": m.asset_key, "partition": m.partition, "data_hash": m.data_hash} for m in manifests],
+            metadata.UPSTREAM: [{"key": m.asset_key, "partition": m.partition, "data_hash": m.data_hash} for m in manifests],
         })
 
     return live_signals
@@ -261,11 +261,11 @@ def _live_pnl(w: _Wiring) -> dg.AssetsDefinition:
     @platform_failures
     def live_pnl(context: dg.AssetExecutionContext, signals: pl.DataFrame, labels: pl.DataFrame) -> dg.Output[pl.DataFrame]:
         pnl = daily_pnl(signals, labels.select(*keys.columns, w.label_column), label_column=w.label_column, keys=keys)
-        return dg.Output(pnl, metadata={M.WINDOW: str(window_of(context, w.calendar)),
-                                        M.TIME_COLUMN: keys.time,
-                                        M.PROJECT_ROOT: w.graph.project_root,
-                                        M.TOTAL_PNL: float(pnl["pnl"].sum() or 0.0),
-                                        M.ROW_COUNT: pnl.height})
+        return dg.Output(pnl, metadata={metadata.WINDOW: str(window_of(context, w.calendar)),
+                                        metadata.TIME_COLUMN: keys.time,
+                                        metadata.PROJECT_ROOT: w.graph.project_root,
+                                        metadata.TOTAL_PNL: float(pnl["pnl"].sum() or 0.0),
+                                        metadata.ROW_COUNT: pnl.height})
 
     return live_pnl
 

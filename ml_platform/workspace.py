@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from ml_platform import metadata as M
+from ml_platform import metadata
 from ml_platform.errors import ConfigurationError
 
 __all__ = ["FeatureNodeInfo", "LoadedDefinitions", "feature_nodes", "load_definitions", "workspace_target"]
@@ -121,12 +121,12 @@ def feature_nodes(defs: dg.Definitions) -> list[FeatureNodeInfo]:
             continue
         for key in assets_def.keys:
             meta = assets_def.metadata_by_key.get(key, {})
-            if M.GRAPH_HASH not in meta:
+            if metadata.GRAPH_HASH not in meta:
                 continue
-            source = meta.get(M.SOURCE)
+            source = meta.get(metadata.SOURCE)
             out.append(FeatureNodeInfo(
-                asset_key=key.to_user_string(), node=str(meta.get(M.NODE, key.path[-1])),
-                source=str(getattr(source, "value", source) or "?"), function=str(meta.get(M.FUNCTION, "?")),
-                upstream=tuple(meta.get(M.UPSTREAM) or ()), code_hash=str(meta[M.CODE_HASH]),
-                graph_hash=str(meta[M.GRAPH_HASH])))
+                asset_key=key.to_user_string(), node=str(meta.get(metadata.NODE, key.path[-1])),
+                source=str(getattr(source, "value", source) or "?"), function=str(meta.get(metadata.FUNCTION, "?")),
+                upstream=tuple(meta.get(metadata.UPSTREAM) or ()), code_hash=str(meta[metadata.CODE_HASH]),
+                graph_hash=str(meta[metadata.GRAPH_HASH])))
     return out

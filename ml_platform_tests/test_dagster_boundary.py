@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 from dagster._config import ConfigTypeKind
 
-from ml_platform import metadata as M
+from ml_platform import metadata
 from ml_platform.champions.resource import ModelRegistryResource
 from ml_platform.dagster_boundary import platform_failures
 from ml_platform.environment import EnvironmentPolicy
@@ -112,8 +112,8 @@ def test_a_platform_error_is_a_structured_step_failure_and_nothing_is_written(ke
     assert shown.description.startswith("[DATA_ERROR] ")
     assert re.search(MISSING_KEY, shown.description)
     meta = {key: value.value for key, value in shown.metadata.items()}
-    assert meta == {M.ERROR_CODE: "DATA_ERROR", M.ERROR_TYPE: "DataError", M.ASSET_KEY: "d",
-                    M.PARTITION_RANGE: "2012-03-05..2012-03-09"}
+    assert meta == {metadata.ERROR_CODE: "DATA_ERROR", metadata.ERROR_TYPE: "DataError", metadata.ASSET_KEY: "d",
+                    metadata.PARTITION_RANGE: "2012-03-05..2012-03-09"}
     assert failure.error.cls_name == "Failure"
     assert failure.error.cause is not None and failure.error.cause.cls_name == "DataError"   # the chain is kept
 
@@ -128,7 +128,7 @@ def test_materialize_raises_the_failure_and_lifecycle_raises_the_platform_error(
     with pytest.raises(dg.Failure) as raised:
         _materialize_d(defs, dagster_instance)
     assert isinstance(raised.value.__cause__, DataError)
-    assert raised.value.metadata[M.ERROR_CODE].value == "DATA_ERROR"
+    assert raised.value.metadata[metadata.ERROR_CODE].value == "DATA_ERROR"
 
     # a Python caller of the lifecycle gets the platform error, with the Failure as its context
     life = Lifecycle(defs, graph, dagster_instance)
@@ -150,6 +150,6 @@ def test_a_platform_failure_is_not_retried(dagster_instance) -> None:
     result = dg.materialize([refuses], instance=dagster_instance, raise_on_error=False)
     assert not result.success and len(calls) == 1
     [failure] = result.get_step_failure_events()
-    assert failure.step_failure_data.user_failure_data.metadata[M.ERROR_CODE].value == "DATA_ERROR"
-    assert failure.step_failure_data.user_failure_data.metadata[M.ASSET_KEY].value == "refuses"
-    assert M.PARTITION_RANGE not in failure.step_failure_data.user_failure_data.metadata
+    assert failure.step_failure_data.user_failure_data.metadata[metadata.ERROR_CODE].value == "DATA_ERROR"
+    assert failure.step_failure_data.user_failure_data.metadata[metadata.ASSET_KEY].value == "refuses"
+    assert metadata.PARTITION_RANGE not in failure.step_failure_data.user_failure_data.metadata

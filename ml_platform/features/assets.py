@@ -26,7 +26,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from ml_platform import metadata as M
+from ml_platform import metadata
 from ml_platform.dagster_boundary import platform_failures
 from ml_platform.environment import derive_seed
 from ml_platform.errors import ConfigurationError, DataError
@@ -73,12 +73,12 @@ class FeatureAssetsTranslator:
 
     def get_metadata(self, node: HashedFeature) -> dict[str, Any]:
         return {
-            M.CODE_HASH: node.code_hash,
-            M.GRAPH_HASH: node.graph_hash,
-            M.NODE: node.key,
-            M.FUNCTION: node.function,
-            M.SOURCE: dg.MetadataValue.path(f"{node.file}:{node.line}"),
-            M.UPSTREAM: list(node.spec.upstream_keys),
+            metadata.CODE_HASH: node.code_hash,
+            metadata.GRAPH_HASH: node.graph_hash,
+            metadata.NODE: node.key,
+            metadata.FUNCTION: node.function,
+            metadata.SOURCE: dg.MetadataValue.path(f"{node.file}:{node.line}"),
+            metadata.UPSTREAM: list(node.spec.upstream_keys),
         }
 
     def store_key(self, node: HashedFeature) -> str:
@@ -116,17 +116,17 @@ def canonical_frame(frame: object, node: HashedFeature, window: DataWindow | Non
 def _metadata(node: HashedFeature, graph: FeatureGraph, frame: pl.DataFrame, window: DataWindow | None,
               seeds: Mapping[str, int], params: Mapping[str, Any]) -> dict[str, Any]:
     meta: dict[str, Any] = {
-        M.CODE_HASH: node.code_hash,
-        M.GRAPH_HASH: node.graph_hash,
-        M.DATA_HASH: hash_table(frame),
-        M.SEEDS: dict(seeds),
-        M.PARAMS: dict(params),
-        M.TIME_COLUMN: graph.keys.time,
-        M.PROJECT_ROOT: graph.project_root,
-        M.ROW_COUNT: frame.height,
+        metadata.CODE_HASH: node.code_hash,
+        metadata.GRAPH_HASH: node.graph_hash,
+        metadata.DATA_HASH: hash_table(frame),
+        metadata.SEEDS: dict(seeds),
+        metadata.PARAMS: dict(params),
+        metadata.TIME_COLUMN: graph.keys.time,
+        metadata.PROJECT_ROOT: graph.project_root,
+        metadata.ROW_COUNT: frame.height,
     }
     if window is not None:
-        meta[M.WINDOW] = str(window)
+        meta[metadata.WINDOW] = str(window)
     return meta
 
 
@@ -181,7 +181,7 @@ class _Builder:
         # one-partition run exactly that partition's hash). An identical re-run keeps it: nothing goes stale.
         with warnings.catch_warnings():  # Output(data_version=...) is beta; content-addressed versions are the point
             warnings.simplefilter("ignore", dg.BetaWarning)
-            return dg.Output(result, data_version=dg.DataVersion(meta[M.DATA_HASH]), metadata=meta)
+            return dg.Output(result, data_version=dg.DataVersion(meta[metadata.DATA_HASH]), metadata=meta)
 
     def partitioned(self, node: HashedFeature) -> dg.AssetsDefinition:
         graph, calendar = self.graph, self.calendar
@@ -219,7 +219,7 @@ class _Builder:
                 inputs[name] = frame
                 upstream += [{"key": m.asset_key, "partition": m.partition, "data_hash": m.data_hash}
                              for m in manifests]
-            return self._emit(node, window, str(window), inputs, {M.UPSTREAM: upstream})
+            return self._emit(node, window, str(window), inputs, {metadata.UPSTREAM: upstream})
 
         return _asset
 

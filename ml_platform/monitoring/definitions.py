@@ -29,7 +29,7 @@ from ml_platform.features.assets import FeatureAssetsTranslator
 from ml_platform.features.calendar import Calendar
 from ml_platform.features.graph import FeatureGraph
 from ml_platform.model_assets import LIVE_PNL, LIVE_SIGNALS
-from ml_platform.monitoring import observe as O
+from ml_platform.monitoring import observe
 from ml_platform.monitoring.alerts import InfraCheckKind
 from ml_platform.monitoring.dispatch import dispatch_infra, research_report
 from ml_platform.monitoring.drift import DriftPolicy, finding_of
@@ -116,7 +116,7 @@ def _wiring(graph: FeatureGraph, translator: FeatureAssetsTranslator, *, model_i
 
 def _check_spec_of(wiring: MonitoringWiring, outcome: InfraOutcome) -> dg.AssetCheckKey:
     asset = wiring.live_signals.asset if outcome.check == InfraCheckKind.SCHEDULED_RUN else outcome.asset
-    return dg.AssetCheckKey(O.asset_key(asset), INFRA_CHECK_NAMES[outcome.check])
+    return dg.AssetCheckKey(observe.asset_key(asset), INFRA_CHECK_NAMES[outcome.check])
 
 
 def _check_metadata(outcome: InfraOutcome, delivery: str | None) -> dict[str, Any]:
@@ -135,14 +135,14 @@ def _infra_checks(wiring: MonitoringWiring, calendar: Calendar, clock: Callable[
     specs = []
     for asset in wiring.monitored:
         for kind in (InfraCheckKind.FRESHNESS, InfraCheckKind.LATENCY):
-            specs.append(dg.AssetCheckSpec(INFRA_CHECK_NAMES[kind], asset=O.asset_key(asset.asset), blocking=False,
+            specs.append(dg.AssetCheckSpec(INFRA_CHECK_NAMES[kind], asset=observe.asset_key(asset.asset), blocking=False,
                                            description=f"infra ({kind}): pages on-call through the pager route"))
-    specs.append(dg.AssetCheckSpec(INFRA_CHECK_NAMES[InfraCheckKind.SCHEMA], asset=O.asset_key(wiring.model_input.asset),
+    specs.append(dg.AssetCheckSpec(INFRA_CHECK_NAMES[InfraCheckKind.SCHEMA], asset=observe.asset_key(wiring.model_input.asset),
                                    blocking=False, description="infra: the newest partition matches the champion's "
                                    "deploy contract (feature graph, keys, schema)"))
     if wiring.scheduled_job is not None:
         specs.append(dg.AssetCheckSpec(INFRA_CHECK_NAMES[InfraCheckKind.SCHEDULED_RUN],
-                                       asset=O.asset_key(wiring.live_signals.asset), blocking=False,
+                                       asset=observe.asset_key(wiring.live_signals.asset), blocking=False,
                                        description=f"infra: the scheduled {wiring.scheduled_job} run for the expected "
                                        "partition succeeded"))
 
@@ -156,7 +156,7 @@ def _infra_checks(wiring: MonitoringWiring, calendar: Calendar, clock: Callable[
         now = _as_of(context.op_execution_context.op_config["as_of"], clock)
         store = context.resources.feature_store.get_store()
         registry = context.resources.model_registry.get_registry()
-        outcomes = O.infra_outcomes(context.instance, store, registry, wiring, calendar, now)
+        outcomes = observe.infra_outcomes(context.instance, store, registry, wiring, calendar, now)
         selected = context.op_execution_context.selected_asset_check_keys
         # Only infra_freshness_job pages. Dagster also runs these checks when a run materializes the assets
         # they watch (a UI materialization, a backfill): there they are recorded, and the sensor pages
@@ -188,7 +188,7 @@ def _infra_sensor(wiring: MonitoringWiring, calendar: Calendar, clock: Callable[
             route.flush()
             store = context.resources.feature_store.get_store()
             registry = context.resources.model_registry.get_registry()
-            outcomes = O.infra_outcomes(context.instance, store, registry, wiring, calendar, now)
+            outcomes = observe.infra_outcomes(context.instance, store, registry, wiring, calendar, now)
         except (MLPlatformError, OSError) as exc:
             return dg.SkipReason(f"infra checks not evaluated this tick: {exc}")
         failing = sorted(o.key for o in outcomes if not o.passed)
@@ -209,7 +209,7 @@ def _infra_sensor(wiring: MonitoringWiring, calendar: Calendar, clock: Callable[
     return infra_freshness_sensor
 
 
-def _drift_metadata(observation: O.DriftObservation) -> dict[str, Any]:
+def _drift_metadata(observation: observe.DriftObservation) -> dict[str, Any]:
     evaluation = observation.evaluation
     meta: dict[str, Any] = {"summary": evaluation.summary(), "model": observation.model,
                             "version": observation.version or "none",
@@ -220,19 +220,19 @@ def _drift_metadata(observation: O.DriftObservation) -> dict[str, Any]:
 
 
 def _drift_check(wiring: MonitoringWiring, calendar: Calendar, name: str) -> dg.AssetChecksDefinition:
-    spec = dg.AssetCheckSpec(ALPHA_DRIFT_CHECK, asset=O.asset_key(wiring.live_pnl.asset), blocking=False,
+    spec = dg.AssetCheckSpec(ALPHA_DRIFT_CHECK, asset=observe.asset_key(wiring.live_pnl.asset), blocking=False,
                              description="research (WARN, never pages): the champion's live returns against its "
                                          "validation window")
 
     @dg.multi_asset_check(name=name, specs=[spec], required_resource_keys={"feature_store", "model_registry"},
                           description="Alpha drift of the champion; findings go to research, never to the pager.")
     def alpha_drift_check(context: dg.AssetCheckExecutionContext):  # type: ignore[no-untyped-def]
-        newest = O.newest_partition(context.instance, wiring.live_pnl, calendar)
+        newest = observe.newest_partition(context.instance, wiring.live_pnl, calendar)
         if newest is None:
             yield dg.AssetCheckResult(asset_key=spec.asset_key, check_name=spec.name, passed=True,
                                       severity=dg.AssetCheckSeverity.WARN, metadata={"skipped": "no live PnL yet"})
             return
-        observation = O.observe_drift(context.resources.feature_store.get_store(),
+        observation = observe.observe_drift(context.resources.feature_store.get_store(),
                                       context.resources.model_registry.get_registry(), wiring, calendar, newest)
         yield dg.AssetCheckResult(asset_key=spec.asset_key, check_name=spec.name,
                                   passed=not observation.evaluation.drifted, severity=dg.AssetCheckSeverity.WARN,
@@ -243,7 +243,7 @@ def _drift_check(wiring: MonitoringWiring, calendar: Calendar, name: str) -> dg.
 
 def _drift_sensor(wiring: MonitoringWiring, calendar: Calendar, job_name: str, interval: int,
                   status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
-    pnl_key = O.asset_key(wiring.live_pnl.asset)
+    pnl_key = observe.asset_key(wiring.live_pnl.asset)
 
     @dg.sensor(name="alpha_drift_sensor", job_name=job_name, minimum_interval_seconds=interval,
                required_resource_keys=_DRIFT_NEEDS, default_status=status,
@@ -261,12 +261,12 @@ def _drift_sensor(wiring: MonitoringWiring, calendar: Calendar, job_name: str, i
             return dg.SkipReason(f"alpha drift not evaluated this tick: {exc}")
         if not records:
             return dg.SkipReason(f"no new {wiring.live_pnl.asset} materialization")
-        newest = O.newest_of(calendar, (r.partition_key for r in records))
+        newest = observe.newest_of(calendar, (r.partition_key for r in records))
         next_cursor = {**cursor, "after": records[-1].storage_id}
         if newest is None:
             return dg.SensorResult(cursor=json.dumps(next_cursor), skip_reason="live PnL is not partitioned")
         try:
-            observation = O.observe_drift(context.resources.feature_store.get_store(),
+            observation = observe.observe_drift(context.resources.feature_store.get_store(),
                                           context.resources.model_registry.get_registry(), wiring, calendar, newest)
         except (MLPlatformError, OSError) as exc:  # recorded, never a crash loop; the cursor still moves on
             evaluation = dg.AssetCheckEvaluation(asset_key=pnl_key, check_name=ALPHA_DRIFT_CHECK, passed=True,
@@ -300,7 +300,7 @@ def _drift_job(wiring: MonitoringWiring, calendar: Calendar, name: str) -> dg.Jo
         store = context.resources.feature_store.get_store()
         registry = context.resources.model_registry.get_registry()
         try:
-            observation = O.observe_drift(store, registry, wiring, calendar, context.op_config["partition"])
+            observation = observe.observe_drift(store, registry, wiring, calendar, context.op_config["partition"])
             outcome = research_report(registry, context.resources.research.get_route(), observation,
                                       created_at=dt.datetime.now(dt.UTC))
         except MLPlatformError as exc:

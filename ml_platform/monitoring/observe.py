@@ -21,7 +21,7 @@ from ml_platform.errors import DataError, IntegrityError, MLPlatformError, Model
 from ml_platform.features.calendar import Calendar
 from ml_platform.io.store import PinnedStore
 from ml_platform.models.signals import to_signals
-from ml_platform.monitoring import infra as I
+from ml_platform.monitoring import infra
 from ml_platform.monitoring.drift import DriftEvaluation, daily_performance, evaluate_drift
 from ml_platform.monitoring.wiring import MonitoredAsset, MonitoringWiring
 from ml_platform.registry.contract import DeployContract, schema_differences
@@ -47,7 +47,7 @@ def recent_partitions(calendar: Calendar, now: dt.datetime, count: int = _TAIL) 
         while window is not None and len(found) < count:
             key = pd.get_partition_key_range_for_time_window(window).start
             if pd.has_partition_key(key):  # an excluded day (a holiday) is no partition
-                found.append((key, I.session_day(calendar.window_of_key(key), calendar.min_days)))
+                found.append((key, infra.session_day(calendar.window_of_key(key), calendar.min_days)))
             window = pd.get_prev_partition_window(window.start)
     return found[::-1]
 
@@ -60,12 +60,12 @@ def _materialization(instance: dg.DagsterInstance, asset: MonitoredAsset,
     return records[0] if records else None
 
 
-def _run_facts(record: dg.RunRecord) -> I.RunFacts:
+def _run_facts(record: dg.RunRecord) -> infra.RunFacts:
     tags = record.dagster_run.tags
     partition = tags.get("dagster/partition")
     if partition is None and "dagster/asset_partition_range_start" in tags:
         partition = f"{tags['dagster/asset_partition_range_start']}..{tags.get('dagster/asset_partition_range_end')}"
-    return I.RunFacts(record.dagster_run.run_id, record.dagster_run.status.value, partition,
+    return infra.RunFacts(record.dagster_run.run_id, record.dagster_run.status.value, partition,
                       record.start_time, record.end_time)
 
 
@@ -80,13 +80,13 @@ def _contract(registry: ModelRegistry, model: str, version: str) -> DeployContra
 
 
 def _schema_outcome(instance: dg.DagsterInstance, store: PinnedStore, registry: ModelRegistry,
-                    wiring: MonitoringWiring) -> I.InfraOutcome:
+                    wiring: MonitoringWiring) -> infra.InfraOutcome:
     asset = wiring.model_input
     head = _champion(registry, wiring.model_name)
     newest = _materialization(instance, asset, None)
     partition = None if newest is None or newest.partition_key is None else newest.partition_key
     if head is None or partition is None:
-        return I.check_schema(asset.asset, partition, [], model=None if head is None else wiring.model_name,
+        return infra.check_schema(asset.asset, partition, [], model=None if head is None else wiring.model_name,
                               version=None if head is None else head.to_version)
     contract = _contract(registry, wiring.model_name, head.to_version)
     manifest = store.manifest(asset.store_key, partition)
@@ -98,36 +98,36 @@ def _schema_outcome(instance: dg.DagsterInstance, store: PinnedStore, registry: 
     if missing_keys:
         differences.append(f"keys: {missing_keys} missing from the stored partition")
     differences.extend(schema_differences(contract, FeatureSchema.from_polars(frame)))  # as live_signals builds it
-    return I.check_schema(asset.asset, partition, differences, model=wiring.model_name, version=head.to_version)
+    return infra.check_schema(asset.asset, partition, differences, model=wiring.model_name, version=head.to_version)
 
 
 def infra_outcomes(instance: dg.DagsterInstance, store: PinnedStore, registry: ModelRegistry,
-                   wiring: MonitoringWiring, calendar: Calendar, now: dt.datetime) -> list[I.InfraOutcome]:
+                   wiring: MonitoringWiring, calendar: Calendar, now: dt.datetime) -> list[infra.InfraOutcome]:
     """Every infra check of the project at ``now``: freshness and latency of each monitored asset, the
     model input's schema against the champion's contract, and the scheduled job's run."""
-    expected = I.expected_partition(recent_partitions(calendar, now), wiring.session, wiring.slo, now)
-    outcomes: list[I.InfraOutcome] = []
+    expected = infra.expected_partition(recent_partitions(calendar, now), wiring.session, wiring.slo, now)
+    outcomes: list[infra.InfraOutcome] = []
     for asset in wiring.monitored:
         record = None if expected is None else _materialization(instance, asset, expected.key)
-        outcomes.append(I.check_freshness(asset.asset, expected, [] if record is None else [expected.key], now))
+        outcomes.append(infra.check_freshness(asset.asset, expected, [] if record is None else [expected.key], now))
         run = None
         if record is not None and record.run_id:
             run_record = instance.get_run_record_by_id(record.run_id)
             run = None if run_record is None else _run_facts(run_record)
-        outcomes.append(I.check_latency(asset.asset, expected, run, wiring.slo))
+        outcomes.append(infra.check_latency(asset.asset, expected, run, wiring.slo))
     try:
         outcomes.append(_schema_outcome(instance, store, registry, wiring))
     except (MLPlatformError, OSError) as exc:  # the champion's contract or the partition cannot be read: page
-        outcomes.append(I.InfraOutcome(I.InfraCheckKind.SCHEMA, wiring.model_input.asset, False,
+        outcomes.append(infra.InfraOutcome(infra.InfraCheckKind.SCHEMA, wiring.model_input.asset, False,
                                        f"the schema of {wiring.model_input.asset} could not be checked: {exc}",
                                        details={"error": str(exc)}))
     if wiring.scheduled_job is not None:
-        runs: list[I.RunFacts] = []
+        runs: list[infra.RunFacts] = []
         if expected is not None:
             records = instance.get_run_records(dg.RunsFilter(job_name=wiring.scheduled_job,
                                                              tags={"dagster/partition": expected.key}), limit=20)
             runs = [_run_facts(r) for r in records]
-        outcomes.append(I.check_scheduled_run(wiring.scheduled_job, expected, runs, wiring.slo, now))
+        outcomes.append(infra.check_scheduled_run(wiring.scheduled_job, expected, runs, wiring.slo, now))
     return outcomes
 
 

@@ -14,19 +14,18 @@ from typing import Any, TypeVar
 import dagster as dg
 from pydantic import Field
 
-from ml_platform import metadata as M
+from ml_platform import metadata
 from ml_platform.dagster_boundary import failure_from
 from ml_platform.errors import ConfigurationError, GateFailed, GraphError, MLPlatformError
 from ml_platform.features.assets import FeatureAssetsTranslator
 from ml_platform.features.graph import FeatureGraph
-from ml_platform.promotion import gates as G
-from ml_platform.promotion import service as S
+from ml_platform.promotion import gates, service
 from ml_platform.promotion.policy import PromotionPolicy
 
 __all__ = ["GATE_METADATA", "IO_MANAGER_KEY", "JOB_MODEL_TAG", "OP_NAMES", "PromoteConfig", "build_promotion_job",
            "promotion_resources"]
 
-GATE_METADATA = M.GATE
+GATE_METADATA = metadata.GATE
 JOB_MODEL_TAG = "ml_platform/promotes_model"
 OP_NAMES = ("promotion_report", "rationale_gate", "contract_gate", "four_eyes_gate", "thresholds_gate",
             "record_promotion")
@@ -118,7 +117,7 @@ def build_promotion_job(
     if not isinstance(label_column, str) or not label_column:
         raise ConfigurationError(f"label_column must name the label column, got {label_column!r}")
     translator = FeatureAssetsTranslator(key_prefix)
-    wiring = S.PromotionWiring(
+    wiring = service.PromotionWiring(
         model_name=model_name, keys=graph.keys, label_column=label_column,
         training_key=translator.store_key(graph[training_node]),
         model_input_key=translator.store_key(graph[model_input]),
@@ -129,24 +128,24 @@ def build_promotion_job(
     @dg.op(name="promotion_report", required_resource_keys=needs, out=dg.Out(dg.Any, io_manager_key=IO_MANAGER_KEY),
            description="Challenger vs incumbent on the challenger's validation window and on the live days since "
                        "the incumbent became champion; JSON/HTML/PNG in MLflow.")
-    @_gate_failures(G.REPORT)
+    @_gate_failures(gates.REPORT)
     def promotion_report(context: dg.OpExecutionContext, config: PromoteConfig) -> Any:
         registry = context.resources.model_registry.get_registry()
         store = context.resources.feature_store.get_store()
         if config.rationale and config.rationale_file:
             raise ConfigurationError("give the rationale as text or as a file, not both")
-        text = S.read_rationale_file(config.rationale_file) if config.rationale_file else config.rationale
+        text = service.read_rationale_file(config.rationale_file) if config.rationale_file else config.rationale
         actor = config.actor or f"{getpass.getuser()} (dagster run {context.run_id[:8]})"
-        candidate = S.new_candidate(registry, wiring, model=config.model, version=config.version,
+        candidate = service.new_candidate(registry, wiring, model=config.model, version=config.version,
                                     approver=config.approver, rationale=text, actor=actor,
                                     rationale_author=config.rationale_author)
-        candidate = S.make_report(registry, store, wiring, candidate)
+        candidate = service.make_report(registry, store, wiring, candidate)
         context.add_output_metadata({
             "report": dg.MetadataValue.md(candidate.report_markdown),
             "plot": dg.MetadataValue.path(candidate.plot_path),
             "report_ref": candidate.report_ref or "",
             "report_sha256": candidate.report_sha256 or "",
-            M.MODEL_NAME: candidate.model, M.MODEL_VERSION: candidate.version,
+            metadata.MODEL_NAME: candidate.model, metadata.MODEL_VERSION: candidate.version,
             "incumbent_version": candidate.incumbent_version or "none",
             "live_days": candidate.report.live_section.days if candidate.report else 0,
             "live": candidate.report.live_section.summary if candidate.report else "",
@@ -154,37 +153,37 @@ def build_promotion_job(
         return candidate
 
     @dg.op(name="rationale_gate", required_resource_keys={"model_registry"}, out=dg.Out(dg.Any, io_manager_key=IO_MANAGER_KEY))
-    @_gate_failures(G.RATIONALE)
+    @_gate_failures(gates.RATIONALE)
     def rationale_gate(context: dg.OpExecutionContext, candidate: Any) -> Any:
-        out = S.rationale_gate(context.resources.model_registry.get_registry(), policy, candidate)
+        out = service.rationale_gate(context.resources.model_registry.get_registry(), policy, candidate)
         context.add_output_metadata({"detail": out.gates[-1].detail})
         return out
 
     @dg.op(name="contract_gate", required_resource_keys={"model_registry"}, out=dg.Out(dg.Any, io_manager_key=IO_MANAGER_KEY))
-    @_gate_failures(G.CONTRACT)
+    @_gate_failures(gates.CONTRACT)
     def contract_gate(context: dg.OpExecutionContext, candidate: Any) -> Any:
-        out = S.contract_gate(wiring, candidate, context.resources.model_registry.environment_policy)
+        out = service.contract_gate(wiring, candidate, context.resources.model_registry.environment_policy)
         context.add_output_metadata({"detail": out.gates[-1].detail})
         return out
 
     @dg.op(name="four_eyes_gate", out=dg.Out(dg.Any, io_manager_key=IO_MANAGER_KEY))
-    @_gate_failures(G.FOUR_EYES)
+    @_gate_failures(gates.FOUR_EYES)
     def four_eyes_gate(context: dg.OpExecutionContext, candidate: Any) -> Any:
-        out = S.four_eyes_gate(candidate)
+        out = service.four_eyes_gate(candidate)
         context.add_output_metadata({"detail": out.gates[-1].detail})
         return out
 
     @dg.op(name="thresholds_gate", out=dg.Out(dg.Any, io_manager_key=IO_MANAGER_KEY))
-    @_gate_failures(G.THRESHOLDS)
+    @_gate_failures(gates.THRESHOLDS)
     def thresholds_gate(context: dg.OpExecutionContext, candidate: Any) -> Any:
-        out = S.thresholds_gate(policy, candidate)
+        out = service.thresholds_gate(policy, candidate)
         context.add_output_metadata({"detail": out.gates[-1].detail})
         return out
 
     @dg.op(name="record_promotion", required_resource_keys={"model_registry"}, out=dg.Out(dg.Any, io_manager_key=IO_MANAGER_KEY))
     @_gate_failures("record")
     def record_promotion(context: dg.OpExecutionContext, candidate: Any) -> Any:
-        entry = S.record(context.resources.model_registry.get_registry(), candidate)
+        entry = service.record(context.resources.model_registry.get_registry(), candidate)
         context.add_output_metadata({
             "ledger_seq": entry.seq, "entry_hash": entry.entry_hash, "from_version": entry.from_version or "none",
             "to_version": entry.to_version, "override": entry.override,

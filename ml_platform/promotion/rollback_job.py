@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import dagster as dg
 from pydantic import Field
 
-from ml_platform import metadata as M
+from ml_platform import metadata
 from ml_platform.champions.service import ChampionService
 from ml_platform.dagster_boundary import failure_from
 from ml_platform.errors import GraphError, MLPlatformError
@@ -83,16 +83,16 @@ def build_rollback_job(
         except MLPlatformError as error:
             failure = failure_from(error)
             raise dg.Failure(description=failure.description,
-                             metadata={**failure.metadata, M.MODEL_NAME: model_name,
+                             metadata={**failure.metadata, metadata.MODEL_NAME: model_name,
                                        "requested_to": config.to or "previous champion"},
                              allow_retries=False) from error
         context.log.info(f"{model_name}: champion {entry.from_version} -> {entry.to_version} (ledger entry "
                          f"{entry.seq}, {latency_ms:.1f} ms)")
         context.add_output_metadata({
-            M.MODEL_NAME: model_name, "ledger_seq": entry.seq, "entry_hash": entry.entry_hash,
+            metadata.MODEL_NAME: model_name, "ledger_seq": entry.seq, "entry_hash": entry.entry_hash,
             "from_version": entry.from_version or "none", "to_version": entry.to_version,
             "latency_ms": dg.MetadataValue.float(round(latency_ms, 3)), "actor": entry.actor,
-            M.FEATURE_GRAPH_HASH: live_graph_hash})
+            metadata.FEATURE_GRAPH_HASH: live_graph_hash})
 
     @dg.job(name=job_name, tags={JOB_MODEL_TAG: model_name},
             description=f"Roll the champion of {model_name!r} back to the previous (or a named earlier) champion "

@@ -35,7 +35,7 @@ from ml_platform.errors import (
 from ml_platform.io.store import PinnedStore
 from ml_platform.keys import FrameKeys
 from ml_platform.models.protocol import SignalModel
-from ml_platform.promotion import gates as G
+from ml_platform.promotion import gates as promotion_gates
 from ml_platform.promotion.policy import PromotionPolicy
 from ml_platform.promotion.rationales import PROMOTION_DIR, RATIONALE_FILE, previous_rationales
 from ml_platform.promotion.report import render_report, sha256_hex
@@ -86,14 +86,14 @@ class Candidate:
     stamp: str
     incumbent_version: str | None = None
     head_seq: int = 0
-    report: G.NumericReport | None = None
+    report: promotion_gates.NumericReport | None = None
     report_ref: str | None = None
     report_sha256: str | None = None
     report_markdown: str = ""
     plot_path: str = ""
     live_schema: tuple[dict[str, Any], ...] = ()
     override: str | None = None
-    gates: tuple[G.GateResult, ...] = ()
+    gates: tuple[promotion_gates.GateResult, ...] = ()
 
     @property
     def contract(self) -> DeployContract:
@@ -103,7 +103,7 @@ class Candidate:
     def folder(self) -> str:
         return f"{PROMOTION_DIR}/{self.stamp}"
 
-    def passed(self, result: G.GateResult, **changes: Any) -> Candidate:
+    def passed(self, result: promotion_gates.GateResult, **changes: Any) -> Candidate:
         return dataclasses.replace(self, gates=(*self.gates, result), **changes)
 
 
@@ -191,17 +191,17 @@ def _read_after(store: PinnedStore, key: str, day: dt.date) -> pl.DataFrame | No
 
 
 def live_section(store: PinnedStore, wiring: PromotionWiring, *, head: LedgerEntry | None, challenger: SignalModel,
-                 challenger_version: str, incumbent: SignalModel | None) -> G.LiveSection:
+                 challenger_version: str, incumbent: SignalModel | None) -> promotion_gates.LiveSection:
     """Challenger vs incumbent on the live days stored since the incumbent became champion (the day of the
     ledger head, UTC): the model-input and label partitions after it, joined on the frame keys."""
     if head is None or incumbent is None:
-        return G.compute_live_section(
+        return promotion_gates.compute_live_section(
             challenger=challenger, challenger_version=challenger_version, incumbent=None, incumbent_version=None,
             since=None, model_input=None, labels=None, keys=wiring.keys, label_column=wiring.label_column)
     since = head.recorded_at.astimezone(dt.UTC).date()
     moved = "promoted" if head.kind == MoveKind.PROMOTION else f"made champion by a {head.kind}"
     if wiring.label_key is None:
-        return G.LiveSection(head.to_version, since, reason=(
+        return promotion_gates.LiveSection(head.to_version, since, reason=(
             f"the live days since version {head.to_version} was {moved} on {since.isoformat()} are not compared: "
             "the promotion job was built without the label node (build_promotion_job(label=...))"))
     frames = []
@@ -209,9 +209,9 @@ def live_section(store: PinnedStore, wiring: PromotionWiring, *, head: LedgerEnt
         try:
             frames.append(_read_after(store, key, since))
         except MLPlatformError as exc:
-            raise G.gate_failed(G.REPORT, f"the stored {role} partitions of {key} since version {head.to_version} "
+            raise promotion_gates.gate_failed(promotion_gates.REPORT, f"the stored {role} partitions of {key} since version {head.to_version} "
                                           f"was {moved} on {since.isoformat()} cannot be read: {exc}") from exc
-    return G.compute_live_section(
+    return promotion_gates.compute_live_section(
         challenger=challenger, challenger_version=challenger_version, incumbent=incumbent,
         incumbent_version=head.to_version, since=since, model_input=frames[0], labels=frames[1], keys=wiring.keys,
         label_column=wiring.label_column, moved=moved)
@@ -225,11 +225,11 @@ def make_report(registry: ModelRegistry, store: PinnedStore, wiring: PromotionWi
         head = ledger.head(candidate.model)
     incumbent_version = None if head is None else head.to_version
     if incumbent_version == candidate.version:
-        raise G.gate_failed(G.REPORT, f"version {candidate.version} of {candidate.model!r} is already the champion")
+        raise promotion_gates.gate_failed(promotion_gates.REPORT, f"version {candidate.version} of {candidate.model!r} is already the champion")
     try:
         stored = store.read(wiring.training_key, None, data_hash=contract.training_set_data_hash)
     except (DataError, IntegrityError) as exc:
-        raise G.gate_failed(G.REPORT, f"the challenger's training set {wiring.training_key} as of "
+        raise promotion_gates.gate_failed(promotion_gates.REPORT, f"the challenger's training set {wiring.training_key} as of "
                                       f"{contract.training_set_data_hash} cannot be read: {exc}") from exc
     challenger = registry.load_model(candidate.model, candidate.version)
     incumbent = None
@@ -237,9 +237,9 @@ def make_report(registry: ModelRegistry, store: PinnedStore, wiring: PromotionWi
         try:
             incumbent = registry.load_model(candidate.model, incumbent_version)
         except (ModelNotFound, RegistryError) as exc:
-            raise G.gate_failed(G.REPORT, f"the incumbent champion version {incumbent_version} cannot be loaded "
+            raise promotion_gates.gate_failed(promotion_gates.REPORT, f"the incumbent champion version {incumbent_version} cannot be loaded "
                                           f"({exc}); run `ml-platform registry reconcile`") from exc
-    report = G.compute_numeric_report(
+    report = promotion_gates.compute_numeric_report(
         model=candidate.model, challenger=challenger, challenger_version=candidate.version, incumbent=incumbent,
         incumbent_version=incumbent_version, training_set=stored.frame, window=contract.validation_window,
         keys=wiring.keys, label_column=wiring.label_column, policy=wiring.policy)
@@ -251,7 +251,7 @@ def make_report(registry: ModelRegistry, store: PinnedStore, wiring: PromotionWi
     run_files.log_files(registry, candidate.run_id, candidate.folder, rendered.files())
     live = _live_schema(store, wiring, contract, stored.frame)
     live_part = report.live_section
-    result = G.GateResult(G.REPORT, True, f"report on {report.window}: {report.rows} rows, challenger v"
+    result = promotion_gates.GateResult(promotion_gates.REPORT, True, f"report on {report.window}: {report.rows} rows, challenger v"
                           f"{candidate.version} vs {'none' if incumbent_version is None else 'v' + incumbent_version}"
                           f"; live days: {live_part.summary}",
                           {"differences": report.differences, "live_days": live_part.days,
@@ -266,14 +266,14 @@ def make_report(registry: ModelRegistry, store: PinnedStore, wiring: PromotionWi
 
 def rationale_gate(registry: ModelRegistry, policy: PromotionPolicy, candidate: Candidate) -> Candidate:
     """Gate ``rationale``: not empty, no placeholder, long enough, not a copy of an earlier one."""
-    result = G.check_rationale(candidate.rationale, previous=previous_rationales(registry, candidate.model),
+    result = promotion_gates.check_rationale(candidate.rationale, previous=previous_rationales(registry, candidate.model),
                                policy=policy)
-    return candidate.passed(result, override=G.declares_override(candidate.rationale, policy))
+    return candidate.passed(result, override=promotion_gates.declares_override(candidate.rationale, policy))
 
 
 def contract_gate(wiring: PromotionWiring, candidate: Candidate, environment_policy: EnvironmentPolicy | str) -> Candidate:
     """Gate ``contract``: the challenger's contract against the live feature graph, schema and environment."""
-    result = G.check_contract_gate(
+    result = promotion_gates.check_contract_gate(
         candidate.contract, live_graph_hash=wiring.live_graph_hash,
         live_schema=FeatureSchema.from_list(list(candidate.live_schema)), keys=wiring.keys,
         running_env=capture_environment(wiring.project_root), policy=environment_policy)
@@ -282,13 +282,13 @@ def contract_gate(wiring: PromotionWiring, candidate: Candidate, environment_pol
 
 def four_eyes_gate(candidate: Candidate) -> Candidate:
     """Gate ``four_eyes``: the approver is named and did not train the version."""
-    return candidate.passed(G.check_four_eyes(candidate.approver, candidate.contract.trained_by))
+    return candidate.passed(promotion_gates.check_four_eyes(candidate.approver, candidate.contract.trained_by))
 
 
 def thresholds_gate(policy: PromotionPolicy, candidate: Candidate) -> Candidate:
     """Gate ``thresholds``: no worse than the incumbent beyond the policy, unless the rationale overrides."""
     assert candidate.report is not None
-    return candidate.passed(G.check_thresholds(candidate.report, policy, override=candidate.override))
+    return candidate.passed(promotion_gates.check_thresholds(candidate.report, policy, override=candidate.override))
 
 
 def record(registry: ModelRegistry, candidate: Candidate) -> LedgerEntry:
@@ -302,9 +302,9 @@ def record(registry: ModelRegistry, candidate: Candidate) -> LedgerEntry:
     would be refused as a copy of. A kill between the entry and the publication (or a failed
     publication, logged) leaves that one recorded rationale out of later copy checks.
     """
-    missing = sorted(set(G.GATE_ORDER) - {g.name for g in candidate.gates})
+    missing = sorted(set(promotion_gates.GATE_ORDER) - {g.name for g in candidate.gates})
     if missing:
-        raise G.gate_failed(missing[0], "the gate did not run; nothing recorded")
+        raise promotion_gates.gate_failed(missing[0], "the gate did not run; nothing recorded")
     text = candidate.rationale.strip() + "\n"
     data = text.encode("utf-8")
     meta = {"author": candidate.rationale_author, "approver": candidate.approver, "actor": candidate.actor,
@@ -314,7 +314,7 @@ def record(registry: ModelRegistry, candidate: Candidate) -> LedgerEntry:
     submitted = f"{candidate.folder}/submitted"  # what the entry links to, stored before the entry
     run_files.log_files(registry, candidate.run_id, submitted, files)
     crash_point("promotion.rationale_logged")
-    overridden = any(g.name == G.THRESHOLDS and g.facts.get("override") for g in candidate.gates)
+    overridden = any(g.name == promotion_gates.THRESHOLDS and g.facts.get("override") for g in candidate.gates)
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     reason = f"promotion through the gates: {first}"[:_MAX_REASON]
     with ChampionService.open(registry) as champions:

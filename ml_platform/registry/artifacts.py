@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ml_platform.errors import ConfigurationError
 from ml_platform.models.protocol import SignalModel
-from ml_platform.registry import entities as E
+from ml_platform.registry import entities
 from ml_platform.registry.boundary import sha256_of
 from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.pyfunc import save_pyfunc
@@ -70,26 +70,26 @@ def stage_run_artifacts(
     if contract.model_version is not None:
         raise ConfigurationError(f"the contract artefact is written before the version exists; got {contract.label}")
     contract_bytes = contract.to_json().encode("ascii")
-    contract_path = staging / E.CONTRACT_ARTIFACT
+    contract_path = staging / entities.CONTRACT_ARTIFACT
     contract_path.parent.mkdir(parents=True)
     contract_path.write_bytes(contract_bytes)
 
-    environment = staging / E.ENVIRONMENT_ARTIFACT
+    environment = staging / entities.ENVIRONMENT_ARTIFACT
     environment.parent.mkdir(parents=True)
     environment.write_bytes(_canonical(dict(contract.environment_lock)))
 
-    code_dir = staging / E.CODE_DIR
+    code_dir = staging / entities.CODE_DIR
     code_dir.mkdir()
     index: dict[str, dict[str, str]] = {}
     for key, file_name in code_file_names(list(code_snapshot)).items():
         source = code_snapshot[key].encode("utf-8")
         (code_dir / file_name).write_bytes(source)
-        entry = {"file": f"{E.CODE_DIR}/{file_name}", "source_sha256": sha256_of(source)}
+        entry = {"file": f"{entities.CODE_DIR}/{file_name}", "source_sha256": sha256_of(source)}
         entry.update(dict((code_hashes or {}).get(key, {})))
         index[key] = entry
-    (staging / E.CODE_INDEX_ARTIFACT).write_bytes(_canonical(index))
+    (staging / entities.CODE_INDEX_ARTIFACT).write_bytes(_canonical(index))
     if git_diff is not None:
-        (staging / E.GIT_DIFF_ARTIFACT).write_bytes(git_diff)
+        (staging / entities.GIT_DIFF_ARTIFACT).write_bytes(git_diff)
 
-    save_pyfunc(staging / E.MODEL_DIR, model, contract.feature_schema)
+    save_pyfunc(staging / entities.MODEL_DIR, model, contract.feature_schema)
     return contract_bytes

@@ -13,7 +13,7 @@ from typing import Any
 
 from ml_platform.errors import ConfigurationError, MLPlatformError
 from ml_platform.models.protocol import SignalModel, load_model_bytes
-from ml_platform.registry import entities as E
+from ml_platform.registry import entities
 from ml_platform.registry.contract import DeployContract
 
 __all__ = ["check_code_snapshot", "check_git_diff", "check_registration", "param_values", "run_tags", "version_tags"]
@@ -145,38 +145,38 @@ def run_tags(model_name: str, contract: DeployContract) -> dict[str, str]:
     """Tags of the training run: who trained it (``mlflow.user``), seeds, windows, hashes, git state."""
     tags = {
         "mlflow.user": contract.trained_by,
-        E.MODEL_NAME_TAG: model_name,
-        E.SEEDS_TAG: json.dumps(dict(contract.seeds), sort_keys=True),
-        E.ENVIRONMENT_HASH_TAG: contract.environment_hash,
-        E.TRAINING_WINDOW_TAG: str(contract.training_window),
-        E.VALIDATION_WINDOW_TAG: str(contract.validation_window),
-        E.TRAINING_SET_DATA_HASH_TAG: contract.training_set_data_hash,
-        E.FEATURE_GRAPH_HASH_TAG: contract.feature_graph_hash,
-        E.MODEL_SHA256_TAG: contract.model_sha256,
-        E.MODEL_FORMAT_TAG: contract.model_format,
-        E.GIT_DIRTY_TAG: json.dumps(contract.git_dirty),
+        entities.MODEL_NAME_TAG: model_name,
+        entities.SEEDS_TAG: json.dumps(dict(contract.seeds), sort_keys=True),
+        entities.ENVIRONMENT_HASH_TAG: contract.environment_hash,
+        entities.TRAINING_WINDOW_TAG: str(contract.training_window),
+        entities.VALIDATION_WINDOW_TAG: str(contract.validation_window),
+        entities.TRAINING_SET_DATA_HASH_TAG: contract.training_set_data_hash,
+        entities.FEATURE_GRAPH_HASH_TAG: contract.feature_graph_hash,
+        entities.MODEL_SHA256_TAG: contract.model_sha256,
+        entities.MODEL_FORMAT_TAG: contract.model_format,
+        entities.GIT_DIRTY_TAG: json.dumps(contract.git_dirty),
     }
-    tags.update({f"{E.SEED_TAG_PREFIX}{name}": str(seed) for name, seed in contract.seeds.items()})
+    tags.update({f"{entities.SEED_TAG_PREFIX}{name}": str(seed) for name, seed in contract.seeds.items()})
     if contract.git_commit is not None:
-        tags[E.GIT_COMMIT_TAG] = contract.git_commit
+        tags[entities.GIT_COMMIT_TAG] = contract.git_commit
         tags["mlflow.source.git.commit"] = contract.git_commit
     return tags
 
 def version_tags(contract: DeployContract, contract_sha256: str) -> dict[str, str]:
     """Tags of the model version: the contract's hashes and windows, and the contract artefact's SHA-256."""
     tags = {
-        E.FEATURE_GRAPH_HASH_TAG: contract.feature_graph_hash,
-        E.MODEL_SHA256_TAG: contract.model_sha256,
-        E.MODEL_FORMAT_TAG: contract.model_format,
-        E.CONTRACT_SHA256_TAG: contract_sha256,
-        E.TRAINING_WINDOW_TAG: str(contract.training_window),
-        E.VALIDATION_WINDOW_TAG: str(contract.validation_window),
-        E.TRAINING_SET_DATA_HASH_TAG: contract.training_set_data_hash,
-        E.ENVIRONMENT_HASH_TAG: contract.environment_hash,
-        E.TRAINED_BY_TAG: contract.trained_by,
+        entities.FEATURE_GRAPH_HASH_TAG: contract.feature_graph_hash,
+        entities.MODEL_SHA256_TAG: contract.model_sha256,
+        entities.MODEL_FORMAT_TAG: contract.model_format,
+        entities.CONTRACT_SHA256_TAG: contract_sha256,
+        entities.TRAINING_WINDOW_TAG: str(contract.training_window),
+        entities.VALIDATION_WINDOW_TAG: str(contract.validation_window),
+        entities.TRAINING_SET_DATA_HASH_TAG: contract.training_set_data_hash,
+        entities.ENVIRONMENT_HASH_TAG: contract.environment_hash,
+        entities.TRAINED_BY_TAG: contract.trained_by,
     }
     if contract.git_commit is not None:
-        tags[E.GIT_COMMIT_TAG] = contract.git_commit
+        tags[entities.GIT_COMMIT_TAG] = contract.git_commit
     return tags
 
 

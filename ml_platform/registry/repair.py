@@ -34,7 +34,7 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 
 from ml_platform.errors import ConfigurationError, IntegrityError, MLPlatformError
-from ml_platform.registry import entities as E
+from ml_platform.registry import entities
 from ml_platform.registry.boundary import sha256_of
 from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.entities import VersionStatus
@@ -48,7 +48,7 @@ __all__ = ["DEFAULT_STALE_AFTER", "RepairFinding", "RepairReport",
 #: How old a RUNNING registration run must be to count as abandoned when its process cannot be checked.
 DEFAULT_STALE_AFTER = dt.timedelta(hours=1)
 _PAGE = 1000
-_MLMODEL = f"{E.MODEL_DIR}/MLmodel"
+_MLMODEL = f"{entities.MODEL_DIR}/MLmodel"
 
 
 # -- the registering process -----------------------------------------------------------------------
@@ -211,25 +211,25 @@ def _search_runs(scan: _Scan, filter_string: str, *, limit: int | None = None) -
 
 def _running_registration_runs(scan: _Scan) -> list[Run]:
     return [run for run in _search_runs(scan, "attributes.status = 'RUNNING'")
-            if run.data.tags.get(E.MODEL_NAME_TAG)]
+            if run.data.tags.get(entities.MODEL_NAME_TAG)]
 
 
 def _registration_live(scan: _Scan, run: Run) -> bool:
-    alive = process_alive(run.data.tags.get(E.REGISTRATION_PROCESS_TAG))
+    alive = process_alive(run.data.tags.get(entities.REGISTRATION_PROCESS_TAG))
     if alive is not None:
         return alive
     return scan.now_ms - (run.info.start_time or 0) < scan.stale_after.total_seconds() * 1000
 
 
 def _liveness_note(run: Run) -> str:
-    alive = process_alive(run.data.tags.get(E.REGISTRATION_PROCESS_TAG))
+    alive = process_alive(run.data.tags.get(entities.REGISTRATION_PROCESS_TAG))
     if alive:
         return ": its process is still running"
     return ": it started less than the stale-after time ago and its process cannot be checked from here"
 
 
 def _run_subject(run: Run) -> str:
-    return f"run {run.info.run_id} of model {run.data.tags.get(E.MODEL_NAME_TAG)!r}"
+    return f"run {run.info.run_id} of model {run.data.tags.get(entities.MODEL_NAME_TAG)!r}"
 
 
 def _get_run(scan: _Scan, run_id: str | None) -> Run | None:
@@ -249,7 +249,7 @@ def _get_run(scan: _Scan, run_id: str | None) -> Run | None:
 def _examine_model(scan: _Scan, model: RegisteredModel) -> None:
     name = model.name
     try:
-        E.check_model_name(name)
+        entities.check_model_name(name)
     except ConfigurationError:
         scan.left_alone.append(f"model {name!r}: not a name the platform registers")
         return
@@ -261,12 +261,12 @@ def _examine_model(scan: _Scan, model: RegisteredModel) -> None:
     if remaining:
         return
     live = [run for run_id, run in scan.running.items()
-            if scan.live[run_id] and run.data.tags.get(E.MODEL_NAME_TAG) == name]
+            if scan.live[run_id] and run.data.tags.get(entities.MODEL_NAME_TAG) == name]
     if live:
         scan.in_progress.append(f"model {name!r} (no version yet): " + ", ".join(_run_subject(r) for r in live))
         return
-    ours = (dict(model.tags or {}).get(E.CREATED_BY_TAG) == "ml_platform"
-            or any(True for _ in _search_runs(scan, f"tags.`{E.MODEL_NAME_TAG}` = '{name}'", limit=1)))
+    ours = (dict(model.tags or {}).get(entities.CREATED_BY_TAG) == "ml_platform"
+            or any(True for _ in _search_runs(scan, f"tags.`{entities.MODEL_NAME_TAG}` = '{name}'", limit=1)))
     if not ours:
         scan.left_alone.append(f"model {name!r}: no versions, and no platform training run names it")
         return
@@ -284,13 +284,13 @@ def _examine_version(scan: _Scan, name: str, version: ModelVersion) -> bool:
     """Examine one version; ``False`` if it is (or, under ``check_only``, would be) removed."""
     number = str(version.version)
     subject = f"model {name!r} version {number}"
-    status = version.tags.get(E.STATUS_TAG)
+    status = version.tags.get(entities.STATUS_TAG)
     run = _get_run(scan, version.run_id)
     if status == VersionStatus.READY:
         if run is not None and run.info.run_id in scan.running and not scan.live[run.info.run_id]:
             _end_run(scan, run, "FINISHED", f"left RUNNING by a registration interrupted after it created {subject}")
         return True
-    ours = run is not None and run.data.tags.get(E.MODEL_NAME_TAG) == name
+    ours = run is not None and run.data.tags.get(entities.MODEL_NAME_TAG) == name
     if status is None and not ours:
         scan.left_alone.append(f"{subject}: none of the platform's tags, and not made from a platform training run")
         return True
@@ -298,10 +298,10 @@ def _examine_version(scan: _Scan, name: str, version: ModelVersion) -> bool:
         scan.in_progress.append(f"{subject} ({_run_subject(run)}{_liveness_note(run)})")
         return True
     problem = {
-        VersionStatus.REGISTERING: f"its registration never finished ({E.STATUS_TAG}='registering')",
-        VersionStatus.FAILED: f"its registration failed ({E.STATUS_TAG}='failed') but it was never removed",
+        VersionStatus.REGISTERING: f"its registration never finished ({entities.STATUS_TAG}='registering')",
+        VersionStatus.FAILED: f"its registration failed ({entities.STATUS_TAG}='failed') but it was never removed",
         None: "it carries none of the platform's tags",
-    }.get(status, f"unknown {E.STATUS_TAG}={status!r}")
+    }.get(status, f"unknown {entities.STATUS_TAG}={status!r}")
     verified = _verify_artefacts(scan, name, number, run) if status != VersionStatus.FAILED and ours else None
     if isinstance(verified, tuple):
         contract, contract_bytes = verified
@@ -316,8 +316,8 @@ def _examine_version(scan: _Scan, name: str, version: ModelVersion) -> bool:
     scan.note(subject, problem, f"remove: {why}")
     if not scan.check_only:
         with scan.registry.mlflow_call(f"remove {subject}"):
-            scan.client.set_model_version_tag(name, number, E.STATUS_TAG, VersionStatus.FAILED)
-            scan.client.set_model_version_tag(name, number, E.REPAIR_TAG, _stamp(f"removed: {why}"))
+            scan.client.set_model_version_tag(name, number, entities.STATUS_TAG, VersionStatus.FAILED)
+            scan.client.set_model_version_tag(name, number, entities.REPAIR_TAG, _stamp(f"removed: {why}"))
             scan.client.delete_model_version(name, number)
     if run is not None and run.info.run_id in scan.running:
         _end_run(scan, run, "KILLED", f"left RUNNING by the unfinished registration of {subject}")
@@ -336,14 +336,14 @@ def _verify_artefacts(scan: _Scan, name: str, number: str, run: Run | None) -> t
     run_id = run.info.run_id
     what = f"the contract of model {name!r} version {number}"
     try:
-        contract_bytes = scan.registry.download_artifact(run_id, E.CONTRACT_ARTIFACT, what)
+        contract_bytes = scan.registry.download_artifact(run_id, entities.CONTRACT_ARTIFACT, what)
         try:
             contract = DeployContract.from_json(contract_bytes, source=what)
         except MLPlatformError as exc:
             return f"its run's contract is unreadable ({exc})"
         if contract.model_name != name or contract.model_version not in (None, number):
             return f"its run's contract describes {contract.label}"
-        model_bytes = scan.registry.download_artifact(run_id, E.MODEL_BYTES_ARTIFACT, f"the model bytes of run {run_id}")
+        model_bytes = scan.registry.download_artifact(run_id, entities.MODEL_BYTES_ARTIFACT, f"the model bytes of run {run_id}")
         if sha256_of(model_bytes) != contract.model_sha256:
             return f"its run's model bytes hash to {sha256_of(model_bytes)}, not the contract's {contract.model_sha256}"
         scan.registry.download_artifact(run_id, _MLMODEL, f"the MLflow model of run {run_id}")
@@ -356,9 +356,9 @@ def _finish(scan: _Scan, name: str, number: str, contract: DeployContract, contr
     with scan.registry.mlflow_call(f"finish model {name!r} version {number}"):
         for key, value in version_tags(contract, sha256_of(contract_bytes)).items():
             scan.client.set_model_version_tag(name, number, key, value)
-        scan.client.set_model_version_tag(name, number, E.REPAIR_TAG,
+        scan.client.set_model_version_tag(name, number, entities.REPAIR_TAG,
                                           _stamp("finished: tagged from its run's verified contract"))
-        scan.client.set_model_version_tag(name, number, E.STATUS_TAG, VersionStatus.READY)  # the commit point
+        scan.client.set_model_version_tag(name, number, entities.STATUS_TAG, VersionStatus.READY)  # the commit point
 
 
 def _end_run(scan: _Scan, run: Run, status: str, problem: str) -> None:
@@ -371,8 +371,8 @@ def _end_run(scan: _Scan, run: Run, status: str, problem: str) -> None:
         return
     with scan.registry.mlflow_call(f"end run {run_id}"):
         if status != "FINISHED":
-            scan.client.set_tag(run_id, E.STATUS_TAG, VersionStatus.FAILED)
-        scan.client.set_tag(run_id, E.REPAIR_TAG, _stamp(f"ended {status}: {problem}"))
+            scan.client.set_tag(run_id, entities.STATUS_TAG, VersionStatus.FAILED)
+        scan.client.set_tag(run_id, entities.REPAIR_TAG, _stamp(f"ended {status}: {problem}"))
         scan.client.set_terminated(run_id, status)
 
 

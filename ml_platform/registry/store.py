@@ -48,7 +48,7 @@ from ml_platform.crashpoints import crash_point
 from ml_platform.database import preflight
 from ml_platform.errors import ConfigurationError, DataError, IntegrityError, ModelNotFound, RegistryError
 from ml_platform.models.protocol import SignalModel, load_model_bytes
-from ml_platform.registry import entities as E
+from ml_platform.registry import entities
 from ml_platform.registry.artifacts import stage_run_artifacts
 from ml_platform.registry.boundary import (
     abandon_registration,
@@ -196,15 +196,15 @@ class ModelRegistry:
             ConfigurationError: an argument is malformed or inconsistent with the contract.
             RegistryError: MLflow failed before the version was created; no version exists.
         """
-        E.check_model_name(model_name)
+        entities.check_model_name(model_name)
         check_registration(model_name, model, contract, params, metrics, experiment)
         check_code_snapshot(code_snapshot, code_hashes)
         check_git_diff(contract, git_diff)
         model_signature(contract.feature_schema, contract.keys)  # refuse what MLflow cannot describe, before writing
         client = self.client
         experiment_id = self.experiment_id(experiment)
-        diff_tags = {E.GIT_DIFF_SHA256_TAG: sha256_of(git_diff)} if git_diff else {}
-        tags = {**run_tags(model_name, contract), **diff_tags, E.REGISTRATION_PROCESS_TAG: process_identity()}
+        diff_tags = {entities.GIT_DIFF_SHA256_TAG: sha256_of(git_diff)} if git_diff else {}
+        tags = {**run_tags(model_name, contract), **diff_tags, entities.REGISTRATION_PROCESS_TAG: process_identity()}
         with self.mlflow_call(f"start a training run for model {model_name!r}"):
             run = client.create_run(experiment_id, tags=tags, run_name=f"{model_name}-{contract.model_sha256[7:19]}")
         run_id = run.info.run_id
@@ -222,8 +222,8 @@ class ModelRegistry:
             created_model = self._ensure_registered_model(model_name)
             crash_point("register.model_ready")
             tags = {**version_tags(contract, sha256_of(contract_bytes)), **diff_tags,
-                    E.STATUS_TAG: VersionStatus.READY}
-            created = self._create_version(model_name, f"{run.info.artifact_uri}/{E.MODEL_DIR}", run_id, tags)
+                    entities.STATUS_TAG: VersionStatus.READY}
+            created = self._create_version(model_name, f"{run.info.artifact_uri}/{entities.MODEL_DIR}", run_id, tags)
         except BaseException:
             with bounded_sqlite_waits(self.busy_timeout_seconds):
                 abandon_registration(client, model_name, run_id, created_model=created_model)
@@ -278,7 +278,7 @@ class ModelRegistry:
     def _ensure_registered_model(self, name: str) -> bool:
         with self.mlflow_call(f"create registered model {name!r}"):
             try:
-                self.client.create_registered_model(name, tags={E.CREATED_BY_TAG: "ml_platform"})
+                self.client.create_registered_model(name, tags={entities.CREATED_BY_TAG: "ml_platform"})
                 return True
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
@@ -316,7 +316,7 @@ class ModelRegistry:
                 "Register one with ModelRegistry.register (or the training job) first")
 
     def _registered_model(self, name: str) -> RegisteredModel:
-        E.check_model_name(name)
+        entities.check_model_name(name)
         with self.mlflow_call(f"read registered model {name!r}"):
             try:
                 return self.client.get_registered_model(name)
@@ -327,7 +327,7 @@ class ModelRegistry:
         raise ModelNotFound(self._unknown(name)) from missing
 
     def _version(self, name: str, version: str | int) -> ModelVersion:
-        number = E.check_version(version)
+        number = entities.check_version(version)
         self._registered_model(name)
         with self.mlflow_call(f"read model {name!r} version {number}",
                      missing=f"model {name!r} has no version {number}; see `ml-platform models show {name}`"):
@@ -335,12 +335,12 @@ class ModelRegistry:
 
     def _ready_version(self, name: str, version: str | int) -> ModelVersion:
         found = self._version(name, version)
-        status = found.tags.get(E.STATUS_TAG)
+        status = found.tags.get(entities.STATUS_TAG)
         if status != VersionStatus.READY:
             state = "failed" if status == VersionStatus.FAILED else "never finished"
             raise RegistryError(
                 f"model {name!r} version {found.version} is not usable: its registration {state} "
-                f"({E.STATUS_TAG}={status!r}); `ml-platform registry repair` finishes or removes it, or register "
+                f"({entities.STATUS_TAG}={status!r}); `ml-platform registry repair` finishes or removes it, or register "
                 "the model again"
             )
         return found
@@ -377,8 +377,8 @@ class ModelRegistry:
         found = self._ready_version(name, version)
         number = str(found.version)  # an int or a string, depending on the MLflow store
         what = f"contract of model {name!r} version {number}"
-        data = self.download_artifact(found.run_id, E.CONTRACT_ARTIFACT, what)
-        recorded, actual = found.tags.get(E.CONTRACT_SHA256_TAG), sha256_of(data)
+        data = self.download_artifact(found.run_id, entities.CONTRACT_ARTIFACT, what)
+        recorded, actual = found.tags.get(entities.CONTRACT_SHA256_TAG), sha256_of(data)
         if actual != recorded:
             raise IntegrityError(
                 f"{what} hashes to {actual} but {recorded} was recorded at registration: the artefact was "
@@ -390,9 +390,9 @@ class ModelRegistry:
             raise RegistryError(
                 f"{what} describes {contract.label} instead; the registry is inconsistent, register it again"
             )
-        if contract.model_sha256 != found.tags.get(E.MODEL_SHA256_TAG):
+        if contract.model_sha256 != found.tags.get(entities.MODEL_SHA256_TAG):
             raise IntegrityError(f"{what} promises model {contract.model_sha256} but the version is tagged "
-                                 f"{found.tags.get(E.MODEL_SHA256_TAG)}; register it again")
+                                 f"{found.tags.get(entities.MODEL_SHA256_TAG)}; register it again")
         return contract if contract.model_version == number else contract.with_version(number)
 
     def load_git_diff(self, name: str, version: str | int) -> bytes | None:
@@ -405,15 +405,15 @@ class ModelRegistry:
                 to the SHA-256 recorded at registration.
         """
         found = self._ready_version(name, version)
-        recorded = found.tags.get(E.GIT_DIFF_SHA256_TAG)
+        recorded = found.tags.get(entities.GIT_DIFF_SHA256_TAG)
         what = f"the diff of the uncommitted changes of model {name!r} version {found.version}"
         if recorded is None:
-            if found.tags.get(E.GIT_DIRTY_TAG) == "true":
+            if found.tags.get(entities.GIT_DIRTY_TAG) == "true":
                 raise IntegrityError(f"model {name!r} version {found.version} was trained from a dirty checkout "
                                      "but records no diff of its changes (registered by an older ml_platform): its "
                                      "exact code is not recoverable")
             return None
-        data = self.download_artifact(found.run_id, E.GIT_DIFF_ARTIFACT, what)
+        data = self.download_artifact(found.run_id, entities.GIT_DIFF_ARTIFACT, what)
         if sha256_of(data) != recorded:
             raise IntegrityError(f"{what} hashes to {sha256_of(data)} but {recorded} was recorded at registration: "
                                  "it was altered after registration")
@@ -431,14 +431,14 @@ class ModelRegistry:
         """
         found = self._ready_version(name, version)
         what = f"model bytes of model {name!r} version {found.version}"
-        model_format = found.tags.get(E.MODEL_FORMAT_TAG)
+        model_format = found.tags.get(entities.MODEL_FORMAT_TAG)
         if not model_format:
             raise RegistryError(
-                f"model {name!r} version {found.version} records no model format (tag {E.MODEL_FORMAT_TAG}); it was "
+                f"model {name!r} version {found.version} records no model format (tag {entities.MODEL_FORMAT_TAG}); it was "
                 "registered by an older ml_platform: retrain and register it again"
             )
-        data = self.download_artifact(found.run_id, E.MODEL_BYTES_ARTIFACT, what)
-        recorded, actual = found.tags.get(E.MODEL_SHA256_TAG), sha256_of(data)
+        data = self.download_artifact(found.run_id, entities.MODEL_BYTES_ARTIFACT, what)
+        recorded, actual = found.tags.get(entities.MODEL_SHA256_TAG), sha256_of(data)
         if actual != recorded:
             raise IntegrityError(f"{what} hash to {actual} but {recorded} was recorded at registration: the "
                                  "artefact was altered or corrupted; do not serve this version, register it again")
@@ -468,14 +468,14 @@ class ModelRegistry:
             ModelNotFound: no registered model of that name (the message lists the known ones).
         """
         aliases = dict(getattr(self._registered_model(name), "aliases", {}) or {})
-        value = aliases.get(E.CHAMPION_ALIAS)
+        value = aliases.get(entities.CHAMPION_ALIAS)
         return None if value is None else str(value)
 
     def write_champion_alias(self, name: str, version: str | int) -> None:
         """Point the MLflow ``champion`` alias at ``version`` (no checks: the ledger head is what it mirrors)."""
-        number = E.check_version(version)
-        with self.mlflow_call(f"set the {E.CHAMPION_ALIAS!r} alias of model {name!r}"):
-            self.client.set_registered_model_alias(name, E.CHAMPION_ALIAS, number)
+        number = entities.check_version(version)
+        with self.mlflow_call(f"set the {entities.CHAMPION_ALIAS!r} alias of model {name!r}"):
+            self.client.set_registered_model_alias(name, entities.CHAMPION_ALIAS, number)
 
     def model_version(self, name: str, version: str | int) -> ModelVersion:
         """MLflow's record of one version (tags included).
@@ -487,7 +487,7 @@ class ModelRegistry:
 
     def models_with_champion_alias(self) -> list[str]:
         """The registered models whose MLflow ``champion`` alias is set."""
-        return [m.name for m in self.registered_models() if E.CHAMPION_ALIAS in dict(getattr(m, "aliases", {}) or {})]
+        return [m.name for m in self.registered_models() if entities.CHAMPION_ALIAS in dict(getattr(m, "aliases", {}) or {})]
 
     # -- listing ---------------------------------------------------------------------------------
 
@@ -507,9 +507,9 @@ class ModelRegistry:
         summaries = []
         for model in self.registered_models():
             versions = self.versions(model.name)
-            ready = tuple(str(v.version) for v in versions if v.tags.get(E.STATUS_TAG) == VersionStatus.READY)
-            unusable = tuple(str(v.version) for v in versions if v.tags.get(E.STATUS_TAG) != VersionStatus.READY)
-            champion = dict(getattr(model, "aliases", {}) or {}).get(E.CHAMPION_ALIAS)
+            ready = tuple(str(v.version) for v in versions if v.tags.get(entities.STATUS_TAG) == VersionStatus.READY)
+            unusable = tuple(str(v.version) for v in versions if v.tags.get(entities.STATUS_TAG) != VersionStatus.READY)
+            champion = dict(getattr(model, "aliases", {}) or {}).get(entities.CHAMPION_ALIAS)
             summaries.append(ModelSummary(model.name, ready, unusable, None if champion is None else str(champion),
                                           model.description or ""))
         return summaries
@@ -527,7 +527,7 @@ class ModelRegistry:
         champion = self.champion_alias(name)
         details = []
         for found in versions:
-            status = found.tags.get(E.STATUS_TAG)
+            status = found.tags.get(entities.STATUS_TAG)
             contract, problem = None, None
             if status == VersionStatus.READY:
                 try:

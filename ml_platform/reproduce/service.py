@@ -45,7 +45,7 @@ from ml_platform.io.store import PinnedStore
 from ml_platform.keys import FrameKeys
 from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.store import ModelRegistry
-from ml_platform.reproduce import backfill as B
+from ml_platform.reproduce import backfill
 from ml_platform.reproduce.beside import (
     BesideProduction,
     ProductionDagster,
@@ -218,7 +218,7 @@ def reproduce_version(
         prefix = namespace if beside is not None else _key_prefix(services, namespace, model_path)
         facts["key_prefix"] = "/".join(prefix)
         # steps run in their run worker when the old code's executor allows it: no Python start per step
-        execution = B.in_process_config(services, [[*prefix, *path] for path in [
+        execution = backfill.in_process_config(services, [[*prefix, *path] for path in [
             *{tuple(p.key.split("/")) for p in lineage.computed()}, training_path, model_path]])
         facts["executor"] = "in_process" if execution else "the project's own"
         for step in plan.passes:
@@ -299,9 +299,9 @@ def _backfill(services: ReproductionDagster, step: ReproductionPass, prefix: Seq
     wanted: dict[tuple[str, ...], list[str]] = {}
     for part in step.rebuilt:
         wanted.setdefault((*prefix, *part.key.split("/")), []).append(str(part.partition))
-    backfill_id = B.launch_asset_backfill(services, wanted, tags=tags, title=title, description=description,
+    backfill_id = backfill.launch_asset_backfill(services, wanted, tags=tags, title=title, description=description,
                                           run_config=execution)
-    outcome = B.wait_for_backfill(services, backfill_id, timeout=timeout)
+    outcome = backfill.wait_for_backfill(services, backfill_id, timeout=timeout)
     if not outcome.succeeded:
         failed = [r for r, s in outcome.runs if s != "SUCCESS"]
         raise ReproductionFailed(f"the reproduction backfill {backfill_id} ended {outcome.status} (runs not "
@@ -319,7 +319,7 @@ def _retrain(services: ReproductionDagster, store: PinnedStore, contract: Deploy
     run_config = {**execution, "ops": {"__".join(training_path): {"config": {"window": str(window)}},
                                        "__".join(model_path): {"config": record.training_config}}}
     started = time.perf_counter()
-    run = B.wait_for_run(services, B.launch_asset_run(services, [[*prefix, *training_path], [*prefix, *model_path]],
+    run = backfill.wait_for_run(services, backfill.launch_asset_run(services, [[*prefix, *training_path], [*prefix, *model_path]],
                                                       run_config=run_config, tags=tags), timeout=timeout)
     timings["training_s"] = round(time.perf_counter() - started, 2)
     say(f"model: training run {run.run_id} {run.status} in {timings['training_s']} s")
@@ -348,9 +348,9 @@ def _score_live_days(services: ReproductionDagster, model: str, days: Sequence[R
     for key, partitions in by_key.items():
         path = key.split("/")
         run_config = {**execution, "ops": {"__".join(path): {"config": {"model_name": model}}}}
-        for run_id in B.launch_partition_runs(services, [*prefix, *path], partitions, run_config=run_config,
+        for run_id in backfill.launch_partition_runs(services, [*prefix, *path], partitions, run_config=run_config,
                                               tags=tags):
-            run = B.wait_for_run(services, run_id, timeout=timeout)
+            run = backfill.wait_for_run(services, run_id, timeout=timeout)
             if run.status != "SUCCESS":
                 raise ReproductionFailed(f"the reproduction's live signal run {run_id} ({key}) ended {run.status}; "
                                          f"see {services.url}/runs/{run_id}")

@@ -38,7 +38,7 @@ from ml_platform.io.store import PinnedStore
 from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.store import ModelRegistry
 from ml_platform.settings import Settings
-from ml_platform.trace import resolve as R
+from ml_platform.trace import resolve
 from ml_platform.trace.evidence import read_evidence
 from ml_platform.trace.recompute import recompute_signal
 from ml_platform.trace.record import (
@@ -69,7 +69,7 @@ def _read(store: PinnedStore, manifest: Manifest, what: str) -> pl.DataFrame:
         table, _ = store.load_verified(manifest.asset_key, manifest.partition, manifest=manifest,
                                        data_hash=manifest.data_hash)
     except (ManifestError, IntegrityError) as exc:
-        raise R.broken(what, [(manifest.label, manifest.data_hash, str(exc))], store) from exc
+        raise resolve.broken(what, [(manifest.label, manifest.data_hash, str(exc))], store) from exc
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame
@@ -91,7 +91,7 @@ def _locate(store: PinnedStore, registry: ModelRegistry, target: str, day: dt.da
         keys: tuple[str, ...] = (target,)
         model_mode = False
     else:
-        keys = R.signal_keys(stored_keys)
+        keys = resolve.signal_keys(stored_keys)
         model_mode = True
         try:
             champion_of_record(registry, target)  # an unknown model: ModelNotFound listing the known ones
@@ -100,16 +100,16 @@ def _locate(store: PinnedStore, registry: ModelRegistry, target: str, day: dt.da
                                 f"stored: {list(keys) or 'none'}) nor a registered model: {exc}") from exc
     found, elsewhere = [], []
     for key in keys:
-        partition = R.locate_partition(store, key, day)
+        partition = resolve.locate_partition(store, key, day)
         if partition is None:
             continue
-        manifest, others = R.select_version(store, key, partition, as_of=as_of, data_hash=data_hash)
-        recorded_model = manifest.params.get(R.SIGNAL_MODEL_COLUMNS[0])  # recorded by newer live_signals assets
+        manifest, others = resolve.select_version(store, key, partition, as_of=as_of, data_hash=data_hash)
+        recorded_model = manifest.params.get(resolve.SIGNAL_MODEL_COLUMNS[0])  # recorded by newer live_signals assets
         if model_mode and recorded_model is not None and recorded_model != target:
             elsewhere.append(f"{manifest.label} (model {recorded_model!r})")
             continue
         frame = _read(store, manifest, f"live signal {manifest.label}")
-        name, version = R.signal_model(frame, f"live signal {manifest.label}")
+        name, version = resolve.signal_model(frame, f"live signal {manifest.label}")
         if model_mode and name != target:
             elsewhere.append(f"{manifest.label} (model {name!r})")
             continue
@@ -127,7 +127,7 @@ def _locate(store: PinnedStore, registry: ModelRegistry, target: str, day: dt.da
         with open_ledger(registry) as ledger:
             entries = ledger.history(target)
         first = entries[0] if entries else None
-    raise R.missing_day(target, day, keys, store, first)
+    raise resolve.missing_day(target, day, keys, store, first)
 
 
 def _model_input_ref(manifest: Manifest) -> UpstreamRef:
@@ -174,13 +174,13 @@ def _training_set(store: PinnedStore, contract: DeployContract,
         manifest = store.manifest(key, None, data_hash=data_hash)
     except MLPlatformError as exc:
         return None, f"the model's training set ({data_hash}) is not readable here: {exc}"
-    return R.stored_version(store, manifest, "training_set"), None
+    return resolve.stored_version(store, manifest, "training_set"), None
 
 
 def trace_signal(
     target: str,
     day: str | dt.date,
-    instrument: R.Instrument,
+    instrument: resolve.Instrument,
     *,
     recompute: bool = False,
     as_of: dt.datetime | None = None,
@@ -230,16 +230,16 @@ def trace_signal(
     with open_ledger(registry) as ledger:
         ledger.verify(model)  # a tampered chain cannot say who promoted what: LedgerTampered names the entry
         history = ledger.history(model)
-    in_force = R.entry_in_force(model, history, R.written_at(manifest), version)
+    in_force = resolve.entry_in_force(model, history, resolve.written_at(manifest), version)
     contract = registry.load_contract(model, version)
     keys = contract.keys
-    row = R.find_row(frame, keys, when, instrument, label=label)
+    row = resolve.find_row(frame, keys, when, instrument, label=label)
 
-    lineage, manifests = R.traced_lineage(store, manifest, verify=verify)
+    lineage, manifests = resolve.traced_lineage(store, manifest, verify=verify)
     ref = _model_input_ref(manifest)
     input_manifest = manifests[(ref.key, ref.partition, ref.data_hash)]
     features_frame = _read(store, input_manifest, f"{label}'s model input {input_manifest.label}")
-    feature_values = R.find_row(features_frame, keys, when, instrument, label=f"model input {input_manifest.label}")
+    feature_values = resolve.find_row(features_frame, keys, when, instrument, label=f"model input {input_manifest.label}")
     schema = contract.feature_schema
     missing = [name for name in schema.names if name not in feature_values]
     if missing:
@@ -257,7 +257,7 @@ def trace_signal(
             continue
         shown.add(ident)
         role = "source" if part.is_source else "model_input" if ident in roots else "feature"
-        (sources if part.is_source else features).append(R.stored_version(store, manifests[ident], role))
+        (sources if part.is_source else features).append(resolve.stored_version(store, manifests[ident], role))
     order = {key: i for i, key in enumerate(lineage.keys())}  # nodes from the signal down, partitions in time order
     features.sort(key=lambda v: (v.role != "model_input", order[v.key], v.partition or ""))
     sources.sort(key=lambda v: (order[v.key], v.partition or ""))
@@ -282,7 +282,7 @@ def trace_signal(
     bad = [(f"the {what} of ledger entry {entry.seq}", doc.sha256, f"{doc.ref}: {doc.problem}")
            for what, doc in (("report", report), ("rationale", rationale)) if doc is not None and doc.problem]
     if bad:
-        raise R.broken(f"{label}: the champion of record's evidence", bad, store)
+        raise resolve.broken(f"{label}: the champion of record's evidence", bad, store)
 
     champion = ChampionEntry(
         model=model, seq=entry.seq, kind=entry.kind, from_version=entry.from_version, to_version=entry.to_version,
@@ -307,7 +307,7 @@ def trace_signal(
                                       environment_differences=tuple(differences))
     return TraceRecord(
         target=target, day=when.isoformat(), signal=signal,
-        signal_version=R.stored_version(store, manifest, "signal"), other_versions=others,
+        signal_version=resolve.stored_version(store, manifest, "signal"), other_versions=others,
         model=_model_facts(contract), champion=champion, feature_row=feature_row, features=tuple(features),
         sources=tuple(sources), training_set=training, notes=tuple(notes), recompute=recomputed,
         traced_at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"))

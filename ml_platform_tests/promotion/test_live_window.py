@@ -20,7 +20,7 @@ from ml_platform.errors import GateFailed, GraphError
 from ml_platform.models import LinearSignalModel
 from ml_platform.models.backtest import backtest
 from ml_platform.models.signals import to_signals
-from ml_platform.promotion import gates as G
+from ml_platform.promotion import gates
 from ml_platform.promotion.job import build_promotion_job, promotion_resources
 from ml_platform.promotion.policy import PromotionPolicy
 from ml_platform.promotion.report import render_report
@@ -66,16 +66,16 @@ def span(first: dt.date, last: dt.date) -> list[dt.date]:
 
 
 def section(x: pl.DataFrame | None, y: pl.DataFrame | None, *, incumbent: LinearSignalModel | None = INCUMBENT,
-            since: dt.date | None = SINCE) -> G.LiveSection:
-    return G.compute_live_section(
+            since: dt.date | None = SINCE) -> gates.LiveSection:
+    return gates.compute_live_section(
         challenger=CHALLENGER, challenger_version="2", incumbent=incumbent,
         incumbent_version=None if incumbent is None else "1", since=since, model_input=x, labels=y, keys=KEYS,
         label_column=LABEL)
 
 
-def validation_report(live: G.LiveSection | None) -> G.NumericReport:
+def validation_report(live: gates.LiveSection | None) -> gates.NumericReport:
     x, y = frames(span(VALID.start, VALID.end), seed=5)
-    report = G.compute_numeric_report(
+    report = gates.compute_numeric_report(
         model=MODEL, challenger=CHALLENGER, challenger_version="2", incumbent=INCUMBENT, incumbent_version="1",
         training_set=x.join(y, on=list(KEYS.columns)), window=VALID, keys=KEYS, label_column=LABEL,
         policy=PromotionPolicy())
@@ -98,7 +98,7 @@ def test_live_section_compares_both_models_on_the_days_strictly_after_the_promot
     for series, m in ((live.challenger, CHALLENGER), (live.incumbent, INCUMBENT)):
         assert series is not None
         assert series.report == backtest(to_signals(m.predict(rows), KEYS), rows, label_column=LABEL, keys=KEYS)
-    assert set(live.differences) == set(G.COMPARED_METRICS)
+    assert set(live.differences) == set(gates.COMPARED_METRICS)
     assert live.differences["sharpe"] == pytest.approx(live.challenger.report.sharpe - live.incumbent.report.sharpe)
 
 
@@ -113,7 +113,7 @@ def test_rows_with_a_null_label_are_left_out_and_the_window_ends_at_the_newest_k
     live = section(x, y)
     assert live.available and live.window is not None and live.window.end == last_known
     assert live.days == 6 and live.rows == 6 * len(NAMES) - 3 - 1
-    rows = G.live_rows(x, y, after=SINCE, keys=KEYS, label_column=LABEL)
+    rows = gates.live_rows(x, y, after=SINCE, keys=KEYS, label_column=LABEL)
     assert rows[LABEL].null_count() == 0 and rows.height == live.rows
 
 
@@ -172,7 +172,7 @@ def test_report_shows_both_sections_labelled_and_thresholds_on_the_validation_wi
     assert data["thresholds_apply_to"] == f"validation window {VALID}"
     live = data["live"]
     assert live["available"] and live["days"] == 7 and live["incumbent_champion_since"] == "2021-05-10"
-    assert live["thresholds_apply"] is False and set(live["differences"]) == set(G.COMPARED_METRICS)
+    assert live["thresholds_apply"] is False and set(live["differences"]) == set(gates.COMPARED_METRICS)
     assert live["challenger"]["window"] == "2021-05-11..2021-05-17" != data["challenger"]["window"]
     md = report.markdown()
     assert f"**Validation window {VALID}**" in md and "thresholds apply here" in md
@@ -195,7 +195,7 @@ def test_report_without_live_days_says_why_in_every_format() -> None:
     rendered = render_report(report, created_at="20210520T000000000000Z")
     assert reason in rendered.html_bytes.decode() and json.loads(rendered.json_bytes)["live"]["reason"] == reason
     bare = validation_report(None)  # a report built without a live section still names its absence
-    assert bare.to_dict()["live"]["reason"] == G.LIVE_NOT_COMPUTED and G.LIVE_NOT_COMPUTED in bare.markdown()
+    assert bare.to_dict()["live"]["reason"] == gates.LIVE_NOT_COMPUTED and gates.LIVE_NOT_COMPUTED in bare.markdown()
 
 
 def test_build_promotion_job_refuses_an_unknown_label_node(tmp_path: Path, dagster_instance: dg.DagsterInstance) -> None:

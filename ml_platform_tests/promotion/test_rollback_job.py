@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 import ml_platform
-from ml_platform import metadata as M
+from ml_platform import metadata
 from ml_platform.champions.location import open_ledger
 from ml_platform.errors import ConfigurationError, GraphError
 from ml_platform.promotion.rollback_job import JOB_MODEL_TAG, OP_NAME, build_rollback_job
@@ -68,7 +68,7 @@ def test_rollback_to_the_previous_champion_after_real_promotions(project: Projec
     assert (meta["ledger_seq"], meta["entry_hash"], meta["from_version"], meta["to_version"]) == (
         3, head.entry_hash, v2, v1)
     assert isinstance(meta["latency_ms"], float) and 0 < meta["latency_ms"] < 60_000
-    assert meta[M.MODEL_NAME] == MODEL and meta[M.FEATURE_GRAPH_HASH] == project.graph["model_inputs"].graph_hash
+    assert meta[metadata.MODEL_NAME] == MODEL and meta[metadata.FEATURE_GRAPH_HASH] == project.graph["model_inputs"].graph_hash
     run = project.instance.get_run_by_id(result.run_id)  # a real run on the instance, as from the Launchpad
     assert run.job_name == "rollback_model" and run.tags[JOB_MODEL_TAG] == MODEL
     assert open_ledger(project.registry).verify(MODEL).ok
@@ -88,7 +88,7 @@ def test_rollback_to_a_named_earlier_champion_then_no_earlier_one_is_left(projec
     # the ledger is a stack: v1 was pushed first, so after returning to it there is nothing earlier
     again = roll(project, defs, reason="once more")
     message, meta = failure(again)
-    assert "no earlier champion" in message and meta[M.ERROR_CODE] == "ROLLBACK_REFUSED"
+    assert "no earlier champion" in message and meta[metadata.ERROR_CODE] == "ROLLBACK_REFUSED"
     assert project.head() == head and project.registry.champion_alias(MODEL) == v1
 
 
@@ -104,7 +104,7 @@ def test_a_target_needing_another_feature_graph_is_refused_and_nothing_moves(pro
     message, meta = failure(roll(project, defs, to=to, reason="back to v1"))
     assert f"version {v1} of {MODEL!r} needs the feature graph {other_graph}" in message
     assert project.graph["model_inputs"].graph_hash in message and "nothing moved" in message
-    assert meta[M.ERROR_CODE] == "ROLLBACK_REFUSED" and meta[M.MODEL_NAME] == MODEL
+    assert meta[metadata.ERROR_CODE] == "ROLLBACK_REFUSED" and meta[metadata.MODEL_NAME] == MODEL
     assert project.head() == before and before.seq == 2
     assert project.registry.champion_alias(MODEL) == v2
 
@@ -116,7 +116,7 @@ def test_a_version_that_was_never_champion_is_refused_and_nothing_moves(project:
     before = project.head()
     message, meta = failure(roll(project, defs, to=v3, reason="try the newest"))
     assert f"version {v3} of {MODEL!r} was never its champion" in message
-    assert meta[M.ERROR_CODE] == "ROLLBACK_REFUSED" and meta["requested_to"] == v3
+    assert meta[metadata.ERROR_CODE] == "ROLLBACK_REFUSED" and meta["requested_to"] == v3
     assert project.head() == before and len(open_ledger(project.registry).history(MODEL)) == 2
     assert project.registry.champion_alias(MODEL) == v2
 
@@ -129,7 +129,7 @@ def test_nothing_to_roll_back_or_a_bad_version_fails_the_run(project: Project, d
                                                             needle: str, code: str) -> None:
     project.register()
     message, meta = failure(roll(project, defs, to=to, reason="why not"))
-    assert needle in message and meta[M.ERROR_CODE] == code
+    assert needle in message and meta[metadata.ERROR_CODE] == code
     assert project.head() is None and project.registry.champion_alias(MODEL) is None
 
 

@@ -26,7 +26,7 @@ from ml_platform import compat
 from ml_platform.cli import main
 from ml_platform.cli.models import CLI_HTTP_LIMITS, cli_http_limits
 from ml_platform.errors import ConfigurationError, RegistryError, RegistryUnavailable
-from ml_platform.registry import entities as E
+from ml_platform.registry import entities
 from ml_platform.registry.boundary import mlflow_errors, store_label
 from ml_platform.registry.store import ModelRegistry
 from ml_platform_tests.registry.conftest import CODE_SNAPSHOT, make_contract, make_model, mlflow_client
@@ -138,7 +138,7 @@ def test_a_read_only_database_reports_the_real_cause_first(store: ModelRegistry,
     assert store.sqlite_file is not None
     # A run a killed registration left, for repair to end; the copy is opened only once it is read-only.
     client = mlflow_client(store)
-    run_id = client.create_run(store.experiment_id("ml_platform"), tags={E.MODEL_NAME_TAG: "bounded"}).info.run_id
+    run_id = client.create_run(store.experiment_id("ml_platform"), tags={entities.MODEL_NAME_TAG: "bounded"}).info.run_id
     copy = tmp_path / "mlflow.db"
     shutil.copy(store.sqlite_file, copy)
     client.set_terminated(run_id, "FINISHED")

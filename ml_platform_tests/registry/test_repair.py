@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 
 from ml_platform.cli import main
 from ml_platform.errors import ConfigurationError, ModelNotFound
-from ml_platform.registry import entities as E
+from ml_platform.registry import entities
 from ml_platform.registry.artifacts import stage_run_artifacts
 from ml_platform.registry.contract import DeployContract
 from ml_platform.registry.process import _boot_id, process_alive, process_identity
@@ -54,7 +54,7 @@ def register(registry: ModelRegistry, name: str, shift: float = 0.0) -> str:
                              metrics={}, code_snapshot=CODE_SNAPSHOT).version
 
 
-def legacy_registration(registry: ModelRegistry, name: str, *, status: str = E.VersionStatus.REGISTERING,
+def legacy_registration(registry: ModelRegistry, name: str, *, status: str = entities.VersionStatus.REGISTERING,
                         contract_uploaded: bool = True, shift: float = 0.3) -> tuple[str, str, DeployContract]:
     """What an earlier release left when killed after creating the version: ``(run_id, version, contract)``."""
     client = mlflow_client(registry)
@@ -63,14 +63,14 @@ def legacy_registration(registry: ModelRegistry, name: str, *, status: str = E.V
     run = client.create_run(registry.experiment_id("ml_platform"), tags=run_tags(name, contract))
     with tempfile.TemporaryDirectory() as staging:
         stage_run_artifacts(Path(staging), model, contract, CODE_SNAPSHOT)
-        (Path(staging) / E.CONTRACT_ARTIFACT).unlink()  # uploaded after the version, once its number was known
+        (Path(staging) / entities.CONTRACT_ARTIFACT).unlink()  # uploaded after the version, once its number was known
         client.log_artifacts(run.info.run_id, staging)
     try:
         client.create_registered_model(name)
     except MlflowException:
         pass
     version = str(client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id,
-                                              tags={E.STATUS_TAG: status}).version)
+                                              tags={entities.STATUS_TAG: status}).version)
     if contract_uploaded:
         with tempfile.TemporaryDirectory() as staging:
             path = Path(staging) / "contract.json"
@@ -106,7 +106,7 @@ def test_a_legacy_half_registered_version_is_finished_from_its_verified_artefact
     assert code == 1
     assert "model 'legacy' version 2: its registration never finished (ml_platform.status='registering') -> finish" in out
     assert f"run {run_id} of model 'legacy': left RUNNING" in out and "-> end FINISHED" in out
-    assert mlflow_client(registry).get_model_version("legacy", "2").tags[E.STATUS_TAG] == "registering"  # --check
+    assert mlflow_client(registry).get_model_version("legacy", "2").tags[entities.STATUS_TAG] == "registering"  # --check
     assert run_status(registry, run_id) == "RUNNING"
 
     report = repair_registry(registry, stale_after=NOW)
@@ -115,7 +115,7 @@ def test_a_legacy_half_registered_version_is_finished_from_its_verified_artefact
     assert registry.load_contract("legacy", "2") == contract.with_version("2")
     assert registry.load_model("legacy", "2") == make_model(0.3)
     tags = mlflow_client(registry).get_model_version("legacy", "2").tags
-    assert tags[E.STATUS_TAG] == "ready" and "registry repair: finished" in tags[E.REPAIR_TAG]
+    assert tags[entities.STATUS_TAG] == "ready" and "registry repair: finished" in tags[entities.REPAIR_TAG]
     assert run_status(registry, run_id) == "FINISHED"
     assert cli(registry, "--check")[0] == 0
 
@@ -131,14 +131,14 @@ def test_a_legacy_version_without_its_contract_is_removed_with_the_empty_model_i
     assert report.findings[2].problem == "no versions left once its unfinished ones are removed"
     assert "lost" not in [m.name for m in registry.list_models()]
     run = mlflow_client(registry).get_run(run_id)
-    assert (run.info.status, run.data.tags[E.STATUS_TAG]) == ("KILLED", "failed")
-    assert "registry repair: ended KILLED" in run.data.tags[E.REPAIR_TAG]
+    assert (run.info.status, run.data.tags[entities.STATUS_TAG]) == ("KILLED", "failed")
+    assert "registry repair: ended KILLED" in run.data.tags[entities.REPAIR_TAG]
     assert repair_registry(registry, check_only=True).consistent
 
 
 def test_a_failed_version_is_removed_and_earlier_versions_kept(registry: ModelRegistry) -> None:
     register(registry, "failing")
-    legacy_registration(registry, "failing", status=E.VersionStatus.FAILED)
+    legacy_registration(registry, "failing", status=entities.VersionStatus.FAILED)
     report = repair_registry(registry, stale_after=NOW)
     assert report.findings[0].subject == "model 'failing' version 2"
     assert "remove: the registration recorded its failure" in report.findings[0].action
@@ -176,9 +176,9 @@ def test_running_runs_are_ended_only_when_their_registration_is_gone(registry: M
     experiment = registry.experiment_id("ml_platform")
 
     def run(identity: str | None) -> str:
-        tags = {E.MODEL_NAME_TAG: "runs"}
+        tags = {entities.MODEL_NAME_TAG: "runs"}
         if identity is not None:
-            tags[E.REGISTRATION_PROCESS_TAG] = identity
+            tags[entities.REGISTRATION_PROCESS_TAG] = identity
         return client.create_run(experiment, tags=tags).info.run_id
 
     live = run(process_identity())
@@ -202,7 +202,7 @@ def test_running_runs_are_ended_only_when_their_registration_is_gone(registry: M
 
 def test_an_empty_model_the_platform_created_is_removed_and_a_foreign_one_left(registry: ModelRegistry) -> None:
     client = mlflow_client(registry)
-    client.create_registered_model("empty_ours", tags={E.CREATED_BY_TAG: "ml_platform"})
+    client.create_registered_model("empty_ours", tags={entities.CREATED_BY_TAG: "ml_platform"})
     client.create_registered_model("empty_foreign")
     code, out = cli(registry, "--check", "--json")
     assert code == 1

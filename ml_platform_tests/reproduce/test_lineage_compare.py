@@ -249,13 +249,12 @@ def test_a_record_lacking_what_reproduction_needs_is_refused_by_name(tmp_path: P
         return registry.register(model_name=MODEL, model=model, contract=changed, params=params, metrics={},
                                  code_snapshot={"train_rows": "def train_rows(): ..."}, git_diff=diff).version
 
-    from ml_platform.registry import entities as E
-
+    from ml_platform.registry import entities
     commit = "a" * 40
     dirty = register({}, b"diff --git a/x b/x\n", git_commit=commit, git_dirty=True)
     # registered before diffs were stored: dirty, without the diff's tag
     MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.registry_uri).delete_model_version_tag(
-        MODEL, dirty, E.GIT_DIFF_SHA256_TAG)
+        MODEL, dirty, entities.GIT_DIFF_SHA256_TAG)
     with pytest.raises(ReproductionFailed, match=r"uncommitted changes at aaaaaaaaaaaa but records no diff of them "
                                                  r"\(registered by an older ml_platform\)"):
         ReproductionRecord.from_registry(registry, MODEL, dirty)

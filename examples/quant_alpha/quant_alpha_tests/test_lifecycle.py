@@ -28,7 +28,7 @@ from ml_platform import RidgeTrainer
 from ml_platform.errors import ContractViolation, DataError, IntegrityError, ModelNotFound, WindowError
 from ml_platform.io.manifest import Manifest
 from ml_platform.models.signals import to_signals
-from ml_platform.registry import entities as E
+from ml_platform.registry import entities
 from ml_platform.settings import Settings
 from ml_platform.testing import champion_shortcut
 from ml_platform.window import DataWindow
@@ -100,14 +100,14 @@ def test_training_registers_version_1_with_contract_and_code_snapshot(lifecycle:
 
     # who trained it: in the contract, on the version and as MLflow's own run user
     assert contract.trained_by == TRAINED_BY
-    assert dep.mlflow.get_model_version(MODEL, "1").tags[E.TRAINED_BY_TAG] == TRAINED_BY
+    assert dep.mlflow.get_model_version(MODEL, "1").tags[entities.TRAINED_BY_TAG] == TRAINED_BY
     run = dep.mlflow.get_run(first.run_id)
     assert run.data.tags["mlflow.user"] == TRAINED_BY
 
     # the code snapshot: one source file per feature node, and an index with the hashes it was run with
-    listed = {a.path for a in dep.mlflow.list_artifacts(first.run_id, E.CODE_DIR)}
-    assert listed == {f"code/{node.key}.py" for node in dep.graph} | {E.CODE_INDEX_ARTIFACT}
-    code = dep.artifact_dir(first.run_id) / E.CODE_DIR
+    listed = {a.path for a in dep.mlflow.list_artifacts(first.run_id, entities.CODE_DIR)}
+    assert listed == {f"code/{node.key}.py" for node in dep.graph} | {entities.CODE_INDEX_ARTIFACT}
+    code = dep.artifact_dir(first.run_id) / entities.CODE_DIR
     index = json.loads((code / "index.json").read_text())
     for node in dep.graph:
         entry = index[node.key]
@@ -219,7 +219,7 @@ def test_a_tampered_contract_artefact_fails_loading_the_champion(lifecycle: Trai
     dep = lifecycle.dep
     tampered = dep.train(**TRAIN_CONFIG, model_name="alpha_tampered")
     champion_shortcut(dep.registry, "alpha_tampered", tampered.version)
-    path = dep.artifact_dir(tampered.run_id) / Path(E.CONTRACT_ARTIFACT)
+    path = dep.artifact_dir(tampered.run_id) / Path(entities.CONTRACT_ARTIFACT)
     contract = json.loads(path.read_text())
     contract["validation_window"] = {"start": "2011-01-03", "end": "2011-11-30"}   # claim a longer validation
     path.write_text(json.dumps(contract, sort_keys=True, separators=(",", ":")))
