@@ -1,7 +1,7 @@
 """Benchmark: a rollback through the champion ledger against a bare MLflow alias write, on PostgreSQL.
 
 Rows (each ``{"name", "value", "unit", "baseline", "ratio"}``), all on one private PostgreSQL server
-(the test harness's :class:`~ml_platform_tests.harness.postgres.PostgresServer`), one database, one run:
+(the harness :class:`~ml_platform.testing.postgres.PostgresServer`), one database, one run:
 
 * ``rollback_p50_ms_1`` / ``rollback_p99_ms_1``: one client calling
   :meth:`~ml_platform.champions.service.ChampionService.rollback` ``to`` an earlier champion
@@ -33,9 +33,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the test harness's PostgreSQL server and fixtures builders
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 CALLS_1 = 300
@@ -137,7 +134,7 @@ def bench(url: str, artifacts: Path) -> list[dict[str, Any]]:
 
     from ml_platform.champions.service import ChampionService
     from ml_platform.registry.store import ModelRegistry
-    from ml_platform_tests.registry.conftest import CODE_SNAPSHOT, make_contract, make_model
+    from ml_platform.testing.factories import CODE_SNAPSHOT, make_contract, make_model
 
     registry = ModelRegistry(url, artifact_location=str(artifacts))
     names = [f"bench_{i:02d}" for i in range(CLIENTS)]
@@ -190,11 +187,7 @@ def _timed(fn: Callable[[], object]) -> float:
 def run() -> list[dict[str, Any]]:
     """All rows of this benchmark, measured in one run (none without PostgreSQL)."""
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-    from ml_platform_tests.harness.postgres import (
-        PostgresHarnessError,
-        PostgresServer,
-        find_postgres_binaries,
-    )
+    from ml_platform.testing.postgres import PostgresHarnessError, PostgresServer, find_postgres_binaries
 
     bin_dir, reason = find_postgres_binaries()
     if bin_dir is None:

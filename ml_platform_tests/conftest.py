@@ -12,14 +12,14 @@ from collections.abc import Iterator
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
-from ml_platform_tests.harness.postgres import (
+from ml_platform.testing.postgres import (
     PostgresDatabase,
     PostgresHarnessError,
     PostgresServer,
     find_postgres_binaries,
-    require_postgres_or_skip,
     unique_database_name,
 )
+from ml_platform_tests.harness.postgres import require_postgres_or_skip
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from ml_platform.registry import LiveFeatureStream
 from ml_platform.registry.entities import RegisteredVersion
 from ml_platform.registry.store import ModelRegistry
 from ml_platform.testing import champion_shortcut
-from ml_platform_tests.harness.postgres import PostgresServer, unique_database_name
+from ml_platform.testing.postgres import PostgresServer, unique_database_name
 from ml_platform_tests.registry.conftest import (
     CODE_SNAPSHOT,
     FEATURES,

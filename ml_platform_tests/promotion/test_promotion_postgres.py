@@ -28,7 +28,7 @@ from ml_platform.champions.serving import load_champion
 from ml_platform.cli import main
 from ml_platform.errors import RollbackRefused
 from ml_platform.registry import FeatureSchema, LiveFeatureStream
-from ml_platform_tests.harness.postgres import PostgresServer, unique_database_name
+from ml_platform.testing.postgres import PostgresServer, unique_database_name
 from ml_platform_tests.promotion.conftest import (
     FEATURES,
     KEYS,

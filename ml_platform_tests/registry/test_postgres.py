@@ -14,7 +14,7 @@ from ml_platform.registry import LiveFeatureStream
 from ml_platform.registry.repair import repair_registry
 from ml_platform.registry.store import ModelRegistry
 from ml_platform.testing import champion_shortcut
-from ml_platform_tests.harness.postgres import PostgresDatabase
+from ml_platform.testing.postgres import PostgresDatabase
 from ml_platform_tests.registry.conftest import (
     CODE_SNAPSHOT,
     GRAPH_HASH,

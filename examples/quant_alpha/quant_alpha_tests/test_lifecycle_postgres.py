@@ -22,8 +22,8 @@ from ml_platform.registry import LiveFeatureStream
 from ml_platform.registry.schema import FeatureSchema
 from ml_platform.settings import Settings
 from ml_platform.testing import champion_shortcut
+from ml_platform.testing.postgres import PostgresDatabase, PostgresServer, unique_database_name
 from ml_platform.window import DataWindow
-from ml_platform_tests.harness.postgres import PostgresDatabase, PostgresServer, unique_database_name
 from quant_alpha_tests.lifecycle_fixtures import Deployment, read_window
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

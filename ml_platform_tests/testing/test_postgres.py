@@ -26,14 +26,14 @@ from dagster import (
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
 from ml_platform.errors import ConfigurationError
-from ml_platform_tests.harness.postgres import (
+from ml_platform.testing.postgres import (
     PostgresDatabase,
     PostgresHarnessError,
     PostgresServer,
     find_postgres_binaries,
-    require_postgres_or_skip,
     unique_database_name,
 )
+from ml_platform_tests.harness.postgres import require_postgres_or_skip
 
 DAILY = DailyPartitionsDefinition(start_date="2024-01-01")
 PARTITION = "2024-01-03"
@@ -201,7 +201,7 @@ def test_stop_removes_directory_and_server() -> None:
 def test_interpreter_exit_removes_an_unstopped_server() -> None:
     script = (
         "import builtins\n"
-        "from ml_platform_tests.harness.postgres import PostgresServer\n"
+        "from ml_platform.testing.postgres import PostgresServer\n"
         "server = PostgresServer()\n"
         "server.start()\n"
         "builtins.leaked_server = server  # never stopped, still referenced at exit\n"
