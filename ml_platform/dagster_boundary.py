@@ -1,16 +1,6 @@
 """The boundary between Dagster and the platform: resource settings coming in, platform errors going out.
 
-* :func:`resource_settings` checks the literal settings a resource is constructed with, so a bad
-  ``environment_policy`` (or a field the resource checks itself, such as ``compression``) is an ml_platform
-  :class:`~ml_platform.errors.ConfigurationError` naming the field and its allowed values (pydantic then
-  validates the typed fields).
-* :func:`platform_failures` wraps the body of every asset the library builds: an
-  :class:`~ml_platform.errors.MLPlatformError` raised inside it leaves as a ``dagster.Failure`` (raised
-  ``from`` the error) whose description is the error's message and whose metadata carries its code,
-  class, asset key and partition range, so the Dagster UI shows a structured failure, not a stack trace.
-  It is not retried: a platform error is a refusal, and the same inputs would be refused again.
-* :func:`platform_error_of` recovers the platform error from such a Failure, for Python callers
-  (:meth:`ml_platform.lifecycle.Lifecycle.run`) that want the error itself.
+How it works, and why: docs/architecture.md, "ml_platform/dagster_boundary.py".
 """
 
 from __future__ import annotations

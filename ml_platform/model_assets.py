@@ -1,15 +1,6 @@
 """Thin Dagster assets over training, registration, live signals and live PnL, for any graph and model.
 
-:func:`build_model_assets` wires a team's own nodes (its model input, its label, its training set) and
-its own :class:`~ml_platform.models.protocol.Trainer` into three assets under the graph's key prefix:
-
-* ``trained_model``: reads the materialized training node (with its manifest), trains on the earlier
-  part of its window, validates on the later part, checks that a second fit gives the same bytes, and
-  registers an MLflow model version with its deploy contract and the code snapshot of the feature graph.
-* ``live_signals`` (partitioned like the graph): loads the champion **through the contract check**
-  against the model-input partitions it is about to score; a mismatch fails the step before a single
-  signal exists.
-* ``live_pnl`` (partitioned): signals times the realized label.
+How it works, and why: docs/architecture.md, "ml_platform/model_assets.py".
 """
 
 

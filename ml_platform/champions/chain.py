@@ -1,25 +1,6 @@
 """Re-walk a model's hash chain and name the first altered, deleted or reordered entry. Pure: stdlib only.
 
-:func:`walk_chain` takes the stored rows as they are (plain mappings, possibly tampered with in any way)
-and returns a :class:`ChainReport`. The first problem found, in chain order, is the one reported:
-
-``missing``
-    a sequence number is absent (an entry was deleted), or the head names entries past the last one;
-``reordered``
-    the row at a position carries the hash its fields give at *another* position: rows were swapped
-    or renumbered;
-``altered``
-    a row's fields no longer give its stored hash (or cannot be read at all): it was edited;
-``broken_link``
-    a row's ``prev_hash`` is not the hash of the row before it: the row before was replaced;
-``inconsistent``
-    a row's ``from_version`` is not the ``to_version`` of the row before it (a writer bug or a forged,
-    re-hashed chain);
-``head``
-    the head row is missing, or names another entry than the chain's last one.
-
-A chain re-hashed from scratch by someone with write access verifies; anchoring head hashes outside
-the database (MLflow tags, a log) is what catches that.
+How it works, and why: docs/architecture.md, "ml_platform/champions/chain.py".
 """
 
 from __future__ import annotations

@@ -1,19 +1,6 @@
 """Ledger entries and their hash chain (scheme ``ml_platform.ledger/v1``). Pure: stdlib only.
 
-Every champion move is one :class:`LedgerEntry`. Its ``entry_hash`` is the SHA-256 of a canonical
-encoding of every other field, ``prev_hash`` included, so each entry commits to the whole chain before
-it; the first entry of a model chains to :data:`GENESIS_HASH`.
-
-The encoding (:func:`canonical_bytes`), fixed for ``ml_platform.ledger/v1``, is JSON with sorted keys,
-no whitespace, ASCII only (``\\uXXXX`` escapes), of exactly these fields::
-
-    scheme, model, seq, kind, from_version, to_version, actor, approver, reason,
-    report_ref, report_sha256, rationale_ref, rationale_sha256, override, recorded_at, prev_hash
-
-with strings as given (no normalization), ``seq`` an integer, ``override`` a boolean, absent optional
-values ``null``, and ``recorded_at`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC, microseconds). The scheme
-id is itself hashed, so a future ``v2`` can never produce a ``v1`` digest. A scheme never changes once
-issued: a known-answer test pins one digest (``ml_platform_tests/ledger/test_entry.py``).
+How it works, and why: docs/architecture.md, "ml_platform/champions/entry.py".
 """
 
 from __future__ import annotations

@@ -1,27 +1,6 @@
 """The champion ledger on SQLAlchemy: SQLite beside MLflow's file, or PostgreSQL in production.
 
-Usage::
-
-    ledger = ChampionLedger("sqlite:///.ml_platform/mlflow/mlflow.db")
-    head = ledger.head("alpha")                       # the champion of record: one SELECT
-    ledger.append("alpha", expected_head_seq=head.seq if head else 0, kind="promotion",
-                  to_version="4", actor="promote_model run 1f2e", approver="bob", reason="...",
-                  report_ref=..., report_sha256=..., rationale_ref=..., rationale_sha256=...)
-    ledger.verify("alpha")                            # raises LedgerTampered naming the first bad entry
-
-Concurrency: :meth:`ChampionLedger.append` is a compare-and-set on the model's head row in ONE
-transaction. It locks the head (SQLite: the transaction begins ``BEGIN IMMEDIATE``, which takes the
-database's write lock up front and waits at most ``busy_timeout_seconds`` for it; PostgreSQL:
-``SELECT ... FOR UPDATE`` of the head row, bounded by ``lock_timeout``), compares its sequence number
-with ``expected_head_seq``, and only then inserts the entry and moves the head. A stale caller gets
-:class:`~ml_platform.errors.LedgerConflict` and nothing is written. The very first entry of a model
-has no head row to lock; two concurrent first appends both insert ``seq = 1`` and the loser's insert
-fails on the primary key ``(model, seq)`` (PostgreSQL waits for the winner's commit), which is
-reported as the same conflict. ``UNIQUE (model, prev_hash)`` forbids a fork even to a buggy writer.
-
-Every database failure leaves as a :class:`~ml_platform.errors.LedgerError`
-(:class:`~ml_platform.errors.LedgerUnavailable` when the database was busy or unreachable), chained to
-the driver's error. This module imports neither Dagster nor MLflow.
+How it works, and why: docs/architecture.md, "ml_platform/champions/ledger.py".
 """
 
 from __future__ import annotations

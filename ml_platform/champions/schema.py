@@ -1,26 +1,6 @@
 """The ledger's tables and their migrations: explicit, versioned DDL with a schema-version table.
 
-Three tables of the ledger's own live in the registry's database (beside MLflow's, never touching them):
-
-``ml_platform_ledger_entries``
-    one row per champion move, primary key ``(model, seq)``; ``UNIQUE (model, prev_hash)`` makes a
-    fork impossible at the database level too (two entries can never follow the same one);
-``ml_platform_ledger_heads``
-    one row per model: the ``seq`` and ``entry_hash`` of its newest entry, a foreign key into the
-    entries. This row is the champion of record, and the row a move locks (compare-and-set);
-``ml_platform_ledger_schema``
-    one row per migration applied: ``version``, ``description``, ``applied_at``.
-
-Why not Alembic: the ledger's migrations must run from whatever process opens the ledger first (a
-Dagster run worker, the CLI, a serving process), several at once. :func:`ensure_schema` applies them in
-ONE transaction under a lock (``BEGIN IMMEDIATE`` on SQLite, ``pg_advisory_xact_lock`` on PostgreSQL),
-both dialects run DDL transactionally, and the steady state costs one ``SELECT``. Alembic would add a
-script directory shipped as package data and an ``env.py`` for three tables, brings no lock against
-concurrent upgrades, and is only a transitive dependency (through MLflow) of a package that is meant to
-need SQLAlchemy alone. Its version table could not be MLflow's ``alembic_version`` anyway (MLflow
-refuses a database whose revision it does not know). The price: no autogenerate and no downgrade;
-each future step is hand-written SQL portable to SQLite and PostgreSQL, appended to :data:`MIGRATIONS`
-and never edited once released. A database migrated by a newer ml_platform is refused, not guessed at.
+How it works, and why: docs/architecture.md, "ml_platform/champions/schema.py".
 """
 
 from __future__ import annotations

@@ -1,15 +1,6 @@
 """The ``ml-platform models`` and ``ml-platform registry`` command groups.
 
-``models`` lists registered models and shows versions with their contracts; ``registry repair``
-finds and finishes or removes what interrupted registrations left (``--check`` only reports, and
-exits 1 if anything is inconsistent).
-
-Deliberate platform errors (an unknown model, a corrupt contract, no registry, a locked or
-read-only database) propagate as :class:`~ml_platform.errors.MLPlatformError`; the main
-``ml-platform`` group turns them into a one-line message and exit code 2. While a command runs,
-MLflow's HTTP client retries less and gives up sooner (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` and
-``MLFLOW_HTTP_REQUEST_TIMEOUT``, unless the environment sets them), so an unreachable tracking
-server fails a command in seconds, not minutes; the variables are restored when it ends.
+How it works, and why: docs/architecture.md, "ml_platform/cli/models.py".
 """
 
 from __future__ import annotations

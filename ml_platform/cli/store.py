@@ -1,14 +1,6 @@
 """``ml-platform verify``, ``ml-platform gc`` and ``ml-platform env``: check and collect stored artefacts.
 
-Registered on the ``ml-platform`` click group in :mod:`ml_platform.cli`::
-
-    main.add_command(verify)
-    main.add_command(gc)
-    main.add_command(env)
-
-Exit codes of ``verify`` and ``gc``: 0 everything is fine, 1 an artefact or a check failed, 2 bad
-input (no storage, a malformed or unknown key, an impossible date; the ``ml-platform`` group turns
-every :class:`~ml_platform.errors.MLPlatformError` into a one-line message and exit code 2).
+How it works, and why: docs/architecture.md, "ml_platform/cli/store.py".
 """
 
 from __future__ import annotations

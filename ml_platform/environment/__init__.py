@@ -1,12 +1,6 @@
 """Environment pinning: the environment lock, its diff and policy check, seeds, and git state.
 
-This package is pure: no Dagster, no MLflow. It never reads configuration from the environment; it
-only *records* the determinism-relevant variables listed in :data:`DETERMINISM_ENV_VARS`.
-
-Example:
-    >>> lock = capture_environment()
-    >>> diff = check_environment(stored_lock, lock, EnvironmentPolicy.WARN, "features/momentum")
-    >>> seed = derive_seed(graph_hash, "2012-01-03", "bootstrap")
+How it works, and why: docs/architecture.md, "ml_platform/environment/__init__.py".
 """
 
 from ml_platform.environment.diff import (

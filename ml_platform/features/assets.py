@@ -1,21 +1,6 @@
 """Thin Dagster wrapper: turn a hashed :class:`~ml_platform.features.graph.FeatureGraph` into assets.
 
-Every asset gets its node's **graph hash as its ``code_version``**, so Dagster's own staleness status
-("unsynced: code version changed") marks a node and every descendant the moment an ancestor's code
-changes, and a materialization gets its output's **data hash as its ``DataVersion``**, so an identical
-re-run does not propagate staleness. (Dagster assigns one data version to all partitions of a run; a
-one-partition run's data version is that partition's hash, and each partition's own hash is in its
-metadata.) Materialization metadata shows code hash, graph hash, data hash and row count; the
-:class:`~ml_platform.io.PinnedIOManager` adds the manifest facts.
-
-Partitioned nodes follow the graph's calendar (any time-window partitions definition of a day or
-longer) and run a whole partition range in one run (``BackfillPolicy.single_run``); upstream history for
-point-in-time lookbacks arrives through ``TimeWindowPartitionMapping``. Windowed (unpartitioned) nodes
-such as a training set read their upstream partitions for a configured window through the
-``feature_store`` resource.
-
-Asset keys, groups, descriptions and definition metadata come from a :class:`FeatureAssetsTranslator`
-(the dagster-dbt pattern): subclass it to change any of them, or pass ``key_prefix`` / ``group_name``.
+How it works, and why: docs/architecture.md, "ml_platform/features/assets.py".
 """
 
 

@@ -1,38 +1,6 @@
-"""Atomic file operations, byte digests and the crash-test seam of the pinned store.
+"""Atomic file operations and byte digests of the pinned store: a file is whole or absent, never half.
 
-The commit protocol (layout: :mod:`ml_platform.io.layout`)
-----------------------------------------------------------
-A write of ``key``/``partition`` proceeds:
-
-1. **object**: encode the Parquet bytes into a temporary ``.<name>.tmp-<pid>-<random>`` next to
-   the object path ``objects/<xx>/<algo>-<hex>.parquet`` (named by the table's *data hash*),
-   hashing them as they stream out; ``fsync``; publish with ``link`` (create-if-absent: an object
-   is written once and never replaced); ``fsync`` the directory. If the object already exists
-   (the same content was stored before, under any key) it is verified and reused, and its
-   modification time is refreshed so garbage collection sees it as young;
-2. **head**: if the current head's manifest has no history entry yet (its writer died before
-   step 3), write that entry first; then write the new manifest to a temporary, ``fsync``,
-   ``rename`` it over ``HEAD.json``, ``fsync`` the directory - this single rename is the moment the
-   new version becomes visible;
-3. **history**: write the same manifest as the history entry ``history/<ns>-<object>.json``
-   (temporary, ``fsync``, ``rename``, ``fsync``).
-
-Nothing is ever deleted by a write. What a crash (``kill -9``, power loss) leaves behind:
-
-* during or after 1: a temporary (never read) or an object no head or history reaches: an
-  orphan, collected by ``ml-platform gc`` once older than its grace period;
-* between 2 and 3: the new head, without its history entry; the next write of the partition
-  adds that entry before it moves the head, and until then the head itself is a root;
-* the old head's object always stays reachable from its history entry.
-
-So a reader sees either the complete old version or the complete new one, and an older version
-stays readable by its data hash for as long as the retention rules of :mod:`ml_platform.io.gc`
-keep it.
-
-Object stores (``s3://``, ``gs://``, ``memory://`` via fsspec/UPath) have no rename and no link,
-but a single object PUT is atomic: bytes are assembled in memory and written with one
-``pipe_file``, and "create if absent" is an existence check before the PUT (a concurrent writer
-of the same content PUTs the same content).
+How it works, and why: docs/architecture.md, "ml_platform/io/atomic.py".
 """
 
 from __future__ import annotations

@@ -1,25 +1,6 @@
 """Where things live in a pinned store (layout ``ml_platform.manifest/v2``): keys, partitions, objects, refs.
 
-::
-
-    <base>/objects/<xx>/<algo>-<hex>.parquet                    immutable data objects, named by data hash
-    <base>/refs/<key>/@<partition>/HEAD.json                     the partition's current manifest
-    <base>/refs/<key>/@<partition>/history/<ns>-<object>.json    every manifest ever committed (append-only)
-
-``<xx>`` is the first two hex digits of the data hash (a fan-out, so no directory holds millions of
-files). ``key`` is an asset-key path joined by ``/`` (``features/momentum``); an unpartitioned
-artefact uses the partition name ``__unpartitioned__``. A key segment never starts with ``@``, so a
-partition directory can never be mistaken for a key. ``<ns>`` is the manifest's ``written_at`` in
-nanoseconds since the epoch (20 digits, so names sort by time) and ``<object>`` the object's name
-without ``.parquet``: a history entry's name alone says which object it reaches and since when, so
-garbage collection needs no parsing to find them. The history name is a function of the manifest,
-so writing the same entry twice is idempotent.
-
-Keys and partitions are validated by *full* match (``re.fullmatch``; ``$`` would accept a trailing
-newline) against characters that are safe in file names and URIs on every filesystem the store
-supports; anything else, control characters included, is refused with a message naming it.
-The layout of ``ml_platform.manifest/v1`` (``<base>/<key>/<partition>.manifest.json``) is not read:
-:func:`is_v1_manifest` recognises it so the store can refuse it by name.
+How it works, and why: docs/architecture.md, "ml_platform/io/layout.py".
 """
 
 from __future__ import annotations

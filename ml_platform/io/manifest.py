@@ -1,29 +1,6 @@
 """The manifest: the versioned record of one committed version of a partition.
 
-A manifest answers, a year later, *what produced these bytes*: the asset key and partition, the
-content hash of the data, the code and graph hash of the node, the upstream inputs with their data
-hashes, the environment lock and its hash, every seed, the data window, the git commit, the run id,
-the wall time and the versions of the writers.
-
-JSON form (``ml_platform.manifest/v2``), written as the partition's ``HEAD.json`` and as an entry of
-its append-only ``history/`` (see :mod:`ml_platform.io.layout`)::
-
-    {"schema_version": "ml_platform.manifest/v2", "asset_key": "features/momentum",
-     "partition": "2012-01-03", "data_hash": "xxh3_128:...", "code_hash": "sha256:...",
-     "graph_hash": "sha256:...", "upstream": [{"key": ..., "partition": ..., "data_hash": ...}],
-     "environment": {...lock...}, "environment_hash": "sha256:...", "seeds": {"default": 123},
-     "window": {"start": "2012-01-03", "end": "2012-01-03"}, "git": {"commit": ..., "dirty": false},
-     "run_id": ..., "written_at": "2024-05-01T12:00:00.000000+00:00",
-     "writer": {"ml_platform": ..., "pyarrow": ..., "polars": ...}, "rows": 500,
-     "data_file": "xxh3_128-<hex>.parquet", "params": {...},
-     "file": {"hash": "xxh3_128:...", "size": 12345}}
-
-``data_file`` is the name of the immutable object holding the data; it must be the object name of
-``data_hash`` (a manifest can name no other object). ``file`` is the hash and size of that object's
-bytes. The object is shared by every manifest of the same content, so it carries no manifest; its
-Parquet footer holds only its data hash (key ``ml_platform.object``). ``v1`` manifests (a sidecar
-per partition, one mutable data file) are refused with a message naming the version. Reading
-validates the version and every field; anything else is a :class:`~ml_platform.errors.ManifestError`.
+How it works, and why: docs/architecture.md, "ml_platform/io/manifest.py".
 """
 
 from __future__ import annotations

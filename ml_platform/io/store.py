@@ -1,20 +1,6 @@
 """PinnedStore: an immutable, content-addressed Parquet object store with manifests and verified reads.
 
-The base directory is a local path or an fsspec/UPath URI; :mod:`ml_platform.io.layout` says
-where each file lives, :mod:`ml_platform.io.atomic` how a new version is committed (objects written
-once, named by data hash; an append-only manifest history per partition; a head moved by one
-rename) and :mod:`ml_platform.io.gc` what garbage collection may delete.
-
-Every read checks, in order: the head (or, for an as-of read, the history entry of the asked data
-hash) parses, is version ``v2`` and describes this key and partition; the object it names is the
-object of its data hash and exists; its size and byte hash match the manifest (any flipped or
-missing byte); it decodes as Parquet; its footer names the same data hash; the recomputed content
-hash of the table equals it; and the environment lock matches the running one under the store's
-:class:`~ml_platform.environment.EnvironmentPolicy`. A reader whose object vanishes because the
-head moved meanwhile retries on the new head, and reports a
-:class:`~ml_platform.errors.ConcurrencyError` (not corruption) if that keeps happening.
-
-This module has no Dagster import: the IO manager, the training-set assets and the CLI all use it.
+How it works, and why: docs/architecture.md, "ml_platform/io/store.py".
 """
 
 from __future__ import annotations

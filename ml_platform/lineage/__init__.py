@@ -1,15 +1,6 @@
 """Lineage core: code hash (AST), graph hash (Merkle) and data hash (Arrow). Pure, no Dagster.
 
-* :func:`code_hash` / :class:`CodeHasher`: what a feature function computes, as a digest that
-  survives comments, formatting, docstrings and type hints but changes with any logic edit in the
-  function or a project helper, class or constant it uses.
-* :func:`graph_hash` / :func:`compute_graph_hashes`: Merkle hashes over the feature DAG, used as the
-  Dagster ``code_version`` so an ancestor's code change marks every descendant unsynced.
-* :func:`hash_table`: the content hash of a table, used as the Dagster ``DataVersion`` and recorded
-  in manifests; independent of chunking, compression, row groups and writer.
-* :mod:`~ml_platform.lineage.schemes`: the versioned scheme id of each hash (``CODE_HASH_SCHEME``,
-  ``GRAPH_HASH_SCHEME``, ``DATA_HASH_SCHEME``, ``ENVIRONMENT_SCHEME``), recorded next to the hash, and
-  :func:`verify_scheme`, which refuses a recorded id this code cannot recompute.
+How it works, and why: docs/architecture.md, "ml_platform/lineage/__init__.py".
 """
 
 from ml_platform.lineage.code_hash import CODE_HASH_VERSION, CodeHash, CodeHasher, code_hash

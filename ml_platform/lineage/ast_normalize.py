@@ -1,28 +1,6 @@
 """Normalize a function's or class's AST and find the outside names it reads.
 
-Normalization removes what cannot change behaviour, so that only logic edits change a code hash:
-
-* comments and formatting vanish by construction (the source is parsed; literal spellings such as
-  ``1_000``/``1000`` or ``u"x"``/``"x"`` give the same constant);
-* docstrings (the leading string statement of every function and class body, nested ones included)
-  are dropped; a body left empty becomes ``pass``;
-* every type annotation is dropped: argument and return annotations disappear; inside a function
-  ``x: T = v`` becomes ``x = v`` and a bare ``x: T`` keeps only the name ``x``; directly in a class
-  body the annotation is replaced by a marker, ``"ClassVar"`` or ``"InitVar"`` when the annotation
-  names one of those and ``"field"`` otherwise, so a dataclass default ``lookback: int = 20 -> 21``
-  changes the hash, ``int -> float`` does not, and turning a field into a ``ClassVar`` does;
-* decorators of a top-level *function* are dropped (they are how the platform wraps the function,
-  e.g. ``@asset``); decorators of a class are kept (``@dataclass(frozen=True)`` is class logic).
-
-The result is ``ast.dump(node, include_attributes=False)``.
-
-Reference analysis follows Python's scoping rules: function, lambda and comprehension scopes see
-their enclosing function scopes but not enclosing class bodies; names bound anywhere in a scope
-(arguments, assignment / ``for`` / ``with`` / ``except`` / ``match`` / comprehension targets, walrus,
-``import``, nested ``def`` / ``class`` names, ``global`` / ``nonlocal`` declarations, ``del``) are
-local to it. A name read in some scope and bound in none of its visible scopes is *free*: the code
-hasher resolves it in the closure, the module globals, then builtins. Attribute chains read on a
-free name (``helpers.sub.CONST``) are kept so the hasher can follow project modules.
+How it works, and why: docs/architecture.md, "ml_platform/lineage/ast_normalize.py".
 """
 
 from __future__ import annotations

@@ -1,35 +1,6 @@
 """Code hash: a content hash of a function's logic and of every project object it uses.
 
-Definition. The code hash of a function ``fn`` is SHA-256 over the length-prefixed
-(:mod:`ml_platform.lineage.encoding`) fields:
-
-1. the version tag ``mlp-code-v1``;
-2. the normalized AST dump of ``fn`` (:mod:`ml_platform.lineage.ast_normalize`: comments,
-   formatting, docstrings, type annotations and the function's own decorators removed);
-3. its declared parameters, as canonical JSON (sorted keys, no whitespace, ``{}`` when none);
-4. for every other project object reachable from ``fn``, sorted by qualified name: the qualified
-   name, then its normalized AST dump (functions, classes) or its canonical value
-   (:mod:`ml_platform.lineage.code_values`) for module constants, closure values and partials.
-
-Reachability follows the free names each object reads (closure, then module globals, then
-builtins), including attribute chains through project modules (``helpers.sub.CONST``). An object is
-*project-local* when its ``__module__`` is one of ``project_packages`` or inside one. Project
-functions are unwrapped (``__wrapped__``), classes contribute their whole source and whatever their
-methods read, and values bound in a project module or closure are encoded as constants. Third-party
-and stdlib objects are not folded in: the environment lock pins them. Loggers and ``typing``
-constructs are ignored (they cannot change a result); any other value raises
-:class:`~ml_platform.errors.CodeHashError`, and a name that resolves nowhere raises
-:class:`~ml_platform.errors.UnresolvableReference`.
-
-Scheme: recorded as ``ml_platform.code_hash/v1`` (:mod:`ml_platform.lineage.schemes`), pinned by
-known-answer vectors. The dump is ``ast.dump`` of the running Python minor version (pinned by the
-environment lock): a Python upgrade that changes the AST changes every code hash and needs a new
-scheme version, as does any change to this definition or to :mod:`.code_values`' encodings.
-
-Limits, by design: the hash reflects the source files on disk when first hashed by a
-:class:`CodeHasher` instance (which caches per object; make a new instance to see edits); mutable
-module state is hashed as it is at that moment; names declared ``global``/``nonlocal`` are treated as
-local state and not followed.
+How it works, and why: docs/architecture.md, "ml_platform/lineage/code_hash.py".
 """
 
 from __future__ import annotations

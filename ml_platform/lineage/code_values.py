@@ -1,28 +1,6 @@
 """Canonical text encoding of the constant values that hashed code reads.
 
-A module constant (``LOOKBACK = 20``), a closure value (``make_feature(window=20)``) or the arguments
-of a ``functools.partial`` are folded into a code hash through :func:`encode_value`. The encoding is
-a deterministic, repr-like text:
-
-* ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes`` (exact types): ``repr``
-  (``1``, ``1.0`` and ``True`` differ; ``-0.0`` and ``nan`` are spelled out);
-* ``datetime.date``/``datetime``/``time``/``timedelta``, ``decimal.Decimal``, ``fractions.Fraction``
-  and numpy scalars: their ``repr``, which is stable for these types;
-* ``tuple`` and ``list``: elements in order; ``dict``: entries sorted by the encoded key; ``set``
-  and ``frozenset``: elements sorted by their encoding;
-* enum members: ``enum <module>.<class>.<member>=<encoded value>``;
-* dataclass instances and named tuples: class qualified name and every field, in field order;
-* compiled regular expressions: pattern and flags;
-* polars and Arrow schemas, fields and data types (ubiquitous as module constants in quant code):
-  ``polars.Schema{name:dtype,...}`` / ``arrow.schema{name:type:nullable,...}`` with each dtype's
-  canonical repr (units, time zones, precision and nested types included);
-* functions and classes: ``<project ...>`` or ``<external ...>`` by qualified name. A project
-  function or class is also returned as an *edge*, so the hasher folds in its code too;
-  external objects are pinned by the environment lock and only named.
-
-Anything else raises :class:`~ml_platform.errors.CodeHashError`: its ``repr`` is not guaranteed
-stable (it may hold a memory address, or hide state), so hashing it would either be wrong or
-flaky. Containers are hashed as they are when the hash is computed.
+How it works, and why: docs/architecture.md, "ml_platform/lineage/code_values.py".
 """
 
 from __future__ import annotations

@@ -1,51 +1,6 @@
 """Data hash: a content hash of an Arrow table, independent of how the table happens to be stored.
 
-``hash_table`` returns ``"xxh3_128:<32 hex digits>"``. It is equal for the same *logical* table
-whatever its chunking, slicing offsets, Parquet compression, row-group size or writer (pyarrow,
-polars), and different for any change of a value, a null, a type, a column name or the column order.
-It runs over the Arrow buffers without per-row Python work (GB/s class).
-
-Algorithm ``mlp-data-v1`` (every "framed" field is an 8-byte little-endian length followed by the
-bytes, see :mod:`ml_platform.lineage.encoding`; all hashers are XXH3-128 with seed 0; integers are
-little-endian):
-
-1. **Logical types.** Each column type is normalized so writers agree (:mod:`.data_types`):
-   ``string``/``large_string``/``string_view`` -> ``utf8``; ``binary``/``large_binary``/
-   ``binary_view`` -> ``binary``; ``list``/``large_list`` -> ``list<child>``; ``fixed_size_list`` ->
-   ``fixed_size_list<child>[n]``; ``struct`` -> ``struct<"name":child,...>`` (JSON-quoted names);
-   ``dictionary<values>`` -> the values type (the column is decoded); decimals of any width ->
-   ``decimal(p,s)`` (values widened to 128 bits when p <= 38, else 256); ``bool``, ``null``; every
-   other supported type by its Arrow type string (integers, floats, dates, times, timestamps with
-   unit and time zone, durations, intervals, fixed-size binary). Field nullability and list child
-   field names are not part of the logical type. Anything else (map, union, run-end encoded, list
-   views, extension types) raises :class:`~ml_platform.errors.DataHashError`.
-2. **Header.** Framed fields: ``mlp-data-v1``, the row count and the column count (decimal text),
-   then per column its name and normalized type.
-3. **Streams.** Each column owns independent streaming hashers, fed chunk by chunk in row order, so
-   only the concatenated content matters, never chunk boundaries. Every column (and every nested
-   child) has a *null stream*: the global row indices of its null slots as int64. Then by type:
-
-   * fixed width: the value bytes of the used range ``[offset, offset + length)``, with the bytes of
-     null slots set to zero;
-   * ``bool``: one byte per value (0/1, null slots 0);
-   * ``utf8``/``binary``: a *lengths stream* (int64 byte length per value, null -> 0) and a *data
-     stream* (the concatenated bytes of the values; null slots contribute nothing);
-   * ``list``: a lengths stream (int64 element count per value, null -> 0) and the streams of the
-     child column holding the elements of the non-null lists, in order;
-   * ``fixed_size_list``: the streams of the child column holding the elements of the non-null
-     lists;
-   * ``struct``: the streams of each field in order, with struct-level nulls propagated into the
-     fields (so values hidden under a null struct never count);
-   * ``null``: only the null stream.
-4. **Final.** XXH3-128 over the framed header fields followed by, for each column in order, the
-   framed 16-byte digests of its streams in the fixed order above (depth first for nested types).
-
-Recorded as scheme ``ml_platform.data_hash/v1`` (:mod:`ml_platform.lineage.schemes`); any change
-to the algorithm above is a new scheme version, never an edit of this one.
-
-Floating-point values are compared by their bytes: ``-0.0`` differs from ``0.0`` and NaNs with
-different payloads differ (a NaN and a null always differ). Byte order is that of the machine;
-every supported platform is little-endian.
+How it works, and why: docs/architecture.md, "ml_platform/lineage/data_hash.py".
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """Logical Arrow types for the data hash: how writers' physical choices are made to agree.
 
-Different writers store the same logical column differently: pyarrow writes ``string``, polars
-``large_string`` or ``string_view``; Parquet readers may hand back dictionary-encoded columns;
-``list`` vs ``large_list``; decimals of different widths. :func:`logical_type` maps an Arrow type to
-the logical type string hashed in the header (and to how its values are streamed), and
-:func:`canonical_chunk` rewrites one chunk into the physical layout the streams expect (decoding
-dictionaries, materializing views, widening decimals). See :mod:`ml_platform.lineage.data_hash` for
-the whole algorithm.
+How it works, and why: docs/architecture.md, "ml_platform/lineage/data_types.py".
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """Canonical, length-prefixed byte encoding shared by the code, graph and data hashes.
 
-Every hash in :mod:`ml_platform.lineage` is computed over a sequence of fields. Concatenating the
-fields directly would be ambiguous (``("ab", "c")`` and ``("a", "bc")`` give the same bytes), so each
-field is framed as an 8-byte little-endian unsigned length followed by the field's bytes. Text is
-encoded as UTF-8. The framing is part of every recorded hash: changing it changes every hash, which
-is why each hash also starts with a version tag field (``mlp-code-v1``, ``mlp-graph-v1``,
-``mlp-data-v1``) and is recorded with its scheme id (:mod:`ml_platform.lineage.schemes`). The byte
-order and width of the prefix are pinned by known-answer vectors.
+How it works, and why: docs/architecture.md, "ml_platform/lineage/encoding.py".
 """
 
 from __future__ import annotations

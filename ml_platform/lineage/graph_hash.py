@@ -1,21 +1,6 @@
 """Graph hash: the Merkle hash of a feature node over its code and all its ancestors.
 
-Definition. The graph hash of a node is SHA-256 over the length-prefixed
-(:mod:`ml_platform.lineage.encoding`) fields:
-
-1. the version tag ``mlp-graph-v1``;
-2. the node's code hash;
-3. for each upstream node, in sorted key order: its key, then its graph hash.
-
-Recorded as scheme ``ml_platform.graph_hash/v1`` (:mod:`ml_platform.lineage.schemes`). An upstream
-node is identified by its key: renaming an upstream key changes the graph hash even when that node's
-own hash is unchanged (it is another asset, stored elsewhere).
-
-Because each upstream graph hash already covers that node's own ancestors, a code change anywhere
-upstream changes the graph hash of every descendant and of nothing else. The feature graph hash of
-a model is the graph hash of its training input node(s). The platform uses the graph hash as the
-Dagster ``code_version`` of the asset, so Dagster marks every descendant unsynced on an ancestor's
-code change.
+How it works, and why: docs/architecture.md, "ml_platform/lineage/graph_hash.py".
 """
 
 from __future__ import annotations

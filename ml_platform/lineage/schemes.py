@@ -1,33 +1,6 @@
 """Hash schemes: the versioned names of the algorithms behind every recorded hash. Pure, stdlib only.
 
-A hash recorded today must be recomputable by the code of next year. So every recorded hash is
-stored next to the *scheme id* of the algorithm that produced it, and this module is the one list of
-those ids:
-
-==============  ================================  ==================  ========================================
-kind            scheme id                         digest              defined in
-==============  ================================  ==================  ========================================
-``code``        ``ml_platform.code_hash/v1``      ``sha256:<64>``     :mod:`ml_platform.lineage.code_hash`
-``graph``       ``ml_platform.graph_hash/v1``     ``sha256:<64>``     :mod:`ml_platform.lineage.graph_hash`
-``data``        ``ml_platform.data_hash/v1``      ``xxh3_128:<32>``   :mod:`ml_platform.lineage.data_hash`
-``environment`` ``ml_platform.environment/v1``    ``sha256:<64>``     :mod:`ml_platform.environment.lock`
-==============  ================================  ==================  ========================================
-
-The scheme id names the algorithm; it is *not* hashed (except for the environment, whose JSON record
-carries it as its ``schema`` field). Inside each digest the algorithm also hashes its own version tag
-(:attr:`HashScheme.tag`: ``mlp-code-v1``, ``mlp-graph-v1``, ``mlp-data-v1``, or the environment's
-``schema``), so digests of different versions can never collide.
-
-Rules (pinned by the known-answer vectors of ``ml_platform_tests/lineage/test_known_answers.py``):
-
-* A scheme never changes once issued: not its digest format, not one bit of its output.
-* A deliberate change adds a new version (``.../v2``) and makes it current; the old version stays
-  listed here and, as long as its code is kept, verifiable (:func:`verify_scheme` accepts it).
-* A version whose code is gone is *retired*: it stays listed with the reason, and
-  :func:`verify_scheme` refuses it with that reason, so an old record fails clearly instead of
-  being compared against a hash it can never equal.
-* Records written before scheme ids existed carry none; they were all made with the ``v1`` schemes
-  (:func:`recorded_scheme` with ``None``).
+How it works, and why: docs/architecture.md, "ml_platform/lineage/schemes.py".
 """
 
 from __future__ import annotations

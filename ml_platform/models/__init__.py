@@ -1,19 +1,6 @@
 """Signal models of any family, deterministic training, signals and backtest metrics. Pure: no Dagster, no MLflow.
 
-The flow, each step a pure function of its inputs::
-
-    inputs = ModelInputs(keys, feature_columns=FEATURES, label_column="fwd_ret_1d", seed=0)
-    model = RidgeTrainer(alpha=10.0).fit(training_set, inputs)         # or SklearnTrainer(estimator)
-    signals = to_signals(model.predict(validation_features), keys)      # dollar-neutral weights
-    report = backtest(signals, validation_labels, label_column="fwd_ret_1d", keys=keys)
-
-or all at once, with the determinism check, ``train_and_validate(training_set, trainer, inputs)``.
-The same rows give the same ``model.to_bytes()`` (and so ``model.sha256``) and the same signals,
-bit for bit, whatever the row order of the input. ``load_model_bytes(format_id, data)`` reads any
-registered format back.
-
-:class:`SklearnTrainer` and :class:`SklearnSignalModel` are imported lazily (with scikit-learn) on
-first use.
+How it works, and why: docs/architecture.md, "ml_platform/models/__init__.py".
 """
 
 from __future__ import annotations

@@ -1,29 +1,6 @@
 """Backtest metrics of a signals frame against realized labels. Pure.
 
-Definitions (one bar = one value of the frame's time column ``keys.time``, a trading day in a
-daily graph; ``w`` are the signal weights, ``r`` the label, a next-bar log return; "date" below is
-the time value and "name" an entity, a value of ``keys.entities``):
-
-* **daily pnl** ``pnl_t = sum_i w_it * r_it`` over the names of date ``t`` whose label is known. A
-  null (or absent) label contributes nothing; a date on which *no* name has a known label (the
-  end of a window, where the next bar is not yet observed) is not an evaluated day at all.
-* **Sharpe** ``mean(pnl) / std(pnl, ddof=1) * sqrt(periods_per_year)`` (252 by default);
-  ``0.0`` when the pnl never varies.
-* **rank IC** per date: the Spearman correlation of score and label over names with both (the
-  Pearson correlation of their average ranks); undefined, hence skipped, on a date with fewer
-  than two such names or with all scores or all labels tied. ``ic_mean`` is its mean over the
-  dates where it is defined, ``ic_tstat = ic_mean / (std(ic, ddof=1) / sqrt(n))`` (``0.0`` with
-  fewer than two IC dates or no dispersion).
-* **hit rate** the fraction of evaluated days with ``pnl > 0``.
-* **turnover** the mean, over consecutive evaluated days, of ``sum_i |w_it - w_i,t-1|``, a name
-  missing on one side counting with weight 0 (so names entering or leaving count in full). The
-  first day has no predecessor and is not a term of the mean. Daily, not annualized.
-* **max drawdown** the largest fall of cumulative pnl (additive log returns, starting from 0)
-  from its running peak, as a positive number.
-* **total return** ``sum_t pnl_t`` (a log return).
-
-Sums of series use ``math.fsum`` or fixed-order per-date reductions over canonically sorted rows,
-so the same inputs give the same bits.
+How it works, and why: docs/architecture.md, "ml_platform/models/backtest.py".
 """
 
 from __future__ import annotations

@@ -1,22 +1,6 @@
 """Frame checks and the per-time cross-sectional preprocessing every model family shares. Pure.
 
-A keyed frame has one row per ``keys.columns`` value (see :class:`~ml_platform.keys.FrameKeys`): a
-time column (``Date`` or ``Datetime``) and one or more entity columns of any type, none null. All
-numerics run on frames sorted canonically by ``keys.columns``, so the same rows give the same bits
-whatever their input order.
-
-Preprocessing (:func:`standardize_by_date`), the one definition used by training and prediction of
-the ridge and, when asked, of the scikit-learn adapter. For each time value ("date") and feature:
-
-1. z-score over that cross-section's non-null values: ``(x - mean) / std`` with the population
-   standard deviation (``ddof=0``);
-2. clip to ``[-winsor_z, +winsor_z]`` (winsorization of gross outliers such as bad ticks);
-3. nulls become ``0.0``: an entity without a value is treated as *neutral* (cross-sectional
-   average) on that feature, never as an extreme;
-4. a feature with fewer than two non-null values, or with all of them equal, carries no
-   cross-sectional information at that time and is ``0.0`` for every entity there.
-
-Reductions are fixed-order per-time NumPy ``reduceat`` sums in float64.
+How it works, and why: docs/architecture.md, "ml_platform/models/frames.py".
 """
 
 from __future__ import annotations

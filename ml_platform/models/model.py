@@ -1,14 +1,6 @@
 """The cross-sectional ridge signal model: its value object and canonical bytes. Pure.
 
-``score = intercept + sum_j coefficients[j] * z_j`` where ``z_j`` is feature ``j`` after the
-per-time preprocessing of :mod:`ml_platform.models.frames` (z-score, winsorize, nulls neutral), the
-one definition shared with training so the two can never disagree.
-
-The bytes (format :data:`~ml_platform.models.protocol.RIDGE_FORMAT`, ``"ml_platform.ridge/v2"``) are
-sorted-key compact ASCII JSON with floats as ``float.hex()`` strings: every bit survives, equal
-models give equal bytes and ``from_bytes(b).to_bytes() == b``. Version 2 added the frame keys to the
-bytes; version-1 bytes (``"ml_platform.models.LinearSignalModel"``) are refused with a clear error
-(their hash cannot be kept, so such a model is retrained and registered again).
+How it works, and why: docs/architecture.md, "ml_platform/models/model.py".
 """
 
 from __future__ import annotations

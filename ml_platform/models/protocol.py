@@ -1,22 +1,6 @@
 """What every model family provides: the SignalModel and Trainer protocols and the format registry. Pure.
 
-A *trainer* is an unfitted model family with its hyper-parameters; ``trainer.fit(training_set,
-inputs)`` returns a fitted *signal model*. A signal model scores a keyed feature frame and
-serializes itself to bytes, deterministically: the same fit gives the same bytes, so
-``model.sha256`` is the model's content address in the registry and in deploy contracts.
-
-Each family names its serialized form with a *format id* (``"ml_platform.ridge/v2"``,
-``"ml_platform.sklearn/v1"``): a family name and a version, bumped whenever the bytes change
-meaning. The registry records the format id next to the bytes and reads them back with
-:func:`load_model_bytes`, which picks the loader by that id. The two built-in families are loaded
-lazily (scikit-learn is imported only to load a scikit-learn model); any other family is made
-loadable with :func:`register_model_format`, in every process that loads it.
-
-Example:
-    >>> from ml_platform.keys import FrameKeys
-    >>> inputs = ModelInputs(FrameKeys("date", ("instrument",)), ("mom_5d",), "fwd_ret_1d", seed=7)
-    >>> inputs.feature_columns
-    ('mom_5d',)
+How it works, and why: docs/architecture.md, "ml_platform/models/protocol.py".
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
 """From model scores to portfolio weights: dollar-neutral, rank-based, unit gross per time value. Pure.
 
-For each time value ("date", the frame's ``keys.time``), over the entities with a non-null score:
-
-* ``r_i`` is the average rank of the score (ties share their mean rank), ``n`` the number of names;
-* ``d_i = r_i - (n + 1) / 2`` centres the ranks (so ``sum d_i = 0``: dollar-neutral);
-* ``w_i = d_i / sum_j |d_j|`` scales to unit gross exposure (``sum |w_i| = 1``): half long, half short.
-
-A date with one scored name, or whose scores all tie, has ``sum |d| = 0`` and gets zero weights: no
-view, no position. A null score also gets weight 0 and takes no part in that date's ranking.
-
-Ranks and their centred values are multiples of 0.5, so every sum above is exact in float64 and
-the weights do not depend on row order or on how the frame is chunked.
+How it works, and why: docs/architecture.md, "ml_platform/models/signals.py".
 """
 
 from __future__ import annotations

@@ -1,27 +1,6 @@
 """Any scikit-learn regressor as a signal model: the trainer and its deterministic bytes.
 
-:class:`SklearnTrainer` fits a clone of the given regressor on the prepared training set of
-:func:`~ml_platform.models.training.prepare_training` (label demeaned per time value, like the
-ridge), its features standardized per time value exactly as the ridge's (``standardize=True``,
-nulls neutral) or raw (nulls as NaN, for estimators that handle them). The fit is made
-reproducible the only ways scikit-learn allows:
-
-* single-threaded: inside ``threadpoolctl.threadpool_limits(1)`` (BLAS and OpenMP), with every
-  ``n_jobs`` parameter (nested ones included) forced to 1;
-* seeded: every ``random_state`` parameter (nested ones included) set to ``inputs.seed``
-  (``seed_estimator=False`` leaves them as given, for estimators seeded by hand).
-
-That is not a proof of determinism (an estimator may draw from a global or unseeded generator):
-:func:`~ml_platform.models.evaluation.train_and_validate` fits twice and refuses a model whose
-bytes differ (:class:`~ml_platform.errors.NonDeterministicModel`).
-
-The bytes of a :class:`SklearnSignalModel` (format :data:`~ml_platform.models.protocol.SKLEARN_FORMAT`)
-are one line of canonical JSON (the header: format, keys, feature and label columns,
-preprocessing, provenance, scikit-learn version, estimator class and parameters, and the SHA-256 of
-the payload), a newline, and the payload: the fitted estimator pickled with protocol 5. Loading
-checks the header, the payload hash and that the installed scikit-learn is the recorded version
-(a pickle is only trusted by the version that wrote it) *before* unpickling. Unpickling runs code:
-load bytes only from a source whose hash was verified, as the registry does.
+How it works, and why: docs/architecture.md, "ml_platform/models/sklearn.py".
 """
 
 from __future__ import annotations

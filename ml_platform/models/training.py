@@ -1,23 +1,6 @@
 """Deterministic training: the shared training-set preparation and the ridge trainer. Pure.
 
-Every family fits on the same prepared rows (:func:`prepare_training`):
-
-1. The training set is validated (columns, keys, types, no NaN/inf, no empty column) and sorted
-   canonically by ``keys.columns``, so any input row order gives the same bits.
-2. Rows with a null label are dropped; then time values with fewer than ``min_rows_per_day`` rows
-   left are dropped (a cross-section that small carries no ranking information). At least
-   ``min_days`` time values must remain.
-3. The target is the label demeaned per time value: models learn the cross-sectional ranking,
-   not the market's move.
-
-The ridge (:class:`RidgeTrainer`) then standardizes the features per time value as defined in
-:mod:`ml_platform.models.frames` (z-score, winsorize, nulls neutral), pools all rows and solves a
-ridge regression with an unpenalized intercept in closed form: with ``Xc``, ``yc`` the
-pooled-centred design and target, ``beta = solve(Xc'Xc + alpha*I, Xc'yc)`` and ``intercept =
-mean(y) - mean(X) @ beta``, in NumPy float64 inside ``threadpoolctl.threadpool_limits(1)`` so BLAS
-threading cannot change the order of floating-point additions, hence the bits. There is no
-randomness in this fit: the seed of :class:`~ml_platform.models.protocol.ModelInputs` is recorded
-in the model (and so in its hash) for the reproduction certificate, but nothing draws from it.
+How it works, and why: docs/architecture.md, "ml_platform/models/training.py".
 """
 
 from __future__ import annotations

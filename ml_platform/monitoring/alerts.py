@@ -1,17 +1,6 @@
 """The two kinds of alert, kept apart by type. Pure: stdlib only.
 
-* :class:`InfraIncident`: the platform is not doing its job (a feature partition is late, its schema
-  is not what the champion expects, a run failed or never ran). It goes to the **pager** route only.
-* :class:`AlphaDriftFinding`: the model is still served correctly but earns differently from what
-  it was validated on. It goes to the **research** route only, and never pages, whatever its size.
-
-The two classes share no base class a route could accept: the pager route is typed
-``Route[InfraIncident]`` and the research route ``Route[AlphaDriftFinding]``, and each also checks
-the type at run time (:class:`~ml_platform.errors.MisroutedAlert`).
-
-Both are frozen, serialize to JSON-ready dicts (``to_dict`` / ``from_dict``, the outbox format) and
-carry a ``key``: the de-duplication key of the incident or finding (one incident per key is open at
-a time; a resolve closes it).
+How it works, and why: docs/architecture.md, "ml_platform/monitoring/alerts.py".
 """
 
 from __future__ import annotations

@@ -1,17 +1,6 @@
 """The Dagster side of monitoring: asset checks, two sensors, two jobs, two routes, kept apart by design.
 
-:func:`build_monitoring` turns a team's graph and model into:
-
-* **infra** (on-call): asset checks ``freshness`` and ``latency`` on every monitored asset,
-  ``contract_schema`` on the model's input and ``scheduled_run`` on the live signals. They run in
-  ``infra_freshness_job`` (a check-only job), which ``infra_freshness_sensor`` launches whenever the
-  failing checks differ from the incidents open on the pager; each failure is an ``InfraIncident``
-  sent to the **pager** resource, each recovery resolves it.
-* **alpha drift** (research): ``alpha_drift_sensor`` follows the live PnL materializations, records a
-  non-blocking ``WARN`` check ``alpha_drift`` on the live PnL asset from the sensor itself (no run),
-  and on a new finding launches ``alpha_drift_job``, which writes the research report beside the
-  model version in MLflow and sends an ``AlphaDriftFinding`` to the **research** resource. Nothing on
-  this side can reach the pager: the job holds no pager resource and the routes refuse the other type.
+How it works, and why: docs/architecture.md, "ml_platform/monitoring/definitions.py".
 """
 
 

@@ -1,63 +1,6 @@
 """Alpha drift: does the live champion still earn the way it was validated? Pure (Polars, NumPy, SciPy).
 
-A Dagster sensor calls :func:`evaluate_drift` on the champion's live daily performance against its
-performance over its validation window (from its contract); a drift becomes an
-:class:`~ml_platform.monitoring.alerts.AlphaDriftFinding` (:func:`finding_of`) for the research route.
-It never pages.
-
-Both sides are :func:`daily_performance` frames: one row per evaluated day with the day's ``pnl``,
-rank ``ic``, ``hit`` and ``turnover``, with the definitions of :mod:`ml_platform.models.backtest`
-(the same functions compute them). The live side is judged on its last ``window_days`` rows.
-
-The statistics (names as in :class:`DriftStatistic`; ``n`` live days, ``m`` validated days;
-``z(c)`` the standard normal quantile of ``c``):
-
-* ``sharpe``: the live per-day Sharpe ratio ``SR_l`` falls below the lower confidence bound
-  ``SR_v - z(sharpe_confidence) * se``, with Lo's (2002) i.i.d. standard error of a per-day Sharpe
-  ratio ``sqrt((1 + SR^2 / 2) / k)`` for ``k`` days, taken at ``SR = SR_v`` (the null) for both
-  samples: ``se = sqrt((1 + SR_v^2 / 2) * (1/n + 1/m))``. Values are reported annualized
-  (``x sqrt(periods_per_year)``, as the backtest's Sharpe). One-sided: a better Sharpe is no finding.
-* ``rank_ic``: the live mean rank IC falls below ``(1 - ic_decay) x`` the validated one
-  (*material*) **and** the fall is significant: ``(IC_v - IC_l) / sqrt(s_l^2/n_l + s_v^2/n_v) >
-  z(test_confidence)`` (Welch). Not judged when the validated mean IC is not positive.
-* ``hit_rate``: the live hit rate is more than ``hit_rate_drop`` below the validated one and the
-  two-proportion z-test (pooled) of the fall exceeds ``z(test_confidence)``.
-* ``turnover``: the live mean daily turnover differs from the validated one by more than
-  ``turnover_change`` (relative, either way) and the two-sided Welch test is significant at
-  ``test_confidence``. Not judged when the validated turnover is 0.
-* ``max_drawdown``: the drawdown of the live window (from its first day) exceeds
-  ``drawdown_multiple x`` the validated max drawdown.
-* ``ks``: the two-sample Kolmogorov-Smirnov test of live against validated daily pnl
-  (:func:`scipy.stats.ks_2samp`) rejects at ``ks_alpha``; ``value`` is its p-value.
-* ``wasserstein``: the 1-Wasserstein distance (:func:`scipy.stats.wasserstein_distance`) between
-  live and validated daily pnl, in units of the validated pnl standard deviation, exceeds
-  ``wasserstein_max x sqrt(window_days / n_eff)``.
-* ``psi``: the population stability index of live daily pnl over ``psi_bins`` quantile bins of the
-  validated pnl (counts smoothed by +0.5 per bin, so an empty bin is not an infinite term) exceeds
-  ``psi_max x window_days / n_eff``.
-
-``n_eff = n m / (n + m)`` is the effective size of a two-sample comparison: the sampling noise of the
-Wasserstein distance scales as ``1 / sqrt(n_eff)`` and that of the PSI as ``1 / n_eff``, so their
-thresholds are stated for a full live window against a long validation window and are raised for
-fewer days instead of false-alarming on the first days after a promotion.
-
-False alarms: eight statistics are judged on every evaluation, and consecutive evaluations share
-all but one day of their window, so a stationary stream's false findings come in runs (*episodes*;
-a de-duplicating route sends one finding per episode). The promise of the default policy is
-:data:`PROMISED_FINDINGS_PER_YEAR`: at most one research finding per model-year on a stationary
-stream evaluated daily. Its basis: the five significance tests have a union bound of
-:attr:`DriftPolicy.significance_budget` = 0.005 per evaluation (1.26 flagged days a year); the
-Wasserstein and PSI defaults sit beyond their stationary 99.9th percentile at a full window on
-Gaussian pnl, and a 63-day drawdown twice the validated (two-year) one breaches on about 0.2% of
-stationary days; flagged days cluster, so episodes are fewer than flagged days.
-``benchmarks/bench_monitoring.py`` measures it (six 5-year runs: 0.2 findings per year) and the
-detection delay of a signal sign flip (median 35 days) and a doubled return variance (67 days).
-The tests assume i.i.d. days: autocorrelated pnl or turnover makes them fire more often.
-
-Bad input never crash-loops a sensor: malformed frames (missing columns, a bad time column) and bad
-policies raise :class:`~ml_platform.errors.ConfigurationError` at once; empty or too short windows,
-a model without validation metrics and non-finite pnl are recorded as :attr:`DriftEvaluation.skipped`;
-degenerate data (constant pnl, no defined IC) leave a statistic *not judged*, with the reason.
+How it works, and why: docs/architecture.md, "ml_platform/monitoring/drift.py".
 """
 
 from __future__ import annotations

@@ -1,20 +1,6 @@
 """The infra checks, as pure functions of what the instance and the store report. No Dagster, no MLflow.
 
-Each check answers one on-call question about one asset and returns an :class:`InfraOutcome`:
-
-* **freshness**: does the partition the calendar expects by now exist? A partition is expected once
-  the close of its session day (:func:`session_day`) plus ``InfraSLO.freshness_minutes`` has passed (in the market's
-  time zone). Days the calendar has no partition for (weekends of a business-day calendar, holidays
-  excluded from it) expect nothing, so they never page. Partition-aware: a backfilled *old* day does
-  not make a missing *expected* day look fresh.
-* **schema**: does the newest stored partition of the model's input carry the champion's feature
-  graph, keys and schema (its deploy contract)? A difference means the live signals will be refused.
-* **latency**: did the run that materialized the expected partition take longer than
-  ``InfraSLO.max_run_seconds``?
-* **scheduled run**: did the schedule's run for the expected partition start, and did it succeed?
-
-A failing outcome becomes an :class:`~ml_platform.monitoring.alerts.InfraIncident` (:func:`incident_of`),
-keyed ``<check>:<asset>`` so one incident stays open per check and asset until it recovers.
+How it works, and why: docs/architecture.md, "ml_platform/monitoring/infra.py".
 """
 
 from __future__ import annotations

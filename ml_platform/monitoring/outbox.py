@@ -1,54 +1,6 @@
 """The alert outbox: an append-only JSON-lines file per route, the durable record of every alert. Pure: stdlib only.
 
-Every alert a route is given is written here *before* any endpoint is called, and every outcome after:
-the outbox is what makes an alert impossible to lose (a failed delivery stays pending until a later
-flush delivers it), what de-duplicates (cooldowns and open incidents are read from it) and what survives
-a daemon restart (a new route over the same file carries on where the old one stopped). On the embedded
-default, with no endpoint configured, the outbox *is* the destination.
-
-Files
------
-``<outbox_dir>/pager.jsonl`` and ``<outbox_dir>/research.jsonl`` (:func:`default_outbox_dir`:
-``<home>/monitoring/outbox``), plus a sibling ``<name>.jsonl.lock``, the lock a route holds while it
-decides and delivers (so two sensor processes never deliver the same alert twice). Nothing is ever
-rewritten or deleted by the platform.
-
-Line format (version 1)
------------------------
-One JSON object per line, UTF-8 (ASCII-escaped), always with ``v`` (format version, ``1``), ``event``,
-``id`` (the alert id, 32 hex characters, the same on every line about one alert), ``at`` (ISO-8601
-UTC with microseconds, when the line was written) and ``key`` (the alert's de-duplication key):
-
-* ``queued``: the route accepted the alert and will deliver it. Also ``action`` (``trigger`` /
-  ``resolve`` for an infra incident, ``null`` for an alpha finding) and ``alert`` (the alert's
-  ``to_dict``: everything needed to deliver it again after a restart);
-* ``delivered``: the endpoint accepted it. Also ``endpoint`` (``pagerduty``, ``slack``, or ``outbox``
-  when no endpoint is configured), ``attempt`` (1 for the first try) and ``answer`` (the endpoint's
-  answer: HTTP status and, for PagerDuty, the dedup key it echoed);
-* ``failed``: one delivery attempt failed; the alert stays pending. Also ``endpoint``, ``attempt``,
-  ``error`` (a one-line reason), ``status`` (HTTP status, ``null`` when nothing answered) and
-  ``retryable`` (``false`` for a refusal that will not change by itself, such as a 400);
-* ``suppressed``: a duplicate within its cooldown, recorded and not sent. Also ``action``, ``alert``,
-  ``reason`` and ``duplicate_of`` (the id of the alert it duplicates);
-* ``skipped``: not sent because there was nothing to do (a resolve of a key with no open incident).
-  Also ``action``, ``alert`` and ``reason``.
-
-An alert is **pending** while it has a ``queued`` line and no ``delivered`` line. An incident key is
-**open** from its last queued ``trigger`` until a later queued ``resolve``.
-
-Durability and concurrency
---------------------------
-Each line is appended with one ``write`` on an ``O_APPEND`` descriptor held under an exclusive
-``flock`` of the file, then ``fsync``-ed before the lock is released: concurrent writers (two sensor
-processes, two threads) never interleave or lose lines. A crash in the middle of an append can leave
-a *torn* last line (no newline at the end of the file); the next append first ends it with a newline,
-so the damage stays confined to that one line. :meth:`Outbox.read` skips and reports damaged lines
-(:attr:`OutboxLog.damaged`, also logged as a warning) and returns every other line.
-
-Example:
-    >>> outbox = Outbox(default_outbox_dir(".ml_platform") / "pager.jsonl")  # doctest: +SKIP
-    >>> [record.key for record in outbox.pending()]  # doctest: +SKIP
-    ['freshness:features/returns']
+How it works, and why: docs/architecture.md, "ml_platform/monitoring/outbox.py".
 """
 
 from __future__ import annotations

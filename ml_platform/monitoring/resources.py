@@ -1,30 +1,6 @@
 """The Dagster resources of the two alert routes: thin, validated factories of the pure routes.
 
-This is the only module of the routes that imports Dagster (:mod:`~ml_platform.monitoring.outbox` and
-:mod:`~ml_platform.monitoring.routes` do not).
-
-Example:
-    .. code-block:: python
-
-        import dagster as dg
-        from ml_platform.monitoring.resources import PagerResource, ResearchResource
-
-        resources = {
-            # embedded default: no routing key, no webhook -> both routes write the local outbox only
-            "pager": PagerResource(outbox_dir=".ml_platform/monitoring/outbox"),
-            "research": ResearchResource(outbox_dir=".ml_platform/monitoring/outbox"),
-        }
-        # production: the secrets come from the environment, never from code
-        resources = {
-            "pager": PagerResource(routing_key=dg.EnvVar("PAGERDUTY_ROUTING_KEY"), outbox_dir=..., require_endpoint=True),
-            "research": ResearchResource(slack_webhook_url=dg.EnvVar("SLACK_RESEARCH_WEBHOOK_URL"), outbox_dir=...),
-        }
-
-        @dg.sensor(...)
-        def infra_sensor(context, pager: PagerResource):
-            route = pager.get_route()
-            route.flush()  # every tick: deliver what an earlier tick left pending
-            ...
+How it works, and why: docs/architecture.md, "ml_platform/monitoring/resources.py".
 """
 
 from __future__ import annotations

@@ -1,51 +1,6 @@
 """The two alert routes: infra incidents page on-call, alpha drift findings go to research. No Dagster, no MLflow.
 
-* :class:`PagerRoute` is a ``Route[InfraIncident]``: PagerDuty Events API v2 through the ``pagerduty``
-  package (``trigger`` with ``dedup_key=incident.key``, ``resolve`` of that key when the check recovers);
-* :class:`ResearchRoute` is a ``Route[AlphaDriftFinding]``: a message to a Slack incoming webhook through
-  ``slack_sdk`` (the research report itself is stored in MLflow by the caller; the message links it).
-
-Each route accepts only its own alert type, in the types (``Route[A]``) and at run time: the other
-type raises :class:`~ml_platform.errors.MisroutedAlert` before anything is written or sent. An alpha
-finding can never page.
-
-What a send does
-----------------
-Under the outbox's delivery lock (one deliverer at a time, across processes):
-
-1. **decide** from the outbox: a trigger of an incident key that is open and was last triggered less
-   than ``cooldown_seconds`` ago, or a finding whose key was sent less than ``cooldown_seconds`` ago, is
-   recorded ``suppressed`` and not sent; a resolve of a key that is not open is recorded ``skipped``;
-2. **queue**: append ``queued`` (the alert, durably: from here on it cannot be lost);
-3. **deliver** every pending alert, oldest first (so ``send`` also flushes what earlier sends left
-   pending, and a trigger always reaches the endpoint before the resolve of its key): each gets
-   ``1 + retries`` attempts with a ``timeout_seconds`` limit each and a short exponential backoff
-   (``backoff_seconds``, doubled per attempt, at most 10 s); each failed attempt appends ``failed``,
-   success appends ``delivered``. An alert that still failed stays pending, and so does everything
-   later of the same key; after a failure that says the endpoint is down (no answer, 408, 429, 5xx)
-   the rest of the pass is not attempted, so a dead endpoint costs one alert's retry budget per pass,
-   not one per pending alert.
-
-:meth:`Route.flush` is step 3 alone; the sensors call it on every tick, so a pending alert is delivered
-as soon as the endpoint is back. A delivered alert is never sent again: the ``delivered`` line is
-written under the same lock that every deliverer takes before it reads what is pending. The one
-exception is a crash (or a timeout) *after* the endpoint accepted an alert and *before* its
-``delivered`` line is written: the alert is then sent once more by the next flush (at-least-once).
-PagerDuty de-duplicates that by ``dedup_key`` (the incident key); Slack would show the finding twice.
-
-With no endpoint configured (the embedded default: no routing key, no webhook URL) the outbox *is*
-the route: each alert is recorded ``delivered`` with ``endpoint: "outbox"``, de-duplication included.
-
-Endpoint URLs must be ``https://``; plain ``http://`` is accepted only for a loopback host (a local
-stand-in, as in the tests). The PagerDuty client's own retry loop is turned off (the route retries,
-and records each attempt); the Slack client gets no retry handlers for the same reason.
-
-Example:
-    >>> route = PagerRoute(".ml_platform/monitoring/outbox", routing_key=key)  # doctest: +SKIP
-    >>> route.send(incident).status  # doctest: +SKIP
-    <DeliveryStatus.DELIVERED: 'delivered'>
-    >>> route.send(incident.resolved("partition landed")).delivered  # doctest: +SKIP
-    True
+How it works, and why: docs/architecture.md, "ml_platform/monitoring/routes.py".
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """The ``rollback_model`` Dagster job: roll a model's champion back from the Launchpad, in one call.
 
-One op, ``rollback_champion``, calls :meth:`~ml_platform.champions.service.ChampionService.rollback`
-(the same call as ``ml-platform rollback``): one ledger transaction, then the MLflow alias mirror. The
-target is the previous champion (the ledger replayed as a stack) or ``to``, an earlier champion; it
-must still exist, be ``ready`` and need the live feature graph (the model input's graph hash in the
-code location that runs the job). A refused rollback fails the run with the refusal's message, and
-nothing moves: no ledger entry, no alias change. The op's output metadata names the ledger entry and
-the rollback's latency.
+How it works, and why: docs/architecture.md, "ml_platform/promotion/rollback_job.py".
 """
 # No ``from __future__ import annotations`` here: Dagster resolves the op's Config parameter at runtime.
 

@@ -1,16 +1,6 @@
 """Stage the artefacts of a training run in a local folder before they are uploaded to MLflow.
 
-Layout (run-relative)::
-
-    contract/contract.json              the deploy contract (canonical JSON), ``model_version`` null: the
-                                        version does not exist yet when the artefacts are uploaded, and
-                                        the registry fills it in from the MLflow version it is read from
-    environment/environment_lock.json   the training environment lock (canonical JSON)
-    code/index.json                     feature node key -> file, source SHA-256 (+ code/graph hash)
-    code/<node>.py                      the source text of each feature node's function
-    model/                              the MLflow pyfunc model (see ml_platform.registry.pyfunc)
-
-Pure apart from writing files and MLflow's ``save_model`` for ``model/``.
+How it works, and why: docs/architecture.md, "ml_platform/registry/artifacts.py".
 """
 
 from __future__ import annotations

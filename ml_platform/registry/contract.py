@@ -1,37 +1,6 @@
 """The deploy contract: what a registered model promises about its inputs, checked at the boundary.
 
-A :class:`DeployContract` is written when a model version is registered and read back whenever the
-model is about to serve. :func:`check_contract` compares it with the :class:`LiveFeatureStream` the
-model would score and with the running environment, collects *every* difference, and refuses the
-model with one :class:`~ml_platform.errors.ContractViolation` that lists them all by kind:
-
-``feature_graph_hash``
-    the live features come from other feature code (any change in any ancestor node);
-``keys``
-    the live stream names other key columns than the model was trained on (checked when the
-    :class:`LiveFeatureStream` carries its keys);
-``column <name>: missing`` / ``column <name>: not in the contract``
-    a column the model was validated with is gone, or one it never saw appeared;
-``column <name>: type``
-    a column changed its logical type (normalized as in :mod:`ml_platform.registry.schema`);
-``column <name>: nullable``
-    the live column may hold nulls where the contract promises none;
-``column order``
-    the shared columns come in another order;
-``environment``
-    the running environment differs from the pinned lock, refused only under a ``strict`` policy
-    (``warn`` logs and records the differences on the returned :class:`ContractCheck`).
-
-The canonical JSON (sorted keys, compact, ASCII) is the artefact stored in the registry; its SHA-256
-is recorded apart from it so that tampering is detected before the JSON is even parsed.
-
-Schema versions: ``ml_platform.contract/v2`` added ``model_format`` (the model's format id, e.g.
-``"ml_platform.ridge/v2"``) and ``keys`` (the frame keys, ``{"time": ..., "entities": [...]}``). A
-``v1`` contract is refused with a :class:`~ml_platform.errors.RegistryError` naming its schema
-version rather than upgraded: its model bytes are of the version-1 ridge format, which this code
-no longer reads either, so such a version is retrained and registered again.
-
-This module is pure: no Dagster, no MLflow.
+How it works, and why: docs/architecture.md, "ml_platform/registry/contract.py".
 """
 
 from __future__ import annotations

@@ -1,20 +1,6 @@
 """Value objects the registry returns, and the MLflow tag names it writes. Pure: no MLflow import.
 
-Every tag the platform writes is namespaced ``ml_platform.``. The one that decides whether a model
-version may be used at all is :data:`STATUS_TAG`:
-
-``ready``
-    the version is complete. Since registration creates the version together with every one of its
-    tags in a single MLflow call (one database transaction), a version either does not exist or is
-    ``ready``, for the platform and for any other MLflow client alike;
-``registering``
-    written by registrations of earlier ml_platform releases, which created the version first and
-    tagged it afterwards; a version still in this state was cut off mid-registration and is
-    *incomplete* (``ml-platform registry repair`` finishes it from its run's artefacts or removes it);
-``failed``
-    written by the clean-up of such an earlier registration that raised after the version existed.
-
-Every reader (contract, model, champion promotion, champion loading) accepts ``ready`` only.
+How it works, and why: docs/architecture.md, "ml_platform/registry/entities.py".
 """
 
 from __future__ import annotations

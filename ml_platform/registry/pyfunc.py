@@ -1,21 +1,6 @@
 """The MLflow pyfunc flavour of any :class:`~ml_platform.models.SignalModel`.
 
-The model is saved *from code* (MLflow's recommended form; MLflow 3 refuses to unpickle a pickled
-``PythonModel`` by default): a three-line entry file written at save time imports
-:class:`SignalModelPyfunc` from this module and hands it to ``mlflow.models.set_model``. No
-``PythonModel`` is pickled. The model itself travels as its canonical bytes (``model.to_bytes()``,
-whatever its family) in one artefact of the MLflow model, and the model config carries its format id,
-SHA-256, keys and feature schema, so :meth:`SignalModelPyfunc.load_context` refuses tampered bytes and
-reads them with the loader of the recorded format
-(:func:`~ml_platform.models.protocol.load_model_bytes`; a family outside ml_platform must be registered
-with ``register_model_format`` in the serving process), and :meth:`SignalModelPyfunc.predict` casts
-MLflow's pandas input back to the exact Arrow types the model was validated on.
-
-Saving never touches the network or pip: ``pip_requirements`` are passed explicitly (the installed
-versions of the libraries predicting needs, read from package metadata, scikit-learn's for a
-scikit-learn model), which turns MLflow's requirement inference off. ``ml_platform`` itself is not a
-pip requirement: the serving environment is the pinned one recorded in the deploy contract's
-environment lock.
+How it works, and why: docs/architecture.md, "ml_platform/registry/pyfunc.py".
 """
 
 from __future__ import annotations

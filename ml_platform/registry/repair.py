@@ -1,24 +1,6 @@
 """Find and finish or remove what interrupted registrations left in the registry.
 
-A registration killed part-way (``SIGKILL``, a lost machine) cannot clean up after itself. What it
-can leave, and what :func:`repair_registry` does about each:
-
-* **a RUNNING run** whose registering process is gone: ended ``FINISHED`` if a complete version was
-  made from it (the kill came after the version was created), else ``KILLED`` and tagged
-  ``ml_platform.status=failed``; its artefacts stay where they are;
-* **a registered model with no versions**, created by an aborted first registration (tagged
-  ``ml_platform.created_by``, or named by a platform training run): removed;
-* **a version tagged** ``registering`` **or** ``failed``, or **with none of the platform's tags** but
-  made from a platform training run (what earlier releases, which tagged a version after creating
-  it, and plain ``mlflow.register_model`` calls leave): *finished* (tagged from its contract, then
-  ``ready``) when its run's contract, model bytes and MLflow model verify, else tagged ``failed``
-  and removed. A version from no platform run is not the platform's and is left alone.
-
-A registration still in progress is never touched: each run records its process
-(:func:`process_identity`); on the same host a live process (same pid *and* start time) means in
-progress, a gone one means abandoned; elsewhere, or for runs of earlier releases, a run counts as
-abandoned once it is older than ``stale_after``. Every action is idempotent, so a repair that is
-itself interrupted is finished by the next one. ``check_only`` reports without changing anything.
+How it works, and why: docs/architecture.md, "ml_platform/registry/repair.py".
 """
 
 from __future__ import annotations
@@ -80,7 +62,7 @@ class RepairFinding:
 
 @dataclass(frozen=True)
 class RepairReport:
-    """What :meth:`~ml_platform.registry.store.ModelRegistry.repair` found and did.
+    """What :func:`repair_registry` found and did.
 
     Attributes:
         store: The tracking store (password hidden).

@@ -1,23 +1,6 @@
 """Feature schemas of deploy contracts: ordered, typed, nullable columns, writer-independent.
 
-A :class:`FeatureSchema` is the Arrow schema of a model's input frame reduced to what a deploy
-contract compares: column names in order, a *logical* type string per column and its nullability.
-
-Type strings follow the same normalization rule as the data hash (``ml_platform.lineage.data_hash``),
-so that two writers of the same logical table agree:
-
-* ``string`` / ``large_string`` / ``string_view`` -> ``"utf8"``;
-* ``binary`` / ``large_binary`` / ``binary_view`` -> ``"binary"``;
-* ``list<T>`` / ``large_list<T>`` -> ``"list<" + normalized(T) + ">"``;
-* ``dictionary<values=T, ...>`` (polars ``Categorical``/``Enum``) -> ``normalized(T)``;
-* everything else -> its canonical Arrow type string (``"double"``, ``"float"``, ``"int64"``,
-  ``"date32[day]"``, ``"timestamp[us, tz=UTC]"``, ``"decimal128(10, 2)"``, ...).
-
-So polars' ``String`` and Arrow's ``large_string`` compare equal, while ``Float64`` (``"double"``) and
-``Float32`` (``"float"``) do not. Struct, map, fixed-size-list and union columns are refused: a deploy
-contract describes flat feature columns.
-
-This module is pure: no Dagster, no MLflow.
+How it works, and why: docs/architecture.md, "ml_platform/registry/schema.py".
 """
 
 from __future__ import annotations

@@ -1,30 +1,6 @@
 """The MLflow-backed model registry: a validating thin client over ``mlflow.MlflowClient``.
 
-:class:`ModelRegistry` validates and converts its arguments, delegates to MLflow, and re-raises
-every failure met on the way (``MlflowException``, SQLAlchemy, :mod:`sqlite3` and psycopg errors,
-I/O errors) as :class:`~ml_platform.errors.RegistryError` (or :class:`~ml_platform.errors.ModelNotFound`,
-:class:`~ml_platform.errors.RegistryUnavailable`) chained with ``raise ... from exc``; a database
-failure is reported by the store and the driver's own message first. A busy SQLite database is
-waited on for ``busy_timeout_seconds``, not MLflow's 20 s (see :func:`ml_platform.compat.bounded_sqlite_waits`).
-It never touches MLflow's global state: the tracking and registry URIs are given to its own
-client, and the pyfunc model is saved locally and uploaded as run artefacts instead of going
-through the fluent ``mlflow.start_run``/``log_model`` API.
-
-Registration (:meth:`ModelRegistry.register`) has no half state. One MLflow run holds the params,
-metrics, provenance tags and every artefact (environment lock, feature code snapshot, pyfunc model,
-deploy contract); only when all of them are uploaded is the model version created, together with
-all its tags (``ml_platform.status=ready`` included), in a single ``create_model_version`` call. On
-MLflow's SQL store (SQLite, PostgreSQL, and a tracking server in front of one) that call is one
-database transaction: the version row and its tag rows are added in one session and committed
-together, so any MLflow client sees either no version or a complete one. The version number is
-not known before that commit, so the contract artefact records ``model_version`` null and
-:meth:`ModelRegistry.load_contract` fills in the number of the version it was read from, after
-verifying the artefact's SHA-256 recorded on that version. The run is marked FINISHED last.
-
-What a killed registration leaves (a RUNNING run, an empty registered model, and versions tagged
-``registering`` by earlier releases) is found and finished or removed by
-:func:`ml_platform.registry.repair.repair_registry` (``ml-platform registry repair``), which never touches a registration
-whose process is still alive.
+How it works, and why: docs/architecture.md, "ml_platform/registry/store.py".
 """
 
 from __future__ import annotations

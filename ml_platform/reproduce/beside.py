@@ -1,27 +1,6 @@
 """The old commit as a second code location of production's own Dagster, beside the current one.
 
-Production's webserver and daemon are started with a second workspace file that ml_platform manages
-(``-w workspace.yaml -w reproductions.yaml``). A reproduction adds its location to that file (never to
-the project's own ``workspace.yaml``), asks the webserver to reload, waits for the daemon's next
-workspace refresh (Dagster's daemon re-reads its workspace files every 60 s), and then launches its
-backfill through the webserver: the daemon executes it, it shows on production's backfills page, and
-its runs are production's runs. On exit the location is taken out again (the backfill and runs stay in
-the instance) unless it is kept.
-
-When the daemon has the location is seen, not guessed: the location's interpreter notes the parent of
-every code server it starts. Dagster's daemon starts a new code server for every location at each
-workspace refresh, one refresh after the other in one loop, so the first process to start a second code
-server for the location has finished a whole refresh that loaded it.
-
-Three things keep production's artefacts and asset keys out of reach:
-
-* **keys**: the old code runs with ``ML_PLATFORM_KEY_NAMESPACE=repro/<commit>``, so ``build_definitions``
-  prefixes every asset key; a commit whose library predates key namespaces is refused before its
-  location is added (:func:`definition_keys` loads it once, in its own environment, and checks);
-* **storage**: the location's interpreter is a small script in the work directory that replaces every
-  ``ML_PLATFORM_*`` variable production's processes pass down with the work directory's store and MLflow;
-* **the file**: entries are added and removed under a lock and written whole (a temporary file renamed),
-  so concurrent reproductions never lose each other's entries and Dagster never reads half a file.
+How it works, and why: docs/architecture.md, "ml_platform/reproduce/beside.py".
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
 """The recorded code and environment, rebuilt inside the work directory.
 
-* :func:`check_workdir`: the work directory must not exist or be empty (nothing is ever overwritten);
-* :func:`checkout_commit`: a clone of the project's repository at the recorded commit, inside the work
-  directory (``git clone --shared --no-checkout`` then a detached checkout: the repository itself is only
-  read, not even its worktree list changes); a model trained from a dirty tree gets its stored diff
-  applied (``git apply --binary``) and the result is checked to give back exactly that diff;
-* :func:`build_environment`: a virtual environment synced from that commit's own ``uv.lock``
-  (``uv sync --frozen``), after checking that the lock hashes to the recorded one; then the environment
-  it holds, captured by its own interpreter, for a package-by-package comparison with the record.
+How it works, and why: docs/architecture.md, "ml_platform/reproduce/checkout.py".
 """
 
 from __future__ import annotations

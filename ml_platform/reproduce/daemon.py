@@ -1,13 +1,6 @@
 """``dagster-daemon run`` for a reproduction's isolated deployment, with a short backfill tick.
 
-A reproduction's backfill is a chain of one run per node, launched one daemon tick after its parents
-finished; with Dagster's 30 s tick most of its time would be waiting. The reproduction's own daemon
-(never production's) starts through this module, which shortens the tick first (see
-:func:`ml_platform.compat.set_backfill_tick`).
-
-Run: ``python -m ml_platform.reproduce.daemon SECONDS [--workspace-refresh SECONDS] [dagster-daemon arguments...]``.
-``--workspace-refresh`` also shortens how often the daemon re-reads its workspace files (Dagster: 60 s):
-for a test's stand-in of production, which reproductions add their code location to.
+How it works, and why: docs/architecture.md, "ml_platform/reproduce/daemon.py".
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
 """Which recorded versions one reproduction pass rebuilds, when a model's live days read other versions.
 
-One store holds one head per partition, so one pass can only rebuild a *consistent* set of versions (one
-data hash per node and partition). The training set's lineage is always consistent; a live day the model
-served may have read a partition at another version than training did (a vendor revised a day of the
-lookback after training, and the live features read the revision). Such a day cannot share a pass with
-the training set, so it gets a later pass: its sources are seeded again at the versions it read, and only
-the versions it read that the store does not already hold as the head are rebuilt. A version is named by
-``(key, partition, data hash)`` and its manifest fixes the upstream versions it read, so a version
-rebuilt in an earlier pass stays what it was whatever later passes write. The same bytes written again
-from other inputs (a feature day unchanged by a revision in its lookback) are two recorded partitions
-with two provenances: each reader's walk follows the one it read, so a day served before the revision
-stays in the training set's pass.
-
-Pure logic over :class:`~ml_platform.io.recorded_lineage.RecordedLineage`: no Dagster, no MLflow.
+How it works, and why: docs/architecture.md, "ml_platform/reproduce/passes.py".
 """
 
 from __future__ import annotations

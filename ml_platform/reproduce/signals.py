@@ -1,13 +1,6 @@
 """The live signals a registered version wrote, as production recorded them, and their comparison.
 
-``live_signals`` records in each day's manifest which model and version scored it (``params``:
-``model_name``, ``model_version``) and the model-input versions it read (``upstream``). So the days a
-version served are found in the store's history, whatever was rewritten since (a later champion's
-signals, a rollback), and each day's lineage is walked by data hash like the training set's.
-
-A reproduced signal is compared with the recorded one without the ``model_version`` column: the
-reproduction registers its model in its own registry, under its own version number; every other column
-(keys, score, model name) must be bit-exact. Pure store reads and polars.
+How it works, and why: docs/architecture.md, "ml_platform/reproduce/signals.py".
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
 """A throwaway PostgreSQL 15 server for tests of the production storage paths.
 
-Production keeps the Dagster instance (dagster-postgres) and the MLflow store on PostgreSQL; this
-harness starts a private server so those paths are tested against the real database. ``initdb`` runs into
-a fresh temporary directory (trust auth for local and loopback), the server listens on ``127.0.0.1`` only
-on a free port with its unix socket in that directory, and starts with ``pg_ctl -w -t 60 start``; its log
-stays in the directory and its tail is quoted in every startup error. As root (``initdb`` refuses root)
-the binaries run as the ``postgres`` user through ``runuser``, in a directory that user owns. The
-directory is removed on stop, on a failed start, and at interpreter exit if nobody stopped the server.
-Durability is off (``fsync=off``): the server holds only test data that dies with it.
-
-Example:
-    >>> with PostgresServer() as server:  # doctest: +SKIP
-    ...     db = server.create_database("features")
-    ...     psycopg.connect(db.dsn)
+How it works, and why: docs/architecture.md, "ml_platform/testing/postgres.py".
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """Recompute a stored live signal in this process and compare it bit for bit. Pure: no Dagster, no MLflow.
 
-The live-signal asset scores the model input with the champion and turns scores into weights with
-:func:`~ml_platform.models.signals.to_signals`, then adds the model's name and version. Doing exactly
-that again from the *stored* model-input version (read back by its recorded data hash) and the
-*registered* model (its bytes verified against the recorded SHA-256) must give the same row, and the
-same content hash for the whole day's partition. This proves the stored signal is what that model
-computes from those features in this environment; ``ml-platform reproduce`` is the full proof (the
-model itself rebuilt from its recorded code, lock and data).
+How it works, and why: docs/architecture.md, "ml_platform/trace/recompute.py".
 """
 
 from __future__ import annotations

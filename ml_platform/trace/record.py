@@ -1,12 +1,6 @@
 """The trace of one live signal: typed, frozen values and their JSON form. Pure: no Dagster, no MLflow.
 
-A :class:`TraceRecord` answers, for one model (or live-signal asset), one day and one instrument:
-*what was the signal, and what made it* — as recorded when the signal was written, not as things are
-now. Every stored version on the path is a :class:`StoredVersion` (key, partition, data hash, code
-and graph hash, object); the champion of record is the :class:`ChampionEntry` that was in force when
-the signal was written; the model is the registry's :class:`ModelFacts` (its deploy contract).
-``to_dict()`` is what ``ml-platform trace --json`` prints (floats also as ``float.hex()``, so a
-machine can compare them bit for bit).
+How it works, and why: docs/architecture.md, "ml_platform/trace/record.py".
 """
 
 from __future__ import annotations

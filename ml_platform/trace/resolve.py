@@ -1,13 +1,6 @@
 """Find a live signal and what was true when it was written. Pure store and ledger logic: no Dagster, no MLflow.
 
-* **where**: the live-signal store key (given, or found by the model name its rows carry), the partition
-  of the day, and the *version* of that partition: the first one recorded (what was published for that
-  day), or the one in force at ``as_of``, or the one of a given data hash; never simply today's head;
-* **what**: the row of the instrument and the model version it names;
-* **who**: the ledger entry in force at the version's write time (not today's champion);
-* **from what**: the recorded lineage beneath that version, walked by data hash with
-  :func:`~ml_platform.io.recorded_lineage.recorded_lineage`, so a later rematerialization of any feature
-  does not change the answer. Anything on the path that is missing or altered is named.
+How it works, and why: docs/architecture.md, "ml_platform/trace/resolve.py".
 """
 
 from __future__ import annotations
