@@ -29,6 +29,7 @@ WRITE_POINTS = (
     "write:old-history:before-rename", "write:old-history:after-rename",
     "write:head:before-rename", "write:head:after-rename",
     "write:history:before-rename", "write:history:after-rename",
+    "write:repair:before-rename", "write:repair:after-rename",  # a damaged object rewritten with its content
 )
 
 #: A garbage collection of the pinned store (:func:`~ml_platform.io.gc.collect`), in order.

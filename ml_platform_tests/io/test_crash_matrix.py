@@ -37,7 +37,8 @@ DEFAULT_SEED = 20240508
 SCHEDULE = {
     "write": ("write:object:before-link", "write:object:after-link", "write:object-reused",
               "write:old-history:before-rename", "write:old-history:after-rename", "write:head:before-rename",
-              "write:head:after-rename", "write:history:before-rename", "write:history:after-rename"),
+              "write:head:after-rename", "write:history:before-rename", "write:history:after-rename",
+              "write:repair:before-rename", "write:repair:after-rename"),
     "gc": ("gc:start", "gc:listed", "gc:delete-history", "gc:delete-object", "gc:delete-temporary", "gc:done"),
 }
 CATALOGUE = {"write": WRITE_POINTS, "gc": GC_POINTS}
@@ -45,7 +46,8 @@ CATALOGUE = {"write": WRITE_POINTS, "gc": GC_POINTS}
 CASES = 24
 #: ... of which this many may miss their point (a random pass the workload never reaches): it then finishes.
 MAY_MISS = 4
-ONCE_PER_RUN = {"gc:start", "gc:listed", "gc:done", "gc:delete-temporary"}  # reached once by the gc workload
+ONCE_PER_RUN = {"gc:start", "gc:listed", "gc:done", "gc:delete-temporary",  # reached once by a run
+                "write:repair:before-rename", "write:repair:after-rename"}
 
 Version = tuple[str, str | None, str]
 
