@@ -41,15 +41,17 @@ from ml_platform_tests.harness.driver_probe import (
     read_recorded_failures,
     sqlite_failures,
 )
+from ml_platform_tests.harness.mlflow_template import copy_mlflow_template
 from ml_platform_tests.registry.conftest import CODE_SNAPSHOT, make_contract, make_model, mlflow_client
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
+def store(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> ModelRegistry:
     folder = tmp_path_factory.mktemp("bounded")
-    registry = ModelRegistry(f"sqlite:///{folder / 'mlflow.db'}", artifact_location=str(folder / "artifacts"))
+    database = copy_mlflow_template(mlflow_template, folder / "mlflow.db")
+    registry = ModelRegistry(f"sqlite:///{database}", artifact_location=str(folder / "artifacts"))
     model = make_model()
     registry.register(model_name="bounded", model=model, contract=make_contract("bounded", model), params={},
                       metrics={}, code_snapshot=CODE_SNAPSHOT)
