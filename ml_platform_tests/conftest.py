@@ -66,13 +66,21 @@ def dagster_instance() -> Iterator[DagsterInstance]:
         yield instance
 
 
+_MLFLOW_TEMPLATE = pytest.StashKey[Path]()
+
+
 @pytest.fixture(scope="session")
-def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def mlflow_template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One MLflow SQLite database, migrated once per session by a real registry call; copy it, never open it.
 
-    See :mod:`ml_platform_tests.harness.mlflow_template`: MLflow's tables only, no ledger tables.
+    See :mod:`ml_platform_tests.harness.mlflow_template`: MLflow's tables only, no ledger tables. Kept in the
+    session's stash, so the example's conftest, which imports this fixture (a second definition to pytest),
+    gets the same file instead of migrating another.
     """
-    return build_mlflow_template(tmp_path_factory.mktemp("mlflow_template"))
+    stash = request.config.stash
+    if _MLFLOW_TEMPLATE not in stash:
+        stash[_MLFLOW_TEMPLATE] = build_mlflow_template(tmp_path_factory.mktemp("mlflow_template"))
+    return stash[_MLFLOW_TEMPLATE]
 
 
 @pytest.fixture
