@@ -1,4 +1,5 @@
-"""Root fixtures: real Dagster instances (SQLite and PostgreSQL) and a throwaway PostgreSQL server.
+"""Root fixtures: real Dagster instances (SQLite and PostgreSQL), a throwaway PostgreSQL server, and a
+migrated MLflow SQLite template that tests copy instead of migrating a fresh database each.
 
 Tests that need PostgreSQL mark themselves ``@pytest.mark.postgres`` and take ``postgres``,
 ``postgres_db`` or ``dagster_pg_instance``. Without PostgreSQL those tests skip, except under
@@ -7,7 +8,8 @@ Tests that need PostgreSQL mark themselves ``@pytest.mark.postgres`` and take ``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, instance_for_test
@@ -19,6 +21,7 @@ from ml_platform.testing.postgres import (
     find_postgres_binaries,
     unique_database_name,
 )
+from ml_platform_tests.harness.mlflow_template import build_mlflow_template, copy_mlflow_template
 from ml_platform_tests.harness.postgres import require_postgres_or_skip
 
 
@@ -61,6 +64,34 @@ def dagster_instance() -> Iterator[DagsterInstance]:
     """A real DagsterInstance on SQLite storage in a temporary DAGSTER_HOME, removed after the test."""
     with instance_for_test() as instance:
         yield instance
+
+
+_MLFLOW_TEMPLATE = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One MLflow SQLite database, migrated once per session by a real registry call; copy it, never open it.
+
+    See :mod:`ml_platform_tests.harness.mlflow_template`: MLflow's tables only, no ledger tables. Kept in the
+    session's stash, so the example's conftest, which imports this fixture (a second definition to pytest),
+    gets the same file instead of migrating another.
+    """
+    stash = request.config.stash
+    if _MLFLOW_TEMPLATE not in stash:
+        stash[_MLFLOW_TEMPLATE] = build_mlflow_template(tmp_path_factory.mktemp("mlflow_template"))
+    return stash[_MLFLOW_TEMPLATE]
+
+
+@pytest.fixture
+def migrated_mlflow(mlflow_template: Path, tmp_path: Path) -> Callable[..., Path]:
+    """Put a copy of the migrated template where a test's registry will open it: ``migrated_mlflow()`` makes
+    ``tmp_path / "mlflow.db"``, ``migrated_mlflow(path)`` that file (refused if it exists); returns the path."""
+
+    def copy(database: Path | None = None) -> Path:
+        return copy_mlflow_template(mlflow_template, database if database is not None else tmp_path / "mlflow.db")
+
+    return copy
 
 
 @pytest.fixture(autouse=True)

@@ -37,6 +37,7 @@ from ml_platform import (
 )
 from ml_platform.cli import main
 from ml_platform.testing import champion_shortcut
+from ml_platform_tests.harness.mlflow_template import seed_tracking_uri
 
 PROJECT = Path(__file__).parent / "projects" / "team_b"
 FEATURES = DataWindow.parse("2021-02-01..2022-02-28")
@@ -80,11 +81,12 @@ def team_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamRepo]:
 
 
 def test_team_project_runs_the_whole_lifecycle_and_refuses_its_own_code_change(
-        team_repo: TeamRepo, dagster_instance: dg.DagsterInstance, tmp_path: Path) -> None:
+        team_repo: TeamRepo, dagster_instance: dg.DagsterInstance, tmp_path: Path, mlflow_template: Path) -> None:
     from team_b.definitions import MODEL_NAME, PREFIX, team_definitions
     from team_b.features import build_graph
 
     settings = Settings.local(tmp_path / ".ml_platform")
+    seed_tracking_uri(mlflow_template, settings.tracking_uri)  # migrated once per session, not here
     graph = build_graph()
     assert graph.keys == FrameKeys("session", ("ticker",))
     assert graph.project_root == str(team_repo.root.resolve())

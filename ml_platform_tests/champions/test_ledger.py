@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -188,10 +189,10 @@ def test_a_database_migrated_by_a_newer_release_is_refused(ledger_url: str) -> N
         newer.head("alpha")
 
 
-def test_ledger_tables_live_beside_mlflows_in_one_sqlite_file(tmp_path: Path) -> None:
+def test_ledger_tables_live_beside_mlflows_in_one_sqlite_file(migrated_mlflow: Callable[..., Path]) -> None:
     from mlflow import MlflowClient
 
-    url = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    url = f"sqlite:///{migrated_mlflow()}"  # MLflow's tables first (migrated once per session), then the ledger's
     client = MlflowClient(tracking_uri=url, registry_uri=url)
     client.create_registered_model("alpha")
     with ChampionLedger(url) as ledger:

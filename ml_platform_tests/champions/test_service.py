@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -215,14 +214,26 @@ def test_a_hanging_alias_write_is_bounded(env: Any, monkeypatch: pytest.MonkeyPa
     registry, _ = env
     name = _three(env, "hang")
     service = ChampionService.open(registry, alias_timeout_seconds=0.2, alias_retries=1)
+    release = threading.Event()
+    started: list[str] = []
+    finished: list[str] = []
+
+    def hang(*args: object, **kwargs: object) -> None:  # an alias write that hangs until released (or 120 s)
+        started.append(threading.current_thread().name)
+        release.wait(120)
+        finished.append(threading.current_thread().name)
+
     try:
         _promote(service, name, "1", "2")
-        monkeypatch.setattr(registry.client, "set_registered_model_alias", lambda *a, **k: time.sleep(2))
-        started = time.perf_counter()
+        monkeypatch.setattr(registry.client, "set_registered_model_alias", hang)
         assert service.rollback(name, reason="r", actor="oncall").to_version == "1"
-        assert time.perf_counter() - started < 1.5
+        assert finished == []  # it returned while every alias write it started was still hanging
         assert service.champion(name) == "1"
+        release.set()
+        service.close()  # waits for the writes in flight
+        assert len(started) == len(finished) == 1 + service.alias_retries  # one write per bounded attempt
     finally:
+        release.set()
         monkeypatch.undo()
         service.close()
         registry.write_champion_alias(name, "1")

@@ -22,6 +22,7 @@ from ml_platform import DataWindow, Lifecycle, ModelRegistry, PinnedStore, Setti
 from ml_platform.champions.service import ChampionService
 from ml_platform.lifecycle import range_tags
 from ml_platform.monitoring.drift import DriftPolicy
+from ml_platform_tests.harness.mlflow_template import seed_tracking_uri
 from ml_platform_tests.monitoring.http_stub import HttpStub
 from ml_platform_tests.monitoring.project import MODEL, PREFIX, build_graph, desk_definitions
 
@@ -79,7 +80,7 @@ class Desk:
 
 
 @pytest.fixture(scope="module")
-def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
+def desk(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[Desk]:
     tmp = tmp_path_factory.mktemp("desk")
     (tmp / "dagster").mkdir()
     pager, slack = HttpStub(default=202).start(), HttpStub(default=200).start()
@@ -88,6 +89,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
         env.setenv("DESK_SLACK_WEBHOOK", slack.url_for("/services/T0/B0/desk"))
         settings = Settings.local(tmp / ".ml_platform", pagerduty_events_url=pager.url_for("/v2/enqueue"),
                                   pagerduty_routing_key_env="DESK_PAGERDUTY_KEY", slack_webhook_env="DESK_SLACK_WEBHOOK")
+        seed_tracking_uri(mlflow_template, settings.tracking_uri)  # migrated once per session, not here
         clock = Clock()
         defs = desk_definitions(settings, clock, drift_policy=POLICY)
         life = Lifecycle(defs, build_graph(), instance, key_prefix=PREFIX)

@@ -30,6 +30,7 @@ from ml_platform.promotion import PromotionPolicy
 from ml_platform.promotion.job import GATE_METADATA, build_promotion_job, promotion_resources
 from ml_platform.registry import DeployContract, FeatureSchema
 from ml_platform.window import DataWindow
+from ml_platform_tests.harness.mlflow_template import seed_tracking_uri
 
 KEYS = FrameKeys("date", ("instrument",))
 FEATURES = ("f1", "f2")
@@ -107,7 +108,8 @@ class Project:
 
 
 def make_project(tmp_path: Path, instance: dg.DagsterInstance, policy: PromotionPolicy | None = None, *,
-                 tracking_uri: str | None = None, existing: bool = False) -> Project:
+                 tracking_uri: str | None = None, existing: bool = False,
+                 mlflow_template: Path | None = None) -> Project:
     """The project rooted at ``tmp_path / ".ml_platform"``.
 
     Args:
@@ -115,9 +117,13 @@ def make_project(tmp_path: Path, instance: dg.DagsterInstance, policy: Promotion
             of the embedded settings. The artefacts and the store stay under ``tmp_path``.
         existing: open a project made earlier under ``tmp_path`` (its training set is stored already:
             nothing is written) instead of making one.
+        mlflow_template: a migrated MLflow SQLite database (the ``mlflow_template`` fixture) copied to the
+            embedded settings' SQLite file, so MLflow does not migrate a fresh one; default: MLflow does.
     """
     overrides = {} if tracking_uri is None else {"tracking_uri": tracking_uri}
     settings = Settings.local(tmp_path / ".ml_platform", **overrides)
+    if mlflow_template is not None and not existing:
+        seed_tracking_uri(mlflow_template, settings.tracking_uri)
     registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location)
     store = PinnedStore(settings.storage)
     graph = build_graph()
@@ -151,8 +157,8 @@ def make_project(tmp_path: Path, instance: dg.DagsterInstance, policy: Promotion
 
 
 @pytest.fixture
-def project(tmp_path: Path, dagster_instance: dg.DagsterInstance) -> Project:
-    return make_project(tmp_path, dagster_instance)
+def project(tmp_path: Path, dagster_instance: dg.DagsterInstance, mlflow_template: Path) -> Project:
+    return make_project(tmp_path, dagster_instance, mlflow_template=mlflow_template)
 
 
 def failed_gate(result: dg.ExecuteInProcessResult) -> tuple[str, str]:

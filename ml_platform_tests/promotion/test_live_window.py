@@ -212,9 +212,9 @@ def test_build_promotion_job_refuses_an_unknown_label_node(tmp_path: Path, dagst
 
 
 @pytest.fixture
-def live_project(tmp_path: Path, dagster_instance: dg.DagsterInstance) -> Project:
+def live_project(tmp_path: Path, dagster_instance: dg.DagsterInstance, mlflow_template: Path) -> Project:
     """The promotion tests' project, its job built with the label node (the live comparison on)."""
-    project = make_project(tmp_path, dagster_instance)
+    project = make_project(tmp_path, dagster_instance, mlflow_template=mlflow_template)
     job = build_promotion_job(project.graph, model_input="model_inputs", label="next_ret", label_column=LABEL,
                               training_node="train_rows", model_name=MODEL)
     project.defs = dg.Definitions(jobs=[job], resources={**platform_resources(project.settings),

@@ -1,8 +1,8 @@
 """Fixtures of the registry tests: a model, its deploy contract, a live stream, a real MLflow registry.
 
 The registry is MLflow on a SQLite file with local artefacts under a session temp folder: one store
-for the whole session (creating MLflow's schema costs seconds), so each test registers under its
-own model name and never depends on another test's versions.
+for the whole session, a copy of the session's migrated template (creating MLflow's schema costs
+seconds), so each test registers under its own model name and never depends on another test's versions.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from ml_platform.testing.factories import (
     make_model,
     make_sklearn_model,
 )
+from ml_platform_tests.harness.mlflow_template import copy_mlflow_template
 
 __all__ = ["CODE_SNAPSHOT", "DATA_HASH", "FEATURES", "GRAPH_HASH", "KEYS", "OTHER_GRAPH_HASH", "artifact_file",
            "feature_frame", "feature_schema", "live", "make_contract", "make_model", "make_sklearn_model",
@@ -61,9 +62,10 @@ def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def registry(registry_dir: Path) -> ModelRegistry:
+def registry(registry_dir: Path, mlflow_template: Path) -> ModelRegistry:
     """One real MLflow registry (SQLite + local artefacts) shared by the session's registry tests."""
-    return ModelRegistry(f"sqlite:///{registry_dir / 'mlflow.db'}", artifact_location=str(registry_dir / "artifacts"))
+    database = copy_mlflow_template(mlflow_template, registry_dir / "mlflow.db")
+    return ModelRegistry(f"sqlite:///{database}", artifact_location=str(registry_dir / "artifacts"))
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,17 +35,10 @@ from ml_platform_tests.registry.conftest import CODE_SNAPSHOT, make_contract, ma
 NOW = dt.timedelta(0)
 
 
-@pytest.fixture(scope="session")
-def empty_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("empty_mlflow")
-    ModelRegistry(f"sqlite:///{folder / 'mlflow.db'}").list_models()
-    return folder / "mlflow.db"
-
-
 @pytest.fixture
-def registry(empty_database: Path, tmp_path: Path) -> ModelRegistry:
-    shutil.copy(empty_database, tmp_path / "mlflow.db")
-    return ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_location=str(tmp_path / "artifacts"))
+def registry(migrated_mlflow: Callable[..., Path], tmp_path: Path) -> ModelRegistry:
+    """A registry of its own on a copy of the session's migrated MLflow template."""
+    return ModelRegistry(f"sqlite:///{migrated_mlflow()}", artifact_location=str(tmp_path / "artifacts"))
 
 
 def register(registry: ModelRegistry, name: str, shift: float = 0.0) -> str:

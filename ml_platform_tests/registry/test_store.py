@@ -442,7 +442,9 @@ def test_registration_refuses_a_contract_of_another_format_or_keys_or_a_non_mode
     assert "store_mismatch" not in [s.name for s in registry.list_models()]
 
 
-def test_importing_the_registry_sets_nothing_and_connecting_turns_telemetry_off(tmp_path: Path) -> None:
+def test_importing_the_registry_sets_nothing_and_connecting_turns_telemetry_off(
+        tmp_path: Path, migrated_mlflow: Callable[..., Path]) -> None:
+    migrated_mlflow(tmp_path / "m.db")  # connecting is what is tested, not MLflow's migration
     code = (
         "import os\n"
         "import ml_platform.registry, ml_platform.registry.store, ml_platform.registry.pyfunc\n"

@@ -211,11 +211,11 @@ def test_bytes_compare_and_the_certificate_names_the_first_difference() -> None:
     assert not certificate_of([], model="m", version="3", commit=None).bit_exact  # nothing compared proves nothing
 
 
-def test_the_certificate_is_stored_beside_the_version_and_tagged(tmp_path: Path,
-                                                                  dagster_instance: dg.DagsterInstance) -> None:
+def test_the_certificate_is_stored_beside_the_version_and_tagged(tmp_path: Path, dagster_instance: dg.DagsterInstance,
+                                                                  mlflow_template: Path) -> None:
     from ml_platform_tests.promotion.conftest import MODEL, make_project
 
-    project = make_project(tmp_path, dagster_instance)
+    project = make_project(tmp_path, dagster_instance, mlflow_template=mlflow_template)
     version = project.register()
     cert = certificate_of([compare_bytes(ComparisonKind.MODEL, "model sha256", "sha256:aa", "sha256:aa")],
                           model=MODEL, version=version, commit=None, facts={"workdir": str(tmp_path)})
@@ -229,7 +229,8 @@ def test_the_certificate_is_stored_beside_the_version_and_tagged(tmp_path: Path,
 
 
 def test_a_record_lacking_what_reproduction_needs_is_refused_by_name(tmp_path: Path,
-                                                                      dagster_instance: dg.DagsterInstance) -> None:
+                                                                      dagster_instance: dg.DagsterInstance,
+                                                                      mlflow_template: Path) -> None:
     """Older registrations: no git commit, a dirty tree without its diff, no training parameters, no lock hash."""
     import dataclasses
 
@@ -237,7 +238,7 @@ def test_a_record_lacking_what_reproduction_needs_is_refused_by_name(tmp_path: P
     from ml_platform.reproduce.record import ReproductionRecord
     from ml_platform_tests.promotion.conftest import MODEL, make_project
 
-    project = make_project(tmp_path, dagster_instance)
+    project = make_project(tmp_path, dagster_instance, mlflow_template=mlflow_template)
     registry = project.registry
     first = project.register()  # registered without a commit
     with pytest.raises(ReproductionFailed, match=f"'{MODEL}' version {first} records no git commit"):

@@ -46,6 +46,7 @@ from ml_platform.registry.boundary import sha256_of
 from ml_platform.registry.run_files import artifact_ref, log_files
 from ml_platform.testing import champion_shortcut
 from ml_platform.trace.report import lineage_svg, render_html, render_markdown, write_trace_report
+from ml_platform_tests.harness.mlflow_template import seed_tracking_uri
 from ml_platform_tests.test_team_project import PROJECT, _forget_team_b, _git
 
 FEATURES = DataWindow.parse("2021-02-01..2021-06-30")
@@ -81,7 +82,7 @@ def _version(result: dg.ExecuteInProcessResult) -> str:
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
+def history(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[History]:
     root = tmp_path_factory.mktemp("team_b_trace")
     shutil.copytree(PROJECT, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     who = ("-c", "user.name=Team B", "-c", "user.email=b@example.com")
@@ -92,17 +93,19 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
     sys.path.insert(0, str(root))
     try:
         with dg.instance_for_test() as instance:
-            yield _build(root, who, instance, tmp_path_factory.mktemp("trace_home"))
+            yield _build(root, who, instance, tmp_path_factory.mktemp("trace_home"), mlflow_template)
     finally:
         sys.path.remove(str(root))
         _forget_team_b()
 
 
-def _build(root: Path, who: tuple[str, ...], instance: dg.DagsterInstance, home: Path) -> History:
+def _build(root: Path, who: tuple[str, ...], instance: dg.DagsterInstance, home: Path,
+           mlflow_template: Path) -> History:
     from team_b.definitions import MODEL_NAME, PREFIX, team_definitions
     from team_b.features import build_graph
 
     settings = Settings.local(home / ".ml_platform")
+    seed_tracking_uri(mlflow_template, settings.tracking_uri)  # migrated once per session, not here
     graph = build_graph()
     life = Lifecycle(team_definitions(settings, graph), graph, instance, key_prefix=PREFIX)
     store = PinnedStore(settings.storage)

@@ -32,6 +32,7 @@ from ml_platform.registry import entities
 from ml_platform.settings import Settings
 from ml_platform.testing import champion_shortcut
 from ml_platform.window import DataWindow
+from ml_platform_tests.harness.mlflow_template import seed_tracking_uri
 from quant_alpha_tests.lifecycle_fixtures import (
     Deployment,
     TrainedVersion,
@@ -69,12 +70,14 @@ class TrainedDeployment:
 
 
 @pytest.fixture(scope="module")
-def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedDeployment]:
+def lifecycle(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[TrainedDeployment]:
     """Features over FEATURES, the training set over TRAINING and version 1, on a fresh SQLite instance."""
     home = tmp_path_factory.mktemp("lifecycle")
     (home / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(home / "dagster")) as instance:
-        dep = Deployment.create(Settings.local(home / ".ml_platform"), instance, trainer=TRAINER)
+        settings = Settings.local(home / ".ml_platform")
+        seed_tracking_uri(mlflow_template, settings.tracking_uri)  # migrated once per session, not here
+        dep = Deployment.create(settings, instance, trainer=TRAINER)
         dep.life.features(FEATURES)
         dep.life.training_set(TRAINING)
         first = dep.train(**TRAIN_CONFIG)

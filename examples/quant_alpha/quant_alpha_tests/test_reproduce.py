@@ -37,6 +37,7 @@ from ml_platform.reproduce.certificate import CERTIFICATE_TAG, VERDICT_TAG
 from ml_platform.reproduce.service import REPRODUCES_TAG, reproduce_version
 from ml_platform.reproduce.signals import served_signals
 from ml_platform.testing import champion_shortcut
+from ml_platform_tests.harness.mlflow_template import seed_tracking_uri
 from quant_alpha_tests.lifecycle_fixtures import Deployment, TrainedVersion
 
 pytestmark = [pytest.mark.slow, pytest.mark.daemon]
@@ -84,7 +85,7 @@ def _vendor_revision(dep: Deployment, day: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
+def production(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[Production]:
     tmp = tmp_path_factory.mktemp("repro")
     clone = tmp / "repo"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=300)
@@ -96,7 +97,9 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
                          project_root=clone / "examples" / "quant_alpha")
     (tmp / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp / "dagster")) as instance:
-        dep = Deployment.create(Settings.local(tmp / ".ml_platform"), instance, graph, TRAINER)
+        settings = Settings.local(tmp / ".ml_platform")
+        seed_tracking_uri(mlflow_template, settings.tracking_uri)  # migrated once per session, not here
+        dep = Deployment.create(settings, instance, graph, TRAINER)
         dep.life.features(FEATURES)
         dep.life.training_set(TRAINING)
         trained = dep.train(validation_fraction=0.25, trained_by="analyst@research")
