@@ -56,15 +56,15 @@ from ml_platform.reproduce.beside import (
 from ml_platform.reproduce.certificate import Certificate, certificate_of
 from ml_platform.reproduce.checkout import build_environment, check_workdir, checkout_commit, repository_root
 from ml_platform.reproduce.compare import Comparison, ComparisonKind, compare_bytes, compare_partitions
-from ml_platform.reproduce.passes import ReproductionPass, plan_passes
-from ml_platform.reproduce.publish import StoredCertificate, store_certificate
-from ml_platform.reproduce.record import ReproductionRecord, find_training_key
-from ml_platform.reproduce.services import (
+from ml_platform.reproduce.dagster_services import (
     CodeLocation,
     DagsterServices,
     IsolatedDeployment,
     ReproductionDagster,
 )
+from ml_platform.reproduce.passes import ReproductionPass, plan_passes
+from ml_platform.reproduce.publish import StoredCertificate, store_certificate
+from ml_platform.reproduce.record import ReproductionRecord, find_training_key
 from ml_platform.reproduce.signals import compare_signals, served_signals
 from ml_platform.reproduce.sources import seed_sources
 from ml_platform.settings import Settings
