@@ -5,6 +5,7 @@
   recorded lineage (by data hash, through :mod:`ml_platform.io.recorded_lineage`);
 * :mod:`~ml_platform.trace.recompute` (pure): the signal recomputed in this process, compared bit for bit;
 * :mod:`~ml_platform.trace.report` (pure): markdown and HTML with a lineage picture;
+* :mod:`~ml_platform.trace.locate`: the live-signal version of a day, of a store key or of a model's rows;
 * :mod:`~ml_platform.trace.service`: :func:`trace_signal`, opening the store and registry from the settings;
 * :mod:`~ml_platform.cli.trace`: ``ml-platform trace``.
 
