@@ -40,7 +40,7 @@ from typing import Any
 from ml_platform.champions.shortcut import record_champion_shortcut
 from ml_platform.environment import DETERMINISM_ENV_VARS, EnvironmentLock, diff_environments
 from ml_platform.errors import ReproductionFailed
-from ml_platform.io.recorded_lineage import RecordedPartition, describe_lost, recorded_lineage
+from ml_platform.io.recorded_lineage import RecordedPartition
 from ml_platform.io.store import PinnedStore
 from ml_platform.keys import FrameKeys
 from ml_platform.registry.contract import DeployContract
@@ -62,10 +62,11 @@ from ml_platform.reproduce.dagster_services import (
     IsolatedDeployment,
     ReproductionDagster,
 )
-from ml_platform.reproduce.passes import ReproductionPass, plan_passes
+from ml_platform.reproduce.passes import ReproductionPass
+from ml_platform.reproduce.plan import plan_reproduction
 from ml_platform.reproduce.publish import StoredCertificate, store_certificate
-from ml_platform.reproduce.record import ReproductionRecord, find_training_key
-from ml_platform.reproduce.signals import compare_signals, served_signals
+from ml_platform.reproduce.record import ReproductionRecord
+from ml_platform.reproduce.signals import compare_signals
 from ml_platform.reproduce.sources import seed_sources
 from ml_platform.settings import Settings
 from ml_platform.workspace import workspace_target
@@ -136,27 +137,14 @@ def reproduce_version(
     """
     record = ReproductionRecord.from_registry(registry, model, version)
     contract = record.contract
-    training_key = find_training_key(store, contract.training_set_data_hash)
-    # the live days this version served, and beneath them the model-input versions it scored
-    served = served_signals(store, model, record.version)
-    served_ids = {(s.key, s.partition, s.data_hash) for s in served}
-    # every recorded object re-read and its bytes checked against the recorded file hash and size (the bytes
-    # hashed as the data hash when written): an altered or lost one is named before anything starts
-    lineage = recorded_lineage(store, training_key, None, contract.training_set_data_hash, verify_objects=True,
-                               also=sorted(served_ids, key=str))
-    if not lineage.complete:
-        raise ReproductionFailed(f"model {model!r} version {record.version}: " + describe_lost(lineage.lost))
-    # one pass per consistent set of versions: the training set's, then live days that read other versions
-    plan = plan_passes(lineage, [p for p in lineage.partitions if (p.key, p.partition, p.data_hash) in served_ids])
-    unreproducible = [Comparison(ComparisonKind.SIGNALS, f"signals {day.label}", day.data_hash, None,
-                                 f"not reproduced: this live day read {conflict}, and one reproduction pass holds one "
-                                 "version of each partition") for day, conflict in plan.unplaceable]
+    plan = plan_reproduction(store, model, record.version, contract.training_set_data_hash)
+    training_key, lineage, unreproducible = plan.training_key, plan.lineage, list(plan.unreproducible)
     root_repo = repository_root(repo)
     if beside is not None:
         ProductionDagster.ping(beside.url)
     work = check_workdir(workdir)  # only now: every refusal above leaves no work directory behind
     comparisons: list[Comparison] = []
-    live_days = sum(len(p.live_days) for p in plan.passes)
+    live_days = plan.live_days
     facts: dict[str, object] = {"workdir": str(work), "training_set": training_key,
                                 "recorded_versions": len(lineage.partitions), "live_days": live_days,
                                 "passes": len(plan.passes)}
