@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ml_platform.errors import MLPlatformError
@@ -23,7 +23,8 @@ from ml_platform.io.layout import object_rel
 from ml_platform.io.manifest import Manifest, UpstreamRef
 from ml_platform.io.store import PinnedStore
 
-__all__ = ["LostVersion", "RecordedLineage", "RecordedPartition", "describe_lost", "recorded_lineage"]
+__all__ = ["LostVersion", "ManifestResolver", "RecordedLineage", "RecordedPartition", "UpstreamWalk", "describe_lost",
+           "provenance_of", "recorded_lineage", "recorded_partitions", "walk_upstream"]
 
 Ident = tuple[str, str | None, str]  # key, partition, data hash
 Node = tuple[str, str | None, str, str]  # and the written_at of one manifest of it
@@ -143,6 +144,140 @@ def _provenance(entries: list[tuple[str, str | None, str, str]]) -> str:
     return "blake2b:" + hashlib.blake2b(json.dumps(entries).encode(), digest_size=16).hexdigest()
 
 
+def _moment(written_at: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(written_at)
+
+
+class ManifestResolver:
+    """Resolves a reference to the manifest its reader read, reading each partition's history and checking
+    each object once; a version it cannot read is remembered in :attr:`lost`, with why, and never retried."""
+
+    def __init__(self, store: PinnedStore, *, verify_objects: bool) -> None:
+        self.store = store
+        self.verify_objects = verify_objects
+        self._histories: dict[tuple[str, str | None], list[Manifest] | None] = {}
+        self._checked: dict[str, str | None] = {}  # data hash -> why its object is unreadable (None: it is fine)
+        self._lost: dict[Ident, LostVersion] = {}
+
+    @property
+    def lost(self) -> tuple[LostVersion, ...]:
+        """The versions found unreadable so far, in the order they were met."""
+        return tuple(self._lost.values())
+
+    def _history(self, key: str, partition: str | None) -> list[Manifest] | None:
+        if (key, partition) not in self._histories:
+            try:
+                self._histories[(key, partition)] = self.store.history(key, partition)
+            except MLPlatformError:
+                self._histories[(key, partition)] = None  # an unreadable entry somewhere: read this version alone
+        return self._histories[(key, partition)]
+
+    def resolve(self, key: str, partition: str | None, data_hash: str, read_by: str | None) -> Manifest | None:
+        """The manifest of ``data_hash`` a reader written at ``read_by`` read: the newest of it written at or
+        before ``read_by``, else the newest (``read_by`` None: the newest). None: lost."""
+        if (key, partition, data_hash) in self._lost:
+            return None
+        try:
+            matching = [m for m in self._history(key, partition) or () if m.data_hash == data_hash]
+            if not matching:  # never written, collected, or an unreadable history: the store names why
+                matching = [self.store.manifest(key, partition, data_hash=data_hash)]
+            earlier = [m for m in matching if read_by is None or _moment(m.written_at) <= _moment(read_by)]
+            manifest = (earlier or matching)[-1]
+            if data_hash not in self._checked:
+                self._checked[data_hash] = _object_problem(self.store, manifest, self.verify_objects)
+            if self._checked[data_hash] is not None:
+                raise MLPlatformError(str(self._checked[data_hash]))
+        except MLPlatformError as exc:
+            self._lost[(key, partition, data_hash)] = LostVersion(key, partition, data_hash, str(exc))
+            return None
+        return manifest
+
+
+@dataclass(frozen=True)
+class UpstreamWalk:
+    """The manifests beneath the start versions, walked breadth first (a version is a manifest: a data hash
+    at one ``written_at``).
+
+    Attributes:
+        read: every manifest walked, by node, in walk order.
+        below: each node's upstream references, as the nodes its reader read (None: lost).
+        starts: the node of each start version that could be read, in the order given.
+        lost: the versions referenced (or started from) that could not be read, each with why.
+    """
+
+    read: Mapping[Node, Manifest]
+    below: Mapping[Node, tuple[Node | None, ...]]
+    starts: tuple[Node, ...]
+    lost: tuple[LostVersion, ...]
+
+
+def walk_upstream(resolver: ManifestResolver, starts: Iterable[Ident]) -> UpstreamWalk:
+    """Walk the recorded upstream references from ``starts`` down to the sources, each resolved to the
+    manifest its reader read; each manifest is read once."""
+    read: dict[Node, Manifest] = {}
+    below: dict[Node, tuple[Node | None, ...]] = {}
+    started: list[Node] = []
+    queue: deque[Manifest] = deque()
+    for key, partition, data_hash in starts:
+        found = resolver.resolve(key, partition, data_hash, None)
+        if found is not None:
+            queue.append(found)
+            started.append((key, partition, data_hash, found.written_at))
+    while queue:
+        manifest = queue.popleft()
+        node = (manifest.asset_key, manifest.partition, manifest.data_hash, manifest.written_at)
+        if node in read:
+            continue
+        read[node] = manifest
+        children: list[Node | None] = []
+        for ref in manifest.upstream:
+            up = resolver.resolve(ref.key, ref.partition, ref.data_hash, manifest.written_at)
+            children.append(None if up is None else (ref.key, ref.partition, ref.data_hash, up.written_at))
+            if up is not None and children[-1] not in read:
+                queue.append(up)
+        below[node] = tuple(children)
+    return UpstreamWalk(read, below, tuple(started), resolver.lost)
+
+
+def provenance_of(walk: UpstreamWalk) -> dict[Node, str]:
+    """Each walked node's provenance, bottom-up (iteratively: lineages are deep); "" for a source, and a lost
+    upstream version counts as ``"lost"``."""
+    provenance: dict[Node, str] = {}
+    for start in walk.read:
+        stack = [start]
+        while stack:
+            node = stack[-1]
+            if node in provenance:
+                stack.pop()
+                continue
+            pending = [c for c in walk.below[node] if c is not None and c not in provenance]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            refs = walk.read[node].upstream
+            provenance[node] = "" if not refs else _provenance(
+                [(r.key, r.partition, r.data_hash, "lost" if c is None else provenance[c])
+                 for r, c in zip(refs, walk.below[node], strict=True)])
+    return provenance
+
+
+def recorded_partitions(walk: UpstreamWalk, provenance: Mapping[Node, str]) -> dict[Node, RecordedPartition]:
+    """The :class:`RecordedPartition` of each walked node: one per version and lineage beneath it (the same
+    bytes read over the same lineage at two moments are one), shared by the nodes that are it."""
+    parts: dict[Node, RecordedPartition] = {}  # by version: key, partition, data hash and provenance
+    by_node: dict[Node, RecordedPartition] = {}
+    for node, manifest in walk.read.items():
+        version = (node[0], node[1], node[2], provenance[node])
+        if version not in parts:
+            parts[version] = RecordedPartition(
+                manifest.asset_key, manifest.partition, manifest.data_hash, tuple(manifest.upstream),
+                manifest.graph_hash, provenance=provenance[node],
+                upstream_provenance=tuple("lost" if c is None else provenance[c] for c in walk.below[node]))
+        by_node[node] = parts[version]
+    return by_node
+
+
 def recorded_lineage(store: PinnedStore, key: str, partition: str | None, data_hash: str, *,
                      verify_objects: bool = False,
                      also: Iterable[tuple[str, str | None, str]] = (),
@@ -168,94 +303,15 @@ def recorded_lineage(store: PinnedStore, key: str, partition: str | None, data_h
     Returns:
         The lineage; a missing root, manifest or object is listed in ``lost`` with its reason, never raised.
     """
-    def moment(written_at: str) -> dt.datetime:
-        return dt.datetime.fromisoformat(written_at)
-
-    histories: dict[tuple[str, str | None], list[Manifest] | None] = {}
-    checked: dict[str, str | None] = {}  # data hash -> why its object is unreadable (None: it is fine)
-    lost: dict[Ident, LostVersion] = {}
-
-    def resolve(k: str, p: str | None, h: str, read_by: str | None) -> Manifest | None:
-        """The manifest of ``h`` a reader written at ``read_by`` read (None: lost, and recorded in ``lost``)."""
-        if (k, p, h) in lost:
-            return None
-        if (k, p) not in histories:
-            try:
-                histories[(k, p)] = store.history(k, p)
-            except MLPlatformError:
-                histories[(k, p)] = None  # an unreadable entry somewhere: read this version alone
-        history = histories[(k, p)]
-        try:
-            matching = [m for m in history or () if m.data_hash == h]
-            if not matching:  # never written, collected, or an unreadable history: the store names why
-                matching = [store.manifest(k, p, data_hash=h)]
-            earlier = [m for m in matching if read_by is None or moment(m.written_at) <= moment(read_by)]
-            manifest = (earlier or matching)[-1]
-            if h not in checked:
-                checked[h] = _object_problem(store, manifest, verify_objects)
-            if checked[h] is not None:
-                raise MLPlatformError(str(checked[h]))
-        except MLPlatformError as exc:
-            lost[(k, p, h)] = LostVersion(k, p, h, str(exc))
-            return None
-        return manifest
-
-    # the walk, breadth first, over manifests (a version is a manifest: a data hash at one written_at)
-    read: dict[Node, Manifest] = {}
-    below: dict[Node, list[Node | None]] = {}
-    starts: list[Node] = []
-    queue: deque[Manifest] = deque()
-    for k, p, h in [(key, partition, data_hash), *also]:
-        found = resolve(k, p, h, None)
-        if found is not None:
-            queue.append(found)
-            starts.append((k, p, h, found.written_at))
-    while queue:
-        manifest = queue.popleft()
-        node = (manifest.asset_key, manifest.partition, manifest.data_hash, manifest.written_at)
-        if node in read:
-            continue
-        read[node] = manifest
-        children: list[Node | None] = []
-        for ref in manifest.upstream:
-            up = resolve(ref.key, ref.partition, ref.data_hash, manifest.written_at)
-            children.append(None if up is None else (ref.key, ref.partition, ref.data_hash, up.written_at))
-            if up is not None and children[-1] not in read:
-                queue.append(up)
-        below[node] = children
-
-    # provenance bottom-up (iteratively: lineages are deep), then one RecordedPartition per version and lineage
-    provenance: dict[Node, str] = {}
-    for start in read:
-        stack = [start]
-        while stack:
-            node = stack[-1]
-            if node in provenance:
-                stack.pop()
-                continue
-            pending = [c for c in below[node] if c is not None and c not in provenance]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            refs = read[node].upstream
-            provenance[node] = "" if not refs else _provenance(
-                [(r.key, r.partition, r.data_hash, "lost" if c is None else provenance[c])
-                 for r, c in zip(refs, below[node], strict=True)])
-    parts: dict[Node, RecordedPartition] = {}
-    by_node: dict[Node, RecordedPartition] = {}
-    for node, manifest in read.items():
-        ident = (node[0], node[1], node[2], provenance[node])
-        if ident not in parts:
-            parts[ident] = RecordedPartition(
-                manifest.asset_key, manifest.partition, manifest.data_hash, tuple(manifest.upstream),
-                manifest.graph_hash, provenance=provenance[node],
-                upstream_provenance=tuple("lost" if c is None else provenance[c] for c in below[node]))
-            if manifests is not None:
-                manifests.setdefault(node[:3], manifest)
-        by_node[node] = parts[ident]
+    walk = walk_upstream(ManifestResolver(store, verify_objects=verify_objects),
+                         [(key, partition, data_hash), *also])
+    by_node = recorded_partitions(walk, provenance_of(walk))
+    if manifests is not None:
+        for node, manifest in walk.read.items():  # the first walked of each data hash
+            manifests.setdefault(node[:3], manifest)
+    starts = walk.starts
     root = by_node[starts[0]] if starts and starts[0][:3] == (key, partition, data_hash) else None
-    return RecordedLineage(root, tuple(parts.values()), tuple(lost.values()))
+    return RecordedLineage(root, tuple({p.version: p for p in by_node.values()}.values()), walk.lost)
 
 
 def describe_lost(lost: Iterable[LostVersion], limit: int = 5) -> str:

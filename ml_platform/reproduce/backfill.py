@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ml_platform.errors import ReproductionFailed
-from ml_platform.reproduce.services import ReproductionDagster
+from ml_platform.reproduce.dagster_services import ReproductionDagster
 
 __all__ = ["IN_PROCESS", "BackfillOutcome", "RunOutcome", "contiguous_ranges", "in_process_config",
            "launch_asset_backfill", "launch_asset_run", "launch_partition_runs", "wait_for_backfill", "wait_for_run"]

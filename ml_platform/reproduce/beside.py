@@ -23,7 +23,7 @@ import yaml
 
 from ml_platform.compat import DAGSTER_WORKSPACE_REFRESH_SECONDS
 from ml_platform.errors import ConfigurationError, ReproductionFailed
-from ml_platform.reproduce.services import CodeLocation, graphql_request, load_error, location_entry
+from ml_platform.reproduce.dagster_services import CodeLocation, graphql_request, load_error, location_entry
 
 __all__ = ["BesideProduction", "ProductionDagster", "ReproductionWorkspace", "definition_keys", "interpreter_script"]
 
@@ -192,7 +192,7 @@ class ReproductionWorkspace:
 class ProductionDagster:
     """The old commit's location added to production's Dagster on entry and taken out on exit.
 
-    The same interface as :class:`~ml_platform.reproduce.services.DagsterServices`: ``graphql``, ``url``,
+    The same interface as :class:`~ml_platform.reproduce.dagster_services.DagsterServices`: ``graphql``, ``url``,
     ``location_name`` and ``logs``.
     """
 

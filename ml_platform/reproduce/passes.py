@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ml_platform.io.recorded_lineage import Ident, Node, RecordedLineage, RecordedPartition
 
-__all__ = ["ReproductionPass", "ReproductionPlan", "plan_passes"]
+__all__ = ["PassPlan", "ReproductionPass", "plan_passes"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class ReproductionPass:
 
 
 @dataclass(frozen=True)
-class ReproductionPlan:
+class PassPlan:
     """The passes, in order, and the live days no pass can hold (their own lineage reads one partition at
     two versions), each with the first such partition."""
 
@@ -79,7 +79,7 @@ def _join(group: tuple[dict[tuple[str, str | None], str], list[Node], list[Recor
             order.append(node)
 
 
-def plan_passes(lineage: RecordedLineage, live_days: Sequence[RecordedPartition]) -> ReproductionPlan:
+def plan_passes(lineage: RecordedLineage, live_days: Sequence[RecordedPartition]) -> PassPlan:
     """Split ``lineage`` (the training set's root and ``live_days``, walked together) into passes.
 
     Pass 0 holds the training set's lineage and every live day consistent with it; each other live day,
@@ -119,4 +119,4 @@ def plan_passes(lineage: RecordedLineage, live_days: Sequence[RecordedPartition]
             seeded=tuple(p for p in wanted if p.is_source),
             rebuilt=tuple(p for p in wanted if not p.is_source and p.ident != root and p.ident not in live_ids),
             live_days=tuple(days)))
-    return ReproductionPlan(tuple(passes), tuple(unplaceable))
+    return PassPlan(tuple(passes), tuple(unplaceable))

@@ -1,57 +1,79 @@
 """``trace_signal``: one live signal traced back to everything that made it, as recorded at the time.
 
 Opens the store and the registry (given, or from the deployment settings like every ``ml-platform``
-command), then:
+command), then runs these steps, each returning a frozen value:
 
-1. finds the live-signal partition of the day and picks its **first recorded version** (or the one in
-   force ``as_of``, or of ``data_hash``), reads it back verified and takes the instrument's row;
-2. reads the model version the row names, its verified deploy contract, and the ledger entry that made
-   it champion, in force at the version's write time (the chain verified first);
-3. walks the recorded lineage beneath the signal by data hash down to the sources, re-reading every
-   object and checking its bytes against the file hash and size recorded when it was written
-   (:meth:`~ml_platform.io.store.PinnedStore.verify_bytes`), and reads the model-input row the model scored;
-4. optionally recomputes the signal in this process and compares it bit for bit.
+1. :func:`~ml_platform.trace.locate.locate_signal`: finds the live-signal partition of the day and picks
+   its **first recorded version** (or the one in force ``as_of``, or of ``data_hash``), read back verified;
+2. :func:`champion_in_force`: the ledger entry that made the model version the rows name champion, in
+   force at the version's write time (the chain verified first); then its verified deploy contract and
+   the instrument's row;
+3. :func:`trace_model_input`: walks the recorded lineage beneath the signal by data hash down to the
+   sources, re-reading every object and checking its bytes against the file hash and size recorded when
+   it was written (:meth:`~ml_platform.io.store.PinnedStore.verify_bytes`), and reads the model-input row
+   the model scored;
+4. :func:`stored_beneath`: the features and sources on that lineage, in the order the record lists them;
+5. :func:`trace_notes` and :func:`champion_entry`: what the reader must know, and the champion of record's
+   evidence (report, rationale) read back and checked;
+6. :func:`recompute_in_process` (optional): recomputes the signal in this process, compared bit for bit;
+7. the :class:`~ml_platform.trace.record.TraceRecord` assembled from those results.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import polars as pl
 
-from ml_platform.champions.catalog import champion_of_record
 from ml_platform.champions.location import open_ledger
 from ml_platform.environment import EnvironmentPolicy, capture_environment, diff_environments
-from ml_platform.errors import (
-    ConfigurationError,
-    IntegrityError,
-    ManifestError,
-    MLPlatformError,
-    ModelNotFound,
-    SignalNotFound,
-    TraceError,
-)
-from ml_platform.io.layout import validate_key
+from ml_platform.errors import ConfigurationError, MLPlatformError, TraceError
 from ml_platform.io.manifest import Manifest, UpstreamRef
+from ml_platform.io.recorded_lineage import RecordedLineage
 from ml_platform.io.store import PinnedStore
+from ml_platform.keys import FrameKeys
 from ml_platform.registry.contract import DeployContract
+from ml_platform.registry.schema import FeatureSchema
 from ml_platform.registry.store import ModelRegistry
 from ml_platform.settings import Settings
 from ml_platform.trace import resolve
 from ml_platform.trace.evidence import read_evidence
+from ml_platform.trace.locate import LocatedSignal, locate_signal, read_verified
 from ml_platform.trace.recompute import recompute_signal
 from ml_platform.trace.record import (
     ChampionEntry,
     FeatureRow,
     ModelFacts,
+    Recomputation,
     SignalValue,
     StoredVersion,
     TraceRecord,
 )
 from ml_platform.window import parse_day
 
-__all__ = ["trace_signal"]
+__all__ = ["Beneath", "ModelInput", "trace_signal"]
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """The lineage beneath the signal (and every manifest on it), and the model-input version it scored."""
+
+    lineage: RecordedLineage
+    manifests: Mapping[tuple[str, str | None, str], Manifest]
+    manifest: Manifest
+    frame: pl.DataFrame
+    row: FeatureRow
+
+
+@dataclass(frozen=True)
+class Beneath:
+    """The stored versions beneath the signal: the model input and features from the signal down, the sources."""
+
+    features: tuple[StoredVersion, ...]
+    sources: tuple[StoredVersion, ...]
 
 
 def _open(settings: Settings | None, store: PinnedStore | None,
@@ -63,71 +85,23 @@ def _open(settings: Settings | None, store: PinnedStore | None,
             registry or ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location))
 
 
-def _read(store: PinnedStore, manifest: Manifest, what: str) -> pl.DataFrame:
-    """A version read back by its data hash and verified (bytes, content hash), whatever the environment."""
-    try:
-        table, _ = store.load_verified(manifest.asset_key, manifest.partition, manifest=manifest,
-                                       data_hash=manifest.data_hash)
-    except (ManifestError, IntegrityError) as exc:
-        raise resolve.broken(what, [(manifest.label, manifest.data_hash, str(exc))], store) from exc
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+def _trace_day(day: str | dt.date, instrument: resolve.Instrument) -> dt.date:
+    """The signal's day, the arguments checked before anything is opened."""
+    when = parse_day(day, what="day") if isinstance(day, str) else day
+    if not isinstance(when, dt.date) or isinstance(when, dt.datetime):
+        raise ConfigurationError(f"day must be an ISO date or a datetime.date, got {day!r}")
+    if isinstance(instrument, str) and not instrument.strip():
+        raise ConfigurationError("instrument must be a non-empty value, e.g. --instrument AAPL")
+    return when
 
 
-def _is_signal_key(stored_keys: list[str], target: str) -> bool:
-    try:
-        validate_key(target)
-    except ConfigurationError:
-        return False
-    return target in stored_keys
-
-
-def _locate(store: PinnedStore, registry: ModelRegistry, target: str, day: dt.date, *,
-            stored_keys: list[str], as_of: dt.datetime | None, data_hash: str | None
-            ) -> tuple[Manifest, tuple[tuple[str, str], ...], pl.DataFrame, str, str]:
-    """The live-signal version to trace: ``(manifest, other versions, frame, model name, model version)``."""
-    if _is_signal_key(stored_keys, target):
-        keys: tuple[str, ...] = (target,)
-        model_mode = False
-    else:
-        keys = resolve.signal_keys(stored_keys)
-        model_mode = True
-        try:
-            champion_of_record(registry, target)  # an unknown model: ModelNotFound listing the known ones
-        except ModelNotFound as exc:
-            raise ModelNotFound(f"{target!r} is neither a live-signal asset stored under {store.base} (those "
-                                f"stored: {list(keys) or 'none'}) nor a registered model: {exc}") from exc
-    found, elsewhere = [], []
-    for key in keys:
-        partition = resolve.locate_partition(store, key, day)
-        if partition is None:
-            continue
-        manifest, others = resolve.select_version(store, key, partition, as_of=as_of, data_hash=data_hash)
-        recorded_model = manifest.params.get(resolve.SIGNAL_MODEL_COLUMNS[0])  # recorded by newer live_signals assets
-        if model_mode and recorded_model is not None and recorded_model != target:
-            elsewhere.append(f"{manifest.label} (model {recorded_model!r})")
-            continue
-        frame = _read(store, manifest, f"live signal {manifest.label}")
-        name, version = resolve.signal_model(frame, f"live signal {manifest.label}")
-        if model_mode and name != target:
-            elsewhere.append(f"{manifest.label} (model {name!r})")
-            continue
-        found.append((manifest, others, frame, name, version))
-    if len(found) > 1:
-        raise SignalNotFound(f"several live-signal assets hold signals of {target!r} for {day}: "
-                             f"{[f[0].label for f in found]}; trace one of them by its store key")
-    if found:
-        return found[0]
-    if elsewhere:
-        raise SignalNotFound(f"no live signal of {target!r} for {day}: that day's live signals are of other models "
-                             f"({'; '.join(elsewhere)})")
-    first = None
-    if model_mode:
-        with open_ledger(registry) as ledger:
-            entries = ledger.history(target)
-        first = entries[0] if entries else None
-    raise resolve.missing_day(target, day, keys, store, first)
+def champion_in_force(registry: ModelRegistry, signal: LocatedSignal) -> resolve.InForce:
+    """The ledger entry that made the signal's model version champion, in force when the signal was
+    written; the model's chain is verified first."""
+    with open_ledger(registry) as ledger:
+        ledger.verify(signal.model)  # a tampered chain cannot say who promoted what: LedgerTampered names the entry
+        history = ledger.history(signal.model)
+    return resolve.entry_in_force(signal.model, history, resolve.written_at(signal.manifest), signal.version)
 
 
 def _model_input_ref(manifest: Manifest) -> UpstreamRef:
@@ -143,6 +117,44 @@ def _model_input_ref(manifest: Manifest) -> UpstreamRef:
                          "rematerialize live_signals for that day to trace it")
     raise TraceError(f"live signal {manifest.label} records {len(refs)} upstream versions and none of its own "
                      f"partition: {[f'{r.key} {r.partition}' for r in refs]}")
+
+
+def trace_model_input(store: PinnedStore, signal: LocatedSignal, schema: FeatureSchema, keys: FrameKeys,
+                      day: dt.date, instrument: resolve.Instrument, *, verify: bool) -> ModelInput:
+    """Walk the lineage beneath the signal (every object re-read when ``verify``) and read the model-input
+    row it scored, which must hold every input column of the contract's ``schema``."""
+    lineage, manifests = resolve.traced_lineage(store, signal.manifest, verify=verify)
+    ref = _model_input_ref(signal.manifest)
+    manifest = manifests[(ref.key, ref.partition, ref.data_hash)]
+    frame = read_verified(store, manifest, f"{signal.label}'s model input {manifest.label}")
+    values = resolve.find_row(frame, keys, day, instrument, label=f"model input {manifest.label}")
+    missing = [name for name in schema.names if name not in values]
+    if missing:
+        raise TraceError(f"model input {manifest.label} lacks the contract's input column(s) {missing}")
+    row = FeatureRow(ref.key, ref.partition, ref.data_hash, tuple((name, values[name]) for name in schema.names),
+                     tuple((f.name, f.type) for f in schema))
+    return ModelInput(lineage, manifests, manifest, frame, row)
+
+
+def stored_beneath(store: PinnedStore, signal: Manifest, lineage: RecordedLineage,
+                   manifests: Mapping[tuple[str, str | None, str], Manifest]) -> Beneath:
+    """Every version beneath the signal once (the same bytes over two lineages are listed once): the model
+    input first, then features by node from the signal down, then sources; partitions in time order."""
+    roots = {(u.key, u.partition, u.data_hash) for u in signal.upstream}
+    features: list[StoredVersion] = []
+    sources: list[StoredVersion] = []
+    shown: set[tuple[str, str | None, str]] = set()
+    for part in lineage.partitions:
+        ident = part.ident
+        if part is lineage.root or ident in shown:
+            continue
+        shown.add(ident)
+        role = "source" if part.is_source else "model_input" if ident in roots else "feature"
+        (sources if part.is_source else features).append(resolve.stored_version(store, manifests[ident], role))
+    order = {key: i for i, key in enumerate(lineage.keys())}
+    features.sort(key=lambda v: (v.role != "model_input", order[v.key], v.partition or ""))
+    sources.sort(key=lambda v: (order[v.key], v.partition or ""))
+    return Beneath(tuple(features), tuple(sources))
 
 
 def _model_facts(contract: DeployContract) -> ModelFacts:
@@ -175,6 +187,64 @@ def _training_set(store: PinnedStore, contract: DeployContract,
     except MLPlatformError as exc:
         return None, f"the model's training set ({data_hash}) is not readable here: {exc}"
     return resolve.stored_version(store, manifest, "training_set"), None
+
+
+def trace_notes(signal: LocatedSignal, in_force: resolve.InForce, model_input: Manifest, feature_graph_hash: str,
+                training_problem: str | None) -> tuple[str, ...]:
+    """What a reader of the trace must know: a champion moved while scoring, a model input computed by
+    another feature graph than the contract's, other versions of the day, a training set no longer stored."""
+    notes = []
+    if in_force.note:
+        notes.append(in_force.note)
+    if model_input.graph_hash != feature_graph_hash:
+        notes.append(f"the model input {model_input.label} was computed by feature graph "
+                     f"{model_input.graph_hash}, not the {feature_graph_hash} of the model's contract")
+    if signal.others:
+        notes.append(f"{signal.manifest.label} has {len(signal.others)} other recorded version(s) (rematerialized: "
+                     f"{', '.join(f'{w} {h}' for w, h in signal.others)}); this trace follows the version written "
+                     f"at {signal.manifest.written_at}")
+    if training_problem:
+        notes.append(training_problem)
+    return tuple(notes)
+
+
+def champion_entry(registry: ModelRegistry, store: PinnedStore, signal: LocatedSignal,
+                   in_force: resolve.InForce) -> ChampionEntry:
+    """The champion of record's ledger entry with its report and rationale read back and checked; an
+    altered or missing document is refused by name."""
+    entry = in_force.entry
+    report = read_evidence(registry, entry.report_ref, entry.report_sha256, text=False)
+    rationale = read_evidence(registry, entry.rationale_ref, entry.rationale_sha256, text=True)
+    bad = [(f"the {what} of ledger entry {entry.seq}", doc.sha256, f"{doc.ref}: {doc.problem}")
+           for what, doc in (("report", report), ("rationale", rationale)) if doc is not None and doc.problem]
+    if bad:
+        raise resolve.broken(f"{signal.label}: the champion of record's evidence", bad, store)
+    return ChampionEntry(
+        model=signal.model, seq=entry.seq, kind=entry.kind, from_version=entry.from_version,
+        to_version=entry.to_version, actor=entry.actor, approver=entry.approver, reason=entry.reason,
+        recorded_at=entry.recorded_at.isoformat(timespec="microseconds"), entry_hash=entry.entry_hash,
+        override=entry.override,
+        in_force_until=None if in_force.until is None else in_force.until.isoformat(timespec="microseconds"),
+        chain_verified=True, report=report, rationale=rationale, note=in_force.note)
+
+
+def _signal_value(signal: LocatedSignal, row: dict[str, object], keys: FrameKeys) -> SignalValue:
+    return SignalValue(
+        key=signal.manifest.asset_key, partition=str(signal.manifest.partition), time=str(row[keys.time]),
+        instrument={e: row[e] for e in keys.entities},
+        score=row.get("score"), weight=row.get("weight"),  # type: ignore[arg-type]
+        model_name=signal.model, model_version=signal.version, row=dict(row))
+
+
+def recompute_in_process(registry: ModelRegistry, contract: DeployContract, signal: LocatedSignal, features: pl.DataFrame,
+              day: dt.date, instrument: resolve.Instrument, row: dict[str, object]) -> Recomputation:
+    """The signal recomputed in this process by the model version (its bytes verified) from the model
+    input it scored, compared bit for bit with the stored row."""
+    loaded = registry.load_model(signal.model, signal.version)  # bytes verified against the recorded sha256
+    differences = diff_environments(contract.environment, capture_environment()).differences
+    return recompute_signal(loaded, features, keys=contract.keys, model_name=signal.model, version=signal.version,
+                            day=day, instrument=instrument, stored_row=row,
+                            stored_data_hash=signal.manifest.data_hash, environment_differences=tuple(differences))
 
 
 def trace_signal(
@@ -216,98 +286,25 @@ def trace_signal(
         TraceBroken: a manifest, object or linked document on the path is missing or altered (each named).
         LedgerTampered / IntegrityError: the ledger chain, the contract or the model bytes do not verify.
     """
-    when = parse_day(day, what="day") if isinstance(day, str) else day
-    if not isinstance(when, dt.date) or isinstance(when, dt.datetime):
-        raise ConfigurationError(f"day must be an ISO date or a datetime.date, got {day!r}")
-    if isinstance(instrument, str) and not instrument.strip():
-        raise ConfigurationError("instrument must be a non-empty value, e.g. --instrument AAPL")
+    when = _trace_day(day, instrument)
     store, registry = _open(settings, store, registry)
     listed = store.list_keys()  # once: the signal keys and the training set's key both come from it
-    stored_keys = [key for key, _ in listed]
-    manifest, others, frame, model, version = _locate(store, registry, target, when, stored_keys=stored_keys,
-                                                      as_of=as_of, data_hash=data_hash)
-    label = f"live signal {manifest.label}"
-    with open_ledger(registry) as ledger:
-        ledger.verify(model)  # a tampered chain cannot say who promoted what: LedgerTampered names the entry
-        history = ledger.history(model)
-    in_force = resolve.entry_in_force(model, history, resolve.written_at(manifest), version)
-    contract = registry.load_contract(model, version)
-    keys = contract.keys
-    row = resolve.find_row(frame, keys, when, instrument, label=label)
-
-    lineage, manifests = resolve.traced_lineage(store, manifest, verify=verify)
-    ref = _model_input_ref(manifest)
-    input_manifest = manifests[(ref.key, ref.partition, ref.data_hash)]
-    features_frame = _read(store, input_manifest, f"{label}'s model input {input_manifest.label}")
-    feature_values = resolve.find_row(features_frame, keys, when, instrument, label=f"model input {input_manifest.label}")
-    schema = contract.feature_schema
-    missing = [name for name in schema.names if name not in feature_values]
-    if missing:
-        raise TraceError(f"model input {input_manifest.label} lacks the contract's input column(s) {missing}")
-    feature_row = FeatureRow(ref.key, ref.partition, ref.data_hash,
-                             tuple((name, feature_values[name]) for name in schema.names),
-                             tuple((f.name, f.type) for f in schema))
-
-    roots = {(u.key, u.partition, u.data_hash) for u in manifest.upstream}
-    features, sources = [], []
-    shown: set[tuple[str, str | None, str]] = set()
-    for part in lineage.partitions:
-        ident = part.ident
-        if part is lineage.root or ident in shown:  # the same bytes over two lineages: listed once
-            continue
-        shown.add(ident)
-        role = "source" if part.is_source else "model_input" if ident in roots else "feature"
-        (sources if part.is_source else features).append(resolve.stored_version(store, manifests[ident], role))
-    order = {key: i for i, key in enumerate(lineage.keys())}  # nodes from the signal down, partitions in time order
-    features.sort(key=lambda v: (v.role != "model_input", order[v.key], v.partition or ""))
-    sources.sort(key=lambda v: (order[v.key], v.partition or ""))
-
-    notes = []
-    if in_force.note:
-        notes.append(in_force.note)
-    if input_manifest.graph_hash != contract.feature_graph_hash:
-        notes.append(f"the model input {input_manifest.label} was computed by feature graph "
-                     f"{input_manifest.graph_hash}, not the {contract.feature_graph_hash} of the model's contract")
-    if others:
-        notes.append(f"{manifest.label} has {len(others)} other recorded version(s) (rematerialized: "
-                     f"{', '.join(f'{w} {h}' for w, h in others)}); this trace follows the version written at "
-                     f"{manifest.written_at}")
+    signal = locate_signal(store, registry, target, when, stored_keys=[key for key, _ in listed], as_of=as_of,
+                           data_hash=data_hash)
+    in_force = champion_in_force(registry, signal)
+    contract = registry.load_contract(signal.model, signal.version)
+    row = resolve.find_row(signal.frame, contract.keys, when, instrument, label=signal.label)
+    model_input = trace_model_input(store, signal, contract.feature_schema, contract.keys, when, instrument,
+                                    verify=verify)
+    beneath = stored_beneath(store, signal.manifest, model_input.lineage, model_input.manifests)
     training, problem = _training_set(store, contract, listed)
-    if problem:
-        notes.append(problem)
-
-    entry = in_force.entry
-    report = read_evidence(registry, entry.report_ref, entry.report_sha256, text=False)
-    rationale = read_evidence(registry, entry.rationale_ref, entry.rationale_sha256, text=True)
-    bad = [(f"the {what} of ledger entry {entry.seq}", doc.sha256, f"{doc.ref}: {doc.problem}")
-           for what, doc in (("report", report), ("rationale", rationale)) if doc is not None and doc.problem]
-    if bad:
-        raise resolve.broken(f"{label}: the champion of record's evidence", bad, store)
-
-    champion = ChampionEntry(
-        model=model, seq=entry.seq, kind=entry.kind, from_version=entry.from_version, to_version=entry.to_version,
-        actor=entry.actor, approver=entry.approver, reason=entry.reason,
-        recorded_at=entry.recorded_at.isoformat(timespec="microseconds"), entry_hash=entry.entry_hash,
-        override=entry.override,
-        in_force_until=None if in_force.until is None else in_force.until.isoformat(timespec="microseconds"),
-        chain_verified=True, report=report, rationale=rationale, note=in_force.note)
-    signal = SignalValue(
-        key=manifest.asset_key, partition=str(manifest.partition), time=str(row[keys.time]),
-        instrument={e: row[e] for e in keys.entities},
-        score=row.get("score"), weight=row.get("weight"),  # type: ignore[arg-type]
-        model_name=model, model_version=version, row=dict(row))
-
-    recomputed = None
-    if recompute:
-        loaded = registry.load_model(model, version)  # bytes verified against the recorded sha256
-        differences = diff_environments(contract.environment, capture_environment()).differences
-        recomputed = recompute_signal(loaded, features_frame, keys=keys, model_name=model, version=version,
-                                      day=when, instrument=instrument, stored_row=row,
-                                      stored_data_hash=manifest.data_hash,
-                                      environment_differences=tuple(differences))
+    notes = trace_notes(signal, in_force, model_input.manifest, contract.feature_graph_hash, problem)
+    champion = champion_entry(registry, store, signal, in_force)
+    recomputed = recompute_in_process(registry, contract, signal, model_input.frame, when, instrument,
+                                      row) if recompute else None
     return TraceRecord(
-        target=target, day=when.isoformat(), signal=signal,
-        signal_version=resolve.stored_version(store, manifest, "signal"), other_versions=others,
-        model=_model_facts(contract), champion=champion, feature_row=feature_row, features=tuple(features),
-        sources=tuple(sources), training_set=training, notes=tuple(notes), recompute=recomputed,
-        traced_at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"))
+        target=target, day=when.isoformat(), signal=_signal_value(signal, row, contract.keys),
+        signal_version=resolve.stored_version(store, signal.manifest, "signal"), other_versions=signal.others,
+        model=_model_facts(contract), champion=champion, feature_row=model_input.row,
+        features=beneath.features, sources=beneath.sources, training_set=training, notes=notes,
+        recompute=recomputed, traced_at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 
 from ml_platform.errors import ConfigurationError
 from ml_platform.promotion import PromotionPolicy
-from ml_platform_tests.promotion.conftest import RATIONALE, Project, failed_gate, ran
+from ml_platform.promotion.job import JOB_MODEL_TAG, OP_NAMES
+from ml_platform_tests.promotion.conftest import MODEL, RATIONALE, Project, failed_gate, ran
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -125,3 +127,14 @@ def test_unknown_version_or_model_fails_before_anything_moves(project: Project) 
 def test_policy_out_of_range_is_a_configuration_error(bad: dict) -> None:
     with pytest.raises(ConfigurationError, match="PromotionPolicy"):
         PromotionPolicy(**bad)
+
+
+def test_the_job_is_the_gates_in_order_each_handing_the_candidate_on(project: Project) -> None:
+    job = project.defs.get_job_def("promote_model")
+    assert [node.name for node in job.graph.nodes_in_topological_order] == list(OP_NAMES)
+    for before, after in itertools.pairwise(OP_NAMES):
+        inputs = job.graph.dependency_structure.input_to_upstream_outputs_for_node(after)
+        assert {(i.input_name, o.node_name) for i, outs in inputs.items() for o in outs} == {("candidate", before)}
+    assert job.tags[JOB_MODEL_TAG] == MODEL
+    assert set(job.graph.node_named("promotion_report").definition.config_schema.config_type.fields) >= {
+        "model", "version", "approver", "rationale"}

@@ -25,7 +25,7 @@ from ml_platform.reproduce.beside import (
     definition_keys,
     interpreter_script,
 )
-from ml_platform.reproduce.services import CodeLocation, DagsterServices, IsolatedDeployment
+from ml_platform.reproduce.dagster_services import CodeLocation, DagsterServices, IsolatedDeployment
 from ml_platform_tests.reproduce.test_services_backfill import PROJECT
 
 NAMESPACE = ("repro", "a1b2c3d4e5f6")

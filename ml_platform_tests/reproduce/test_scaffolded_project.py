@@ -27,8 +27,13 @@ from ml_platform import ModelRegistry, PinnedStore, Settings
 from ml_platform.cli import main
 from ml_platform.reproduce.beside import BesideProduction, ReproductionWorkspace
 from ml_platform.reproduce.checkout import _uv
+from ml_platform.reproduce.dagster_services import (
+    CodeLocation,
+    DagsterServices,
+    IsolatedDeployment,
+    location_entry,
+)
 from ml_platform.reproduce.service import REPRODUCES_TAG, reproduce_version
-from ml_platform.reproduce.services import CodeLocation, DagsterServices, IsolatedDeployment, location_entry
 from ml_platform.reproduce.signals import served_signals
 from ml_platform.workspace import workspace_target
 

@@ -22,7 +22,7 @@ from ml_platform.reproduce.backfill import (
     wait_for_backfill,
     wait_for_run,
 )
-from ml_platform.reproduce.services import (
+from ml_platform.reproduce.dagster_services import (
     CodeLocation,
     DagsterServices,
     IsolatedDeployment,
