@@ -1,13 +1,8 @@
 """ml_platform: a Dagster plugin for quant research MLOps.
 
-Content-addressed feature graphs, pinned storage, deterministic models registered in MLflow with a
-deploy contract, and the contract checked at the serving boundary. Everything a project needs is
-importable from here::
-
-    from ml_platform import FeatureGraph, Upstream, feature, build_feature_assets, build_model_assets
-
-Names are loaded on first use, so ``import ml_platform`` does not import Dagster or MLflow until a
-name that needs them is touched.
+Everything a project needs is importable from here (``from ml_platform import FeatureGraph, feature``).
+Names are loaded on first use, so ``import ml_platform`` imports neither Dagster nor MLflow until a name
+that needs them is touched. The house is drawn in docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -1,45 +1,6 @@
 """Garbage collection of a pinned store: delete only what no root and no retention rule reaches.
 
-The rule
---------
-*Roots* are data hashes:
-
-* the data hash of every partition's head (and, when a head is missing or unreadable, every
-  history entry of that partition: nothing is collected on the strength of a broken record);
-* the data hash of every history entry younger than ``keep_days`` (the retention window);
-* ``extra_roots``: data hashes the caller must keep, whatever their age - the data registered model
-  versions were trained on, the ledger, certificates (``ml-platform gc`` gathers them from the model
-  registry).
-
-Everything *upstream* of a root is reached too: for every manifest (head or history entry, of any
-partition) whose data hash is reached, the data hashes of its ``upstream`` references are reached,
-transitively. So the features behind a registered training set stay with it.
-
-GC then deletes, in this order (so a crash at any point leaves only more garbage, never a record
-naming a deleted object): history entries older than the retention window whose data hash is not
-reached; objects whose data hash is not reached; temporaries of interrupted writes. Orphans from
-interrupted or concurrent writes - an object whose writer died before any manifest named it - are
-simply objects no root reaches, collected by the same rule.
-
-Why GC cannot race a writer
----------------------------
-There is no lock (a lock file does not work on object stores, and a crashed holder blocks every
-writer). Instead, nothing younger than a grace period (``grace_seconds``, default one hour) is
-ever deleted, and the protocol orders its steps so that the grace period covers every window:
-
-* a writer creates its object - or, when the same content is already stored, *touches* it (sets its
-  modification time to now) - before any manifest names it;
-* GC lists the objects *before* it lists the heads and history, and re-reads an object's age just
-  before deleting it;
-* so an object GC deletes was older than the grace period at deletion time, and no head or history
-  entry listed after the object listing reached it: a writer would have had to create or touch it
-  more than ``grace_seconds`` before committing its head, which a write never takes;
-* after committing, a writer checks that its object still exists and re-publishes it otherwise,
-  which covers a clock jump or a filesystem that cannot report modification times (on such a
-  filesystem, e.g. some object stores, GC never deletes an object whose age it cannot tell).
-
-A reader that read a head just before a concurrent write and GC removed the old version follows the
-new head (see :meth:`~ml_platform.io.store.PinnedStore.load_verified`).
+How it works, and why: docs/architecture.md, "ml_platform/io/gc.py".
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """What a registered model was built from, as recorded in the store: every partition beneath its training set.
 
-The training set's manifest (found by the data hash its deploy contract records) lists the model-input
-and label partitions it read, each with its data hash; each of those manifests lists its own upstream
-partitions, down to the source nodes (no upstream: market data as delivered). Walking these references
-by data hash gives the exact versions that went into the model, whatever was rematerialized since. When
-the same bytes were written again from other inputs, each reference resolves to the manifest its reader
-saw (the newest of that hash written before the reader), so each reader's lineage is the one it read.
-Pure store reads: no Dagster, no MLflow.
+How it works, and why: docs/architecture.md, "ml_platform/io/recorded_lineage.py".
 """
 
 from __future__ import annotations

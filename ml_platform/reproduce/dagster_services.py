@@ -1,12 +1,6 @@
 """An isolated Dagster deployment for one reproduction: its own instance, workspace, webserver and daemon.
 
-The old commit runs as a ``python_module`` code location with the ``executable_path`` of its own virtual
-environment and its own ``working_directory``; the webserver and the daemon (this process's Dagster)
-talk to its code server. Everything lives under the reproduction's work directory: the Dagster
-instance (``dagster/``), the project's store and MLflow (through ``ML_PLATFORM_HOME``). Production's
-instance, store and registry are never opened by these processes, so no production run, event,
-artefact or asset key can change. The webserver serves the reproduction's runs and backfills for as
-long as the deployment is up (``ml-platform reproduce --keep-ui`` leaves it up).
+How it works, and why: docs/architecture.md, "ml_platform/reproduce/dagster_services.py".
 """
 
 from __future__ import annotations

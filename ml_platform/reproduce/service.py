@@ -1,35 +1,6 @@
 """``reproduce_version``: rebuild a registered model from its record in an isolated work directory and certify it.
 
-1. **record**: the version's contract and training parameters (:mod:`~ml_platform.reproduce.record`);
-   the training set's recorded lineage in the production store, down to the sources, by data hash, and
-   the live signal days the version served with the model-input versions they scored
-   (:mod:`~ml_platform.reproduce.signals`);
-2. **code**: the recorded commit checked out inside the work directory (with its recorded diff of
-   uncommitted changes applied, for a model trained from a dirty tree);
-3. **environment**: a virtual environment synced from that commit's ``uv.lock`` (its hash must be the
-   recorded one), compared with the recorded environment lock package by package;
-4. **data**: the old commit runs as a code location whose asset keys are all under ``repro/<commit>``
-   (``ML_PLATFORM_KEY_NAMESPACE``) and whose store and MLflow are in the work directory: beside
-   production's own location in production's Dagster (``beside=``, :mod:`~ml_platform.reproduce.beside`),
-   or in an isolated Dagster deployment in the work directory (the default). The recorded source
-   versions are seeded as delivered and a real asset **backfill** of every other recorded partition
-   is executed by the daemon. Live days that read
-   another version of a partition than training did (a vendor revision between them) get a later pass
-   of their own: the versions they read seeded, what differs backfilled again (:mod:`~ml_platform.reproduce.passes`);
-5. **model**: one run of the old code materializes the training set over its recorded window and trains
-   with the recorded seed and parameters; the reproduced version becomes the reproduction's own champion
-   and the old code's live signals score the recorded live days;
-6. **compare** every partition's data hash, the training set's, the model's sha256 and every live
-   signal day (all columns but the registry version number), and store the
-   **certificate** beside the version in the production registry.
-
-The production store and registry are only read, except for the certificate artefacts and tags.
-
-The steps, each a function returning a frozen value: :func:`~ml_platform.reproduce.plan.plan_reproduction`
-(1), :func:`~ml_platform.reproduce.old_commit.check_out_code` (2, 3),
-:func:`~ml_platform.reproduce.old_commit.old_code_dagster` and :func:`~ml_platform.reproduce.rebuild.connect`
-(4), :func:`~ml_platform.reproduce.rebuild.run_pass` per pass (4 to 6: seed, backfill, retrain, compare,
-score), and :func:`certify`, which assembles the certificate's facts once from those results.
+How it works, and why: docs/architecture.md, "ml_platform/reproduce/service.py".
 """
 
 from __future__ import annotations

@@ -1,22 +1,6 @@
 """``trace_signal``: one live signal traced back to everything that made it, as recorded at the time.
 
-Opens the store and the registry (given, or from the deployment settings like every ``ml-platform``
-command), then runs these steps, each returning a frozen value:
-
-1. :func:`~ml_platform.trace.locate.locate_signal`: finds the live-signal partition of the day and picks
-   its **first recorded version** (or the one in force ``as_of``, or of ``data_hash``), read back verified;
-2. :func:`champion_in_force`: the ledger entry that made the model version the rows name champion, in
-   force at the version's write time (the chain verified first); then its verified deploy contract and
-   the instrument's row;
-3. :func:`trace_model_input`: walks the recorded lineage beneath the signal by data hash down to the
-   sources, re-reading every object and checking its bytes against the file hash and size recorded when
-   it was written (:meth:`~ml_platform.io.store.PinnedStore.verify_bytes`), and reads the model-input row
-   the model scored;
-4. :func:`stored_beneath`: the features and sources on that lineage, in the order the record lists them;
-5. :func:`trace_notes` and :func:`champion_entry`: what the reader must know, and the champion of record's
-   evidence (report, rationale) read back and checked;
-6. :func:`recompute_in_process` (optional): recomputes the signal in this process, compared bit for bit;
-7. the :class:`~ml_platform.trace.record.TraceRecord` assembled from those results.
+How it works, and why: docs/architecture.md, "ml_platform/trace/service.py".
 """
 
 from __future__ import annotations
