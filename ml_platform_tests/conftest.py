@@ -1,4 +1,5 @@
-"""Root fixtures: real Dagster instances (SQLite and PostgreSQL) and a throwaway PostgreSQL server.
+"""Root fixtures: real Dagster instances (SQLite and PostgreSQL), a throwaway PostgreSQL server, and the
+lifecycles built once per session and shared by several modules (``ml_platform_tests.lifecycles``).
 
 Tests that need PostgreSQL mark themselves ``@pytest.mark.postgres`` and take ``postgres``,
 ``postgres_db`` or ``dagster_pg_instance``. Without PostgreSQL those tests skip, except under
@@ -20,6 +21,11 @@ from ml_platform_tests.harness.postgres import (
     require_postgres_or_skip,
     unique_database_name,
 )
+from ml_platform_tests.lifecycles.scaffolded import scaffolded_project
+from ml_platform_tests.lifecycles.team_b import team_b_features
+
+__all__ = ["dagster_instance", "dagster_pg_instance", "postgres", "postgres_db", "scaffolded_project",
+           "team_b_features"]
 
 
 @pytest.fixture(scope="session")
