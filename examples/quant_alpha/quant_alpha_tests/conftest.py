@@ -1,4 +1,5 @@
-"""The example's tests share the platform tests' real Dagster instances and throwaway PostgreSQL server."""
+"""The example's tests share the platform tests' real Dagster instances and throwaway PostgreSQL server, and the
+example's features built once per session (``example_features``)."""
 
 from ml_platform_tests.conftest import (
     _no_dead_defs_state_storage,
@@ -7,5 +8,7 @@ from ml_platform_tests.conftest import (
     postgres,
     postgres_db,
 )
+from quant_alpha_tests.example_features import example_features
 
-__all__ = ["_no_dead_defs_state_storage", "dagster_instance", "dagster_pg_instance", "postgres", "postgres_db"]
+__all__ = ["_no_dead_defs_state_storage", "dagster_instance", "dagster_pg_instance", "example_features", "postgres",
+           "postgres_db"]
