@@ -41,18 +41,18 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 lint: env
 	$(VENV)/bin/lint-imports
 
-# Two pytest processes share the 2 cores: the tests marked `daemon` mostly wait on an isolated Dagster
-# daemon's loop, so a few heavy tests marked `beside` run in their process too, and the two take about the
-# same time. Their output follows the rest; `make test` fails if either fails.
-# Tests marked `stress` (random crash trials, full-size storms) are left to `make stress`: every -m of
-# `make test` ends with `and $(NOT_STRESS)`.
-SECOND_LANE = daemon or beside
+# One pytest with pytest-xdist: TEST_WORKERS workers on the 2 cores, --dist loadgroup. conftest.py (at the root)
+# makes each test module one work unit and starts the longest units first; the modules that go on from one
+# lifecycle built once per session (ml_platform_tests/lifecycles, quant_alpha_tests/example_features.py) name
+# one xdist_group, so it is built once. More workers than cores pays: the heavy tests mostly wait on Dagster
+# daemons, webservers, run workers and subprocesses rather than on the CPU. xdist reports every failure at the
+# end; `make test` fails if any test fails.
+# Tests marked `stress` (random crash trials, full-size storms) are left to `make stress` (-m "$(NOT_STRESS)").
+TEST_WORKERS ?= 4
+XDIST = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 NOT_STRESS = not stress
 test: env lint
-	@mkdir -p $(HOME_DIR); $(PY) -m pytest -m "($(SECOND_LANE)) and $(NOT_STRESS)" -p no:cacheprovider --basetemp=$(HOME_DIR)/daemon-tests > $(HOME_DIR)/daemon-tests.log 2>&1 & \
-	daemon=$$!; $(PY) -m pytest -m "not ($(SECOND_LANE)) and $(NOT_STRESS)"; rest=$$?; wait $$daemon; late=$$?; \
-	echo "== tests marked daemon or beside (run in a second process beside the others)"; cat $(HOME_DIR)/daemon-tests.log; \
-	exit $$(( rest != 0 ? rest : late ))
+	$(PY) -m pytest $(XDIST) -p no:cacheprovider -m "$(NOT_STRESS)"
 
 # The stress tests, then everything `make test` runs; fails if either fails. Their random trials print their
 # seed: ML_PLATFORM_CRASH_SEED=<seed> make stress replays them.
