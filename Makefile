@@ -16,11 +16,12 @@ export DO_NOT_TRACK := true
 # dagster, mlflow and the rest from source again: about 4 s of CPU each, against about 20 s once per environment.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help env test stress demo demo-reproduce ui bench lint clean
+.PHONY: help env test test-quick stress demo demo-reproduce ui bench lint clean
 
 help:
 	@echo "make demo   create the environment and run the whole lifecycle on the embedded default"
 	@echo "make test   create the environment and run every test (PostgreSQL ones included) but the stress ones"
+	@echo "make test-quick  the inner loop: pure and component tests, no daemon, no end-to-end lifecycle (minutes)"
 	@echo "make stress the stress tests (random crash trials, full-size storms: ML_PLATFORM_CRASH_SEED), then make test"
 	@echo "make demo-reproduce  train at commit A of a copy, move code, data and lock to B, reproduce A bit-exactly"
 	@echo "make ui     open the Dagster UI (dagster dev) on the embedded default"
@@ -53,6 +54,12 @@ XDIST = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 NOT_STRESS = not stress
 test: env lint
 	$(PY) -m pytest $(XDIST) -p no:cacheprovider -m "$(NOT_STRESS)"
+
+# The inner loop: pure and component tests (PostgreSQL ones included); no end-to-end lifecycle (`slow`), no
+# Dagster daemon (`daemon`), none of the heavy ones (`beside`), no `stress`.
+QUICK = not (slow or daemon or beside or stress)
+test-quick: env
+	$(PY) -m pytest $(XDIST) -p no:cacheprovider -m "$(QUICK)"
 
 # The stress tests, then everything `make test` runs; fails if either fails. Their random trials print their
 # seed: ML_PLATFORM_CRASH_SEED=<seed> make stress replays them.
