@@ -30,28 +30,42 @@ sys.dont_write_bytecode = False
 def pytest_collection_finish(session: pytest.Session) -> None:
     sys.dont_write_bytecode = _DONT_WRITE_BYTECODE
 
+
 #: The groups that take longest, longest first (each a chain of minutes on one worker).
 LONGEST_FIRST = ("example_lifecycle", "scaffolded_project", "team_b")
 _HEAVY = ("slow", "daemon", "beside")
 
 
-def _group(item: pytest.Item) -> str | None:
+def _group(item: pytest.Item) -> str:
+    """The item's ``xdist_group`` (the closest mark's name), else its module's path."""
     mark = item.get_closest_marker("xdist_group")
     if mark is None:
-        return None
+        return item.nodeid.split("::", 1)[0]
     return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which appends the group to each node id
+def _in_group(item: pytest.Item, group: str) -> None:
+    """Suffix the node id with ``@group``: how loadgroup scheduling reads the group. pytest-xdist 3.8 does it by
+    setting ``item._nodeid``, which pytest 9.2 no longer reads (its node id lives in ``item._id``), so with these
+    versions xdist_group marks alone group nothing: every test is sent on its own."""
+    if item.nodeid.rfind("@") > item.nodeid.rfind("]"):
+        return  # already suffixed (a pytest-xdist that works with this pytest)
+    suffixed = f"{item.nodeid}@{group}"
+    if isinstance(getattr(item, "_id", None), str) or not hasattr(item, "_id"):
+        item._nodeid = suffixed  # type: ignore[attr-defined]  # pytest < 9.2
+    else:
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(suffixed)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not hasattr(config, "workerinput") or config.getvalue("dist") != "loadgroup":
+    if not hasattr(config, "workerinput") or not getattr(config.option, "loadgroup", False):
         return
-    for item in items:
-        if _group(item) is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
     rank: dict[str, int] = {}
     for item in items:
-        group = str(_group(item))
+        group = _group(item)
         if group in LONGEST_FIRST:
             weight = LONGEST_FIRST.index(group)
         elif any(item.get_closest_marker(m) for m in _HEAVY):
@@ -61,4 +75,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         else:
             weight = len(LONGEST_FIRST) + 2
         rank[group] = min(rank.get(group, weight), weight)
-    items.sort(key=lambda item: rank[str(_group(item))])  # stable: file order within each unit
+    groups = [_group(item) for item in items]
+    order = sorted(range(len(items)), key=lambda i: rank[groups[i]])  # stable: file order within each unit
+    items[:] = [items[i] for i in order]
+    for item, group in zip(items, [groups[i] for i in order], strict=True):
+        _in_group(item, group)
