@@ -21,11 +21,11 @@ from ml_platform_tests.harness.postgres import (
     require_postgres_or_skip,
     unique_database_name,
 )
-from ml_platform_tests.lifecycles.scaffolded import scaffolded_project
+from ml_platform_tests.lifecycles.scaffolded import scaffolded_project, scaffolded_project_locked
 from ml_platform_tests.lifecycles.team_b import team_b_features
 
 __all__ = ["dagster_instance", "dagster_pg_instance", "postgres", "postgres_db", "scaffolded_project",
-           "team_b_features"]
+           "scaffolded_project_locked", "team_b_features"]
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from ml_platform.cli.init import init
 from ml_platform.errors import ConfigurationError
 from ml_platform.scaffold import default_project_name, scaffold_project
 from ml_platform.scaffold.prices import DAYS, TICKERS, prices_csv
-from ml_platform_tests.lifecycles.scaffolded import SCAFFOLD_GROUP, ScaffoldedProject
+from ml_platform_tests.lifecycles.scaffolded import ScaffoldedProject
 from ml_platform_tests.lifecycles.scaffolded import run as checked
 from ml_platform_tests.public_api import private_imports
 
@@ -175,7 +175,6 @@ def test_init_is_an_ml_platform_command(tmp_path):
 # ------------------------------------------------------------------------------------------ end to end
 @pytest.mark.slow
 @pytest.mark.beside
-@pytest.mark.xdist_group(SCAFFOLD_GROUP)  # shares scaffolded_project with reproduce/test_scaffolded_project.py
 def test_the_scaffolded_project_passes_its_own_tests(scaffolded_project: ScaffoldedProject, tmp_path):
     # the session's project as `ml-platform init` wrote it (a clone of that commit: later commits never show)
     result = scaffolded_project

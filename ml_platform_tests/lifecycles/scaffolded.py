@@ -1,15 +1,16 @@
-"""A project scaffolded by ``ml-platform init``, built once per session for the modules that run it.
+"""A project scaffolded by ``ml-platform init``, built once per session (per xdist worker) for the tests that run it.
 
-``ml-platform init`` writes ``desk-alpha`` (package ``desk_alpha``), committed as is into a git repository of
-its own (:attr:`ScaffoldedProject.scaffolded`). Then the project gets a ``uv.lock`` of its own
-(ml_platform from this checkout, every other package at this repository's locked version), its virtual
-environment is synced from that lock (``uv sync --frozen``) and both are committed: commit A
-(:attr:`ScaffoldedProject.commit`), where production trains.
+``scaffolded_project``: ``ml-platform init`` writes ``desk-alpha`` (package ``desk_alpha``), committed as is into
+a git repository of its own (:attr:`ScaffoldedProject.scaffolded`). ``scaffolded_project_locked`` goes on from
+it: the project gets a ``uv.lock`` of its own (ml_platform from this checkout, every other package at this
+repository's locked version), its virtual environment is synced from that lock (``uv sync --frozen``) and
+both are committed: commit A (:attr:`ScaffoldedProject.commit`), where production trains.
 
-``test_scaffold.py`` runs the project's own tests in a clone of the scaffolded commit (order-independent:
-it never sees a later edit); ``reproduce/test_scaffolded_project.py`` runs production in the project's
-environment, then moves the project on (commits B) and reproduces A. Both share one pytest-xdist worker
-(``xdist_group(SCAFFOLD_GROUP)``), so the session fixture runs once.
+``test_scaffold.py`` runs the project's own tests in a clone of the scaffolded commit (order-independent: it
+never sees a later commit); ``reproduce/test_scaffolded_project.py`` runs production in the project's
+environment, then moves the project on (commits B) and reproduces A. The lock and the environment, the
+expensive part, only the reproduction uses; the two tests take minutes each, so they run on different xdist
+workers side by side rather than one after the other, and each worker scaffolds (a second) for itself.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,10 @@ from click.testing import CliRunner
 from ml_platform.cli import main
 from ml_platform.reproduce.checkout import _uv
 
-__all__ = ["GIT", "PACKAGE", "REPO", "SCAFFOLD_GROUP", "ScaffoldedProject", "project_env", "run", "scaffolded_project"]
+__all__ = ["GIT", "PACKAGE", "REPO", "ScaffoldedProject", "project_env", "run", "scaffolded_project",
+           "scaffolded_project_locked"]
 
 REPO = Path(__file__).resolve().parents[2]
-SCAFFOLD_GROUP = "scaffolded_project"
 PACKAGE = "desk_alpha"
 GIT = ("git", "-c", "user.name=desk", "-c", "user.email=desk@test", "-c", "init.defaultBranch=main")
 
@@ -61,15 +62,15 @@ def _own_lock(project: Path) -> None:
 
 @dataclass(frozen=True)
 class ScaffoldedProject:
-    """The project (its folder, with ``.venv``), the ``init`` command's output, and its two commits."""
+    """The project's folder, the ``init`` command's output, and its commits."""
 
     root: Path
     init_exit_code: int
     init_output: str
     scaffolded: str
     """the commit of exactly what ``ml-platform init`` wrote"""
-    commit: str
-    """commit A: the scaffolded project with its own ``uv.lock`` (its ``.venv`` synced from it)"""
+    commit: str | None = None
+    """commit A: the scaffolded project with its own ``uv.lock``, its ``.venv`` synced from it (locked only)"""
 
     @property
     def python(self) -> Path:
@@ -78,16 +79,22 @@ class ScaffoldedProject:
 
 @pytest.fixture(scope="session")
 def scaffolded_project(tmp_path_factory: pytest.TempPathFactory) -> ScaffoldedProject:
+    """What ``ml-platform init`` wrote, committed (read it, or clone the ``scaffolded`` commit)."""
     root = tmp_path_factory.mktemp("scaffolded") / "desk-alpha"
     result = CliRunner().invoke(main, ["init", str(root)])
     assert result.exit_code == 0, result.output
     run([*GIT, "init", "--quiet"], root)
     run([*GIT, "add", "--all"], root)
     run([*GIT, "commit", "--quiet", "-m", "scaffolded by ml-platform init"], root)
-    scaffolded = run([*GIT, "rev-parse", "HEAD"], root).strip()
+    return ScaffoldedProject(root, result.exit_code, result.output, run([*GIT, "rev-parse", "HEAD"], root).strip())
+
+
+@pytest.fixture(scope="session")
+def scaffolded_project_locked(scaffolded_project: ScaffoldedProject) -> ScaffoldedProject:
+    """The scaffolded project with its own lock and synced environment, committed (commit A)."""
+    root = scaffolded_project.root
     _own_lock(root)
     run([*_uv(), "sync", "--frozen", "--quiet"], root, project_env())
     run([*GIT, "add", "--all"], root)
     run([*GIT, "commit", "--quiet", "-m", "A: scaffolded, with its own lock"], root)
-    return ScaffoldedProject(root, result.exit_code, result.output, scaffolded,
-                             run([*GIT, "rev-parse", "HEAD"], root).strip())
+    return replace(scaffolded_project, commit=run([*GIT, "rev-parse", "HEAD"], root).strip())

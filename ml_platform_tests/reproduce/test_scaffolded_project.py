@@ -25,17 +25,9 @@ from ml_platform.reproduce.service import REPRODUCES_TAG, reproduce_version
 from ml_platform.reproduce.services import CodeLocation, DagsterServices, IsolatedDeployment, location_entry
 from ml_platform.reproduce.signals import served_signals
 from ml_platform.workspace import workspace_target
-from ml_platform_tests.lifecycles.scaffolded import (
-    GIT,
-    PACKAGE,
-    SCAFFOLD_GROUP,
-    ScaffoldedProject,
-    project_env,
-    run,
-)
+from ml_platform_tests.lifecycles.scaffolded import GIT, PACKAGE, ScaffoldedProject, project_env, run
 
-# shares scaffolded_project with test_scaffold.py on one xdist worker
-pytestmark = [pytest.mark.slow, pytest.mark.daemon, pytest.mark.xdist_group(SCAFFOLD_GROUP)]
+pytestmark = [pytest.mark.slow, pytest.mark.daemon]
 
 DRIVER = Path(__file__).with_name("scaffold_production.py")
 MODEL = f"{PACKAGE}_ridge"
@@ -45,14 +37,14 @@ _GIT, _run = GIT, run
 
 @pytest.mark.timeout(1800)
 def test_a_scaffolded_project_is_reproduced_bit_exactly_after_its_feature_code_moved_on(
-        scaffolded_project: ScaffoldedProject, tmp_path: Path) -> None:
+        scaffolded_project_locked: ScaffoldedProject, tmp_path: Path) -> None:
     # the session's scaffolded project (ml-platform init, its own lock, its venv synced, committed as A): this
     # test is the only one that moves it on
-    project = scaffolded_project.root
-    assert scaffolded_project.init_exit_code == 0, scaffolded_project.init_output
+    project = scaffolded_project_locked.root
+    assert scaffolded_project_locked.init_exit_code == 0, scaffolded_project_locked.init_output
     env = project_env()
     commit = _run([*_GIT, "rev-parse", "HEAD"], project).strip()
-    assert commit == scaffolded_project.commit and _run([*_GIT, "status", "--porcelain"], project) == ""
+    assert commit == scaffolded_project_locked.commit and _run([*_GIT, "status", "--porcelain"], project) == ""
 
     home = tmp_path / "production"
     version = _run([str(project / ".venv" / "bin" / "python"), str(DRIVER), PACKAGE, str(home), TRAIN, LIVE],
