@@ -5,8 +5,8 @@ while collecting.
   group): a module's module-scoped fixtures are built once, on one worker, and its tests run in file order.
 * Modules that share an expensive session fixture name one group (``xdist_group(name)``), so that fixture is
   built once per session, on the worker that runs them all: see ``ml_platform_tests.lifecycles``.
-* The work units that take longest start first (:data:`LONGEST_FIRST`, then every unit holding a test marked
-  ``slow``, ``daemon`` or ``beside``, then ``postgres``), so that no long unit starts last and runs alone.
+* The work units that take longest start first (:data:`LONGEST_FIRST`, measured; then every unit holding a test
+  marked ``slow``, ``daemon`` or ``beside``, then ``postgres``), so that no long unit starts last and runs alone.
 
 Without xdist (a plain ``pytest``) the collection is left exactly as it is.
 
@@ -31,8 +31,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     sys.dont_write_bytecode = _DONT_WRITE_BYTECODE
 
 
-#: The groups that take longest, longest first (each a chain of minutes on one worker).
-LONGEST_FIRST = ("example_lifecycle", "scaffolded_project", "team_b")
+#: The work units that took longest in a make test on the 2-core machine, longest first (seconds under load in
+#: brackets): a hint for the order they start in, nothing depends on it.
+LONGEST_FIRST = (
+    "example_lifecycle",                                              # test_lifecycle + test_reproduce (950)
+    "ml_platform_tests/reproduce/test_scaffolded_project.py",         # (530)
+    "team_b",                                                         # test_team_project + trace/test_trace (450)
+    "ml_platform_tests/test_scaffold.py",                             # (340)
+    "ml_platform_tests/registry/test_crash_matrix.py",                # (305)
+    "ml_platform_tests/promotion/test_crash_matrix.py",               # (285)
+    "ml_platform_tests/promotion/test_promotion_postgres.py",         # (260)
+    "ml_platform_tests/test_readme.py",                               # (250)
+    "examples/quant_alpha/quant_alpha_tests/test_lifecycle_postgres.py",  # (165)
+)
 _HEAVY = ("slow", "daemon", "beside")
 
 
