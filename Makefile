@@ -58,8 +58,9 @@ test: env lint
 	$(PY) -m pytest $(XDIST) -p no:cacheprovider -m "$(NOT_STRESS)"
 
 # The inner loop: pure and component tests (PostgreSQL ones included); no end-to-end lifecycle (`slow`), no
-# Dagster daemon (`daemon`), none of the heavy ones (`beside`), no `stress`.
-QUICK = not (slow or daemon or beside or stress)
+# Dagster daemon (`daemon`), none of the heavy ones (`beside`), no kill-at-every-crash-point matrix
+# (`crash_matrix`), no `stress`.
+QUICK = not (slow or daemon or beside or crash_matrix or stress)
 test-quick: env
 	$(PY) -m pytest $(XDIST) -p no:cacheprovider -m "$(QUICK)"
 

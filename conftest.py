@@ -8,7 +8,8 @@ while collecting.
 * The work units that take longest start first (:data:`LONGEST_FIRST`, measured; then every unit holding a test
   marked ``slow``, ``daemon`` or ``beside``, then ``postgres``), so that no long unit starts last and runs alone.
 
-Without xdist (a plain ``pytest``) the collection is left exactly as it is.
+Without xdist (a plain ``pytest``) the collection is left as it is, but for one marker: every test of a
+``test_crash_matrix.py`` module is marked ``crash_matrix`` (``make test-quick`` leaves them out).
 
 Collecting imports every test module (each rewritten for pytest's assertion messages) and this repository's
 packages. Where ``PYTHONDONTWRITEBYTECODE`` is set, none of that is cached, and every pytest process (each xdist
@@ -45,6 +46,8 @@ LONGEST_FIRST = (
     "examples/quant_alpha/quant_alpha_tests/test_lifecycle_postgres.py",  # (165)
 )
 _HEAVY = ("slow", "daemon", "beside")
+#: Every test in a module of this name is marked ``crash_matrix`` (the modules themselves are left as they are).
+CRASH_MATRIX_FILE = "test_crash_matrix.py"
 
 
 def _group(item: pytest.Item) -> str:
@@ -72,6 +75,9 @@ def _in_group(item: pytest.Item, group: str) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:  # before -m deselects: make test-quick leaves the crash matrices out by this marker
+        if item.path.name == CRASH_MATRIX_FILE:
+            item.add_marker(pytest.mark.crash_matrix)
     if not hasattr(config, "workerinput") or not getattr(config.option, "loadgroup", False):
         return
     rank: dict[str, int] = {}
