@@ -1,5 +1,6 @@
-"""Root fixtures: real Dagster instances (SQLite and PostgreSQL), a throwaway PostgreSQL server, and a
-migrated MLflow SQLite template that tests copy instead of migrating a fresh database each.
+"""Root fixtures: real Dagster instances (SQLite and PostgreSQL), a throwaway PostgreSQL server, a migrated
+MLflow SQLite template that tests copy instead of migrating a fresh database each, and the lifecycles built
+once per session and shared by several modules (``ml_platform_tests.lifecycles``).
 
 Tests that need PostgreSQL mark themselves ``@pytest.mark.postgres`` and take ``postgres``,
 ``postgres_db`` or ``dagster_pg_instance``. Without PostgreSQL those tests skip, except under
@@ -23,6 +24,11 @@ from ml_platform.testing.postgres import (
 )
 from ml_platform_tests.harness.mlflow_template import build_mlflow_template, copy_mlflow_template
 from ml_platform_tests.harness.postgres import require_postgres_or_skip
+from ml_platform_tests.lifecycles.scaffolded import scaffolded_project, scaffolded_project_locked
+from ml_platform_tests.lifecycles.team_b import team_b_features
+
+__all__ = ["dagster_instance", "dagster_pg_instance", "mlflow_template", "postgres", "postgres_db",
+           "scaffolded_project", "scaffolded_project_locked", "team_b_features"]
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,15 @@ names: business-day partitions, ``session``/``ticker`` keys, the ``team_b`` asse
 scikit-learn model, lookbacks stated in partitions, and its own prices file. It goes through
 materialize -> train -> register -> promote (shortcut) -> live signals; then a real edit of one of its
 feature files is committed and the old champion is refused at load with ``ContractViolation``.
+
+The materialization is the session's shared one (``team_b_features``, also under ``trace/test_trace.py``);
+this module goes on from a copy of it: its own checkout at the same commit and its own home.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,56 +39,49 @@ from ml_platform import (
 )
 from ml_platform.cli import main
 from ml_platform.testing import champion_shortcut
-from ml_platform_tests.harness.mlflow_template import seed_tracking_uri
+from ml_platform_tests.lifecycles.team_b import (
+    FEATURES,
+    TEAM_B_GROUP,
+    TeamBFeatures,
+    git,
+    imported_team_b,
+)
 
-PROJECT = Path(__file__).parent / "projects" / "team_b"
-FEATURES = DataWindow.parse("2021-02-01..2022-02-28")
 TRAINING = DataWindow.parse("2021-02-01..2021-12-31")
 LIVE = DataWindow.parse("2022-01-03..2022-01-31")
 
-pytestmark = pytest.mark.beside  # heavy: make test runs it in its second process
-
-
-def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
-def _forget_team_b() -> None:
-    for name in [m for m in sys.modules if m == "team_b" or m.startswith("team_b.")]:
-        del sys.modules[name]
+# heavy (an end-to-end lifecycle); shares team_b_features with trace/test_trace.py on one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.beside, pytest.mark.xdist_group(TEAM_B_GROUP)]
 
 
 @dataclass(frozen=True)
 class TeamRepo:
     root: Path
     commit: str
+    home: Path  # the module's own home: a copy of the shared features' (store, MLflow, Dagster instance)
 
 
 @pytest.fixture(scope="module")
-def team_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamRepo]:
-    """team_b in a git repository of its own, importable as ``team_b``."""
-    root = tmp_path_factory.mktemp("team_b_checkout")
-    shutil.copytree(PROJECT, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    _git(root, "init", "-q")
-    _git(root, "-c", "user.name=Team B", "-c", "user.email=b@example.com", "add", "-A")
-    _git(root, "-c", "user.name=Team B", "-c", "user.email=b@example.com", "commit", "-q", "-m", "team_b")
-    _forget_team_b()
-    sys.path.insert(0, str(root))
-    try:
-        yield TeamRepo(root, _git(root, "rev-parse", "HEAD"))
-    finally:
-        sys.path.remove(str(root))
-        _forget_team_b()
+def team_repo(team_b_features: TeamBFeatures, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamRepo]:
+    """team_b in a git repository of its own (a copy of the shared one), importable as ``team_b``."""
+    copy = team_b_features.copy(tmp_path_factory.mktemp("team_b_project"))
+    with imported_team_b(copy.checkout):
+        yield TeamRepo(copy.checkout, git(copy.checkout, "rev-parse", "HEAD"), copy.home)
 
 
 def test_team_project_runs_the_whole_lifecycle_and_refuses_its_own_code_change(
-        team_repo: TeamRepo, dagster_instance: dg.DagsterInstance, tmp_path: Path, mlflow_template: Path) -> None:
+        team_repo: TeamRepo, team_b_features: TeamBFeatures) -> None:
+    with dg.instance_for_test(temp_dir=str(team_repo.home / "dagster")) as dagster_instance:
+        _whole_lifecycle(team_repo, team_b_features, dagster_instance)
+
+
+def _whole_lifecycle(team_repo: TeamRepo, team_b_features: TeamBFeatures,
+                     dagster_instance: dg.DagsterInstance) -> None:
     from team_b.definitions import MODEL_NAME, PREFIX, team_definitions
     from team_b.features import build_graph
 
-    settings = Settings.local(tmp_path / ".ml_platform")
-    seed_tracking_uri(mlflow_template, settings.tracking_uri)  # migrated once per session, not here
+    settings = Settings.local(team_repo.home / ".ml_platform")
+    assert team_repo.commit == team_b_features.commit and team_b_features.window == FEATURES
     graph = build_graph()
     assert graph.keys == FrameKeys("session", ("ticker",))
     assert graph.project_root == str(team_repo.root.resolve())
@@ -96,8 +91,8 @@ def test_team_project_runs_the_whole_lifecycle_and_refuses_its_own_code_change(
     life = Lifecycle(defs, graph, dagster_instance, key_prefix=PREFIX)
     store = PinnedStore(settings.storage)
 
-    # materialize: business days only, lookbacks in sessions (a Monday reads the previous Friday)
-    life.features(FEATURES)
+    # materialize (the shared team_b_features did, over FEATURES, from this same commit): business days only,
+    # lookbacks in sessions (a Monday reads the previous Friday)
     monday = store.read("team_b/ret_1", "2021-03-01")
     assert [u.partition for u in monday.manifest.upstream] == ["2021-02-26", "2021-03-01"]
     assert monday.frame.columns == ["session", "ticker", "ret_1"] and monday.frame["ret_1"].null_count() == 0
@@ -147,7 +142,7 @@ def test_team_project_runs_the_whole_lifecycle_and_refuses_its_own_code_change(
     # a real edit of the team's feature file, committed: the momentum lookback goes from 10 to 12 sessions
     features_py = team_repo.root / "team_b" / "features.py"
     features_py.write_text(features_py.read_text().replace("MOMENTUM_SESSIONS = 10", "MOMENTUM_SESSIONS = 12"))
-    _git(team_repo.root, "-c", "user.name=Team B", "-c", "user.email=b@example.com", "commit", "-qam", "mom 12")
+    git(team_repo.root, "-c", "user.name=Team B", "-c", "user.email=b@example.com", "commit", "-qam", "mom 12")
     edited_module = importlib.reload(sys.modules["team_b.features"])
     edited = edited_module.build_graph()
     changed = {n.key for n in graph if n.graph_hash != edited[n.key].graph_hash}

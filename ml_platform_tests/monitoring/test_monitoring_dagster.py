@@ -28,6 +28,8 @@ from ml_platform_tests.monitoring.project import MODEL, PREFIX, build_graph, des
 
 POLICY = DriftPolicy(window_days=20, min_days=10, min_validation_days=40)
 
+pytestmark = pytest.mark.slow  # an end-to-end lifecycle (materialize, train, promote, serve) in its fixture
+
 
 class Clock:
     def __init__(self) -> None:

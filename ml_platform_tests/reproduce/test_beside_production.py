@@ -62,6 +62,7 @@ def _old_commit(tmp_path: Path, namespace: tuple[str, ...] = NAMESPACE) -> tuple
     return CodeLocation("repro_a1b2c3d4e5f6", "tinyproj.defs", "defs", _project(tmp_path / "old_src"), script), work
 
 
+@pytest.mark.daemon  # production: a real webserver and daemon
 def test_refusals_leave_production_as_it_was(production, tmp_path: Path) -> None:
     services, reproductions = production
     # a location whose keys are not namespaced (an older library) is refused before production sees it

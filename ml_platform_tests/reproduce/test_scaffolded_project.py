@@ -14,19 +14,13 @@ is taken out afterwards. (The example project's reproductions cover the isolated
 
 from __future__ import annotations
 
-import os
-import subprocess
-import tomllib
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from click.testing import CliRunner
 
 from ml_platform import ModelRegistry, PinnedStore, Settings
-from ml_platform.cli import main
 from ml_platform.reproduce.beside import BesideProduction, ReproductionWorkspace
-from ml_platform.reproduce.checkout import _uv
 from ml_platform.reproduce.dagster_services import (
     CodeLocation,
     DagsterServices,
@@ -36,48 +30,26 @@ from ml_platform.reproduce.dagster_services import (
 from ml_platform.reproduce.service import REPRODUCES_TAG, reproduce_version
 from ml_platform.reproduce.signals import served_signals
 from ml_platform.workspace import workspace_target
+from ml_platform_tests.lifecycles.scaffolded import GIT, PACKAGE, ScaffoldedProject, project_env, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.daemon]
 
-REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("scaffold_production.py")
-PACKAGE = "desk_alpha"
 MODEL = f"{PACKAGE}_ridge"
 TRAIN, LIVE = "2023-01-02..2023-06-30", "2023-07-03..2023-07-14"
-_GIT = ("git", "-c", "user.name=desk", "-c", "user.email=desk@test", "-c", "init.defaultBranch=main")
-
-
-def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
-    assert done.returncode == 0, f"{args}: {done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
-
-
-def _own_lock(project: Path) -> None:
-    """ml_platform from this checkout; every package this repository locks, at its locked version."""
-    locked = tomllib.loads((REPO / "uv.lock").read_text())["package"]
-    pins = ", ".join(f'"{p["name"]}=={p["version"]}"' for p in locked if "registry" in p.get("source", {}))
-    with (project / "pyproject.toml").open("a") as file:
-        file.write(f'\n[tool.uv]\nconstraint-dependencies = [{pins}]\n\n'
-                   f'[tool.uv.sources]\nml-platform = {{ path = "{REPO}" }}\n')
-    _run([*_uv(), "lock", "--quiet"], project)
+_GIT, _run = GIT, run
 
 
 @pytest.mark.timeout(1800)
-def test_a_scaffolded_project_is_reproduced_bit_exactly_after_its_feature_code_moved_on(tmp_path: Path) -> None:
-    project = tmp_path / "desk-alpha"
-    result = CliRunner().invoke(main, ["init", str(project)])
-    assert result.exit_code == 0, result.output
-    _own_lock(project)
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "DAGSTER_HOME", "PYTHONPATH"}
-           and not k.startswith("ML_PLATFORM_")}
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    _run([*_uv(), "sync", "--frozen", "--quiet"], project, env)
-    _run([*_GIT, "init", "--quiet"], project)
-    _run([*_GIT, "add", "--all"], project)
-    _run([*_GIT, "commit", "--quiet", "-m", "A: scaffolded"], project)
+def test_a_scaffolded_project_is_reproduced_bit_exactly_after_its_feature_code_moved_on(
+        scaffolded_project_locked: ScaffoldedProject, tmp_path: Path) -> None:
+    # the session's scaffolded project (ml-platform init, its own lock, its venv synced, committed as A): this
+    # test is the only one that moves it on
+    project = scaffolded_project_locked.root
+    assert scaffolded_project_locked.init_exit_code == 0, scaffolded_project_locked.init_output
+    env = project_env()
     commit = _run([*_GIT, "rev-parse", "HEAD"], project).strip()
+    assert commit == scaffolded_project_locked.commit and _run([*_GIT, "status", "--porcelain"], project) == ""
 
     home = tmp_path / "production"
     version = _run([str(project / ".venv" / "bin" / "python"), str(DRIVER), PACKAGE, str(home), TRAIN, LIVE],

@@ -146,6 +146,7 @@ def test_the_instance_databases_exist_once_before_any_dagster_process_starts(tmp
             assert len(conn.execute("SELECT version_num FROM alembic_version").fetchall()) == 1, db
 
 
+@pytest.mark.daemon  # starts a real webserver and daemon (the code location fails to load in them)
 def test_a_code_location_that_does_not_load_is_reported(deployment: IsolatedDeployment) -> None:
     (deployment.location.working_directory / "tinyproj" / "defs.py").write_text("raise RuntimeError('broken at A')\n")
     with pytest.raises(ReproductionFailed, match="broken at A"), DagsterServices(deployment):

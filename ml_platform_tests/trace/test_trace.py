@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
-import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,9 +46,9 @@ from ml_platform.registry.run_files import artifact_ref, log_files
 from ml_platform.testing import champion_shortcut
 from ml_platform.trace.report import lineage_svg, render_html, render_markdown, write_trace_report
 from ml_platform_tests.harness.mlflow_template import seed_tracking_uri
-from ml_platform_tests.test_team_project import PROJECT, _forget_team_b, _git
+from ml_platform_tests.lifecycles.team_b import TEAM_B_GROUP, WHO, TeamBFeatures, git, imported_team_b
 
-FEATURES = DataWindow.parse("2021-02-01..2021-06-30")
+FEATURES = DataWindow.parse("2021-02-01..2021-06-30")  # inside the shared team_b_features' window
 TRAINING_1 = DataWindow.parse("2021-02-01..2021-05-28")
 LIVE_A = DataWindow.parse("2021-06-01..2021-06-04")
 LIVE_B = DataWindow.parse("2021-06-07..2021-06-11")
@@ -58,6 +57,9 @@ DAY_A, DAY_B, DAY_C = "2021-06-02", "2021-06-09", "2021-06-16"
 TICKER = "ALPH"
 SIGNALS = "team_b/live_signals"
 RATIONALE = "# Promote v2\n\nShorter training window; validation Sharpe within tolerance. Approved by bob.\n"
+
+# an end-to-end lifecycle; shares team_b_features with test_team_project.py on one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(TEAM_B_GROUP)]
 
 
 @dataclass(frozen=True)
@@ -82,21 +84,13 @@ def _version(result: dg.ExecuteInProcessResult) -> str:
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[History]:
-    root = tmp_path_factory.mktemp("team_b_trace")
-    shutil.copytree(PROJECT, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    who = ("-c", "user.name=Team B", "-c", "user.email=b@example.com")
-    _git(root, "init", "-q")
-    _git(root, *who, "add", "-A")
-    _git(root, *who, "commit", "-q", "-m", "team_b")
-    _forget_team_b()
-    sys.path.insert(0, str(root))
-    try:
-        with dg.instance_for_test() as instance:
-            yield _build(root, who, instance, tmp_path_factory.mktemp("trace_home"), mlflow_template)
-    finally:
-        sys.path.remove(str(root))
-        _forget_team_b()
+def history(team_b_features: TeamBFeatures, tmp_path_factory: pytest.TempPathFactory,
+            mlflow_template: Path) -> Iterator[History]:
+    """The history, built on a copy of the session's team_b features (its own checkout at commit A and home)."""
+    assert team_b_features.window.start <= FEATURES.start and FEATURES.end <= team_b_features.window.end
+    copy = team_b_features.copy(tmp_path_factory.mktemp("team_b_trace"))
+    with imported_team_b(copy.checkout), dg.instance_for_test(temp_dir=str(copy.dagster_home)) as instance:
+        yield _build(copy.checkout, WHO, instance, copy.home, mlflow_template)
 
 
 def _build(root: Path, who: tuple[str, ...], instance: dg.DagsterInstance, home: Path,
@@ -110,7 +104,7 @@ def _build(root: Path, who: tuple[str, ...], instance: dg.DagsterInstance, home:
     life = Lifecycle(team_definitions(settings, graph), graph, instance, key_prefix=PREFIX)
     store = PinnedStore(settings.storage)
     registry = ModelRegistry(settings.tracking_uri, artifact_location=settings.artifact_location)
-    life.features(FEATURES)
+    # the features over FEATURES were materialized by the shared team_b_features, from this same commit
     life.training_set(TRAINING_1)
     v1 = _version(life.train(trained_by="team-b-ci"))
     champion_shortcut(registry, MODEL_NAME, v1, actor="team-b-ci", reason="first champion")
@@ -139,7 +133,7 @@ def _build(root: Path, who: tuple[str, ...], instance: dg.DagsterInstance, home:
 
     features_py = root / "team_b" / "features.py"  # a real code change, committed, then rematerialized
     features_py.write_text(features_py.read_text().replace("MOMENTUM_SESSIONS = 10", "MOMENTUM_SESSIONS = 12"))
-    _git(root, *who, "commit", "-qam", "momentum 12")
+    git(root, *who, "commit", "-qam", "momentum 12")
     edited = importlib.reload(sys.modules["team_b.features"]).build_graph()
     edited_life = Lifecycle(team_definitions(settings, edited), edited, instance, key_prefix=PREFIX)
     edited_life.features(DataWindow(LIVE_A.start, LIVE_C.end), targets=["model_inputs"])

@@ -1,8 +1,10 @@
 """The lifecycle end to end on real components: Dagster on SQLite, the pinned store, MLflow on SQLite.
 
-One deployment per module (features over a short window of the bundled real sample, a training set,
-version 1 of the model) is built once and shared; tests that change shared state (the training set,
-feature partitions) put it back in a ``finally`` and check that they did.
+The features over a short window of the bundled real sample are the session's shared ``example_features``
+(also under ``test_reproduce.py``); this module copies their home once and adds a training set and version 1
+of the model (``trained``). The one test that only reads shares that home; every test that runs anything
+works on a copy of it of its own (``lifecycle``). Tests that change state (the training set, feature
+partitions) still put it back in a ``finally`` and check that they did.
 
 Windows (real AAPL, GOOG, IBM, MSFT prices; FB only lists in 2012-05):
 
@@ -32,7 +34,8 @@ from ml_platform.registry import entities
 from ml_platform.settings import Settings
 from ml_platform.testing import champion_shortcut
 from ml_platform.window import DataWindow
-from ml_platform_tests.harness.mlflow_template import seed_tracking_uri
+from ml_platform_tests.lifecycles.homes import copy_home
+from quant_alpha_tests.example_features import EXAMPLE_GROUP, ExampleFeatures
 from quant_alpha_tests.lifecycle_fixtures import (
     Deployment,
     TrainedVersion,
@@ -44,7 +47,8 @@ from quant_alpha_tests.lifecycle_fixtures import (
     variant_graph,
 )
 
-pytestmark = pytest.mark.slow
+# shares example_features with test_reproduce.py on one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(EXAMPLE_GROUP)]
 
 FEATURES = DataWindow.parse("2011-09-01..2011-12-30")
 TRAINING = DataWindow.parse("2011-09-01..2011-11-30")
@@ -62,29 +66,54 @@ TRAINER = RidgeTrainer(alpha=10.0, min_days=MIN_DAYS)
 
 @dataclass(frozen=True)
 class TrainedDeployment:
-    """The shared module state: a deployment with features, a training set and version 1 registered."""
+    """A deployment with features, a training set and version 1 registered."""
 
     dep: Deployment
     first: TrainedVersion
     training_set_hash: str
 
 
+@dataclass(frozen=True)
+class TrainedHome:
+    """The module's home once version 1 is registered (its Dagster instance closed): copied, never written."""
+
+    home: Path
+    first: TrainedVersion
+    training_set_hash: str
+
+
 @pytest.fixture(scope="module")
-def lifecycle(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[TrainedDeployment]:
-    """Features over FEATURES, the training set over TRAINING and version 1, on a fresh SQLite instance."""
-    home = tmp_path_factory.mktemp("lifecycle")
-    (home / "dagster").mkdir()
+def trained(example_features: ExampleFeatures, tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
+    """Features over FEATURES (the shared ones), the training set over TRAINING and version 1, on SQLite."""
+    assert example_features.window.start <= FEATURES.start and FEATURES.end <= example_features.window.end
+    home = example_features.copy(tmp_path_factory.mktemp("lifecycle")).home
     with dg.instance_for_test(temp_dir=str(home / "dagster")) as instance:
-        settings = Settings.local(home / ".ml_platform")
-        seed_tracking_uri(mlflow_template, settings.tracking_uri)  # migrated once per session, not here
-        dep = Deployment.create(settings, instance, trainer=TRAINER)
-        dep.life.features(FEATURES)
+        dep = Deployment.create(Settings.local(home / ".ml_platform"), instance, trainer=TRAINER)
         dep.life.training_set(TRAINING)
         first = dep.train(**TRAIN_CONFIG)
-        yield TrainedDeployment(dep, first, dep.store.manifest("training_set", None).data_hash)
+        return TrainedHome(home, first, dep.store.manifest("training_set", None).data_hash)
 
 
-def test_training_registers_version_1_with_contract_and_code_snapshot(lifecycle: TrainedDeployment) -> None:
+def _opened(home: Path, trained: TrainedHome) -> Iterator[TrainedDeployment]:
+    with dg.instance_for_test(temp_dir=str(home / "dagster")) as instance:
+        dep = Deployment.create(Settings.local(home / ".ml_platform"), instance, trainer=TRAINER)
+        yield TrainedDeployment(dep, trained.first, trained.training_set_hash)
+
+
+@pytest.fixture
+def trained_read_only(trained: TrainedHome) -> Iterator[TrainedDeployment]:
+    """The module's trained home itself, for a test that only reads it."""
+    yield from _opened(trained.home, trained)
+
+
+@pytest.fixture
+def lifecycle(trained: TrainedHome, tmp_path: Path) -> Iterator[TrainedDeployment]:
+    """A copy of the module's trained home of the test's own, for a test that changes state."""
+    yield from _opened(copy_home(trained.home, tmp_path / "home"), trained)
+
+
+def test_training_registers_version_1_with_contract_and_code_snapshot(trained_read_only: TrainedDeployment) -> None:
+    lifecycle = trained_read_only
     dep, first = lifecycle.dep, lifecycle.first
     assert (first.model_name, first.version) == (MODEL, "1")
     assert "1" in next(m for m in dep.registry.list_models() if m.name == MODEL).versions

@@ -13,6 +13,9 @@ registry versions and Dagster instance are compared before and after.
 Between the live days the vendor re-delivers the bars of the training window's last day: the days
 served after it read the revised bars through their lookbacks, so they are reproduced in a second pass
 (the revision seeded, only what differs backfilled again) and must match too.
+
+The clone at A and its features are the session's shared ``example_features`` (also under
+``test_lifecycle.py``); production goes on from a copy of them: its own clone and its own home.
 """
 
 from __future__ import annotations
@@ -27,20 +30,19 @@ import dagster as dg
 import polars as pl
 import pytest
 from mlflow import MlflowClient
-from quant_alpha.features import FEATURE_NODES
-from quant_alpha.market.schema import KEYS
 from quant_alpha.project import TRAINER
 
-from ml_platform import DataWindow, FeatureGraph, FrameKeys, Settings
+from ml_platform import DataWindow
 from ml_platform.errors import ConfigurationError, ReproductionFailed
 from ml_platform.reproduce.certificate import CERTIFICATE_TAG, VERDICT_TAG
 from ml_platform.reproduce.service import REPRODUCES_TAG, reproduce_version
 from ml_platform.reproduce.signals import served_signals
 from ml_platform.testing import champion_shortcut
-from ml_platform_tests.harness.mlflow_template import seed_tracking_uri
+from quant_alpha_tests.example_features import EXAMPLE_GROUP, ExampleFeatures, clone_graph
 from quant_alpha_tests.lifecycle_fixtures import Deployment, TrainedVersion
 
-pytestmark = [pytest.mark.slow, pytest.mark.daemon]
+# shares example_features with test_lifecycle.py on one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.daemon, pytest.mark.xdist_group(EXAMPLE_GROUP)]
 
 FEATURES = DataWindow.parse("2011-07-01..2011-12-09")
 TRAINING = DataWindow.parse("2011-07-01..2011-11-30")
@@ -49,7 +51,6 @@ BEFORE_REVISION = DataWindow.parse("2011-12-01..2011-12-05")
 AFTER_REVISION = DataWindow.parse("2011-12-06..2011-12-09")
 REVISED_DAY = "2011-11-30"  # in the training window, and in the lookbacks of the days after the revision
 _GIT = ("git", "-c", "user.name=repro test", "-c", "user.email=repro@test")
-REPO = Path(__file__).resolve().parents[3]
 
 
 @dataclass(frozen=True)
@@ -85,22 +86,18 @@ def _vendor_revision(dep: Deployment, day: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[Production]:
+def production(example_features: ExampleFeatures, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
+    """Production goes on from a copy of the session's example features: its own clone (the same commit A and
+    uncommitted changes, from which those features were computed) and its own home."""
+    assert example_features.window.start <= FEATURES.start and FEATURES.end <= example_features.window.end
     tmp = tmp_path_factory.mktemp("repro")
-    clone = tmp / "repo"
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=300)
+    own = example_features.copy(tmp, clone=True)
+    clone = own.clone
     features = clone / "examples" / "quant_alpha" / "quant_alpha" / "features.py"
-    # uncommitted at training time: a comment (the code hash ignores it) and an untracked file
-    features.write_text(features.read_text().replace("def momentum(", "# trained from a dirty tree\ndef momentum(", 1))
-    (clone / "NOTES.md").write_text("work in progress\n")
-    graph = FeatureGraph(FEATURE_NODES, keys=FrameKeys(*KEYS[:1], KEYS[1:]), project_packages=("quant_alpha",),
-                         project_root=clone / "examples" / "quant_alpha")
-    (tmp / "dagster").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp / "dagster")) as instance:
-        settings = Settings.local(tmp / ".ml_platform")
-        seed_tracking_uri(mlflow_template, settings.tracking_uri)  # migrated once per session, not here
-        dep = Deployment.create(settings, instance, graph, TRAINER)
-        dep.life.features(FEATURES)
+    assert "# trained from a dirty tree\ndef momentum(" in features.read_text() and (clone / "NOTES.md").is_file()
+    with dg.instance_for_test(temp_dir=str(own.dagster_home)) as instance:
+        dep = Deployment.create(own.settings, instance, clone_graph(clone), TRAINER)
+        # the features over FEATURES: materialized by the shared example_features, from this same tree
         dep.life.training_set(TRAINING)
         trained = dep.train(validation_fraction=0.25, trained_by="analyst@research")
         champion_shortcut(dep.registry, trained.model_name, trained.version)
