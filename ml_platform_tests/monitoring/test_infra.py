@@ -324,3 +324,22 @@ def test_an_incident_carries_the_outcome_and_the_time_it_was_observed() -> None:
     assert incident.details == outcome.details and incident.observed_at == "2024-07-06T12:00:00.000000+00:00"
     assert incident.severity == I.Severity.WARNING
     assert I.incident_of(outcome).severity == I.Severity.ERROR
+
+
+def test_deadlines_are_in_utc_whatever_the_machines_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert NY.close_of(dt.date(2024, 7, 5)).isoformat() == "2024-07-05T20:00:00+00:00"
+        calendar = [("2024-07-05", dt.date(2024, 7, 5))]
+        expected = I.expected_partition(calendar, NY, SLO, dt.datetime(2024, 7, 6, 6, tzinfo=dt.UTC))
+        assert expected is not None and expected.due_at.isoformat() == "2024-07-05T21:00:00+00:00"
+        outcome = I.check_freshness("f/a", expected, [], dt.datetime(2024, 7, 6, 6, tzinfo=dt.UTC))
+        assert outcome.details["due_at"] == "2024-07-05T21:00:00+00:00"
+        assert I._aware(dt.datetime(2024, 7, 6, 15, tzinfo=dt.timezone(dt.timedelta(hours=9)))).isoformat() == \
+            "2024-07-06T06:00:00+00:00"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

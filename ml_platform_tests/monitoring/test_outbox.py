@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import multiprocessing
+import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -255,3 +258,87 @@ def test_last_sent_is_the_newest_queued_alert_of_the_key_and_action(tmp_path: Pa
     naive = Outbox(tmp_path / "naive.jsonl")
     naive.record_queued(_alert("k:a"), key="k:a", action="trigger", at="2024-03-01T09:00:00")
     assert naive.last_sent("k:a").tzinfo is not None and naive.last_sent("k:a").hour == 9
+
+
+def test_damaged_lines_are_named_with_their_reason_and_text(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    first = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
+    good = outbox.path.read_bytes()
+    bad_lines = [b"[1, 2]", b'{"event": "queued", "id": 5, "at": "' + T0.encode() + b'", "key": "k"}',
+                 b'{"event": "queued", "at": "' + T0.encode() + b'", "key": "k"}',
+                 b'{"event": "lost", "id": "x", "at": "' + T0.encode() + b'", "key": "k"}',
+                 b'{"event": "queued", "id": "x", "at": "noon", "key": "k"}', b"\xff\xfe" + b"z" * 300]
+    outbox.path.write_bytes(good + b"\n" + b"\n".join(bad_lines) + b"\n" + good)
+    with caplog.at_level(logging.WARNING, logger="ml_platform.monitoring.outbox"):
+        log = outbox.read()
+    assert [r.id for r in log.records] == [first, first] and [r.line for r in log.records] == [1, 9]
+    reasons = [d.reason for d in log.damaged]
+    assert reasons[0] == "not a JSON object"
+    assert reasons[1] == "not an outbox record (TypeError: id, at and key must be texts)"
+    assert reasons[2] == "not an outbox record (KeyError: 'id')"
+    assert reasons[3].startswith("not an outbox record (ValueError: 'lost' is not a valid OutboxEvent")
+    assert reasons[4].startswith("not an outbox record (ValueError: Invalid isoformat string: 'noon'")
+    assert reasons[5].startswith("not JSON (")
+    assert [d.line for d in log.damaged] == [3, 4, 5, 6, 7, 8] and not any(d.last for d in log.damaged)
+    assert log.damaged[0].text == "[1, 2]" and log.damaged[5].text == "\ufffd\ufffd" + "z" * 198
+    assert log.torn is None
+    assert (f"outbox {outbox.path}: line 3 is damaged (not a JSON object); it is skipped and every other line "
+            "read\n") in caplog.text + "\n"
+
+
+def test_a_damaged_last_line_is_the_interrupted_append_even_with_its_newline(tmp_path: Path,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
+    with outbox.path.open("ab") as stream:
+        stream.write(b'{"event": "queu\n')
+    with caplog.at_level(logging.WARNING, logger="ml_platform.monitoring.outbox"):
+        log = outbox.read()
+    assert log.torn is not None and log.torn.line == 2 and log.torn.last
+    assert (f"outbox {outbox.path}: line 2 is damaged ({log.torn.reason}): the last append was interrupted (crash); "
+            "it is skipped and every other line read") in caplog.text
+
+
+def test_blank_lines_are_skipped_and_every_line_after_them_read(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    first = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
+    with outbox.path.open("ab") as stream:
+        stream.write(b"\n   \n")
+    second = outbox.record_queued(_alert("k:b"), key="k:b", action="trigger", at=T1)
+    log = outbox.read()
+    assert [(r.id, r.line) for r in log.records] == [(first, 1), (second, 4)] and log.damaged == ()
+
+
+def test_lines_are_compact_ascii_json_in_a_file_only_its_owner_writes(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        outbox = Outbox(tmp_path / "new" / "pager.jsonl")
+        ident = outbox.record_queued({"summary": "prix évalué"}, key="k:é", action="trigger", at=T0)
+    finally:
+        os.umask(previous)
+    raw = outbox.path.read_bytes()
+    assert raw == (b'{"v":1,"event":"queued","id":"' + ident.encode() + b'","at":"' + T0.encode()
+                   + b'","key":"k:\\u00e9","action":"trigger","alert":{"summary":"prix \\u00e9valu\\u00e9"}}\n')
+    assert outbox.read().records[0].key == "k:é"
+    assert stat.S_IMODE(outbox.path.stat().st_mode) == 0o644
+
+
+def test_an_outbox_that_cannot_be_opened_or_written_says_which_and_why(tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    with pytest.raises(MonitoringError, match=f"cannot open the outbox {blocker / 'pager.jsonl'} for appending: "
+                                              ".*; check the outbox_dir setting and its permissions"):
+        Outbox(blocker / "pager.jsonl").record_queued(_alert("k:a"), key="k:a", action="trigger")
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("no /dev/full on this machine")
+    with pytest.raises(MonitoringError, match="cannot append to the outbox /dev/full: .*No space left on device"):
+        Outbox(full).record_queued(_alert("k:a"), key="k:a", action="trigger")
+
+
+def test_a_time_with_an_offset_is_read_as_that_instant(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at="2024-03-01T10:00:00+01:00")
+    sent = outbox.last_sent("k:a")
+    assert sent is not None and sent.isoformat() == "2024-03-01T10:00:00+01:00"
+    assert sent.astimezone(dt.UTC).hour == 9
