@@ -147,7 +147,7 @@ def test_a_head_whose_own_history_entry_was_lost_does_not_root_the_entry_before_
 def test_an_unreadable_head_keeps_every_version_of_its_partition_and_says_so(
         store: PinnedStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, content: bytes) -> None:
     versions = [store.write("features/momentum", DAY, frame(v)).data_hash for v in (0.0, 1.0)]
-    others = {n: store.write(f"other/k{n}", None, frame(n)).data_hash for n in range(8)}
+    others = {n: store.write(f"other/k{n}", None, frame(100 + n)).data_hash for n in range(8)}  # other contents
     head = Path(store.base, head_rel("features/momentum", DAY))
     head.write_bytes(content)
     backdate(store, "features/momentum", DAY, 1, 2)
