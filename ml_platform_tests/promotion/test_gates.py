@@ -28,7 +28,7 @@ SHORT = PromotionPolicy(min_rationale_chars=10)
 
 
 def refused(gate: str, match: str) -> pytest.RaisesContext[GateFailed]:
-    return pytest.raises(GateFailed, match=f"^\\[GATE_FAILED\\] promotion gate '{gate}' refused: .*{match}")
+    return pytest.raises(GateFailed, match=f"(?s)^\\[GATE_FAILED\\] promotion gate '{gate}' refused: .*{match}")
 
 
 # -- the failure every gate raises -----------------------------------------------------------------
@@ -460,3 +460,163 @@ def test_the_counts_are_integers_in_their_range(field: str, value: object, bound
 def test_the_override_prefix_is_a_short_one_line_marker(prefix: object) -> None:
     with pytest.raises(ConfigurationError, match="override_prefix must be a short one-line marker"):
         PromotionPolicy(override_prefix=prefix)  # type: ignore[arg-type]
+
+
+# -- survivors of the first mutation run ----------------------------------------------------------------
+
+
+def test_the_contract_gate_checks_the_live_graph_schema_and_environment() -> None:
+    import dataclasses
+
+    from ml_platform.environment import capture_environment
+    from ml_platform_tests.registry import conftest as R
+
+    contract = R.make_contract("m", R.make_model())
+    running = capture_environment()
+    passed = G.check_contract_gate(contract, live_graph_hash=R.GRAPH_HASH, live_schema=R.feature_schema(),
+                                   keys=R.KEYS, running_env=running, policy="strict")
+    assert passed == G.GateResult("contract", True, f"feature graph {R.GRAPH_HASH} and schema match",
+                                  {"environment_differences": []})
+    with refused("contract", f"feature_graph_hash: contract {R.GRAPH_HASH} != live {R.OTHER_GRAPH_HASH}"):
+        G.check_contract_gate(contract, live_graph_hash=R.OTHER_GRAPH_HASH, live_schema=R.feature_schema(),
+                              keys=R.KEYS, running_env=running, policy="strict")
+    moved = dataclasses.replace(running, packages=tuple((n, "0.0.1" if n == "polars" else v)
+                                                        for n, v in running.packages))
+    tolerated = G.check_contract_gate(contract, live_graph_hash=R.GRAPH_HASH, live_schema=R.feature_schema(),
+                                      keys=R.KEYS, running_env=moved, policy="warn")
+    assert tolerated.detail == (f"feature graph {R.GRAPH_HASH} and schema match; 1 environment difference(s) "
+                                "tolerated by policy")
+    assert [d for d in tolerated.facts["environment_differences"]] == [
+        f"package polars: {running.package_versions['polars']} -> 0.0.1"]
+    with refused("contract", "polars"):
+        G.check_contract_gate(contract, live_graph_hash=R.GRAPH_HASH, live_schema=R.feature_schema(),
+                              keys=R.KEYS, running_env=moved, policy="strict")
+
+
+def test_refusals_end_with_what_to_do() -> None:
+    with refused("rationale", "the rationale is empty; write why this version should become champion$"):
+        G.check_rationale(" ", policy=SHORT)
+    text = "The challenger earns more per unit of turnover on the same dates."
+    with refused("rationale", "of this model; write one for this version$"):
+        G.check_rationale(text, previous=[text], policy=SHORT)
+    with refused("four_eyes", "no approver named; a second person must approve the promotion$"):
+        G.check_four_eyes("", "alice")
+    with refused("four_eyes", "another person must approve it$"):
+        G.check_four_eyes("alice", "alice")
+    long_placeholder = "n/a\n" * 15
+    with refused("rationale", re.escape(f"({long_placeholder.strip()[:40]!r}); write the actual reason") + "$"):
+        G.check_rationale(long_placeholder, policy=SHORT)
+    with pytest.raises(ValueError, match="^a LiveSection holds either both models' series or the reason there are "
+                                         "none$"):
+        G.LiveSection("1", None)
+
+
+def test_a_long_copy_is_found_however_often_its_characters_repeat() -> None:
+    # difflib's automatic junk heuristic ignores characters frequent in a text of 200 or more: in a text made
+    # only of such characters a copy would look 0% identical. The heuristic is off.
+    text = "dab cab bad " * 30
+    with refused("rationale", r"is a copy \(100% identical\)"):
+        G.check_rationale("cab" + text[3:], previous=[text], policy=PromotionPolicy())
+
+
+def test_an_overridden_thresholds_result_is_the_thresholds_gate() -> None:
+    report = numeric(backtest_report(sharpe=0.1), backtest_report())
+    result = G.check_thresholds(report, PromotionPolicy(), override="accepted")
+    assert (result.name, result.passed) == ("thresholds", True)
+
+
+def test_a_live_section_to_dict_and_markdown_whole() -> None:
+    daily = pl.DataFrame({"date": [], "pnl": [], "ic": []})
+    challenger = G.ModelSeries("2", backtest_report(sharpe=1.5), daily)
+    incumbent = G.ModelSeries("1", backtest_report(), daily)
+    live = G.LiveSection("1", dt.date(2021, 3, 1), window=WINDOW, rows=40, challenger=challenger,
+                         incumbent=incumbent)
+    assert live.to_dict() == {
+        "available": True, "incumbent_version": "1", "incumbent_champion_since": "2021-03-01",
+        "window": str(WINDOW), "days": 20, "rows": 40, "challenger": challenger.report.to_dict(),
+        "incumbent": incumbent.report.to_dict(), "differences": live.differences, "reason": None,
+        "thresholds_apply": False}
+    assert live.differences["sharpe"] == pytest.approx(0.5)
+    lines = live.markdown().split("\n")
+    assert lines[:5] == [f"**Live days since incumbent v1 became champion on 2021-03-01** ({G.LIVE_NOT_GATED})", "",
+                         f"{WINDOW}: 20 days, 40 rows", "",
+                         "| metric | challenger v2 | incumbent v1 | difference |"]
+    assert "| sharpe | 1.5000 | 1.0000 | +0.5000 |" in lines
+    absent = G.LiveSection("1", dt.date(2021, 3, 1), reason="why").to_dict()
+    assert (absent["window"], absent["challenger"], absent["incumbent"], absent["days"]) == (None, None, None, 0)
+
+
+def test_the_numeric_report_to_dict_and_markdown_whole() -> None:
+    report = numeric(backtest_report(sharpe=1.25), backtest_report())
+    data = report.to_dict()
+    assert list(data) == ["model", "challenger_version", "incumbent_version", "window", "rows", "challenger",
+                          "incumbent", "differences", "thresholds_apply_to", "live"]
+    assert (data["model"], data["challenger_version"], data["window"]) == ("m", "2", str(WINDOW))
+    assert data["incumbent"] == backtest_report().to_dict() and data["live"]["reason"] == G.LIVE_NOT_COMPUTED
+    lines = report.markdown().split("\n")
+    assert lines[1] == "" and lines[-4] == ""
+    assert report.markdown().endswith(f"\n\n**Live days of incumbent v1** ({G.LIVE_NOT_GATED})\n\n"
+                                      f"{G.LIVE_NOT_COMPUTED}")
+
+
+def test_the_report_annualizes_with_the_periods_given_and_keeps_days_without_an_ic() -> None:
+    from ml_platform.models.backtest import backtest
+    from ml_platform.models.signals import to_signals
+
+    frame = days_frame(dt.date(2021, 3, 1), dt.date(2021, 3, 12))
+    frame = frame.with_columns(pl.when(pl.col("date") == dt.date(2021, 3, 3)).then(0.5).otherwise(pl.col(LABEL))
+                               .alias(LABEL))  # every label tied on one day: no IC that day
+    monthly = G.compute_numeric_report(
+        model="m", challenger=linear((1.0, 0.0)), challenger_version="2", incumbent=None, incumbent_version=None,
+        training_set=frame, window=WINDOW, keys=KEYS, label_column=LABEL, policy=PromotionPolicy(),
+        periods_per_year=12)
+    rows = G.validation_rows(frame, WINDOW, KEYS)
+    signals = to_signals(linear((1.0, 0.0)).predict(rows), KEYS)
+    assert monthly.challenger.report == backtest(signals, rows.select("date", "instrument", LABEL), label_column=LABEL,
+                                                 keys=KEYS, periods_per_year=12)
+    assert report_of(frame, PromotionPolicy()).challenger.report.sharpe != monthly.challenger.report.sharpe
+    daily = monthly.challenger.daily
+    assert daily.height == 12 and daily.filter(pl.col("date") == dt.date(2021, 3, 3))["ic"].null_count() == 1
+    with refused("report", "the challenger \\(version 2\\) cannot be evaluated"):
+        G.compute_numeric_report(
+            model="m", challenger=LinearSignalModel(("f1", "f9"), (1.0, 1.0), 0.0, training_window=TRAIN, n_days=70,
+                                                    n_rows=700, label_column=LABEL, keys=KEYS),
+            challenger_version="2", incumbent=None, incumbent_version=None, training_set=frame, window=WINDOW,
+            keys=KEYS, label_column=LABEL, policy=PromotionPolicy())
+
+
+def test_live_rows_drop_a_stale_label_from_the_model_input_and_treat_text_labels_as_unknown() -> None:
+    frame = days_frame(dt.date(2021, 3, 1), dt.date(2021, 3, 4))
+    x = frame.with_columns(pl.lit(9.9).alias(LABEL))  # a model input that carries a stale label column
+    y = frame.select("date", "instrument", pl.col(LABEL).cast(pl.Utf8))
+    y = y.with_columns(pl.when(pl.col("instrument") == "N00").then(pl.lit("n/a")).otherwise(pl.col(LABEL))
+                       .alias(LABEL))
+    rows = G.live_rows(x, y, after=dt.date(2021, 3, 1), keys=KEYS, label_column=LABEL)
+    assert rows.columns == ["date", "instrument", "f1", "f2", LABEL]
+    assert rows.height == 3 * (len(NAMES) - 1) and "n/a" not in rows[LABEL].to_list()
+
+
+def test_live_sections_without_a_comparison_keep_the_incumbent_and_day_and_say_why_exactly() -> None:
+    frame = days_frame(dt.date(2021, 3, 1), dt.date(2021, 3, 3))
+    x, y = frame.drop(LABEL), frame.select("date", "instrument", LABEL)
+    since = dt.date(2021, 3, 1)
+
+    def live(**overrides: object) -> G.LiveSection:
+        arguments = {"challenger": linear((1.0, 0.0)), "challenger_version": "2", "incumbent": linear((0.0, 1.0)),
+                     "incumbent_version": "1", "since": since, "model_input": x, "labels": y, "keys": KEYS,
+                     "label_column": LABEL, **overrides}
+        return G.compute_live_section(**arguments)  # type: ignore[arg-type]
+
+    assert live(incumbent=None).reason == ("no live days to compare: first promotion, there is no incumbent "
+                                           "champion")
+    unknown = live(labels=None)
+    assert (unknown.incumbent_version, unknown.since) == ("1", since)
+    assert unknown.reason == ("no live days with a known label stored since version 1 was promoted on 2021-03-01: 2 "
+                              "model-input day(s) stored, their labels are not known yet")
+    one_row = live(model_input=x.filter(pl.col("date") == dt.date(2021, 3, 2)).head(1))
+    assert one_row.reason is not None and one_row.reason.startswith("only one live day with a known label")
+    broken = live(incumbent=LinearSignalModel(("f1", "f9"), (1.0, 1.0), 0.0, training_window=TRAIN, n_days=70,
+                                              n_rows=700, label_column=LABEL, keys=KEYS))
+    assert broken.reason is not None and "the incumbent (version 1) cannot score them" in broken.reason
+    both = live()
+    assert (both.challenger.version, both.incumbent.version) == ("2", "1")  # type: ignore[union-attr]
