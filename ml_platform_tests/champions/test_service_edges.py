@@ -318,3 +318,13 @@ def test_version_facts_come_from_mlflows_rows_when_the_ledger_database_holds_the
 def test_version_facts_come_from_the_mlflow_client_otherwise(service: ChampionService, model: str) -> None:
     assert service.version_facts(model, "2") == VersionFacts(True, "ready", GRAPH_HASH, "mlflow")
     assert service.version_facts(model, "9") == VersionFacts(False, None, None, "mlflow")
+
+
+def test_the_service_opens_on_the_registrys_own_ledger_and_reads_through_it(registry: ModelRegistry,
+                                                                             model: str) -> None:
+    with ChampionService.open(registry, production=False, alias_retries=0) as opened:
+        assert opened.ledger.url == f"sqlite:///{registry.sqlite_file}" and opened.alias_retries == 0
+        assert not opened.ledger.production
+        assert opened.history("never_promoted") == () and opened.verify("never_promoted").ok
+        report = opened.verify("never_promoted", strict=False)
+        assert report.entries == 0 and report.model == "never_promoted"
