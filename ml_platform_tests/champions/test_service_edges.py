@@ -328,3 +328,33 @@ def test_the_service_opens_on_the_registrys_own_ledger_and_reads_through_it(regi
         assert opened.history("never_promoted") == () and opened.verify("never_promoted").ok
         report = opened.verify("never_promoted", strict=False)
         assert report.entries == 0 and report.model == "never_promoted"
+
+
+def test_a_promotion_on_the_head_its_gates_compared_against(service: ChampionService, model: str,
+                                                            registry: ModelRegistry) -> None:
+    first = service.promote(model, "1", actor="job run 1", approver="bob", reason="first", expected_head_seq=0)
+    entry = service.promote(model, "2", actor="job run 2", approver="carol", reason="second\nline",
+                            expected_head_seq=first.seq)
+    assert (entry.seq, entry.kind, entry.from_version, entry.to_version) == (2, "promotion", "1", "2")
+    assert (entry.actor, entry.approver, entry.reason) == ("job run 2", "carol", "second\nline")
+    assert registry.champion_alias(model) == "2"
+    with pytest.raises(LedgerConflict, match="its head is entry 2, not 1 as expected"):
+        service.promote(model, "3", actor="job run 3", approver="bob", reason="stale", expected_head_seq=1)
+    assert service.champion(model) == "2"
+
+
+def test_a_rollback_checks_its_reason_and_actor_before_reading_anything(service: ChampionService,
+                                                                        model: str) -> None:
+    promote(service, model, "1", "2")
+    for reason, message in ((None, "reason must be a non-empty string"), ("r" * 10_001, "reason is 10001 characters"),
+                            ("a\x00b", "reason contains the control character")):
+        with pytest.raises(ConfigurationError, match=message):
+            service.rollback(model, reason=reason, actor="oncall")  # type: ignore[arg-type]
+    for actor, message in (("", "actor must be a non-empty string"), ("a" * 257, "actor is 257 characters"),
+                           ("on\tcall", "actor contains the control character")):
+        with pytest.raises(ConfigurationError, match=message):
+            service.rollback(model, reason="r", actor=actor)
+    entry = service.rollback(model, reason="r" * 10_000 + "", actor="a" * 256)
+    assert len(entry.reason) == 10_000 and len(entry.actor) == 256
+    multiline = service.rollback(model, to="2", reason="line one\nline\ttwo", actor="oncall")
+    assert multiline.reason == "line one\nline\ttwo"
