@@ -344,9 +344,9 @@ def live_rows(model_input: pl.DataFrame, labels: pl.DataFrame, *, after: dt.date
                             f"keys {keys}, label column {label_column!r})")
     late = pl.col(keys.time).cast(pl.Date) > after
     known = pl.col(label_column).cast(pl.Float64, strict=False).is_finite()
-    x = model_input.drop(label_column, strict=False).filter(late)
-    y = labels.select(*keys.columns, label_column).filter(late & known.fill_null(False))
-    try:
+    try:  # a time column of another type fails the filters, a key of another type the join
+        x = model_input.drop(label_column, strict=False).filter(late)
+        y = labels.select(*keys.columns, label_column).filter(late & known.fill_null(False))
         return x.join(y, on=list(keys.columns), how="inner").sort(list(keys.columns))
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"the stored model input and label partitions cannot be joined on {keys}: {exc}") from exc

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import multiprocessing
+import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -171,3 +174,171 @@ def test_the_delivery_lock_admits_one_holder_at_a_time(tmp_path: Path) -> None:
         order.append("first")
     thread.join(5)
     assert order == ["first", "second"] and outbox.lock_path.name == "pager.jsonl.lock"
+
+
+def test_every_event_records_exactly_what_it_was_given(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    assert repr(outbox) == f"Outbox({str(tmp_path / 'pager.jsonl')!r})"
+    first = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
+    outbox.record_failed(first, key="k:a", endpoint="pagerduty", attempt=1, error="HTTP 400", status=400,
+                         retryable=False, at=T1)
+    outbox.record_failed(first, key="k:a", endpoint="pagerduty", attempt=2, error="timeout", at=T1)
+    outbox.record_delivered(first, key="k:a", endpoint="slack", attempt=3, answer={"status": 200}, at=T2)
+    outbox.record_delivered(first, key="k:a", endpoint="outbox", attempt=4, at=T2)
+    dup = outbox.record_suppressed(_alert("k:a"), key="k:a", action="trigger", reason="cooldown 30 min",
+                                   duplicate_of=first, at=T2)
+    skipped = outbox.record_skipped(_alert("k:b", "resolve"), key="k:b", action="resolve", reason="not open", at=T2)
+    common = {"v": 1}
+    assert _lines(outbox.path) == [
+        {**common, "event": "queued", "id": first, "at": T0, "key": "k:a", "action": "trigger",
+         "alert": _alert("k:a")},
+        {**common, "event": "failed", "id": first, "at": T1, "key": "k:a", "endpoint": "pagerduty", "attempt": 1,
+         "error": "HTTP 400", "status": 400, "retryable": False},
+        {**common, "event": "failed", "id": first, "at": T1, "key": "k:a", "endpoint": "pagerduty", "attempt": 2,
+         "error": "timeout", "status": None, "retryable": True},
+        {**common, "event": "delivered", "id": first, "at": T2, "key": "k:a", "endpoint": "slack", "attempt": 3,
+         "answer": {"status": 200}},
+        {**common, "event": "delivered", "id": first, "at": T2, "key": "k:a", "endpoint": "outbox", "attempt": 4,
+         "answer": {}},
+        {**common, "event": "suppressed", "id": dup, "at": T2, "key": "k:a", "action": "trigger",
+         "alert": _alert("k:a"), "reason": "cooldown 30 min", "duplicate_of": first},
+        {**common, "event": "skipped", "id": skipped, "at": T2, "key": "k:b", "action": "resolve",
+         "alert": _alert("k:b", "resolve"), "reason": "not open"},
+    ]
+    assert len({first, dup, skipped}) == 3 and all(len(i) == 32 and int(i, 16) >= 0 for i in (first, dup, skipped))
+    log = outbox.read()
+    assert [r.line for r in log.records] == [1, 2, 3, 4, 5, 6, 7]
+    assert log.records[0].action == "trigger" and log.records[0].alert == _alert("k:a")
+    assert log.records[1].action is None and log.records[1].alert is None
+    assert log.records[0].time.isoformat(timespec="microseconds") == T0
+    assert log.attempts(first) == 4 and log.pending() == []
+
+
+def test_find_filters_by_alert_and_event(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    a = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
+    b = outbox.record_queued(_alert("k:b"), key="k:b", action="trigger", at=T0)
+    outbox.record_failed(a, key="k:a", endpoint="pagerduty", attempt=1, error="timeout", at=T1)
+    outbox.record_delivered(a, key="k:a", endpoint="pagerduty", attempt=2, at=T2)
+    log = outbox.read()
+    assert [r.event for r in log.find(a)] == [OutboxEvent.QUEUED, OutboxEvent.FAILED, OutboxEvent.DELIVERED]
+    assert [r.at for r in log.find(a, OutboxEvent.FAILED)] == [T1]
+    assert [r.at for r in log.find(a, "delivered")] == [T2]
+    assert [r.id for r in log.find(b, "queued")] == [b] and log.find(b, "delivered") == []
+    assert log.find("0" * 32) == []
+    assert [r.key for r in outbox.history("k:b")] == ["k:b"] and len(outbox.history()) == 4
+
+
+def test_incidents_open_at_their_first_trigger_and_close_at_a_later_resolve(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    outbox.record_queued(_alert("k:x", "resolve"), key="k:x", action="resolve", at=T0)  # never opened
+    first = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
+    outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T1)  # a re-trigger keeps the opener
+    outbox.record_suppressed(_alert("k:b"), key="k:b", action="trigger", reason="cooldown", duplicate_of=None)
+    outbox.record_queued({"type": "AlphaDriftFinding"}, key="m:1:drift", action=None, at=T1)
+    opened = outbox.open_incidents()
+    assert list(opened) == ["k:a"] and opened["k:a"].id == first
+    outbox.record_queued(_alert("k:a", "resolve"), key="k:a", action="resolve", at=T2)
+    assert outbox.open_incidents() == {}
+    again = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T2)
+    assert outbox.open_incidents()["k:a"].id == again
+
+
+def test_last_sent_is_the_newest_queued_alert_of_the_key_and_action(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
+    outbox.record_queued(_alert("k:a", "resolve"), key="k:a", action="resolve", at=T1)
+    outbox.record_queued(_alert("k:b"), key="k:b", action="trigger", at=T2)
+    outbox.record_suppressed(_alert("k:a"), key="k:a", action="trigger", reason="cooldown", duplicate_of=None,
+                             at=T2)
+    assert outbox.last_sent("k:a").isoformat(timespec="microseconds") == T1
+    assert outbox.last_sent("k:a", "trigger").isoformat(timespec="microseconds") == T0
+    assert outbox.last_sent("k:a", "resolve").isoformat(timespec="microseconds") == T1
+    assert outbox.last_sent("k:b", "resolve") is None and outbox.last_sent("k:c") is None
+    naive = Outbox(tmp_path / "naive.jsonl")
+    naive.record_queued(_alert("k:a"), key="k:a", action="trigger", at="2024-03-01T09:00:00")
+    assert naive.last_sent("k:a").tzinfo is not None and naive.last_sent("k:a").hour == 9
+
+
+def test_damaged_lines_are_named_with_their_reason_and_text(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    first = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
+    good = outbox.path.read_bytes()
+    bad_lines = [b"[1, 2]", b'{"event": "queued", "id": 5, "at": "' + T0.encode() + b'", "key": "k"}',
+                 b'{"event": "queued", "at": "' + T0.encode() + b'", "key": "k"}',
+                 b'{"event": "lost", "id": "x", "at": "' + T0.encode() + b'", "key": "k"}',
+                 b'{"event": "queued", "id": "x", "at": "noon", "key": "k"}', b"\xff\xfe" + b"z" * 300]
+    outbox.path.write_bytes(good + b"\n" + b"\n".join(bad_lines) + b"\n" + good)
+    with caplog.at_level(logging.WARNING, logger="ml_platform.monitoring.outbox"):
+        log = outbox.read()
+    assert [r.id for r in log.records] == [first, first] and [r.line for r in log.records] == [1, 9]
+    reasons = [d.reason for d in log.damaged]
+    assert reasons[0] == "not a JSON object"
+    assert reasons[1] == "not an outbox record (TypeError: id, at and key must be texts)"
+    assert reasons[2] == "not an outbox record (KeyError: 'id')"
+    assert reasons[3].startswith("not an outbox record (ValueError: 'lost' is not a valid OutboxEvent")
+    assert reasons[4].startswith("not an outbox record (ValueError: Invalid isoformat string: 'noon'")
+    assert reasons[5].startswith("not JSON (")
+    assert [d.line for d in log.damaged] == [3, 4, 5, 6, 7, 8] and not any(d.last for d in log.damaged)
+    assert log.damaged[0].text == "[1, 2]" and log.damaged[5].text == "\ufffd\ufffd" + "z" * 198
+    assert log.torn is None
+    assert (f"outbox {outbox.path}: line 3 is damaged (not a JSON object); it is skipped and every other line "
+            "read\n") in caplog.text + "\n"
+
+
+def test_a_damaged_last_line_is_the_interrupted_append_even_with_its_newline(tmp_path: Path,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
+    with outbox.path.open("ab") as stream:
+        stream.write(b'{"event": "queu\n')
+    with caplog.at_level(logging.WARNING, logger="ml_platform.monitoring.outbox"):
+        log = outbox.read()
+    assert log.torn is not None and log.torn.line == 2 and log.torn.last
+    assert (f"outbox {outbox.path}: line 2 is damaged ({log.torn.reason}): the last append was interrupted (crash); "
+            "it is skipped and every other line read") in caplog.text
+
+
+def test_blank_lines_are_skipped_and_every_line_after_them_read(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    first = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
+    with outbox.path.open("ab") as stream:
+        stream.write(b"\n   \n")
+    second = outbox.record_queued(_alert("k:b"), key="k:b", action="trigger", at=T1)
+    log = outbox.read()
+    assert [(r.id, r.line) for r in log.records] == [(first, 1), (second, 4)] and log.damaged == ()
+
+
+def test_lines_are_compact_ascii_json_in_a_file_only_its_owner_writes(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        outbox = Outbox(tmp_path / "new" / "pager.jsonl")
+        ident = outbox.record_queued({"summary": "prix évalué"}, key="k:é", action="trigger", at=T0)
+    finally:
+        os.umask(previous)
+    raw = outbox.path.read_bytes()
+    assert raw == (b'{"v":1,"event":"queued","id":"' + ident.encode() + b'","at":"' + T0.encode()
+                   + b'","key":"k:\\u00e9","action":"trigger","alert":{"summary":"prix \\u00e9valu\\u00e9"}}\n')
+    assert outbox.read().records[0].key == "k:é"
+    assert stat.S_IMODE(outbox.path.stat().st_mode) == 0o644
+
+
+def test_an_outbox_that_cannot_be_opened_or_written_says_which_and_why(tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    with pytest.raises(MonitoringError, match=f"cannot open the outbox {blocker / 'pager.jsonl'} for appending: "
+                                              ".*; check the outbox_dir setting and its permissions"):
+        Outbox(blocker / "pager.jsonl").record_queued(_alert("k:a"), key="k:a", action="trigger")
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("no /dev/full on this machine")
+    with pytest.raises(MonitoringError, match="cannot append to the outbox /dev/full: .*No space left on device"):
+        Outbox(full).record_queued(_alert("k:a"), key="k:a", action="trigger")
+
+
+def test_a_time_with_an_offset_is_read_as_that_instant(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "pager.jsonl")
+    outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at="2024-03-01T10:00:00+01:00")
+    sent = outbox.last_sent("k:a")
+    assert sent is not None and sent.isoformat() == "2024-03-01T10:00:00+01:00"
+    assert sent.astimezone(dt.UTC).hour == 9
