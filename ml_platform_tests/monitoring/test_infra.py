@@ -142,163 +142,163 @@ def test_session_is_validated() -> None:
 
 # -- each outcome whole: what on-call reads (summary, partition, details) and the incident key -----------------
 
-FRIDAY = I.ExpectedPartition("2024-07-05", dt.date(2024, 7, 5), utc(2024, 7, 5, 21))
+FRIDAY = infra.ExpectedPartition("2024-07-05", dt.date(2024, 7, 5), utc(2024, 7, 5, 21))
 
 
 def test_the_slo_and_the_session_accept_their_range_ends() -> None:
-    edges = I.InfraSLO(freshness_minutes=0, max_run_seconds=86_400, schedule_grace_minutes=7 * 24 * 60)
+    edges = infra.InfraSLO(freshness_minutes=0, max_run_seconds=86_400, schedule_grace_minutes=7 * 24 * 60)
     assert edges.to_dict() == {"freshness_minutes": 0, "max_run_seconds": 86_400.0,
                                "schedule_grace_minutes": 10_080}
     assert isinstance(edges.to_dict()["max_run_seconds"], float)
-    assert I.InfraSLO(freshness_minutes=10_080, max_run_seconds=0.5).max_run_seconds == 0.5
+    assert infra.InfraSLO(freshness_minutes=10_080, max_run_seconds=0.5).max_run_seconds == 0.5
     for bad in ({"freshness_minutes": 10_081}, {"schedule_grace_minutes": -1}, {"max_run_seconds": 86_400.5},
                 {"max_run_seconds": -1.0}, {"max_run_seconds": "60"}, {"schedule_grace_minutes": True}):
         with pytest.raises(ConfigurationError, match=r"InfraSLO\.\w+ must be "):
-            I.InfraSLO(**bad)
+            infra.InfraSLO(**bad)
     with pytest.raises(ConfigurationError, match="an integer number of minutes from 0 to 10080"):
-        I.InfraSLO(freshness_minutes=-1)
+        infra.InfraSLO(freshness_minutes=-1)
     with pytest.raises(ConfigurationError, match="IANA time zone such as 'America/New_York', got None"):
-        I.MarketSession(dt.time(16), None)  # type: ignore[arg-type]
+        infra.MarketSession(dt.time(16), None)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="naive datetime.time"):
-        I.MarketSession("16:00")  # type: ignore[arg-type]
-    tokyo = I.MarketSession(dt.time(15, 0), "Asia/Tokyo")
+        infra.MarketSession("16:00")  # type: ignore[arg-type]
+    tokyo = infra.MarketSession(dt.time(15, 0), "Asia/Tokyo")
     assert tokyo.close_of(dt.date(2024, 7, 5)) == utc(2024, 7, 5, 6)
 
 
 def test_the_newest_due_partition_is_expected_from_the_exact_deadline_on() -> None:
     calendar = [("2024-07-03", dt.date(2024, 7, 3)), ("2024-07-05", dt.date(2024, 7, 5))]
-    assert I.expected_partition(calendar, NY, SLO, utc(2024, 7, 5, 21)) == FRIDAY
-    before = I.expected_partition(calendar, NY, SLO, utc(2024, 7, 5, 20, 59, 59))
-    assert before == I.ExpectedPartition("2024-07-03", dt.date(2024, 7, 3), utc(2024, 7, 3, 21))
-    assert I.expected_partition(calendar, NY, SLO, utc(2024, 7, 3, 20)) is None
-    assert I.expected_partition([], NY, SLO, utc(2024, 7, 3, 20)) is None
+    assert infra.expected_partition(calendar, NY, SLO, utc(2024, 7, 5, 21)) == FRIDAY
+    before = infra.expected_partition(calendar, NY, SLO, utc(2024, 7, 5, 20, 59, 59))
+    assert before == infra.ExpectedPartition("2024-07-03", dt.date(2024, 7, 3), utc(2024, 7, 3, 21))
+    assert infra.expected_partition(calendar, NY, SLO, utc(2024, 7, 3, 20)) is None
+    assert infra.expected_partition([], NY, SLO, utc(2024, 7, 3, 20)) is None
     paris = dt.timezone(dt.timedelta(hours=2))
-    assert I.expected_partition(calendar, NY, SLO, dt.datetime(2024, 7, 5, 23, tzinfo=paris)) == FRIDAY
+    assert infra.expected_partition(calendar, NY, SLO, dt.datetime(2024, 7, 5, 23, tzinfo=paris)) == FRIDAY
 
 
 def test_a_partition_of_one_session_completes_on_its_first_day_a_longer_one_on_its_last() -> None:
-    week = I.DataWindow(dt.date(2024, 7, 1), dt.date(2024, 7, 5))
-    assert I.session_day(week, 1) == dt.date(2024, 7, 1)
-    assert I.session_day(week, 5) == dt.date(2024, 7, 5) and I.session_day(week, 2) == dt.date(2024, 7, 5)
+    week = infra.DataWindow(dt.date(2024, 7, 1), dt.date(2024, 7, 5))
+    assert infra.session_day(week, 1) == dt.date(2024, 7, 1)
+    assert infra.session_day(week, 5) == dt.date(2024, 7, 5) and infra.session_day(week, 2) == dt.date(2024, 7, 5)
 
 
 def test_freshness_outcomes_whole() -> None:
     now = utc(2024, 7, 6, 12, 0, 59)
     details = {"expected_partition": "2024-07-05", "due_at": "2024-07-05T21:00:00+00:00"}
-    assert I.check_freshness("f/a", FRIDAY, iter(["2024-07-04", "2024-07-05"]), now) == I.InfraOutcome(
-        I.InfraCheckKind.FRESHNESS, "f/a", True, "f/a partition 2024-07-05 is present", "2024-07-05", details)
-    missing = I.check_freshness("f/a", FRIDAY, ["2024-07-04"], now)
-    assert missing == I.InfraOutcome(
-        I.InfraCheckKind.FRESHNESS, "f/a", False,
+    assert infra.check_freshness("f/a", FRIDAY, iter(["2024-07-04", "2024-07-05"]), now) == infra.InfraOutcome(
+        infra.InfraCheckKind.FRESHNESS, "f/a", True, "f/a partition 2024-07-05 is present", "2024-07-05", details)
+    missing = infra.check_freshness("f/a", FRIDAY, ["2024-07-04"], now)
+    assert missing == infra.InfraOutcome(
+        infra.InfraCheckKind.FRESHNESS, "f/a", False,
         "f/a partition 2024-07-05 is missing, 900 min past its deadline 2024-07-05 21:00 UTC", "2024-07-05",
         {**details, "minutes_late": 900})
     assert missing.key == "freshness:f/a" and missing.skipped is None
-    assert I.check_freshness("f/a", None, [], now) == I.InfraOutcome(
-        I.InfraCheckKind.FRESHNESS, "f/a", True, "not judged: no partition is due yet",
+    assert infra.check_freshness("f/a", None, [], now) == infra.InfraOutcome(
+        infra.InfraCheckKind.FRESHNESS, "f/a", True, "not judged: no partition is due yet",
         skipped="no partition is due yet")
     with pytest.raises(ConfigurationError, match="timezone-aware"):
-        I.check_freshness("f/a", FRIDAY, [], dt.datetime(2024, 7, 6))
+        infra.check_freshness("f/a", FRIDAY, [], dt.datetime(2024, 7, 6))
 
 
 def test_schema_outcomes_whole() -> None:
-    ok = I.check_schema("m/in", "2024-07-02", (), model="m", version="3")
-    assert ok == I.InfraOutcome(I.InfraCheckKind.SCHEMA, "m/in", True, "m/in partition 2024-07-02 matches the "
+    ok = infra.check_schema("m/in", "2024-07-02", (), model="m", version="3")
+    assert ok == infra.InfraOutcome(infra.InfraCheckKind.SCHEMA, "m/in", True, "m/in partition 2024-07-02 matches the "
                                 "contract of m v3", "2024-07-02",
                                 {"model": "m", "version": "3", "partition": "2024-07-02", "differences": []})
-    bad = I.check_schema("m/in", "2024-07-02", ("column x: f64 -> i64", "column y missing"), model="m", version="3")
-    assert bad == I.InfraOutcome(
-        I.InfraCheckKind.SCHEMA, "m/in", False,
+    bad = infra.check_schema("m/in", "2024-07-02", ("column x: f64 -> i64", "column y missing"), model="m", version="3")
+    assert bad == infra.InfraOutcome(
+        infra.InfraCheckKind.SCHEMA, "m/in", False,
         "m/in partition 2024-07-02 does not match the contract of champion m v3 (2 difference(s): column x: f64 -> "
         "i64); its live signals will be refused", "2024-07-02",
         {"model": "m", "version": "3", "partition": "2024-07-02",
          "differences": ["column x: f64 -> i64", "column y missing"]})
-    no_champion = I.InfraOutcome(I.InfraCheckKind.SCHEMA, "m/in", True,
+    no_champion = infra.InfraOutcome(infra.InfraCheckKind.SCHEMA, "m/in", True,
                                  "not judged: no champion of record to compare with",
                                  skipped="no champion of record to compare with")
-    assert I.check_schema("m/in", "2024-07-02", ["x"], model=None, version="3") == no_champion
-    assert I.check_schema("m/in", "2024-07-02", ["x"], model="m", version=None) == no_champion
-    assert I.check_schema("m/in", None, ["x"], model="m", version="3") == I.InfraOutcome(
-        I.InfraCheckKind.SCHEMA, "m/in", True, "not judged: no partition stored yet", skipped="no partition stored yet")
+    assert infra.check_schema("m/in", "2024-07-02", ["x"], model=None, version="3") == no_champion
+    assert infra.check_schema("m/in", "2024-07-02", ["x"], model="m", version=None) == no_champion
+    assert infra.check_schema("m/in", None, ["x"], model="m", version="3") == infra.InfraOutcome(
+        infra.InfraCheckKind.SCHEMA, "m/in", True, "not judged: no partition stored yet", skipped="no partition stored yet")
 
 
 def test_latency_outcomes_whole_and_the_slo_met_exactly() -> None:
-    run = I.RunFacts("r1", "SUCCESS", "2024-07-05", 1000.0, 1600.0)
+    run = infra.RunFacts("r1", "SUCCESS", "2024-07-05", 1000.0, 1600.0)
     assert run.seconds == 600.0
     details = {"run_id": "r1", "run_seconds": 600.0, "max_run_seconds": 600, "partition": "2024-07-05"}
-    assert I.check_latency("f/a", FRIDAY, run, SLO) == I.InfraOutcome(
-        I.InfraCheckKind.LATENCY, "f/a", True, "f/a 2024-07-05 materialized in 600 s", "2024-07-05", details)
-    slow = I.RunFacts("r2", "SUCCESS", "2024-07-05", 1000.0, 1600.00049)
-    assert I.check_latency("f/a", FRIDAY, slow, SLO) == I.InfraOutcome(
-        I.InfraCheckKind.LATENCY, "f/a", False, "f/a 2024-07-05 took 600 s to materialize (SLO 600 s) in run r2",
+    assert infra.check_latency("f/a", FRIDAY, run, SLO) == infra.InfraOutcome(
+        infra.InfraCheckKind.LATENCY, "f/a", True, "f/a 2024-07-05 materialized in 600 s", "2024-07-05", details)
+    slow = infra.RunFacts("r2", "SUCCESS", "2024-07-05", 1000.0, 1600.00049)
+    assert infra.check_latency("f/a", FRIDAY, slow, SLO) == infra.InfraOutcome(
+        infra.InfraCheckKind.LATENCY, "f/a", False, "f/a 2024-07-05 took 600 s to materialize (SLO 600 s) in run r2",
         "2024-07-05", {**details, "run_id": "r2", "run_seconds": 600.0})
-    precise = I.check_latency("f/a", FRIDAY, I.RunFacts("r3", "SUCCESS", None, 0.0, 12.34567), SLO)
+    precise = infra.check_latency("f/a", FRIDAY, infra.RunFacts("r3", "SUCCESS", None, 0.0, 12.34567), SLO)
     assert precise.details["run_seconds"] == 12.346
-    assert I.check_latency("f/a", None, run, SLO) == I.InfraOutcome(
-        I.InfraCheckKind.LATENCY, "f/a", True, "not judged: no partition is due yet", skipped="no partition is due yet")
-    unfinished = I.RunFacts("r4", "STARTED", "2024-07-05", 1000.0, None)
-    assert unfinished.seconds is None and I.RunFacts("r5", "QUEUED").seconds is None
-    assert I.check_latency("f/a", FRIDAY, unfinished, SLO) == I.InfraOutcome(
-        I.InfraCheckKind.LATENCY, "f/a", True, "not judged: no finished run materialized 2024-07-05",
+    assert infra.check_latency("f/a", None, run, SLO) == infra.InfraOutcome(
+        infra.InfraCheckKind.LATENCY, "f/a", True, "not judged: no partition is due yet", skipped="no partition is due yet")
+    unfinished = infra.RunFacts("r4", "STARTED", "2024-07-05", 1000.0, None)
+    assert unfinished.seconds is None and infra.RunFacts("r5", "QUEUED").seconds is None
+    assert infra.check_latency("f/a", FRIDAY, unfinished, SLO) == infra.InfraOutcome(
+        infra.InfraCheckKind.LATENCY, "f/a", True, "not judged: no finished run materialized 2024-07-05",
         skipped="no finished run materialized 2024-07-05")
 
 
-def run_of(run_id: str, status: str, partition: str | None, started: float | None = None) -> I.RunFacts:
-    return I.RunFacts(run_id, status, partition, started, None)
+def run_of(run_id: str, status: str, partition: str | None, started: float | None = None) -> infra.RunFacts:
+    return infra.RunFacts(run_id, status, partition, started, None)
 
 
 def test_a_run_covers_its_partition_or_the_range_it_names_both_ends_included() -> None:
     now = utc(2024, 7, 6, 12)
     for partition in ("2024-07-05", "2024-07-05..2024-07-09", "2024-07-01..2024-07-05", "2024-07-04..2024-07-06"):
-        assert I.check_scheduled_run("daily", FRIDAY, [run_of("a", "SUCCESS", partition)], SLO, now).passed, partition
+        assert infra.check_scheduled_run("daily", FRIDAY, [run_of("a", "SUCCESS", partition)], SLO, now).passed, partition
     for partition in (None, "2024-07-06..2024-07-09", "2024-07-01..2024-07-04", "2024-07-04", "2024-07-05x",
                       "2024-07-01..2024-07-03..2024-07-09"):
-        outcome = I.check_scheduled_run("daily", FRIDAY, [run_of("a", "SUCCESS", partition)], SLO, now)
+        outcome = infra.check_scheduled_run("daily", FRIDAY, [run_of("a", "SUCCESS", partition)], SLO, now)
         assert not outcome.passed and outcome.details["runs"] == [], partition
 
 
 def test_scheduled_run_outcomes_whole() -> None:
     now = utc(2024, 7, 6, 12)
     base = {"job": "daily", "partition": "2024-07-05", "grace_until": "2024-07-05T21:00:00+00:00"}
-    ok = I.check_scheduled_run("daily", FRIDAY, [run_of("a", "SUCCESS", "2024-07-05", 5.0)], SLO, now)
-    assert ok == I.InfraOutcome(I.InfraCheckKind.SCHEDULED_RUN, "job/daily", True,
+    ok = infra.check_scheduled_run("daily", FRIDAY, [run_of("a", "SUCCESS", "2024-07-05", 5.0)], SLO, now)
+    assert ok == infra.InfraOutcome(infra.InfraCheckKind.SCHEDULED_RUN, "job/daily", True,
                                 "run a of daily for 2024-07-05 succeeded", "2024-07-05",
                                 {**base, "runs": ["a"], "status": "SUCCESS"})
     assert ok.key == "scheduled_run:job/daily"
     for status in ("FAILURE", "CANCELED"):
-        ended = I.check_scheduled_run("daily", FRIDAY, [run_of("b", status, "2024-07-05", 5.0)], SLO, now)
-        assert ended == I.InfraOutcome(I.InfraCheckKind.SCHEDULED_RUN, "job/daily", False,
+        ended = infra.check_scheduled_run("daily", FRIDAY, [run_of("b", status, "2024-07-05", 5.0)], SLO, now)
+        assert ended == infra.InfraOutcome(infra.InfraCheckKind.SCHEDULED_RUN, "job/daily", False,
                                        f"run b of daily for 2024-07-05 ended {status}", "2024-07-05",
                                        {**base, "runs": ["b"], "status": status})
-    none = I.check_scheduled_run("daily", FRIDAY, [run_of("z", "SUCCESS", "2024-07-04")], SLO, now)
-    assert none == I.InfraOutcome(I.InfraCheckKind.SCHEDULED_RUN, "job/daily", False,
+    none = infra.check_scheduled_run("daily", FRIDAY, [run_of("z", "SUCCESS", "2024-07-04")], SLO, now)
+    assert none == infra.InfraOutcome(infra.InfraCheckKind.SCHEDULED_RUN, "job/daily", False,
                                   "no run of daily for partition 2024-07-05: the schedule did not launch it (is the "
                                   "schedule running and the daemon up?)", "2024-07-05", {**base, "runs": []})
-    stuck = I.check_scheduled_run("daily", FRIDAY, [run_of("c", "STARTED", "2024-07-05", 5.0)], SLO, now)
-    assert stuck == I.InfraOutcome(I.InfraCheckKind.SCHEDULED_RUN, "job/daily", False,
+    stuck = infra.check_scheduled_run("daily", FRIDAY, [run_of("c", "STARTED", "2024-07-05", 5.0)], SLO, now)
+    assert stuck == infra.InfraOutcome(infra.InfraCheckKind.SCHEDULED_RUN, "job/daily", False,
                                    "run c of daily for 2024-07-05 is still STARTED past its deadline", "2024-07-05",
                                    {**base, "runs": ["c"], "status": "STARTED"})
-    assert I.check_scheduled_run("daily", None, [], SLO, now) == I.InfraOutcome(
-        I.InfraCheckKind.SCHEDULED_RUN, "job/daily", True, "not judged: no partition is due yet",
+    assert infra.check_scheduled_run("daily", None, [], SLO, now) == infra.InfraOutcome(
+        infra.InfraCheckKind.SCHEDULED_RUN, "job/daily", True, "not judged: no partition is due yet",
         skipped="no partition is due yet")
 
 
 def test_before_the_grace_deadline_a_missing_or_running_run_is_not_judged_and_at_it_pages() -> None:
-    slo = I.InfraSLO(freshness_minutes=60, schedule_grace_minutes=30)
+    slo = infra.InfraSLO(freshness_minutes=60, schedule_grace_minutes=30)
     deadline = utc(2024, 7, 5, 21, 30)
     just_before = deadline - dt.timedelta(microseconds=1)
-    waiting = I.check_scheduled_run("daily", FRIDAY, [], slo, just_before)
-    assert waiting == I.InfraOutcome(I.InfraCheckKind.SCHEDULED_RUN, "job/daily", True,
+    waiting = infra.check_scheduled_run("daily", FRIDAY, [], slo, just_before)
+    assert waiting == infra.InfraOutcome(infra.InfraCheckKind.SCHEDULED_RUN, "job/daily", True,
                                      "not judged: the run for 2024-07-05 may still start",
                                      skipped="the run for 2024-07-05 may still start")
-    assert not I.check_scheduled_run("daily", FRIDAY, [], slo, deadline).passed
+    assert not infra.check_scheduled_run("daily", FRIDAY, [], slo, deadline).passed
     running = [run_of("c", "QUEUED", "2024-07-05", 5.0)]
-    assert I.check_scheduled_run("daily", FRIDAY, running, slo, just_before) == I.InfraOutcome(
-        I.InfraCheckKind.SCHEDULED_RUN, "job/daily", True, "not judged: run c for 2024-07-05 is QUEUED",
+    assert infra.check_scheduled_run("daily", FRIDAY, running, slo, just_before) == infra.InfraOutcome(
+        infra.InfraCheckKind.SCHEDULED_RUN, "job/daily", True, "not judged: run c for 2024-07-05 is QUEUED",
         skipped="run c for 2024-07-05 is QUEUED")
-    late = I.check_scheduled_run("daily", FRIDAY, running, slo, deadline)
+    late = infra.check_scheduled_run("daily", FRIDAY, running, slo, deadline)
     assert not late.passed and late.details["grace_until"] == "2024-07-05T21:30:00+00:00"
     # Dagster's status names are upper case: any other status is a run not finished yet
-    assert I.check_scheduled_run("daily", FRIDAY, [run_of("f", "failure", "2024-07-05", 1.0)], slo,
+    assert infra.check_scheduled_run("daily", FRIDAY, [run_of("f", "failure", "2024-07-05", 1.0)], slo,
                                  just_before).skipped == "run f for 2024-07-05 is failure"
 
 
@@ -306,24 +306,24 @@ def test_the_newest_run_by_start_time_decides_and_an_unstarted_run_counts_as_old
     now = utc(2024, 7, 6, 12)
     failed = run_of("old", "FAILURE", "2024-07-05", 10.0)
     retried = run_of("new", "SUCCESS", "2024-07-05", 20.0)
-    assert I.check_scheduled_run("daily", FRIDAY, [retried, failed], SLO, now).details["runs"] == ["old", "new"]
+    assert infra.check_scheduled_run("daily", FRIDAY, [retried, failed], SLO, now).details["runs"] == ["old", "new"]
     unstarted = run_of("queued", "QUEUED", "2024-07-05", None)
-    outcome = I.check_scheduled_run("daily", FRIDAY, [retried, unstarted], SLO, now)
+    outcome = infra.check_scheduled_run("daily", FRIDAY, [retried, unstarted], SLO, now)
     assert outcome.passed and outcome.details["runs"] == ["queued", "new"]
     early = run_of("early", "SUCCESS", "2024-07-05", 0.5)
-    assert I.check_scheduled_run("daily", FRIDAY, [early, unstarted], SLO, now).details["runs"] == ["queued",
+    assert infra.check_scheduled_run("daily", FRIDAY, [early, unstarted], SLO, now).details["runs"] == ["queued",
                                                                                                    "early"]
 
 
 def test_an_incident_carries_the_outcome_and_the_time_it_was_observed() -> None:
     now = utc(2024, 7, 6, 12)
-    outcome = I.check_freshness("team/f_a", FRIDAY, [], now)
-    incident = I.incident_of(outcome, observed_at=now, severity=I.Severity.WARNING)
+    outcome = infra.check_freshness("team/f_a", FRIDAY, [], now)
+    incident = infra.incident_of(outcome, observed_at=now, severity=infra.Severity.WARNING)
     assert (incident.key, incident.asset, incident.summary, incident.partition) == (
         "freshness:team/f_a", "team/f_a", outcome.summary, "2024-07-05")
     assert incident.details == outcome.details and incident.observed_at == "2024-07-06T12:00:00.000000+00:00"
-    assert incident.severity == I.Severity.WARNING
-    assert I.incident_of(outcome).severity == I.Severity.ERROR
+    assert incident.severity == infra.Severity.WARNING
+    assert infra.incident_of(outcome).severity == infra.Severity.ERROR
 
 
 def test_deadlines_are_in_utc_whatever_the_machines_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -334,11 +334,11 @@ def test_deadlines_are_in_utc_whatever_the_machines_time_zone(monkeypatch: pytes
     try:
         assert NY.close_of(dt.date(2024, 7, 5)).isoformat() == "2024-07-05T20:00:00+00:00"
         calendar = [("2024-07-05", dt.date(2024, 7, 5))]
-        expected = I.expected_partition(calendar, NY, SLO, dt.datetime(2024, 7, 6, 6, tzinfo=dt.UTC))
+        expected = infra.expected_partition(calendar, NY, SLO, dt.datetime(2024, 7, 6, 6, tzinfo=dt.UTC))
         assert expected is not None and expected.due_at.isoformat() == "2024-07-05T21:00:00+00:00"
-        outcome = I.check_freshness("f/a", expected, [], dt.datetime(2024, 7, 6, 6, tzinfo=dt.UTC))
+        outcome = infra.check_freshness("f/a", expected, [], dt.datetime(2024, 7, 6, 6, tzinfo=dt.UTC))
         assert outcome.details["due_at"] == "2024-07-05T21:00:00+00:00"
-        assert I._aware(dt.datetime(2024, 7, 6, 15, tzinfo=dt.timezone(dt.timedelta(hours=9)))).isoformat() == \
+        assert infra._aware(dt.datetime(2024, 7, 6, 15, tzinfo=dt.timezone(dt.timedelta(hours=9)))).isoformat() == \
             "2024-07-06T06:00:00+00:00"
     finally:
         monkeypatch.delenv("TZ")
