@@ -112,16 +112,17 @@ def _upstream_hashes(raw: bytes) -> tuple[str | None, list[str]]:
 
 
 def gather_roots(index: StoreIndex, fs: FileSystem, extra_roots: Iterable[str], horizons: Horizons) -> Roots:
-    """The roots: every head's data hash, history younger than the retention window, the extra roots, and
-    every version of a partition whose head is missing or unreadable; with the manifests of each hash."""
+    """The roots: every head's data hash, history younger than the retention window or the grace period, the
+    extra roots, and every version of a partition whose head is missing or unreadable; with the manifests of
+    each hash."""
     roots = set(extra_roots)
     warnings: list[str] = []
     by_hash: dict[str, list[str]] = {}  # data hash -> manifest files (heads and history) with that hash
     for location, entries in index.history.items():
         for rel, written_ns, data_hash in entries:
             by_hash.setdefault(data_hash, []).append(rel)
-            if written_ns >= horizons.keep_ns:
-                roots.add(data_hash)
+            if written_ns >= min(horizons.keep_ns, horizons.grace_ns):  # kept by retention or by the grace
+                roots.add(data_hash)  # period alike: the entry stays, so must its object and its upstream
         if location not in index.heads and entries:
             roots.add(entries[-1][2])  # a deleted head: its newest version stays the partition's root
     for location in index.heads:

@@ -142,3 +142,20 @@ def test_verify_cross_checks_dagster_materializations(tmp_path: Path) -> None:
     assert "UNRECORDED  market/prices  2012-01-03" in result.output
     assert "Dagster recorded market/prices partition 2012-01-03 as materialized" in result.output
     assert CliRunner().invoke(main, [*args, "--no-dagster"]).exit_code == 0  # the store alone cannot know
+
+
+def test_a_history_entry_kept_by_the_grace_period_keeps_its_object(store: PinnedStore) -> None:
+    """keep_days shorter than the grace period: a young history entry outlives the retention window, so the
+    object it names must outlive it too, even when the object itself is old (content written long before)."""
+    import os
+    import time
+
+    old = store.write("features/a", "2012-01-03", frame(1.0))
+    object_path = Path(store.data_path(old))
+    hours_ago = time.time() - 7200
+    os.utime(object_path, (hours_ago, hours_ago))  # the bytes have been in the store for two hours
+    store.write("features/a", "2012-01-03", frame(2.0))  # the entry of frame(1.0) is now history, written seconds ago
+    report = collect(store, keep_days=0, grace_seconds=3600)
+    assert str(object_path) not in " ".join(report.deleted) and object_path.exists()
+    assert [r.status.value for r in verify_store(store)] == ["ok"]
+    assert store.read("features/a", "2012-01-03", data_hash=old.data_hash).frame.equals(frame(1.0))
