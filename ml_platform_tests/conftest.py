@@ -22,7 +22,7 @@ from ml_platform.testing.postgres import (
     find_postgres_binaries,
     unique_database_name,
 )
-from ml_platform_tests.harness.mlflow_template import build_mlflow_template, copy_mlflow_template
+from ml_platform_tests.harness.mlflow_template import MLFLOW_TEMPLATE_KEY, build_mlflow_template, copy_mlflow_template
 from ml_platform_tests.harness.postgres import require_postgres_or_skip
 from ml_platform_tests.lifecycles.scaffolded import scaffolded_project, scaffolded_project_locked
 from ml_platform_tests.lifecycles.team_b import team_b_features
@@ -72,9 +72,6 @@ def dagster_instance() -> Iterator[DagsterInstance]:
         yield instance
 
 
-_MLFLOW_TEMPLATE = pytest.StashKey[Path]()
-
-
 @pytest.fixture(scope="session")
 def mlflow_template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One MLflow SQLite database, migrated once per session by a real registry call; copy it, never open it.
@@ -84,9 +81,9 @@ def mlflow_template(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     gets the same file instead of migrating another.
     """
     stash = request.config.stash
-    if _MLFLOW_TEMPLATE not in stash:
-        stash[_MLFLOW_TEMPLATE] = build_mlflow_template(tmp_path_factory.mktemp("mlflow_template"))
-    return stash[_MLFLOW_TEMPLATE]
+    if MLFLOW_TEMPLATE_KEY not in stash:
+        stash[MLFLOW_TEMPLATE_KEY] = build_mlflow_template(tmp_path_factory.mktemp("mlflow_template"))
+    return stash[MLFLOW_TEMPLATE_KEY]
 
 
 @pytest.fixture

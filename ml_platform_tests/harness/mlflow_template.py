@@ -26,7 +26,13 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-__all__ = ["build_mlflow_template", "copy_mlflow_template", "seed_tracking_uri"]
+import pytest
+
+__all__ = ["MLFLOW_TEMPLATE_KEY", "build_mlflow_template", "copy_mlflow_template", "seed_tracking_uri"]
+
+# Where the session's template lives once made: the ``mlflow_template`` fixture fills it on first use; a
+# plugin that already holds a migrated file (``make mutants``'s, one per mutation run) fills it first.
+MLFLOW_TEMPLATE_KEY = pytest.StashKey[Path]()
 
 
 def build_mlflow_template(folder: Path) -> Path:
