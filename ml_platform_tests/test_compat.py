@@ -7,14 +7,18 @@ as live, a reproduction's daemon back on a 30 s tick).
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy
+from dagster_shared.serdes.errors import DeserializationError
 from mlflow import MlflowClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError
 
 from ml_platform import compat
 from ml_platform.errors import ConfigurationError
@@ -113,3 +117,13 @@ def test_dagsters_daemon_reads_the_intervals_compat_sets(monkeypatch: pytest.Mon
     for bad in (0, -1.0, float("nan")):
         with pytest.raises(ConfigurationError, match="positive number of seconds"):
             compat.set_workspace_refresh(bad)
+
+
+def test_the_errors_of_an_unreadable_dagster_record_are_told_apart() -> None:
+    dagster_record_unreadable = compat.dagster_record_unreadable
+    with pytest.raises(json.JSONDecodeError) as cut:
+        dg.deserialize_value('{"__class__": "EventLogRecord", "event_log_entry": {"__cl')
+    assert dagster_record_unreadable(cut.value)
+    assert dagster_record_unreadable(DeserializationError("unknown class"))
+    assert dagster_record_unreadable(DatabaseError("SELECT", {}, Exception("file is not a database")))
+    assert not dagster_record_unreadable(KeyError("asset")) and not dagster_record_unreadable(OSError(5, "EIO"))
