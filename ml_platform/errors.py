@@ -224,6 +224,12 @@ class DeliveryFailed(MonitoringError):
     code = "DELIVERY_FAILED"
 
 
+class StorageFull(MLPlatformError, OSError):
+    """A write found its partition full (``ENOSPC``) or its quota spent (``EDQUOT``); nothing was published."""
+
+    code = "STORAGE_FULL"
+
+
 class InstanceDamaged(IntegrityError):
     """A Dagster instance's storage (its event log) holds a record that cannot be read back."""
 
