@@ -32,6 +32,7 @@ __all__ = [
     "MLFLOW_VERSION_TABLES",
     "bounded_sqlite_waits",
     "dagster_record_unreadable",
+    "fail_abandoned_run",
     "holds_mlflow_versions",
     "install_sqlite_wait_bounds",
     "mlflow_version_tags",
@@ -195,3 +196,10 @@ def dagster_record_unreadable(exc: BaseException) -> bool:
     kind = type(exc)
     return isinstance(exc, ValueError | DatabaseError) or (
         kind.__name__ == "DeserializationError" and kind.__module__.startswith("dagster_shared.serdes"))
+
+
+def fail_abandoned_run(instance: Any, run: Any, message: str) -> None:
+    """Mark ``run`` failed from outside its (dead) process, as Dagster's run monitoring does: ``message`` as an
+    engine event, then the run failure. ``report_engine_event`` and ``report_run_failed`` are not ``@public``."""
+    instance.report_engine_event(message, run)
+    instance.report_run_failed(run, message)
