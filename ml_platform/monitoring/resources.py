@@ -55,13 +55,14 @@ class _RouteResource(dg.ConfigurableResource):
     )
     timeout_seconds: float = Field(
         default=DEFAULT_TIMEOUT_SECONDS,
-        description=f"Limit of one delivery attempt, in (0, {MAX_TIMEOUT_SECONDS:g}]; keep (retries + 1) x "
-        "timeout well below the sensor's evaluation limit (60 s by default).",
+        description=f"Limit of one delivery attempt, in (0, {MAX_TIMEOUT_SECONDS:g}]; a flush against a dead "
+        "endpoint makes at most (retries + 1) + 7 attempts: keep that times the timeout below the sensor's "
+        "evaluation limit (60 s by default).",
     )
     retries: int = Field(
         default=DEFAULT_RETRIES,
         description=f"Extra attempts per delivery, 0..{MAX_RETRIES}; an alert that still fails stays pending "
-        "in the outbox and the next flush retries it.",
+        "in the outbox and a later flush retries it (see redelivery_backoff_seconds).",
     )
     backoff_seconds: float = Field(
         default=DEFAULT_BACKOFF_SECONDS,
