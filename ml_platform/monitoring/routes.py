@@ -269,8 +269,8 @@ class Route(abc.ABC, Generic[A]):
                              timeout_seconds=timeout_seconds, retries=retries, backoff_seconds=backoff_seconds)
         self.redelivery_backoff_seconds = _check_seconds(owner, "redelivery_backoff_seconds",
                                                          redelivery_backoff_seconds, 0, MAX_REDELIVERY_WAIT_SECONDS)
-        self.overdue_seconds = _check_seconds(owner, "overdue_seconds", overdue_seconds or self.default_overdue_seconds,
-                                              60, 7 * 86400)
+        overdue = self.default_overdue_seconds if overdue_seconds is None else overdue_seconds
+        self.overdue_seconds = _check_seconds(owner, "overdue_seconds", overdue, 60, 7 * 86400)
         self.outbox = Outbox(Path(outbox_dir) / f"{self.name}.jsonl")
         self.other_outbox = Outbox(Path(outbox_dir) / f"{self.other_name}.jsonl")
         self.cooldown_seconds = float(cooldown_seconds)

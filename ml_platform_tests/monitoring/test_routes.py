@@ -602,6 +602,8 @@ def test_an_alert_undelivered_past_its_bound_is_reported_once_on_the_other_route
 def test_overdue_and_redelivery_settings_are_range_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=r"PagerRoute.overdue_seconds must be a number in \[60, 604800\]"):
         pager(tmp_path, None, overdue_seconds=59)
+    with pytest.raises(ConfigurationError, match=r"PagerRoute.overdue_seconds .* got 0"):
+        pager(tmp_path, None, overdue_seconds=0)  # never silently the default
     with pytest.raises(ConfigurationError, match=r"ResearchRoute.redelivery_backoff_seconds .* \[0, 600\]"):
         research(tmp_path, None, redelivery_backoff_seconds=601)
     assert pager(tmp_path, None).overdue_seconds == 900 and research(tmp_path, None).overdue_seconds == 3600
