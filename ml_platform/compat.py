@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, event, text
 from sqlalchemy import inspect as inspect_database
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.pool import Pool
 
 from ml_platform.errors import ConfigurationError
@@ -30,6 +31,8 @@ __all__ = [
     "MLFLOW_DELETED_STAGE",
     "MLFLOW_VERSION_TABLES",
     "bounded_sqlite_waits",
+    "dagster_record_unreadable",
+    "fail_abandoned_run",
     "holds_mlflow_versions",
     "install_sqlite_wait_bounds",
     "mlflow_version_tags",
@@ -182,3 +185,21 @@ def run_dagster_daemon(args: Sequence[str]) -> None:
     from dagster._daemon.cli import cli
 
     cli.main(args=list(args), prog_name="dagster-daemon", obj={})
+
+
+def dagster_record_unreadable(exc: BaseException) -> bool:
+    """Whether ``exc``, raised reading a Dagster instance's storage, says a stored record cannot be read back.
+
+    A row cut short raises a bare ``json.JSONDecodeError`` (a ValueError), a row of an unknown shape
+    ``dagster_shared.serdes.errors.DeserializationError``, a damaged SQLite file SQLAlchemy's ``DatabaseError``.
+    """
+    kind = type(exc)
+    return isinstance(exc, ValueError | DatabaseError) or (
+        kind.__name__ == "DeserializationError" and kind.__module__.startswith("dagster_shared.serdes"))
+
+
+def fail_abandoned_run(instance: Any, run: Any, message: str) -> None:
+    """Mark ``run`` failed from outside its (dead) process, as Dagster's run monitoring does: ``message`` as an
+    engine event, then the run failure. ``report_engine_event`` and ``report_run_failed`` are not ``@public``."""
+    instance.report_engine_event(message, run)
+    instance.report_run_failed(run, message)

@@ -224,6 +224,18 @@ class DeliveryFailed(MonitoringError):
     code = "DELIVERY_FAILED"
 
 
+class StorageFull(MLPlatformError, OSError):
+    """A write found its partition full (``ENOSPC``) or its quota spent (``EDQUOT``); nothing was published."""
+
+    code = "STORAGE_FULL"
+
+
+class InstanceDamaged(IntegrityError):
+    """A Dagster instance's storage (its event log) holds a record that cannot be read back."""
+
+    code = "INSTANCE_DAMAGED"
+
+
 class TraceError(MLPlatformError):
     """A live signal cannot be traced back to what made it (see ``ml-platform trace``)."""
 

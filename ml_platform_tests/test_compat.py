@@ -7,14 +7,18 @@ as live, a reproduction's daemon back on a 30 s tick).
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy
+from dagster_shared.serdes.errors import DeserializationError
 from mlflow import MlflowClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError
 
 from ml_platform import compat
 from ml_platform.errors import ConfigurationError
@@ -113,3 +117,32 @@ def test_dagsters_daemon_reads_the_intervals_compat_sets(monkeypatch: pytest.Mon
     for bad in (0, -1.0, float("nan")):
         with pytest.raises(ConfigurationError, match="positive number of seconds"):
             compat.set_workspace_refresh(bad)
+
+
+def test_the_errors_of_an_unreadable_dagster_record_are_told_apart() -> None:
+    dagster_record_unreadable = compat.dagster_record_unreadable
+    with pytest.raises(json.JSONDecodeError) as cut:
+        dg.deserialize_value('{"__class__": "EventLogRecord", "event_log_entry": {"__cl')
+    assert dagster_record_unreadable(cut.value)
+    assert dagster_record_unreadable(DeserializationError("unknown class"))
+    assert dagster_record_unreadable(DatabaseError("SELECT", {}, Exception("file is not a database")))
+    assert not dagster_record_unreadable(KeyError("asset")) and not dagster_record_unreadable(OSError(5, "EIO"))
+
+
+def test_a_run_is_failed_from_outside_its_process_with_an_engine_event(tmp_path: Path) -> None:
+    @dg.op
+    def noop() -> None:
+        pass
+
+    @dg.job
+    def killed_job() -> None:
+        noop()
+
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        run = instance.create_run_for_job(killed_job)
+        compat.fail_abandoned_run(instance, run, "its process is gone")
+        ended = instance.get_run_by_id(run.run_id)
+        assert ended is not None and ended.status == dg.DagsterRunStatus.FAILURE
+        events = [(e.dagster_event.event_type_value, e.message) for e in instance.all_logs(run.run_id)
+                  if e.dagster_event is not None]
+        assert ("ENGINE_EVENT", "its process is gone") in events and ("PIPELINE_FAILURE", "its process is gone") in events

@@ -14,6 +14,7 @@ from ml_platform.cli.champions import audit, history, rollback
 from ml_platform.cli.features import graph
 from ml_platform.cli.init import init
 from ml_platform.cli.models import models, registry
+from ml_platform.cli.monitoring import monitoring
 from ml_platform.cli.promote import promote
 from ml_platform.cli.reproduce import reproduce
 from ml_platform.cli.store import env, gc, verify
@@ -40,6 +41,7 @@ def main() -> None:
     """ml_platform: content-addressed features, pinned environments, contract-checked models."""
 
 
-for _command in (graph, verify, gc, env, models, registry, init, rollback, history, audit, promote, reproduce, trace):
+for _command in (graph, verify, gc, env, models, registry, init, rollback, history, audit, promote, reproduce, trace,
+                 monitoring):
     main.add_command(_command)
 

@@ -35,6 +35,7 @@ def promote(model: str, version: str, rationale_file: str, approver: str, target
     """Promote MODEL VERSION through the gates by running its promote_model job on the Dagster instance."""
     import dagster as dg
 
+    from ml_platform.promotion.abandoned import fail_abandoned_runs, worker_tags
     from ml_platform.promotion.runs import run_refusal
     from ml_platform.promotion.service import read_rationale_file
     from ml_platform.registry.entities import check_model_name, check_version
@@ -54,7 +55,11 @@ def promote(model: str, version: str, rationale_file: str, approver: str, target
             raise ConfigurationError(f"version {version} of {model!r} is a version of {contract.model_name!r}")
     run_config = {"ops": {"promotion_report": {"config": {
         "model": model, "version": version, "approver": approver, "rationale_file": rationale_file}}}}
-    result = job.execute_in_process(run_config=run_config, instance=dg.DagsterInstance.get(), raise_on_error=False)
+    instance = dg.DagsterInstance.get()
+    for run_id in fail_abandoned_runs(instance, job.name):  # a killed earlier promote left it STARTED
+        click.echo(f"marked run {run_id} failed: the ml-platform promote that ran it was killed", err=True)
+    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
+                                    tags=worker_tags())
     refusal = run_refusal(result)
     if isinstance(refusal, GateFailed):  # a refusal, not bad input: exit 1 like a refused rollback
         click.echo(f"refused: {refusal}", err=True)

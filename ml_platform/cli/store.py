@@ -14,7 +14,7 @@ import click
 
 from ml_platform.cli.locations import defs_option, registry_location, store_location
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, capture_environment, diff_environments
-from ml_platform.errors import ConfigurationError, MLPlatformError
+from ml_platform.errors import ConfigurationError, InstanceDamaged, MLPlatformError
 from ml_platform.io.gc import collect
 from ml_platform.io.layout import object_rel
 from ml_platform.io.manifest import MANIFEST_METADATA_KEY, Manifest
@@ -71,13 +71,19 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str
     An asset counts when its latest materialization carries the PinnedIOManager's
     ``ml_platform/manifest`` metadata under this store's base; each of its materialized partitions
     (or the asset itself, when unpartitioned) must then have a head in the store.
+
+    Raises:
+        InstanceDamaged: a record of the instance's event log cannot be read back (names the instance).
     """
     import dagster as dg
+
+    from ml_platform.compat import dagster_record_unreadable
 
     if not Path(dagster_home).is_dir():
         raise ConfigurationError(f"no Dagster instance at {dagster_home}: the directory does not exist")
     expected: set[tuple[str, str | None]] = set()
     instance = dg.DagsterInstance.from_config(dagster_home)
+    asset_key = None
     try:
         for asset_key in instance.get_asset_keys():
             event = instance.get_latest_materialization_event(asset_key)
@@ -91,6 +97,15 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str
             key = "/".join(asset_key.path)
             partitions = instance.get_materialized_partitions(asset_key)
             expected |= {(key, partition) for partition in partitions} if partitions else {(key, None)}
+    except Exception as exc:
+        if not dagster_record_unreadable(exc):
+            raise
+        where = f" (reading asset {asset_key.to_user_string()})" if asset_key is not None else ""
+        raise InstanceDamaged(
+            f"the event log of the Dagster instance at {dagster_home} is damaged{where}: "
+            f"{type(exc).__name__}: {str(exc)[:200]}. Nothing was changed. Verify the store alone with "
+            "`ml-platform verify --no-dagster`, and restore the instance's storage from a backup "
+            f"(`DAGSTER_HOME={dagster_home} dagster instance info` shows where it is)") from exc
     finally:
         instance.dispose()
     return expected

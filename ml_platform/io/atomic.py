@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import errno
 import io
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 import xxhash
 
 from ml_platform.crashpoints import crash_point
+from ml_platform.errors import StorageFull
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -34,11 +37,38 @@ __all__ = [
 ]
 
 _TMP_MARK = ".tmp-"
+_FULL = {errno.ENOSPC: "no space left on", errno.EDQUOT: "the disk quota is spent on"}
 
 
 def is_temporary(name: str) -> bool:
     """True for the temporary names atomic writes use (never a committed file)."""
     return name.startswith(".") and _TMP_MARK in name
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the partition holding ``path`` (or, if absent, its nearest existing parent)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def storage_full(exc: OSError, target: Path) -> StorageFull | None:
+    """A :class:`StorageFull` naming the partition and ``target`` if ``exc`` is ENOSPC or EDQUOT, else None."""
+    what = _FULL.get(exc.errno) if exc.errno is not None else None
+    if what is None:
+        return None
+    partition = mount_point(target)
+    try:
+        usage = shutil.disk_usage(partition)
+        free = f"{usage.free} of {usage.total} bytes free"
+    except OSError:
+        free = "free space unknown"
+    return StorageFull(exc.errno, f"{what} the partition mounted at {partition} ({free}) writing {target}: "
+                       f"{exc.strerror}. Nothing was published there; its previous content is intact. Free space "
+                       f"on {partition} (e.g. `ml-platform gc`) or move the store elsewhere, then run again")
 
 
 def file_digest(data: Any) -> str:
@@ -167,11 +197,21 @@ class LocalFileSystem(FileSystem):
         target.parent.mkdir(parents=True, exist_ok=True)
         return target.with_name(f".{target.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
+    def _open_temporary(self, target: Path) -> tuple[Path, int]:
+        """A new temporary file beside ``target`` and its descriptor; a full partition is a StorageFull."""
+        try:
+            temporary = self._temporary(target)
+            return temporary, os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as exc:
+            full = storage_full(exc, target)
+            if full is not None:
+                raise full from exc
+            raise
+
     @contextlib.contextmanager
     def atomic_writer(self, rel: str, crash: str | None = None) -> Iterator[IO[bytes]]:
         target = self.root / rel
-        temporary = self._temporary(target)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        temporary, descriptor = self._open_temporary(target)
         try:
             with os.fdopen(descriptor, "wb") as stream:
                 yield stream
@@ -180,9 +220,12 @@ class LocalFileSystem(FileSystem):
             if crash:
                 crash_point(f"{crash}:before-rename")
             os.replace(temporary, target)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
+            full = storage_full(exc, target) if isinstance(exc, OSError) else None
+            if full is not None:
+                raise full from exc
             raise
         if crash:
             crash_point(f"{crash}:after-rename")
@@ -191,8 +234,7 @@ class LocalFileSystem(FileSystem):
     @contextlib.contextmanager
     def exclusive_writer(self, rel: str, crash: str | None = None) -> Iterator[Publication]:
         target = self.root / rel
-        temporary = self._temporary(target)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        temporary, descriptor = self._open_temporary(target)
         try:
             with os.fdopen(descriptor, "wb") as stream:
                 publication = Publication(stream)
@@ -214,6 +256,11 @@ class LocalFileSystem(FileSystem):
                     publication.created = True
             if crash:
                 crash_point(f"{crash}:after-link")
+        except OSError as exc:
+            full = storage_full(exc, target)
+            if full is not None:
+                raise full from exc
+            raise
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()

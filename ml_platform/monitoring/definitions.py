@@ -23,6 +23,7 @@ from ml_platform.monitoring.alerts import InfraCheckKind
 from ml_platform.monitoring.dispatch import dispatch_infra, research_report
 from ml_platform.monitoring.drift import DriftPolicy, finding_of
 from ml_platform.monitoring.infra import InfraOutcome, InfraSLO, MarketSession
+from ml_platform.monitoring.status import paging_summary
 from ml_platform.monitoring.wiring import MonitoredAsset, MonitoringWiring
 
 __all__ = ["ALPHA_DRIFT_CHECK", "INFRA_CHECK_NAMES", "Monitoring", "build_monitoring"]
@@ -183,7 +184,7 @@ def _infra_sensor(wiring: MonitoringWiring, calendar: Calendar, clock: Callable[
         failing = sorted(o.key for o in outcomes if not o.passed)
         open_keys = sorted(route.open_incidents())
         if failing == open_keys:
-            return dg.SkipReason(f"{len(outcomes)} infra checks: {len(failing)} failing, all already paged")
+            return dg.SkipReason(paging_summary(route.outbox.read(), failing, len(outcomes)))
         state = hashlib.sha256(json.dumps([failing, open_keys]).encode()).hexdigest()[:16]
         cursor = json.loads(context.cursor) if context.cursor else {"seq": 0}
         if cursor.get("state") == state and now.timestamp() - cursor.get("at", 0) < 600:

@@ -45,6 +45,7 @@ class OutboxEvent(StrEnum):
     FAILED = "failed"
     SUPPRESSED = "suppressed"
     SKIPPED = "skipped"
+    UNDELIVERED = "undelivered"  # on the *other* route's outbox: an alert of this route is overdue
 
 
 def default_outbox_dir(home: str | os.PathLike[str]) -> Path:

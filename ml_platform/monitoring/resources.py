@@ -16,6 +16,7 @@ from ml_platform.monitoring.routes import (
     DEFAULT_BACKOFF_SECONDS,
     DEFAULT_EVENTS_URL,
     DEFAULT_PAGER_COOLDOWN_SECONDS,
+    DEFAULT_REDELIVERY_BACKOFF_SECONDS,
     DEFAULT_RESEARCH_COOLDOWN_SECONDS,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT_SECONDS,
@@ -54,17 +55,28 @@ class _RouteResource(dg.ConfigurableResource):
     )
     timeout_seconds: float = Field(
         default=DEFAULT_TIMEOUT_SECONDS,
-        description=f"Limit of one delivery attempt, in (0, {MAX_TIMEOUT_SECONDS:g}]; keep (retries + 1) x "
-        "timeout well below the sensor's evaluation limit (60 s by default).",
+        description=f"Limit of one delivery attempt, in (0, {MAX_TIMEOUT_SECONDS:g}]; a flush against a dead "
+        "endpoint makes at most (retries + 1) + 7 attempts: keep that times the timeout below the sensor's "
+        "evaluation limit (60 s by default).",
     )
     retries: int = Field(
         default=DEFAULT_RETRIES,
         description=f"Extra attempts per delivery, 0..{MAX_RETRIES}; an alert that still fails stays pending "
-        "in the outbox and the next flush retries it.",
+        "in the outbox and a later flush retries it (see redelivery_backoff_seconds).",
     )
     backoff_seconds: float = Field(
         default=DEFAULT_BACKOFF_SECONDS,
         description=f"Wait before the first retry, doubled for each further one (at most 10 s); 0..{MAX_BACKOFF_SECONDS:g}.",
+    )
+    redelivery_backoff_seconds: float = Field(
+        default=DEFAULT_REDELIVERY_BACKOFF_SECONDS,
+        description="Per pending alert, across flushes: after n failed attempts it is tried again once "
+        "redelivery_backoff_seconds * 2**(n-1) have passed (at most 600 s); 0..600.",
+    )
+    overdue_seconds: float | None = Field(
+        default=None,
+        description="An alert still undelivered this long after it was queued is reported on the other route's "
+        "outbox and by `ml-platform monitoring status` (default: 900 s pager, 3600 s research); 60..604800.",
     )
     require_endpoint: bool = Field(
         default=False,
@@ -118,7 +130,9 @@ class PagerResource(_RouteResource):
             )
         return PagerRoute(self.outbox_dir, routing_key=self.routing_key, events_url=self.events_url,
                           cooldown_seconds=self.cooldown_seconds, timeout_seconds=self.timeout_seconds,
-                          retries=self.retries, backoff_seconds=self.backoff_seconds)
+                          retries=self.retries, backoff_seconds=self.backoff_seconds,
+                          redelivery_backoff_seconds=self.redelivery_backoff_seconds,
+                          overdue_seconds=self.overdue_seconds)
 
 
 class ResearchResource(_RouteResource):
@@ -161,4 +175,6 @@ class ResearchResource(_RouteResource):
             )
         return ResearchRoute(self.outbox_dir, slack_webhook_url=self.slack_webhook_url,
                              cooldown_seconds=self.cooldown_seconds, timeout_seconds=self.timeout_seconds,
-                             retries=self.retries, backoff_seconds=self.backoff_seconds)
+                             retries=self.retries, backoff_seconds=self.backoff_seconds,
+                          redelivery_backoff_seconds=self.redelivery_backoff_seconds,
+                          overdue_seconds=self.overdue_seconds)

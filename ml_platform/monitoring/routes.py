@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -33,7 +33,11 @@ from ml_platform.monitoring.outbox import Outbox, OutboxEvent, OutboxLog, Outbox
 __all__ = [
     "DEFAULT_EVENTS_URL",
     "DEFAULT_PAGER_COOLDOWN_SECONDS",
+    "DEFAULT_PAGER_OVERDUE_SECONDS",
+    "DEFAULT_REDELIVERY_BACKOFF_SECONDS",
     "DEFAULT_RESEARCH_COOLDOWN_SECONDS",
+    "DEFAULT_RESEARCH_OVERDUE_SECONDS",
+    "FLUSH_FAILURE_BOUND",
     "Delivery",
     "DeliveryStatus",
     "PagerRoute",
@@ -55,6 +59,11 @@ DEFAULT_BACKOFF_SECONDS = 0.5
 MAX_TIMEOUT_SECONDS = 60.0
 MAX_RETRIES = 10
 MAX_BACKOFF_SECONDS = 30.0
+DEFAULT_REDELIVERY_BACKOFF_SECONDS = 15.0
+MAX_REDELIVERY_WAIT_SECONDS = 600.0  # a pending alert is tried again at least every 10 minutes
+DEFAULT_PAGER_OVERDUE_SECONDS = 900.0
+DEFAULT_RESEARCH_OVERDUE_SECONDS = 3600.0
+FLUSH_FAILURE_BOUND = 8  # failed attempts after which a pass starts no further alert
 _MAX_SLEEP = 10.0
 _ENQUEUE_PATH = "/v2/enqueue"
 _PD_SUMMARY_LIMIT = 1024  # the Events API v2 limit on payload.summary
@@ -68,7 +77,7 @@ class DeliveryStatus(StrEnum):
     """The outcome of one alert on a route."""
 
     DELIVERED = "delivered"  # the endpoint (or, with none configured, the outbox) has it
-    PENDING = "pending"  # kept in the outbox, re-delivered by the next flush
+    PENDING = "pending"  # kept in the outbox, re-delivered by a later flush
     SUPPRESSED = "suppressed"  # a duplicate within its cooldown: recorded, not sent
     SKIPPED = "skipped"  # nothing to do (a resolve of a key that is not open): recorded, not sent
 
@@ -86,6 +95,7 @@ class Delivery:
         attempts: Delivery attempts so far, over every flush (0 when suppressed, skipped or not attempted).
         answer: The endpoint's answer when delivered (HTTP status, PagerDuty's dedup key).
         error: Why it is still pending, or why it was suppressed or skipped.
+        overdue: Still pending past the route's ``overdue_seconds`` (then reported on the other route's outbox).
     """
 
     alert_id: str
@@ -97,6 +107,7 @@ class Delivery:
     answer: Mapping[str, Any] | None = None
     error: str | None = None
     endpoint_down: bool = field(default=False, repr=False)
+    overdue: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -196,6 +207,30 @@ class _Verdict:
     duplicate_of: str | None = None
 
 
+@dataclass(frozen=True)
+class _Tries:
+    """The failed attempts an alert has had so far (over every flush), read from the outbox."""
+
+    failed: int = 0
+    last_at: dt.datetime | None = None
+    last_error: str | None = None
+
+
+def _tries_of(logbook: OutboxLog) -> dict[str, _Tries]:
+    tries: dict[str, _Tries] = {}
+    for record in logbook.records:
+        if record.event is OutboxEvent.FAILED:
+            tries[record.id] = _Tries(tries.get(record.id, _Tries()).failed + 1, record.time,
+                                      record.data.get("error"))
+    return tries
+
+
+def _check_seconds(owner: str, name: str, value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigurationError(f"{owner}.{name} must be a number in [{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
 class Route(abc.ABC, Generic[A]):
     """A typed alert route over a durable outbox: ``send`` one alert, ``flush`` what is pending.
 
@@ -207,8 +242,12 @@ class Route(abc.ABC, Generic[A]):
             this route's file is ``<outbox_dir>/<name>.jsonl``.
         cooldown_seconds: See the subclass (>= 0; 0: no de-duplication in time).
         timeout_seconds: Limit of one attempt, in (0, 60].
-        retries: Extra attempts per delivery, 0..10.
+        retries: Extra attempts per delivery, 0..10 (in one pass, while the endpoint answers).
         backoff_seconds: Wait before the first retry, doubled for each further one (at most 10 s).
+        redelivery_backoff_seconds: Per alert, across flushes: after ``n`` failed attempts a flush tries it
+            again only once ``redelivery_backoff_seconds * 2**(n-1)`` (at most 600 s) have passed; 0..600.
+        overdue_seconds: An alert still pending this long after it was queued is reported once on the other
+            route's outbox (an ``undelivered`` line) and flagged ``overdue``; 60..604800.
         clock: The current time (aware); for tests.
         sleep: How to wait between attempts; for tests.
     """
@@ -216,14 +255,24 @@ class Route(abc.ABC, Generic[A]):
     name: ClassVar[str]
     alert_type: ClassVar[type]
     other_route: ClassVar[str]
+    other_name: ClassVar[str]
     endpoint_name: ClassVar[str]
+    default_overdue_seconds: ClassVar[float]
 
     def __init__(self, outbox_dir: str | os.PathLike[str], *, cooldown_seconds: float, timeout_seconds: float,
-                 retries: int, backoff_seconds: float, clock: Callable[[], dt.datetime] | None = None,
+                 retries: int, backoff_seconds: float,
+                 redelivery_backoff_seconds: float = DEFAULT_REDELIVERY_BACKOFF_SECONDS,
+                 overdue_seconds: float | None = None, clock: Callable[[], dt.datetime] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        check_route_settings(type(self).__name__, cooldown_seconds=cooldown_seconds,
+        owner = type(self).__name__
+        check_route_settings(owner, cooldown_seconds=cooldown_seconds,
                              timeout_seconds=timeout_seconds, retries=retries, backoff_seconds=backoff_seconds)
+        self.redelivery_backoff_seconds = _check_seconds(owner, "redelivery_backoff_seconds",
+                                                         redelivery_backoff_seconds, 0, MAX_REDELIVERY_WAIT_SECONDS)
+        overdue = self.default_overdue_seconds if overdue_seconds is None else overdue_seconds
+        self.overdue_seconds = _check_seconds(owner, "overdue_seconds", overdue, 60, 7 * 86400)
         self.outbox = Outbox(Path(outbox_dir) / f"{self.name}.jsonl")
+        self.other_outbox = Outbox(Path(outbox_dir) / f"{self.other_name}.jsonl")
         self.cooldown_seconds = float(cooldown_seconds)
         self.timeout_seconds = float(timeout_seconds)
         self.retries = retries
@@ -293,7 +342,10 @@ class Route(abc.ABC, Generic[A]):
         raise AssertionError(f"the alert {alert_id} just queued was not among the pending ones")  # pragma: no cover
 
     def flush(self) -> list[Delivery]:
-        """Deliver every pending alert, oldest first; returns one Delivery per alert that was pending.
+        """Try every pending alert that is due; returns one Delivery per alert that was pending, oldest first.
+
+        No alert waits behind another of a different key; see docs/architecture.md,
+        "ml_platform/monitoring/routes.py", for the bounds and the per-alert backoff.
 
         Raises:
             MonitoringError: the outbox cannot be written.
@@ -320,30 +372,82 @@ class Route(abc.ABC, Generic[A]):
     def _age_seconds(self, moment: dt.datetime) -> float:
         return (self._now() - moment).total_seconds()
 
+    def _wait_seconds(self, tries: _Tries) -> float:
+        """How long after its last failed attempt an alert is tried again by a flush."""
+        if not tries.failed:
+            return 0.0
+        return min(self.redelivery_backoff_seconds * 2 ** (tries.failed - 1), MAX_REDELIVERY_WAIT_SECONDS)
+
     def _deliver_pending(self) -> list[Delivery]:
         logbook = self.outbox.read()
-        results: list[Delivery] = []
-        held_keys: set[str] = set()  # an earlier alert of the key is still pending: keep the order
-        down: str | None = None  # the endpoint failed as a whole in this pass
-        for record in logbook.pending():
-            attempts = logbook.attempts(record.id)
-            if record.key in held_keys or down:
-                why = (f"not attempted: the {self.endpoint} endpoint failed earlier in this pass ({down})" if down
-                       else "not attempted: an earlier alert with the same key is still pending")
-                results.append(Delivery(alert_id=record.id, route=self.name, key=record.key,
-                                        status=DeliveryStatus.PENDING, endpoint=self.endpoint, attempts=attempts,
-                                        error=why))
-                held_keys.add(record.key)
-                continue
-            delivery = self._deliver(record, attempts)
-            results.append(delivery)
-            if not delivery.delivered:
-                held_keys.add(record.key)
-                if delivery.endpoint_down:
-                    down = delivery.error
-        return results
+        pending = logbook.pending()
+        tries = _tries_of(logbook)
+        now = self._now()
+        by_key: dict[str, list[OutboxRecord]] = {}
+        for record in pending:
+            by_key.setdefault(record.key, []).append(record)
+        # least recently tried first (never tried before all), so a bounded pass reaches every alert in turn
+        order = sorted(by_key.values(), key=lambda group: (tries.get(group[0].id, _Tries()).last_at is not None,
+                                                           tries.get(group[0].id, _Tries()).last_at or now))
+        results: dict[str, Delivery] = {}
+        failures = 0  # failed attempts in this pass
+        down = False  # the endpoint failed as a whole in this pass: one attempt per alert from here on
+        last_error: str | None = None
 
-    def _deliver(self, record: OutboxRecord, attempts: int) -> Delivery:
+        def kept(record: OutboxRecord, why: str) -> None:
+            results[record.id] = Delivery(alert_id=record.id, route=self.name, key=record.key,
+                                          status=DeliveryStatus.PENDING, endpoint=self.endpoint,
+                                          attempts=logbook.attempts(record.id), error=why)
+
+        for group in order:
+            blocked = False  # an earlier alert of the key is still pending: keep the key's order
+            for record in group:
+                record_tries = tries.get(record.id, _Tries())
+                wait = self._wait_seconds(record_tries)
+                if blocked:
+                    kept(record, "not attempted: an earlier alert with the same key is still pending")
+                elif record_tries.last_at is not None and (now - record_tries.last_at).total_seconds() < wait:
+                    kept(record, f"not attempted: it is tried again {wait:g}s after its last failed attempt "
+                         f"({record_tries.last_at.isoformat()}: {record_tries.last_error})")
+                elif failures >= FLUSH_FAILURE_BOUND:
+                    kept(record, f"not attempted: this flush reached its bound of {FLUSH_FAILURE_BOUND} failed "
+                         f"attempts (last: {last_error}); the next flush tries it first")
+                else:
+                    attempts = logbook.attempts(record.id)
+                    delivery = self._deliver(record, attempts, retries=0 if down else self.retries)
+                    results[record.id] = delivery
+                    failures += delivery.attempts - attempts - int(delivery.delivered)
+                    down = down or delivery.endpoint_down
+                    last_error = delivery.error or last_error
+                blocked = not results[record.id].delivered
+        return self._report_overdue([results[record.id] for record in pending], pending, now)
+
+    def _report_overdue(self, deliveries: list[Delivery], pending: list[OutboxRecord],
+                        now: dt.datetime) -> list[Delivery]:
+        """Flag every alert still pending past ``overdue_seconds``; report each once on the other route's outbox."""
+        late = {record.id: record for record in pending
+                if (now - record.time).total_seconds() >= self.overdue_seconds}
+        if not late:
+            return deliveries
+        reported = {record.id for record in self.other_outbox.read().records
+                    if record.event is OutboxEvent.UNDELIVERED}
+        flagged = []
+        for delivery in deliveries:
+            record = late.get(delivery.alert_id)
+            if record is None or delivery.delivered:
+                flagged.append(delivery)
+                continue
+            if record.id not in reported:
+                self.other_outbox.append(
+                    OutboxEvent.UNDELIVERED, alert_id=record.id, key=record.key, at=utc_now_text(now),
+                    route=self.name, endpoint=self.endpoint, queued_at=record.at, attempts=delivery.attempts,
+                    error=delivery.error, action=record.action, alert=record.alert,
+                    reason=f"{self.name} alert {record.key!r} still undelivered {(now - record.time).total_seconds():.0f}s "
+                    f"after it was queued (bound {self.overdue_seconds:g}s); see `ml-platform monitoring status`")
+            flagged.append(replace(delivery, overdue=True))
+        return flagged
+
+    def _deliver(self, record: OutboxRecord, attempts: int, retries: int) -> Delivery:
         outbox = self.outbox
         if not self.configured:
             outbox.record_delivered(record.id, key=record.key, endpoint=_OUTBOX_ENDPOINT, attempt=attempts + 1,
@@ -362,7 +466,7 @@ class Route(abc.ABC, Generic[A]):
             return Delivery(alert_id=record.id, route=self.name, key=record.key, status=DeliveryStatus.PENDING,
                             endpoint=self.endpoint_name, attempts=attempts + 1, error=error)
         answer = _Answer(ok=False, error="not attempted")
-        for retry in range(self.retries + 1):
+        for retry in range(retries + 1):
             if retry:
                 self._sleep(min(self.backoff_seconds * 2 ** (retry - 1), _MAX_SLEEP))
             answer = self._attempt(alert, record.id)
@@ -437,22 +541,29 @@ class PagerRoute(Route[InfraIncident]):
             destination (the embedded default).
         events_url: The Events API v2 enqueue URL (or its base); https://, or http:// on a loopback host.
         cooldown_seconds: Suppression window of re-triggers of an open incident (default one hour).
-        timeout_seconds / retries / backoff_seconds / clock / sleep: See :class:`Route`.
+        timeout_seconds / retries / backoff_seconds / redelivery_backoff_seconds / overdue_seconds / clock /
+            sleep: See :class:`Route` (``overdue_seconds`` defaults to an hour on research, 15 min on the pager).
     """
 
     name = "pager"
     alert_type = InfraIncident
     other_route = "ResearchRoute (alpha drift goes to research and never pages)"
+    other_name = "research"
     endpoint_name = "pagerduty"
+    default_overdue_seconds = DEFAULT_PAGER_OVERDUE_SECONDS
 
     def __init__(self, outbox_dir: str | os.PathLike[str], *, routing_key: str = "",
                  events_url: str = DEFAULT_EVENTS_URL,
                  cooldown_seconds: float = DEFAULT_PAGER_COOLDOWN_SECONDS,
                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS, retries: int = DEFAULT_RETRIES,
-                 backoff_seconds: float = DEFAULT_BACKOFF_SECONDS, clock: Callable[[], dt.datetime] | None = None,
+                 backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
+                 redelivery_backoff_seconds: float = DEFAULT_REDELIVERY_BACKOFF_SECONDS,
+                 overdue_seconds: float | None = None, clock: Callable[[], dt.datetime] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(outbox_dir, cooldown_seconds=cooldown_seconds, timeout_seconds=timeout_seconds,
-                         retries=retries, backoff_seconds=backoff_seconds, clock=clock, sleep=sleep)
+                         retries=retries, backoff_seconds=backoff_seconds,
+                         redelivery_backoff_seconds=redelivery_backoff_seconds, overdue_seconds=overdue_seconds,
+                         clock=clock, sleep=sleep)
         if not isinstance(routing_key, str):
             raise ConfigurationError("PagerRoute.routing_key must be a text (empty: deliver to the outbox only)")
         self.routing_key = routing_key.strip()
@@ -533,21 +644,28 @@ class ResearchRoute(Route[AlphaDriftFinding]):
         outbox_dir: Folder of the outbox; this route writes ``research.jsonl``.
         slack_webhook_url: The incoming-webhook URL (a secret); empty: the outbox is the destination.
         cooldown_seconds: Suppression window per finding key.
-        timeout_seconds / retries / backoff_seconds / clock / sleep: See :class:`Route`.
+        timeout_seconds / retries / backoff_seconds / redelivery_backoff_seconds / overdue_seconds / clock /
+            sleep: See :class:`Route` (``overdue_seconds`` defaults to an hour on research, 15 min on the pager).
     """
 
     name = "research"
     alert_type = AlphaDriftFinding
     other_route = "PagerRoute (infra incidents page on-call)"
+    other_name = "pager"
     endpoint_name = "slack"
+    default_overdue_seconds = DEFAULT_RESEARCH_OVERDUE_SECONDS
 
     def __init__(self, outbox_dir: str | os.PathLike[str], *, slack_webhook_url: str = "",
                  cooldown_seconds: float = DEFAULT_RESEARCH_COOLDOWN_SECONDS,
                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS, retries: int = DEFAULT_RETRIES,
-                 backoff_seconds: float = DEFAULT_BACKOFF_SECONDS, clock: Callable[[], dt.datetime] | None = None,
+                 backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
+                 redelivery_backoff_seconds: float = DEFAULT_REDELIVERY_BACKOFF_SECONDS,
+                 overdue_seconds: float | None = None, clock: Callable[[], dt.datetime] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(outbox_dir, cooldown_seconds=cooldown_seconds, timeout_seconds=timeout_seconds,
-                         retries=retries, backoff_seconds=backoff_seconds, clock=clock, sleep=sleep)
+                         retries=retries, backoff_seconds=backoff_seconds,
+                         redelivery_backoff_seconds=redelivery_backoff_seconds, overdue_seconds=overdue_seconds,
+                         clock=clock, sleep=sleep)
         if not isinstance(slack_webhook_url, str):
             raise ConfigurationError("ResearchRoute.slack_webhook_url must be a text (empty: the outbox only)")
         self.slack_webhook_url = slack_webhook_url.strip()

@@ -159,3 +159,33 @@ def test_a_history_entry_kept_by_the_grace_period_keeps_its_object(store: Pinned
     assert str(object_path) not in " ".join(report.deleted) and object_path.exists()
     assert [r.status.value for r in verify_store(store)] == ["ok"]
     assert store.read("features/a", "2012-01-03", data_hash=old.data_hash).frame.equals(frame(1.0))
+
+
+def test_verify_names_a_damaged_dagster_event_log_instead_of_a_traceback(tmp_path: Path) -> None:
+    """A materialization record cut short in the instance's SQLite index (a disk or copy accident)."""
+    import sqlite3
+
+    from ml_platform.io.manager import PinnedIOManager
+
+    home, storage = tmp_path / "dagster_home", tmp_path / "storage"
+    home.mkdir()
+
+    @dg.asset(key_prefix=["market"])
+    def prices() -> pl.DataFrame:
+        return pl.DataFrame({"day": [DAY]})
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert dg.materialize([prices], instance=instance,
+                              resources={"io_manager": PinnedIOManager(base_dir=str(storage))}).success
+    args = ["verify", "--base-dir", str(storage), "--dagster-home", str(home)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    with sqlite3.connect(home / "history" / "runs" / "index.db") as index:
+        index.execute("UPDATE asset_keys SET last_materialization = substr(last_materialization, 1, 40)")
+
+    result = CliRunner().invoke(main, args)
+
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"the event log of the Dagster instance at {home} is damaged (reading asset market/prices)" in result.output
+    assert "JSONDecodeError" in result.output and "ml-platform verify --no-dagster" in result.output
+    assert "dagster instance info" in result.output and "Traceback" not in result.output
+    assert CliRunner().invoke(main, [*args, "--no-dagster"]).exit_code == 0  # the store alone is still verifiable

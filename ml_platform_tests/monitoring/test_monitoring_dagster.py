@@ -267,3 +267,23 @@ def test_a_failed_scheduled_run_pages_and_its_successful_rerun_resolves(desk: De
         e.description for e in healed.get_asset_check_evaluations() if not e.passed]
     assert "scheduled_run:job/desk_daily" in [p["dedup_key"] for p in desk.pages() if p["event_action"] == "resolve"]
     assert desk.research() == []
+
+
+def test_while_the_pager_is_down_the_sensor_never_says_already_paged(desk: Desk) -> None:
+    """Last: it leaves the desk a day behind. Pages the endpoint refuses (503) stay pending, and the next
+    tick says they are not delivered instead of "all already paged"."""
+    desk.reset_routes()
+    desk.pager.answer_always(503)
+    try:
+        desk.clock.now = dt.datetime(2023, 10, 6, 21, 30, tzinfo=dt.UTC)  # Friday 10-06: nothing written for it
+        tick = launched(desk.sensor("infra_freshness_sensor"))
+        desk.launch(tick.run_requests[0], "infra_freshness_job")
+        failing = {p["dedup_key"] for p in desk.pages()}
+        assert failing and {r["event"] for r in desk.outbox("pager")} == {"queued", "failed"}
+
+        again = skipped(desk.sensor("infra_freshness_sensor", cursor=tick.cursor))
+
+        assert "already paged" not in again.skip_message
+        assert f"{len(failing)} NOT delivered yet" in again.skip_message and "503" in again.skip_message
+    finally:
+        desk.pager.answer_always(202)

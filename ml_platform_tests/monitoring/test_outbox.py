@@ -342,3 +342,14 @@ def test_a_time_with_an_offset_is_read_as_that_instant(tmp_path: Path) -> None:
     sent = outbox.last_sent("k:a")
     assert sent is not None and sent.isoformat() == "2024-03-01T10:00:00+01:00"
     assert sent.astimezone(dt.UTC).hour == 9
+
+
+def test_an_undelivered_notice_is_read_back_and_is_neither_pending_open_nor_an_attempt(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "research.jsonl")
+    outbox.append(OutboxEvent.UNDELIVERED, alert_id="a" * 32, key="freshness:x", at=T1, route="pager",
+                  action="trigger", alert=_alert("freshness:x"), attempts=5, error="ConnectError")
+    [notice] = outbox.read().records
+    assert notice.event is OutboxEvent.UNDELIVERED and str(notice.event) == "undelivered"
+    assert (notice.id, notice.key, notice.data["route"], notice.data["attempts"]) == ("a" * 32, "freshness:x", "pager", 5)
+    assert outbox.pending() == [] and outbox.open_incidents() == {} and outbox.read().attempts("a" * 32) == 0
+    assert outbox.last_sent("freshness:x") is None

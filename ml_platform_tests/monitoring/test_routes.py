@@ -68,7 +68,7 @@ def finding(key: str = "alpha:3:ic", **changes: object) -> AlphaDriftFinding:
 
 def pager(tmp_path: Path, stub: HttpStub | None, **options: object) -> PagerRoute:
     settings: dict = {"routing_key": ROUTING_KEY if stub else "", "timeout_seconds": 2.0, "retries": 1,
-                      "backoff_seconds": 0.01}
+                      "backoff_seconds": 0.01, "redelivery_backoff_seconds": 0}  # a flush retries at once
     if stub is not None:
         settings["events_url"] = stub.url_for(ENQUEUE)
     return PagerRoute(tmp_path / "outbox", **{**settings, **options})
@@ -76,7 +76,7 @@ def pager(tmp_path: Path, stub: HttpStub | None, **options: object) -> PagerRout
 
 def research(tmp_path: Path, stub: HttpStub | None, **options: object) -> ResearchRoute:
     settings: dict = {"slack_webhook_url": stub.url_for(WEBHOOK) if stub else "", "timeout_seconds": 2.0,
-                      "retries": 1, "backoff_seconds": 0.01}
+                      "retries": 1, "backoff_seconds": 0.01, "redelivery_backoff_seconds": 0}
     return ResearchRoute(tmp_path / "outbox", **{**settings, **options})
 
 
@@ -319,7 +319,8 @@ def test_a_daemon_restart_neither_resends_delivered_alerts_nor_loses_pending_one
 
 
 def _flush_in_process(outbox_dir: str, events_url: str, start: multiprocessing.synchronize.Event) -> None:
-    route = PagerRoute(outbox_dir, routing_key=ROUTING_KEY, events_url=events_url, timeout_seconds=5, retries=0)
+    route = PagerRoute(outbox_dir, routing_key=ROUTING_KEY, events_url=events_url, timeout_seconds=5, retries=0,
+                       redelivery_backoff_seconds=0)
     start.wait(30)
     route.flush()
 
@@ -513,3 +514,100 @@ def test_the_outbox_and_routes_import_neither_dagster_nor_mlflow() -> None:
             "print(sorted(m for m in ('dagster', 'mlflow') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# -- a dead endpoint: every pending alert tried, per-alert backoff, bounded, overdue reported --------------------------
+
+
+def _failed_counts(route: PagerRoute, ids: list[str]) -> list[int]:
+    log = route.outbox.read()
+    return [len(log.find(alert_id, OutboxEvent.FAILED)) for alert_id in ids]
+
+
+def test_a_flush_tries_every_pending_alert_not_only_the_oldest(tmp_path: Path) -> None:
+    clock = Clock()
+    route = pager(tmp_path, None, routing_key=ROUTING_KEY, events_url=closed_port_url(ENQUEUE), retries=1,
+                  redelivery_backoff_seconds=60, clock=clock)
+    ids = [route.send(incident(f"freshness:f{n}")).alert_id for n in range(3)]
+    assert _failed_counts(route, ids) == [2, 2, 2]  # each send tried its own alert, though the endpoint was down
+
+    clock.advance(600)
+    flushed = route.flush()
+
+    # the oldest gets its retries, the others one attempt each: none waits behind another key's alert
+    assert [d.alert_id for d in flushed] == ids and not any(d.delivered for d in flushed)
+    assert _failed_counts(route, ids) == [4, 3, 3]
+    assert all("ConnectError" in d.error for d in flushed)
+
+
+def test_each_pending_alert_backs_off_on_its_own_failures(tmp_path: Path, http_stub: StubFactory) -> None:
+    clock = Clock()
+    dead = pager(tmp_path, None, routing_key=ROUTING_KEY, events_url=closed_port_url(ENQUEUE), retries=1,
+                 redelivery_backoff_seconds=60, clock=clock)
+    ids = [dead.send(incident(f"freshness:f{n}")).alert_id for n in range(2)]
+    clock.advance(120)  # the wait after 2 failures: 60 * 2
+    dead.flush()
+    assert _failed_counts(dead, ids) == [4, 3]  # f0 now waits 60 * 8 = 480 s, f1 60 * 4 = 240 s
+
+    stub = http_stub()
+    back = pager(tmp_path, stub, redelivery_backoff_seconds=60, clock=clock)
+    clock.advance(239)
+    waiting = back.flush()
+    assert stub.requests == [] and all(d.pending and "tried again" in d.error for d in waiting)
+    assert "240s after its last failed attempt" in waiting[1].error and "480s" in waiting[0].error
+    clock.advance(1)
+    assert [d.delivered for d in back.flush()] == [False, True]  # f1 is due, f0 is not
+    clock.advance(240)
+    assert [d.delivered for d in back.flush()] == [True]
+    assert [r.json["dedup_key"] for r in stub.requests] == ["freshness:f1", "freshness:f0"]
+
+
+def test_a_flush_stops_after_its_bound_of_failed_attempts_and_the_next_starts_with_the_rest(tmp_path: Path) -> None:
+    route = pager(tmp_path, None, routing_key=ROUTING_KEY, events_url=closed_port_url(ENQUEUE), retries=1)
+    ids = [route.outbox.record_queued(incident(f"freshness:f{n:02d}").to_dict(), key=f"freshness:f{n:02d}",
+                                      action="trigger") for n in range(12)]
+
+    first = route.flush()
+    # 2 attempts for the first (its retry), 1 for each next one, until 8 attempts failed in this flush
+    assert _failed_counts(route, ids) == [2, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+    assert all("bound of 8 failed attempts" in d.error for d in first[7:])
+    route.flush()  # the never-tried ones first, then the least recently tried
+    assert _failed_counts(route, ids) == [3, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1]
+
+
+def test_an_alert_undelivered_past_its_bound_is_reported_once_on_the_other_routes_outbox(tmp_path: Path) -> None:
+    clock = Clock()
+    route = pager(tmp_path, None, routing_key=ROUTING_KEY, events_url=closed_port_url(ENQUEUE), retries=0,
+                  overdue_seconds=900, clock=clock)
+    alert_id = route.send(incident()).alert_id
+    research_outbox = Outbox(tmp_path / "outbox" / "research.jsonl")
+    clock.advance(899)
+    [early] = route.flush()
+    assert not early.overdue and research_outbox.read().records == ()
+
+    clock.advance(1)
+    [late] = route.flush()
+    clock.advance(300)
+    [later] = route.flush()
+
+    assert late.overdue and later.overdue and late.pending
+    [notice] = research_outbox.read().records  # reported once, however many flushes follow
+    assert notice.event is OutboxEvent.UNDELIVERED and notice.id == alert_id and notice.key == incident().key
+    assert notice.data["route"] == "pager" and notice.data["attempts"] == 3 and "ConnectError" in notice.data["error"]
+    assert notice.data["queued_at"] == "2024-03-01T09:00:00.000000+00:00"
+    assert research_outbox.pending() == []  # a notice, never sent as a finding: alpha and infra stay apart
+    assert research(tmp_path, None).flush() == []
+
+
+def test_overdue_and_redelivery_settings_are_range_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"PagerRoute.overdue_seconds must be a number in \[60, 604800\]"):
+        pager(tmp_path, None, overdue_seconds=59)
+    with pytest.raises(ConfigurationError, match=r"PagerRoute.overdue_seconds .* got 0"):
+        pager(tmp_path, None, overdue_seconds=0)  # never silently the default
+    with pytest.raises(ConfigurationError, match=r"ResearchRoute.redelivery_backoff_seconds .* \[0, 600\]"):
+        research(tmp_path, None, redelivery_backoff_seconds=601)
+    assert pager(tmp_path, None).overdue_seconds == 900 and research(tmp_path, None).overdue_seconds == 3600
+    assert PagerRoute(tmp_path).redelivery_backoff_seconds == 15
+    built = PagerResource(outbox_dir=str(tmp_path), redelivery_backoff_seconds=5, overdue_seconds=120).get_route()
+    assert (built.redelivery_backoff_seconds, built.overdue_seconds) == (5, 120)
+    assert ResearchResource(outbox_dir=str(tmp_path)).get_route().overdue_seconds == 3600

@@ -1,0 +1,53 @@
+"""``ml-platform monitoring status [--outbox-dir DIR] [--json]``: what the alert outboxes hold now.
+
+Per route (pager, research): how many alerts were delivered, which are still pending (attempts, age,
+last error), which are overdue, and the ``undelivered`` notices the other route wrote there. Exit
+codes: 0 nothing overdue, 1 an alert is overdue (undelivered past its bound), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import click
+
+from ml_platform.monitoring.outbox import Outbox
+from ml_platform.monitoring.routes import DEFAULT_PAGER_OVERDUE_SECONDS, DEFAULT_RESEARCH_OVERDUE_SECONDS
+from ml_platform.monitoring.status import route_status
+from ml_platform.settings import Settings
+
+__all__ = ["monitoring"]
+
+_BOUNDS = {"pager": DEFAULT_PAGER_OVERDUE_SECONDS, "research": DEFAULT_RESEARCH_OVERDUE_SECONDS}
+
+
+@click.group("monitoring")
+def monitoring() -> None:
+    """The alert routes' outboxes (pager, research)."""
+
+
+@monitoring.command("status")
+@click.option("--outbox-dir", "outbox_dir", default=None, type=click.Path(file_okay=False),
+              help="The outbox folder (default: <ML_PLATFORM_HOME>/monitoring/outbox).")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status_command(outbox_dir: str | None, as_json: bool) -> None:
+    """Delivered, pending and overdue alerts per route; exit 1 if an alert is overdue."""
+    folder = Path(outbox_dir) if outbox_dir else Settings.from_env(os.environ).outbox_dir
+    now = dt.datetime.now(dt.UTC)
+    logs = {name: Outbox(folder / f"{name}.jsonl").read() for name in _BOUNDS}
+    statuses = [route_status(name, logs[name], logs[other], now, _BOUNDS[name])
+                for name, other in (("pager", "research"), ("research", "pager"))]
+    if as_json:
+        click.echo(json.dumps([{"route": s.route, "delivered": s.delivered, "damaged": s.damaged,
+                                "pending": [dataclasses.asdict(p) for p in s.pending],
+                                "notices": [dict(n.data) for n in s.notices]} for s in statuses], indent=2))
+    else:
+        click.echo(f"outbox folder: {folder}")
+        for status in statuses:
+            click.echo("\n".join(status.lines()))
+    if any(status.overdue for status in statuses):
+        raise SystemExit(1)
