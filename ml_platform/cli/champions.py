@@ -126,19 +126,27 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.argument("model")
+@click.option("--anchor-only", "anchor_only", is_flag=True,
+              help="Only compare the head with its anchor (two reads, no re-walk of the chain): the cheap "
+                   "daily check for a cut tail or a moved-back head.")
 @_ledger_option
-def verify_command(model: str, tracking_uri: str | None, registry_uri: str | None, as_json: bool,
+def verify_command(model: str, anchor_only: bool, tracking_uri: str | None, registry_uri: str | None, as_json: bool,
                    busy_timeout: float | None, defs_target: str | None, ledger_url: str | None) -> None:
-    """Re-walk MODEL's hash chain; exit 1 naming the first altered, deleted or reordered entry."""
+    """Re-walk MODEL's hash chain and check its head against its anchor on the MLflow registered model.
+
+    Exit 1 naming the first altered, deleted or reordered entry, a cut tail or a moved-back head.
+    """
     service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url)
     try:
-        report = service.verify(model, strict=False)
+        report = service.check_anchor(model) if anchor_only else service.verify(model, strict=False)
     finally:
         service.close()
     if as_json:
         problem = report.problem
         click.echo(json.dumps({"model": model, "ok": report.ok, "entries": report.entries,
                                "head_seq": report.head_seq, "head_hash": report.head_hash,
+                               "anchor": report.anchor, "anchor_state": report.anchor_state,
+                               "walked": report.walked,
                                "problem": None if problem is None else
                                {"seq": problem.seq, "kind": problem.kind, "detail": problem.detail}},
                               indent=2, sort_keys=True))

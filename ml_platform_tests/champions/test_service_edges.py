@@ -218,12 +218,12 @@ def test_a_move_passes_its_crash_points_in_order(service: ChampionService, model
     passed: list[str] = []
     monkeypatch.setattr(service_module, "crash_point", passed.append)
     promote(service, model, "1")
-    assert passed == ["champion.contract_verified", "champion.ledger_committed", "champion.alias_writing",
-                      "champion.alias_written"]
+    assert passed == ["champion.contract_verified", "champion.ledger_committed", "champion.anchor_written",
+                      "champion.alias_writing", "champion.alias_written"]
     promote(service, model, "2")
     passed.clear()
     service.rollback(model, reason="r", actor="oncall")
-    assert passed == ["champion.alias_writing", "champion.alias_written"]
+    assert passed == ["champion.anchor_written", "champion.alias_writing", "champion.alias_written"]
 
 
 # -- reconcile ---------------------------------------------------------------------------------------------
