@@ -67,6 +67,7 @@ def test_rollback_to_the_previous_champion_after_real_promotions(project: Projec
     meta = output_metadata(result)
     assert (meta["ledger_seq"], meta["entry_hash"], meta["from_version"], meta["to_version"]) == (
         3, head.entry_hash, v2, v1)
+    assert project.registry.model_tags(MODEL)["ml_platform.ledger.head"] == f"3:{head.entry_hash}"  # both anchors
     assert isinstance(meta["latency_ms"], float) and 0 < meta["latency_ms"] < 60_000
     assert meta[metadata.MODEL_NAME] == MODEL and meta[metadata.FEATURE_GRAPH_HASH] == project.graph["model_inputs"].graph_hash
     run = project.instance.get_run_by_id(result.run_id)  # a real run on the instance, as from the Launchpad
