@@ -133,7 +133,8 @@ def head_report(model: str, head: LedgerEntry | None, reading: AnchorReading) ->
         state = "missing" if seq else "none"
     else:
         state = "matches" if parse_anchor(reading.value)[0] == seq else "behind"
-    return ChainReport(model, seq, seq, entry_hash, problem, anchor=reading.value, anchor_state=state, walked=False)
+    return ChainReport(model, 1 if head else 0, seq, entry_hash, problem, anchor=reading.value, anchor_state=state,
+                       walked=False)  # one entry row read: the head's
 
 
 def refuse_unanchored_head(model: str, head: LedgerEntry | None, reading: AnchorReading) -> None:

@@ -126,12 +126,15 @@ def test_a_walk_that_failed_keeps_its_problem_and_records_the_anchor() -> None:
 def test_the_head_alone_against_its_anchor() -> None:
     entry = entry_from_row(ROWS[3])
     ok = head_report("alpha", entry, at(4))
-    assert (ok.ok, ok.anchor_state, ok.walked, ok.head_seq, ok.head_hash) == (True, "matches", False, 4, HASHES[3])
+    assert (ok.ok, ok.anchor_state, ok.walked, ok.entries, ok.head_seq, ok.head_hash) == (
+        True, "matches", False, 1, 4, HASHES[3])
     assert ok.describe() == (f"ledger of model 'alpha': chain not re-walked (anchor only), head is entry 4 "
                              f"({HASHES[3]}), anchored")
     assert head_report("alpha", entry, at(3)).anchor_state == "behind"
     assert head_report("alpha", entry, AnchorReading(None)).anchor_state == "missing"
-    assert head_report("alpha", None, AnchorReading(None)).anchor_state == "none"
+    nothing = head_report("alpha", None, AnchorReading(None))
+    assert (nothing.ok, nothing.anchor_state, nothing.entries, nothing.head_seq, nothing.head_hash) == (
+        True, "none", 0, 0, None)
     cut = head_report("alpha", entry_from_row(ROWS[1]), at(4))
     assert (cut.ok, cut.anchor_state, cut.problem.seq) == (False, "cut_tail", 3)  # type: ignore[union-attr]
 
