@@ -51,6 +51,7 @@ PROMOTION_POINTS = (
     "promotion.rationale_logged",   # the rationale the entry will link to, beside the version; no ledger entry
     "champion.contract_verified",   # + the challenger's contract loaded and verified; no ledger entry
     "champion.ledger_committed",    # + the ledger entry committed: the champion of record moved, the alias not
+    "champion.anchor_written",      # + the head's anchor written on the registered model (in the writer thread)
     "champion.alias_writing",       # + the head read again, the MLflow alias write about to start
     "champion.alias_written",       # + the alias written (in the alias writer thread)
     "promotion.recorded",           # + the move returned to the record step; the rationale not published yet

@@ -193,7 +193,8 @@ class LedgerTampered(LedgerError, IntegrityError):
     Attributes:
         model: The model whose chain is broken.
         seq: The sequence number of the first bad entry.
-        problem: What is wrong there (``altered``, ``missing``, ``reordered``, ``broken_link``, ``head``).
+        problem: What is wrong there (``altered``, ``missing``, ``reordered``, ``broken_link``, ``head``,
+            ``moved_back``, or what the head's anchor names: ``cut_tail``, ``anchor_mismatch``, ``anchor_unreadable``).
     """
 
     code = "LEDGER_TAMPERED"

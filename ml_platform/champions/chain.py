@@ -27,7 +27,8 @@ class ChainProblem:
 
     Attributes:
         seq: Its sequence number (the position in the chain where things first go wrong).
-        kind: ``missing``, ``reordered``, ``altered``, ``broken_link``, ``inconsistent`` or ``head``.
+        kind: ``missing``, ``reordered``, ``altered``, ``broken_link``, ``inconsistent``, ``head``,
+            ``moved_back``, or what the anchor names: ``cut_tail``, ``anchor_mismatch``, ``anchor_unreadable``.
         detail: What was found, in words.
     """
 
@@ -46,6 +47,11 @@ class ChainReport:
         head_seq: The head row's sequence number (0: no head row).
         head_hash: The head row's entry hash (``None``: no head row).
         problem: The first bad entry, ``None`` when the chain verifies.
+        anchor: The head's anchor as read outside the ledger's tables (``None``: none, or not read).
+        anchor_state: ``unchecked``, ``matches``, ``behind`` (an unfinished move), ``missing``, ``none``
+            (no head, no anchor), or the kind of the problem the anchor names
+            (:mod:`ml_platform.champions.anchor`).
+        walked: The chain was re-walked (``False``: only the head and its anchor were read).
     """
 
     model: str
@@ -53,6 +59,9 @@ class ChainReport:
     head_seq: int
     head_hash: str | None
     problem: ChainProblem | None
+    anchor: str | None = None
+    anchor_state: str = "unchecked"
+    walked: bool = True
 
     @property
     def ok(self) -> bool:
@@ -62,8 +71,10 @@ class ChainReport:
     def describe(self) -> str:
         """One line for ``ml-platform audit verify``."""
         if self.problem is None:
-            return (f"ledger of model {self.model!r}: {self.entries} entries, chain verifies, "
-                    f"head is entry {self.head_seq} ({self.head_hash})")
+            checked = (f"{self.entries} entries, chain verifies" if self.walked
+                       else "chain not re-walked (anchor only)")
+            return (f"ledger of model {self.model!r}: {checked}, head is entry {self.head_seq} "
+                    f"({self.head_hash}){_ANCHOR_NOTES.get(self.anchor_state, '')}")
         return (f"ledger of model {self.model!r} is TAMPERED at entry {self.problem.seq} ({self.problem.kind}): "
                 f"{self.problem.detail}")
 
@@ -79,6 +90,15 @@ class ChainReport:
                 "with a database backup to find who changed it, and restore it",
                 model=self.model, seq=self.problem.seq, problem=self.problem.kind)
         return self
+
+
+_ANCHOR_NOTES = {
+    "matches": ", anchored",
+    "behind": (", anchored at an earlier entry: a move whose anchor write did not finish; "
+               "`ml-platform registry reconcile` re-anchors it"),
+    "missing": (", not anchored yet (a move whose anchor write did not finish, or made before anchors): "
+                "`ml-platform registry reconcile` anchors it"),
+}
 
 
 def entry_from_row(row: Mapping[str, Any]) -> LedgerEntry:
@@ -164,6 +184,10 @@ def walk_chain(model: str, rows: Sequence[Mapping[str, Any]], head: Mapping[str,
         return report(ChainProblem(last + 1, "missing", (
             f"the head names entry {head_seq} but the chain ends at entry {last}: entries {last + 1}..{head_seq} "
             "were deleted")))
+    if 0 < head_seq < last and head_hash == rows[head_seq - 1]["entry_hash"]:
+        return report(ChainProblem(head_seq, "moved_back", (
+            f"the head names entry {head_seq} but the chain goes on to entry {last} ({prev_hash}): the head row was "
+            f"moved back, hiding entries {head_seq + 1}..{last} from serving")))
     if head_seq != last or head_hash != prev_hash:
         return report(ChainProblem(head_seq, "head", (
             f"the head names entry {head_seq} ({head_hash}) but the chain ends at entry {last} ({prev_hash}): "

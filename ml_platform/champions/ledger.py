@@ -17,10 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, and_, create_engine, event, select
+from sqlalchemy import Connection, Engine, and_, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
+from ml_platform.champions.anchor import AnchorReading, check_anchor
 from ml_platform.champions.chain import ChainReport, entry_from_row, walk_chain
 from ml_platform.champions.entry import (
     GENESIS_HASH,
@@ -206,13 +207,16 @@ class ChampionLedger:
     def head(self, model: str) -> LedgerEntry | None:
         """The champion of record: the newest entry of ``model`` (``None`` if it never had one). One read.
 
-        The entry's hash and the head row are checked against each other on the way (no extra query).
+        The entry's hash and the head row are checked against each other on the way, and against the
+        newest entry's number (no extra query): a head row moved back to an earlier entry is refused.
 
         Raises:
-            LedgerTampered: the head entry, or the head row, was altered.
+            LedgerTampered: the head entry, or the head row, was altered, or the head row was moved back.
         """
         check_model_name(model)
-        query = (select(HEADS.c.seq.label("head_seq"), HEADS.c.entry_hash.label("head_hash"), ENTRIES)
+        newest = select(func.max(ENTRIES.c.seq)).where(ENTRIES.c.model == model).scalar_subquery()
+        query = (select(HEADS.c.seq.label("head_seq"), HEADS.c.entry_hash.label("head_hash"),
+                        newest.label("newest_seq"), ENTRIES)
                  .select_from(HEADS.outerjoin(ENTRIES, and_(ENTRIES.c.model == HEADS.c.model,
                                                             ENTRIES.c.seq == HEADS.c.seq)))
                  .where(HEADS.c.model == model))
@@ -221,7 +225,7 @@ class ChampionLedger:
         if row is None:
             return None
         report = ChainReport(model, 1, row["head_seq"], row["head_hash"], None)
-        problem = None
+        problem, kind = None, "head"
         if row["seq"] is None:
             problem = f"the head names entry {row['head_seq']}, which is missing (deleted)"
         else:
@@ -231,6 +235,10 @@ class ChampionLedger:
                     problem = "its fields do not give its hash: it was edited"
                 elif entry.entry_hash != row["head_hash"] or entry.model != model:
                     problem = "the head row names another hash: the head row was altered"
+                elif row["newest_seq"] != entry.seq:
+                    problem = (f"the chain goes on to entry {row['newest_seq']}: the head row was moved back, or an "
+                               "entry was written past it")
+                    kind = "moved_back"
                 else:
                     return entry
             except (ValueError, TypeError, ConfigurationError) as exc:
@@ -238,7 +246,7 @@ class ChampionLedger:
         raise LedgerTampered(
             f"ledger {self.store}: the head entry {row['head_seq']} of model {model!r} is tampered: {problem}; "
             f"do not serve from it, run `ml-platform audit verify {model}` and restore the table from a backup",
-            model=model, seq=report.head_seq, problem="head")
+            model=model, seq=report.head_seq, problem=kind)
 
     def history(self, model: str) -> tuple[LedgerEntry, ...]:
         """Every entry of ``model``, oldest first, as stored (use :meth:`verify` to check them).
@@ -273,15 +281,18 @@ class ChampionLedger:
         with self._errors("list the ledger's models"), self._engine.connect() as conn:
             return tuple(conn.execute(select(HEADS.c.model).order_by(HEADS.c.model)).scalars())
 
-    def verify(self, model: str, *, strict: bool = True) -> ChainReport:
+    def verify(self, model: str, *, strict: bool = True, anchor: AnchorReading | None = None) -> ChainReport:
         """Re-walk ``model``'s chain from the genesis hash to its head, in one read transaction.
 
         Args:
             model: Registered model name.
             strict: Raise on a broken chain (default); ``False`` returns the report either way.
+            anchor: The head's anchor as read outside the ledger's tables, to cross-check the head
+                against (:func:`~ml_platform.champions.anchor.check_anchor`); ``None``: not checked.
 
         Raises:
-            LedgerTampered: (``strict``) naming the first altered, deleted or reordered entry.
+            LedgerTampered: (``strict``) naming the first altered, deleted or reordered entry, or the
+                cut tail or rewritten chain the anchor names.
         """
         check_model_name(model)
         with self._errors(f"verify the ledger of {model!r}"), self._engine.connect() as conn, conn.begin():
@@ -289,6 +300,8 @@ class ChampionLedger:
                                 .order_by(ENTRIES.c.seq)).mappings().all()
             head = conn.execute(select(HEADS).where(HEADS.c.model == model)).mappings().first()
         report = walk_chain(model, rows, head)
+        if anchor is not None:
+            report = check_anchor(report, rows, anchor)
         return report.raise_if_tampered() if strict else report
 
     # -- writes --------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Reconcile: every MLflow champion alias set back to its ledger head; what a person must decide, reported.
+"""Reconcile: every MLflow champion alias and ledger anchor set back to its ledger head; the rest reported.
 
 Repaired: an alias off the head (a crash between the ledger write and the alias write, an alias moved
-by hand in the MLflow UI). Only reported, never moved: a head on a deleted or unusable version (a
-person decides where to roll back), a chain that does not verify, an alias the ledger has no champion for.
+by hand in the MLflow UI), an anchor behind the head or missing (a crash before the anchor write). Only
+reported, never moved: a head on a deleted or unusable version (a person decides where to roll back),
+a chain that does not verify or an anchor ahead of it (tampering), an alias the ledger has no champion for.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ml_platform.champions.anchor import ANCHOR_SOURCE, format_anchor
+from ml_platform.champions.catalog import read_anchor
 from ml_platform.champions.facts import VersionFactsReader
 from ml_platform.champions.ledger import ChampionLedger
 from ml_platform.errors import ModelNotFound
-from ml_platform.registry.entities import VersionStatus, check_model_name
+from ml_platform.registry.entities import LEDGER_HEAD_TAG, VersionStatus, check_model_name
 from ml_platform.registry.store import ModelRegistry
 
 __all__ = ["ReconcileFinding", "ReconcileReport", "reconcile"]
@@ -25,8 +28,8 @@ class ReconcileFinding:
 
     Attributes:
         model: Registered model name.
-        problem: ``alias_drift``, ``alias_missing``, ``head_version_deleted``, ``head_version_unusable``,
-            ``chain_broken`` or ``alias_without_ledger``.
+        problem: ``alias_drift``, ``alias_missing``, ``anchor_behind``, ``anchor_missing``,
+            ``head_version_deleted``, ``head_version_unusable``, ``chain_broken`` or ``alias_without_ledger``.
         detail: What was found.
         action: What was done (or would be done, or must be done by a person).
         repaired: Whether this run repaired it.
@@ -88,7 +91,7 @@ def reconcile(ledger: ChampionLedger, registry: ModelRegistry, facts: VersionFac
 
 def _reconcile_one(ledger: ChampionLedger, registry: ModelRegistry, facts_reader: VersionFactsReader, model: str,
                    check_only: bool) -> list[ReconcileFinding]:
-    report = ledger.verify(model, strict=False)
+    report = ledger.verify(model, strict=False, anchor=read_anchor(registry, model))
     if not report.ok:
         return [ReconcileFinding(model, "chain_broken", report.describe(),
                                  "none: restore the ledger tables from a backup; the alias is left alone")]
@@ -122,4 +125,14 @@ def _reconcile_one(ledger: ChampionLedger, registry: ModelRegistry, facts_reader
         else:
             registry.write_champion_alias(model, head.to_version)
             found.append(ReconcileFinding(model, problem, detail, f"alias set to {head.to_version}", True))
+    if report.anchor_state in ("behind", "missing"):  # a move's anchor write did not finish; ahead is tampering
+        anchor = format_anchor(head)
+        problem = f"anchor_{report.anchor_state}"
+        detail = (f"{ANCHOR_SOURCE} {'is not set' if report.anchor is None else f'names {report.anchor}'} but the "
+                  f"ledger head is entry {head.seq}")
+        if check_only:
+            found.append(ReconcileFinding(model, problem, detail, f"would set the anchor to {anchor}"))
+        else:
+            registry.write_model_tag(model, LEDGER_HEAD_TAG, anchor)
+            found.append(ReconcileFinding(model, problem, detail, f"anchor set to {anchor}", True))
     return found

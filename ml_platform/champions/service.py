@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Self
 
-from ml_platform.champions.chain import ChainReport
+from ml_platform.champions.anchor import format_anchor, head_report
+from ml_platform.champions.catalog import read_anchor
+from ml_platform.champions.chain import ChainProblem, ChainReport
 from ml_platform.champions.entry import LedgerEntry, MoveKind, check_text
 from ml_platform.champions.facts import VersionFacts, VersionFactsReader
 from ml_platform.champions.ledger import ChampionLedger
@@ -26,11 +28,13 @@ from ml_platform.errors import (
     ConfigurationError,
     LedgerConflict,
     LedgerMoveRefused,
+    LedgerTampered,
     MLPlatformError,
     RollbackRefused,
 )
 from ml_platform.registry.entities import (
     CHAMPION_ALIAS,
+    LEDGER_HEAD_TAG,
     STATUS_TAG,
     VersionStatus,
     check_model_name,
@@ -123,8 +127,27 @@ class ChampionService:
         return self.ledger.history(model)
 
     def verify(self, model: str, *, strict: bool = True) -> ChainReport:
-        """Re-walk ``model``'s hash chain (raises ``LedgerTampered`` naming the first bad entry unless not strict)."""
-        return self.ledger.verify(model, strict=strict)
+        """Re-walk ``model``'s hash chain and cross-check its head with its anchor (one MLflow read).
+
+        Raises:
+            LedgerTampered: (``strict``) naming the first bad entry, a cut tail or a moved-back head.
+        """
+        return self.ledger.verify(model, strict=strict, anchor=read_anchor(self.registry, model))
+
+    def check_anchor(self, model: str) -> ChainReport:
+        """The cheap check: the head (one ledger read) against its anchor (one MLflow read), no re-walk.
+
+        Finds a cut tail, a moved-back head and a head row that disagrees with its entry; an entry
+        altered below the head needs :meth:`verify`. Never raises for what it finds: see the report.
+        """
+        reading = read_anchor(self.registry, model)
+        try:
+            head = self.ledger.head(model)
+        except LedgerTampered as exc:
+            seq = exc.seq or 0
+            return ChainReport(model, 0, seq, None, ChainProblem(seq, exc.problem or "head", str(exc.args[0])),
+                               anchor=reading.value, walked=False)
+        return head_report(model, head, reading)
 
     # -- promotion -------------------------------------------------------------------------------
 
@@ -244,7 +267,9 @@ class ChampionService:
     # -- the alias -------------------------------------------------------------------------------
 
     def mirror_alias(self, model: str, version: str) -> bool:
-        """Point the MLflow ``champion`` alias at ``version``, bounded; ``False`` (logged) if it failed.
+        """Anchor the head on the registered model, point the ``champion`` alias at ``version``; bounded.
+
+        ``False`` (logged) if either write failed: reconcile repairs both.
 
         Each attempt waits at most ``alias_timeout_seconds``. The alias is set to the ledger head read
         just before the write (normally ``version``), so a write that lands late after a timeout, or
@@ -271,6 +296,9 @@ class ChampionService:
         # under concurrent moves still mirrors the newest head; only a write racing a newer move can lag,
         # and that move's own mirror write follows it.
         head = self.ledger.head(model)
+        if head is not None:  # the anchor first: it is what a cut tail is found by
+            self.registry.write_model_tag(model, LEDGER_HEAD_TAG, format_anchor(head))
+            crash_point("champion.anchor_written")
         crash_point("champion.alias_writing")
         self.registry.write_champion_alias(model, version if head is None else head.to_version)
         crash_point("champion.alias_written")

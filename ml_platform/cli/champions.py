@@ -126,19 +126,36 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.argument("model")
+@click.option("--anchor-only", "anchor_only", is_flag=True,
+              help="Only compare the head with its anchor (two reads, no re-walk of the chain): the cheap "
+                   "daily check for a cut tail or a moved-back head.")
+@click.option("--with-runs", "with_runs", is_flag=True,
+              help="Also compare the head with the newest anchor its promotion and rollback runs recorded in the "
+                   "Dagster instance (DAGSTER_HOME).")
 @_ledger_option
-def verify_command(model: str, tracking_uri: str | None, registry_uri: str | None, as_json: bool,
-                   busy_timeout: float | None, defs_target: str | None, ledger_url: str | None) -> None:
-    """Re-walk MODEL's hash chain; exit 1 naming the first altered, deleted or reordered entry."""
+def verify_command(model: str, anchor_only: bool, with_runs: bool, tracking_uri: str | None,
+                   registry_uri: str | None, as_json: bool, busy_timeout: float | None, defs_target: str | None,
+                   ledger_url: str | None) -> None:
+    """Re-walk MODEL's hash chain and check its head against its anchor on the MLflow registered model.
+
+    Exit 1 naming the first altered, deleted or reordered entry, a cut tail or a moved-back head.
+    """
     service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url)
     try:
-        report = service.verify(model, strict=False)
+        report = service.check_anchor(model) if anchor_only else service.verify(model, strict=False)
+        if with_runs:
+            from ml_platform.promotion.anchors import cross_check_runs, open_instance  # Dagster: only with it
+
+            with open_instance() as instance:
+                report = cross_check_runs(service, instance, report)
     finally:
         service.close()
     if as_json:
         problem = report.problem
         click.echo(json.dumps({"model": model, "ok": report.ok, "entries": report.entries,
                                "head_seq": report.head_seq, "head_hash": report.head_hash,
+                               "anchor": report.anchor, "anchor_state": report.anchor_state,
+                               "walked": report.walked,
                                "problem": None if problem is None else
                                {"seq": problem.seq, "kind": problem.kind, "detail": problem.detail}},
                               indent=2, sort_keys=True))

@@ -46,12 +46,13 @@ class IncidentAction(StrEnum):
 
 class InfraCheckKind(StrEnum):
     """The infra checks: the expected partition exists, its schema is the champion's, it landed in time,
-    the scheduled run ran and succeeded."""
+    the scheduled run ran and succeeded, the champion ledger's head agrees with its anchor."""
 
     FRESHNESS = "freshness"
     SCHEMA = "schema"
     LATENCY = "latency"
     SCHEDULED_RUN = "scheduled_run"
+    LEDGER_ANCHOR = "ledger_anchor"
 
 
 def utc_now_text(now: dt.datetime | None = None) -> str:

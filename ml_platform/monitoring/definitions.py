@@ -30,7 +30,8 @@ __all__ = ["ALPHA_DRIFT_CHECK", "INFRA_CHECK_NAMES", "Monitoring", "build_monito
 
 ALPHA_DRIFT_CHECK = "alpha_drift"
 INFRA_CHECK_NAMES = {InfraCheckKind.FRESHNESS: "freshness", InfraCheckKind.LATENCY: "latency",
-                     InfraCheckKind.SCHEMA: "contract_schema", InfraCheckKind.SCHEDULED_RUN: "scheduled_run"}
+                     InfraCheckKind.SCHEMA: "contract_schema", InfraCheckKind.SCHEDULED_RUN: "scheduled_run",
+                     InfraCheckKind.LEDGER_ANCHOR: "ledger_anchor"}
 MONITORING_TAG = "ml_platform/monitoring"
 _INFRA_NEEDS = {"feature_store", "model_registry", "pager"}
 _DRIFT_NEEDS = {"feature_store", "model_registry", "research"}
@@ -105,7 +106,8 @@ def _wiring(graph: FeatureGraph, translator: FeatureAssetsTranslator, *, model_i
 
 
 def _check_spec_of(wiring: MonitoringWiring, outcome: InfraOutcome) -> dg.AssetCheckKey:
-    asset = wiring.live_signals.asset if outcome.check == InfraCheckKind.SCHEDULED_RUN else outcome.asset
+    on_live = outcome.check in (InfraCheckKind.SCHEDULED_RUN, InfraCheckKind.LEDGER_ANCHOR)
+    asset = wiring.live_signals.asset if on_live else outcome.asset
     return dg.AssetCheckKey(observe.asset_key(asset), INFRA_CHECK_NAMES[outcome.check])
 
 
@@ -130,6 +132,10 @@ def _infra_checks(wiring: MonitoringWiring, calendar: Calendar, clock: Callable[
     specs.append(dg.AssetCheckSpec(INFRA_CHECK_NAMES[InfraCheckKind.SCHEMA], asset=observe.asset_key(wiring.model_input.asset),
                                    blocking=False, description="infra: the newest partition matches the champion's "
                                    "deploy contract (feature graph, keys, schema)"))
+    specs.append(dg.AssetCheckSpec(INFRA_CHECK_NAMES[InfraCheckKind.LEDGER_ANCHOR],
+                                   asset=observe.asset_key(wiring.live_signals.asset), blocking=False,
+                                   description="infra: the champion ledger's head agrees with its anchor on the "
+                                   "MLflow registered model (no cut tail, no moved-back head)"))
     if wiring.scheduled_job is not None:
         specs.append(dg.AssetCheckSpec(INFRA_CHECK_NAMES[InfraCheckKind.SCHEDULED_RUN],
                                        asset=observe.asset_key(wiring.live_signals.asset), blocking=False,

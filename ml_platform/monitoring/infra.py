@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ml_platform.champions.chain import ChainReport
 from ml_platform.errors import ConfigurationError
 from ml_platform.monitoring.alerts import InfraCheckKind, InfraIncident, Severity, utc_now_text
 from ml_platform.window import DataWindow
@@ -23,6 +24,7 @@ __all__ = [
     "RunFacts",
     "check_freshness",
     "check_latency",
+    "check_ledger_anchor",
     "check_scheduled_run",
     "check_schema",
     "expected_partition",
@@ -295,6 +297,24 @@ def check_scheduled_run(job: str, expected: ExpectedPartition | None, runs: Sequ
     return InfraOutcome(InfraCheckKind.SCHEDULED_RUN, asset, False,
                         f"run {last.run_id} of {job} for {expected.key} is still {last.status} past its deadline",
                         expected.key, details)
+
+
+def check_ledger_anchor(report: ChainReport) -> InfraOutcome:
+    """Ledger anchor: the champion ledger's head agrees with its anchor outside the ledger's tables.
+
+    ``report`` is :meth:`~ml_platform.champions.service.ChampionService.check_anchor`'s (the head and
+    its anchor, two reads). A cut tail, a moved-back or rewritten head pages; an anchor behind the
+    head or missing (a move whose anchor write did not finish) does not: reconcile repairs it.
+    """
+    asset = f"ledger/{report.model}"
+    details: dict[str, Any] = {"model": report.model, "head_seq": report.head_seq, "head_hash": report.head_hash,
+                               "anchor": report.anchor, "anchor_state": report.anchor_state}
+    if report.problem is None:
+        return InfraOutcome(InfraCheckKind.LEDGER_ANCHOR, asset, True, report.describe(), details=details)
+    details["problem"] = {"seq": report.problem.seq, "kind": report.problem.kind, "detail": report.problem.detail}
+    return InfraOutcome(InfraCheckKind.LEDGER_ANCHOR, asset, False,
+                        f"{report.describe()}; serving refuses it: run `ml-platform audit verify {report.model}`",
+                        details=details)
 
 
 def incident_of(outcome: InfraOutcome, *, observed_at: dt.datetime | None = None,

@@ -17,6 +17,7 @@ import polars as pl
 
 from ml_platform.champions import LedgerEntry
 from ml_platform.champions.location import open_ledger
+from ml_platform.champions.service import ChampionService
 from ml_platform.errors import DataError, IntegrityError, MLPlatformError, ModelNotFound, RegistryError
 from ml_platform.features.calendar import Calendar
 from ml_platform.io.store import PinnedStore
@@ -101,10 +102,21 @@ def _schema_outcome(instance: dg.DagsterInstance, store: PinnedStore, registry: 
     return infra.check_schema(asset.asset, partition, differences, model=wiring.model_name, version=head.to_version)
 
 
+def _ledger_anchor_outcome(registry: ModelRegistry, model: str) -> infra.InfraOutcome:
+    try:
+        with ChampionService.open(registry) as service:
+            return infra.check_ledger_anchor(service.check_anchor(model))  # two reads: the head, its anchor
+    except (MLPlatformError, OSError) as exc:  # the ledger or MLflow cannot be read: page
+        return infra.InfraOutcome(infra.InfraCheckKind.LEDGER_ANCHOR, f"ledger/{model}", False,
+                                  f"the champion ledger of {model!r} could not be checked against its anchor: {exc}",
+                                  details={"error": str(exc)})
+
+
 def infra_outcomes(instance: dg.DagsterInstance, store: PinnedStore, registry: ModelRegistry,
                    wiring: MonitoringWiring, calendar: Calendar, now: dt.datetime) -> list[infra.InfraOutcome]:
     """Every infra check of the project at ``now``: freshness and latency of each monitored asset, the
-    model input's schema against the champion's contract, and the scheduled job's run."""
+    model input's schema against the champion's contract, the ledger head against its anchor, and the
+    scheduled job's run."""
     expected = infra.expected_partition(recent_partitions(calendar, now), wiring.session, wiring.slo, now)
     outcomes: list[infra.InfraOutcome] = []
     for asset in wiring.monitored:
@@ -121,6 +133,7 @@ def infra_outcomes(instance: dg.DagsterInstance, store: PinnedStore, registry: M
         outcomes.append(infra.InfraOutcome(infra.InfraCheckKind.SCHEMA, wiring.model_input.asset, False,
                                        f"the schema of {wiring.model_input.asset} could not be checked: {exc}",
                                        details={"error": str(exc)}))
+    outcomes.append(_ledger_anchor_outcome(registry, wiring.model_name))
     if wiring.scheduled_job is not None:
         runs: list[infra.RunFacts] = []
         if expected is not None:

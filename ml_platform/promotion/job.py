@@ -168,7 +168,8 @@ def record_op() -> dg.OpDefinition:
     @_gate_failures("record")
     def record_promotion(context: dg.OpExecutionContext, candidate: Any) -> Any:
         entry = service.record(context.resources.model_registry.get_registry(), candidate)
-        context.add_output_metadata({
+        context.add_output_metadata({  # the move's anchor in the Dagster run, beside the MLflow tag's
+            metadata.MODEL_NAME: entry.model,
             "ledger_seq": entry.seq, "entry_hash": entry.entry_hash, "from_version": entry.from_version or "none",
             "to_version": entry.to_version, "override": entry.override,
             "rationale_ref": entry.rationale_ref or "", "report_ref": entry.report_ref or ""})

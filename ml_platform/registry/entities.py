@@ -47,6 +47,8 @@ REGISTRATION_PROCESS_TAG = "ml_platform.registration_process"
 CREATED_BY_TAG = "ml_platform.created_by"
 #: On what ``registry repair`` changed: what it did and why.
 REPAIR_TAG = "ml_platform.repair"
+#: On a registered model: ``SEQ:sha256:HEX`` of its champion ledger's head, written after every move (the anchor).
+LEDGER_HEAD_TAG = "ml_platform.ledger.head"
 
 #: Run-relative artefact paths.
 CONTRACT_ARTIFACT = "contract/contract.json"

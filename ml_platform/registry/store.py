@@ -453,6 +453,20 @@ class ModelRegistry:
         with self.mlflow_call(f"set the {entities.CHAMPION_ALIAS!r} alias of model {name!r}"):
             self.client.set_registered_model_alias(name, entities.CHAMPION_ALIAS, number)
 
+    def model_tags(self, name: str) -> dict[str, str]:
+        """The registered model's tags (one MLflow read); the champion ledger's anchor is one of them.
+
+        Raises:
+            ModelNotFound: no registered model of that name (the message lists the known ones).
+        """
+        return {str(k): str(v) for k, v in dict(self._registered_model(name).tags or {}).items()}
+
+    def write_model_tag(self, name: str, key: str, value: str) -> None:
+        """Set one tag of the registered model ``name`` (no checks: the caller owns the tag's meaning)."""
+        entities.check_model_name(name)
+        with self.mlflow_call(f"set the tag {key!r} of model {name!r}"):
+            self.client.set_registered_model_tag(name, key, value)
+
     def model_version(self, name: str, version: str | int) -> ModelVersion:
         """MLflow's record of one version (tags included).
 

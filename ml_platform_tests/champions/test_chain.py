@@ -164,9 +164,15 @@ def test_the_head_row_must_name_the_last_entry_by_number_and_hash() -> None:
     assert (missing.seq, missing.kind) == (4, "head")
     assert missing.detail == "the head row is missing while the chain ends at entry 4"
     back = problem(rows, {**head_of(rows), "seq": 3, "entry_hash": rows[2]["entry_hash"]})
-    assert (back.seq, back.kind) == (3, "head")
-    assert back.detail == (f"the head names entry 3 ({rows[2]['entry_hash']}) but the chain ends at entry 4 "
-                           f"({rows[3]['entry_hash']}): the head row was altered")
+    assert (back.seq, back.kind) == (3, "moved_back")
+    assert back.detail == (f"the head names entry 3 but the chain goes on to entry 4 ({rows[3]['entry_hash']}): "
+                           "the head row was moved back, hiding entries 4..4 from serving")
+    first = problem(rows, {**head_of(rows), "seq": 1, "entry_hash": rows[0]["entry_hash"]})
+    assert (first.seq, first.kind) == (1, "moved_back") and "hiding entries 2..4" in first.detail
+    back_wrong_hash = problem(rows, {**head_of(rows), "seq": 3, "entry_hash": rows[1]["entry_hash"]})
+    assert (back_wrong_hash.seq, back_wrong_hash.kind) == (3, "head")
+    assert back_wrong_hash.detail == (f"the head names entry 3 ({rows[1]['entry_hash']}) but the chain ends at "
+                                      f"entry 4 ({rows[3]['entry_hash']}): the head row was altered")
     wrong_hash = problem(rows, {**head_of(rows), "entry_hash": rows[2]["entry_hash"]})
     assert (wrong_hash.seq, wrong_hash.kind) == (4, "head")
     report = walk_chain("alpha", rows, {**head_of(rows), "seq": 0})

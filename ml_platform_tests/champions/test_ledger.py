@@ -151,7 +151,7 @@ TAMPERING = {
                           "WHERE model = 'alpha' AND seq = 2")], 2, "altered"),
     "head_moved_back": ([("UPDATE ml_platform_ledger_heads SET seq = 4, entry_hash = (SELECT entry_hash FROM "
                           "ml_platform_ledger_entries WHERE model = 'alpha' AND seq = 4) WHERE model = 'alpha'")],
-                        4, "head"),
+                        4, "moved_back"),
     "link_edited": (["UPDATE ml_platform_ledger_entries SET prev_hash = 'sha256:" + "9" * 64
                        + "' WHERE model = 'alpha' AND seq = 4"], 4, "altered"),
 }

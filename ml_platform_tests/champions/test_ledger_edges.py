@@ -270,7 +270,11 @@ def test_a_fork_forbidden_by_the_schema_is_a_conflict_not_a_crash(ledger: Champi
     with pytest.raises(LedgerConflict, match="another move of 'alpha' was recorded at the same time; nothing was "
                                              "written") as caught:
         ledger.append("alpha", expected_head_seq=1, kind="promotion", to_version="2", actor="a", reason="r")
-    assert caught.value.expected_seq == 1 and ledger.head("alpha") == first
+    assert caught.value.expected_seq == 1
+    with pytest.raises(LedgerTampered, match="the chain goes on to entry 2: the head row was moved back, or an "
+                                             "entry was written past it") as forked:
+        ledger.head("alpha")  # the head still names entry 1, but entry 2 is not its to serve from
+    assert (forked.value.seq, forked.value.problem) == (first.seq, "moved_back")
     with pytest.raises(LedgerConflict, match=r"kept moving under this promotion to version 3 \(2 attempts lost the "
                                              r"race\); nothing was written by it") as moved:
         ledger.move("alpha", kind="promotion", to_version="3", actor="a", reason="r", max_attempts=2)
@@ -304,14 +308,16 @@ def test_a_head_row_naming_another_hash_is_tampered(ledger: ChampionLedger, url:
                   "altered")
 
 
-def test_a_head_row_moved_back_to_an_earlier_entry_is_caught_by_verify_and_by_the_next_move(
+def test_a_head_row_moved_back_is_refused_by_the_one_read_and_caught_by_verify_and_the_next_move(
         ledger: ChampionLedger, url: str) -> None:
-    for version in ("1", "2", "3"):
-        move(ledger, version)
-    raw_sql(url, "UPDATE ml_platform_ledger_heads SET seq = 2, entry_hash = (SELECT entry_hash FROM "
-                 "ml_platform_ledger_entries WHERE seq = 2)")
-    assert ledger.head("alpha").seq == 2  # type: ignore[union-attr]  # consistent in itself: only the walk sees it
-    assert ledger.verify("alpha", strict=False).problem.kind == "head"  # type: ignore[union-attr]
+    # consistent in itself, but the one read sees the newer entry: refused, naming `audit verify`
+    tampered = tampered_head(ledger, url, "UPDATE ml_platform_ledger_heads SET seq = 2, entry_hash = (SELECT "
+                                          "entry_hash FROM ml_platform_ledger_entries WHERE seq = 2)",
+                             rf"ledger {url}: the head entry 2 of model 'alpha' is tampered: the chain goes on to entry "
+                             r"3: the head row was moved back, or an entry was written past it; do not serve from it, "
+                             r"run `ml-platform audit verify alpha`")
+    assert (tampered.model, tampered.seq, tampered.problem) == ("alpha", 2, "moved_back")
+    assert ledger.verify("alpha", strict=False).problem.kind == "moved_back"  # type: ignore[union-attr]
     with pytest.raises(LedgerConflict, match="another move of 'alpha' was recorded at the same time"):
         ledger.append("alpha", expected_head_seq=2, kind="promotion", to_version="4", actor="a", reason="r")
     # its entry 3 exists already: the primary key refuses the fork, and move() retries and gives up

@@ -198,15 +198,17 @@ def test_rollback_succeeds_while_the_mlflow_client_is_down_and_reconcile_repairs
         monkeypatch.setattr(client, method, unreachable)
     entry = service.rollback(name, reason="incident 42", actor="oncall")
     assert entry.to_version == "1"
-    assert len(calls) == 1 + service.alias_retries  # only the alias write touched MLflow, and failed
+    assert len(calls) == 1 + service.alias_retries  # only the anchor write touched MLflow, and failed
     assert service.champion(name) == "1"
     monkeypatch.undo()
-    assert registry.champion_alias(name) == "2"  # the mirror is stale ...
+    assert registry.champion_alias(name) == "2"  # the mirror is stale and the anchor behind ...
+    assert service.verify(name).anchor_state == "behind"  # an unfinished move, not tampering
     report = service.reconcile(name, check_only=True)
-    assert [f.problem for f in report.findings] == ["alias_drift"] and not report.consistent
+    assert [f.problem for f in report.findings] == ["alias_drift", "anchor_behind"] and not report.consistent
     report = service.reconcile(name)
-    assert report.consistent and report.findings[0].repaired
+    assert report.consistent and all(f.repaired for f in report.findings)
     assert registry.champion_alias(name) == "1"  # ... until reconcile
+    assert service.verify(name).anchor_state == "matches"
     assert service.reconcile(name, check_only=True).findings == ()
 
 

@@ -22,7 +22,7 @@ from ml_platform.champions.facts import VersionFacts, VersionFactsReader
 from ml_platform.champions.reconcile import ReconcileFinding, ReconcileReport
 from ml_platform.champions.service import ChampionService, previous_champion
 from ml_platform.errors import ConfigurationError, LedgerConflict, RegistryError, RollbackRefused
-from ml_platform.registry.entities import STATUS_TAG, RegisteredVersion
+from ml_platform.registry.entities import LEDGER_HEAD_TAG, STATUS_TAG, RegisteredVersion
 from ml_platform.registry.store import ModelRegistry
 from ml_platform_tests.registry.conftest import (
     CODE_SNAPSHOT,
@@ -158,6 +158,8 @@ def test_the_alias_is_written_from_the_head_at_write_time(service: ChampionServi
     assert registry.champion_alias(model) == "2"
     assert service.mirror_alias(model, "1") is True  # a late write of an older move mirrors the newest head
     assert registry.champion_alias(model) == "2"
+    head = service.ledger.head(model)
+    assert head is not None and registry.model_tags(model)[LEDGER_HEAD_TAG] == f"2:{head.entry_hash}"  # anchored too
 
 
 def test_a_failed_alias_write_is_logged_and_left_for_reconcile(service: ChampionService, model: str,
@@ -218,12 +220,12 @@ def test_a_move_passes_its_crash_points_in_order(service: ChampionService, model
     passed: list[str] = []
     monkeypatch.setattr(service_module, "crash_point", passed.append)
     promote(service, model, "1")
-    assert passed == ["champion.contract_verified", "champion.ledger_committed", "champion.alias_writing",
-                      "champion.alias_written"]
+    assert passed == ["champion.contract_verified", "champion.ledger_committed", "champion.anchor_written",
+                      "champion.alias_writing", "champion.alias_written"]
     promote(service, model, "2")
     passed.clear()
     service.rollback(model, reason="r", actor="oncall")
-    assert passed == ["champion.alias_writing", "champion.alias_written"]
+    assert passed == ["champion.anchor_written", "champion.alias_writing", "champion.alias_written"]
 
 
 # -- reconcile ---------------------------------------------------------------------------------------------
@@ -301,6 +303,57 @@ def test_reconcile_of_a_tampered_chain_touches_nothing(service: ChampionService,
     assert finding.detail.startswith(f"ledger of model {model!r} is TAMPERED at entry 1 (altered)")
     assert finding.action == "none: restore the ledger tables from a backup; the alias is left alone"
     assert registry.champion_alias(model) == "1"
+
+
+def test_reconcile_re_anchors_what_an_unfinished_move_left_and_never_an_anchor_ahead(
+        service: ChampionService, model: str, registry: ModelRegistry) -> None:
+    promote(service, model, "1", "2")
+    first, second = service.history(model)
+    client = mlflow_client(registry)
+    source = "the MLflow registered model tag 'ml_platform.ledger.head'"
+    try:
+        client.set_registered_model_tag(model, LEDGER_HEAD_TAG, f"1:{first.entry_hash}")  # the move's write was lost
+        found = service.reconcile(model, check_only=True)
+        assert found == ReconcileReport((model,), (ReconcileFinding(
+            model, "anchor_behind", f"{source} names 1:{first.entry_hash} but the ledger head is entry 2",
+            f"would set the anchor to 2:{second.entry_hash}"),), True)
+        assert registry.model_tags(model)[LEDGER_HEAD_TAG] == f"1:{first.entry_hash}"  # check_only changed nothing
+        repaired = service.reconcile(model)
+        assert repaired.findings == (ReconcileFinding(model, "anchor_behind", found.findings[0].detail,
+                                                      f"anchor set to 2:{second.entry_hash}", True),)
+        assert repaired.consistent and registry.model_tags(model)[LEDGER_HEAD_TAG] == f"2:{second.entry_hash}"
+        client.delete_registered_model_tag(model, LEDGER_HEAD_TAG)
+        assert service.reconcile(model).findings == (ReconcileFinding(
+            model, "anchor_missing", f"{source} is not set but the ledger head is entry 2",
+            f"anchor set to 2:{second.entry_hash}", True),)
+        client.set_registered_model_tag(model, LEDGER_HEAD_TAG, f"3:{second.entry_hash}")  # what a cut tail leaves
+        finding, = service.reconcile(model).findings
+        assert (finding.problem, finding.repaired) == ("chain_broken", False)
+        assert finding.detail.startswith(f"ledger of model {model!r} is TAMPERED at entry 3 (cut_tail): ")
+        assert registry.model_tags(model)[LEDGER_HEAD_TAG] == f"3:{second.entry_hash}"  # the evidence stays
+    finally:
+        client.set_registered_model_tag(model, LEDGER_HEAD_TAG, f"2:{second.entry_hash}")
+
+
+def test_the_anchor_check_reads_the_head_and_its_anchor_and_reports_a_tampered_head(
+        service: ChampionService, model: str, registry: ModelRegistry) -> None:
+    from ml_platform_tests.champions.conftest import raw_sql
+
+    promote(service, model, "1", "2")
+    head = service.ledger.head(model)
+    assert head is not None
+    report = service.check_anchor(model)
+    assert (report.ok, report.walked, report.head_seq, report.head_hash, report.anchor, report.anchor_state) == (
+        True, False, 2, head.entry_hash, f"2:{head.entry_hash}", "matches")
+    raw_sql(service.ledger.url, "UPDATE ml_platform_ledger_heads SET seq = 1, entry_hash = (SELECT entry_hash FROM "
+                                "ml_platform_ledger_entries WHERE seq = 1)")
+    moved = service.check_anchor(model)
+    assert moved.problem is not None and (moved.ok, moved.walked, moved.head_seq, moved.head_hash) == (
+        False, False, 1, None)
+    assert (moved.problem.seq, moved.problem.kind, moved.anchor) == (1, "moved_back", f"2:{head.entry_hash}")
+    assert moved.problem.detail.startswith(f"ledger {service.ledger.store}: the head entry 1 of model {model!r} is "
+                                           "tampered: the chain goes on to entry 2")
+    assert service.verify(model, strict=False).problem.kind == "moved_back"  # type: ignore[union-attr]
 
 
 # -- version facts ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The pure infra checks: which partition is due, freshness, schema, latency, scheduled runs."""
+"""The pure infra checks: which partition is due, freshness, schema, latency, scheduled runs, ledger anchor."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
+from ml_platform.champions.chain import ChainProblem, ChainReport
 from ml_platform.errors import ConfigurationError
 from ml_platform.features.calendar import Calendar
 from ml_platform.monitoring import infra
@@ -343,3 +344,22 @@ def test_deadlines_are_in_utc_whatever_the_machines_time_zone(monkeypatch: pytes
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_a_ledger_head_its_anchor_contradicts_pages_and_an_unfinished_move_does_not() -> None:
+    head = "sha256:" + "a" * 64
+    anchored = ChainReport("alpha", 3, 3, head, None, anchor=f"3:{head}", anchor_state="matches", walked=False)
+    outcome = infra.check_ledger_anchor(anchored)
+    assert (outcome.check, outcome.asset, outcome.passed, outcome.key) == (
+        InfraCheckKind.LEDGER_ANCHOR, "ledger/alpha", True, "ledger_anchor:ledger/alpha")
+    assert outcome.summary == anchored.describe() and outcome.details["anchor_state"] == "matches"
+    behind = infra.check_ledger_anchor(ChainReport("alpha", 3, 3, head, None, anchor=f"2:{head}",
+                                                   anchor_state="behind", walked=False))
+    assert behind.passed and "reconcile" in behind.summary
+    cut = ChainReport("alpha", 2, 2, head, ChainProblem(3, "cut_tail", "entries 3..3 were cut off the tail"),
+                      anchor=f"3:{head}", anchor_state="cut_tail", walked=False)
+    paged = infra.check_ledger_anchor(cut)
+    assert not paged.passed and paged.details["problem"] == {"seq": 3, "kind": "cut_tail",
+                                                             "detail": "entries 3..3 were cut off the tail"}
+    assert paged.summary == (f"{cut.describe()}; serving refuses it: run `ml-platform audit verify alpha`")
+    assert infra.incident_of(paged).key == "ledger_anchor:ledger/alpha"

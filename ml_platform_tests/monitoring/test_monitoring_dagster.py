@@ -269,6 +269,31 @@ def test_a_failed_scheduled_run_pages_and_its_successful_rerun_resolves(desk: De
     assert desk.research() == []
 
 
+def test_a_ledger_head_behind_its_anchor_pages_and_the_restored_anchor_resolves(desk: Desk) -> None:
+    """The champion ledger's anchor names an entry the ledger no longer has (what a cut tail leaves): the
+    ledger_anchor check pages on-call naming `audit verify`; the anchor restored, it resolves."""
+    desk.reset_routes()
+    head = desk.registry.model_tags(MODEL)["ml_platform.ledger.head"]
+    seq, _, entry_hash = head.partition(":")
+    desk.registry.write_model_tag(MODEL, "ml_platform.ledger.head", f"{int(seq) + 1}:{entry_hash}")
+    try:
+        tick = launched(desk.sensor("infra_freshness_sensor"))
+        result = desk.launch(tick.run_requests[0], "infra_freshness_job")
+        [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "ledger_anchor"]
+        assert not check.passed and "(cut_tail)" in check.description, check.description
+        assert f"run `ml-platform audit verify {MODEL}`" in check.description
+        key = f"ledger_anchor:ledger/{MODEL}"
+        assert key in [p["dedup_key"] for p in desk.pages() if p["event_action"] == "trigger"]
+    finally:
+        desk.registry.write_model_tag(MODEL, "ml_platform.ledger.head", head)
+    again = launched(desk.sensor("infra_freshness_sensor", cursor=tick.cursor))
+    healed = desk.launch(again.run_requests[0], "infra_freshness_job")
+    [check] = [e for e in healed.get_asset_check_evaluations() if e.check_name == "ledger_anchor"]
+    assert check.passed, check.description
+    assert key in [p["dedup_key"] for p in desk.pages() if p["event_action"] == "resolve"]
+    assert desk.research() == []
+
+
 def test_while_the_pager_is_down_the_sensor_never_says_already_paged(desk: Desk) -> None:
     """Last: it leaves the desk a day behind. Pages the endpoint refuses (503) stay pending, and the next
     tick says they are not delivered instead of "all already paged"."""

@@ -20,7 +20,9 @@ varies it). After each kill:
   exactly the one the point implies, the MLflow alias still on the incumbent (the move not mirrored
   yet) or on the head as the point implies, and the rationale published for later copy checks only
   after the entry;
-* ``ChampionService.reconcile()`` finds nothing but alias drift, which it repairs; a second
+* the head's anchor is the head, or (killed between the ledger commit and the anchor write) the
+  incumbent's entry behind it, never ahead; ``ChampionService.reconcile()`` finds nothing but alias
+  drift and that anchor behind, which it repairs; a second
   ``reconcile(check_only=True)`` finds nothing; the alias, ``ModelRegistry.champion`` and
   ``load_champion`` all give the head;
 * running the same promotion again (same version, same rationale) succeeds when nothing had moved, or is
@@ -73,13 +75,13 @@ DEFAULT_SEED = 9_0512
 #: ``make test``'s trials: every named point of a promotion once, in the order a promotion passes them.
 SCHEDULE = ("report.logged", "op.rationale_gate", "op.record", "promotion.rationale_logged",
             "champion.contract_verified", "ledger.inserted", "ledger.commit", "champion.ledger_committed",
-            "champion.alias_writing", "mlflow.alias_flushed", "champion.alias_written", "promotion.recorded",
+            "champion.anchor_written", "champion.alias_writing", "mlflow.alias_flushed", "champion.alias_written", "promotion.recorded",
             "promotion.rationale_published")
 NAMED_POINTS = (*PROMOTION_POINTS, *HOOKED_POINTS)
 #: ``make stress``'s trials in all: :data:`SCHEDULE`'s, then random ones.
 TRIALS = 22
 #: Named points at which the killed promotion has moved the champion of record already.
-MOVED_AT = {"champion.ledger_committed", "champion.alias_writing", "champion.alias_written", "promotion.recorded",
+MOVED_AT = {"champion.ledger_committed", "champion.anchor_written", "champion.alias_writing", "champion.alias_written", "promotion.recorded",
             "promotion.rationale_published", "mlflow.alias_flushed"}
 #: ... and of those, the ones at which the MLflow alias was written too.
 MIRRORED_AT = {"champion.alias_written", "promotion.recorded", "promotion.rationale_published"}
@@ -184,6 +186,7 @@ def _sha256_of(client: MlflowClient, ref: str) -> str:
 class State:
     entries: tuple[LedgerEntry, ...]
     alias: str | None
+    anchor_state: str
 
     @property
     def head(self) -> LedgerEntry:
@@ -218,16 +221,23 @@ def _check(prepared: Prepared, context: str) -> State:
         alias = registry.champion_alias(MODEL)
         assert alias in (prepared.incumbent.to_version, head), f"alias {alias}: {context}"
 
+        anchored = service.verify(MODEL)  # never a cut tail: the anchor is the head or an unfinished move behind it
+        assert anchored.anchor_state in ("matches", "behind"), (anchored, context)
         repaired = service.reconcile()
         for finding in repaired.findings:
-            assert finding.model == MODEL and finding.problem in ("alias_drift", "alias_missing"), (finding, context)
+            assert finding.model == MODEL and finding.problem in ("alias_drift", "alias_missing", "anchor_behind"), (
+                finding, context)
             assert finding.repaired, (finding, context)
-        assert len(repaired.findings) == (0 if alias == head else 1), (repaired.findings, context)
+        assert len([f for f in repaired.findings if f.problem.startswith("alias")]) == (0 if alias == head else 1), (
+            repaired.findings, context)
+        assert [f.problem for f in repaired.findings if f.problem.startswith("anchor")] == (
+            [] if anchored.anchor_state == "matches" else ["anchor_behind"]), (repaired.findings, context)
+        assert service.verify(MODEL).anchor_state == "matches", context
         again = service.reconcile(check_only=True)
         assert again.findings == () and again.consistent, (again.findings, context)
         assert registry.champion_alias(MODEL) == champion_of_record(registry, MODEL) == head, context
         assert load_champion(registry, MODEL, prepared.live, policy="off").version == head, context
-        return State(entries, alias)
+        return State(entries, alias, anchored.anchor_state)
     finally:
         service.close()
         ledger.close()
@@ -259,6 +269,8 @@ def _trial(crash: CrashDriver, prepared: Prepared, index: int, trial: dict[str, 
         assert state.moved == (point in MOVED_AT), f"moved={state.moved}: {context}"
         expected_alias = state.head.to_version if point in MIRRORED_AT else prepared.incumbent.to_version
         assert state.alias == expected_alias, f"alias {state.alias}: {context}"
+        expected_anchor = "behind" if state.moved and point == "champion.ledger_committed" else "matches"
+        assert state.anchor_state == expected_anchor, f"anchor {state.anchor_state}: {context}"
         if state.moved:  # published for later copy checks only after the entry, and only at the end
             assert _published(prepared, state.head) == (point == "promotion.rationale_published"), context
 

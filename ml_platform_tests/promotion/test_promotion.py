@@ -41,6 +41,12 @@ def test_first_promotion_passes_and_records_report_and_rationale(project: Projec
     assert meta["author"] and meta["recorded_at"] and meta["approver"] == "bob"
     md = result.output_for_node("promotion_report").report_markdown
     assert "| sharpe |" in md
+    # the move is anchored outside the ledger's tables: in the run's event and on the registered model
+    [output] = [e for e in result.all_events if e.is_successful_output and e.step_key == "record_promotion"]
+    anchored = {k: getattr(v, "value", v) for k, v in output.step_output_data.metadata.items()}
+    assert (anchored["ml_platform/model_name"], anchored["ledger_seq"], anchored["entry_hash"]) == (
+        MODEL, 1, head.entry_hash)
+    assert project.registry.model_tags(MODEL)["ml_platform.ledger.head"] == f"1:{head.entry_hash}"
 
 
 def test_second_promotion_compares_with_the_incumbent_on_the_same_dates(project: Project) -> None:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import dagster as dg
 import pytest
+from click.testing import CliRunner
 
 import ml_platform
 from ml_platform import metadata
+from ml_platform.champions.anchor import AnchorReading
 from ml_platform.champions.location import open_ledger
+from ml_platform.cli import main
 from ml_platform.errors import ConfigurationError, GraphError
+from ml_platform.promotion.anchors import run_anchor
 from ml_platform.promotion.rollback_job import JOB_MODEL_TAG, OP_NAME, build_rollback_job
 from ml_platform.testing import champion_shortcut
+from ml_platform_tests.champions.conftest import raw_sql
 from ml_platform_tests.promotion.conftest import MODEL, Project
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -67,6 +73,7 @@ def test_rollback_to_the_previous_champion_after_real_promotions(project: Projec
     meta = output_metadata(result)
     assert (meta["ledger_seq"], meta["entry_hash"], meta["from_version"], meta["to_version"]) == (
         3, head.entry_hash, v2, v1)
+    assert project.registry.model_tags(MODEL)["ml_platform.ledger.head"] == f"3:{head.entry_hash}"  # both anchors
     assert isinstance(meta["latency_ms"], float) and 0 < meta["latency_ms"] < 60_000
     assert meta[metadata.MODEL_NAME] == MODEL and meta[metadata.FEATURE_GRAPH_HASH] == project.graph["model_inputs"].graph_hash
     run = project.instance.get_run_by_id(result.run_id)  # a real run on the instance, as from the Launchpad
@@ -160,3 +167,42 @@ def test_arguments_are_checked_when_the_job_is_defined(project: Project) -> None
                              job_name="rollback_other")
     assert job.name == "rollback_other" and "team/model_inputs" in job.graph.node_defs[0].description
     assert ml_platform.build_rollback_job is build_rollback_job
+
+
+def test_the_runs_anchor_the_head_too_and_catch_a_cut_tail_whose_mlflow_tag_was_rewritten(
+        project: Project, defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch) -> None:
+    v1, v2 = project.register((0.01, 0.0)), project.register()
+    assert project.run(v1).success and project.run(v2, tail="Second promotion of the tuned coefficients.").success
+    promoted = project.head()
+    rolled = roll(project, defs, reason="live IC collapsed in the first week")
+    assert rolled.success
+    head = project.head()
+    assert run_anchor(project.instance, MODEL) == AnchorReading(
+        f"3:{head.entry_hash}", f"the output metadata of Dagster run {rolled.run_id}")
+
+    def audit(*options: str) -> tuple[int, dict[str, Any]]:
+        result = CliRunner().invoke(main, ["audit", "verify", MODEL, *options, "--json",
+                                           "--tracking-uri", project.registry.tracking_uri])
+        return result.exit_code, json.loads(result.output) if result.exit_code in (0, 1) else result.output
+
+    champion_shortcut(project.registry, MODEL, v2)  # a move outside a run: the runs' anchor falls behind, fine
+    assert audit("--with-runs") == (0, audit()[1]) and audit()[1]["anchor_state"] == "matches"
+
+    # entries 3 and 4 cut off, and the MLflow tag rewritten with them (one SQLite file holds both)
+    url = open_ledger(project.registry).url
+    raw_sql(url, "UPDATE ml_platform_ledger_heads SET seq = 2, entry_hash = :h WHERE model = :m",
+            h=promoted.entry_hash, m=MODEL)
+    raw_sql(url, "DELETE FROM ml_platform_ledger_entries WHERE model = :m AND seq > 2", m=MODEL)
+    project.registry.write_model_tag(MODEL, "ml_platform.ledger.head", f"2:{promoted.entry_hash}")
+    code, report = audit()
+    assert code == 0 and report["anchor_state"] == "matches"  # the MLflow anchor alone is fooled
+    for options in (("--with-runs",), ("--with-runs", "--anchor-only")):
+        code, report = audit(*options)
+        assert code == 1 and (report["problem"]["seq"], report["problem"]["kind"]) == (3, "cut_tail"), report
+        assert report["problem"]["detail"] == (
+            f"the output metadata of Dagster run {rolled.run_id} names entry 3 ({head.entry_hash}) but the ledger's "
+            "head is entry 2: entries 3..3 were cut off the tail and the head row moved back")
+
+    monkeypatch.delenv("DAGSTER_HOME")
+    code, output = audit("--with-runs")
+    assert code == 2 and "set DAGSTER_HOME to the deployment's Dagster home, or leave out --with-runs" in output
