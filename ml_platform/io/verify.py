@@ -34,6 +34,7 @@ from ml_platform.io.layout import (
     parse_object_rel,
     partition_location,
 )
+from ml_platform.io.manifest import MANIFEST_SCHEMA
 from ml_platform.io.store import PinnedStore
 
 __all__ = ["StoreIndex", "VerifyResult", "VerifyStatus", "index_store", "verify_store"]
@@ -213,7 +214,7 @@ def verify_store(
     if v1:
         raise ManifestError(
             f"{store.base} holds {len(v1)} manifest(s) of the ml_platform.manifest/v1 layout (e.g. "
-            f"{store.filesystem.uri(v1[0])}); this ml_platform reads only ml_platform.manifest/v2 - "
+            f"{store.filesystem.uri(v1[0])}); this ml_platform reads only {MANIFEST_SCHEMA} - "
             "re-materialize into a new storage directory"
         )
     expected_set = {(k, p) for k, p in expected}

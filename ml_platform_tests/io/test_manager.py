@@ -383,5 +383,5 @@ def test_range_output_with_rows_outside_the_run_is_refused(
 def test_manifest_json_is_readable_by_humans(io: PinnedIOManager, dagster_instance: DagsterInstance) -> None:
     run([universe], io, dagster_instance)
     record = json.loads(Path(io.get_store().manifest_path("universe", None)).read_text())
-    assert record["schema_version"] == "ml_platform.manifest/v2"
+    assert record["schema_version"] == "ml_platform.manifest/v3"
     assert record["asset_key"] == "universe" and record["partition"] is None

@@ -173,7 +173,7 @@ def test_a_store_of_the_old_layout_is_refused(store: PinnedStore) -> None:
     Path(store.base, "features", "momentum", ".2012-01-01.manifest.json.tmp-1").write_text("{}")
     with pytest.raises(ManifestError, match=r"holds 1 manifest\(s\) of the ml_platform.manifest/v1 layout \(e\.g\. "
                                             r".*2012-01-02\.manifest\.json\); this ml_platform reads only "
-                                            r"ml_platform\.manifest/v2 - re-materialize into a new storage directory"):
+                                            r"ml_platform\.manifest/v3 - re-materialize into a new storage directory"):
         verify_store(store)
 
 
