@@ -20,6 +20,7 @@ from ml_platform.io.layout import object_rel
 from ml_platform.io.manifest import MANIFEST_METADATA_KEY, Manifest
 from ml_platform.io.store import PinnedStore
 from ml_platform.io.verify import VerifyResult, VerifyStatus, verify_store
+from ml_platform.metadata import MANIFEST_HASH
 
 __all__ = ["dagster_materialized", "env", "gc", "registry_roots", "verify"]
 
@@ -65,18 +66,19 @@ def _explanation(result: VerifyResult) -> str:
     return "\n".join(lines)
 
 
-def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str, str | None]]:
+def dagster_materialized(dagster_home: str, store: PinnedStore) -> dict[tuple[str, str | None], str | None]:
     """``(key, partition)`` of everything the Dagster instance at ``dagster_home`` recorded as stored in ``store``.
 
     An asset counts when its latest materialization carries the PinnedIOManager's
     ``ml_platform/manifest`` metadata under this store's base; each of its materialized partitions
-    (or the asset itself, when unpartitioned) must then have a head in the store.
+    (or the asset itself, when unpartitioned) must then have a head in the store. Each maps to the
+    manifest hash its latest materialization recorded (``ml_platform/manifest_hash``; None if none).
     """
     import dagster as dg
 
     if not Path(dagster_home).is_dir():
         raise ConfigurationError(f"no Dagster instance at {dagster_home}: the directory does not exist")
-    expected: set[tuple[str, str | None]] = set()
+    expected: dict[tuple[str, str | None], str | None] = {}
     instance = dg.DagsterInstance.from_config(dagster_home)
     try:
         for asset_key in instance.get_asset_keys():
@@ -90,10 +92,36 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str
                 continue  # not stored by a PinnedIOManager, or by one over another base
             key = "/".join(asset_key.path)
             partitions = instance.get_materialized_partitions(asset_key)
-            expected |= {(key, partition) for partition in partitions} if partitions else {(key, None)}
+            located = {(key, partition): None for partition in partitions} if partitions else {(key, None): None}
+            expected.update({**located, **_anchors(instance, asset_key, store)})
     finally:
         instance.dispose()
     return expected
+
+
+def _anchors(instance: object, asset_key: object, store: PinnedStore) -> dict[tuple[str, str | None], str]:
+    """``(key, partition)`` -> the manifest hash the latest materialization of each partition recorded."""
+    import dagster as dg
+
+    assert isinstance(instance, dg.DagsterInstance) and isinstance(asset_key, dg.AssetKey)
+    key = "/".join(asset_key.path)
+    seen: set[str | None] = set()
+    anchors: dict[tuple[str, str | None], str] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(asset_key, limit=1000, cursor=cursor)
+        for record in page.records:
+            materialization = record.asset_materialization
+            if materialization is None or materialization.partition in seen:
+                continue
+            seen.add(materialization.partition)  # newest first: the first one seen is the latest
+            path = getattr(materialization.metadata.get(_MANIFEST_METADATA), "value", None)
+            anchor = getattr(materialization.metadata.get(MANIFEST_HASH), "value", None)
+            if isinstance(anchor, str) and isinstance(path, str) and path.startswith(store.base.rstrip("/") + "/"):
+                anchors[(key, materialization.partition)] = anchor
+        if not page.has_more:
+            return anchors
+        cursor = page.cursor
 
 
 @click.command("verify")
@@ -121,16 +149,21 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str
                    "the registry of --defs or of the settings, unless --base-dir names another store; skipped "
                    "when that registry does not exist yet).")
 @click.option("--no-registry", is_flag=True, help="Do not cross-check against the model registry.")
+@click.option("--heads-only", is_flag=True,
+              help="The quick pass: read only each head in full (history entries and their objects only listed).")
 @defs_option
 def verify(asset: str | None, partition: str | None, base_dir: str | None, environment_policy: str | None,
            dagster_home: str | None, no_dagster: bool, tracking_uri: str | None, no_registry: bool,
-           defs_target: str | None) -> None:
+           heads_only: bool, defs_target: str | None) -> None:
     """Check every stored artefact (or those of ASSET, e.g. features/momentum) against what should exist.
 
     Each head's object is read in full: byte hash, Parquet decoding, footer, content hash, then its
-    environment lock is compared with the running one. A partition whose head was deleted, a
-    missing object and - with a Dagster instance - a materialization Dagster recorded that the
-    store does not hold are failures. Exits 0 if all is well, 1 if anything failed, 2 on bad input.
+    environment lock is compared with the running one. Every manifest (head and history) must hash
+    to its own manifest hash and every history entry's object is re-hashed (not with --heads-only).
+    A partition whose head was deleted, a missing object, an edited manifest and - with a Dagster
+    instance - a materialization Dagster recorded that the store does not hold, or whose manifest
+    hash the head's chain does not reach, are failures. Exits 0 if all is well, 1 if anything
+    failed, 2 on bad input.
     """
     # the registry checked is the store's own deployment's: named, from --defs, or from the same settings
     same_deployment = tracking_uri is not None or defs_target is not None or base_dir is None
@@ -144,8 +177,9 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
     if home and dagster_home is None and not Path(home).is_dir():  # named by --dagster-home: bad input, exit 2
         dagster_note = f" (not cross-checked against Dagster: DAGSTER_HOME={home} does not exist)"
         home = None
-    expected = dagster_materialized(home, store) if home else set()
-    results = verify_store(store, asset, partition, expected=expected)
+    expected = dagster_materialized(home, store) if home else {}
+    anchors = {location: anchor for location, anchor in expected.items() if anchor is not None}
+    results = verify_store(store, asset, partition, expected=expected, anchors=anchors, heads_only=heads_only)
     registry_note = ""
     if not no_registry and same_deployment and asset is None:
         registered, registry_note = _registered_training_data(store, tracking_uri, defs_target)

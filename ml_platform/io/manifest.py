@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ml_platform.environment import EnvironmentLock, validate_seed
-from ml_platform.errors import ConfigurationError, ManifestError, MLPlatformError
+from ml_platform.errors import ConfigurationError, ManifestError, ManifestTampered, MLPlatformError
 from ml_platform.io.layout import object_name, validate_data_hash
 from ml_platform.lineage.encoding import sha256_of_fields
 from ml_platform.lineage.schemes import (
@@ -381,7 +381,7 @@ class Manifest:
         except (MLPlatformError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"manifest {source} has a malformed field: {exc}") from exc
         if data["manifest_hash"] != digest:
-            raise ManifestError(
+            raise ManifestTampered(
                 f"manifest {source} of {built.label}: its fields hash to {digest}, but it records manifest_hash "
                 f"{data['manifest_hash']!r}: a field (provenance, seeds, rows, upstream, environment, git, file) "
                 "was edited after it was written, so nothing it says can be trusted. Run `ml-platform verify` "

@@ -355,6 +355,16 @@ class PinnedStore:
                 entries.append((rel, parsed.nanoseconds, parsed.data_hash))
         return sorted(entries, key=lambda entry: (entry[1], entry[0]))
 
+    def history_entry(self, key: str, partition: str | None, rel: str) -> Manifest:
+        """The validated manifest of one history entry of ``key``/``partition`` (``rel`` as listed).
+
+        Raises:
+            ManifestError: it is malformed or misplaced (:class:`ManifestTampered`: its fields were edited).
+            FileNotFoundError: it vanished since it was listed.
+        """
+        key, partition = self._checked(key, partition)
+        return self._parse(self._fs.read_buffer(rel).to_pybytes(), rel, key, partition)
+
     def manifest(self, key: str, partition: str | None, data_hash: str | None = None) -> Manifest:
         """The validated head manifest of ``key``/``partition``, or its version of ``data_hash`` (as of).
 

@@ -1,18 +1,19 @@
 """Checking a whole store against what should exist: heads, history, objects and (optionally) Dagster's records.
 
 ``ml-platform verify`` is a table of :class:`VerifyResult` rows produced by :func:`verify_store`.
-Every partition with a head *or* a history is checked, so a deleted head is a failure
-(``missing-head``), never an absence; so is a head or history entry whose object is gone
-(``missing-object``), bytes that differ from the record (``corrupt``) and, given the
-``(key, partition)`` pairs an orchestrator recorded as materialized, one the store has no trace
-of (``unrecorded``).
+A deleted head is ``missing-head``; a lost object ``missing-object``; bytes unlike the record
+``corrupt``; a manifest whose fields no longer hash to its own hash, or that disagrees with its
+history copy or with Dagster's anchor, ``tampered``; a materialization the store has no trace of
+``unrecorded``. How it works, and why: docs/architecture.md, "ml_platform/io/verify.py".
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ml_platform.environment import EnvironmentDiff, EnvironmentPolicy, diff_environments
 from ml_platform.errors import (
@@ -20,6 +21,7 @@ from ml_platform.errors import (
     ConfigurationError,
     IntegrityError,
     ManifestError,
+    ManifestTampered,
     MLPlatformError,
 )
 from ml_platform.io.atomic import is_temporary
@@ -28,13 +30,15 @@ from ml_platform.io.layout import (
     OBJECTS_DIR,
     REFS_DIR,
     head_rel,
+    history_name,
+    history_rel,
     is_v1_manifest,
     object_rel,
     parse_history_name,
     parse_object_rel,
     partition_location,
 )
-from ml_platform.io.manifest import MANIFEST_SCHEMA
+from ml_platform.io.manifest import MANIFEST_SCHEMA, Manifest
 from ml_platform.io.store import PinnedStore
 
 __all__ = ["StoreIndex", "VerifyResult", "VerifyStatus", "index_store", "verify_store"]
@@ -53,6 +57,7 @@ class VerifyStatus(str, enum.Enum):
     MISSING_OBJECT = "missing-object"
     UNRECORDED = "unrecorded"
     CONCURRENT = "changed-during-read"
+    TAMPERED = "tampered"
 
 
 @dataclass(frozen=True)
@@ -136,16 +141,135 @@ def _v1_manifests(store: PinnedStore) -> list[str]:
     return [rel for rel in fs.list_files() if is_v1_manifest(rel)]
 
 
-def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str | None) -> list[VerifyResult]:
+def _differing_fields(stored: object, other: object, prefix: str = "") -> list[str]:
+    """Dotted names of the fields where two decoded manifests differ (``manifest_hash`` left out)."""
+    if isinstance(stored, dict) and isinstance(other, dict):
+        names = sorted(set(stored) | set(other))
+        return [diff for name in names if name != "manifest_hash" or prefix
+                for diff in _differing_fields(stored.get(name), other.get(name), f"{prefix}{name}.")]
+    if isinstance(stored, list) and isinstance(other, list) and len(stored) == len(other):
+        return [diff for index, (a, b) in enumerate(zip(stored, other, strict=True))
+                for diff in _differing_fields(a, b, f"{prefix}{index}.")]
+    return [] if stored == other else [prefix.rstrip(".")]
+
+
+def _record(store: PinnedStore, rel: str) -> dict[str, Any] | None:
+    """The decoded JSON object at ``rel``, or None if it is missing or no JSON object."""
+    try:
+        record = json.loads(store.filesystem.read_buffer(rel).to_pybytes())
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _edited_fields(store: PinnedStore, head: str, entries: list[tuple[str, int, str]]) -> str:
+    """Which fields of the head differ from its own history entry (the same version, written alongside)."""
+    record = _record(store, head)
+    if record is None or not entries:
+        return ""
+    own = [rel for rel, _, _ in entries if rel.rpartition("/")[2] == _history_name(record)] or [entries[-1][0]]
+    copy = _record(store, own[0])
+    fields = [] if copy is None else _differing_fields(record, copy)
+    if not fields:
+        return ""
+    return f"; it differs from its history entry {store.filesystem.uri(own[0])} in: {', '.join(fields)}"
+
+
+def _history_name(record: dict[str, Any]) -> str:
+    try:
+        return history_name(record["written_at"], record["data_hash"])
+    except (KeyError, TypeError, ValueError, ConfigurationError):
+        return ""
+
+
+@dataclass
+class _Partition:
+    """What verifying one partition's history found: its manifests by hash and the rows to report."""
+
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    rows: list[VerifyResult] = field(default_factory=list)
+    verified_bytes: set[tuple[str, str | None, int | None]] = field(default_factory=set)
+
+
+def _verify_history(store: PinnedStore, index: StoreIndex, key: str, partition: str | None,
+                    heads_only: bool) -> _Partition:
+    """Every history entry: its object exists; unless ``heads_only``, it parses and its object's bytes re-hash."""
+    path = store.filesystem.uri(head_rel(key, partition))
+    found = _Partition()
+    for rel, _, data_hash in index.history.get((key, partition), []):
+        uri = store.filesystem.uri(rel)
+        present = data_hash in index.objects
+        if not present:
+            found.rows.append(VerifyResult(key, partition, VerifyStatus.MISSING_OBJECT,
+                                           f"history entry {uri} names data hash {data_hash}, whose object "
+                                           f"{store.object_path(data_hash)} is missing; that version is lost",
+                                           path, data_hash=data_hash))
+        if heads_only:
+            continue
+        try:
+            manifest = store.history_entry(key, partition, rel)
+        except ManifestTampered as exc:
+            found.rows.append(VerifyResult(key, partition, VerifyStatus.TAMPERED, f"history entry: {exc}", path,
+                                           data_hash=data_hash))
+            continue
+        except (ManifestError, FileNotFoundError) as exc:
+            found.rows.append(VerifyResult(key, partition, VerifyStatus.MANIFEST, f"history entry {uri}: {exc}",
+                                           path, data_hash=data_hash))
+            continue
+        found.manifests[manifest.manifest_hash] = manifest
+        facts = (manifest.data_hash, manifest.file_hash, manifest.file_size)
+        if present and facts not in found.verified_bytes:
+            found.verified_bytes.add(facts)
+            try:
+                store.verify_bytes(manifest)
+            except ManifestError:
+                found.verified_bytes.discard(facts)  # vanished since listed: a concurrent collection
+            except IntegrityError as exc:
+                found.rows.append(VerifyResult(key, partition, VerifyStatus.CORRUPT, f"history entry {uri}: {exc}",
+                                               path, data_hash=data_hash))
+    return found
+
+
+def _head_problems(store: PinnedStore, key: str, partition: str | None, head: Manifest, found: _Partition,
+                   anchor: str | None) -> list[str]:
+    """How a head that verified disagrees with its own history entry or with the hash Dagster recorded."""
+    problems = []
+    own = history_rel(key, partition, head.written_at, head.data_hash)
+    copy = next((m for m in found.manifests.values()
+                 if history_rel(key, partition, m.written_at, m.data_hash) == own), None)
+    if copy is not None and copy.manifest_hash != head.manifest_hash:
+        fields = _differing_fields(head.to_dict(), copy.to_dict())
+        problems.append(
+            f"the head ({head.manifest_hash}) and its own history entry {store.filesystem.uri(own)} "
+            f"({copy.manifest_hash}) record the same version differently, in: {', '.join(fields)}; one was "
+            "rewritten with a recomputed hash - trust neither, re-materialize"
+        )
+    if anchor is not None and anchor != head.manifest_hash:
+        chain, link = set(), head.previous
+        while link is not None and link in found.manifests and link not in chain:
+            chain.add(link)
+            link = found.manifests[link].previous
+        if anchor not in chain:
+            problems.append(
+                f"Dagster's latest materialization records manifest hash {anchor}, but the head records "
+                f"{head.manifest_hash} and its chain of previous versions does not lead there: the head or its "
+                "history was rewritten outside Dagster - trust neither, re-materialize"
+            )
+    return problems
+
+
+def _others(rows: list[VerifyResult], head: Manifest) -> list[VerifyResult]:
+    """``rows`` without those about the head's object (missing or corrupt), which the head's row reports."""
+    object_rows = (VerifyStatus.MISSING_OBJECT, VerifyStatus.CORRUPT)
+    return [row for row in rows if row.status not in object_rows or row.data_hash != head.data_hash]
+
+
+def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str | None, *,
+                heads_only: bool = False, anchor: str | None = None) -> list[VerifyResult]:
     path = store.filesystem.uri(head_rel(key, partition))
     entries = index.history.get((key, partition), [])
-    rows = []
-    for rel, _, data_hash in entries:
-        if data_hash not in index.objects:
-            rows.append(VerifyResult(key, partition, VerifyStatus.MISSING_OBJECT,
-                                     f"history entry {store.filesystem.uri(rel)} names data hash {data_hash}, whose "
-                                     f"object {store.object_path(data_hash)} is missing; that version is lost",
-                                     path, data_hash=data_hash))
+    found = _verify_history(store, index, key, partition, heads_only)
+    rows = found.rows
     where = key if partition is None else f"{key} partition {partition}"
     if (key, partition) not in index.heads:
         if entries:
@@ -155,9 +279,13 @@ def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str 
         return [VerifyResult(key, partition, VerifyStatus.MISSING, f"nothing is stored for {where}", path), *rows]
     try:
         manifest = store.manifest(key, partition)
+    except ManifestTampered as exc:
+        detail = str(exc) + _edited_fields(store, head_rel(key, partition), entries)
+        return [VerifyResult(key, partition, VerifyStatus.TAMPERED, detail, path), *rows]
     except ManifestError as exc:
         return [VerifyResult(key, partition, VerifyStatus.MANIFEST, str(exc), path), *rows]
-    rows = [row for row in rows if row.data_hash != manifest.data_hash]  # reported once, by the head's row
+    # the head's object is reported once, by the head's row
+    rows = _others(rows, manifest)
     if manifest.data_hash not in index.objects and not store.filesystem.exists(object_rel(manifest.data_hash)):
         detail = (f"the object {store.data_path(manifest)} the head names (data hash {manifest.data_hash}) is "
                   f"missing - re-materialize {where}")
@@ -170,6 +298,13 @@ def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str 
         return [VerifyResult(key, partition, VerifyStatus.MANIFEST, str(exc), path), *rows]
     except (IntegrityError, MLPlatformError) as exc:
         return [VerifyResult(key, partition, VerifyStatus.CORRUPT, str(exc), path), *rows]
+    if heads_only and anchor not in (None, manifest.manifest_hash):  # the chain is needed to judge the anchor
+        found = _verify_history(store, index, key, partition, heads_only=False)
+        rows = _others(found.rows, manifest)
+    problems = _head_problems(store, key, partition, manifest, found, anchor)
+    if problems:
+        return [VerifyResult(key, partition, VerifyStatus.TAMPERED, "; ".join(problems), path,
+                             data_hash=manifest.data_hash), *rows]
     status, detail, diff = VerifyStatus.OK, "verified", EnvironmentDiff(())
     if store.policy is not EnvironmentPolicy.OFF:
         diff = diff_environments(manifest.environment, store.environment)
@@ -188,6 +323,8 @@ def verify_store(
     partition: str | None = None,
     *,
     expected: Iterable[tuple[str, str | None]] = (),
+    anchors: Mapping[tuple[str, str | None], str] | None = None,
+    heads_only: bool = False,
 ) -> list[VerifyResult]:
     """Check every stored artefact (or those of ``key``, or one partition) against what should exist.
 
@@ -197,6 +334,11 @@ def verify_store(
     ``missing-object``. Each ``(key, partition)`` of ``expected`` (what an orchestrator recorded as
     materialized) that the store has no trace of is ``unrecorded``. A bad artefact never raises.
     Environment differences fail only under the store's ``strict`` policy.
+
+    Every manifest's own hash is checked (an edited field is ``tampered``) and, unless
+    ``heads_only``, every history entry is parsed and its object's bytes re-hashed. A head must
+    agree with its own history entry and with ``anchors``: the manifest hash the orchestrator
+    recorded for the partition's latest materialization (reached from the head by its chain).
 
     Raises:
         ConfigurationError: a partition without a key, a malformed key/partition, or an asset key
@@ -240,5 +382,6 @@ def verify_store(
             results.append(VerifyResult(location[0], location[1], status, detail,
                                         store.filesystem.uri(head_rel(*location))))
             continue
-        results += _verify_one(store, index, *location)
+        results += _verify_one(store, index, *location, heads_only=heads_only,
+                                anchor=(anchors or {}).get(location))
     return results

@@ -44,7 +44,7 @@ def test_which_statuses_fail() -> None:
         assert row.rows is None and row.data_hash is None and row.environment_diff.is_empty
     assert [s.value for s in VerifyStatus] == ["ok", "env-differs", "env-mismatch", "corrupt", "bad-manifest",
                                               "missing", "missing-head", "missing-object", "unrecorded",
-                                              "changed-during-read"]
+                                              "changed-during-read", "tampered"]
 
 
 def test_an_intact_store_verifies_row_by_row_in_key_and_partition_order(store: PinnedStore) -> None:
