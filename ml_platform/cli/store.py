@@ -16,10 +16,9 @@ from ml_platform.cli.locations import defs_option, registry_location, store_loca
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, capture_environment, diff_environments
 from ml_platform.errors import ConfigurationError, MLPlatformError
 from ml_platform.io.gc import collect
-from ml_platform.io.layout import object_rel
 from ml_platform.io.manifest import MANIFEST_METADATA_KEY, Manifest
 from ml_platform.io.store import PinnedStore
-from ml_platform.io.verify import VerifyResult, VerifyStatus, verify_store
+from ml_platform.io.verify import VerifyResult, verify_store, verify_training_set
 from ml_platform.metadata import MANIFEST_HASH
 
 __all__ = ["dagster_materialized", "env", "gc", "registry_roots", "verify"]
@@ -214,17 +213,23 @@ def _registered_training_data(store: PinnedStore, tracking_uri: str | None,
     if database is not None and not database.is_file():
         return [], ""
     registry = ModelRegistry(uri, artifact_location=artifact_location)
-    rows = []
-    for label, data_hash in registry_roots(registry, store):
-        present = store.filesystem.exists(object_rel(data_hash))
-        rows.append(VerifyResult(
-            key=f"registry:{label}", partition=None,
-            status=VerifyStatus.OK if present else VerifyStatus.MISSING_OBJECT,
-            detail="its training set is stored" if present else
-            f"the training set {data_hash} this registered version was trained on is not in the store: it was "
-            "collected or lost, and the version can no longer be reproduced",
-            manifest_path=store.object_path(data_hash), data_hash=data_hash))
+    keys = store.list_keys()
+    rows = [verify_training_set(store, label, data_hash, anchor, keys)
+            for label, data_hash, anchor in _registry_anchors(registry)]
     return rows, f" and against the model registry {uri}"
+
+
+def _registry_anchors(registry: object) -> Iterator[tuple[str, str, str | None]]:
+    """``(model version, training-set data hash, its manifest hash tagged on the version or None)``."""
+    from ml_platform.registry.entities import TRAINING_SET_MANIFEST_HASH_TAG
+    from ml_platform.registry.store import ModelRegistry
+
+    assert isinstance(registry, ModelRegistry)
+    for summary in registry.list_models():
+        for version in summary.versions:
+            contract = registry.load_contract(summary.name, version)
+            anchor = registry.model_version(summary.name, version).tags.get(TRAINING_SET_MANIFEST_HASH_TAG)
+            yield f"{summary.name} v{version}", contract.training_set_data_hash, anchor
 
 
 def registry_roots(registry: object, store: PinnedStore) -> Iterator[tuple[str, str]]:

@@ -41,7 +41,7 @@ from ml_platform.io.layout import (
 from ml_platform.io.manifest import MANIFEST_SCHEMA, Manifest
 from ml_platform.io.store import PinnedStore
 
-__all__ = ["StoreIndex", "VerifyResult", "VerifyStatus", "index_store", "verify_store"]
+__all__ = ["StoreIndex", "VerifyResult", "VerifyStatus", "index_store", "verify_store", "verify_training_set"]
 
 
 class VerifyStatus(str, enum.Enum):
@@ -315,6 +315,56 @@ def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str 
     row = VerifyResult(key, partition, status, detail, path, rows=table.num_rows, data_hash=manifest.data_hash,
                        environment_diff=diff)
     return [row, *rows]
+
+
+def verify_training_set(store: PinnedStore, label: str, data_hash: str, manifest_hash: str | None,
+                        keys: Iterable[tuple[str, bool]] | None = None) -> VerifyResult:
+    """One row for the training set a registered version (``label``) was trained on, a root of the store.
+
+    Its object must exist; a stored manifest of it must have ``manifest_hash`` (the one the
+    registry tagged on the version, when it did), and the object's bytes must re-hash to what that
+    manifest records. ``keys``: :meth:`PinnedStore.list_keys`, when the caller already listed them.
+    """
+    row = f"registry:{label}"
+    path = store.object_path(data_hash)
+    if not store.filesystem.exists(object_rel(data_hash)):
+        return VerifyResult(row, None, VerifyStatus.MISSING_OBJECT,
+                            f"the training set {data_hash} this registered version was trained on is not in the "
+                            "store: it was collected or lost, and the version can no longer be reproduced",
+                            path, data_hash=data_hash)
+    found: list[Manifest] = []
+    problems: list[str] = []
+    for holder in store.keys_holding(data_hash, keys):
+        for rel, _, entry_hash in store.history_entries(holder, None):
+            if entry_hash == data_hash:
+                try:
+                    found.append(store.history_entry(holder, None, rel))
+                except (ManifestError, FileNotFoundError) as exc:
+                    problems.append(str(exc))
+    if manifest_hash is not None:
+        matching = [manifest for manifest in found if manifest.manifest_hash == manifest_hash]
+        if not matching:
+            stored = ", ".join(manifest.manifest_hash for manifest in found) or "none that verifies"
+            return VerifyResult(row, None, VerifyStatus.TAMPERED,
+                                f"the registry tagged this version's training set with manifest hash {manifest_hash}, "
+                                f"but no stored manifest of {data_hash} has it (stored: {stored}): its manifest was "
+                                "rewritten or lost - do not trust the training set's recorded provenance"
+                                + "".join(f"; {problem}" for problem in problems), path, data_hash=data_hash)
+        found = matching
+    if not found:
+        status = VerifyStatus.TAMPERED if problems else VerifyStatus.MANIFEST
+        detail = "; ".join(problems) or (f"no manifest of the training set {data_hash} remains in the store, so "
+                                         "its bytes and provenance cannot be checked - re-register from a stored one")
+        return VerifyResult(row, None, status, detail, path, data_hash=data_hash)
+    try:
+        store.verify_bytes(found[-1])
+    except ManifestError as exc:
+        return VerifyResult(row, None, VerifyStatus.MISSING_OBJECT, str(exc), path, data_hash=data_hash)
+    except IntegrityError as exc:
+        return VerifyResult(row, None, VerifyStatus.CORRUPT, str(exc), path, data_hash=data_hash)
+    return VerifyResult(row, None, VerifyStatus.OK,
+                        f"its training set is stored and re-hashes to its manifest {found[-1].manifest_hash}", path,
+                        rows=found[-1].rows, data_hash=data_hash)
 
 
 def verify_store(
