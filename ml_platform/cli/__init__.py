@@ -16,7 +16,7 @@ from ml_platform.cli.init import init
 from ml_platform.cli.models import models, registry
 from ml_platform.cli.promote import promote
 from ml_platform.cli.reproduce import reproduce
-from ml_platform.cli.store import env, gc, verify
+from ml_platform.cli.store import env, gc, migrate_store_command, verify
 from ml_platform.cli.trace import trace
 from ml_platform.errors import MLPlatformError
 
@@ -40,6 +40,7 @@ def main() -> None:
     """ml_platform: content-addressed features, pinned environments, contract-checked models."""
 
 
-for _command in (graph, verify, gc, env, models, registry, init, rollback, history, audit, promote, reproduce, trace):
+for _command in (graph, verify, gc, env, models, registry, init, rollback, history, audit, promote, reproduce, trace,
+                 migrate_store_command):
     main.add_command(_command)
 

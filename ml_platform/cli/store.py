@@ -16,12 +16,13 @@ from ml_platform.cli.locations import defs_option, registry_location, store_loca
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, capture_environment, diff_environments
 from ml_platform.errors import ConfigurationError, MLPlatformError
 from ml_platform.io.gc import collect
-from ml_platform.io.manifest import MANIFEST_METADATA_KEY, Manifest
+from ml_platform.io.manifest import MANIFEST_METADATA_KEY, MANIFEST_SCHEMA, Manifest
+from ml_platform.io.migrate import migrate_store
 from ml_platform.io.store import PinnedStore
 from ml_platform.io.verify import VerifyResult, verify_store, verify_training_set
 from ml_platform.metadata import MANIFEST_HASH
 
-__all__ = ["dagster_materialized", "env", "gc", "registry_roots", "verify"]
+__all__ = ["dagster_materialized", "env", "gc", "migrate_store_command", "registry_roots", "verify"]
 
 #: the metadata key the PinnedIOManager records on every materialization it stores
 _MANIFEST_METADATA = "ml_platform/manifest"
@@ -298,6 +299,37 @@ def gc(dry_run: bool, keep_days: float | None, grace_seconds: float | None, base
                f"reached under {store.base}")
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
+
+
+@click.command("migrate-store")
+@click.option("--dry-run", is_flag=True, help="Check and report; rewrite nothing.")
+@click.option("--base-dir", default=None,
+              help="The storage directory (or fsspec URI); default: from --defs or ML_PLATFORM_* settings.")
+@defs_option
+def migrate_store_command(dry_run: bool, base_dir: str | None, defs_target: str | None) -> None:
+    """Rewrite the store's ml_platform.manifest/v2 manifests as v3: every field under the manifest's own hash.
+
+    Each version's object is read in full (bytes, footer, content hash) before its manifest is
+    certified; a version whose data does not verify stays v2 and is named. Run it with no writer
+    active, then `ml-platform verify`. Exits 0 if every v2 manifest was migrated, 1 if any was
+    refused, 2 on bad input.
+    """
+    base_dir, _ = store_location(base_dir, None, defs_target)
+    store = PinnedStore(base_dir)
+    if not store.filesystem.root_exists():
+        raise ConfigurationError(f"no storage at {store.base}; pass --base-dir, --defs, or set ML_PLATFORM_HOME")
+    report = migrate_store(store, dry_run=dry_run)
+    verb = "would migrate" if dry_run else "migrated"
+    for path in report.migrated:
+        click.echo(f"{verb} {path}")
+    for lost in report.lost:
+        click.echo(f"warning: {lost}", err=True)
+    for refused in report.refused:
+        click.echo(f"refused {refused}", err=True)
+    click.echo(f"{verb} {len(report.migrated)} manifest(s), refused {len(report.refused)}, "
+               f"{report.current} already {MANIFEST_SCHEMA}, under {store.base}")
+    if report.refused:
+        raise click.exceptions.Exit(1)
 
 
 @click.group("env")

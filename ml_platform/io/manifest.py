@@ -362,8 +362,8 @@ class Manifest:
             raise ManifestError(
                 f"manifest {source} has schema version {version!r}, whose provenance fields (code hash, "
                 f"seeds, rows, git, upstream) no hash covers; this ml_platform reads only {MANIFEST_SCHEMA!r}. "
-                "Re-materialize into a new storage directory (or, for a store you trust, run "
-                "`ml-platform verify` with the ml_platform that wrote it first)"
+                "Migrate the store with `ml-platform migrate-store` (each version's data is verified before "
+                "its manifest is certified), or re-materialize into a new storage directory"
             )
         if version != MANIFEST_SCHEMA:
             raise ManifestError(

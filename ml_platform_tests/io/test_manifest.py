@@ -101,7 +101,7 @@ def test_a_v2_manifest_is_refused_by_name_as_unhashed() -> None:
     data["schema_version"] = "ml_platform.manifest/v2"
     with pytest.raises(ManifestError, match=r"/old has schema version .ml_platform.manifest/v2., whose provenance "
                                             r"fields .* no hash covers.*reads only .ml_platform.manifest/v3.*"
-                                            r"Re-materialize into a new storage directory"):
+                                            r"Migrate the store with `ml-platform migrate-store`.*or re-materialize"):
         Manifest.from_dict(data, source="/old")
 
 
