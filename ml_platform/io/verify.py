@@ -246,7 +246,7 @@ def _head_problems(store: PinnedStore, key: str, partition: str | None, head: Ma
         )
     if anchor is not None and anchor != head.manifest_hash:
         chain, link = set(), head.previous
-        while link is not None and link in found.manifests and link not in chain:
+        while link is not None and link in found.manifests:  # a hash chain cannot loop
             chain.add(link)
             link = found.manifests[link].previous
         if anchor not in chain:

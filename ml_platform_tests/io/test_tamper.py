@@ -20,7 +20,7 @@ from ml_platform.errors import IntegrityError, ManifestTampered
 from ml_platform.io.manager import PinnedIOManager
 from ml_platform.io.manifest import UpstreamRef, WriteFacts, manifest_digest
 from ml_platform.io.store import PinnedStore
-from ml_platform.io.verify import VerifyResult, VerifyStatus, verify_store
+from ml_platform.io.verify import VerifyResult, VerifyStatus, verify_store, verify_training_set
 from ml_platform.window import DataWindow
 
 KEY = "features/momentum"
@@ -220,3 +220,68 @@ def test_a_consistently_forged_head_is_caught_by_dagsters_anchor(tmp_path: Path)
     assert "Dagster's latest materialization records manifest hash" in result.output
     quick = CliRunner().invoke(main, [*args, "--heads-only"])
     assert quick.exit_code == 1 and "TAMPERED" in quick.output
+
+
+def test_the_anchor_is_the_head_or_reached_through_its_chain(store: PinnedStore) -> None:
+    """``anchors``: the manifest hash the orchestrator recorded for the partition, checked without Dagster."""
+    first, second = store.history(KEY, DAY)
+    for anchor in (second.manifest_hash, first.manifest_hash):
+        assert [row.status for row in verify_store(store, anchors={(KEY, DAY): anchor})] == [VerifyStatus.OK]
+        assert [row.status for row in verify_store(store, anchors={(KEY, DAY): anchor}, heads_only=True)] == [
+            VerifyStatus.OK]
+    unknown = "sha256:" + "7" * 64
+    for heads_only in (False, True):
+        [row] = verify_store(store, anchors={(KEY, DAY): unknown}, heads_only=heads_only)
+        assert (row.status, row.data_hash) == (VerifyStatus.TAMPERED, second.data_hash)
+        assert row.detail == (
+            f"Dagster's latest materialization records manifest hash {unknown}, but the head records "
+            f"{second.manifest_hash} and its chain of previous versions does not lead there: the head or its "
+            "history was rewritten outside Dagster - trust neither, re-materialize")
+    assert verify_store(store, anchors={("other", DAY): unknown})[0].status is VerifyStatus.OK
+
+
+def test_verify_training_set_names_each_way_a_registered_training_set_can_fail(tmp_path: Path) -> None:
+    store = PinnedStore(tmp_path / "storage")
+    first = store.write("train", None, frame(0.0))
+    second = store.write("train", None, frame(1.0))
+    ok = verify_training_set(store, "alpha v1", first.data_hash, first.manifest_hash)
+    assert (ok.key, ok.partition, ok.status, ok.rows, ok.data_hash) == (
+        "registry:alpha v1", None, VerifyStatus.OK, 5, first.data_hash)
+    assert ok.detail == f"its training set is stored and re-hashes to its manifest {first.manifest_hash}"
+    assert ok.manifest_path == store.object_path(first.data_hash)
+    untagged = verify_training_set(store, "alpha v1", first.data_hash, None)
+    assert untagged.status is VerifyStatus.OK
+    other = verify_training_set(store, "alpha v1", first.data_hash, second.manifest_hash)
+    assert other.status is VerifyStatus.TAMPERED
+    assert other.detail.startswith(f"the registry tagged this version's training set with manifest hash "
+                                   f"{second.manifest_hash}, but no stored manifest of {first.data_hash} has it "
+                                   f"(stored: {first.manifest_hash})")
+    path = Path(store.data_path(first))
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+    corrupt = verify_training_set(store, "alpha v1", first.data_hash, first.manifest_hash)
+    assert corrupt.status is VerifyStatus.CORRUPT and "does not hold the bytes its manifest records" in corrupt.detail
+    path.unlink()
+    lost = verify_training_set(store, "alpha v1", first.data_hash, first.manifest_hash)
+    assert (lost.status, lost.data_hash) == (VerifyStatus.MISSING_OBJECT, first.data_hash)
+    assert lost.detail == (f"the training set {first.data_hash} this registered version was trained on is not in "
+                           "the store: it was collected or lost, and the version can no longer be reproduced")
+
+
+def test_verify_training_set_without_a_manifest_that_verifies(tmp_path: Path) -> None:
+    store = PinnedStore(tmp_path / "storage")
+    training = store.write("train", None, frame(0.0))
+    entry = Path(store.base, store.history_entries("train", None)[0][0])
+    entry.unlink()
+    Path(store.manifest_path("train", None)).unlink()
+    bare = verify_training_set(store, "m v1", training.data_hash, None)
+    assert bare.status is VerifyStatus.MANIFEST
+    assert bare.detail.startswith(f"no manifest of the training set {training.data_hash} remains in the store")
+    store.write("train", None, frame(0.0))  # recorded again: the same content, a new manifest
+    edit(Path(store.base, store.history_entries("train", None)[0][0]), "rows", 4)
+    edited = verify_training_set(store, "m v1", training.data_hash, None)
+    assert edited.status is VerifyStatus.TAMPERED and "its fields hash to" in edited.detail
+    tagged = verify_training_set(store, "m v1", training.data_hash, training.manifest_hash)
+    assert tagged.status is VerifyStatus.TAMPERED and "(stored: none that verifies)" in tagged.detail
+    assert "; [MANIFEST_TAMPERED] manifest" in tagged.detail
