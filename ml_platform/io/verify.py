@@ -162,17 +162,21 @@ def _record(store: PinnedStore, rel: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _edited_fields(store: PinnedStore, head: str, entries: list[tuple[str, int, str]]) -> str:
-    """Which fields of the head differ from its own history entry (the same version, written alongside)."""
-    record = _record(store, head)
-    if record is None or not entries:
-        return ""
-    own = [rel for rel, _, _ in entries if rel.rpartition("/")[2] == _history_name(record)] or [entries[-1][0]]
-    copy = _record(store, own[0])
-    fields = [] if copy is None else _differing_fields(record, copy)
+def _edited_fields(store: PinnedStore, edited: str, copy: str, what: str) -> str:
+    """Which fields of the manifest at ``edited`` differ from the copy of the same version at ``copy``."""
+    record, other = _record(store, edited), _record(store, copy)
+    fields = [] if record is None or other is None else _differing_fields(record, other)
     if not fields:
         return ""
-    return f"; it differs from its history entry {store.filesystem.uri(own[0])} in: {', '.join(fields)}"
+    return f"; it differs from {what} {store.filesystem.uri(copy)} in: {', '.join(fields)}"
+
+
+def _own_entry(store: PinnedStore, head: str, entries: list[tuple[str, int, str]]) -> str | None:
+    """The history entry written with the head (same name), else the newest; None without history."""
+    record = _record(store, head)
+    name = "" if record is None else _history_name(record)
+    own = [rel for rel, _, _ in entries if rel.rpartition("/")[2] == name]
+    return own[0] if own else (entries[-1][0] if entries else None)
 
 
 def _history_name(record: dict[str, Any]) -> str:
@@ -196,7 +200,9 @@ def _verify_history(store: PinnedStore, index: StoreIndex, key: str, partition: 
     """Every history entry: its object exists; unless ``heads_only``, it parses and its object's bytes re-hash."""
     path = store.filesystem.uri(head_rel(key, partition))
     found = _Partition()
-    for rel, _, data_hash in index.history.get((key, partition), []):
+    entries = index.history.get((key, partition), [])
+    own = _own_entry(store, head_rel(key, partition), entries) if (key, partition) in index.heads else None
+    for rel, _, data_hash in entries:
         uri = store.filesystem.uri(rel)
         present = data_hash in index.objects
         if not present:
@@ -209,8 +215,9 @@ def _verify_history(store: PinnedStore, index: StoreIndex, key: str, partition: 
         try:
             manifest = store.history_entry(key, partition, rel)
         except ManifestTampered as exc:
-            found.rows.append(VerifyResult(key, partition, VerifyStatus.TAMPERED, f"history entry: {exc}", path,
-                                           data_hash=data_hash))
+            named = _edited_fields(store, rel, head_rel(key, partition), "the head") if rel == own else ""
+            found.rows.append(VerifyResult(key, partition, VerifyStatus.TAMPERED, f"history entry: {exc}{named}",
+                                           path, data_hash=data_hash))
             continue
         except (ManifestError, FileNotFoundError) as exc:
             found.rows.append(VerifyResult(key, partition, VerifyStatus.MANIFEST, f"history entry {uri}: {exc}",
@@ -280,7 +287,9 @@ def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str 
     try:
         manifest = store.manifest(key, partition)
     except ManifestTampered as exc:
-        detail = str(exc) + _edited_fields(store, head_rel(key, partition), entries)
+        own = _own_entry(store, head_rel(key, partition), entries)
+        named = "" if own is None else _edited_fields(store, head_rel(key, partition), own, "its history entry")
+        detail = str(exc) + named
         return [VerifyResult(key, partition, VerifyStatus.TAMPERED, detail, path), *rows]
     except ManifestError as exc:
         return [VerifyResult(key, partition, VerifyStatus.MANIFEST, str(exc), path), *rows]

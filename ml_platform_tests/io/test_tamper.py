@@ -130,6 +130,19 @@ def test_an_edited_history_field_is_named_by_verify_and_refused_on_load(store: P
         store.read(KEY, DAY, data_hash=old.data_hash)
 
 
+@pytest.mark.parametrize(("field", "value"), EDITS, ids=IDS)
+def test_an_edited_field_of_the_heads_own_history_entry_is_named_against_the_head(store: PinnedStore, field: str,
+                                                                                 value: Any) -> None:
+    entry = Path(store.base, store.history_entries(KEY, DAY)[-1][0])
+    edit(entry, field, value)
+    [row] = failures(store)
+    assert (row.status, row.data_hash) == (VerifyStatus.TAMPERED, store.manifest(KEY, DAY).data_hash)
+    assert row.detail.startswith(f"history entry: [MANIFEST_TAMPERED] manifest {entry} of {KEY} partition {DAY}")
+    named = row.detail.rpartition(f"; it differs from the head {head(store)} in: ")[2]
+    assert named.split(", ")[0].startswith(field.split(".")[0])
+    assert store.read(KEY, DAY).manifest.rows == 5  # the head itself is intact
+
+
 @pytest.mark.parametrize(("field", "value"), EDITS[:6], ids=IDS[:6])
 def test_a_forged_head_with_a_recomputed_hash_is_named_by_its_own_history_copy(store: PinnedStore, field: str,
                                                                               value: Any) -> None:
