@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -22,7 +23,7 @@ from ml_platform.io.store import PinnedStore
 from ml_platform.io.verify import VerifyResult, verify_store, verify_training_set
 from ml_platform.metadata import MANIFEST_HASH
 
-__all__ = ["dagster_materialized", "env", "gc", "migrate_store_command", "registry_roots", "verify"]
+__all__ = ["DagsterRecord", "dagster_materialized", "env", "gc", "migrate_store_command", "registry_roots", "verify"]
 
 #: the metadata key the PinnedIOManager records on every materialization it stores
 _MANIFEST_METADATA = "ml_platform/manifest"
@@ -66,19 +67,33 @@ def _explanation(result: VerifyResult) -> str:
     return "\n".join(lines)
 
 
-def dagster_materialized(dagster_home: str, store: PinnedStore) -> dict[tuple[str, str | None], str | None]:
-    """``(key, partition)`` of everything the Dagster instance at ``dagster_home`` recorded as stored in ``store``.
+@dataclass(frozen=True)
+class DagsterRecord:
+    """What a Dagster instance recorded of a store.
+
+    Attributes:
+        materialized: ``(key, partition)`` of everything recorded as stored, each mapped to the manifest
+            hash its latest materialization recorded (``ml_platform/manifest_hash``; None if none).
+        by_run: ``(key, partition, run id)`` -> the manifest hash that run's materialization recorded.
+    """
+
+    materialized: Mapping[tuple[str, str | None], str | None]
+    by_run: Mapping[tuple[str, str | None, str], str]
+
+
+def dagster_materialized(dagster_home: str, store: PinnedStore) -> DagsterRecord:
+    """Everything the Dagster instance at ``dagster_home`` recorded as stored in ``store``, and its manifest hashes.
 
     An asset counts when its latest materialization carries the PinnedIOManager's
     ``ml_platform/manifest`` metadata under this store's base; each of its materialized partitions
-    (or the asset itself, when unpartitioned) must then have a head in the store. Each maps to the
-    manifest hash its latest materialization recorded (``ml_platform/manifest_hash``; None if none).
+    (or the asset itself, when unpartitioned) must then have a head in the store.
     """
     import dagster as dg
 
     if not Path(dagster_home).is_dir():
         raise ConfigurationError(f"no Dagster instance at {dagster_home}: the directory does not exist")
     expected: dict[tuple[str, str | None], str | None] = {}
+    by_run: dict[tuple[str, str | None, str], str] = {}
     instance = dg.DagsterInstance.from_config(dagster_home)
     try:
         for asset_key in instance.get_asset_keys():
@@ -93,14 +108,18 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> dict[tuple[st
             key = "/".join(asset_key.path)
             partitions = instance.get_materialized_partitions(asset_key)
             located = {(key, partition): None for partition in partitions} if partitions else {(key, None): None}
-            expected.update({**located, **_anchors(instance, asset_key, store)})
+            expected.update({**located, **_anchors(instance, asset_key, store, by_run)})
     finally:
         instance.dispose()
-    return expected
+    return DagsterRecord(expected, by_run)
 
 
-def _anchors(instance: object, asset_key: object, store: PinnedStore) -> dict[tuple[str, str | None], str]:
-    """``(key, partition)`` -> the manifest hash the latest materialization of each partition recorded."""
+def _anchors(instance: object, asset_key: object, store: PinnedStore,
+             by_run: dict[tuple[str, str | None, str], str]) -> dict[tuple[str, str | None], str]:
+    """``(key, partition)`` -> the manifest hash the latest materialization of each partition recorded.
+
+    Adds every materialization's manifest hash to ``by_run``, by key, partition and run id.
+    """
     import dagster as dg
 
     assert isinstance(instance, dg.DagsterInstance) and isinstance(asset_key, dg.AssetKey)
@@ -112,13 +131,17 @@ def _anchors(instance: object, asset_key: object, store: PinnedStore) -> dict[tu
         page = instance.fetch_materializations(asset_key, limit=1000, cursor=cursor)
         for record in page.records:
             materialization = record.asset_materialization
-            if materialization is None or materialization.partition in seen:
+            if materialization is None:
                 continue
-            seen.add(materialization.partition)  # newest first: the first one seen is the latest
             path = getattr(materialization.metadata.get(_MANIFEST_METADATA), "value", None)
             anchor = getattr(materialization.metadata.get(MANIFEST_HASH), "value", None)
-            if isinstance(anchor, str) and isinstance(path, str) and path.startswith(store.base.rstrip("/") + "/"):
-                anchors[(key, materialization.partition)] = anchor
+            ours = isinstance(anchor, str) and isinstance(path, str) and path.startswith(store.base.rstrip("/") + "/")
+            if ours:
+                by_run.setdefault((key, materialization.partition, record.run_id), anchor)
+            if materialization.partition not in seen:
+                seen.add(materialization.partition)  # newest first: the first one seen is the latest
+                if ours:
+                    anchors[(key, materialization.partition)] = anchor
         if not page.has_more:
             return anchors
         cursor = page.cursor
@@ -177,9 +200,10 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
     if home and dagster_home is None and not Path(home).is_dir():  # named by --dagster-home: bad input, exit 2
         dagster_note = f" (not cross-checked against Dagster: DAGSTER_HOME={home} does not exist)"
         home = None
-    expected = dagster_materialized(home, store) if home else {}
-    anchors = {location: anchor for location, anchor in expected.items() if anchor is not None}
-    results = verify_store(store, asset, partition, expected=expected, anchors=anchors, heads_only=heads_only)
+    recorded = dagster_materialized(home, store) if home else DagsterRecord({}, {})
+    anchors = {location: anchor for location, anchor in recorded.materialized.items() if anchor is not None}
+    results = verify_store(store, asset, partition, expected=recorded.materialized, anchors=anchors,
+                           run_anchors=recorded.by_run, heads_only=heads_only)
     registry_note = ""
     if not no_registry and same_deployment and asset is None:
         registered, registry_note = _registered_training_data(store, tracking_uri, defs_target)

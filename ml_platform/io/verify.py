@@ -265,6 +265,28 @@ def _head_problems(store: PinnedStore, key: str, partition: str | None, head: Ma
     return problems
 
 
+def _run_problems(store: PinnedStore, key: str, partition: str | None, found: _Partition,
+                  run_anchors: Mapping[tuple[str, str | None, str], str]) -> list[VerifyResult]:
+    """A row for each run whose recorded manifest hash no history entry of that run has any longer."""
+    path = store.filesystem.uri(head_rel(key, partition))
+    by_run: dict[str, list[Manifest]] = {}
+    for manifest in found.manifests.values():
+        if manifest.run_id is not None:
+            by_run.setdefault(manifest.run_id, []).append(manifest)
+    rows = []
+    for run_id, manifests in sorted(by_run.items()):
+        anchor = run_anchors.get((key, partition, run_id))
+        if anchor is not None and all(manifest.manifest_hash != anchor for manifest in manifests):
+            stored = ", ".join(manifest.manifest_hash for manifest in manifests)
+            rows.append(VerifyResult(
+                key, partition, VerifyStatus.TAMPERED,
+                f"Dagster's materialization of run {run_id} records manifest hash {anchor}, but the history "
+                f"entries of that run record {stored}: a version was rewritten with a recomputed hash - trust "
+                "none of them, re-materialize", path,
+                data_hash=manifests[0].data_hash if len(manifests) == 1 else None))
+    return rows
+
+
 def _others(rows: list[VerifyResult], head: Manifest) -> list[VerifyResult]:
     """``rows`` without those about the head's object (missing or corrupt), which the head's row reports."""
     object_rows = (VerifyStatus.MISSING_OBJECT, VerifyStatus.CORRUPT)
@@ -272,11 +294,12 @@ def _others(rows: list[VerifyResult], head: Manifest) -> list[VerifyResult]:
 
 
 def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str | None, *,
-                heads_only: bool = False, anchor: str | None = None) -> list[VerifyResult]:
+                heads_only: bool = False, anchor: str | None = None,
+                run_anchors: Mapping[tuple[str, str | None, str], str] | None = None) -> list[VerifyResult]:
     path = store.filesystem.uri(head_rel(key, partition))
     entries = index.history.get((key, partition), [])
     found = _verify_history(store, index, key, partition, heads_only)
-    rows = found.rows
+    rows = found.rows + _run_problems(store, key, partition, found, run_anchors or {})
     where = key if partition is None else f"{key} partition {partition}"
     if (key, partition) not in index.heads:
         if entries:
@@ -383,6 +406,7 @@ def verify_store(
     *,
     expected: Iterable[tuple[str, str | None]] = (),
     anchors: Mapping[tuple[str, str | None], str] | None = None,
+    run_anchors: Mapping[tuple[str, str | None, str], str] | None = None,
     heads_only: bool = False,
 ) -> list[VerifyResult]:
     """Check every stored artefact (or those of ``key``, or one partition) against what should exist.
@@ -398,6 +422,8 @@ def verify_store(
     ``heads_only``, every history entry is parsed and its object's bytes re-hashed. A head must
     agree with its own history entry and with ``anchors``: the manifest hash the orchestrator
     recorded for the partition's latest materialization (reached from the head by its chain).
+    Unless ``heads_only``, each run of ``run_anchors`` (``(key, partition, run id)`` -> manifest
+    hash) with history entries in the partition must have one with the recorded hash.
 
     Raises:
         ConfigurationError: a partition without a key, a malformed key/partition, or an asset key
@@ -442,5 +468,5 @@ def verify_store(
                                         store.filesystem.uri(head_rel(*location))))
             continue
         results += _verify_one(store, index, *location, heads_only=heads_only,
-                                anchor=(anchors or {}).get(location))
+                                anchor=(anchors or {}).get(location), run_anchors=run_anchors)
     return results

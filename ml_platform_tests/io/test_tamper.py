@@ -4,6 +4,7 @@ through history damaged, forged heads with recomputed hashes; each named by ``ve
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -212,8 +213,10 @@ def test_a_consistently_forged_head_is_caught_by_dagsters_anchor(tmp_path: Path)
     materialize(home, storage)
     materialize(home, storage)
     store = PinnedStore(storage)
-    anchors = dagster_materialized(str(home), store)
-    assert anchors == {("market/prices", DAY): store.manifest("market/prices", DAY).manifest_hash}
+    recorded = dagster_materialized(str(home), store)
+    assert recorded.materialized == {("market/prices", DAY): store.manifest("market/prices", DAY).manifest_hash}
+    assert sorted(recorded.by_run.values()) == sorted(m.manifest_hash for m in store.history("market/prices", DAY))
+    assert {(key, partition) for key, partition, _ in recorded.by_run} == {("market/prices", DAY)}
     args = ["verify", "--base-dir", str(storage), "--dagster-home", str(home), "--no-registry"]
     assert CliRunner().invoke(main, args).exit_code == 0
     # a write outside Dagster moves the head on: its chain still leads to the anchored version
@@ -251,6 +254,28 @@ def test_the_anchor_is_the_head_or_reached_through_its_chain(store: PinnedStore)
             f"{second.manifest_hash} and its chain of previous versions does not lead there: the head or its "
             "history was rewritten outside Dagster - trust neither, re-materialize")
     assert verify_store(store, anchors={("other", DAY): unknown})[0].status is VerifyStatus.OK
+
+
+def test_a_history_entry_rewritten_with_a_recomputed_hash_is_caught_by_its_runs_anchor(store: PinnedStore) -> None:
+    first, second = store.history(KEY, DAY)
+    runs = {(KEY, DAY, "run-1"): first.manifest_hash, ("other", DAY, "run-1"): "sha256:" + "7" * 64}
+    assert [row.status for row in verify_store(store, run_anchors=runs)] == [VerifyStatus.OK]
+    edit(older_entry(store), "seeds.default", 7, rehash=True)  # a forger who knows the scheme
+    assert [row.status for row in verify_store(store)] == [VerifyStatus.OK]  # the store alone cannot tell
+    [head_row, row] = verify_store(store, run_anchors=runs)
+    assert head_row.status is VerifyStatus.OK
+    forged = store.history(KEY, DAY)[0].manifest_hash
+    assert (row.status, row.data_hash) == (VerifyStatus.TAMPERED, None)  # which of the run's entries: unknown
+    stored = f"{forged}, {second.manifest_hash}"  # oldest first
+    assert row.detail == (f"Dagster's materialization of run run-1 records manifest hash {first.manifest_hash}, but "
+                          f"the history entries of that run record {stored}: a version was rewritten with a "
+                          "recomputed hash - trust none of them, re-materialize")
+    assert [r.status for r in verify_store(store, run_anchors=runs, heads_only=True)] == [VerifyStatus.OK]
+    other_run = {(KEY, DAY, "run-2"): first.manifest_hash}  # a run with no entry left here: collected, not judged
+    assert [r.status for r in verify_store(store, run_anchors=other_run)] == [VerifyStatus.OK]
+    store.write(KEY, DAY, frame(2.0), dataclasses.replace(FACTS, run_id="run-3"))
+    [_, _, one] = verify_store(store, run_anchors={**runs, (KEY, DAY, "run-3"): first.manifest_hash})
+    assert (one.status, one.data_hash) == (VerifyStatus.TAMPERED, store.manifest(KEY, DAY).data_hash)
 
 
 def test_verify_training_set_names_each_way_a_registered_training_set_can_fail(tmp_path: Path) -> None:
@@ -298,3 +323,20 @@ def test_verify_training_set_without_a_manifest_that_verifies(tmp_path: Path) ->
     tagged = verify_training_set(store, "m v1", training.data_hash, training.manifest_hash)
     assert tagged.status is VerifyStatus.TAMPERED and "(stored: none that verifies)" in tagged.detail
     assert "; [MANIFEST_TAMPERED] manifest" in tagged.detail
+
+
+def test_an_older_dagster_version_rewritten_with_a_recomputed_hash_is_caught_by_its_run(tmp_path: Path) -> None:
+    home, storage = tmp_path / "dagster_home", tmp_path / "storage"
+    home.mkdir()
+    materialize(home, storage)
+    materialize(home, storage)
+    store = PinnedStore(storage)
+    older = store.history("market/prices", DAY)[0]
+    edit(Path(store.base, store.history_entries("market/prices", DAY)[0][0]), "rows", 2, rehash=True)
+    args = ["verify", "--base-dir", str(storage), "--dagster-home", str(home), "--no-registry"]
+    assert CliRunner().invoke(main, [*args, "--no-dagster"]).exit_code == 0  # the store alone cannot tell
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert f"TAMPERED  market/prices  {DAY}" in result.output
+    assert f"Dagster's materialization of run {older.run_id} records manifest hash {older.manifest_hash}" in (
+        result.output)
