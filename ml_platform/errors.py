@@ -84,6 +84,12 @@ class ManifestError(IntegrityError):
     code = "MANIFEST_ERROR"
 
 
+class ManifestTampered(ManifestError):
+    """A manifest's fields no longer hash to the manifest hash it records, or disagree with its anchors."""
+
+    code = "MANIFEST_TAMPERED"
+
+
 class EnvironmentMismatch(MLPlatformError):
     """The running environment differs from the pinned one under a ``strict`` policy."""
 

@@ -12,6 +12,8 @@ PREFIX = "ml_platform/"
 CODE_HASH = PREFIX + "code_hash"
 GRAPH_HASH = PREFIX + "graph_hash"
 DATA_HASH = PREFIX + "data_hash"
+#: a stored partition's manifest hash: the anchor ``verify`` compares the store's head with
+MANIFEST_HASH = PREFIX + "manifest_hash"
 SEEDS = PREFIX + "seeds"
 PARAMS = PREFIX + "params"
 WINDOW = PREFIX + "window"

@@ -180,7 +180,8 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
         registered = registry.register(model_name=model_name, model=outcome.model, contract=contract, params=params,
                                        metrics=outcome.metrics(), code_snapshot=code_snapshot(w.graph),
                                        code_hashes=code_hashes(w.graph),
-                                       git_diff=tree.patch if tree is not None and tree.dirty else None)
+                                       git_diff=tree.patch if tree is not None and tree.dirty else None,
+                                       training_set_manifest_hash=manifest.manifest_hash)
         context.log.info(f"registered {model_name} version {registered.version} (run {registered.run_id})")
         return dg.MaterializeResult(metadata={
             metadata.MODEL_NAME: model_name,

@@ -112,6 +112,11 @@ def _whole_lifecycle(team_repo: TeamRepo, team_b_features: TeamBFeatures,
     assert contract.git_commit == team_repo.commit
     assert contract.feature_graph_hash == graph["model_inputs"].graph_hash
     assert list(contract.feature_schema.names) == ["session", "ticker", "mom", "vol"]
+    # the version tags the training set's manifest hash: an anchor the store cannot rewrite alone
+    [training_key] = store.keys_holding(contract.training_set_data_hash)
+    training_manifest = store.manifest(training_key, None, contract.training_set_data_hash)
+    tags = registry.model_version(MODEL_NAME, version).tags
+    assert tags["ml_platform.training_set_manifest_hash"] == training_manifest.manifest_hash
 
     # promote (the shortcut), then live signals through the contract check
     champion_shortcut(registry, MODEL_NAME, version)

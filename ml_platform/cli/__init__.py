@@ -17,7 +17,7 @@ from ml_platform.cli.models import models, registry
 from ml_platform.cli.monitoring import monitoring
 from ml_platform.cli.promote import promote
 from ml_platform.cli.reproduce import reproduce
-from ml_platform.cli.store import env, gc, verify
+from ml_platform.cli.store import env, gc, migrate_store_command, verify
 from ml_platform.cli.trace import trace
 from ml_platform.errors import MLPlatformError
 
@@ -42,6 +42,6 @@ def main() -> None:
 
 
 for _command in (graph, verify, gc, env, models, registry, init, rollback, history, audit, promote, reproduce, trace,
-                 monitoring):
+                 monitoring, migrate_store_command):
     main.add_command(_command)
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -16,12 +17,13 @@ from ml_platform.cli.locations import defs_option, registry_location, store_loca
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, capture_environment, diff_environments
 from ml_platform.errors import ConfigurationError, InstanceDamaged, MLPlatformError
 from ml_platform.io.gc import collect
-from ml_platform.io.layout import object_rel
-from ml_platform.io.manifest import MANIFEST_METADATA_KEY, Manifest
+from ml_platform.io.manifest import MANIFEST_METADATA_KEY, MANIFEST_SCHEMA, Manifest
+from ml_platform.io.migrate import migrate_store
 from ml_platform.io.store import PinnedStore
-from ml_platform.io.verify import VerifyResult, VerifyStatus, verify_store
+from ml_platform.io.verify import VerifyResult, verify_store, verify_training_set
+from ml_platform.metadata import MANIFEST_HASH
 
-__all__ = ["dagster_materialized", "env", "gc", "registry_roots", "verify"]
+__all__ = ["DagsterRecord", "dagster_materialized", "env", "gc", "migrate_store_command", "registry_roots", "verify"]
 
 #: the metadata key the PinnedIOManager records on every materialization it stores
 _MANIFEST_METADATA = "ml_platform/manifest"
@@ -65,8 +67,22 @@ def _explanation(result: VerifyResult) -> str:
     return "\n".join(lines)
 
 
-def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str, str | None]]:
-    """``(key, partition)`` of everything the Dagster instance at ``dagster_home`` recorded as stored in ``store``.
+@dataclass(frozen=True)
+class DagsterRecord:
+    """What a Dagster instance recorded of a store.
+
+    Attributes:
+        materialized: ``(key, partition)`` of everything recorded as stored, each mapped to the manifest
+            hash its latest materialization recorded (``ml_platform/manifest_hash``; None if none).
+        by_run: ``(key, partition, run id)`` -> the manifest hash that run's materialization recorded.
+    """
+
+    materialized: Mapping[tuple[str, str | None], str | None]
+    by_run: Mapping[tuple[str, str | None, str], str]
+
+
+def dagster_materialized(dagster_home: str, store: PinnedStore) -> DagsterRecord:
+    """Everything the Dagster instance at ``dagster_home`` recorded as stored in ``store``, and its manifest hashes.
 
     An asset counts when its latest materialization carries the PinnedIOManager's
     ``ml_platform/manifest`` metadata under this store's base; each of its materialized partitions
@@ -81,7 +97,8 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str
 
     if not Path(dagster_home).is_dir():
         raise ConfigurationError(f"no Dagster instance at {dagster_home}: the directory does not exist")
-    expected: set[tuple[str, str | None]] = set()
+    expected: dict[tuple[str, str | None], str | None] = {}
+    by_run: dict[tuple[str, str | None, str], str] = {}
     instance = dg.DagsterInstance.from_config(dagster_home)
     asset_key = None
     try:
@@ -96,7 +113,8 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str
                 continue  # not stored by a PinnedIOManager, or by one over another base
             key = "/".join(asset_key.path)
             partitions = instance.get_materialized_partitions(asset_key)
-            expected |= {(key, partition) for partition in partitions} if partitions else {(key, None)}
+            located = {(key, partition): None for partition in partitions} if partitions else {(key, None): None}
+            expected.update({**located, **_anchors(instance, asset_key, store, by_run)})
     except Exception as exc:
         if not dagster_record_unreadable(exc):
             raise
@@ -108,7 +126,40 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str
             f"(`DAGSTER_HOME={dagster_home} dagster instance info` shows where it is)") from exc
     finally:
         instance.dispose()
-    return expected
+    return DagsterRecord(expected, by_run)
+
+
+def _anchors(instance: object, asset_key: object, store: PinnedStore,
+             by_run: dict[tuple[str, str | None, str], str]) -> dict[tuple[str, str | None], str]:
+    """``(key, partition)`` -> the manifest hash the latest materialization of each partition recorded.
+
+    Adds every materialization's manifest hash to ``by_run``, by key, partition and run id.
+    """
+    import dagster as dg
+
+    assert isinstance(instance, dg.DagsterInstance) and isinstance(asset_key, dg.AssetKey)
+    key = "/".join(asset_key.path)
+    seen: set[str | None] = set()
+    anchors: dict[tuple[str, str | None], str] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(asset_key, limit=1000, cursor=cursor)
+        for record in page.records:
+            materialization = record.asset_materialization
+            if materialization is None:
+                continue
+            path = getattr(materialization.metadata.get(_MANIFEST_METADATA), "value", None)
+            anchor = getattr(materialization.metadata.get(MANIFEST_HASH), "value", None)
+            ours = isinstance(anchor, str) and isinstance(path, str) and path.startswith(store.base.rstrip("/") + "/")
+            if ours:
+                by_run.setdefault((key, materialization.partition, record.run_id), anchor)
+            if materialization.partition not in seen:
+                seen.add(materialization.partition)  # newest first: the first one seen is the latest
+                if ours:
+                    anchors[(key, materialization.partition)] = anchor
+        if not page.has_more:
+            return anchors
+        cursor = page.cursor
 
 
 @click.command("verify")
@@ -136,16 +187,21 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str
                    "the registry of --defs or of the settings, unless --base-dir names another store; skipped "
                    "when that registry does not exist yet).")
 @click.option("--no-registry", is_flag=True, help="Do not cross-check against the model registry.")
+@click.option("--heads-only", is_flag=True,
+              help="The quick pass: read only each head in full (history entries and their objects only listed).")
 @defs_option
 def verify(asset: str | None, partition: str | None, base_dir: str | None, environment_policy: str | None,
            dagster_home: str | None, no_dagster: bool, tracking_uri: str | None, no_registry: bool,
-           defs_target: str | None) -> None:
+           heads_only: bool, defs_target: str | None) -> None:
     """Check every stored artefact (or those of ASSET, e.g. features/momentum) against what should exist.
 
     Each head's object is read in full: byte hash, Parquet decoding, footer, content hash, then its
-    environment lock is compared with the running one. A partition whose head was deleted, a
-    missing object and - with a Dagster instance - a materialization Dagster recorded that the
-    store does not hold are failures. Exits 0 if all is well, 1 if anything failed, 2 on bad input.
+    environment lock is compared with the running one. Every manifest (head and history) must hash
+    to its own manifest hash and every history entry's object is re-hashed (not with --heads-only).
+    A partition whose head was deleted, a missing object, an edited manifest and - with a Dagster
+    instance - a materialization Dagster recorded that the store does not hold, or whose manifest
+    hash the head's chain does not reach, are failures. Exits 0 if all is well, 1 if anything
+    failed, 2 on bad input.
     """
     # the registry checked is the store's own deployment's: named, from --defs, or from the same settings
     same_deployment = tracking_uri is not None or defs_target is not None or base_dir is None
@@ -159,8 +215,10 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
     if home and dagster_home is None and not Path(home).is_dir():  # named by --dagster-home: bad input, exit 2
         dagster_note = f" (not cross-checked against Dagster: DAGSTER_HOME={home} does not exist)"
         home = None
-    expected = dagster_materialized(home, store) if home else set()
-    results = verify_store(store, asset, partition, expected=expected)
+    recorded = dagster_materialized(home, store) if home else DagsterRecord({}, {})
+    anchors = {location: anchor for location, anchor in recorded.materialized.items() if anchor is not None}
+    results = verify_store(store, asset, partition, expected=recorded.materialized, anchors=anchors,
+                           run_anchors=recorded.by_run, heads_only=heads_only)
     registry_note = ""
     if not no_registry and same_deployment and asset is None:
         registered, registry_note = _registered_training_data(store, tracking_uri, defs_target)
@@ -195,17 +253,23 @@ def _registered_training_data(store: PinnedStore, tracking_uri: str | None,
     if database is not None and not database.is_file():
         return [], ""
     registry = ModelRegistry(uri, artifact_location=artifact_location)
-    rows = []
-    for label, data_hash in registry_roots(registry, store):
-        present = store.filesystem.exists(object_rel(data_hash))
-        rows.append(VerifyResult(
-            key=f"registry:{label}", partition=None,
-            status=VerifyStatus.OK if present else VerifyStatus.MISSING_OBJECT,
-            detail="its training set is stored" if present else
-            f"the training set {data_hash} this registered version was trained on is not in the store: it was "
-            "collected or lost, and the version can no longer be reproduced",
-            manifest_path=store.object_path(data_hash), data_hash=data_hash))
+    keys = store.list_keys()
+    rows = [verify_training_set(store, label, data_hash, anchor, keys)
+            for label, data_hash, anchor in _registry_anchors(registry)]
     return rows, f" and against the model registry {uri}"
+
+
+def _registry_anchors(registry: object) -> Iterator[tuple[str, str, str | None]]:
+    """``(model version, training-set data hash, its manifest hash tagged on the version or None)``."""
+    from ml_platform.registry.entities import TRAINING_SET_MANIFEST_HASH_TAG
+    from ml_platform.registry.store import ModelRegistry
+
+    assert isinstance(registry, ModelRegistry)
+    for summary in registry.list_models():
+        for version in summary.versions:
+            contract = registry.load_contract(summary.name, version)
+            anchor = registry.model_version(summary.name, version).tags.get(TRAINING_SET_MANIFEST_HASH_TAG)
+            yield f"{summary.name} v{version}", contract.training_set_data_hash, anchor
 
 
 def registry_roots(registry: object, store: PinnedStore) -> Iterator[tuple[str, str]]:
@@ -274,6 +338,37 @@ def gc(dry_run: bool, keep_days: float | None, grace_seconds: float | None, base
                f"reached under {store.base}")
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
+
+
+@click.command("migrate-store")
+@click.option("--dry-run", is_flag=True, help="Check and report; rewrite nothing.")
+@click.option("--base-dir", default=None,
+              help="The storage directory (or fsspec URI); default: from --defs or ML_PLATFORM_* settings.")
+@defs_option
+def migrate_store_command(dry_run: bool, base_dir: str | None, defs_target: str | None) -> None:
+    """Rewrite the store's ml_platform.manifest/v2 manifests as v3: every field under the manifest's own hash.
+
+    Each version's object is read in full (bytes, footer, content hash) before its manifest is
+    certified; a version whose data does not verify stays v2 and is named. Run it with no writer
+    active, then `ml-platform verify`. Exits 0 if every v2 manifest was migrated, 1 if any was
+    refused, 2 on bad input.
+    """
+    base_dir, _ = store_location(base_dir, None, defs_target)
+    store = PinnedStore(base_dir)
+    if not store.filesystem.root_exists():
+        raise ConfigurationError(f"no storage at {store.base}; pass --base-dir, --defs, or set ML_PLATFORM_HOME")
+    report = migrate_store(store, dry_run=dry_run)
+    verb = "would migrate" if dry_run else "migrated"
+    for path in report.migrated:
+        click.echo(f"{verb} {path}")
+    for lost in report.lost:
+        click.echo(f"warning: {lost}", err=True)
+    for refused in report.refused:
+        click.echo(f"refused {refused}", err=True)
+    click.echo(f"{verb} {len(report.migrated)} manifest(s), refused {len(report.refused)}, "
+               f"{report.current} already {MANIFEST_SCHEMA}, under {store.base}")
+    if report.refused:
+        raise click.exceptions.Exit(1)
 
 
 @click.group("env")

@@ -1,4 +1,4 @@
-"""Where things live in a pinned store (layout ``ml_platform.manifest/v2``): keys, partitions, objects, refs.
+"""Where things live in a pinned store (the v2 layout, kept by v3): keys, partitions, objects, refs.
 
 How it works, and why: docs/architecture.md, "ml_platform/io/layout.py".
 """

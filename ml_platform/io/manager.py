@@ -34,7 +34,7 @@ from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, DataError, PartitionError, WindowError
 from ml_platform.io.manifest import Manifest, UpstreamRef, WriteFacts
 from ml_platform.io.store import COMPRESSIONS, Compression, PinnedStore, check_compression
-from ml_platform.metadata import PROJECT_ROOT, TIME_COLUMN
+from ml_platform.metadata import MANIFEST_HASH, PROJECT_ROOT, TIME_COLUMN
 from ml_platform.window import DataWindow, parse_partition_key, split_by_windows
 
 __all__ = ["PinnedIOManager", "PinnedStoreResource"]
@@ -388,6 +388,7 @@ class PinnedIOManager(ConfigurableIOManager):
                 store.manifest_path(first.asset_key, first.partition)
             )
             metadata[_KEY_PREFIX + "rows"] = MetadataValue.int(first.rows)
+            metadata[MANIFEST_HASH] = MetadataValue.text(first.manifest_hash)
         else:
             metadata[_KEY_PREFIX + "partitions_written"] = MetadataValue.int(len(written))
             metadata[_KEY_PREFIX + "rows"] = MetadataValue.int(sum(m.rows for m in written))
@@ -410,6 +411,7 @@ class PinnedIOManager(ConfigurableIOManager):
                     ),
                     _KEY_PREFIX + "rows": MetadataValue.int(manifest.rows),
                     _KEY_PREFIX + "window": MetadataValue.text(str(manifest.window)),
+                    MANIFEST_HASH: MetadataValue.text(manifest.manifest_hash),
                 },
                 asset_key=context.asset_key,
                 partition_key=manifest.partition,

@@ -9,15 +9,23 @@ import datetime as dt
 import functools
 import importlib.metadata
 import json
+import re
 import types
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ml_platform.environment import EnvironmentLock, validate_seed
-from ml_platform.errors import ConfigurationError, ManifestError, MLPlatformError
+from ml_platform.errors import ConfigurationError, ManifestError, ManifestTampered, MLPlatformError
 from ml_platform.io.layout import object_name, validate_data_hash
-from ml_platform.lineage.schemes import HashSchemeError, current_schemes, recorded_schemes
+from ml_platform.lineage.encoding import sha256_of_fields
+from ml_platform.lineage.schemes import (
+    MANIFEST_HASH_SCHEME,
+    RECORD_SCHEMES,
+    HashSchemeError,
+    current_schemes,
+    recorded_schemes,
+)
 from ml_platform.window import DataWindow
 
 __all__ = [
@@ -28,9 +36,12 @@ __all__ = [
     "UpstreamRef",
     "WriteFacts",
     "WriterVersions",
+    "manifest_digest",
 ]
 
-MANIFEST_SCHEMA = "ml_platform.manifest/v2"
+MANIFEST_SCHEMA = "ml_platform.manifest/v3"
+#: the schema before every field was under the manifest's own hash; refused by name (see ``from_dict``)
+UNHASHED_MANIFEST_SCHEMA = "ml_platform.manifest/v2"
 #: the footer key of v1 data files (which embedded their manifest); v2 objects carry OBJECT_METADATA_KEY
 MANIFEST_METADATA_KEY = b"ml_platform.manifest"
 #: the footer key of an object: ``{"data_hash": ...}``, the only fact every manifest of it shares
@@ -56,7 +67,34 @@ _FIELDS = (
     "data_file",
     "params",
     "file",
+    "hash_schemes",
+    "previous",
+    "manifest_scheme",
+    "manifest_hash",
 )
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def manifest_digest(record: Mapping[str, Any]) -> str:
+    """The manifest hash of a decoded manifest: every field but ``manifest_hash`` itself, canonical JSON.
+
+    The scheme is the one ``record["manifest_scheme"]`` names (see docs/architecture.md,
+    "ml_platform/io/manifest.py"): ``sha256`` of the length-prefixed scheme tag and the compact,
+    key-sorted, ASCII JSON of the record without ``manifest_hash``.
+
+    Raises:
+        ManifestError: the scheme is unknown or retired, or a field is no JSON value (NaN).
+    """
+    try:
+        scheme = RECORD_SCHEMES.verify("manifest", record.get("manifest_scheme"))  # type: ignore[arg-type]
+    except HashSchemeError as exc:
+        raise ManifestError(f"manifest_scheme: {exc}") from exc
+    covered = {name: value for name, value in record.items() if name != "manifest_hash"}
+    try:
+        canonical = json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"a field holds no JSON value ({exc})") from exc
+    return sha256_of_fields([scheme.tag, canonical])
 
 
 def _dumps(data: dict[str, Any], *, indent: int | None) -> str:
@@ -204,12 +242,23 @@ class Manifest:
     #: kind -> scheme id of every hash recorded here (code, graph, data, environment), so a hash recorded
     #: today stays recomputable after a scheme changes; a record without it predates scheme ids (v1).
     hash_schemes: Mapping[str, str] = field(default_factory=current_schemes, hash=False)
+    #: the manifest hash of the head this version replaced (None for a partition's first version)
+    previous: str | None = None
+    #: the scheme of this manifest's own hash (:attr:`manifest_hash`)
+    manifest_scheme: str = MANIFEST_HASH_SCHEME
 
     def __post_init__(self) -> None:
         if self.schema_version != MANIFEST_SCHEMA:
             raise ManifestError(
                 f"unsupported manifest schema {self.schema_version!r}; expected {MANIFEST_SCHEMA!r}"
             )
+        try:
+            RECORD_SCHEMES.verify("manifest", self.manifest_scheme)
+        except HashSchemeError as exc:
+            raise ManifestError(f"manifest of {self.label}: manifest_scheme: {exc}") from exc
+        if self.previous is not None and not (isinstance(self.previous, str) and _SHA256.fullmatch(self.previous)):
+            raise ManifestError(f"manifest of {self.label}: previous {self.previous!r} is not a manifest hash "
+                                "(sha256:<64 hex digits>) or null")
         try:
             object.__setattr__(self, "hash_schemes", types.MappingProxyType(recorded_schemes(self.hash_schemes)))
         except HashSchemeError as exc:
@@ -243,22 +292,12 @@ class Manifest:
         """``key`` or ``key partition P``, for messages."""
         return self.asset_key if self.partition is None else f"{self.asset_key} partition {self.partition}"
 
-    def embedded_form(self) -> Manifest:
-        """The copy embedded in the Parquet footer: everything except the file's own hash and size."""
-        return replace(self, file_hash=None, file_size=None)
+    @functools.cached_property
+    def manifest_hash(self) -> str:
+        """This manifest's own hash over every field (scheme :attr:`manifest_scheme`)."""
+        return manifest_digest(self._covered())
 
-    def embedded_json(self) -> bytes:
-        """The exact bytes of :meth:`embedded_form` as written into the Parquet footer (compact JSON).
-
-        Equal manifests give equal bytes, so a reader can compare the footer against this without
-        parsing it.
-        """
-        data = self.to_dict()
-        data["file"] = None
-        return _dumps(data, indent=None).encode()
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the versioned JSON form."""
+    def _covered(self) -> dict[str, Any]:
         return {
             "schema_version": self.schema_version,
             "asset_key": self.asset_key,
@@ -280,7 +319,25 @@ class Manifest:
             "params": dict(self.params),
             "file": None if self.file_hash is None else {"hash": self.file_hash, "size": self.file_size},
             "hash_schemes": dict(self.hash_schemes),
+            "previous": self.previous,
+            "manifest_scheme": self.manifest_scheme,
         }
+
+    def embedded_form(self) -> Manifest:
+        """The copy embedded in the Parquet footer: everything except the file's own hash and size."""
+        return replace(self, file_hash=None, file_size=None)
+
+    def embedded_json(self) -> bytes:
+        """The exact bytes of :meth:`embedded_form` as written into the Parquet footer (compact JSON).
+
+        Equal manifests give equal bytes, so a reader can compare the footer against this without
+        parsing it.
+        """
+        return _dumps(self.embedded_form().to_dict(), indent=None).encode()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the versioned JSON form: every field, and the manifest hash over them."""
+        return {**self._covered(), "manifest_hash": self.manifest_hash}
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """Serialize to JSON with sorted keys (indented for the sidecar, compact for the footer)."""
@@ -301,6 +358,13 @@ class Manifest:
         if not isinstance(data, dict):
             raise ManifestError(f"manifest {source} is not a JSON object")
         version = data.get("schema_version")
+        if version == UNHASHED_MANIFEST_SCHEMA:
+            raise ManifestError(
+                f"manifest {source} has schema version {version!r}, whose provenance fields (code hash, "
+                f"seeds, rows, git, upstream) no hash covers; this ml_platform reads only {MANIFEST_SCHEMA!r}. "
+                "Migrate the store with `ml-platform migrate-store` (each version's data is verified before "
+                "its manifest is certified), or re-materialize into a new storage directory"
+            )
         if version != MANIFEST_SCHEMA:
             raise ManifestError(
                 f"manifest {source} has schema version {version!r}; this ml_platform reads only "
@@ -310,11 +374,26 @@ class Manifest:
         if missing:
             raise ManifestError(f"manifest {source} lacks fields {missing}; it is truncated or hand-edited")
         try:
-            return cls._build(data)
+            built = cls._build(data)
+            digest = manifest_digest(data)
         except ManifestError as exc:
             raise ManifestError(f"manifest {source}: {exc}") from exc
         except (MLPlatformError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"manifest {source} has a malformed field: {exc}") from exc
+        if data["manifest_hash"] != digest:
+            raise ManifestTampered(
+                f"manifest {source} of {built.label}: its fields hash to {digest}, but it records manifest_hash "
+                f"{data['manifest_hash']!r}: a field (provenance, seeds, rows, upstream, environment, git, file) "
+                "was edited after it was written, so nothing it says can be trusted. Run `ml-platform verify` "
+                "to see the affected versions, and re-materialize"
+            )
+        if built.manifest_hash != digest:
+            extra = sorted(set(data) - set(built.to_dict()))
+            raise ManifestError(
+                f"manifest {source} is not in the form this ml_platform writes (extra fields {extra}, or a "
+                "field in another spelling); it was written by hand - run `ml-platform verify` and re-materialize"
+            )
+        return built
 
     @classmethod
     def _build(cls, data: dict[str, Any]) -> Manifest:
@@ -372,4 +451,6 @@ class Manifest:
             file_size=file_size,
             schema_version=data["schema_version"],
             hash_schemes=data.get("hash_schemes"),
+            previous=data["previous"],
+            manifest_scheme=data["manifest_scheme"],
         )

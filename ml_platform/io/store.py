@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, get_args
@@ -49,7 +50,7 @@ from ml_platform.io.layout import (
     validate_key,
     validate_partition,
 )
-from ml_platform.io.manifest import OBJECT_METADATA_KEY, Manifest, WriteFacts, WriterVersions
+from ml_platform.io.manifest import MANIFEST_SCHEMA, OBJECT_METADATA_KEY, Manifest, WriteFacts, WriterVersions
 from ml_platform.lineage.data_hash import hash_table
 
 if TYPE_CHECKING:
@@ -90,6 +91,8 @@ def check_compression(compression: str) -> str:
         raise ConfigurationError(f"unknown Parquet compression {compression!r}; use one of {COMPRESSIONS}")
     return compression
 
+
+_MANIFEST_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 
 #: how often a read follows a head that moved under it before it reports a ConcurrencyError
 READ_ATTEMPTS = 5
@@ -220,8 +223,7 @@ class PinnedStore:
         )
         for _attempt in range(READ_ATTEMPTS):
             file_hash, file_size = self._store_object(table, manifest)
-            manifest = replace(manifest, file_hash=file_hash, file_size=file_size)
-            self._commit(manifest)
+            manifest = self._commit(replace(manifest, file_hash=file_hash, file_size=file_size))
             # a garbage collection cannot take an object younger than its grace period, and this
             # one was created or touched just now; checking anyway costs one stat and closes the
             # case of a clock jump or a filesystem without modification times
@@ -274,31 +276,44 @@ class PinnedStore:
         crash_point("write:object-reused")
         return file_digest(buffer), buffer.size
 
-    def _commit(self, manifest: Manifest) -> None:
-        """Move the head to ``manifest`` (after recording the old head in history), then record it."""
+    def _commit(self, manifest: Manifest) -> Manifest:
+        """Move the head to ``manifest`` chained to the old head (recorded in history first); record it.
+
+        Returns:
+            ``manifest`` with ``previous`` set to the manifest hash the old head records (None if none).
+        """
         key, partition = manifest.asset_key, manifest.partition
         head = head_rel(key, partition)
         try:
             current = self._fs.read_buffer(head).to_pybytes()
         except FileNotFoundError:
             current = None
+        previous = None
         if current is not None:
-            self._ensure_history(key, partition, current)
+            previous = self._ensure_history(key, partition, current)
+        manifest = replace(manifest, previous=previous)
         raw = manifest.to_json().encode()
         self._fs.write_bytes(head, raw, crash="write:head")
         self._fs.write_bytes(
             history_rel(key, partition, manifest.written_at, manifest.data_hash), raw, crash="write:history"
         )
+        return manifest
 
-    def _ensure_history(self, key: str, partition: str | None, raw: bytes) -> None:
-        """Record the current head in history if its writer died before it could."""
+    def _ensure_history(self, key: str, partition: str | None, raw: bytes) -> str | None:
+        """Record the current head in history if its writer died before it could; its manifest hash.
+
+        The hash is the one the head records (None if it records none): a next version chains to it
+        as it stands, and ``verify`` judges whether the head's fields match it.
+        """
         try:
             record = json.loads(raw)
             rel = history_rel(key, partition, record["written_at"], record["data_hash"])
         except (ValueError, KeyError, TypeError, AttributeError, ConfigurationError):
-            return  # an unreadable head: verify reports it; there is nothing safe to record
+            return None  # an unreadable head: verify reports it; there is nothing safe to record
         if not self._fs.exists(rel):
             self._fs.write_bytes(rel, raw, crash="write:old-history")
+        recorded = record.get("manifest_hash")
+        return recorded if isinstance(recorded, str) and _MANIFEST_HASH.fullmatch(recorded) else None
 
     # ----------------------------------------------------------------------------------- reading
     def exists(self, key: str, partition: str | None) -> bool:
@@ -311,7 +326,7 @@ class PinnedStore:
         if self._fs.exists(v1):
             raise ManifestError(
                 f"{self._fs.uri(v1)} is stored in the layout of ml_platform.manifest/v1, which this "
-                "ml_platform does not read (it reads ml_platform.manifest/v2: immutable objects and a "
+                f"ml_platform does not read (it reads {MANIFEST_SCHEMA}: immutable objects and a "
                 "manifest history); re-materialize into a new storage directory"
             )
 
@@ -339,6 +354,16 @@ class PinnedStore:
             if parsed is not None:
                 entries.append((rel, parsed.nanoseconds, parsed.data_hash))
         return sorted(entries, key=lambda entry: (entry[1], entry[0]))
+
+    def history_entry(self, key: str, partition: str | None, rel: str) -> Manifest:
+        """The validated manifest of one history entry of ``key``/``partition`` (``rel`` as listed).
+
+        Raises:
+            ManifestError: it is malformed or misplaced (:class:`ManifestTampered`: its fields were edited).
+            FileNotFoundError: it vanished since it was listed.
+        """
+        key, partition = self._checked(key, partition)
+        return self._parse(self._fs.read_buffer(rel).to_pybytes(), rel, key, partition)
 
     def manifest(self, key: str, partition: str | None, data_hash: str | None = None) -> Manifest:
         """The validated head manifest of ``key``/``partition``, or its version of ``data_hash`` (as of).

@@ -1,18 +1,19 @@
 """Checking a whole store against what should exist: heads, history, objects and (optionally) Dagster's records.
 
 ``ml-platform verify`` is a table of :class:`VerifyResult` rows produced by :func:`verify_store`.
-Every partition with a head *or* a history is checked, so a deleted head is a failure
-(``missing-head``), never an absence; so is a head or history entry whose object is gone
-(``missing-object``), bytes that differ from the record (``corrupt``) and, given the
-``(key, partition)`` pairs an orchestrator recorded as materialized, one the store has no trace
-of (``unrecorded``).
+A deleted head is ``missing-head``; a lost object ``missing-object``; bytes unlike the record
+``corrupt``; a manifest whose fields no longer hash to its own hash, or that disagrees with its
+history copy or with Dagster's anchor, ``tampered``; a materialization the store has no trace of
+``unrecorded``. How it works, and why: docs/architecture.md, "ml_platform/io/verify.py".
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ml_platform.environment import EnvironmentDiff, EnvironmentPolicy, diff_environments
 from ml_platform.errors import (
@@ -20,6 +21,7 @@ from ml_platform.errors import (
     ConfigurationError,
     IntegrityError,
     ManifestError,
+    ManifestTampered,
     MLPlatformError,
 )
 from ml_platform.io.atomic import is_temporary
@@ -28,15 +30,18 @@ from ml_platform.io.layout import (
     OBJECTS_DIR,
     REFS_DIR,
     head_rel,
+    history_name,
+    history_rel,
     is_v1_manifest,
     object_rel,
     parse_history_name,
     parse_object_rel,
     partition_location,
 )
+from ml_platform.io.manifest import MANIFEST_SCHEMA, Manifest
 from ml_platform.io.store import PinnedStore
 
-__all__ = ["StoreIndex", "VerifyResult", "VerifyStatus", "index_store", "verify_store"]
+__all__ = ["StoreIndex", "VerifyResult", "VerifyStatus", "index_store", "verify_store", "verify_training_set"]
 
 
 class VerifyStatus(str, enum.Enum):
@@ -52,6 +57,7 @@ class VerifyStatus(str, enum.Enum):
     MISSING_OBJECT = "missing-object"
     UNRECORDED = "unrecorded"
     CONCURRENT = "changed-during-read"
+    TAMPERED = "tampered"
 
 
 @dataclass(frozen=True)
@@ -135,16 +141,165 @@ def _v1_manifests(store: PinnedStore) -> list[str]:
     return [rel for rel in fs.list_files() if is_v1_manifest(rel)]
 
 
-def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str | None) -> list[VerifyResult]:
+def _differing_fields(stored: object, other: object, prefix: str = "") -> list[str]:
+    """Dotted names of the fields where two decoded manifests differ (``manifest_hash`` left out)."""
+    if isinstance(stored, dict) and isinstance(other, dict):
+        names = sorted(set(stored) | set(other))
+        return [diff for name in names if name != "manifest_hash" or prefix
+                for diff in _differing_fields(stored.get(name), other.get(name), f"{prefix}{name}.")]
+    if isinstance(stored, list) and isinstance(other, list) and len(stored) == len(other):
+        return [diff for index, (a, b) in enumerate(zip(stored, other, strict=True))
+                for diff in _differing_fields(a, b, f"{prefix}{index}.")]
+    return [] if stored == other else [prefix.rstrip(".")]
+
+
+def _record(store: PinnedStore, rel: str) -> dict[str, Any] | None:
+    """The decoded JSON object at ``rel``, or None if it is missing or no JSON object."""
+    try:
+        record = json.loads(store.filesystem.read_buffer(rel).to_pybytes())
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _edited_fields(store: PinnedStore, edited: str, copy: str, what: str) -> str:
+    """Which fields of the manifest at ``edited`` differ from the copy of the same version at ``copy``."""
+    record, other = _record(store, edited), _record(store, copy)
+    fields = [] if record is None or other is None else _differing_fields(record, other)
+    if not fields:
+        return ""
+    return f"; it differs from {what} {store.filesystem.uri(copy)} in: {', '.join(fields)}"
+
+
+def _own_entry(store: PinnedStore, head: str, entries: list[tuple[str, int, str]]) -> str | None:
+    """The history entry written with the head (same name), else the newest; None without history."""
+    record = _record(store, head)
+    name = "" if record is None else _history_name(record)
+    own = [rel for rel, _, _ in entries if rel.rpartition("/")[2] == name]
+    return own[0] if own else (entries[-1][0] if entries else None)
+
+
+def _history_name(record: dict[str, Any]) -> str:
+    try:
+        return history_name(record["written_at"], record["data_hash"])
+    except (KeyError, TypeError, ValueError, ConfigurationError):
+        return ""
+
+
+@dataclass
+class _Partition:
+    """What verifying one partition's history found: its manifests by hash and the rows to report."""
+
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    rows: list[VerifyResult] = field(default_factory=list)
+    verified_bytes: set[tuple[str, str | None, int | None]] = field(default_factory=set)
+
+
+def _verify_history(store: PinnedStore, index: StoreIndex, key: str, partition: str | None,
+                    heads_only: bool) -> _Partition:
+    """Every history entry: its object exists; unless ``heads_only``, it parses and its object's bytes re-hash."""
+    path = store.filesystem.uri(head_rel(key, partition))
+    found = _Partition()
+    entries = index.history.get((key, partition), [])
+    own = _own_entry(store, head_rel(key, partition), entries) if (key, partition) in index.heads else None
+    for rel, _, data_hash in entries:
+        uri = store.filesystem.uri(rel)
+        present = data_hash in index.objects
+        if not present:
+            found.rows.append(VerifyResult(key, partition, VerifyStatus.MISSING_OBJECT,
+                                           f"history entry {uri} names data hash {data_hash}, whose object "
+                                           f"{store.object_path(data_hash)} is missing; that version is lost",
+                                           path, data_hash=data_hash))
+        if heads_only:
+            continue
+        try:
+            manifest = store.history_entry(key, partition, rel)
+        except ManifestTampered as exc:
+            named = _edited_fields(store, rel, head_rel(key, partition), "the head") if rel == own else ""
+            found.rows.append(VerifyResult(key, partition, VerifyStatus.TAMPERED, f"history entry: {exc}{named}",
+                                           path, data_hash=data_hash))
+            continue
+        except (ManifestError, FileNotFoundError) as exc:
+            found.rows.append(VerifyResult(key, partition, VerifyStatus.MANIFEST, f"history entry {uri}: {exc}",
+                                           path, data_hash=data_hash))
+            continue
+        found.manifests[manifest.manifest_hash] = manifest
+        facts = (manifest.data_hash, manifest.file_hash, manifest.file_size)
+        if present and facts not in found.verified_bytes:
+            found.verified_bytes.add(facts)
+            try:
+                store.verify_bytes(manifest)
+            except ManifestError:
+                found.verified_bytes.discard(facts)  # vanished since listed: a concurrent collection
+            except IntegrityError as exc:
+                found.rows.append(VerifyResult(key, partition, VerifyStatus.CORRUPT, f"history entry {uri}: {exc}",
+                                               path, data_hash=data_hash))
+    return found
+
+
+def _head_problems(store: PinnedStore, key: str, partition: str | None, head: Manifest, found: _Partition,
+                   anchor: str | None) -> list[str]:
+    """How a head that verified disagrees with its own history entry or with the hash Dagster recorded."""
+    problems = []
+    own = history_rel(key, partition, head.written_at, head.data_hash)
+    copy = next((m for m in found.manifests.values()
+                 if history_rel(key, partition, m.written_at, m.data_hash) == own), None)
+    if copy is not None and copy.manifest_hash != head.manifest_hash:
+        fields = _differing_fields(head.to_dict(), copy.to_dict())
+        problems.append(
+            f"the head ({head.manifest_hash}) and its own history entry {store.filesystem.uri(own)} "
+            f"({copy.manifest_hash}) record the same version differently, in: {', '.join(fields)}; one was "
+            "rewritten with a recomputed hash - trust neither, re-materialize"
+        )
+    if anchor is not None and anchor != head.manifest_hash:
+        chain, link = set(), head.previous
+        while link is not None and link in found.manifests:  # a hash chain cannot loop
+            chain.add(link)
+            link = found.manifests[link].previous
+        if anchor not in chain:
+            problems.append(
+                f"Dagster's latest materialization records manifest hash {anchor}, but the head records "
+                f"{head.manifest_hash} and its chain of previous versions does not lead there: the head or its "
+                "history was rewritten outside Dagster - trust neither, re-materialize"
+            )
+    return problems
+
+
+def _run_problems(store: PinnedStore, key: str, partition: str | None, found: _Partition,
+                  run_anchors: Mapping[tuple[str, str | None, str], str]) -> list[VerifyResult]:
+    """A row for each run whose recorded manifest hash no history entry of that run has any longer."""
+    path = store.filesystem.uri(head_rel(key, partition))
+    by_run: dict[str, list[Manifest]] = {}
+    for manifest in found.manifests.values():
+        if manifest.run_id is not None:
+            by_run.setdefault(manifest.run_id, []).append(manifest)
+    rows = []
+    for run_id, manifests in sorted(by_run.items()):
+        anchor = run_anchors.get((key, partition, run_id))
+        if anchor is not None and all(manifest.manifest_hash != anchor for manifest in manifests):
+            stored = ", ".join(manifest.manifest_hash for manifest in manifests)
+            rows.append(VerifyResult(
+                key, partition, VerifyStatus.TAMPERED,
+                f"Dagster's materialization of run {run_id} records manifest hash {anchor}, but the history "
+                f"entries of that run record {stored}: a version was rewritten with a recomputed hash - trust "
+                "none of them, re-materialize", path,
+                data_hash=manifests[0].data_hash if len(manifests) == 1 else None))
+    return rows
+
+
+def _others(rows: list[VerifyResult], head: Manifest) -> list[VerifyResult]:
+    """``rows`` without those about the head's object (missing or corrupt), which the head's row reports."""
+    object_rows = (VerifyStatus.MISSING_OBJECT, VerifyStatus.CORRUPT)
+    return [row for row in rows if row.status not in object_rows or row.data_hash != head.data_hash]
+
+
+def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str | None, *,
+                heads_only: bool = False, anchor: str | None = None,
+                run_anchors: Mapping[tuple[str, str | None, str], str] | None = None) -> list[VerifyResult]:
     path = store.filesystem.uri(head_rel(key, partition))
     entries = index.history.get((key, partition), [])
-    rows = []
-    for rel, _, data_hash in entries:
-        if data_hash not in index.objects:
-            rows.append(VerifyResult(key, partition, VerifyStatus.MISSING_OBJECT,
-                                     f"history entry {store.filesystem.uri(rel)} names data hash {data_hash}, whose "
-                                     f"object {store.object_path(data_hash)} is missing; that version is lost",
-                                     path, data_hash=data_hash))
+    found = _verify_history(store, index, key, partition, heads_only)
+    rows = found.rows + _run_problems(store, key, partition, found, run_anchors or {})
     where = key if partition is None else f"{key} partition {partition}"
     if (key, partition) not in index.heads:
         if entries:
@@ -154,9 +309,15 @@ def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str 
         return [VerifyResult(key, partition, VerifyStatus.MISSING, f"nothing is stored for {where}", path), *rows]
     try:
         manifest = store.manifest(key, partition)
+    except ManifestTampered as exc:
+        own = _own_entry(store, head_rel(key, partition), entries)
+        named = "" if own is None else _edited_fields(store, head_rel(key, partition), own, "its history entry")
+        detail = str(exc) + named
+        return [VerifyResult(key, partition, VerifyStatus.TAMPERED, detail, path), *rows]
     except ManifestError as exc:
         return [VerifyResult(key, partition, VerifyStatus.MANIFEST, str(exc), path), *rows]
-    rows = [row for row in rows if row.data_hash != manifest.data_hash]  # reported once, by the head's row
+    # the head's object is reported once, by the head's row
+    rows = _others(rows, manifest)
     if manifest.data_hash not in index.objects and not store.filesystem.exists(object_rel(manifest.data_hash)):
         detail = (f"the object {store.data_path(manifest)} the head names (data hash {manifest.data_hash}) is "
                   f"missing - re-materialize {where}")
@@ -169,6 +330,13 @@ def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str 
         return [VerifyResult(key, partition, VerifyStatus.MANIFEST, str(exc), path), *rows]
     except (IntegrityError, MLPlatformError) as exc:
         return [VerifyResult(key, partition, VerifyStatus.CORRUPT, str(exc), path), *rows]
+    if heads_only and anchor not in (None, manifest.manifest_hash):  # the chain is needed to judge the anchor
+        found = _verify_history(store, index, key, partition, heads_only=False)
+        rows = _others(found.rows, manifest)
+    problems = _head_problems(store, key, partition, manifest, found, anchor)
+    if problems:
+        return [VerifyResult(key, partition, VerifyStatus.TAMPERED, "; ".join(problems), path,
+                             data_hash=manifest.data_hash), *rows]
     status, detail, diff = VerifyStatus.OK, "verified", EnvironmentDiff(())
     if store.policy is not EnvironmentPolicy.OFF:
         diff = diff_environments(manifest.environment, store.environment)
@@ -181,12 +349,65 @@ def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str 
     return [row, *rows]
 
 
+def verify_training_set(store: PinnedStore, label: str, data_hash: str, manifest_hash: str | None,
+                        keys: Iterable[tuple[str, bool]] | None = None) -> VerifyResult:
+    """One row for the training set a registered version (``label``) was trained on, a root of the store.
+
+    Its object must exist; a stored manifest of it must have ``manifest_hash`` (the one the
+    registry tagged on the version, when it did), and the object's bytes must re-hash to what that
+    manifest records. ``keys``: :meth:`PinnedStore.list_keys`, when the caller already listed them.
+    """
+    row = f"registry:{label}"
+    path = store.object_path(data_hash)
+    if not store.filesystem.exists(object_rel(data_hash)):
+        return VerifyResult(row, None, VerifyStatus.MISSING_OBJECT,
+                            f"the training set {data_hash} this registered version was trained on is not in the "
+                            "store: it was collected or lost, and the version can no longer be reproduced",
+                            path, data_hash=data_hash)
+    found: list[Manifest] = []
+    problems: list[str] = []
+    for holder in store.keys_holding(data_hash, keys):
+        for rel, _, entry_hash in store.history_entries(holder, None):
+            if entry_hash == data_hash:
+                try:
+                    found.append(store.history_entry(holder, None, rel))
+                except (ManifestError, FileNotFoundError) as exc:
+                    problems.append(str(exc))
+    if manifest_hash is not None:
+        matching = [manifest for manifest in found if manifest.manifest_hash == manifest_hash]
+        if not matching:
+            stored = ", ".join(manifest.manifest_hash for manifest in found) or "none that verifies"
+            return VerifyResult(row, None, VerifyStatus.TAMPERED,
+                                f"the registry tagged this version's training set with manifest hash {manifest_hash}, "
+                                f"but no stored manifest of {data_hash} has it (stored: {stored}): its manifest was "
+                                "rewritten or lost - do not trust the training set's recorded provenance"
+                                + "".join(f"; {problem}" for problem in problems), path, data_hash=data_hash)
+        found = matching
+    if not found:
+        status = VerifyStatus.TAMPERED if problems else VerifyStatus.MANIFEST
+        detail = "; ".join(problems) or (f"no manifest of the training set {data_hash} remains in the store, so "
+                                         "its bytes and provenance cannot be checked - re-register from a stored one")
+        return VerifyResult(row, None, status, detail, path, data_hash=data_hash)
+    try:
+        store.verify_bytes(found[-1])
+    except ManifestError as exc:
+        return VerifyResult(row, None, VerifyStatus.MISSING_OBJECT, str(exc), path, data_hash=data_hash)
+    except IntegrityError as exc:
+        return VerifyResult(row, None, VerifyStatus.CORRUPT, str(exc), path, data_hash=data_hash)
+    return VerifyResult(row, None, VerifyStatus.OK,
+                        f"its training set is stored and re-hashes to its manifest {found[-1].manifest_hash}", path,
+                        rows=found[-1].rows, data_hash=data_hash)
+
+
 def verify_store(
     store: PinnedStore,
     key: str | None = None,
     partition: str | None = None,
     *,
     expected: Iterable[tuple[str, str | None]] = (),
+    anchors: Mapping[tuple[str, str | None], str] | None = None,
+    run_anchors: Mapping[tuple[str, str | None, str], str] | None = None,
+    heads_only: bool = False,
 ) -> list[VerifyResult]:
     """Check every stored artefact (or those of ``key``, or one partition) against what should exist.
 
@@ -196,6 +417,13 @@ def verify_store(
     ``missing-object``. Each ``(key, partition)`` of ``expected`` (what an orchestrator recorded as
     materialized) that the store has no trace of is ``unrecorded``. A bad artefact never raises.
     Environment differences fail only under the store's ``strict`` policy.
+
+    Every manifest's own hash is checked (an edited field is ``tampered``) and, unless
+    ``heads_only``, every history entry is parsed and its object's bytes re-hashed. A head must
+    agree with its own history entry and with ``anchors``: the manifest hash the orchestrator
+    recorded for the partition's latest materialization (reached from the head by its chain).
+    Unless ``heads_only``, each run of ``run_anchors`` (``(key, partition, run id)`` -> manifest
+    hash) with history entries in the partition must have one with the recorded hash.
 
     Raises:
         ConfigurationError: a partition without a key, a malformed key/partition, or an asset key
@@ -213,7 +441,7 @@ def verify_store(
     if v1:
         raise ManifestError(
             f"{store.base} holds {len(v1)} manifest(s) of the ml_platform.manifest/v1 layout (e.g. "
-            f"{store.filesystem.uri(v1[0])}); this ml_platform reads only ml_platform.manifest/v2 - "
+            f"{store.filesystem.uri(v1[0])}); this ml_platform reads only {MANIFEST_SCHEMA} - "
             "re-materialize into a new storage directory"
         )
     expected_set = {(k, p) for k, p in expected}
@@ -239,5 +467,6 @@ def verify_store(
             results.append(VerifyResult(location[0], location[1], status, detail,
                                         store.filesystem.uri(head_rel(*location))))
             continue
-        results += _verify_one(store, index, *location)
+        results += _verify_one(store, index, *location, heads_only=heads_only,
+                                anchor=(anchors or {}).get(location), run_anchors=run_anchors)
     return results

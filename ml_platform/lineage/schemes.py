@@ -18,6 +18,8 @@ __all__ = [
     "ENVIRONMENT_SCHEME",
     "GRAPH_HASH_SCHEME",
     "HASH_KINDS",
+    "MANIFEST_HASH_SCHEME",
+    "RECORD_SCHEMES",
     "REGISTRY",
     "SCHEMES",
     "HashScheme",
@@ -39,6 +41,8 @@ DATA_HASH_SCHEME = "ml_platform.data_hash/v1"
 """The Arrow table hash of :mod:`ml_platform.lineage.data_hash` (``xxh3_128:``, tag ``mlp-data-v1``)."""
 ENVIRONMENT_SCHEME = "ml_platform.environment/v1"
 """The environment lock hash of :mod:`ml_platform.environment.lock` (equal to its ``LOCK_SCHEMA``)."""
+MANIFEST_HASH_SCHEME = "ml_platform.manifest_hash/v1"
+"""A manifest's own hash over every field (:mod:`ml_platform.io.manifest`; ``sha256:``, ``mlp-manifest-v1``)."""
 
 _SCHEME_ID = re.compile(r"ml_platform\.[a-z_]+/v[1-9][0-9]*")
 _ALGORITHM_DIGITS = {"sha256": 64, "xxh3_128": 32}
@@ -206,6 +210,15 @@ SCHEMES: Mapping[str, HashScheme] = REGISTRY.schemes
 """Scheme id -> :class:`HashScheme`, for every scheme ever issued (retired ones included)."""
 HASH_KINDS: tuple[str, ...] = REGISTRY.kinds
 """The kinds of hash versioned here: ``code``, ``graph``, ``data``, ``environment``."""
+
+
+RECORD_SCHEMES = SchemeRegistry(
+    (HashScheme(MANIFEST_HASH_SCHEME, "manifest", "sha256", "mlp-manifest-v1", "ml_platform.io.manifest"),),
+    current={"manifest": MANIFEST_HASH_SCHEME},
+    unversioned={"manifest": MANIFEST_HASH_SCHEME},
+)
+"""The schemes of hashes over whole records (a manifest's own hash). Kept apart from :data:`REGISTRY`:
+a record names its own scheme beside its hash, and ``hash_schemes`` (which contracts hash) stays as is."""
 
 
 def current_scheme(kind: str) -> HashScheme:

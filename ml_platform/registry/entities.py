@@ -32,6 +32,8 @@ CONTRACT_SHA256_TAG = "ml_platform.contract_sha256"
 TRAINING_WINDOW_TAG = "ml_platform.training_window"
 VALIDATION_WINDOW_TAG = "ml_platform.validation_window"
 TRAINING_SET_DATA_HASH_TAG = "ml_platform.training_set_data_hash"
+#: The manifest hash of the stored training set: the anchor ``verify`` compares the store's manifest with.
+TRAINING_SET_MANIFEST_HASH_TAG = "ml_platform.training_set_manifest_hash"
 ENVIRONMENT_HASH_TAG = "ml_platform.environment_hash"
 TRAINED_BY_TAG = "ml_platform.trained_by"
 GIT_COMMIT_TAG = "ml_platform.git_commit"

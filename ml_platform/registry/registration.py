@@ -8,6 +8,7 @@ whose bytes do not load back through its own format (what the registry could not
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +17,10 @@ from ml_platform.models.protocol import SignalModel, load_model_bytes
 from ml_platform.registry import entities
 from ml_platform.registry.contract import DeployContract
 
-__all__ = ["check_code_snapshot", "check_git_diff", "check_registration", "param_values", "run_tags", "version_tags"]
+__all__ = ["check_code_snapshot", "check_git_diff", "check_registration", "param_values", "run_tags",
+           "training_set_anchor", "version_tags"]
+
+_MANIFEST_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 
 _HASH_KEYS = frozenset({"code_hash", "graph_hash"})
 
@@ -178,6 +182,20 @@ def version_tags(contract: DeployContract, contract_sha256: str) -> dict[str, st
     if contract.git_commit is not None:
         tags[entities.GIT_COMMIT_TAG] = contract.git_commit
     return tags
+
+
+def training_set_anchor(manifest_hash: str | None) -> dict[str, str]:
+    """The version tag recording the training set's manifest hash (none when not given).
+
+    Raises:
+        ConfigurationError: ``manifest_hash`` is not ``sha256:<64 hex digits>``.
+    """
+    if manifest_hash is None:
+        return {}
+    if not isinstance(manifest_hash, str) or not _MANIFEST_HASH.fullmatch(manifest_hash):
+        raise ConfigurationError(f"training_set_manifest_hash must be a manifest hash (sha256:<64 hex digits>), "
+                                 f"got {manifest_hash!r}; pass the stored training set's Manifest.manifest_hash")
+    return {entities.TRAINING_SET_MANIFEST_HASH_TAG: manifest_hash}
 
 
 def param_values(params: Mapping[str, Any]) -> dict[str, str]:

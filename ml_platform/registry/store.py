@@ -46,6 +46,7 @@ from ml_platform.registry.registration import (
     check_registration,
     param_values,
     run_tags,
+    training_set_anchor,
     version_tags,
 )
 
@@ -143,6 +144,7 @@ class ModelRegistry:
         code_hashes: Mapping[str, Mapping[str, str]] | None = None,
         experiment: str = "ml_platform",
         git_diff: bytes | None = None,
+        training_set_manifest_hash: str | None = None,
     ) -> RegisteredVersion:
         """Log a training run and register its model as a new version with its deploy contract.
 
@@ -164,6 +166,8 @@ class ModelRegistry:
             experiment: MLflow experiment of the run (created if missing).
             git_diff: The uncommitted changes of a dirty checkout (``working_tree_diff(...).patch``), stored as
                 ``code/git.diff`` and hashed into a version tag; required when ``contract.git_dirty``.
+            training_set_manifest_hash: The manifest hash of the stored training set (``sha256:<hex>``),
+                tagged on the version: an anchor the store cannot rewrite alone (``ml-platform verify``).
 
         Returns:
             The registered version, its run and its contract with ``model_version`` filled in.
@@ -176,6 +180,7 @@ class ModelRegistry:
         check_registration(model_name, model, contract, params, metrics, experiment)
         check_code_snapshot(code_snapshot, code_hashes)
         check_git_diff(contract, git_diff)
+        anchor_tags = training_set_anchor(training_set_manifest_hash)
         model_signature(contract.feature_schema, contract.keys)  # refuse what MLflow cannot describe, before writing
         client = self.client
         experiment_id = self.experiment_id(experiment)
@@ -197,7 +202,7 @@ class ModelRegistry:
             crash_point("register.artifacts_uploaded")
             created_model = self._ensure_registered_model(model_name)
             crash_point("register.model_ready")
-            tags = {**version_tags(contract, sha256_of(contract_bytes)), **diff_tags,
+            tags = {**version_tags(contract, sha256_of(contract_bytes)), **diff_tags, **anchor_tags,
                     entities.STATUS_TAG: VersionStatus.READY}
             created = self._create_version(model_name, f"{run.info.artifact_uri}/{entities.MODEL_DIR}", run_id, tags)
         except BaseException:

@@ -175,6 +175,7 @@ def test_unpartitioned_round_trip_with_manifest_and_metadata(
     assert metadata["ml_platform/environment_hash"] == capture_environment().hash
     assert metadata["ml_platform/manifest"] == store.manifest_path("universe", None)
     assert metadata["ml_platform/rows"] == 3
+    assert metadata["ml_platform/manifest_hash"] == stored.manifest.manifest_hash  # the anchor verify compares
     code_checkout = git_state()  # with no project root named, the store records the working directory's checkout
     assert (stored.manifest.git_commit, stored.manifest.git_dirty) == (
         code_checkout.commit,
@@ -198,6 +199,7 @@ def test_single_run_range_writes_one_file_per_day(
         assert_frame_equal(stored.frame, price_frame([day]))
         assert stored.manifest.window == DataWindow.parse(day)
         assert events[("market/prices", day)]["ml_platform/data_hash"] == stored.manifest.data_hash
+        assert events[("market/prices", day)]["ml_platform/manifest_hash"] == stored.manifest.manifest_hash
         assert events[("market/prices", day)]["ml_platform/manifest"] == store.manifest_path(
             "market/prices", day
         )
@@ -383,5 +385,5 @@ def test_range_output_with_rows_outside_the_run_is_refused(
 def test_manifest_json_is_readable_by_humans(io: PinnedIOManager, dagster_instance: DagsterInstance) -> None:
     run([universe], io, dagster_instance)
     record = json.loads(Path(io.get_store().manifest_path("universe", None)).read_text())
-    assert record["schema_version"] == "ml_platform.manifest/v2"
+    assert record["schema_version"] == "ml_platform.manifest/v3"
     assert record["asset_key"] == "universe" and record["partition"] is None

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ml_platform.environment import capture_environment
+from ml_platform.environment import EnvironmentLock, capture_environment
 from ml_platform.errors import ConfigurationError, ManifestError
 from ml_platform.io.manifest import MANIFEST_SCHEMA, Manifest, UpstreamRef, WriteFacts, WriterVersions
 from ml_platform.window import DataWindow
@@ -84,13 +84,109 @@ def test_writer_versions_are_looked_up_once_per_process() -> None:
     assert WriterVersions.current() is WriterVersions.current()
 
 
-@pytest.mark.parametrize("version", ["ml_platform.manifest/v1", "ml_platform.manifest/v3"])
+@pytest.mark.parametrize("version", ["ml_platform.manifest/v1", "ml_platform.manifest/v4"])
 def test_unknown_schema_version_is_refused(version: str) -> None:
     """A v1 manifest (the old mutable layout) is refused by name, as is any future version."""
     data = json.loads(make_manifest().to_json())
     data["schema_version"] = version
-    with pytest.raises(ManifestError, match=rf"/some/path has schema version .{version}.*reads only .ml_platform.manifest/v2"):
+    with pytest.raises(ManifestError, match=rf"/some/path has schema version .{version}.*reads only .ml_platform.manifest/v3"):
         Manifest.from_dict(data, source="/some/path")
+
+
+def test_a_v2_manifest_is_refused_by_name_as_unhashed() -> None:
+    """v2 records no hash over its provenance: it is refused by name, saying what to do."""
+    data = json.loads(make_manifest().to_json())
+    for name in ("previous", "manifest_scheme", "manifest_hash"):
+        del data[name]
+    data["schema_version"] = "ml_platform.manifest/v2"
+    with pytest.raises(ManifestError, match=r"/old has schema version .ml_platform.manifest/v2., whose provenance "
+                                            r"fields .* no hash covers.*reads only .ml_platform.manifest/v3.*"
+                                            r"Migrate the store with `ml-platform migrate-store`.*or re-materialize"):
+        Manifest.from_dict(data, source="/old")
+
+
+def _edit(data: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for name in parents:
+        data = data[int(name)] if isinstance(data, list) else data[name]
+    data[int(last) if isinstance(data, list) else last] = value
+
+
+#: one well-formed edit of every field a manifest records (each must break its own hash)
+EVERY_FIELD_EDIT = [
+    ("code_hash", "sha256:" + "f" * 64),
+    ("graph_hash", None),
+    ("seeds", {"default": 43, "bootstrap": 7}),
+    ("seeds.bootstrap", 8),
+    ("rows", 499),
+    ("git.commit", "1" * 40),
+    ("git.dirty", False),
+    ("upstream.0.data_hash", "xxh3_128:" + "9" * 32),
+    ("upstream.0.partition", "2012-01-01"),
+    ("upstream", []),
+    ("window", {"start": "2012-01-02", "end": "2012-01-03"}),
+    ("run_id", "run-2"),
+    ("written_at", "2024-05-01T12:00:00.000002+00:00"),
+    ("writer.polars", "0.0.1"),
+    ("params.lookback", 21),
+    ("file.size", 1235),
+    ("file.hash", "xxh3_128:" + "0" * 32),
+    ("previous", "sha256:" + "1" * 64),
+    ("partition", "2012-01-04"),
+    ("asset_key", "features/other"),
+]
+
+
+@pytest.mark.parametrize(("path", "value"), EVERY_FIELD_EDIT, ids=[path for path, _ in EVERY_FIELD_EDIT])
+def test_an_edit_of_any_field_breaks_the_manifest_hash(path: str, value: Any) -> None:
+    """Every field is under the manifest's own hash: a well-formed edit of any one is refused on parse."""
+    data = json.loads(make_manifest().to_json())
+    _edit(data, path, value)
+    with pytest.raises(ManifestError, match=r"m\.json of features/\w+ partition [0-9-]+: its fields hash to "
+                                            r"sha256:[0-9a-f]{64}, but it records manifest_hash .*edited.*"
+                                            r"`ml-platform verify`"):
+        Manifest.from_dict(data, source="m.json")
+
+
+def test_an_edited_environment_with_its_recomputed_hash_breaks_the_manifest_hash() -> None:
+    """The environment and its hash edited together still break the manifest's own hash."""
+    data = json.loads(make_manifest().to_json())
+    lock = capture_environment().to_dict()
+    lock["packages"]["polars"] = "0.0.1"
+    data["environment"] = lock
+    data["environment_hash"] = EnvironmentLock.from_dict(lock).hash
+    with pytest.raises(ManifestError, match="its fields hash to"):
+        Manifest.from_dict(data, source="m.json")
+
+
+def test_the_manifest_hash_covers_exactly_the_recorded_fields_and_names_its_scheme() -> None:
+    from ml_platform.io.manifest import manifest_digest
+
+    manifest = make_manifest()
+    record = manifest.to_dict()
+    assert record["manifest_scheme"] == "ml_platform.manifest_hash/v1"
+    assert record["manifest_hash"] == manifest.manifest_hash == manifest_digest(record)
+    assert manifest_digest({**record, "manifest_hash": "ignored"}) == manifest.manifest_hash
+    assert make_manifest(previous=manifest.manifest_hash).manifest_hash != manifest.manifest_hash
+    record["manifest_scheme"] = "ml_platform.manifest_hash/v9"
+    with pytest.raises(ManifestError, match=r"manifest_hash/v9.*this ml_platform can verify "
+                                            r"ml_platform\.manifest_hash/v1"):
+        Manifest.from_dict(record, source="future")
+
+
+def test_a_field_this_ml_platform_does_not_write_is_refused_even_under_a_matching_hash() -> None:
+    from ml_platform.io.manifest import manifest_digest
+
+    record = make_manifest().to_dict()
+    record["note"] = "added by hand"
+    record["manifest_hash"] = manifest_digest(record)
+    with pytest.raises(ManifestError, match=r"not in the form this ml_platform writes \(extra fields \['note'\]"):
+        Manifest.from_dict(record, source="m.json")
+
+
+def test_previous_must_be_a_manifest_hash() -> None:
+    with pytest.raises(ManifestError, match="previous 'sha256:12' is not a manifest hash"):
+        make_manifest(previous="sha256:12")
 
 
 def test_a_manifest_may_only_name_the_object_of_its_own_data_hash() -> None:
@@ -162,9 +258,10 @@ def test_a_manifest_records_the_scheme_of_every_hash_and_refuses_one_it_cannot_r
     assert record["hash_schemes"] == current_schemes() == {
         "code": "ml_platform.code_hash/v1", "graph": "ml_platform.graph_hash/v1",
         "data": "ml_platform.data_hash/v1", "environment": "ml_platform.environment/v1"}
-    # a record written before scheme ids were recorded reads as the v1 schemes
+    # a v3 record always carries them (v2 records are refused by name)
     del record["hash_schemes"]
-    assert Manifest.from_dict(record, source="old").hash_schemes == current_schemes()
+    with pytest.raises(ManifestError, match=r"lacks fields \['hash_schemes'\]"):
+        Manifest.from_dict(record, source="old")
     record["hash_schemes"] = {"data": "ml_platform.data_hash/v9"}   # a newer ml_platform wrote it
     with pytest.raises(ManifestError, match="data_hash/v9"):
         Manifest.from_dict(record, source="future")

@@ -25,7 +25,7 @@ from ml_platform.errors import (
 )
 from ml_platform.io.atomic import file_digest
 from ml_platform.io.gc import collect
-from ml_platform.io.manifest import OBJECT_METADATA_KEY, Manifest, UpstreamRef, WriteFacts
+from ml_platform.io.manifest import OBJECT_METADATA_KEY, Manifest, UpstreamRef, WriteFacts, manifest_digest
 from ml_platform.io.store import PinnedStore
 from ml_platform.io.verify import VerifyStatus, verify_store
 from ml_platform.lineage.data_hash import hash_table
@@ -126,6 +126,32 @@ def test_rewrite_moves_the_head_and_keeps_the_old_version_readable_by_hash(store
         store.read(KEY, DAY, data_hash="xxh3_128:" + "0" * 32)
 
 
+def test_the_history_chains_every_version_to_the_one_it_replaced_by_manifest_hash(store: PinnedStore) -> None:
+    versions = [store.write(KEY, DAY, day_frame(DAY, shift=float(shift))) for shift in range(3)]
+    history = store.history(KEY, DAY)
+    assert [m.manifest_hash for m in history] == [m.manifest_hash for m in versions]
+    assert [m.previous for m in history] == [None, versions[0].manifest_hash, versions[1].manifest_hash]
+    assert store.manifest(KEY, DAY).manifest_hash == versions[2].manifest_hash
+    assert store.write(KEY, "2012-01-04", day_frame(DAY)).previous is None  # each partition has its own chain
+
+
+def test_a_load_refuses_a_head_or_history_entry_whose_fields_were_edited(store: PinnedStore) -> None:
+    """rows 5 -> 4 in the head (the finding), seeds in a history entry: both loads refuse, naming what to do."""
+    first = store.write(KEY, DAY, day_frame(DAY, rows=5), WriteFacts(seeds={"default": 1}))
+    store.write(KEY, DAY, day_frame(DAY, rows=5, shift=1.0), WriteFacts(seeds={"default": 1}))
+    head = Path(store.manifest_path(KEY, DAY))
+    head.write_text(head.read_text().replace('"rows": 5', '"rows": 4'))
+    message = (rf"HEAD\.json of {KEY} partition {DAY}: its fields hash to sha256:\w+, but it records manifest_hash "
+               r".*provenance, seeds, rows.*`ml-platform verify`")
+    with pytest.raises(ManifestError, match=message):
+        store.read(KEY, DAY)
+    entry = Path(store.base, store.history_entries(KEY, DAY)[0][0])
+    entry.write_text(entry.read_text().replace('"default": 1', '"default": 2'))
+    with pytest.raises(ManifestError, match=rf"history/\d+-xxh3_128-\w+\.json of {KEY} partition {DAY}: its fields "
+                                            "hash to"):
+        store.read(KEY, DAY, data_hash=first.data_hash)
+
+
 def test_the_same_content_is_stored_once(store: PinnedStore) -> None:
     a = store.write(KEY, DAY, day_frame(DAY))
     b = store.write(KEY, "2012-01-04", day_frame(DAY))
@@ -194,6 +220,7 @@ def test_an_object_swapped_for_another_is_refused(store: PinnedStore) -> None:
     head = Path(store.manifest_path(KEY, "2012-01-04"))
     record = json.loads(head.read_text())
     record["file"] = {"hash": file_digest(content), "size": len(content)}
+    record["manifest_hash"] = manifest_digest(record)  # a forger who knows the scheme
     head.write_text(json.dumps(record))
     with pytest.raises(IntegrityError, match=f"footer names data hash .*{first.data_hash}.*not {second.data_hash}"):
         store.read(KEY, "2012-01-04")

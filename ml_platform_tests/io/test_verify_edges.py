@@ -44,7 +44,7 @@ def test_which_statuses_fail() -> None:
         assert row.rows is None and row.data_hash is None and row.environment_diff.is_empty
     assert [s.value for s in VerifyStatus] == ["ok", "env-differs", "env-mismatch", "corrupt", "bad-manifest",
                                               "missing", "missing-head", "missing-object", "unrecorded",
-                                              "changed-during-read"]
+                                              "changed-during-read", "tampered"]
 
 
 def test_an_intact_store_verifies_row_by_row_in_key_and_partition_order(store: PinnedStore) -> None:
@@ -173,7 +173,7 @@ def test_a_store_of_the_old_layout_is_refused(store: PinnedStore) -> None:
     Path(store.base, "features", "momentum", ".2012-01-01.manifest.json.tmp-1").write_text("{}")
     with pytest.raises(ManifestError, match=r"holds 1 manifest\(s\) of the ml_platform.manifest/v1 layout \(e\.g\. "
                                             r".*2012-01-02\.manifest\.json\); this ml_platform reads only "
-                                            r"ml_platform\.manifest/v2 - re-materialize into a new storage directory"):
+                                            r"ml_platform\.manifest/v3 - re-materialize into a new storage directory"):
         verify_store(store)
 
 

@@ -9,7 +9,8 @@ Never edit an expected digest of an issued scheme.
 Vectors: the length-prefixed framing shared by all hashes; the code hash of a small package written
 to disk (constants of every supported kind, helpers, a class, a partial, a lambda, a closure,
 declared params with non-ASCII text); a fixed graph of ``GraphNode``; a fixed Arrow table with
-nulls, strings, decimals, dates and nested types (whole and per column); a fixed environment lock.
+nulls, strings, decimals, dates and nested types (whole and per column); a fixed environment lock;
+a fixed manifest (its own hash over every field).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import hashlib
+import json
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ import pyarrow as pa
 import pytest
 
 from ml_platform.environment.lock import LOCK_SCHEMA, EnvironmentLock
+from ml_platform.io.manifest import Manifest, UpstreamRef, WriterVersions, manifest_digest
 from ml_platform.lineage import (
     CODE_HASH_SCHEME,
     CODE_HASH_VERSION,
@@ -42,6 +45,8 @@ from ml_platform.lineage import (
     verify_scheme,
 )
 from ml_platform.lineage.encoding import frame, length_prefixed, sha256_of_fields
+from ml_platform.lineage.schemes import MANIFEST_HASH_SCHEME, RECORD_SCHEMES
+from ml_platform.window import DataWindow
 from ml_platform_tests.lineage.fixture_project import FixtureProject
 
 # --- the schemes these vectors pin -----------------------------------------------------------------
@@ -474,3 +479,38 @@ def test_environment_hash_known_answer() -> None:
     lock = EnvironmentLock.from_dict(ENVIRONMENT_RECORD)
     assert lock.to_dict() == ENVIRONMENT_RECORD
     assert lock.hash == EXPECTED_ENVIRONMENT
+
+
+# --- manifest hash -------------------------------------------------------------------------------
+
+
+def known_manifest() -> Manifest:
+    """A fixed manifest over the fixed environment lock above, chained to a fixed previous version."""
+    lock = EnvironmentLock.from_dict(ENVIRONMENT_RECORD)
+    return Manifest(
+        asset_key="features/momentum", partition="2012-01-03", data_hash="xxh3_128:" + "a" * 32,
+        code_hash="sha256:" + "b" * 64, graph_hash="sha256:" + "c" * 64,
+        upstream=(UpstreamRef("market/prices", "2012-01-02", "xxh3_128:" + "d" * 32),),
+        environment=lock, environment_hash=lock.hash, seeds={"default": 42, "bootstrap": 7},
+        window=DataWindow.parse("2012-01-03"), git_commit="0" * 40, git_dirty=False, run_id="run-1",
+        written_at="2024-05-01T12:00:00.000001+00:00",
+        writer=WriterVersions(ml_platform="0.1.0", pyarrow="18.1.0", polars="1.17.1"), rows=500,
+        data_file="xxh3_128-" + "a" * 32 + ".parquet", params={"lookback": 20, "name": "é"},
+        file_hash="xxh3_128:" + "e" * 32, file_size=1234, previous="sha256:" + "f" * 64,
+    )
+
+
+EXPECTED_MANIFEST = "sha256:3cbdbe431644d516958859ebb35cdca141c57b848c97784e0871b577f3103dfc"
+
+
+def test_manifest_hash_known_answer() -> None:
+    """``ml_platform.manifest_hash/v1``: tag and canonical JSON of every field but the hash itself."""
+    manifest = known_manifest()
+    assert RECORD_SCHEMES.current("manifest").scheme_id == MANIFEST_HASH_SCHEME == "ml_platform.manifest_hash/v1"
+    assert RECORD_SCHEMES.current("manifest").tag == "mlp-manifest-v1"
+    record = manifest.to_dict()
+    covered = {name: value for name, value in record.items() if name != "manifest_hash"}
+    canonical = json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert sha256_of_fields(["mlp-manifest-v1", canonical]) == EXPECTED_MANIFEST
+    assert manifest.manifest_hash == record["manifest_hash"] == manifest_digest(record) == EXPECTED_MANIFEST
+    assert Manifest.from_json(manifest.to_json(), source="vector").manifest_hash == EXPECTED_MANIFEST

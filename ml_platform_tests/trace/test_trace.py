@@ -261,6 +261,29 @@ def test_a_tampered_or_missing_object_on_the_path_is_named(history: History) -> 
     assert _trace(h, DAY_A).signal_version.data_hash == h.day_a_signal_hash  # restored: traces again
 
 
+def test_a_manifest_on_the_path_whose_fields_were_edited_is_refused(history: History) -> None:
+    """Forged provenance (a feature version's rows and code hash, in every copy of its manifest) is never reported."""
+    h = history
+    momentum = h.day_a[("team_b/momentum", DAY_A)]
+    folder = Path(h.store.base) / "refs" / "team_b" / "momentum" / f"@{DAY_A}"
+    copies = [path for path in folder.rglob("*.json") if json.loads(path.read_text())["data_hash"] == momentum]
+    kept = {path: path.read_text() for path in copies}
+    assert copies
+    try:
+        for path, text in kept.items():
+            record = json.loads(text)
+            record["rows"] -= 1
+            record["code_hash"] = "sha256:" + "0" * 64
+            path.write_text(json.dumps(record, indent=2, sort_keys=True))
+        with pytest.raises(TraceBroken, match=rf"team_b/momentum partition {DAY_A} \(data hash {momentum}\): .*"
+                                              r"its fields hash to sha256:\w+, but it records manifest_hash"):
+            _trace(h, DAY_A)
+    finally:
+        for path, text in kept.items():
+            path.write_text(text)
+    assert _trace(h, DAY_A).signal_version.data_hash == h.day_a_signal_hash  # restored: traces again
+
+
 def test_missing_signals_and_unknown_models_are_clear_errors(history: History) -> None:
     h = history
     with pytest.raises(SignalNotFound, match=r"no row for instrument NOPE on 2021-06-02; its instruments are: ALPH"):
