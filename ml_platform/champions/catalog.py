@@ -22,7 +22,7 @@ def champion_of_record(registry: ModelRegistry, model: str) -> str | None:
     if ledger_url_of(registry) is None:
         return registry.champion_alias(model)
     check_model_name(model)
-    with open_ledger(registry) as ledger:
+    with open_ledger(registry, read_only=True) as ledger:
         head = ledger.head(model)
     if head is not None:
         return head.to_version
@@ -35,7 +35,7 @@ def list_models(registry: ModelRegistry) -> list[ModelSummary]:
     summaries = registry.list_models()
     if not summaries or ledger_url_of(registry) is None:
         return summaries
-    with open_ledger(registry) as ledger:
+    with open_ledger(registry, read_only=True) as ledger:
         heads = {s.name: ledger.head(s.name) for s in summaries}
     return [dataclasses.replace(s, champion=None if heads[s.name] is None else heads[s.name].to_version)
             for s in summaries]
