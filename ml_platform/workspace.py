@@ -8,6 +8,7 @@ assumes the example's names.
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 import sys
 from dataclasses import dataclass
@@ -111,6 +112,11 @@ def load_definitions(target: str | None, *, workspace: Path | None = None) -> Lo
                                  f"its Definitions are {found or 'none'}")
     value = getattr(module, attr)
     if callable(value) and not isinstance(value, dg.Definitions):
+        try:
+            inspect.signature(value).bind()
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"--defs {target!r} is a {type(value).__name__} that takes arguments, not "
+                                     "dagster.Definitions or a function returning them") from exc
         value = value()
     if not isinstance(value, dg.Definitions):
         raise ConfigurationError(f"--defs {target!r} is a {type(value).__name__}, not dagster.Definitions")

@@ -185,11 +185,15 @@ LONG = "x" * 10_000
 
 @pytest.mark.parametrize(("args", "needle"), [
     (["graph", "--defs", "../../etc:passwd"], "is not module:attr"),
+    (["graph", "--defs", "json:loads"], "is a function that takes arguments"),
+    (["init", "/proc/ml_platform/new"], "cannot create the project in '/proc/ml_platform/new'"),
+    (["verify", "--base-dir", "d" * 300], "longer than a file name can be"),
+    (["promote", MODEL, "1", "--rationale-file", "d" * 300, "--approver", "bob"], "longer than a file name can be"),
     (["gc", "--keep-days", "nan"], "'nan' is not a finite number"),
     (["gc", "--keep-days", "inf"], "'inf' is not a finite number"),
     (["gc", "--grace-seconds", "nan"], "'nan' is not a finite number"),
     (["env", "diff", LONG, "running"], "10000 characters long"),
-    (["env", "diff", "y" * 300, "running"], "cannot be a lock file"),
+    (["env", "diff", "y" * 300, "running"], "longer than a file name can be"),
     (["models", "show", MODEL, "\u00b2"], "is not a version number"),
     (["rollback", MODEL, "--to", "99999999999999999999999", "--reason", "r"], "is not a version number"),
     (["reproduce", MODEL, "1", "--workdir", "/nonexistent/a/b"], "/nonexistent/a is not an existing folder"),
@@ -265,8 +269,12 @@ _bad_model = st.one_of(
 )
 _unknown_model = st.from_regex(r"\Azz[a-z0-9_]{1,12}\Z")
 _bad_dir = st.sampled_from([f"{_MISSING}/a/b", "keep.txt/sub", "../storage/keep.txt"])
-_bad_defs = st.sampled_from(["../../etc:passwd", "a.b", "a:b:c", ":x", "x:", "1x:defs", "os.path:join()", "a..b:c"])
-_bad_uri = st.sampled_from([f"sqlite:///{_MISSING}/x.db", f"file://{_MISSING}", _MISSING, "sqlite:/x"])
+_bad_defs = st.sampled_from(["../../etc:passwd", "a.b", "a:b:c", ":x", "x:", "1x:defs", "os.path:join()", "a..b:c",
+                             "json:loads", "os:path", "string:Template"])
+_long_name = st.integers(min_value=256, max_value=600).map(lambda n: "n" * n)
+_bad_path = st.one_of(_long_name, _long_name.map(lambda n: f"{_MISSING}/{n}/x"), _too_long)
+_bad_uri = st.one_of(st.sampled_from([f"sqlite:///{_MISSING}/x.db", f"file://{_MISSING}", _MISSING, "sqlite:/x"]),
+                     _long_name.map(lambda n: f"sqlite:///{n}.db"))
 
 
 def _cases() -> st.SearchStrategy[list[str]]:
@@ -276,11 +284,13 @@ def _cases() -> st.SearchStrategy[list[str]]:
         _bad_defs.map(lambda v: ["graph", "--defs", v]),
         _too_long.map(lambda v: ["verify", v]),
         _bad_uri.map(lambda v: ["verify", "--tracking-uri", v]),
-        _too_long.map(lambda v: ["verify", "--base-dir", v]),
+        _bad_path.map(lambda v: ["verify", "--base-dir", v]),
+        _bad_path.map(lambda v: ["verify", "--dagster-home", v]),
+        _bad_path.map(lambda v: ["gc", "--no-registry", "--base-dir", v]),
         _bad_number.map(lambda v: ["gc", "--dry-run", "--keep-days", v]),
         _bad_number.map(lambda v: ["gc", "--dry-run", "--grace-seconds", v]),
         _bad_uri.map(lambda v: ["gc", "--tracking-uri", v]),
-        _too_long.map(lambda v: ["env", "diff", v, "running"]),
+        _bad_path.map(lambda v: ["env", "diff", v, "running"]),
         _unsafe_text().map(lambda v: ["env", "diff", "running", v]),
         _bad_number.map(lambda v: ["models", "list", "--busy-timeout", v]),
         _bad_model.map(lambda v: ["models", "show", v]),
@@ -291,6 +301,8 @@ def _cases() -> st.SearchStrategy[list[str]]:
         _bad_model.map(lambda v: ["registry", "reconcile", v, "--check"]),
         _unknown_model.map(lambda v: ["registry", "reconcile", v, "--check"]),
         _bad_text.map(lambda v: ["init", "new_project", "--name", v]),
+        _bad_path.map(lambda v: ["init", v]),
+        st.sampled_from(["/proc/ml_platform/new", "keep.txt/new"]).map(lambda v: ["init", v]),
         _bad_model.map(lambda v: ["rollback", v, "--reason", "r"]),
         _unknown_model.map(lambda v: ["rollback", v, "--reason", "r"]),
         _bad_version.map(lambda v: ["rollback", MODEL, "--to", v, "--reason", "r"]),
@@ -305,12 +317,14 @@ def _cases() -> st.SearchStrategy[list[str]]:
         _bad_model.map(lambda v: ["promote", v, "1", *rationale, "--approver", "bob"]),
         _bad_version.map(lambda v: ["promote", MODEL, v, *rationale, "--approver", "bob"]),
         _bad_text.map(lambda v: ["promote", MODEL, "1", *rationale, "--approver", v]),
+        _bad_path.map(lambda v: ["promote", MODEL, "1", "--rationale-file", v, "--approver", "bob"]),
         _bad_defs.map(lambda v: ["promote", MODEL, "1", *rationale, "--approver", "bob", "--defs", v]),
         _bad_version.map(lambda v: ["reproduce", MODEL, v, "--workdir", "work"]),
         _bad_dir.map(lambda v: ["reproduce", MODEL, "1", "--workdir", v]),
         _bad_number.map(lambda v: ["reproduce", MODEL, "1", "--workdir", "work", "--timeout", v]),
         _bad_number.map(lambda v: ["reproduce", MODEL, "1", "--workdir", "work", "--daemon-refresh", v]),
         _bad_uri.map(lambda v: ["reproduce", MODEL, "1", "--workdir", "work", "--tracking-uri", v]),
+        _bad_path.map(lambda v: ["reproduce", MODEL, "1", "--workdir", "work", "--base-dir", v]),
         _bad_dir.map(lambda v: ["trace", MODEL, "--date", "2024-01-02", "--instrument", "A", "--out", v]),
         _unsafe_text().map(lambda v: ["trace", MODEL, "--date", "2024-01-02", "--instrument", v]),
         _bad_uri.map(lambda v: ["trace", MODEL, "--date", "2024-01-02", "--instrument", "A", "--tracking-uri", v]),
@@ -328,7 +342,7 @@ def test_a_generated_corpus_of_bad_input_is_refused_without_a_traceback_or_a_wri
     before = snapshot(corpus_dir)
     seen: list[list[str]] = []
 
-    @settings(max_examples=220, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=250, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(_cases())
     def refused(args: list[str]) -> None:
         seen.append(args)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ml_platform.cli.models import cli_http_limits, open_registry, registry, registry_options
-from ml_platform.cli.params import MAX_ARGUMENT, BoundedText, ModelName, VersionNumber, printable
+from ml_platform.cli.params import BoundedText, ModelName, PathText, VersionNumber, printable
 from ml_platform.errors import MLPlatformError, ModelNotFound, RollbackRefused
 from ml_platform.reproduce.certificate import CERTIFICATE_TAG, VERDICT_TAG
 
@@ -29,7 +29,7 @@ __all__ = ["audit", "history", "rollback"]
 
 
 def _ledger_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--ledger-url", default=None, type=BoundedText(MAX_ARGUMENT),
+    return click.option("--ledger-url", default=None, type=PathText(),
                         help="SQLAlchemy URL of the champion ledger (default: the tracking URI when it is a SQL "
                              "store, else ML_PLATFORM_LEDGER_URL).")(registry_options(command))
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ml_platform.cli.locations import defs_option, registry_location
-from ml_platform.cli.params import MAX_ARGUMENT, BoundedText, FiniteNumber, ModelName, VersionNumber
+from ml_platform.cli.params import FiniteNumber, ModelName, PathText, VersionNumber
 from ml_platform.errors import RegistryError
 
 if TYPE_CHECKING:
@@ -48,11 +48,11 @@ def registry_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "--busy-timeout", "busy_timeout", type=FiniteNumber(0, 3600), default=None, metavar="SECONDS",
         help="How long to wait for a SQLite registry another process holds locked (default: 5).")(command)
-    command = click.option("--registry-uri", default=None, type=BoundedText(MAX_ARGUMENT),
+    command = click.option("--registry-uri", default=None, type=PathText(),
                            help="MLflow registry URI (default: the tracking URI).")(command)
     command = defs_option(command)
     return click.option(
-        "--tracking-uri", default=None, type=BoundedText(MAX_ARGUMENT),
+        "--tracking-uri", default=None, type=PathText(),
         help="MLflow tracking URI (default: from --defs or ML_PLATFORM_* settings)."
     )(command)
 

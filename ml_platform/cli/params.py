@@ -17,7 +17,7 @@ import click
 from ml_platform.errors import ConfigurationError
 from ml_platform.registry.entities import check_model_name
 
-__all__ = ["BoundedText", "FiniteNumber", "ModelName", "VersionNumber", "WritableDir", "printable"]
+__all__ = ["BoundedText", "FiniteNumber", "ModelName", "PathText", "VersionNumber", "WritableDir", "printable"]
 
 #: The largest version number SQLite (and MLflow's integer column) can hold.
 MAX_VERSION = 2**63 - 1
@@ -53,6 +53,21 @@ class BoundedText(click.ParamType):
         if bad:
             self.fail(f"holds control or bidirectional characters ({', '.join(bad)}) that would hide or reorder "
                       "what is recorded; write it on one line of plain text", param, ctx)
+        return text
+
+
+class PathText(BoundedText):
+    """A path or URI: bounded text whose every ``/``-separated name fits a file name (255 bytes)."""
+
+    name = "path"
+
+    def __init__(self) -> None:
+        super().__init__(MAX_ARGUMENT)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = super().convert(value, param, ctx)
+        if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in text.split("/")):
+            self.fail(f"{printable(text[:60])!r}... has a name longer than a file name can be (255 bytes)", param, ctx)
         return text
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from ml_platform.cli.params import MAX_ARGUMENT, BoundedText, ModelName, VersionNumber
+from ml_platform.cli.params import MAX_ARGUMENT, BoundedText, ModelName, PathText, VersionNumber
 from ml_platform.errors import ConfigurationError, GateFailed
 
 
@@ -28,7 +28,7 @@ def find_promotion_job(defs, model: str):  # type: ignore[no-untyped-def]
 @click.command()
 @click.argument("model", type=ModelName())
 @click.argument("version", type=VersionNumber())
-@click.option("--rationale-file", required=True, type=BoundedText(MAX_ARGUMENT),
+@click.option("--rationale-file", required=True, type=PathText(),
               help="UTF-8 file with the written rationale.")
 @click.option("--approver", required=True, type=BoundedText(256),
               help="Who approves; must differ from whoever trained the version.")

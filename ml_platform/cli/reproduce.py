@@ -12,7 +12,15 @@ from pathlib import Path
 import click
 
 from ml_platform.cli.models import check_registry_exists
-from ml_platform.cli.params import MAX_ARGUMENT, BoundedText, FiniteNumber, ModelName, VersionNumber, WritableDir
+from ml_platform.cli.params import (
+    MAX_ARGUMENT,
+    BoundedText,
+    FiniteNumber,
+    ModelName,
+    PathText,
+    VersionNumber,
+    WritableDir,
+)
 
 __all__ = ["reproduce"]
 
@@ -30,8 +38,8 @@ __all__ = ["reproduce"]
 @click.option("--timeout", "timeout_seconds", default=3600.0, show_default=True,
               type=FiniteNumber(0, 7 * 86_400, open_min=True),
               help="Seconds the backfill and the training run may take each.")
-@click.option("--tracking-uri", default=None, type=BoundedText(MAX_ARGUMENT), help="Production's MLflow; default: the ML_PLATFORM_* settings.")
-@click.option("--base-dir", default=None, type=BoundedText(MAX_ARGUMENT), help="Production's store; default: the ML_PLATFORM_* settings.")
+@click.option("--tracking-uri", default=None, type=PathText(), help="Production's MLflow; default: the ML_PLATFORM_* settings.")
+@click.option("--base-dir", default=None, type=PathText(), help="Production's store; default: the ML_PLATFORM_* settings.")
 @click.option("--dagster-url", default=None, type=BoundedText(MAX_ARGUMENT),
               help="Production's Dagster webserver: run the old commit as a second code location beside production's "
                    "(keys under repro/<commit>), its backfill on production's backfills page. Default: an isolated "

@@ -14,7 +14,7 @@ import click
 
 from ml_platform.cli.locations import defs_option, registry_location, store_location
 from ml_platform.cli.models import check_registry_exists
-from ml_platform.cli.params import MAX_ARGUMENT, BoundedText, FiniteNumber
+from ml_platform.cli.params import MAX_ARGUMENT, BoundedText, FiniteNumber, PathText
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, capture_environment, diff_environments
 from ml_platform.errors import ConfigurationError, MLPlatformError, RegistryError
 from ml_platform.io.gc import collect
@@ -107,7 +107,7 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str
               help="Only this partition of ASSET (e.g. 2012-01-03).")
 @click.option(
     "--base-dir",
-    default=None, type=BoundedText(MAX_ARGUMENT),
+    default=None, type=PathText(),
     help="The storage directory (or fsspec URI) of the PinnedIOManager; default: from --defs or ML_PLATFORM_* settings.",
 )
 @click.option(
@@ -118,11 +118,11 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str
 )
 @click.option(
     "--dagster-home",
-    default=None, type=BoundedText(MAX_ARGUMENT),
+    default=None, type=PathText(),
     help="Cross-check against this Dagster instance's materializations (default: $DAGSTER_HOME, if set).",
 )
 @click.option("--no-dagster", is_flag=True, help="Do not cross-check against Dagster even if DAGSTER_HOME is set.")
-@click.option("--tracking-uri", default=None, type=BoundedText(MAX_ARGUMENT),
+@click.option("--tracking-uri", default=None, type=PathText(),
               help="Cross-check the registry's ready versions: their training data must be stored (default: "
                    "the registry of --defs or of the settings, unless --base-dir names another store; skipped "
                    "when that registry does not exist yet).")
@@ -221,9 +221,9 @@ def registry_roots(registry: object, store: PinnedStore) -> Iterator[tuple[str, 
               help="Keep every version written in the last N days (default 30); heads are always kept.")
 @click.option("--grace-seconds", type=FiniteNumber(0, 10 * 365 * 86_400), default=None,
               help="Never delete anything younger than this (default 3600): a concurrent writer may own it.")
-@click.option("--base-dir", default=None, type=BoundedText(MAX_ARGUMENT),
+@click.option("--base-dir", default=None, type=PathText(),
               help="The storage directory (or fsspec URI); default: from --defs or ML_PLATFORM_* settings.")
-@click.option("--tracking-uri", default=None, type=BoundedText(MAX_ARGUMENT),
+@click.option("--tracking-uri", default=None, type=PathText(),
               help="The model registry whose ready versions' training data are roots; default: --defs or settings.")
 @click.option("--no-registry", is_flag=True,
               help="Collect without asking the model registry for roots (registered training sets may be lost).")
@@ -345,8 +345,8 @@ def show(as_json: bool) -> None:
 
 
 @env.command("diff")
-@click.argument("a", type=BoundedText(MAX_ARGUMENT))
-@click.argument("b", type=BoundedText(MAX_ARGUMENT))
+@click.argument("a", type=PathText())
+@click.argument("b", type=PathText())
 def diff(a: str, b: str) -> None:
     """Compare environment locks A and B: each 'running', a lock JSON, a manifest JSON or a Parquet file.
 

@@ -15,7 +15,7 @@ import click
 
 from ml_platform.cli.locations import defs_option, store_location
 from ml_platform.cli.models import cli_http_limits, open_registry
-from ml_platform.cli.params import MAX_ARGUMENT, BoundedText, WritableDir
+from ml_platform.cli.params import MAX_ARGUMENT, BoundedText, PathText, WritableDir
 from ml_platform.errors import ConfigurationError
 
 __all__ = ["trace"]
@@ -58,8 +58,8 @@ def _as_of(text: str | None) -> dt.datetime | None:
               help="Also write trace.md, trace.html and trace.json into this folder.")
 @click.option("--no-verify", "no_verify", is_flag=True,
               help="Only check that each object on the path exists (default: re-read each and hash its bytes against the recorded file hash).")
-@click.option("--base-dir", default=None, type=BoundedText(MAX_ARGUMENT), help="The store (default: from --defs or the ML_PLATFORM_* settings).")
-@click.option("--tracking-uri", default=None, type=BoundedText(MAX_ARGUMENT), help="MLflow (default: from --defs or the ML_PLATFORM_* settings).")
+@click.option("--base-dir", default=None, type=PathText(), help="The store (default: from --defs or the ML_PLATFORM_* settings).")
+@click.option("--tracking-uri", default=None, type=PathText(), help="MLflow (default: from --defs or the ML_PLATFORM_* settings).")
 @defs_option
 def trace(target: str, day: str, instrument: tuple[str, ...], as_json: bool, recompute: bool, as_of: str | None,
           data_hash: str | None, out: str | None, no_verify: bool, base_dir: str | None, tracking_uri: str | None,
