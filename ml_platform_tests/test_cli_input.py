@@ -129,8 +129,8 @@ def test_rollback_with_a_new_ledger_url_creates_nothing(cli_env: Path, tmp_path:
     assert snapshot(cli_env) == before
 
 
-def test_history_and_audit_verify_only_read_a_locked_database_without_ledger_tables(cli_env: Path,
-                                                                                   tmp_path: Path) -> None:
+def test_history_audit_and_checks_only_read_a_locked_database_without_ledger_tables(cli_env: Path,
+                                                                                  tmp_path: Path) -> None:
     copy = tmp_path / "mlflow.db"
     shutil.copyfile(cli_env / "mlflow" / "mlflow.db", copy)
     with sqlite3.connect(copy) as conn:  # the registry of a deployment that never promoted anything
@@ -147,6 +147,8 @@ def test_history_and_audit_verify_only_read_a_locked_database_without_ledger_tab
         audit = run("audit", "verify", MODEL, "--tracking-uri", uri, "--busy-timeout", "0.2")
         assert audit.exit_code == 0, audit.output
         assert "0 entries" in audit.stdout
+        check = run("registry", "reconcile", "--check", "--tracking-uri", uri, "--busy-timeout", "0.2")
+        assert check.exit_code == 1 and "alias_without_ledger" in check.stdout, check.output  # a finding, read
     finally:
         writer.execute("ROLLBACK")
         writer.close()
@@ -155,7 +157,8 @@ def test_history_and_audit_verify_only_read_a_locked_database_without_ledger_tab
 
 def test_reading_commands_never_write_to_the_registry_or_ledger(cli_env: Path) -> None:
     before = snapshot(cli_env)
-    for args in (["history", MODEL], ["audit", "verify", MODEL], ["models", "list"], ["models", "show", MODEL]):
+    for args in (["history", MODEL], ["audit", "verify", MODEL], ["models", "list"], ["models", "show", MODEL],
+                 ["registry", "reconcile", "--check"], ["registry", "reconcile", MODEL, "--check"]):
         result = run(*args)
         assert result.exit_code == 0, (args, result.output)
     assert "1 -> 2" in run("history", MODEL).stdout

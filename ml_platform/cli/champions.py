@@ -181,7 +181,7 @@ def reconcile_command(model: str | None, check_only: bool, tracking_uri: str | N
 
     Exit 0 when consistent (or everything found was repaired), 1 otherwise.
     """
-    service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url, read_only=False)
+    service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url, read_only=check_only)
     try:
         if model is not None:
             _check_known(service, model)
