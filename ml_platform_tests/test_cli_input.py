@@ -44,13 +44,14 @@ def snapshot(*roots: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Path:
-    """``ML_PLATFORM_HOME`` with a registry (model alpha, versions 1-2, promoted 1 then 2), a store, a Dagster home."""
+    """``ML_PLATFORM_HOME``: a registry (alpha 1-3, promoted 1 then 2; 3 trained by a name with U+202E), a store,
+    a Dagster home."""
     root = tmp_path_factory.mktemp("cli_home")
     database = copy_mlflow_template(mlflow_template, root / "mlflow" / "mlflow.db")
     registry = ModelRegistry(f"sqlite:///{database}", artifact_location=str(root / "mlflow" / "artifacts"))
-    for shift in (0.0, 0.1):
+    for shift, trainer in ((0.0, "alice@research"), (0.1, "alice@research"), (0.3, "eve\u202eevol")):
         model = make_model(shift)
-        registry.register(model_name=MODEL, model=model, contract=make_contract(MODEL, model),
+        registry.register(model_name=MODEL, model=model, contract=make_contract(MODEL, model, trained_by=trainer),
                           params={"alpha": 1.0, "features": list(FEATURES)}, metrics={"sharpe": 1.0},
                           code_snapshot=CODE_SNAPSHOT)
     with ChampionService.open(registry) as service:
@@ -162,6 +163,11 @@ def test_reading_commands_never_write_to_the_registry_or_ledger(cli_env: Path) -
         result = run(*args)
         assert result.exit_code == 0, (args, result.output)
     assert "1 -> 2" in run("history", MODEL).stdout
+    for args in (["verify"], ["gc", "--dry-run"]):  # with the Dagster instance of DAGSTER_HOME and the registry
+        result = run(*args)
+        assert result.exit_code in (0, 1) and "Traceback" not in result.output, (args, result.output)
+    unknown = run("trace", "zzmodel", "--date", "2024-01-02", "--instrument", "A")
+    assert unknown.exit_code == 2 and "'zzmodel'" in unknown.stderr, unknown.output
     assert snapshot(cli_env) == before
 
 
@@ -228,14 +234,17 @@ def test_check_version_takes_ascii_digits_within_sqlites_range_only() -> None:
 def test_stored_text_is_shown_with_control_and_bidi_characters_escaped(cli_env: Path, tmp_path: Path) -> None:
     copy = tmp_path / "mlflow.db"
     shutil.copyfile(cli_env / "mlflow" / "mlflow.db", copy)
-    registry = ModelRegistry(f"sqlite:///{copy}", artifact_location=str(cli_env / "mlflow" / "artifacts"))
-    with ChampionService.open(registry) as service:  # the library keeps multi-line reasons as written
+    registry = ModelRegistry(f"sqlite:///{copy}", artifact_location=str(tmp_path / "artifacts"))
+    with ChampionService.open(registry) as service:  # a rollback writes only the ledger and the alias: no artefact  # the library keeps multi-line reasons as written
         service.rollback(MODEL, reason="line one\nline two \u202eevil", actor="carol")
         service.ledger.close()
     result = run("history", MODEL, "--tracking-uri", f"sqlite:///{copy}")
     assert result.exit_code == 0, result.output
     assert "reason: line one\\u000aline two \\u202eevil" in result.stdout
     assert "\u202e" not in result.stdout and len(result.stdout.splitlines()) == 3
+    shown = run("models", "show", MODEL, "3")  # registered by the home's fixture
+    assert shown.exit_code == 0 and "trained by:             eve\\u202eevol at" in shown.stdout, shown.output
+    assert "\u202e" not in shown.stdout
     assert printable("a\tb\u2066c\x7f") == "a\\u0009b\\u2066c\\u007f"
 
 

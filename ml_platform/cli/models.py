@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ml_platform.cli.locations import defs_option, registry_location
-from ml_platform.cli.params import FiniteNumber, ModelName, PathText, VersionNumber
+from ml_platform.cli.params import FiniteNumber, ModelName, PathText, VersionNumber, printable
 from ml_platform.errors import RegistryError
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def show_command(name: str, version: str | None, tracking_uri: str | None, regis
         click.echo(f"{d.name} version {d.version}{champion}  status: {d.status}  run: {d.run_id}  "
                    f"created: {d.created_at.isoformat(timespec='seconds')}")
         if d.problem:
-            click.echo(f"  problem: {d.problem}")
+            click.echo(f"  problem: {printable(d.problem)}")
         if d.contract is not None:
             for line in _contract_lines(d.contract):
                 click.echo(f"  {line}")
@@ -182,7 +182,7 @@ def _contract_lines(contract: DeployContract) -> list[str]:
         f"environment hash:       {contract.environment_hash}",
         f"seeds:                  {seeds}",
         f"git commit:             {git}",
-        f"trained by:             {contract.trained_by} at {contract.created_at.isoformat(timespec='seconds')}",
+        f"trained by:             {printable(contract.trained_by)} at {contract.created_at.isoformat(timespec='seconds')}",
         f"features ({len(contract.feature_schema)}):           {columns}",
     ]
 
