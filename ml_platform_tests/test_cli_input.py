@@ -224,6 +224,15 @@ def test_each_bad_input_of_the_issue_is_refused_before_anything_is_written(cli_e
     assert not (cli_env / "elsewhere" / "work").exists()
 
 
+def test_the_groups_own_bad_options_are_one_line_and_a_bare_group_still_prints_its_help(cli_env: Path) -> None:
+    assert_refused(run("--bogus"), "ml-platform: No such option '--bogus'")
+    assert_refused(run("nosuchcommand"), "No such command 'nosuchcommand'")
+    assert_refused(run("models", "--bogus"), "ml-platform models: No such option '--bogus'")
+    for args in ([], ["models"]):
+        bare = run(*args)
+        assert bare.exit_code == 2 and "Usage: ml-platform" in bare.output and "Commands:" in bare.output
+
+
 def test_check_version_takes_ascii_digits_within_sqlites_range_only() -> None:
     assert check_version("3") == "3" and check_version(2**63 - 1) == str(2**63 - 1)
     for bad in ("\u00b2", "\u0663", "0", str(2**63), "99999999999999999999999", " 1", "+1"):
