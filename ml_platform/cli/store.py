@@ -125,7 +125,7 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> set[tuple[str
 @click.option("--tracking-uri", default=None, type=PathText(),
               help="Cross-check the registry's ready versions: their training data must be stored (default: "
                    "the registry of --defs or of the settings, unless --base-dir names another store; skipped "
-                   "when that registry does not exist yet).")
+                   "when the deployment's registry does not exist yet; one named here must exist).")
 @click.option("--no-registry", is_flag=True, help="Do not cross-check against the model registry.")
 @defs_option
 def verify(asset: str | None, partition: str | None, base_dir: str | None, environment_policy: str | None,
