@@ -11,6 +11,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from ml_platform.champions.ledger import ChampionLedger
 from ml_platform.champions.schema import SCHEMA_TABLE, SCHEMA_VERSION
@@ -91,3 +93,16 @@ def test_tables_of_another_schema_version_are_refused_not_migrated(tmp_path: Pat
             pytest.raises(LedgerSchemaError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
         reader.history("alpha")
     assert _digest(tmp_path / "mlflow.db") == before
+
+
+def test_on_either_backend_a_read_only_ledger_reads_and_its_connections_cannot_write(ledger_url: str) -> None:
+    with ChampionLedger(ledger_url) as writer:
+        _move(writer, "1")
+        written = writer.history("alpha")
+    with ChampionLedger(ledger_url, read_only=True) as reader:
+        assert reader.history("alpha") == written
+        with pytest.raises(SQLAlchemyError, match="read-?only"), reader.engine.connect() as conn:
+            conn.execute(text("DELETE FROM ml_platform_ledger_entries"))  # SQLite mode=ro; PostgreSQL read-only
+            conn.commit()
+    with ChampionLedger(ledger_url) as writer:
+        assert writer.history("alpha") == written
