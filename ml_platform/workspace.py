@@ -8,6 +8,8 @@ assumes the example's names.
 from __future__ import annotations
 
 import importlib
+import inspect
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,8 @@ import yaml
 
 from ml_platform import metadata
 from ml_platform.errors import ConfigurationError
+
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")  # import_module takes nothing else
 
 __all__ = ["FeatureNodeInfo", "LoadedDefinitions", "feature_nodes", "load_definitions", "workspace_target"]
 
@@ -92,8 +96,9 @@ def load_definitions(target: str | None, *, workspace: Path | None = None) -> Lo
                 "(e.g. --defs my_project.definitions:defs)")
         target = workspace_target(workspace)
     module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigurationError(f"--defs {target!r} is not module:attr (e.g. my_project.definitions:defs)")
+    if not sep or not _MODULE.fullmatch(module_name) or not attr.isidentifier() or not attr.isascii():
+        raise ConfigurationError(f"--defs {target[:200]!r} is not module:attr, a dotted Python module and a name "
+                                 "(e.g. my_project.definitions:defs)")
     if str(Path.cwd()) not in sys.path:  # like `dagster -m`, a project in the working directory imports
         sys.path.insert(0, str(Path.cwd()))
     try:
@@ -107,6 +112,11 @@ def load_definitions(target: str | None, *, workspace: Path | None = None) -> Lo
                                  f"its Definitions are {found or 'none'}")
     value = getattr(module, attr)
     if callable(value) and not isinstance(value, dg.Definitions):
+        try:
+            inspect.signature(value).bind()
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"--defs {target!r} is a {type(value).__name__} that takes arguments, not "
+                                     "dagster.Definitions or a function returning them") from exc
         value = value()
     if not isinstance(value, dg.Definitions):
         raise ConfigurationError(f"--defs {target!r} is a {type(value).__name__}, not dagster.Definitions")

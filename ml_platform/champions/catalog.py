@@ -29,7 +29,7 @@ def champion_of_record(registry: ModelRegistry, model: str) -> str | None:
     if ledger_url_of(registry) is None:
         return registry.champion_alias(model)
     check_model_name(model)
-    with open_ledger(registry) as ledger:
+    with open_ledger(registry, read_only=True) as ledger:
         head = ledger.head(model)  # refuses a head row that disagrees with its own entry or moved back
     # one MLflow read: the head's anchor (an unknown model: ModelNotFound listing the known ones)
     refuse_unanchored_head(model, head, anchor_of(registry.model_tags(model)))
@@ -49,7 +49,7 @@ def list_models(registry: ModelRegistry) -> list[ModelSummary]:
     summaries = registry.list_models()
     if not summaries or ledger_url_of(registry) is None:
         return summaries
-    with open_ledger(registry) as ledger:
+    with open_ledger(registry, read_only=True) as ledger:
         heads = {s.name: ledger.head(s.name) for s in summaries}
     return [dataclasses.replace(s, champion=None if heads[s.name] is None else heads[s.name].to_version)
             for s in summaries]

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from typing import Any, Self
 from sqlalchemy import Connection, Engine, and_, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.pool import NullPool, StaticPool
 
 from ml_platform.champions.anchor import AnchorReading, check_anchor
 from ml_platform.champions.chain import ChainReport, entry_from_row, walk_chain
@@ -34,13 +36,14 @@ from ml_platform.champions.entry import (
     compute_entry_hash,
     format_time,
 )
-from ml_platform.champions.schema import ENTRIES, HEADS, ensure_schema
+from ml_platform.champions.schema import ENTRIES, HEADS, SCHEMA_VERSION, current_version, ensure_schema
 from ml_platform.database import database_cause
 from ml_platform.errors import (
     ConfigurationError,
     LedgerConflict,
     LedgerError,
     LedgerMoveRefused,
+    LedgerSchemaError,
     LedgerTampered,
     LedgerUnavailable,
 )
@@ -76,10 +79,15 @@ class ChampionLedger:
         production: Refuse a promotion entry without its numeric report and written rationale (refs and
             hashes): in production only the promotion job, whose gates make both, moves a champion
             forward. Default: ``ML_PLATFORM_DEPLOYMENT=production``. Rollbacks are never refused for it.
+        read_only: Only read: a SQLite file is opened ``mode=ro`` and must exist, PostgreSQL sessions are
+            read-only, tables are never created or migrated (a database without them reads as an empty
+            ledger), and every write fails. For commands that only read (``history``, ``audit verify``).
+        create: Create a missing SQLite file (and its folder); ``False`` refuses one that does not exist.
     """
 
     def __init__(self, url: str, *, busy_timeout_seconds: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
-                 clock: Callable[[], dt.datetime] | None = None, production: bool | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None, production: bool | None = None,
+                 read_only: bool = False, create: bool = True) -> None:
         if not isinstance(url, str) or not url.strip():
             raise ConfigurationError(f"the ledger URL must be a non-empty SQLAlchemy URL, got {url!r}")
         if (isinstance(busy_timeout_seconds, bool) or not isinstance(busy_timeout_seconds, (int, float))
@@ -103,6 +111,8 @@ class ChampionLedger:
         self._clock = clock or _utc_now
         self._parsed = parsed
         self.production = deployment_from_env(os.environ) == "production" if production is None else bool(production)
+        self.read_only = bool(read_only)
+        self.create = bool(create) and not self.read_only
         self._engine_instance: Engine | None = None
         self._lock = threading.Lock()
 
@@ -120,6 +130,8 @@ class ChampionLedger:
         if self._engine_instance is not None:
             return self._engine_instance
         with self._lock:
+            if self._engine_instance is None and self.read_only:
+                self._engine_instance = self._open_read_only()
             if self._engine_instance is None:
                 engine = self._create_engine()
                 try:
@@ -132,11 +144,44 @@ class ChampionLedger:
                 self._engine_instance = engine
         return self._engine_instance
 
+    def _open_read_only(self) -> Engine:
+        """The engine of a read-only ledger: its tables checked, never created; none at all reads as empty."""
+        engine = self._create_engine()
+        try:
+            with self._errors("read the ledger's schema version"), engine.connect() as conn:
+                version = current_version(conn)
+        except BaseException:
+            engine.dispose()
+            raise
+        if version == SCHEMA_VERSION:
+            return engine
+        engine.dispose()
+        if version == 0:  # never promoted anything: an empty ledger, in memory, and nothing written to the file
+            empty = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+            with empty.connect() as conn:
+                ensure_schema(conn)
+            return empty
+        newer = version > SCHEMA_VERSION
+        raise LedgerSchemaError(
+            f"ledger {self.store}: its tables are at schema version {version}, {'newer' if newer else 'older'} than "
+            f"the {SCHEMA_VERSION} of this ml_platform, and a command that only reads never migrates: "
+            + ("upgrade ml_platform" if newer else "run a writing command (`ml-platform registry reconcile`) first"))
+
     def _create_engine(self) -> Engine:
         wait = self.busy_timeout_seconds
         if self._backend == "sqlite":
-            Path(str(self._parsed.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(self._parsed, connect_args={"timeout": wait}, pool_size=5, max_overflow=32)
+            path = Path(str(self._parsed.database)).expanduser()
+            if not self.create and not path.is_file():
+                raise LedgerError(
+                    f"no ledger database at {path}: nothing was created or written; name the registry's database "
+                    "with --tracking-uri or --ledger-url (or set ML_PLATFORM_HOME, ML_PLATFORM_LEDGER_URL)")
+            if self.read_only:
+                location = f"{path.resolve().as_uri()}?mode=ro"
+                engine = create_engine("sqlite://", poolclass=NullPool, creator=lambda: sqlite3.connect(
+                    location, uri=True, timeout=wait, check_same_thread=False))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                engine = create_engine(self._parsed, connect_args={"timeout": wait}, pool_size=5, max_overflow=32)
 
             @event.listens_for(engine, "connect")
             def _connect(dbapi_connection: Any, record: Any) -> None:
@@ -149,6 +194,8 @@ class ChampionLedger:
 
             return engine
         options = f"-c lock_timeout={int(wait * 1000)}"
+        if self.read_only:
+            options += " -c default_transaction_read_only=on"
         return create_engine(self._parsed, pool_size=5, max_overflow=32, pool_pre_ping=True,
                              connect_args={"connect_timeout": max(2, math.ceil(wait)), "options": options})
 
@@ -199,6 +246,8 @@ class ChampionLedger:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        if self.read_only:
+            raise LedgerError(f"ledger {self.store} was opened read-only; nothing was written")
         with self._engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
             yield conn
 

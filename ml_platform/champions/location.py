@@ -29,13 +29,15 @@ def ledger_url_of(registry: ModelRegistry) -> str | None:
     return None
 
 
-def open_ledger(registry: ModelRegistry, *, production: bool | None = None) -> ChampionLedger:
+def open_ledger(registry: ModelRegistry, *, production: bool | None = None, read_only: bool = False,
+                create: bool = True) -> ChampionLedger:
     """The champion ledger on ``registry``'s database (tables created on first use).
 
     Args:
         registry: the model registry whose champions the ledger records.
         production: refuse promotion entries that carry no report and rationale (see
             :class:`~ml_platform.champions.ledger.ChampionLedger`); default: ``ML_PLATFORM_DEPLOYMENT=production``.
+        read_only: open it only to read (never create or migrate); ``create``: create a missing SQLite file.
 
     Raises:
         ConfigurationError: the tracking URI is an MLflow server (HTTP) and no ledger URL is set.
@@ -48,4 +50,5 @@ def open_ledger(registry: ModelRegistry, *, production: bool | None = None) -> C
             f"ModelRegistry(..., ledger_url=...) or {LEDGER_URL_ENV} (normally the database behind the MLflow server)")
     if production is None:
         production = deployment_from_env(os.environ) == "production"
-    return ChampionLedger(url, busy_timeout_seconds=max(registry.busy_timeout_seconds, 0.1), production=production)
+    return ChampionLedger(url, busy_timeout_seconds=max(registry.busy_timeout_seconds, 0.1), production=production,
+                          read_only=read_only, create=create)

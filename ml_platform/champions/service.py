@@ -94,13 +94,17 @@ class ChampionService:
         self._facts = VersionFactsReader(ledger, registry)
 
     @classmethod
-    def open(cls, registry: ModelRegistry, *, production: bool | None = None, **options: Any) -> ChampionService:
+    def open(cls, registry: ModelRegistry, *, production: bool | None = None, read_only: bool = False,
+             create: bool = True, **options: Any) -> ChampionService:
         """The service on ``registry`` and its own ledger (:func:`~ml_platform.champions.location.open_ledger`).
+
+        ``read_only`` and ``create`` are the ledger's (:class:`~ml_platform.champions.ledger.ChampionLedger`).
 
         Raises:
             ConfigurationError: no ledger can be found for the registry (an MLflow server, no ledger URL).
         """
-        return cls(registry, open_ledger(registry, production=production), **options)
+        return cls(registry, open_ledger(registry, production=production, read_only=read_only, create=create),
+                   **options)
 
     def __repr__(self) -> str:
         return f"ChampionService({self.registry!r}, {self.ledger!r})"

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ml_platform.cli.models import cli_http_limits, open_registry, registry, registry_options
-from ml_platform.errors import MLPlatformError, RollbackRefused
+from ml_platform.cli.params import BoundedText, ModelName, PathText, VersionNumber, printable
+from ml_platform.errors import MLPlatformError, ModelNotFound, RollbackRefused
 from ml_platform.reproduce.certificate import CERTIFICATE_TAG, VERDICT_TAG
 
 if TYPE_CHECKING:
@@ -28,27 +29,43 @@ __all__ = ["audit", "history", "rollback"]
 
 
 def _ledger_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--ledger-url", default=None,
+    return click.option("--ledger-url", default=None, type=PathText(),
                         help="SQLAlchemy URL of the champion ledger (default: the tracking URI when it is a SQL "
                              "store, else ML_PLATFORM_LEDGER_URL).")(registry_options(command))
 
 
 def _service(tracking_uri: str | None, registry_uri: str | None, defs_target: str | None,
-             busy_timeout: float | None, ledger_url: str | None) -> ChampionService:
+             busy_timeout: float | None, ledger_url: str | None, *, read_only: bool) -> ChampionService:
+    """The service on an existing registry and ledger: none is ever created (``read_only``: nor migrated)."""
     from ml_platform.champions.service import ChampionService  # MLflow: only when the command runs
 
     opened = open_registry(tracking_uri, registry_uri, defs_target, busy_timeout)
     if ledger_url is not None:
         opened.ledger_url = ledger_url
-    return ChampionService.open(opened)
+    return ChampionService.open(opened, read_only=read_only, create=False)
+
+
+def _check_known(service: ChampionService, model: str) -> None:
+    """Refuse a model neither the ledger nor the registry knows (a typo must not read as an empty ledger).
+
+    A model with a champion of record is known from the ledger alone: a rollback needs no MLflow client.
+    """
+    recorded = set(service.ledger.models())
+    if model in recorded:
+        return
+    known = sorted({m.name for m in service.registry.registered_models()} | recorded)
+    if model not in known:
+        raise ModelNotFound(f"no model {model!r} in the registry {service.registry.store} or its ledger; known "
+                            f"models: {', '.join(known) or 'none'}")
 
 
 @click.command("rollback")
-@click.argument("model")
-@click.option("--to", "to", default=None, metavar="VERSION", help="An earlier champion (default: the previous one).")
-@click.option("--reason", required=True, help="Why, in words (recorded in the ledger).")
-@click.option("--actor", default=None, help="Who rolls back (default: $USER).")
-@click.option("--live-graph-hash", "live_graph_hash", default=None,
+@click.argument("model", type=ModelName())
+@click.option("--to", "to", default=None, metavar="VERSION", type=VersionNumber(),
+              help="An earlier champion (default: the previous one).")
+@click.option("--reason", required=True, type=BoundedText(10_000), help="Why, in words (recorded in the ledger).")
+@click.option("--actor", default=None, type=BoundedText(256), help="Who rolls back (default: $USER).")
+@click.option("--live-graph-hash", "live_graph_hash", default=None, type=BoundedText(256),
               help="Refuse a target whose features need another feature graph than this one.")
 @_ledger_option
 def rollback(model: str, to: str | None, reason: str, actor: str | None, live_graph_hash: str | None,
@@ -56,8 +73,9 @@ def rollback(model: str, to: str | None, reason: str, actor: str | None, live_gr
              defs_target: str | None, ledger_url: str | None) -> None:
     """Move MODEL's champion back to the previous ledger champion (or --to VERSION), in one transaction."""
     with cli_http_limits():
-        service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url)
+        service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url, read_only=False)
         try:
+            _check_known(service, model)
             started = time.perf_counter()
             entry = service.rollback(model, to=to, reason=reason,
                                      actor=actor or os.environ.get("USER") or "ml-platform rollback",
@@ -76,13 +94,14 @@ def rollback(model: str, to: str | None, reason: str, actor: str | None, live_gr
 
 
 @click.command("history")
-@click.argument("model")
+@click.argument("model", type=ModelName())
 @_ledger_option
 def history(model: str, tracking_uri: str | None, registry_uri: str | None, as_json: bool,
             busy_timeout: float | None, defs_target: str | None, ledger_url: str | None) -> None:
-    """Print MODEL's champion ledger, oldest entry first."""
-    service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url)
+    """Print MODEL's champion ledger, oldest entry first (control characters in stored text shown escaped)."""
+    service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url, read_only=True)
     try:
+        _check_known(service, model)
         entries = service.history(model)
         certificates = _certificates(service.registry, model, {e.to_version for e in entries})
     finally:
@@ -95,11 +114,12 @@ def history(model: str, tracking_uri: str | None, registry_uri: str | None, as_j
         click.echo(f"model {model!r} has no champion moves recorded")
         return
     for e in entries:
-        extra = f"  approver: {e.approver}" if e.approver else ""
+        extra = f"  approver: {printable(e.approver)}" if e.approver else ""
         if e.override:
             extra += "  OVERRIDE"
         click.echo(f"{e.seq:>4}  {e.recorded_at.isoformat(timespec='seconds')}  {e.kind:<9}  "
-                   f"{e.from_version or '-'} -> {e.to_version}  actor: {e.actor}{extra}  reason: {e.reason}")
+                   f"{e.from_version or '-'} -> {e.to_version}  actor: {printable(e.actor)}{extra}  "
+                   f"reason: {printable(e.reason)}")
         found = certificates.get(e.to_version)
         if found is not None:
             verdict = "bit-exact" if found["bit_exact"] else "NOT bit-exact"
@@ -125,7 +145,7 @@ def audit() -> None:
 
 
 @audit.command("verify")
-@click.argument("model")
+@click.argument("model", type=ModelName())
 @click.option("--anchor-only", "anchor_only", is_flag=True,
               help="Only compare the head with its anchor (two reads, no re-walk of the chain): the cheap "
                    "daily check for a cut tail or a moved-back head.")
@@ -140,8 +160,9 @@ def verify_command(model: str, anchor_only: bool, with_runs: bool, tracking_uri:
 
     Exit 1 naming the first altered, deleted or reordered entry, a cut tail or a moved-back head.
     """
-    service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url)
+    service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url, read_only=True)
     try:
+        _check_known(service, model)
         report = service.check_anchor(model) if anchor_only else service.verify(model, strict=False)
         if with_runs:
             from ml_platform.promotion.anchors import cross_check_runs, open_instance  # Dagster: only with it
@@ -166,7 +187,7 @@ def verify_command(model: str, anchor_only: bool, with_runs: bool, tracking_uri:
 
 
 @registry.command("reconcile")
-@click.argument("model", required=False)
+@click.argument("model", required=False, type=ModelName())
 @click.option("--check", "check_only", is_flag=True,
               help="Only report; change nothing. Exit 1 if anything is inconsistent.")
 @_ledger_option
@@ -177,8 +198,10 @@ def reconcile_command(model: str | None, check_only: bool, tracking_uri: str | N
 
     Exit 0 when consistent (or everything found was repaired), 1 otherwise.
     """
-    service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url)
+    service = _service(tracking_uri, registry_uri, defs_target, busy_timeout, ledger_url, read_only=check_only)
     try:
+        if model is not None:
+            _check_known(service, model)
         report = service.reconcile(model, check_only=check_only)
     finally:
         service.close()

@@ -7,6 +7,8 @@ import os
 
 import click
 
+from ml_platform.cli.params import MAX_ARGUMENT, BoundedText
+
 __all__ = ["graph"]
 
 DEFS_HELP = ("The project's Definitions as module:attr (e.g. my_project.definitions:defs); default: the code "
@@ -14,7 +16,7 @@ DEFS_HELP = ("The project's Definitions as module:attr (e.g. my_project.definiti
 
 
 @click.command()
-@click.option("--defs", "target", default=None, help=DEFS_HELP)
+@click.option("--defs", "target", default=None, type=BoundedText(MAX_ARGUMENT), help=DEFS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"nodes\": [...]}.")
 def graph(target: str | None, as_json: bool) -> None:
     """Print every feature node of a project with its source, upstream, code hash and graph hash."""

@@ -6,11 +6,13 @@ import os
 
 import click
 
+from ml_platform.cli.params import PathText
+from ml_platform.errors import ConfigurationError
 from ml_platform.scaffold import default_project_name, scaffold_project
 
 
 @click.command("init")
-@click.argument("directory", type=click.Path(file_okay=True, dir_okay=True, path_type=str))
+@click.argument("directory", type=PathText())
 @click.option("--name", default=None, metavar="NAME",
               help="The project's Python package (default: DIRECTORY's name with '-' as '_').")
 def init(directory: str, name: str | None) -> None:
@@ -18,7 +20,11 @@ def init(directory: str, name: str | None) -> None:
     CSV, a model, Dagster definitions on the ml_platform public API, a test of the whole lifecycle and a
     README saying how to run it."""
     package = name if name is not None else default_project_name(directory)
-    written = scaffold_project(directory, package)
+    try:
+        written = scaffold_project(directory, package)
+    except OSError as exc:  # e.g. a parent that cannot be created (under /proc, a read-only mount)
+        raise ConfigurationError(f"cannot create the project in {directory!r}: {exc.strerror or exc}; pick a folder "
+                                 "you can write to (nothing was kept)") from exc
     root = os.path.abspath(directory)
     click.echo(f"created project {package!r} in {root} ({len(written)} files):")
     for path in written:

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ml_platform.cli.params import MAX_ARGUMENT, BoundedText
 from ml_platform.errors import ConfigurationError
 from ml_platform.settings import Settings
 
@@ -23,7 +24,7 @@ DEFS_HELP = ("Read the store/registry from this project's Definitions resources 
 
 
 def defs_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--defs", "defs_target", default=None, help=DEFS_HELP)(command)
+    return click.option("--defs", "defs_target", default=None, type=BoundedText(MAX_ARGUMENT), help=DEFS_HELP)(command)
 
 
 def _resource(defs_target: str, name: str) -> Any:

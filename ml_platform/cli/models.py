@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -15,13 +16,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ml_platform.cli.locations import defs_option, registry_location
+from ml_platform.cli.params import FiniteNumber, ModelName, PathText, VersionNumber, printable
 from ml_platform.errors import RegistryError
 
 if TYPE_CHECKING:
     from ml_platform.registry.contract import DeployContract
     from ml_platform.registry.store import ModelRegistry
 
-__all__ = ["CLI_HTTP_LIMITS", "cli_http_limits", "models", "open_registry", "registry", "registry_options"]
+__all__ = ["CLI_HTTP_LIMITS", "check_registry_exists", "cli_http_limits", "models", "open_registry", "registry",
+           "registry_options"]
 
 #: MLflow HTTP client limits on CLI paths (MLflow's defaults: 7 retries with back-off, 120 s timeout).
 CLI_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
@@ -43,28 +46,57 @@ def cli_http_limits() -> Iterator[None]:
 def registry_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(command)
     command = click.option(
-        "--busy-timeout", "busy_timeout", type=click.FloatRange(0, 3600), default=None, metavar="SECONDS",
+        "--busy-timeout", "busy_timeout", type=FiniteNumber(0, 3600), default=None, metavar="SECONDS",
         help="How long to wait for a SQLite registry another process holds locked (default: 5).")(command)
-    command = click.option("--registry-uri", default=None, help="MLflow registry URI (default: the tracking URI).")(
-        command
-    )
+    command = click.option("--registry-uri", default=None, type=PathText(),
+                           help="MLflow registry URI (default: the tracking URI).")(command)
     command = defs_option(command)
     return click.option(
-        "--tracking-uri", default=None, help="MLflow tracking URI (default: from --defs or ML_PLATFORM_* settings)."
+        "--tracking-uri", default=None, type=PathText(),
+        help="MLflow tracking URI (default: from --defs or ML_PLATFORM_* settings)."
     )(command)
+
+
+def check_registry_exists(tracking_uri: str) -> None:
+    """Refuse a registry that is not there: a missing SQLite file, one without MLflow's tables, a missing folder.
+
+    MLflow creates whatever a URI names on first use; a command must never turn a typo into an empty registry.
+
+    Raises:
+        RegistryError: naming the location and what to pass instead.
+    """
+    from ml_platform.registry.store import sqlite_database_path
+
+    hint = "train and register a model first, or pass --tracking-uri, --defs, or set ML_PLATFORM_HOME"
+    database = sqlite_database_path(tracking_uri)
+    if database is not None:
+        if not database.is_file():
+            raise RegistryError(f"no model registry at {database}: {hint}")
+        try:
+            with sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=0) as conn:
+                tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):
+                return  # there, and busy: the registry's own bounded wait reports it
+            raise RegistryError(f"{database} cannot be read as an MLflow database ({exc}): {hint}") from exc
+        except sqlite3.Error as exc:
+            raise RegistryError(f"{database} cannot be read as an MLflow database ({exc}): {hint}") from exc
+        if "registered_models" not in tables:
+            raise RegistryError(f"{database} holds no MLflow registry (no registered_models table): {hint}")
+        return
+    scheme, sep, rest = tracking_uri.partition("://")
+    local = rest if sep and scheme == "file" else (None if sep or tracking_uri.startswith("databricks") else
+                                                     tracking_uri)
+    if local is not None and not os.path.isdir(local):
+        raise RegistryError(f"no MLflow file store at {local}: {hint}")
 
 
 def open_registry(tracking_uri: str | None, registry_uri: str | None, defs_target: str | None,
           busy_timeout: float | None = None) -> ModelRegistry:
-    from ml_platform.registry.store import DEFAULT_BUSY_TIMEOUT_SECONDS, ModelRegistry, sqlite_database_path
+    from ml_platform.registry.store import DEFAULT_BUSY_TIMEOUT_SECONDS, ModelRegistry
 
     tracking_uri, artifact_location = registry_location(tracking_uri, defs_target)
-    database = sqlite_database_path(tracking_uri)
-    if database is not None and not database.is_file():
-        raise RegistryError(
-            f"no model registry at {database}: train and register a model first, or pass --tracking-uri, "
-            "--defs, or set ML_PLATFORM_HOME"
-        )
+    check_registry_exists(tracking_uri)
     return ModelRegistry(tracking_uri, registry_uri, artifact_location,
                          busy_timeout_seconds=DEFAULT_BUSY_TIMEOUT_SECONDS if busy_timeout is None else busy_timeout)
 
@@ -102,8 +134,8 @@ def list_command(tracking_uri: str | None, registry_uri: str | None, as_json: bo
 
 
 @models.command("show")
-@click.argument("name")
-@click.argument("version", required=False)
+@click.argument("name", type=ModelName())
+@click.argument("version", required=False, type=VersionNumber())
 @registry_options
 def show_command(name: str, version: str | None, tracking_uri: str | None, registry_uri: str | None, as_json: bool,
                  busy_timeout: float | None, defs_target: str | None) -> None:
@@ -127,7 +159,7 @@ def show_command(name: str, version: str | None, tracking_uri: str | None, regis
         click.echo(f"{d.name} version {d.version}{champion}  status: {d.status}  run: {d.run_id}  "
                    f"created: {d.created_at.isoformat(timespec='seconds')}")
         if d.problem:
-            click.echo(f"  problem: {d.problem}")
+            click.echo(f"  problem: {printable(d.problem)}")
         if d.contract is not None:
             for line in _contract_lines(d.contract):
                 click.echo(f"  {line}")
@@ -150,7 +182,7 @@ def _contract_lines(contract: DeployContract) -> list[str]:
         f"environment hash:       {contract.environment_hash}",
         f"seeds:                  {seeds}",
         f"git commit:             {git}",
-        f"trained by:             {contract.trained_by} at {contract.created_at.isoformat(timespec='seconds')}",
+        f"trained by:             {printable(contract.trained_by)} at {contract.created_at.isoformat(timespec='seconds')}",
         f"features ({len(contract.feature_schema)}):           {columns}",
     ]
 
@@ -165,7 +197,7 @@ def registry(ctx: click.Context) -> None:
 @registry.command("repair")
 @click.option("--check", "check_only", is_flag=True,
               help="Only report; change nothing. Exit 1 if anything is inconsistent, 0 otherwise.")
-@click.option("--stale-after", "stale_after", type=click.FloatRange(0), default=3600.0, show_default=True,
+@click.option("--stale-after", "stale_after", type=FiniteNumber(0, 10 * 365 * 86400), default=3600.0, show_default=True,
               metavar="SECONDS", help="Age after which a RUNNING registration whose process cannot be checked from "
               "this host (another machine, an earlier release) counts as abandoned.")
 @registry_options

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from ml_platform.cli.params import MAX_ARGUMENT, BoundedText, ModelName, PathText, VersionNumber
 from ml_platform.errors import ConfigurationError, GateFailed
 
 
@@ -25,11 +26,13 @@ def find_promotion_job(defs, model: str):  # type: ignore[no-untyped-def]
 
 
 @click.command()
-@click.argument("model")
-@click.argument("version")
-@click.option("--rationale-file", required=True, help="UTF-8 file with the written rationale.")
-@click.option("--approver", required=True, help="Who approves; must differ from whoever trained the version.")
-@click.option("--defs", "target", default=None,
+@click.argument("model", type=ModelName())
+@click.argument("version", type=VersionNumber())
+@click.option("--rationale-file", required=True, type=PathText(),
+              help="UTF-8 file with the written rationale.")
+@click.option("--approver", required=True, type=BoundedText(256),
+              help="Who approves; must differ from whoever trained the version.")
+@click.option("--defs", "target", default=None, type=BoundedText(MAX_ARGUMENT),
               help="The project's Definitions as module:attr; default: the code location of workspace.yaml.")
 def promote(model: str, version: str, rationale_file: str, approver: str, target: str | None) -> None:
     """Promote MODEL VERSION through the gates by running its promote_model job on the Dagster instance."""
@@ -38,13 +41,8 @@ def promote(model: str, version: str, rationale_file: str, approver: str, target
     from ml_platform.promotion.abandoned import fail_abandoned_runs, worker_tags
     from ml_platform.promotion.runs import run_refusal
     from ml_platform.promotion.service import read_rationale_file
-    from ml_platform.registry.entities import check_model_name, check_version
     from ml_platform.workspace import load_definitions
 
-    if not approver.strip():
-        raise ConfigurationError("--approver is empty; name the person who approves the promotion")
-    check_model_name(model)
-    check_version(version)
     read_rationale_file(rationale_file)  # missing / not UTF-8: exit 2 before anything runs
     loaded = load_definitions(target)
     job = find_promotion_job(loaded.defs, model)

@@ -11,31 +11,43 @@ from pathlib import Path
 
 import click
 
+from ml_platform.cli.models import check_registry_exists
+from ml_platform.cli.params import (
+    MAX_ARGUMENT,
+    BoundedText,
+    FiniteNumber,
+    ModelName,
+    PathText,
+    VersionNumber,
+    WritableDir,
+)
+
 __all__ = ["reproduce"]
 
 
 @click.command()
-@click.argument("model")
-@click.argument("version")
-@click.option("--workdir", required=True, type=click.Path(file_okay=False),
+@click.argument("model", type=ModelName())
+@click.argument("version", type=VersionNumber())
+@click.option("--workdir", required=True, type=WritableDir(),
               help="A new or empty directory: the checkout, its venv, the isolated Dagster, store and MLflow.")
 @click.option("--repo", default=".", show_default=True, type=click.Path(exists=True, file_okay=False),
               help="A folder inside the project's git repository.")
-@click.option("--defs", "defs", default=None,
+@click.option("--defs", "defs", default=None, type=BoundedText(MAX_ARGUMENT),
               help="module:attr of the project's Definitions at the recorded commit; default: the one code location "
                    "of that commit's workspace.yaml.")
-@click.option("--timeout", "timeout_seconds", default=3600.0, show_default=True, type=float,
+@click.option("--timeout", "timeout_seconds", default=3600.0, show_default=True,
+              type=FiniteNumber(0, 7 * 86_400, open_min=True),
               help="Seconds the backfill and the training run may take each.")
-@click.option("--tracking-uri", default=None, help="Production's MLflow; default: the ML_PLATFORM_* settings.")
-@click.option("--base-dir", default=None, help="Production's store; default: the ML_PLATFORM_* settings.")
-@click.option("--dagster-url", default=None,
+@click.option("--tracking-uri", default=None, type=PathText(), help="Production's MLflow; default: the ML_PLATFORM_* settings.")
+@click.option("--base-dir", default=None, type=PathText(), help="Production's store; default: the ML_PLATFORM_* settings.")
+@click.option("--dagster-url", default=None, type=BoundedText(MAX_ARGUMENT),
               help="Production's Dagster webserver: run the old commit as a second code location beside production's "
                    "(keys under repro/<commit>), its backfill on production's backfills page. Default: an isolated "
                    "Dagster in the work directory.")
 @click.option("--reproductions-workspace", type=click.Path(dir_okay=False), default=None,
               help="With --dagster-url: the workspace file of reproductions' locations that production's webserver "
                    "and daemon load besides their own (-w); default: $DAGSTER_HOME/reproductions.yaml.")
-@click.option("--daemon-refresh", default=60.0, show_default=True, type=float,
+@click.option("--daemon-refresh", default=60.0, show_default=True, type=FiniteNumber(0, 86_400, open_min=True),
               help="With --dagster-url: seconds between production's daemon's re-reads of its workspace.")
 @click.option("--keep-location", is_flag=True, help="With --dagster-url: leave the old commit's location loaded.")
 def reproduce(model: str, version: str, workdir: str, repo: str, defs: str | None, timeout_seconds: float,
@@ -50,8 +62,11 @@ def reproduce(model: str, version: str, workdir: str, repo: str, defs: str | Non
     from ml_platform.settings import Settings
 
     settings = Settings.from_env(os.environ)
+    check_registry_exists(tracking_uri or settings.tracking_uri)
     registry = ModelRegistry(tracking_uri or settings.tracking_uri, artifact_location=settings.artifact_location)
     store = PinnedStore(base_dir or settings.storage)
+    if not store.filesystem.root_exists():
+        raise ConfigurationError(f"no storage at {store.base}: pass production's --base-dir or set ML_PLATFORM_HOME")
     beside = None
     if dagster_url:
         if reproductions_workspace is None and not os.environ.get("DAGSTER_HOME"):

@@ -14,8 +14,10 @@ from pathlib import Path
 import click
 
 from ml_platform.cli.locations import defs_option, registry_location, store_location
+from ml_platform.cli.models import check_registry_exists
+from ml_platform.cli.params import MAX_ARGUMENT, BoundedText, FiniteNumber, PathText
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, capture_environment, diff_environments
-from ml_platform.errors import ConfigurationError, InstanceDamaged, MLPlatformError
+from ml_platform.errors import ConfigurationError, InstanceDamaged, MLPlatformError, RegistryError
 from ml_platform.io.gc import collect
 from ml_platform.io.manifest import MANIFEST_METADATA_KEY, MANIFEST_SCHEMA, Manifest
 from ml_platform.io.migrate import migrate_store
@@ -97,6 +99,9 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> DagsterRecord
 
     if not Path(dagster_home).is_dir():
         raise ConfigurationError(f"no Dagster instance at {dagster_home}: the directory does not exist")
+    if not any((Path(dagster_home) / name).is_file() for name in ("dagster.yaml", "history/runs.db")):
+        raise ConfigurationError(f"no Dagster instance at {dagster_home} (neither dagster.yaml nor history/runs.db): "
+                                 "name the instance's DAGSTER_HOME, or pass --no-dagster; nothing was created")
     expected: dict[tuple[str, str | None], str | None] = {}
     by_run: dict[tuple[str, str | None, str], str] = {}
     instance = dg.DagsterInstance.from_config(dagster_home)
@@ -163,11 +168,12 @@ def _anchors(instance: object, asset_key: object, store: PinnedStore,
 
 
 @click.command("verify")
-@click.argument("asset", required=False)
-@click.option("--partition", default=None, help="Only this partition of ASSET (e.g. 2012-01-03).")
+@click.argument("asset", required=False, type=BoundedText(MAX_ARGUMENT))
+@click.option("--partition", default=None, type=BoundedText(MAX_ARGUMENT),
+              help="Only this partition of ASSET (e.g. 2012-01-03).")
 @click.option(
     "--base-dir",
-    default=None,
+    default=None, type=PathText(),
     help="The storage directory (or fsspec URI) of the PinnedIOManager; default: from --defs or ML_PLATFORM_* settings.",
 )
 @click.option(
@@ -178,14 +184,14 @@ def _anchors(instance: object, asset_key: object, store: PinnedStore,
 )
 @click.option(
     "--dagster-home",
-    default=None,
+    default=None, type=PathText(),
     help="Cross-check against this Dagster instance's materializations (default: $DAGSTER_HOME, if set).",
 )
 @click.option("--no-dagster", is_flag=True, help="Do not cross-check against Dagster even if DAGSTER_HOME is set.")
-@click.option("--tracking-uri", default=None,
+@click.option("--tracking-uri", default=None, type=PathText(),
               help="Cross-check the registry's ready versions: their training data must be stored (default: "
                    "the registry of --defs or of the settings, unless --base-dir names another store; skipped "
-                   "when that registry does not exist yet).")
+                   "when the deployment's registry does not exist yet; one named here must exist).")
 @click.option("--no-registry", is_flag=True, help="Do not cross-check against the model registry.")
 @click.option("--heads-only", is_flag=True,
               help="The quick pass: read only each head in full (history entries and their objects only listed).")
@@ -250,8 +256,9 @@ def _registered_training_data(store: PinnedStore, tracking_uri: str | None,
 
     uri, artifact_location = registry_location(tracking_uri, defs_target)
     database = sqlite_database_path(uri)
-    if database is not None and not database.is_file():
-        return [], ""
+    if tracking_uri is None and database is not None and not database.is_file():
+        return [], ""  # the deployment's registry does not exist yet; one named by --tracking-uri must
+    check_registry_exists(uri)
     registry = ModelRegistry(uri, artifact_location=artifact_location)
     keys = store.list_keys()
     rows = [verify_training_set(store, label, data_hash, anchor, keys)
@@ -289,13 +296,13 @@ def registry_roots(registry: object, store: PinnedStore) -> Iterator[tuple[str, 
 
 @click.command("gc")
 @click.option("--dry-run", is_flag=True, help="Print what would be deleted; delete nothing.")
-@click.option("--keep-days", type=click.FloatRange(min=0), default=None,
+@click.option("--keep-days", type=FiniteNumber(0, 36_500), default=None,
               help="Keep every version written in the last N days (default 30); heads are always kept.")
-@click.option("--grace-seconds", type=click.FloatRange(min=0), default=None,
+@click.option("--grace-seconds", type=FiniteNumber(0, 10 * 365 * 86_400), default=None,
               help="Never delete anything younger than this (default 3600): a concurrent writer may own it.")
-@click.option("--base-dir", default=None,
+@click.option("--base-dir", default=None, type=PathText(),
               help="The storage directory (or fsspec URI); default: from --defs or ML_PLATFORM_* settings.")
-@click.option("--tracking-uri", default=None,
+@click.option("--tracking-uri", default=None, type=PathText(),
               help="The model registry whose ready versions' training data are roots; default: --defs or settings.")
 @click.option("--no-registry", is_flag=True,
               help="Collect without asking the model registry for roots (registered training sets may be lost).")
@@ -307,8 +314,9 @@ def gc(dry_run: bool, keep_days: float | None, grace_seconds: float | None, base
     Roots: every partition's head, every version younger than --keep-days, and the training set of
     every ready model version in the registry, each with everything upstream of it. Orphans of
     interrupted or concurrent writes are collected by the same rule once older than the grace
-    period. Exits 0 on success, 1 if the roots could not all be gathered (nothing is deleted), 2 on
-    bad input.
+    period. A registry that does not exist is refused (a typo must not make every registered training
+    set unreachable); --no-registry collects without one. Exits 0 on success, 1 if the roots could
+    not all be gathered (nothing is deleted), 2 on bad input.
     """
     base_dir, _ = store_location(base_dir, None, defs_target)
     store = PinnedStore(base_dir)
@@ -319,6 +327,12 @@ def gc(dry_run: bool, keep_days: float | None, grace_seconds: float | None, base
         from ml_platform.registry.store import ModelRegistry
 
         uri, artifact_location = registry_location(tracking_uri, defs_target)
+        try:
+            check_registry_exists(uri)
+        except RegistryError as exc:
+            raise RegistryError(f"gc refused, nothing deleted: {exc.args[0]}. gc collects only with the roots of "
+                                "the registry it is configured with; --no-registry collects without them "
+                                "(registered training sets may be lost)") from exc
         registry = ModelRegistry(uri, artifact_location=artifact_location)
         try:
             found = list(registry_roots(registry, store))
@@ -381,8 +395,12 @@ def _load_lock(spec: str) -> EnvironmentLock:
     if spec == "running":
         return capture_environment()
     path = Path(spec)
-    if not path.is_file():
-        raise ConfigurationError(f"{spec!r} is neither 'running' nor a file")
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # a name too long for the file system, say
+        raise ConfigurationError(f"{spec[:200]!r} cannot be a lock file ({exc.strerror})") from exc
+    if not is_file:
+        raise ConfigurationError(f"{spec[:200]!r} is neither 'running' nor a file")
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -437,17 +455,17 @@ def show(as_json: bool) -> None:
 
 
 @env.command("diff")
-@click.argument("a")
-@click.argument("b")
+@click.argument("a", type=PathText())
+@click.argument("b", type=PathText())
 def diff(a: str, b: str) -> None:
     """Compare environment locks A and B: each 'running', a lock JSON, a manifest JSON or a Parquet file.
 
     Prints one line per difference (A -> B). Exits 0 when identical, 1 when they differ, 2 on error.
     """
-    try:
+    try:  # handled here too: `env` is also invoked on its own, outside the ml-platform group
         lock_a, lock_b = _load_lock(a), _load_lock(b)
     except MLPlatformError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"error: {exc}", err=True)
         raise click.exceptions.Exit(2) from exc
     result = diff_environments(lock_a, lock_b)
     if result.is_empty:

@@ -15,6 +15,7 @@ import click
 
 from ml_platform.cli.locations import defs_option, store_location
 from ml_platform.cli.models import cli_http_limits, open_registry
+from ml_platform.cli.params import MAX_ARGUMENT, BoundedText, PathText, WritableDir
 from ml_platform.errors import ConfigurationError
 
 __all__ = ["trace"]
@@ -41,24 +42,24 @@ def _as_of(text: str | None) -> dt.datetime | None:
 
 
 @click.command("trace")
-@click.argument("target", metavar="MODEL_OR_SIGNAL_ASSET")
-@click.option("--date", "day", required=True, help="The signal's day, YYYY-MM-DD.")
-@click.option("--instrument", "instrument", required=True, multiple=True,
+@click.argument("target", metavar="MODEL_OR_SIGNAL_ASSET", type=BoundedText(MAX_ARGUMENT))
+@click.option("--date", "day", required=True, type=BoundedText(64), help="The signal's day, YYYY-MM-DD.")
+@click.option("--instrument", "instrument", required=True, multiple=True, type=BoundedText(MAX_ARGUMENT),
               help="The instrument (entity value); for several entity columns COLUMN=VALUE, once per column.")
 @click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON instead of markdown.")
 @click.option("--recompute", is_flag=True,
               help="Recompute the signal here from the stored features and the registered model; compare bit for "
                    "bit (exit 1 if it differs).")
-@click.option("--as-of", "as_of", default=None,
+@click.option("--as-of", "as_of", default=None, type=BoundedText(64),
               help="Trace the version of the day's signal that was current at this ISO time (default: the first "
                    "one written for that day).")
-@click.option("--data-hash", "data_hash", default=None, help="Trace exactly this version of the day's signal.")
-@click.option("--out", "out", default=None, type=click.Path(file_okay=False),
+@click.option("--data-hash", "data_hash", default=None, type=BoundedText(256), help="Trace exactly this version of the day's signal.")
+@click.option("--out", "out", default=None, type=WritableDir(),
               help="Also write trace.md, trace.html and trace.json into this folder.")
 @click.option("--no-verify", "no_verify", is_flag=True,
               help="Only check that each object on the path exists (default: re-read each and hash its bytes against the recorded file hash).")
-@click.option("--base-dir", default=None, help="The store (default: from --defs or the ML_PLATFORM_* settings).")
-@click.option("--tracking-uri", default=None, help="MLflow (default: from --defs or the ML_PLATFORM_* settings).")
+@click.option("--base-dir", default=None, type=PathText(), help="The store (default: from --defs or the ML_PLATFORM_* settings).")
+@click.option("--tracking-uri", default=None, type=PathText(), help="MLflow (default: from --defs or the ML_PLATFORM_* settings).")
 @defs_option
 def trace(target: str, day: str, instrument: tuple[str, ...], as_json: bool, recompute: bool, as_of: str | None,
           data_hash: str | None, out: str | None, no_verify: bool, base_dir: str | None, tracking_uri: str | None,

@@ -63,6 +63,8 @@ MODEL_DIR = "model"
 MODEL_BYTES_ARTIFACT = "model/artifacts/signal_model.bin"  # where MLflow puts pyfunc._MODEL_FILE, any format
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_VERSION = re.compile(r"[0-9]+")  # not str.isdigit: it takes "²" and "٣", which int() or SQLite then refuse
+_MAX_VERSION = 2**63 - 1  # SQLite's (and MLflow's) integer column
 
 
 class VersionStatus:
@@ -95,8 +97,10 @@ def check_version(version: object) -> str:
         ConfigurationError: the version is not a positive integer (or its decimal string).
     """
     text = str(version) if isinstance(version, int) and not isinstance(version, bool) else version
-    if not isinstance(text, str) or not text.isdigit() or int(text) < 1:
-        raise ConfigurationError(f"invalid model version {version!r}: versions are positive integers like 3")
+    if (not isinstance(text, str) or len(text) > 19 or not _VERSION.fullmatch(text)
+            or not 1 <= int(text) <= _MAX_VERSION):
+        raise ConfigurationError(f"invalid model version {version!r}: versions are positive integers like 3 "
+                                 f"(ASCII digits, at most {_MAX_VERSION})")
     return str(int(text))
 
 

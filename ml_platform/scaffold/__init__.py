@@ -35,6 +35,9 @@ RESERVED_NAMES = frozenset({
 
 def check_project_name(name: str) -> str:
     """``name`` if it can be the project's top-level Python package, else a ConfigurationError saying why."""
+    if isinstance(name, str) and len(name) > 100:  # its folders and files must stay within a file name's 255 bytes
+        raise ConfigurationError(f"project name {name[:40]!r}... is {len(name)} characters long; use at most 100 "
+                                 "(pass a shorter one with --name)")
     if not isinstance(name, str) or not _PACKAGE_NAME.match(name):
         raise ConfigurationError(
             f"project name {name!r} is not a valid Python package name: use lower-case letters, digits and "

@@ -107,7 +107,7 @@ def locate_signal(store: PinnedStore, registry: ModelRegistry, target: str, day:
                              f"({'; '.join(elsewhere)})")
     first = None
     if model_mode:
-        with open_ledger(registry) as ledger:
+        with open_ledger(registry, read_only=True) as ledger:
             entries = ledger.history(target)
         first = entries[0] if entries else None
     raise resolve.missing_day(target, day, keys, store, first)

@@ -82,7 +82,7 @@ def _trace_day(day: str | dt.date, instrument: resolve.Instrument) -> dt.date:
 def champion_in_force(registry: ModelRegistry, signal: LocatedSignal) -> resolve.InForce:
     """The ledger entry that made the signal's model version champion, in force when the signal was
     written; the model's chain is verified first."""
-    with open_ledger(registry) as ledger:
+    with open_ledger(registry, read_only=True) as ledger:
         ledger.verify(signal.model)  # a tampered chain cannot say who promoted what: LedgerTampered names the entry
         history = ledger.history(signal.model)
     return resolve.entry_in_force(signal.model, history, resolve.written_at(signal.manifest), signal.version)

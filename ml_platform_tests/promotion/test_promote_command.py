@@ -123,9 +123,9 @@ def test_the_trainer_approving_is_refused_at_four_eyes_and_nothing_moves(project
     ("unknown version", f"[MODEL_NOT_FOUND] model {MODEL!r} has no version 99"),
     ("version of another model", f"[MODEL_NOT_FOUND] model {MODEL!r} has no version 2"),
     ("model without a promotion job", f"the Definitions hold no promotion job for model {OTHER_MODEL!r}"),
-    ("invalid version", "[CONFIGURATION_ERROR] invalid model version 'v1'"),
-    ("empty approver", "[CONFIGURATION_ERROR] --approver is empty"),
-    ("blank approver", "[CONFIGURATION_ERROR] --approver is empty"),
+    ("invalid version", "promote: Invalid value for 'VERSION': 'v1' is not a version number"),
+    ("empty approver", "promote: Invalid value for '--approver': is empty"),
+    ("blank approver", "Invalid value for '--approver': is empty"),
     ("missing rationale file", "nowhere/why.md' does not exist"),
     ("non-UTF-8 rationale file", "latin1.md' is not UTF-8 text"),
 ])
