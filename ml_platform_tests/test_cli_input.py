@@ -137,6 +137,8 @@ def test_history_audit_and_checks_only_read_a_locked_database_without_ledger_tab
     with sqlite3.connect(copy) as conn:  # the registry of a deployment that never promoted anything
         for table in ("ml_platform_ledger_heads", "ml_platform_ledger_entries", "ml_platform_ledger_schema"):
             conn.execute(f"DROP TABLE {table}")
+        # nor anchored a ledger head on the MLflow model (an anchor without its ledger is a cut tail)
+        conn.execute("DELETE FROM registered_model_tags WHERE key = 'ml_platform.ledger.head'")
     before = snapshot(tmp_path)
     writer = sqlite3.connect(copy, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock: readers may still read
@@ -349,6 +351,11 @@ def _cases() -> st.SearchStrategy[list[str]]:
         _bad_dir.map(lambda v: ["trace", MODEL, "--date", "2024-01-02", "--instrument", "A", "--out", v]),
         _unsafe_text().map(lambda v: ["trace", MODEL, "--date", "2024-01-02", "--instrument", v]),
         _bad_uri.map(lambda v: ["trace", MODEL, "--date", "2024-01-02", "--instrument", "A", "--tracking-uri", v]),
+        _bad_path.map(lambda v: ["monitoring", "status", "--outbox-dir", v]),
+        _bad_path.map(lambda v: ["migrate-store", "--dry-run", "--base-dir", v]),
+        _bad_path.map(lambda v: ["migrate-store", "--base-dir", v]),
+        _unknown_model.map(lambda v: ["audit", "verify", v, "--anchor-only"]),
+        _bad_uri.map(lambda v: ["verify", "--heads-only", "--tracking-uri", v]),
     )
 
 
@@ -374,5 +381,5 @@ def test_a_generated_corpus_of_bad_input_is_refused_without_a_traceback_or_a_wri
         assert sorted(os.listdir(corpus_dir / "elsewhere")) == ["keep.txt", "rationale.md"], args
 
     refused()
-    assert len(seen) >= 200 and len({args[0] for args in seen}) >= 12
+    assert len(seen) >= 200 and len({args[0] for args in seen}) >= 14
     assert sorted(os.listdir(corpus_dir / "elsewhere")) == ["keep.txt", "rationale.md"]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import click
 
+from ml_platform.cli.params import PathText
+from ml_platform.errors import ConfigurationError
 from ml_platform.monitoring.outbox import Outbox
 from ml_platform.monitoring.routes import DEFAULT_PAGER_OVERDUE_SECONDS, DEFAULT_RESEARCH_OVERDUE_SECONDS
 from ml_platform.monitoring.status import route_status
@@ -31,12 +33,15 @@ def monitoring() -> None:
 
 
 @monitoring.command("status")
-@click.option("--outbox-dir", "outbox_dir", default=None, type=click.Path(file_okay=False),
+@click.option("--outbox-dir", "outbox_dir", default=None, type=PathText(),
               help="The outbox folder (default: <ML_PLATFORM_HOME>/monitoring/outbox).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_command(outbox_dir: str | None, as_json: bool) -> None:
     """Delivered, pending and overdue alerts per route; exit 1 if an alert is overdue."""
     folder = Path(outbox_dir) if outbox_dir else Settings.from_env(os.environ).outbox_dir
+    if outbox_dir and not folder.is_dir():  # a mistyped folder would read as "nothing pending": green for a typo
+        raise ConfigurationError(f"no outbox folder at {folder}: name the folder the alert routes write "
+                                 "(<ML_PLATFORM_HOME>/monitoring/outbox by default); nothing was read")
     now = dt.datetime.now(dt.UTC)
     logs = {name: Outbox(folder / f"{name}.jsonl").read() for name in _BOUNDS}
     statuses = [route_status(name, logs[name], logs[other], now, _BOUNDS[name])

@@ -356,7 +356,7 @@ def gc(dry_run: bool, keep_days: float | None, grace_seconds: float | None, base
 
 @click.command("migrate-store")
 @click.option("--dry-run", is_flag=True, help="Check and report; rewrite nothing.")
-@click.option("--base-dir", default=None,
+@click.option("--base-dir", default=None, type=PathText(),
               help="The storage directory (or fsspec URI); default: from --defs or ML_PLATFORM_* settings.")
 @defs_option
 def migrate_store_command(dry_run: bool, base_dir: str | None, defs_target: str | None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from ml_platform.cli import main
@@ -72,3 +73,15 @@ def test_status_exits_0_when_nothing_is_overdue(tmp_path: Path, http_stub: StubF
     pager(tmp_path, http_stub()).send(incident())
     result = CliRunner().invoke(main, ["monitoring", "status", "--outbox-dir", str(tmp_path / "outbox")])
     assert result.exit_code == 0 and "pager: 1 delivered, 0 pending, 0 overdue" in result.output
+
+
+@pytest.mark.parametrize("name", ["missing", "a_file"])
+def test_status_refuses_an_outbox_folder_that_is_not_one(tmp_path: Path, name: str) -> None:
+    """A mistyped --outbox-dir would read as "nothing pending": exit 2 naming it, one line, nothing created."""
+    (tmp_path / "a_file").write_text("not a folder")
+    result = CliRunner().invoke(main, ["monitoring", "status", "--outbox-dir", str(tmp_path / name)])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"no outbox folder at {tmp_path / name}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
