@@ -25,7 +25,8 @@ from ml_platform.io.store import PinnedStore
 from ml_platform.io.verify import VerifyResult, verify_store, verify_training_set
 from ml_platform.metadata import MANIFEST_HASH
 
-__all__ = ["DagsterRecord", "dagster_materialized", "env", "gc", "migrate_store_command", "registry_roots", "verify"]
+__all__ = ["DagsterRecord", "dagster_materialized", "env", "gc", "holds_dagster_instance", "migrate_store_command",
+           "registry_roots", "verify"]
 
 #: the metadata key the PinnedIOManager records on every materialization it stores
 _MANIFEST_METADATA = "ml_platform/manifest"
@@ -83,6 +84,11 @@ class DagsterRecord:
     by_run: Mapping[tuple[str, str | None, str], str]
 
 
+def holds_dagster_instance(folder: str) -> bool:
+    """Whether ``folder`` holds a Dagster instance (its ``dagster.yaml`` or its SQLite run storage)."""
+    return any((Path(folder) / name).is_file() for name in ("dagster.yaml", "history/runs.db"))
+
+
 def dagster_materialized(dagster_home: str, store: PinnedStore) -> DagsterRecord:
     """Everything the Dagster instance at ``dagster_home`` recorded as stored in ``store``, and its manifest hashes.
 
@@ -99,7 +105,7 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> DagsterRecord
 
     if not Path(dagster_home).is_dir():
         raise ConfigurationError(f"no Dagster instance at {dagster_home}: the directory does not exist")
-    if not any((Path(dagster_home) / name).is_file() for name in ("dagster.yaml", "history/runs.db")):
+    if not holds_dagster_instance(dagster_home):
         raise ConfigurationError(f"no Dagster instance at {dagster_home} (neither dagster.yaml nor history/runs.db): "
                                  "name the instance's DAGSTER_HOME, or pass --no-dagster; nothing was created")
     expected: dict[tuple[str, str | None], str | None] = {}
@@ -218,8 +224,9 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
         raise ConfigurationError(f"no storage at {store.base}; pass --base-dir, --defs, or set ML_PLATFORM_HOME")
     home = None if no_dagster else (dagster_home or os.environ.get("DAGSTER_HOME") or None)
     dagster_note = ""
-    if home and dagster_home is None and not Path(home).is_dir():  # named by --dagster-home: bad input, exit 2
-        dagster_note = f" (not cross-checked against Dagster: DAGSTER_HOME={home} does not exist)"
+    if home and dagster_home is None and not holds_dagster_instance(home):  # named by --dagster-home: exit 2
+        state = "holds no Dagster instance" if Path(home).is_dir() else "does not exist"
+        dagster_note = f" (not cross-checked against Dagster: DAGSTER_HOME={home} {state})"
         home = None
     recorded = dagster_materialized(home, store) if home else DagsterRecord({}, {})
     anchors = {location: anchor for location, anchor in recorded.materialized.items() if anchor is not None}

@@ -35,6 +35,22 @@ def test_verify_passes_on_an_intact_store(store: PinnedStore) -> None:
     assert "3 artefact(s)" in result.output and "3 ok, 0 failed" in result.output
 
 
+@pytest.mark.parametrize("state", ["an empty folder", "no folder"])
+def test_a_dagster_home_from_the_environment_without_an_instance_is_noted_not_created(
+        store: PinnedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str) -> None:
+    """DAGSTER_HOME inherited from the environment (not named by --dagster-home) that holds no instance: the
+    store is verified alone, the output says so, and no instance is created there."""
+    home = tmp_path / "dagster"
+    if state == "an empty folder":
+        home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    result = CliRunner().invoke(verify, ["--base-dir", store.base])
+    assert result.exit_code == 0, result.output
+    reason = "holds no Dagster instance" if state == "an empty folder" else "does not exist"
+    assert f"(not cross-checked against Dagster: DAGSTER_HOME={home} {reason})" in result.output
+    assert (sorted(home.iterdir()) == []) if state == "an empty folder" else not home.exists()
+
+
 def test_verify_fails_after_a_byte_flip(store: PinnedStore) -> None:
     path = Path(store.data_path(store.manifest(KEY, "2012-01-04")))
     content = bytearray(path.read_bytes())
