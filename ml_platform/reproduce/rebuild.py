@@ -68,11 +68,10 @@ class OldCodeRun:
 
 @dataclass(frozen=True)
 class Backfilled:
-    """A pass's backfill: its id, how it ended, its runs, how many partitions it rebuilt and how long it took."""
+    """A pass's backfill: how it ended (id, status, runs), how many partitions it rebuilt, how long it took
+    from launch (``outcome.seconds`` counts the wait only)."""
 
-    backfill_id: str
-    status: str
-    runs: tuple[tuple[str, str], ...]
+    outcome: backfill.BackfillOutcome
     partitions: int
     seconds: float
 
@@ -140,8 +139,7 @@ def backfill_pass(run: OldCodeRun, step: ReproductionPass, *, title: str, descri
         failed = [r for r, s in outcome.runs if s != "SUCCESS"]
         raise ReproductionFailed(f"the reproduction backfill {backfill_id} ended {outcome.status} (runs not "
                                  f"successful: {failed[:5]}); see {run.services.url} and {run.services.logs}")
-    return Backfilled(backfill_id, outcome.status, tuple(outcome.runs), len(step.rebuilt),
-                      round(time.perf_counter() - started, 2))
+    return Backfilled(outcome, len(step.rebuilt), round(time.perf_counter() - started, 2))
 
 
 def _newest_version(registry: ModelRegistry, model: str) -> str:
@@ -219,7 +217,8 @@ def run_pass(run: OldCodeRun, step: ReproductionPass, plan: ReproductionPlan, re
     if step.rebuilt:
         backfilled = backfill_pass(run, step, title=f"reproduce {record.model} v{record.version}{label}",
                                    description=f"commit {record.commit}")
-        say(f"backfill {backfilled.backfill_id}{label}: {backfilled.status}, {len(backfilled.runs)} runs in "
+        done = backfilled.outcome
+        say(f"backfill {done.backfill_id}{label}: {done.status}, {len(done.runs)} runs in "
             f"{backfilled.seconds} s")
     elif step.index > 0:
         say(f"pass {step.index + 1}: {len(step.seeded)} revised source partitions seeded, nothing to backfill")

@@ -115,7 +115,8 @@ def certificate_facts(plan: ReproductionPlan, code: OldCode, dagster: OldCodeDag
     facts["code_location"] = dagster.location.name
     facts["key_prefix"] = "/".join(run.prefix)
     facts["executor"] = "in_process" if run.execution else "the project's own"
-    backfills = [{"id": o.backfill.backfill_id, "status": o.backfill.status, "runs": len(o.backfill.runs),
+    backfills = [{"id": o.backfill.outcome.backfill_id, "status": o.backfill.outcome.status,
+                  "runs": len(o.backfill.outcome.runs),
                   "pass": o.index + 1, "partitions": o.backfill.partitions} for o in outcomes if o.backfill]
     if backfills:
         facts["backfill"] = backfills[0]
@@ -145,5 +146,5 @@ def certify(record: ReproductionRecord, plan: ReproductionPlan, code: OldCode, d
     (work / "certificate.md").write_text(certificate.summary())
     stored = None if registry is None else store_certificate(
         registry, certificate, stamp=dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ"))
-    backfill_ids = tuple(o.backfill.backfill_id for o in outcomes if o.backfill)
+    backfill_ids = tuple(o.backfill.outcome.backfill_id for o in outcomes if o.backfill)
     return Reproduction(certificate, stored, work, backfill_ids[0] if backfill_ids else None, backfill_ids)

@@ -14,6 +14,7 @@ from ml_platform.reproduce.dagster_services import CodeLocation
 from ml_platform.reproduce.old_commit import OldCode, OldCodeDagster
 from ml_platform.reproduce.passes import ReproductionPass
 from ml_platform.reproduce.plan import ReproductionPlan
+from ml_platform.reproduce.backfill import BackfillOutcome
 from ml_platform.reproduce.rebuild import Backfilled, OldCodeRun, PassOutcome, Retrained
 from ml_platform.reproduce.service import certificate_facts
 from ml_platform.settings import Settings
@@ -65,7 +66,7 @@ def _run(execution: dict[str, object]) -> OldCodeRun:
 
 def test_the_facts_name_the_deployment_every_backfill_and_the_timings_of_each_step(tmp_path: Path) -> None:
     retrained = Retrained(None, "m", "1", "run-1", 4.0)  # type: ignore[arg-type]  # the facts read its time only
-    outcomes = (PassOutcome(0, Backfilled("bf-1", "COMPLETED_SUCCESS", (("r1", "SUCCESS"), ("r2", "SUCCESS")), 1, 3.25),
+    outcomes = (PassOutcome(0, Backfilled(BackfillOutcome("bf-1", "COMPLETED_SUCCESS", (("r1", "SUCCESS"), ("r2", "SUCCESS")), 3.0), 1, 3.25),
                             retrained, (), 1.004),
                 PassOutcome(1, None, None, (), 2.003))
     facts = certificate_facts(_plan(), _code(tmp_path, "sha256:" + "d" * 64), _dagster(tmp_path),
@@ -85,7 +86,7 @@ def test_the_facts_name_the_deployment_every_backfill_and_the_timings_of_each_st
 def test_without_diff_or_backfill_those_facts_are_absent(tmp_path: Path, prefix: tuple[str, ...]) -> None:
     retrained = Retrained(None, "m", "1", "run-1", 4.0)  # type: ignore[arg-type]
     outcomes = (PassOutcome(0, None, retrained, (), None),
-                PassOutcome(1, Backfilled("bf-2", "COMPLETED", (), 2, 1.5), None, (), None))
+                PassOutcome(1, Backfilled(BackfillOutcome("bf-2", "COMPLETED", (), 1.0), 2, 1.5), None, (), None))
     run = OldCodeRun(Webserver(), prefix, {}, {}, ("team", "train"), ("team", "trained_model"), 60.0)
     facts = certificate_facts(_plan(), _code(tmp_path, None), _dagster(tmp_path), run, outcomes, work=tmp_path)
     assert "git_diff_sha256" not in facts and facts["executor"] == "the project's own"
