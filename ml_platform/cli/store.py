@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,6 +25,9 @@ from ml_platform.io.migrate import migrate_store
 from ml_platform.io.store import PinnedStore
 from ml_platform.io.verify import VerifyResult, verify_store, verify_training_set
 from ml_platform.metadata import MANIFEST_HASH
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 __all__ = ["DagsterRecord", "dagster_materialized", "env", "gc", "holds_dagster_instance", "migrate_store_command",
            "registry_roots", "verify"]
@@ -103,10 +107,9 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> DagsterRecord
 
     from ml_platform.compat import dagster_record_unreadable
 
-    if not Path(dagster_home).is_dir():
-        raise ConfigurationError(f"no Dagster instance at {dagster_home}: the directory does not exist")
     if not holds_dagster_instance(dagster_home):
-        raise ConfigurationError(f"no Dagster instance at {dagster_home} (neither dagster.yaml nor history/runs.db): "
+        state = "neither dagster.yaml nor history/runs.db" if Path(dagster_home).is_dir() else "no such directory"
+        raise ConfigurationError(f"no Dagster instance at {dagster_home} ({state}): "
                                  "name the instance's DAGSTER_HOME, or pass --no-dagster; nothing was created")
     expected: dict[tuple[str, str | None], str | None] = {}
     by_run: dict[tuple[str, str | None, str], str] = {}
@@ -122,10 +125,7 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> DagsterRecord
             path = getattr(recorded, "value", None)
             if not isinstance(path, str) or not path.startswith(store.base.rstrip("/") + "/"):
                 continue  # not stored by a PinnedIOManager, or by one over another base
-            key = "/".join(asset_key.path)
-            partitions = instance.get_materialized_partitions(asset_key)
-            located = {(key, partition): None for partition in partitions} if partitions else {(key, None): None}
-            expected.update({**located, **_anchors(instance, asset_key, store, by_run)})
+            expected.update(_materialized(instance, asset_key, store, by_run))
     except Exception as exc:
         if not dagster_record_unreadable(exc):
             raise
@@ -140,18 +140,15 @@ def dagster_materialized(dagster_home: str, store: PinnedStore) -> DagsterRecord
     return DagsterRecord(expected, by_run)
 
 
-def _anchors(instance: object, asset_key: object, store: PinnedStore,
-             by_run: dict[tuple[str, str | None, str], str]) -> dict[tuple[str, str | None], str]:
-    """``(key, partition)`` -> the manifest hash the latest materialization of each partition recorded.
+def _materialized(instance: dg.DagsterInstance, asset_key: dg.AssetKey, store: PinnedStore,
+                  by_run: dict[tuple[str, str | None, str], str]) -> dict[tuple[str, str | None], str | None]:
+    """Every materialized ``(key, partition)`` of the asset -> the manifest hash its latest materialization
+    recorded in ``store`` (None: not one of this store's, or written before hashes were recorded).
 
     Adds every materialization's manifest hash to ``by_run``, by key, partition and run id.
     """
-    import dagster as dg
-
-    assert isinstance(instance, dg.DagsterInstance) and isinstance(asset_key, dg.AssetKey)
     key = "/".join(asset_key.path)
-    seen: set[str | None] = set()
-    anchors: dict[tuple[str, str | None], str] = {}
+    latest: dict[tuple[str, str | None], str | None] = {}
     cursor = None
     while True:
         page = instance.fetch_materializations(asset_key, limit=1000, cursor=cursor)
@@ -164,12 +161,10 @@ def _anchors(instance: object, asset_key: object, store: PinnedStore,
             ours = isinstance(anchor, str) and isinstance(path, str) and path.startswith(store.base.rstrip("/") + "/")
             if ours:
                 by_run.setdefault((key, materialization.partition, record.run_id), anchor)
-            if materialization.partition not in seen:
-                seen.add(materialization.partition)  # newest first: the first one seen is the latest
-                if ours:
-                    anchors[(key, materialization.partition)] = anchor
+            # newest first: the first one seen of a partition is its latest
+            latest.setdefault((key, materialization.partition), anchor if ours else None)
         if not page.has_more:
-            return anchors
+            return latest
         cursor = page.cursor
 
 
