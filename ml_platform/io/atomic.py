@@ -71,6 +71,18 @@ def storage_full(exc: OSError, target: Path) -> StorageFull | None:
                        f"on {partition} (e.g. `ml-platform gc`) or move the store elsewhere, then run again")
 
 
+@contextlib.contextmanager
+def naming_a_full_disk(target: Path) -> Iterator[None]:
+    """Re-raise an ENOSPC or EDQUOT from the block as a :class:`StorageFull` naming ``target``'s partition."""
+    try:
+        yield
+    except OSError as exc:
+        full = storage_full(exc, target)
+        if full is not None:
+            raise full from exc
+        raise
+
+
 def file_digest(data: Any) -> str:
     """``xxh3_128:<hex>`` of a bytes-like object (bytes, memoryview, ``pyarrow.Buffer``)."""
     return "xxh3_128:" + xxhash.xxh3_128_hexdigest(memoryview(data))
@@ -199,34 +211,27 @@ class LocalFileSystem(FileSystem):
 
     def _open_temporary(self, target: Path) -> tuple[Path, int]:
         """A new temporary file beside ``target`` and its descriptor; a full partition is a StorageFull."""
-        try:
+        with naming_a_full_disk(target):
             temporary = self._temporary(target)
             return temporary, os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except OSError as exc:
-            full = storage_full(exc, target)
-            if full is not None:
-                raise full from exc
-            raise
 
     @contextlib.contextmanager
     def atomic_writer(self, rel: str, crash: str | None = None) -> Iterator[IO[bytes]]:
         target = self.root / rel
         temporary, descriptor = self._open_temporary(target)
-        try:
-            with os.fdopen(descriptor, "wb") as stream:
-                yield stream
-                stream.flush()
-                os.fsync(stream.fileno())  # the bytes are durable before the name points at them
-            if crash:
-                crash_point(f"{crash}:before-rename")
-            os.replace(temporary, target)
-        except BaseException as exc:
-            with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
-            full = storage_full(exc, target) if isinstance(exc, OSError) else None
-            if full is not None:
-                raise full from exc
-            raise
+        with naming_a_full_disk(target):
+            try:
+                with os.fdopen(descriptor, "wb") as stream:
+                    yield stream
+                    stream.flush()
+                    os.fsync(stream.fileno())  # the bytes are durable before the name points at them
+                if crash:
+                    crash_point(f"{crash}:before-rename")
+                os.replace(temporary, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    temporary.unlink()
+                raise
         if crash:
             crash_point(f"{crash}:after-rename")
         self._fsync_directory(target.parent)
@@ -235,35 +240,31 @@ class LocalFileSystem(FileSystem):
     def exclusive_writer(self, rel: str, crash: str | None = None) -> Iterator[Publication]:
         target = self.root / rel
         temporary, descriptor = self._open_temporary(target)
-        try:
-            with os.fdopen(descriptor, "wb") as stream:
-                publication = Publication(stream)
-                yield publication
-                stream.flush()
-                os.fsync(stream.fileno())
-            if crash:
-                crash_point(f"{crash}:before-link")
+        with naming_a_full_disk(target):
             try:
-                os.link(temporary, target)  # create-if-absent, atomically
-                publication.created = True
-            except FileExistsError:
-                publication.created = False
-            except OSError:  # a filesystem without hard links: check, then rename
-                if target.exists():
-                    publication.created = False
-                else:
-                    os.replace(temporary, target)
+                with os.fdopen(descriptor, "wb") as stream:
+                    publication = Publication(stream)
+                    yield publication
+                    stream.flush()
+                    os.fsync(stream.fileno())
+                if crash:
+                    crash_point(f"{crash}:before-link")
+                try:
+                    os.link(temporary, target)  # create-if-absent, atomically
                     publication.created = True
-            if crash:
-                crash_point(f"{crash}:after-link")
-        except OSError as exc:
-            full = storage_full(exc, target)
-            if full is not None:
-                raise full from exc
-            raise
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
+                except FileExistsError:
+                    publication.created = False
+                except OSError:  # a filesystem without hard links: check, then rename
+                    if target.exists():
+                        publication.created = False
+                    else:
+                        os.replace(temporary, target)
+                        publication.created = True
+                if crash:
+                    crash_point(f"{crash}:after-link")
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    temporary.unlink()
         if publication.created:
             self._fsync_directory(target.parent)
 
