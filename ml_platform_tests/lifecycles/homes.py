@@ -17,7 +17,24 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-__all__ = ["copy_home", "rewrite_sqlite_paths"]
+from ml_platform.settings import Settings
+
+__all__ = ["CopiedHome", "copy_home", "rewrite_sqlite_paths"]
+
+
+class CopiedHome:
+    """What a module's copy of a home folder offers besides its ``home`` (a field of the dataclass using it):
+    the settings of its embedded deployment and its Dagster instance's folder."""
+
+    home: Path
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.local(self.home / ".ml_platform")
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 

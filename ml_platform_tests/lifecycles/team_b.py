@@ -25,7 +25,7 @@ import dagster as dg
 import pytest
 
 from ml_platform import DataWindow, Lifecycle, Settings
-from ml_platform_tests.lifecycles.homes import copy_home
+from ml_platform_tests.lifecycles.homes import CopiedHome, copy_home
 
 __all__ = ["FEATURES", "PROJECT", "TEAM_B_GROUP", "WHO", "TeamBCopy", "TeamBFeatures", "forget_team_b", "git",
            "imported_team_b", "team_b_features"]
@@ -60,20 +60,12 @@ def imported_team_b(checkout: Path) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class TeamBCopy:
+class TeamBCopy(CopiedHome):
     """A module's own copy: a checkout at commit A to edit and commit in, and a home to write to."""
 
     checkout: Path
     commit: str
     home: Path
-
-    @property
-    def settings(self) -> Settings:
-        return Settings.local(self.home / ".ml_platform")
-
-    @property
-    def dagster_home(self) -> Path:
-        return self.home / "dagster"
 
 
 @dataclass(frozen=True)

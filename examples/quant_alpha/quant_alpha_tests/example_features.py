@@ -25,7 +25,7 @@ from quant_alpha.features import FEATURE_NODES
 from quant_alpha.market.schema import KEYS
 
 from ml_platform import DataWindow, FeatureGraph, FrameKeys, Settings
-from ml_platform_tests.lifecycles.homes import copy_home
+from ml_platform_tests.lifecycles.homes import CopiedHome, copy_home
 from quant_alpha_tests.lifecycle_fixtures import Deployment
 
 __all__ = ["EXAMPLE_GROUP", "FEATURES", "REPO", "ExampleCopy", "ExampleFeatures", "clone_graph", "example_features"]
@@ -43,19 +43,11 @@ def clone_graph(clone: Path) -> FeatureGraph:
 
 
 @dataclass(frozen=True)
-class ExampleCopy:
+class ExampleCopy(CopiedHome):
     """A module's own copy: a home to write to and, when asked for, a clone to commit in."""
 
     home: Path
     clone: Path
-
-    @property
-    def settings(self) -> Settings:
-        return Settings.local(self.home / ".ml_platform")
-
-    @property
-    def dagster_home(self) -> Path:
-        return self.home / "dagster"
 
 
 @dataclass(frozen=True)
