@@ -16,7 +16,7 @@ export DO_NOT_TRACK := true
 # dagster, mlflow and the rest from source again: about 4 s of CPU each, against about 20 s once per environment.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help env test test-quick stress mutants demo demo-reproduce ui bench lint clean
+.PHONY: help env system-deps test test-quick stress mutants demo demo-reproduce ui bench lint clean
 
 help:
 	@echo "make demo   create the environment and run the whole lifecycle on the embedded default"
@@ -35,6 +35,23 @@ $(VENV)/.synced: pyproject.toml uv.lock
 	@touch $@
 
 env: $(VENV)/.synced
+
+# The machine's packages the production-stack tests start or drive: Redis (the Celery broker) and Chromium
+# (the headless browser Playwright drives; Playwright's own browser download is blocked here). PostgreSQL 15
+# comes with the machine. Installed with apt-get where missing (as root, or through sudo); the package lists
+# are refreshed only when the first attempt fails.
+SYSTEM_BINARIES := /usr/bin/redis-server /usr/bin/chromium
+SYSTEM_PACKAGES := redis-server chromium
+system-deps:
+	@missing=""; for b in $(SYSTEM_BINARIES); do [ -x "$$b" ] || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $(SYSTEM_PACKAGES) (missing:$$missing)"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$sudo apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null \
+	    || { $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null; } \
+	    || { echo "could not install $(SYSTEM_PACKAGES) with apt-get: install them by hand"; exit 1; }; \
+	fi
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
@@ -56,14 +73,14 @@ lint: env
 TEST_WORKERS ?= 4
 XDIST = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 NOT_STRESS = not stress
-test: env lint
+test: env system-deps lint
 	$(PY) -m pytest $(XDIST) -p no:cacheprovider -m "$(NOT_STRESS)"
 
 # The inner loop: pure and component tests (PostgreSQL ones included); no end-to-end lifecycle (`slow`), no
 # Dagster daemon (`daemon`), none of the heavy ones (`beside`), no kill-at-every-crash-point matrix
 # (`crash_matrix`), no `stress`.
 QUICK = not (slow or daemon or beside or crash_matrix or stress)
-test-quick: env
+test-quick: env system-deps
 	$(PY) -m pytest $(XDIST) -p no:cacheprovider -m "$(QUICK)"
 
 # The stress tests, then everything `make test` runs; fails if either fails. Their random trials print their
