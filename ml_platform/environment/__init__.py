@@ -18,6 +18,7 @@ from ml_platform.environment.lock import (
     capture_environment,
     find_uv_lock,
 )
+from ml_platform.environment.provenance import BuildProvenance, recorded_git
 from ml_platform.environment.seeds import SEED_LIMIT, derive_seed, validate_seed
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "LOCK_SCHEMA",
     "SEED_LIMIT",
     "BlasLibrary",
+    "BuildProvenance",
     "EnvironmentDiff",
     "EnvironmentLock",
     "EnvironmentPolicy",
@@ -36,6 +38,7 @@ __all__ = [
     "diff_environments",
     "find_uv_lock",
     "git_state",
+    "recorded_git",
     "validate_seed",
     "working_tree_diff",
 ]

@@ -18,12 +18,14 @@ import pyarrow.parquet as pq
 
 from ml_platform.crashpoints import crash_point
 from ml_platform.environment import (
+    BuildProvenance,
     EnvironmentDiff,
     EnvironmentLock,
     EnvironmentPolicy,
     capture_environment,
     check_environment,
     git_state,
+    recorded_git,
 )
 from ml_platform.errors import (
     ConcurrencyError,
@@ -121,6 +123,9 @@ class PinnedStore:
             :func:`~ml_platform.environment.capture_environment` of ``project_root``).
         project_root: the user's project folder whose ``uv.lock`` and git commit a write records when
             its :class:`WriteFacts` name none (default: the working directory).
+        provenance: the running image's build provenance: its commit and dirty flag are recorded where the
+            project root is no git checkout (a checkout's commit must equal it), its digest with every write.
+        require_commit: refuse a write that would record no git commit (production).
 
     Example:
         .. code-block:: python
@@ -139,12 +144,16 @@ class PinnedStore:
         *,
         environment: EnvironmentLock | None = None,
         project_root: str | os.PathLike[str] | None = None,
+        provenance: BuildProvenance | None = None,
+        require_commit: bool = False,
     ) -> None:
         self.compression = check_compression(compression)
         self.policy = EnvironmentPolicy.parse(policy)
         self._fs: FileSystem = open_filesystem(base)
         self._environment = environment
         self.project_root = None if project_root is None else str(project_root)
+        self.provenance = provenance if provenance is not None else BuildProvenance()
+        self.require_commit = require_commit
 
     @property
     def base(self) -> str:
@@ -199,7 +208,8 @@ class PinnedStore:
         table = _to_arrow(frame, f"{key} {stem(partition)}")
         root = facts.project_root or self.project_root
         environment = self._environment if self._environment is not None else capture_environment(root)
-        git = git_state(root)
+        git = recorded_git(git_state(root), self.provenance, require_commit=self.require_commit,
+                           where=str(root) if root is not None else "(the working directory)")
         data_hash = validate_data_hash(facts.data_hash or hash_table(table), "WriteFacts.data_hash")
         manifest = Manifest(
             asset_key=key,
@@ -220,6 +230,7 @@ class PinnedStore:
             rows=table.num_rows,
             data_file=object_name(data_hash),
             params=facts.params,
+            image_digest=self.provenance.image_digest,
         )
         for _attempt in range(READ_ATTEMPTS):
             file_hash, file_size = self._store_object(table, manifest)
