@@ -34,7 +34,13 @@ from ml_platform.environment import BuildProvenance, EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, DataError, PartitionError, WindowError
 from ml_platform.io.manifest import Manifest, UpstreamRef, WriteFacts
 from ml_platform.io.store import COMPRESSIONS, Compression, PinnedStore, check_compression
-from ml_platform.metadata import IMAGE_DIGEST, MANIFEST_HASH, PROJECT_ROOT, TIME_COLUMN
+from ml_platform.metadata import (
+    ENVIRONMENT_ACCEPTANCE,
+    IMAGE_DIGEST,
+    MANIFEST_HASH,
+    PROJECT_ROOT,
+    TIME_COLUMN,
+)
 from ml_platform.window import DataWindow, parse_partition_key, split_by_windows
 
 __all__ = ["PinnedIOManager", "PinnedStoreResource"]
@@ -253,12 +259,17 @@ class PinnedIOManager(ConfigurableIOManager):
         manifests: Sequence[Manifest]
         if context.has_asset_partitions and len(context.asset_partition_keys) != 1:
             many = store.read_partitions(key, context.asset_partition_keys)
-            frame, manifests, diff = many.frame, many.manifests, many.environment_diff
+            frame, manifests, diff, accepted = many.frame, many.manifests, many.environment_diff, many.acceptances
         else:
             stored = store.read(key, context.asset_partition_key if context.has_asset_partitions else None)
             frame, manifests, diff = stored.frame, (stored.manifest,), stored.environment_diff
+            accepted = stored.acceptances
+        if accepted and len(manifests) == 1:  # a strict load relied on a recorded acceptance: name it
+            context.add_input_metadata({ENVIRONMENT_ACCEPTANCE: MetadataValue.text(", ".join(accepted))})
         # the store compared the environments (and raised under strict); under warn, record what differs
         notes = list(diff.differences) if store.policy is EnvironmentPolicy.WARN else []
+        # ... and under strict, the acceptance it relied on (logged, and recorded on the output's materialization)
+        notes += [f"loaded under environment acceptance {accepted_hash}" for accepted_hash in accepted]
         if notes and len(manifests) == 1:  # Dagster observes input metadata on one partition only
             context.add_input_metadata(
                 {_KEY_PREFIX + "environment_diff": MetadataValue.text("\n".join(notes))}
