@@ -17,7 +17,7 @@ from ml_platform import metadata
 from ml_platform.champions.resource import ModelRegistryResource
 from ml_platform.dagster_boundary import platform_failures
 from ml_platform.environment import GitState, capture_environment, recorded_git, working_tree_diff
-from ml_platform.errors import ConfigurationError, DataError, GraphError
+from ml_platform.errors import ConfigurationError, DataError, GraphError, ProvenanceError
 from ml_platform.features.assets import FeatureAssetsTranslator, window_of
 from ml_platform.features.calendar import Calendar
 from ml_platform.features.graph import FeatureGraph
@@ -163,6 +163,11 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
         # no checkout (an image): the image's build provenance names the commit; a checkout must agree with it
         git = recorded_git(GitState(tree.commit, tree.dirty) if tree else GitState(None, False), store.provenance,
                            require_commit=store.require_commit, where=str(root))
+        if tree is None and git.dirty:
+            raise ProvenanceError(
+                f"the image was built from a tree with uncommitted changes at {git.commit} (ML_PLATFORM_GIT_DIRTY=1) "
+                "and holds no diff of them: a model trained in it could never be reproduced. Build the image from "
+                "a clean commit, or train from a checkout (its diff is recorded)")
         env = capture_environment(root)
         contract = DeployContract(
             model_name=model_name, model_version=None, feature_graph_hash=feature_graph_hash,

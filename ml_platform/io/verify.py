@@ -381,7 +381,7 @@ def verify_acceptances(store: PinnedStore) -> list[VerifyResult]:
     """One row per environment acceptance recorded in the store: ``ok``, or ``tampered`` with what is wrong."""
     rows = []
     for found in store.acceptance_files():
-        name = found.source.rpartition("/")[2]
+        name = found.source.rpartition("/")[2][:16]  # the record's hash prefix (its file is in the detail)
         if found.acceptance is None:
             rows.append(VerifyResult("environment/acceptances", name, VerifyStatus.TAMPERED,
                                      f"environment acceptance {found.source} does not verify ({found.problem}); it "
