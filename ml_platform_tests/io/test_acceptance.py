@@ -6,11 +6,13 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import uuid
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
-from dagster import DagsterInstance
+from dagster import DagsterEventType, DagsterInstance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +29,16 @@ from ml_platform.errors import AcceptanceTampered, ConfigurationError, Environme
 from ml_platform.io import PinnedStore
 from ml_platform.io.acceptances import read_acceptances, record_acceptance
 from ml_platform.io.manager import PinnedIOManager
-from ml_platform_tests.io.test_manager import error_text, materializations, momentum, price_frame, prices, run
+from ml_platform_tests.io.test_manager import (
+    error_text,
+    materializations,
+    momentum,
+    price_frame,
+    prices,
+    run,
+    universe,
+    universe_summary,
+)
 
 NOW = dt.datetime(2026, 12, 8, 3, 0, tzinfo=dt.UTC)
 DAYS = ["2012-01-02", "2012-01-03", "2012-01-04"]
@@ -200,3 +211,26 @@ def test_accept_refuses_bad_input_with_one_line_and_exit_2(old_store: Path, old:
     assert err.count("\n") == 1 and err.startswith("error: [CONFIGURATION_ERROR] ")
     assert re.search(message, err), err
     assert PinnedStore(old_store).acceptance_files() == []
+
+
+def test_a_single_partition_load_names_the_acceptance_in_its_input_metadata(
+        tmp_path: Path, old: EnvironmentLock, running: EnvironmentLock, dagster_instance: DagsterInstance) -> None:
+    base = tmp_path / "storage"
+    PinnedStore(base, environment=old).write("universe", None, pa.table({"symbol": ["A", "B", "C"]}))
+    record = accept_environment(old, running, "reviewed", "alice", NOW)
+    record_acceptance(PinnedStore(base).filesystem, record)
+    strict = PinnedIOManager(base_dir=str(base), environment_policy="strict")
+    result = run([universe, universe_summary], strict, dagster_instance, selection=[universe_summary])
+    loaded = [event.event_specific_data.metadata  # type: ignore[union-attr]
+              for event in result.all_events if event.event_type is DagsterEventType.LOADED_INPUT]
+    assert [m["ml_platform/environment_acceptance"].value for m in loaded] == [record.sha256]
+
+
+def test_acceptances_are_recorded_once_on_an_object_store(old: EnvironmentLock, running: EnvironmentLock) -> None:
+    fs = PinnedStore(f"memory://acceptance-{uuid.uuid4().hex}/store").filesystem
+    record = accept_environment(old, running, "reviewed", "alice", NOW)
+    where, created = record_acceptance(fs, record)
+    assert created and where.endswith(f"environment/acceptances/{record.file_name}")
+    assert record_acceptance(fs, record) == (where, False)  # the same record again: nothing rewritten
+    (found,) = read_acceptances(fs)
+    assert found.acceptance == record and found.source == where
