@@ -162,7 +162,8 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
         tree = working_tree_diff(root) if root is not None else None
         # no checkout (an image): the image's build provenance names the commit; a checkout must agree with it
         git = recorded_git(GitState(tree.commit, tree.dirty) if tree else GitState(None, False), store.provenance,
-                           require_commit=store.require_commit, where=str(root))
+                           require_commit=store.require_commit,
+                           where=str(root) if root is not None else "(the graph names no project root)")
         if tree is None and git.dirty:
             raise ProvenanceError(
                 f"the image was built from a tree with uncommitted changes at {git.commit} (ML_PLATFORM_GIT_DIRTY=1) "
