@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ml_platform.environment import EnvironmentPolicy
+from ml_platform.environment import BuildProvenance, EnvironmentPolicy
+from ml_platform.environment.provenance import COMMIT_ENV, DIRTY_ENV, IMAGE_DIGEST_ENV
 from ml_platform.errors import ConfigurationError
 
 DEPLOYMENTS = ("local", "production")
@@ -53,6 +54,9 @@ class Settings:
             set by ``ml-platform reproduce`` for an old commit loaded beside production's code location):
             ``build_definitions`` prefixes every asset key with it and keeps only the assets, and the IO
             manager strips it, so the store keys (and every byte written) are the project's own.
+        provenance: the running image's build provenance (``ML_PLATFORM_GIT_COMMIT``, ``ML_PLATFORM_GIT_DIRTY``,
+            ``ML_PLATFORM_IMAGE_DIGEST``): the commit recorded where the project root is no git checkout, and the
+            image digest recorded with every artefact. In production a write that would record no commit fails.
     """
 
     deployment: str
@@ -67,6 +71,7 @@ class Settings:
     slack_webhook_env: str | None = None
     reproduction: bool = False
     key_namespace: tuple[str, ...] = ()
+    provenance: BuildProvenance = field(default_factory=BuildProvenance)
 
     @property
     def outbox_dir(self) -> Path:
@@ -127,6 +132,7 @@ class Settings:
             slack_webhook_env=SLACK_WEBHOOK_ENV if env.get(SLACK_WEBHOOK_ENV) else None,
             reproduction=_flag(env, REPRODUCTION_ENV),
             key_namespace=parse_key_namespace(env.get(KEY_NAMESPACE_ENV, "")),
+            provenance=BuildProvenance.parse(env.get(COMMIT_ENV), env.get(DIRTY_ENV), env.get(IMAGE_DIGEST_ENV)),
         )
 
 
