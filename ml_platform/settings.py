@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ml_platform.environment import EnvironmentPolicy
@@ -24,6 +24,7 @@ REPRODUCTION_ENV = "ML_PLATFORM_REPRODUCTION"
 KEY_NAMESPACE_ENV = "ML_PLATFORM_KEY_NAMESPACE"
 DEPLOYMENT_ENV = "ML_PLATFORM_DEPLOYMENT"
 LEDGER_URL_ENV = "ML_PLATFORM_LEDGER_URL"
+OUTBOX_URL_ENV = "ML_PLATFORM_OUTBOX_URL"
 _SEGMENT = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -53,6 +54,9 @@ class Settings:
             set by ``ml-platform reproduce`` for an old commit loaded beside production's code location):
             ``build_definitions`` prefixes every asset key with it and keeps only the assets, and the IO
             manager strips it, so the store keys (and every byte written) are the project's own.
+        outbox_url: the SQLAlchemy URL of the database keeping the alert outboxes (``ML_PLATFORM_OUTBOX_URL``;
+            PostgreSQL in production); None: the JSON-lines files under ``outbox_dir``. Kept out of ``repr``:
+            it may hold a password.
     """
 
     deployment: str
@@ -67,6 +71,7 @@ class Settings:
     slack_webhook_env: str | None = None
     reproduction: bool = False
     key_namespace: tuple[str, ...] = ()
+    outbox_url: str | None = field(default=None, repr=False)
 
     @property
     def outbox_dir(self) -> Path:
@@ -127,6 +132,7 @@ class Settings:
             slack_webhook_env=SLACK_WEBHOOK_ENV if env.get(SLACK_WEBHOOK_ENV) else None,
             reproduction=_flag(env, REPRODUCTION_ENV),
             key_namespace=parse_key_namespace(env.get(KEY_NAMESPACE_ENV, "")),
+            outbox_url=outbox_url_from_env(env),
         )
 
 
@@ -145,6 +151,27 @@ def deployment_from_env(env: Mapping[str, str]) -> str:
 def ledger_url_from_env(env: Mapping[str, str]) -> str | None:
     """``ML_PLATFORM_LEDGER_URL``: the champion ledger's database beside an MLflow server; ``None`` when unset."""
     return env.get(LEDGER_URL_ENV, "").strip() or None
+
+
+def outbox_url_from_env(env: Mapping[str, str]) -> str | None:
+    """``ML_PLATFORM_OUTBOX_URL``, checked to parse as a SQLAlchemy URL; ``None`` when unset.
+
+    Raises:
+        ConfigurationError: it does not parse (the message never repeats it: it may hold a password).
+    """
+    url = env.get(OUTBOX_URL_ENV, "").strip()
+    if not url:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigurationError(f"{OUTBOX_URL_ENV} is not a SQLAlchemy URL (not shown: it may hold a password); "
+                                 "give e.g. postgresql+psycopg://user@host:5432/db, the password in PGPASSWORD, "
+                                 "or unset it to keep the outboxes under ML_PLATFORM_HOME") from None
+    return url
 
 
 def parse_key_namespace(text: str) -> tuple[str, ...]:

@@ -28,7 +28,8 @@ from ml_platform.monitoring.alerts import (
     alert_from_dict,
     utc_now_text,
 )
-from ml_platform.monitoring.outbox import Outbox, OutboxEvent, OutboxLog, OutboxRecord
+from ml_platform.monitoring.outbox import OutboxEvent, OutboxLog, OutboxRecord
+from ml_platform.monitoring.outbox_sql import open_outbox
 
 __all__ = [
     "DEFAULT_EVENTS_URL",
@@ -240,6 +241,8 @@ class Route(abc.ABC, Generic[A]):
     Args:
         outbox_dir: The folder of the outbox files (:func:`~ml_platform.monitoring.outbox.default_outbox_dir`);
             this route's file is ``<outbox_dir>/<name>.jsonl``.
+        outbox_url: Instead of ``outbox_dir``: the SQLAlchemy URL of the database keeping the outboxes
+            (:mod:`~ml_platform.monitoring.outbox_sql`; PostgreSQL in production).
         cooldown_seconds: See the subclass (>= 0; 0: no de-duplication in time).
         timeout_seconds: Limit of one attempt, in (0, 60].
         retries: Extra attempts per delivery, 0..10 (in one pass, while the endpoint answers).
@@ -259,8 +262,8 @@ class Route(abc.ABC, Generic[A]):
     endpoint_name: ClassVar[str]
     default_overdue_seconds: ClassVar[float]
 
-    def __init__(self, outbox_dir: str | os.PathLike[str], *, cooldown_seconds: float, timeout_seconds: float,
-                 retries: int, backoff_seconds: float,
+    def __init__(self, outbox_dir: str | os.PathLike[str] | None, *, cooldown_seconds: float,
+                 timeout_seconds: float, retries: int, backoff_seconds: float, outbox_url: str | None = None,
                  redelivery_backoff_seconds: float = DEFAULT_REDELIVERY_BACKOFF_SECONDS,
                  overdue_seconds: float | None = None, clock: Callable[[], dt.datetime] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -271,8 +274,9 @@ class Route(abc.ABC, Generic[A]):
                                                          redelivery_backoff_seconds, 0, MAX_REDELIVERY_WAIT_SECONDS)
         overdue = self.default_overdue_seconds if overdue_seconds is None else overdue_seconds
         self.overdue_seconds = _check_seconds(owner, "overdue_seconds", overdue, 60, 7 * 86400)
-        self.outbox = Outbox(Path(outbox_dir) / f"{self.name}.jsonl")
-        self.other_outbox = Outbox(Path(outbox_dir) / f"{self.other_name}.jsonl")
+        folder = Path(outbox_dir) if outbox_dir else None
+        self.outbox = open_outbox(self.name, outbox_dir=folder, outbox_url=outbox_url)
+        self.other_outbox = open_outbox(self.other_name, outbox_dir=folder, outbox_url=outbox_url)
         self.cooldown_seconds = float(cooldown_seconds)
         self.timeout_seconds = float(timeout_seconds)
         self.retries = retries
@@ -281,7 +285,7 @@ class Route(abc.ABC, Generic[A]):
         self._sleep = sleep
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(outbox={str(self.outbox.path)!r}, endpoint={self.endpoint!r})"
+        return f"{type(self).__name__}(outbox={self.outbox.location!r}, endpoint={self.endpoint!r})"
 
     @property
     @abc.abstractmethod
@@ -537,6 +541,7 @@ class PagerRoute(Route[InfraIncident]):
 
     Args:
         outbox_dir: Folder of the outbox; this route writes ``pager.jsonl``.
+        outbox_url: Instead of ``outbox_dir``: the database of the outboxes (see :class:`Route`).
         routing_key: The Events API v2 integration (routing) key; empty: no endpoint, the outbox is the
             destination (the embedded default).
         events_url: The Events API v2 enqueue URL (or its base); https://, or http:// on a loopback host.
@@ -552,16 +557,16 @@ class PagerRoute(Route[InfraIncident]):
     endpoint_name = "pagerduty"
     default_overdue_seconds = DEFAULT_PAGER_OVERDUE_SECONDS
 
-    def __init__(self, outbox_dir: str | os.PathLike[str], *, routing_key: str = "",
+    def __init__(self, outbox_dir: str | os.PathLike[str] | None = None, *, routing_key: str = "",
                  events_url: str = DEFAULT_EVENTS_URL,
                  cooldown_seconds: float = DEFAULT_PAGER_COOLDOWN_SECONDS,
                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS, retries: int = DEFAULT_RETRIES,
                  backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
                  redelivery_backoff_seconds: float = DEFAULT_REDELIVERY_BACKOFF_SECONDS,
                  overdue_seconds: float | None = None, clock: Callable[[], dt.datetime] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, outbox_url: str | None = None) -> None:
         super().__init__(outbox_dir, cooldown_seconds=cooldown_seconds, timeout_seconds=timeout_seconds,
-                         retries=retries, backoff_seconds=backoff_seconds,
+                         retries=retries, backoff_seconds=backoff_seconds, outbox_url=outbox_url,
                          redelivery_backoff_seconds=redelivery_backoff_seconds, overdue_seconds=overdue_seconds,
                          clock=clock, sleep=sleep)
         if not isinstance(routing_key, str):
@@ -571,7 +576,8 @@ class PagerRoute(Route[InfraIncident]):
         self._base_url = _events_base_url(events_url)
 
     def __repr__(self) -> str:  # never shows the routing key
-        return f"PagerRoute(outbox={str(self.outbox.path)!r}, endpoint={self.endpoint!r}, events_url={self.events_url!r})"
+        return (f"PagerRoute(outbox={self.outbox.location!r}, endpoint={self.endpoint!r}, "
+                f"events_url={self.events_url!r})")
 
     @property
     def configured(self) -> bool:
@@ -642,6 +648,7 @@ class ResearchRoute(Route[AlphaDriftFinding]):
 
     Args:
         outbox_dir: Folder of the outbox; this route writes ``research.jsonl``.
+        outbox_url: Instead of ``outbox_dir``: the database of the outboxes (see :class:`Route`).
         slack_webhook_url: The incoming-webhook URL (a secret); empty: the outbox is the destination.
         cooldown_seconds: Suppression window per finding key.
         timeout_seconds / retries / backoff_seconds / redelivery_backoff_seconds / overdue_seconds / clock /
@@ -655,15 +662,15 @@ class ResearchRoute(Route[AlphaDriftFinding]):
     endpoint_name = "slack"
     default_overdue_seconds = DEFAULT_RESEARCH_OVERDUE_SECONDS
 
-    def __init__(self, outbox_dir: str | os.PathLike[str], *, slack_webhook_url: str = "",
+    def __init__(self, outbox_dir: str | os.PathLike[str] | None = None, *, slack_webhook_url: str = "",
                  cooldown_seconds: float = DEFAULT_RESEARCH_COOLDOWN_SECONDS,
                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS, retries: int = DEFAULT_RETRIES,
                  backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
                  redelivery_backoff_seconds: float = DEFAULT_REDELIVERY_BACKOFF_SECONDS,
                  overdue_seconds: float | None = None, clock: Callable[[], dt.datetime] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, outbox_url: str | None = None) -> None:
         super().__init__(outbox_dir, cooldown_seconds=cooldown_seconds, timeout_seconds=timeout_seconds,
-                         retries=retries, backoff_seconds=backoff_seconds,
+                         retries=retries, backoff_seconds=backoff_seconds, outbox_url=outbox_url,
                          redelivery_backoff_seconds=redelivery_backoff_seconds, overdue_seconds=overdue_seconds,
                          clock=clock, sleep=sleep)
         if not isinstance(slack_webhook_url, str):
@@ -673,7 +680,7 @@ class ResearchRoute(Route[AlphaDriftFinding]):
             check_endpoint_url("ResearchRoute", "slack_webhook_url", self.slack_webhook_url)
 
     def __repr__(self) -> str:  # never shows the webhook URL (it is the credential)
-        return f"ResearchRoute(outbox={str(self.outbox.path)!r}, endpoint={self.endpoint!r})"
+        return f"ResearchRoute(outbox={self.outbox.location!r}, endpoint={self.endpoint!r})"
 
     @property
     def configured(self) -> bool:
