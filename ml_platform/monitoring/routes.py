@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 import ipaddress
 import json
+import logging
 import math
 import os
 import time
@@ -195,6 +196,28 @@ def check_route_settings(owner: str, *, cooldown_seconds: float, timeout_seconds
         )
 
 
+def _redacted(text: str, secrets: Mapping[str, str]) -> str:
+    """``text`` with every secret (a key of ``secrets``, longest first) replaced by its stand-in."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, secrets[secret])
+    return text
+
+
+class _RedactingFilter(logging.Filter):
+    """Rewrites a record's message with its secrets replaced, before any handler sees it."""
+
+    def __init__(self, secrets: Mapping[str, str]) -> None:
+        super().__init__()
+        self.secrets = dict(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = _redacted(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
 def _one_line(text: object, limit: int = 500) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
@@ -373,6 +396,27 @@ class Route(abc.ABC, Generic[A]):
 
     # -- delivery --------------------------------------------------------------------------------------
 
+    def _secrets(self) -> dict[str, str]:
+        """The endpoint's secret texts and their stand-ins: never in an outbox line, a log or an error."""
+        return {}
+
+    def _redact_answer(self, answer: _Answer) -> _Answer:
+        secrets = self._secrets()
+        if not secrets:
+            return answer
+        detail = {name: _redacted(value, secrets) if isinstance(value, str) else value
+                  for name, value in answer.detail.items()}
+        return replace(answer, error=_redacted(answer.error, secrets) if answer.error else answer.error,
+                       detail=detail)
+
+    def _client_logger(self, name: str) -> logging.Logger:
+        """A logger for an endpoint's client library, under this module's, that redacts :meth:`_secrets`
+        (slack_sdk logs the whole webhook URL at debug level)."""
+        client_log = logging.Logger(f"{__name__}.{name}")  # noqa: LOG001 - unregistered: one per attempt, then dropped
+        client_log.parent = logging.getLogger(__name__)
+        client_log.addFilter(_RedactingFilter(self._secrets()))
+        return client_log
+
     def _age_seconds(self, moment: dt.datetime) -> float:
         return (self._now() - moment).total_seconds()
 
@@ -473,7 +517,7 @@ class Route(abc.ABC, Generic[A]):
         for retry in range(retries + 1):
             if retry:
                 self._sleep(min(self.backoff_seconds * 2 ** (retry - 1), _MAX_SLEEP))
-            answer = self._attempt(alert, record.id)
+            answer = self._redact_answer(self._attempt(alert, record.id))
             attempts += 1
             now = utc_now_text(self._now())
             if answer.ok:
@@ -583,6 +627,9 @@ class PagerRoute(Route[InfraIncident]):
     def configured(self) -> bool:
         return bool(self.routing_key)
 
+    def _secrets(self) -> dict[str, str]:
+        return {self.routing_key: "<routing key>"}
+
     def send(self, alert: InfraIncident) -> Delivery:
         """Page (``trigger``) or close (``resolve``) the incident of ``alert.key``; see :meth:`Route.send`."""
         return super().send(alert)
@@ -686,6 +733,18 @@ class ResearchRoute(Route[AlphaDriftFinding]):
     def configured(self) -> bool:
         return bool(self.slack_webhook_url)
 
+    def _secrets(self) -> dict[str, str]:
+        """The webhook URL is the credential: the URL, its path and the path's token are each redacted."""
+        url = self.slack_webhook_url
+        if not url:
+            return {}
+        path = urlsplit(url).path
+        token = path.rstrip("/").rsplit("/", 1)[-1]
+        secrets = {url: "<webhook url>", path: "<webhook path>"}
+        if len(token) >= 8:
+            secrets[token] = "<webhook token>"
+        return secrets
+
     def send(self, alert: AlphaDriftFinding) -> Delivery:
         """Post ``alert`` to research; see :meth:`Route.send`."""
         return super().send(alert)
@@ -705,7 +764,8 @@ class ResearchRoute(Route[AlphaDriftFinding]):
         from slack_sdk.webhook import WebhookClient
 
         client = WebhookClient(self.slack_webhook_url, timeout=self.timeout_seconds,  # type: ignore[arg-type]
-                               retry_handlers=[])  # the route retries, and records each attempt
+                               retry_handlers=[],  # the route retries, and records each attempt
+                               logger=self._client_logger("slack_sdk"))
         try:
             response = client.send(text=slack_message(alert), unfurl_links=False, unfurl_media=False)
         except Exception as exc:  # noqa: BLE001 - urllib, socket and timeout errors: keep it pending
