@@ -52,19 +52,22 @@ class ResearchOutcome:
     observation: DriftObservation
     finding: AlphaDriftFinding | None
     report_ref: str | None
-    plot_path: str | None
+    plot_path: str | None  # the plot's local path, or its MLflow server URL (run_files.artifact_link)
     markdown: str
     delivery: str | None
 
     def metadata(self) -> dict[str, Any]:
         import dagster as dg
 
+        from ml_platform.dagster_boundary import link_metadata
+        from ml_platform.metadata import file_link
+
         meta: dict[str, Any] = {"report": dg.MetadataValue.md(self.markdown),
                                 "drifted": self.finding is not None, "research": self.delivery or "not sent"}
         if self.report_ref:
             meta["report_ref"] = self.report_ref
         if self.plot_path:
-            meta["plot"] = dg.MetadataValue.path(self.plot_path)
+            meta["plot"] = link_metadata(file_link(self.plot_path))
         return meta
 
 
@@ -86,7 +89,7 @@ def research_report(registry: ModelRegistry, route: Route[AlphaDriftFinding], ob
     folder = f"{DRIFT_DIR}/{stamp}"
     run_files.log_files(registry, run_id, folder, rendered.files())
     report_ref = run_files.artifact_ref(run_id, f"{folder}/report.html")
-    plot = run_files.local_artifact_path(registry, run_id, f"{folder}/report.png")
+    plot = run_files.artifact_link(registry, run_id, f"{folder}/report.png").target
     finding = finding_of(evaluation, model=observation.model, version=observation.version)
     delivery = None
     if finding is not None:
