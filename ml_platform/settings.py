@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError
 
@@ -162,9 +165,6 @@ def outbox_url_from_env(env: Mapping[str, str]) -> str | None:
     url = env.get(OUTBOX_URL_ENV, "").strip()
     if not url:
         return None
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
         make_url(url)
     except (ArgumentError, ValueError):

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ml_platform.dagster_boundary import link_metadata
 from ml_platform.errors import ConfigurationError
+from ml_platform.metadata import file_link
 from ml_platform.monitoring.alerts import AlphaDriftFinding, InfraIncident
 from ml_platform.monitoring.drift import finding_of
 from ml_platform.monitoring.drift_report import render_drift_report
@@ -58,9 +60,6 @@ class ResearchOutcome:
 
     def metadata(self) -> dict[str, Any]:
         import dagster as dg
-
-        from ml_platform.dagster_boundary import link_metadata
-        from ml_platform.metadata import file_link
 
         meta: dict[str, Any] = {"report": dg.MetadataValue.md(self.markdown),
                                 "drifted": self.finding is not None, "research": self.delivery or "not sent"}
