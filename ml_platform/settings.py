@@ -88,6 +88,8 @@ class Settings:
             raise ConfigurationError(
                 f"environment policy {self.environment_policy!r} is not one of {POLICIES}"
             )
+        if self.outbox_url is not None:
+            _check_outbox_url(self.outbox_url)
         bad = [part for part in self.key_namespace if not _SEGMENT.fullmatch(part)]
         if bad or not isinstance(self.key_namespace, tuple):
             raise ConfigurationError(f"key namespace {self.key_namespace!r}: give a tuple of key segments of letters, "
@@ -165,13 +167,17 @@ def outbox_url_from_env(env: Mapping[str, str]) -> str | None:
     url = env.get(OUTBOX_URL_ENV, "").strip()
     if not url:
         return None
+    _check_outbox_url(url)
+    return url
+
+
+def _check_outbox_url(url: str) -> None:
     try:
         make_url(url)
     except (ArgumentError, ValueError):
         raise ConfigurationError(f"{OUTBOX_URL_ENV} is not a SQLAlchemy URL (not shown: it may hold a password); "
                                  "give e.g. postgresql+psycopg://user@host:5432/db, the password in PGPASSWORD, "
                                  "or unset it to keep the outboxes under ML_PLATFORM_HOME") from None
-    return url
 
 
 def parse_key_namespace(text: str) -> tuple[str, ...]:

@@ -27,6 +27,8 @@ def test_the_settings_read_the_outbox_url_and_never_show_it(tmp_path: Path) -> N
     with pytest.raises(ConfigurationError, match=f"{OUTBOX_URL_ENV} is not a SQLAlchemy URL") as caught:
         Settings.from_env({**home, OUTBOX_URL_ENV: f"://desk:{SECRET}@db"})
     assert SECRET not in str(caught.value)
+    with pytest.raises(ConfigurationError, match="not a SQLAlchemy URL"):
+        Settings.local(tmp_path, outbox_url=f"://desk:{SECRET}@db")
 
 
 def test_the_deployment_puts_both_routes_on_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
