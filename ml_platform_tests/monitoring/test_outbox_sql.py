@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy
 
 from ml_platform.errors import ConfigurationError, MonitoringError
-from ml_platform.monitoring.outbox import OutboxEvent
+from ml_platform.monitoring.outbox import Outbox, OutboxEvent
 from ml_platform.monitoring.outbox_sql import (
     OUTBOX_SCHEMA_VERSION,
     OUTBOX_TABLE,
@@ -167,3 +167,24 @@ def test_a_table_of_that_name_not_made_by_ml_platform_is_refused(tmp_path: Path)
     engine.dispose()
     with pytest.raises(MonitoringError, match="was not created by ml_platform"):
         SqlOutbox(url, "pager").read()
+
+
+def test_the_same_appends_read_back_as_the_same_log_as_the_file_outbox(outbox_backend: OutboxBackend,
+                                                                       tmp_path: Path) -> None:
+    url = _sql(outbox_backend)
+    outboxes = [Outbox(tmp_path / "reference" / "pager.jsonl"), SqlOutbox(url, "pager")]
+    steps = [("queued", "a", "k:a", "trigger", "2024-03-01T09:00:00.000000+00:00"),
+             ("queued", "b", "k:b", "trigger", "2024-03-01T09:01:00.000000+00:00"),
+             ("failed", "b", "k:b", None, "2024-03-01T09:02:00.000000+00:00"),
+             ("delivered", "a", "k:a", None, "2024-03-01T09:03:00.000000+00:00"),
+             ("queued", "c", "k:a", "resolve", "2024-03-01T09:04:00.000000+00:00"),
+             ("undelivered", "z", "k:z", None, "2024-03-01T09:05:00.000000+00:00")]
+    for outbox in outboxes:
+        for event, ident, key, action, at in steps:
+            outbox.append(event, alert_id=ident, key=key, at=at, action=action, alert={"key": key, "é": 1.5})
+    file_log, sql_log = (outbox.read() for outbox in outboxes)
+    assert sql_log == file_log and len(sql_log.records) == len(steps)
+    assert [r.id for r in sql_log.pending()] == [r.id for r in file_log.pending()] == ["b", "c"]
+    assert sql_log.open_incidents() == file_log.open_incidents() and list(sql_log.open_incidents()) == ["k:b"]
+    assert sql_log.attempts("b") == file_log.attempts("b") == 1
+    assert sql_log.last_sent("k:a") == file_log.last_sent("k:a")
