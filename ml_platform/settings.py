@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from ml_platform.environment import BuildProvenance, EnvironmentPolicy
 from ml_platform.environment.provenance import COMMIT_ENV, DIRTY_ENV, IMAGE_DIGEST_ENV
 from ml_platform.errors import ConfigurationError
@@ -25,6 +28,7 @@ REPRODUCTION_ENV = "ML_PLATFORM_REPRODUCTION"
 KEY_NAMESPACE_ENV = "ML_PLATFORM_KEY_NAMESPACE"
 DEPLOYMENT_ENV = "ML_PLATFORM_DEPLOYMENT"
 LEDGER_URL_ENV = "ML_PLATFORM_LEDGER_URL"
+OUTBOX_URL_ENV = "ML_PLATFORM_OUTBOX_URL"
 _SEGMENT = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -57,6 +61,9 @@ class Settings:
         provenance: the running image's build provenance (``ML_PLATFORM_GIT_COMMIT``, ``ML_PLATFORM_GIT_DIRTY``,
             ``ML_PLATFORM_IMAGE_DIGEST``): the commit recorded where the project root is no git checkout, and the
             image digest recorded with every artefact. In production a write that would record no commit fails.
+        outbox_url: the SQLAlchemy URL of the database keeping the alert outboxes (``ML_PLATFORM_OUTBOX_URL``;
+            PostgreSQL in production); None: the JSON-lines files under ``outbox_dir``. Kept out of ``repr``:
+            it may hold a password.
     """
 
     deployment: str
@@ -72,6 +79,7 @@ class Settings:
     reproduction: bool = False
     key_namespace: tuple[str, ...] = ()
     provenance: BuildProvenance = field(default_factory=BuildProvenance)
+    outbox_url: str | None = field(default=None, repr=False)
 
     @property
     def outbox_dir(self) -> Path:
@@ -85,6 +93,8 @@ class Settings:
             raise ConfigurationError(
                 f"environment policy {self.environment_policy!r} is not one of {POLICIES}"
             )
+        if self.outbox_url is not None:
+            _check_outbox_url(self.outbox_url)
         bad = [part for part in self.key_namespace if not _SEGMENT.fullmatch(part)]
         if bad or not isinstance(self.key_namespace, tuple):
             raise ConfigurationError(f"key namespace {self.key_namespace!r}: give a tuple of key segments of letters, "
@@ -133,6 +143,7 @@ class Settings:
             reproduction=_flag(env, REPRODUCTION_ENV),
             key_namespace=parse_key_namespace(env.get(KEY_NAMESPACE_ENV, "")),
             provenance=BuildProvenance.parse(env.get(COMMIT_ENV), env.get(DIRTY_ENV), env.get(IMAGE_DIGEST_ENV)),
+            outbox_url=outbox_url_from_env(env),
         )
 
 
@@ -151,6 +162,28 @@ def deployment_from_env(env: Mapping[str, str]) -> str:
 def ledger_url_from_env(env: Mapping[str, str]) -> str | None:
     """``ML_PLATFORM_LEDGER_URL``: the champion ledger's database beside an MLflow server; ``None`` when unset."""
     return env.get(LEDGER_URL_ENV, "").strip() or None
+
+
+def outbox_url_from_env(env: Mapping[str, str]) -> str | None:
+    """``ML_PLATFORM_OUTBOX_URL``, checked to parse as a SQLAlchemy URL; ``None`` when unset.
+
+    Raises:
+        ConfigurationError: it does not parse (the message never repeats it: it may hold a password).
+    """
+    url = env.get(OUTBOX_URL_ENV, "").strip()
+    if not url:
+        return None
+    _check_outbox_url(url)
+    return url
+
+
+def _check_outbox_url(url: str) -> None:
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigurationError(f"{OUTBOX_URL_ENV} is not a SQLAlchemy URL (not shown: it may hold a password); "
+                                 "give e.g. postgresql+psycopg://user@host:5432/db, the password in PGPASSWORD, "
+                                 "or unset it to keep the outboxes under ML_PLATFORM_HOME") from None
 
 
 def parse_key_namespace(text: str) -> tuple[str, ...]:
