@@ -132,6 +132,18 @@ def test_every_container_has_probes_requests_limits_and_a_locked_down_security_c
         assert "/tmp" in mounts, f"{where}: a read-only root filesystem needs an emptyDir on /tmp"
 
 
+@pytest.mark.parametrize("name", ["dagster-webserver", "dagster-daemon", "dagster-user-code"])
+def test_the_processes_that_open_the_instance_mount_its_yaml_as_dagster_home(name: str) -> None:
+    spec = m.container(name)
+    home = {e["name"]: e.get("value") for e in spec["env"]}["DAGSTER_HOME"]
+    volumes = {v["name"]: v for v in m.find("Deployment", name).body["spec"]["template"]["spec"]["volumes"]}
+    mounted = [mount for mount in spec["volumeMounts"] if mount["mountPath"] == f"{home}/dagster.yaml"]
+    assert mounted, f"k8s Deployment/{name}: no dagster.yaml mounted in DAGSTER_HOME {home}"
+    source = volumes[mounted[0]["name"]]
+    assert source.get("configMap", {}).get("name") == "dagster-instance" and mounted[0]["subPath"] == "dagster.yaml", (
+        f"k8s Deployment/{name}: {home}/dagster.yaml is not ConfigMap/dagster-instance's dagster.yaml")
+
+
 def test_the_daemon_is_one_replica_replaced_not_rolled() -> None:
     daemon = m.find("Deployment", "dagster-daemon")
     assert daemon.body["spec"]["replicas"] == 1, f"{daemon}: two daemons would both launch the queued runs"
