@@ -139,6 +139,9 @@ def test_the_processes_that_open_the_instance_mount_its_yaml_as_dagster_home(nam
     volumes = {v["name"]: v for v in m.find("Deployment", name).body["spec"]["template"]["spec"]["volumes"]}
     mounted = [mount for mount in spec["volumeMounts"] if mount["mountPath"] == f"{home}/dagster.yaml"]
     assert mounted, f"k8s Deployment/{name}: no dagster.yaml mounted in DAGSTER_HOME {home}"
+    pod = m.find("Deployment", name).body["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "dagster" and pod["automountServiceAccountToken"] is True, (
+        f"k8s Deployment/{name}: the instance's K8sRunLauncher needs ServiceAccount/dagster's token when built")
     source = volumes[mounted[0]["name"]]
     assert source.get("configMap", {}).get("name") == "dagster-instance" and mounted[0]["subPath"] == "dagster.yaml", (
         f"k8s Deployment/{name}: {home}/dagster.yaml is not ConfigMap/dagster-instance's dagster.yaml")
