@@ -152,7 +152,8 @@ def workload(deployment: str) -> Workload:
         elif "configMapKeyRef" in ref:
             from_maps[entry["name"]] = ref["configMapKeyRef"]["name"]
     image_env = dockerfile_env() if spec["image"] == platform_image() else {}
-    return Workload(f"k8s Deployment/{deployment}", spec["image"], {**image_env, **values}, from_maps, from_secrets)
+    return Workload(str(find("Deployment", deployment)), spec["image"], {**image_env, **values}, from_maps,
+                    from_secrets)
 
 
 def runs_workload() -> Workload:
@@ -166,7 +167,7 @@ def runs_workload() -> Workload:
     for entry in config.get("env_vars", []):
         name, _, value = entry.partition("=")
         values[name] = value
-    return Workload("k8s ConfigMap/dagster-instance run_launcher (run and step pods)", platform_image(), values,
+    return Workload(f"{find('ConfigMap', 'dagster-instance')} run_launcher (run and step pods)", platform_image(), values,
                     from_maps, from_secrets)
 
 
