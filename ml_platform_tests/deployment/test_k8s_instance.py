@@ -18,6 +18,7 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster._serdes.config_class import ConfigurableClassData
 from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
 
+from ml_platform.reproduce.service import REPRODUCES_TAG
 from ml_platform_tests.deployment import manifests as m
 
 WHERE = "k8s/dagster-instance.yaml ConfigMap/dagster-instance"
@@ -67,6 +68,13 @@ def test_the_storage_reads_every_connection_setting_from_the_environment_includi
     assert {key: db[key] for key in expected} == {k: {"env": v} for k, v in expected.items()}, f"{WHERE}: storage"
     assert db["scheme"] == "postgresql+psycopg2", f"{WHERE}: dagster-postgres needs psycopg2 (NOTIFY)"
     assert m.instance_yaml()["telemetry"] == {"enabled": False}, f"{WHERE}: telemetry must be off"
+
+
+def test_the_concurrency_limits_name_tags_runs_carry() -> None:
+    known = {"dagster/backfill", REPRODUCES_TAG}
+    limits = m.instance_yaml()["run_coordinator"]["config"]["tag_concurrency_limits"]
+    unknown = [limit["key"] for limit in limits if limit["key"] not in known]
+    assert not unknown, f"{WHERE}: tag_concurrency_limits on tags no run carries: {unknown}"
 
 
 def test_the_run_launcher_names_objects_that_exist() -> None:
