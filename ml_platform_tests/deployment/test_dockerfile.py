@@ -54,8 +54,8 @@ def test_the_git_provenance_build_args_become_the_settings_ml_platform_reads() -
     env = m.dockerfile_env()
     assert env.get("ML_PLATFORM_GIT_COMMIT") == "${GIT_COMMIT}", f"{WHERE}: ENV ML_PLATFORM_GIT_COMMIT=${{GIT_COMMIT}}"
     assert env.get("ML_PLATFORM_GIT_DIRTY") == "${GIT_DIRTY}", f"{WHERE}: ENV ML_PLATFORM_GIT_DIRTY=${{GIT_DIRTY}}"
-    assert any(line.startswith("RUN test -n \"${GIT_COMMIT}\"") for line in lines), (
-        f"{WHERE}: a build without --build-arg GIT_COMMIT must fail")
+    assert any(line.startswith("RUN echo \"${GIT_COMMIT}\" | grep -Eqx '[0-9a-f]{40}'") for line in lines), (
+        f"{WHERE}: a build without a 40-hex --build-arg GIT_COMMIT must fail")
 
 
 def test_no_secret_is_baked_into_the_image() -> None:
