@@ -16,14 +16,22 @@ def text() -> str:
     return README.read_text()
 
 
-def test_the_runbook_has_its_sections_and_the_environment_policy_marker() -> None:
+def test_the_runbook_has_its_sections_and_the_environment_policy_step() -> None:
     for heading in ("## Install", "## Upgrade", "## Roll back the deployment", "## Rotate secrets",
                     "## Restore from backups"):
         assert heading in text(), f"deployments/production/README.md: no section {heading!r}"
     paragraph = text().split("**Environment policy when the image changes.**", 1)
     assert len(paragraph) == 2, "deployments/production/README.md: no 'Environment policy when the image changes'"
-    assert "<!-- ENV-POLICY-STEP -->" in paragraph[1].split("\n\n", 1)[0], (
-        "deployments/production/README.md: the <!-- ENV-POLICY-STEP --> marker must be inside that paragraph")
+    step = paragraph[1].split("\n5. ", 1)[0]
+    accept = re.search(r"ml-platform environment accept (.*)", step)
+    assert accept, "deployments/production/README.md: the upgrade step must show `ml-platform environment accept`"
+    from click.testing import CliRunner
+
+    from ml_platform.cli import main
+
+    shown = CliRunner().invoke(main, ["environment", "accept", "--help"]).output
+    for flag in re.findall(r"--[a-z-]+", accept.group(1)):
+        assert flag in shown, f"deployments/production/README.md: `environment accept {flag}` is no such option"
 
 
 @pytest.mark.parametrize("secret", sorted(m.secret_keys()))
