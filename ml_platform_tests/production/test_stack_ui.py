@@ -44,9 +44,10 @@ def test_the_ui_shows_the_graph_a_features_hashes_the_backfill_and_the_promotion
                  wait_for=[f"Partition {LAST_DAY} materialized", "ml_platform/manifest_hash", node.code_hash])
         ui.screenshot("feature-matrix-last-day")
 
-        ui.backfill(life.backfill_id, wait_for=[life.backfill_id, f"features {FEATURES}", *[
-            n.key for n in GRAPH if n.spec.partitioned]])
+        # the backfill's page names its id, each feature and its partitions, not its title
+        ui.backfill(life.backfill_id, wait_for=[life.backfill_id, *[n.key for n in GRAPH if n.spec.partitioned]])
         ui.wait_text("Succeeded")
+        ui.wait_text("100% completed")
         ui.screenshot("feature-backfill")
 
         ui.run(life.promotion.run_id, wait_for=["promote_model", "record_promotion"])
