@@ -170,6 +170,7 @@ def backfill_embedded(workdir: Path, graph: FeatureGraph, keys: list[str]) -> fl
     """Seconds of the single-run backfill of every node over ``keys`` (monthly partitions), embedded default."""
     partitions = calendar()
     assets = build_feature_assets(graph, partitions_def=partitions)
+    workdir.mkdir(parents=True, exist_ok=True)
     storage = str(workdir / "pinned")
     resources = {"io_manager": PinnedIOManager(base_dir=storage, project_root=str(REPO)),
                  "feature_store": PinnedStoreResource(base_dir=storage, project_root=str(REPO))}
