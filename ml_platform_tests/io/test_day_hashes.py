@@ -211,3 +211,16 @@ def test_rows_outside_the_window_get_their_own_days(tmp_path: Path) -> None:
     metadata = dict(table.schema.metadata)
     metadata.pop(OBJECT_METADATA_KEY)
     assert PinnedStore.changed_days(table.replace_schema_metadata(metadata), stored) == []
+
+
+def test_verify_prints_one_day_of_a_monthly_partition(monthly: PinnedStore) -> None:
+    args = ["verify", "quotes", "--partition", "2012-02-01", "--base-dir", monthly.base, "--no-dagster"]
+    result = CliRunner().invoke(main, [*args, "--day", "2012-02-14"])
+    recorded = monthly.manifest("quotes", "2012-02-01").day_hashes
+    assert recorded is not None
+    assert result.exit_code == 0, result.output
+    assert f"quotes partition 2012-02-01 day 2012-02-14: {recorded.hashes['2012-02-14']}" in result.output
+    outside = CliRunner().invoke(main, [*args, "--day", "2012-03-01"])
+    assert outside.exit_code == 2 and "records 2012-02-01..2012-02-29" in outside.output
+    bare = CliRunner().invoke(main, ["verify", "--base-dir", monthly.base, "--no-dagster", "--day", "2012-02-14"])
+    assert bare.exit_code == 2 and "--day needs an asset and a --partition" in bare.output
