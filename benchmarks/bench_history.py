@@ -24,7 +24,11 @@ Rows (each ``{"name", "value", "unit", "baseline", "ratio"}``):
 * ``history_backfill_20y_100f_min``: minutes of the backfill of every node over ``12 * YEARS`` monthly
   partitions (240: 24,240 stored partitions, 20 x 261 business days of rows per node) through the production
   stack, as above. If the stack cannot start, on the embedded default (the output says which). Target: under
-  30 minutes on 2 cores (reported, not asserted).
+  30 minutes on 2 cores (reported, not asserted). Not yet met, nor measured: on 2026-12-08 (load average 12
+  to 15) the 20-year backfill's single run did not start within the production instance's
+  ``run_monitoring.start_timeout_seconds`` (180 s) and was failed (``START_TIMEOUT``), its retry too, and
+  the daemon's backfill iteration over the 24,240 partitions had not ended ten minutes later. The row then
+  fails after ``STACK_TIMEOUT`` (README, "Benchmarks").
 * ``history_day_hashes_overhead``: seconds to compute the per-day hashes of every monthly partition of one
   feature over the history (:func:`~ml_platform.io.day_hashes.hash_days`: the rows grouped once, each day a
   zero-copy slice) against hashing the same partitions whole (the data hash each manifest records anyway);
@@ -74,7 +78,7 @@ INSTRUMENTS = int(os.environ.get("BENCH_HISTORY_INSTRUMENTS", "100"))
 START = dt.date(2000, 1, 1)
 END = dt.date(2020, 1, 1)  # exclusive: the calendar's 240 monthly partitions
 PROD_MONTHS = 12  # the partitions of prod_backfill_partitions_per_s's backfill (each node's first year)
-STACK_TIMEOUT = 4 * 3600.0
+STACK_TIMEOUT = 90 * 60.0  # three times the history's target: past it the row fails rather than waits
 FIRST_LEVEL = 90
 SECOND_LEVEL = 10
 BARS = (5, 10, 21, 42, 63, 126)
