@@ -246,13 +246,13 @@ class Manifest:
     #: kind -> scheme id of every hash recorded here (code, graph, data, environment), so a hash recorded
     #: today stays recomputable after a scheme changes; a record without it predates scheme ids (v1).
     hash_schemes: Mapping[str, str] = field(default_factory=current_schemes, hash=False)
+    #: optional: the content hash of each day's rows, for a partition longer than a day (``day_hashes``,
+    #: present only then, so every other manifest and its hash is as before)
+    day_hashes: DayHashes | None = None
     #: the manifest hash of the head this version replaced (None for a partition's first version)
     previous: str | None = None
     #: the scheme of this manifest's own hash (:attr:`manifest_hash`)
     manifest_scheme: str = MANIFEST_HASH_SCHEME
-    #: optional: the content hash of each day's rows, for a partition longer than a day (``day_hashes``,
-    #: present only then, so every other manifest and its hash is as before)
-    day_hashes: DayHashes | None = None
 
     def __post_init__(self) -> None:
         if self.schema_version != MANIFEST_SCHEMA:
@@ -320,12 +320,6 @@ class Manifest:
         return manifest_digest(self._covered())
 
     def _covered(self) -> dict[str, Any]:
-        covered = self._covered_fields()
-        if self.day_hashes is not None:  # optional: absent, it leaves the hash of every other manifest as it was
-            covered["day_hashes"] = self.day_hashes.to_dict()
-        return covered
-
-    def _covered_fields(self) -> dict[str, Any]:
         return {
             "schema_version": self.schema_version,
             "asset_key": self.asset_key,
@@ -349,6 +343,8 @@ class Manifest:
             "hash_schemes": dict(self.hash_schemes),
             "previous": self.previous,
             "manifest_scheme": self.manifest_scheme,
+            # optional: absent, it leaves the hash of every other manifest as it was
+            **({} if self.day_hashes is None else {"day_hashes": self.day_hashes.to_dict()}),
         }
 
     def embedded_form(self) -> Manifest:
@@ -479,7 +475,7 @@ class Manifest:
             file_size=file_size,
             schema_version=data["schema_version"],
             hash_schemes=data.get("hash_schemes"),
+            day_hashes=None if "day_hashes" not in data else DayHashes.from_dict(data["day_hashes"]),
             previous=data["previous"],
             manifest_scheme=data["manifest_scheme"],
-            day_hashes=None if "day_hashes" not in data else DayHashes.from_dict(data["day_hashes"]),
         )

@@ -215,6 +215,7 @@ class PinnedStore:
             environment=environment,
             environment_hash=environment.hash,
             seeds=facts.seeds,
+            day_hashes=day_hashes,
             window=facts.window,
             git_commit=git.commit,
             git_dirty=git.dirty,
@@ -224,7 +225,6 @@ class PinnedStore:
             rows=table.num_rows,
             data_file=object_name(data_hash),
             params=facts.params,
-            day_hashes=day_hashes,
         )
         for _attempt in range(READ_ATTEMPTS):
             file_hash, file_size = self._store_object(table, manifest)
@@ -483,39 +483,6 @@ class PinnedStore:
                 f"{manifest.label}"
             )
 
-    def _decode(self, buffer: pa.Buffer, manifest: Manifest) -> pa.Table:
-        path = self.data_path(manifest)
-        try:
-            self._check_bytes(buffer, manifest)
-        except IntegrityError as exc:
-            days = self._days_in_bytes(buffer, manifest)
-            if not days:
-                raise
-            raise IntegrityError(f"{exc.args[0]}{days}") from exc
-        try:
-            table = pq.read_table(pa.BufferReader(buffer))
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise IntegrityError(
-                f"{path} cannot be decoded as Parquet ({exc}); expected data hash {manifest.data_hash} - "
-                f"re-materialize {manifest.label}"
-            ) from exc
-        metadata = dict(table.schema.metadata or {})
-        footer = metadata.pop(OBJECT_METADATA_KEY, None)
-        if footer != _object_footer(manifest.data_hash):
-            raise IntegrityError(
-                f"{path}: its footer names data hash {footer!r}, not {manifest.data_hash} of the manifest of "
-                f"{manifest.label}; the object was replaced by hand - re-materialize {manifest.label}"
-            )
-        table = table.replace_schema_metadata(metadata or None)
-        actual = hash_table(table)
-        if actual != manifest.data_hash:
-            days = self._days_named(table, manifest)
-            raise IntegrityError(
-                f"{path}: content hash mismatch: expected {manifest.data_hash}, actual {actual}{days}; "
-                f"the stored data is not what was recorded - re-materialize {manifest.label}"
-            )
-        return table
-
     @staticmethod
     def changed_days(table: pa.Table, manifest: Manifest) -> list[str]:
         """The days whose rows in ``table`` do not hash to the day hashes ``manifest`` records (ISO, in order).
@@ -549,6 +516,39 @@ class PinnedStore:
         except DataError as exc:
             return f" (its days cannot be compared: {exc})" if manifest.day_hashes is not None else ""
         return f"; the rows of day(s) {', '.join(days)} differ from what was recorded" if days else ""
+
+    def _decode(self, buffer: pa.Buffer, manifest: Manifest) -> pa.Table:
+        path = self.data_path(manifest)
+        try:
+            self._check_bytes(buffer, manifest)
+        except IntegrityError as exc:
+            days = self._days_in_bytes(buffer, manifest)
+            if not days:
+                raise
+            raise IntegrityError(f"{exc.args[0]}{days}") from exc
+        try:
+            table = pq.read_table(pa.BufferReader(buffer))
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise IntegrityError(
+                f"{path} cannot be decoded as Parquet ({exc}); expected data hash {manifest.data_hash} - "
+                f"re-materialize {manifest.label}"
+            ) from exc
+        metadata = dict(table.schema.metadata or {})
+        footer = metadata.pop(OBJECT_METADATA_KEY, None)
+        if footer != _object_footer(manifest.data_hash):
+            raise IntegrityError(
+                f"{path}: its footer names data hash {footer!r}, not {manifest.data_hash} of the manifest of "
+                f"{manifest.label}; the object was replaced by hand - re-materialize {manifest.label}"
+            )
+        table = table.replace_schema_metadata(metadata or None)
+        actual = hash_table(table)
+        if actual != manifest.data_hash:
+            days = self._days_named(table, manifest)
+            raise IntegrityError(
+                f"{path}: content hash mismatch: expected {manifest.data_hash}, actual {actual}{days}; "
+                f"the stored data is not what was recorded - re-materialize {manifest.label}"
+            )
+        return table
 
     def _check_environment(self, manifest: Manifest, what: str) -> EnvironmentDiff:
         return check_environment(manifest.environment, self.environment, self.policy, what)
