@@ -27,8 +27,9 @@ Rows (each ``{"name", "value", "unit", "baseline", "ratio"}``):
   30 minutes on 2 cores (reported, not asserted). Not yet met, nor measured: on 2026-12-08 (load average 12
   to 15) the 20-year backfill's single run did not start within the production instance's
   ``run_monitoring.start_timeout_seconds`` (180 s) and was failed (``START_TIMEOUT``), its retry too, and
-  the daemon's backfill iteration over the 24,240 partitions had not ended ten minutes later. The row then
-  fails after ``STACK_TIMEOUT`` (README, "Benchmarks").
+  the daemon's backfill iteration over the 24,240 partitions had not ended ten minutes later; a 2-year
+  backfill's run was failed the same way, while the 12-month one starts. The row then fails after
+  ``STACK_TIMEOUT`` (README, "Benchmarks").
 * ``history_day_hashes_overhead``: seconds to compute the per-day hashes of every monthly partition of one
   feature over the history (:func:`~ml_platform.io.day_hashes.hash_days`: the rows grouped once, each day a
   zero-copy slice) against hashing the same partitions whole (the data hash each manifest records anyway);
