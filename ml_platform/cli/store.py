@@ -18,13 +18,20 @@ from ml_platform.cli.locations import defs_option, registry_location, store_loca
 from ml_platform.cli.models import check_registry_exists
 from ml_platform.cli.params import MAX_ARGUMENT, BoundedText, FiniteNumber, PathText
 from ml_platform.environment import EnvironmentLock, EnvironmentPolicy, capture_environment, diff_environments
-from ml_platform.errors import ConfigurationError, InstanceDamaged, MLPlatformError, RegistryError
+from ml_platform.errors import (
+    ConfigurationError,
+    InstanceDamaged,
+    MLPlatformError,
+    RegistryError,
+    WindowError,
+)
 from ml_platform.io.gc import collect
 from ml_platform.io.manifest import MANIFEST_METADATA_KEY, MANIFEST_SCHEMA, Manifest
 from ml_platform.io.migrate import migrate_store
 from ml_platform.io.store import PinnedStore
 from ml_platform.io.verify import VerifyResult, verify_acceptances, verify_store, verify_training_set
 from ml_platform.metadata import MANIFEST_HASH
+from ml_platform.window import parse_day
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -172,6 +179,9 @@ def _materialized(instance: dg.DagsterInstance, asset_key: dg.AssetKey, store: P
 @click.argument("asset", required=False, type=BoundedText(MAX_ARGUMENT))
 @click.option("--partition", default=None, type=BoundedText(MAX_ARGUMENT),
               help="Only this partition of ASSET (e.g. 2012-01-03).")
+@click.option("--day", default=None, type=BoundedText(MAX_ARGUMENT),
+              help="With ASSET and a --partition longer than a day (a month): also print this day's recorded "
+                   "content hash (the data hash the day's rows have as a daily partition; checked by verify).")
 @click.option(
     "--base-dir",
     default=None, type=PathText(),
@@ -197,9 +207,9 @@ def _materialized(instance: dg.DagsterInstance, asset_key: dg.AssetKey, store: P
 @click.option("--heads-only", is_flag=True,
               help="The quick pass: read only each head in full (history entries and their objects only listed).")
 @defs_option
-def verify(asset: str | None, partition: str | None, base_dir: str | None, environment_policy: str | None,
-           dagster_home: str | None, no_dagster: bool, tracking_uri: str | None, no_registry: bool,
-           heads_only: bool, defs_target: str | None) -> None:
+def verify(asset: str | None, partition: str | None, day: str | None, base_dir: str | None,
+           environment_policy: str | None, dagster_home: str | None, no_dagster: bool, tracking_uri: str | None,
+           no_registry: bool, heads_only: bool, defs_target: str | None) -> None:
     """Check every stored artefact (or those of ASSET, e.g. features/momentum) against what should exist.
 
     Each head's object is read in full: byte hash, Parquet decoding, footer, content hash, then its
@@ -217,6 +227,7 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
     store = PinnedStore(base_dir, policy=environment_policy)
     if not store.filesystem.root_exists():
         raise ConfigurationError(f"no storage at {store.base}; pass --base-dir, --defs, or set ML_PLATFORM_HOME")
+    day_line = _day_hash(store, asset, partition, day) if day is not None else None
     home = None if no_dagster else (dagster_home or os.environ.get("DAGSTER_HOME") or None)
     dagster_note = ""
     if home and dagster_home is None and not holds_dagster_instance(home):  # named by --dagster-home: exit 2
@@ -249,8 +260,36 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
     for result in results:
         if not result.ok or not result.environment_diff.is_empty:
             click.echo(_explanation(result), err=not result.ok)
+    if day_line is not None:
+        click.echo(day_line)
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def _day_hash(store: PinnedStore, asset: str | None, partition: str | None, day: str) -> str:
+    """``ASSET partition P day D: <hash>``: the content hash the head records for one day of the partition.
+
+    Raises:
+        ConfigurationError: no asset or partition, a malformed day, or a partition recording no day hashes
+            or none for that day (the days it records are named).
+    """
+    if asset is None or partition is None:
+        raise ConfigurationError("--day needs an asset and a --partition, e.g. "
+                                 "`verify features/momentum --partition 2012-01-01 --day 2012-01-17`")
+    try:
+        iso = parse_day(day, what="--day").isoformat()
+    except WindowError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    manifest = store.manifest(asset, partition)
+    recorded = manifest.day_hashes
+    if recorded is None:
+        raise ConfigurationError(f"{manifest.label} records no day hashes: its window {manifest.window} is one day "
+                                 f"(its data hash {manifest.data_hash} is that day's) or it was written without "
+                                 "a time column")
+    if iso not in recorded.hashes:
+        days = list(recorded.hashes)
+        raise ConfigurationError(f"{manifest.label} records no hash for {iso}; it records {days[0]}..{days[-1]}")
+    return f"{manifest.label} day {iso}: {recorded.hashes[iso]} (by its time column {recorded.column!r})"
 
 
 def _registered_training_data(store: PinnedStore, tracking_uri: str | None,

@@ -336,6 +336,8 @@ class PinnedIOManager(ConfigurableIOManager):
             params=_json_object(metadata, "params"),
             data_hash=_metadata_value(metadata, "data_hash"),
             project_root=_metadata_value(metadata, PROJECT_ROOT[len(_KEY_PREFIX):]),
+            # a partition longer than a day (a month) also records each day's content hash, by this column
+            time_column=_metadata_value(metadata, TIME_COLUMN[len(_KEY_PREFIX):]) or None,
         )
         return facts, self._environment_notes.get(step, [])
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ml_platform.environment import EnvironmentLock, validate_seed
 from ml_platform.errors import ConfigurationError, ManifestError, ManifestTampered, MLPlatformError
+from ml_platform.io.day_hashes import DayHashes
 from ml_platform.io.layout import object_name, validate_data_hash
 from ml_platform.lineage.encoding import sha256_of_fields
 from ml_platform.lineage.schemes import (
@@ -192,6 +193,8 @@ class WriteFacts:
             store then skips hashing on write (every load still recomputes and compares it).
         project_root: the folder of the project whose code computed the frame; its git commit and
             ``uv.lock`` are recorded (default: the store's).
+        time_column: the frame's time column; when the partition's window spans more than one day,
+            the content hash of each day's rows is recorded (:class:`~ml_platform.io.day_hashes.DayHashes`).
     """
 
     code_hash: str | None = None
@@ -203,6 +206,7 @@ class WriteFacts:
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
     data_hash: str | None = None
     project_root: str | None = None
+    time_column: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "upstream", tuple(self.upstream))
@@ -242,6 +246,9 @@ class Manifest:
     #: kind -> scheme id of every hash recorded here (code, graph, data, environment), so a hash recorded
     #: today stays recomputable after a scheme changes; a record without it predates scheme ids (v1).
     hash_schemes: Mapping[str, str] = field(default_factory=current_schemes, hash=False)
+    #: optional: the content hash of each day's rows, for a partition longer than a day (``day_hashes``,
+    #: present only then, so every other manifest and its hash is as before)
+    day_hashes: DayHashes | None = None
     #: the manifest hash of the head this version replaced (None for a partition's first version)
     previous: str | None = None
     #: the scheme of this manifest's own hash (:attr:`manifest_hash`)
@@ -293,6 +300,21 @@ class Manifest:
                 f"manifest of {self.label}: data_file {name!r} is not the object of its data hash "
                 f"{self.data_hash} ({expected}); a manifest may only name its own data's object"
             )
+        self._check_day_hashes()
+
+    def _check_day_hashes(self) -> None:
+        """Day hashes belong to a partition whose window spans several days, and cover every day of it."""
+        if self.day_hashes is None:
+            return
+        if not isinstance(self.day_hashes, DayHashes):
+            raise ManifestError(f"manifest of {self.label}: day_hashes must be DayHashes, got {self.day_hashes!r}")
+        if self.partition is None or self.window is None or self.window.days < 2:
+            raise ManifestError(f"manifest of {self.label}: day hashes are recorded only for a partition whose "
+                                f"window spans several days (window: {self.window})")
+        missing = [day.isoformat() for day in self.window if day.isoformat() not in self.day_hashes.hashes]
+        if missing:
+            raise ManifestError(f"manifest of {self.label}: its day hashes lack days {missing[:3]} of its window "
+                                f"{self.window}")
 
     @property
     def label(self) -> str:
@@ -329,6 +351,8 @@ class Manifest:
             "hash_schemes": dict(self.hash_schemes),
             "previous": self.previous,
             "manifest_scheme": self.manifest_scheme,
+            # optional: absent, it leaves the hash of every other manifest as it was
+            **({} if self.day_hashes is None else {"day_hashes": self.day_hashes.to_dict()}),
         }
 
     def embedded_form(self) -> Manifest:
@@ -459,6 +483,7 @@ class Manifest:
             file_size=file_size,
             schema_version=data["schema_version"],
             hash_schemes=data.get("hash_schemes"),
+            day_hashes=None if "day_hashes" not in data else DayHashes.from_dict(data["day_hashes"]),
             previous=data["previous"],
             manifest_scheme=data["manifest_scheme"],
             image_digest=data.get("image_digest"),

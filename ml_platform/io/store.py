@@ -37,6 +37,7 @@ from ml_platform.errors import (
 )
 from ml_platform.io.acceptances import read_acceptances
 from ml_platform.io.atomic import FileSystem, HashingWriter, file_digest, open_filesystem
+from ml_platform.io.day_hashes import hash_days
 from ml_platform.io.layout import (
     PARTITION_MARK,
     REFS_DIR,
@@ -216,6 +217,9 @@ class PinnedStore:
         git = recorded_git(git_state(root), self.provenance, require_commit=self.require_commit,
                            where=str(root) if root is not None else "(the working directory)")
         data_hash = validate_data_hash(facts.data_hash or hash_table(table), "WriteFacts.data_hash")
+        window = facts.window
+        spans_days = partition is not None and window is not None and window.days > 1
+        day_hashes = hash_days(table, facts.time_column, window) if spans_days and facts.time_column else None
         manifest = Manifest(
             asset_key=key,
             partition=partition,
@@ -226,6 +230,7 @@ class PinnedStore:
             environment=environment,
             environment_hash=environment.hash,
             seeds=facts.seeds,
+            day_hashes=day_hashes,
             window=facts.window,
             git_commit=git.commit,
             git_dirty=git.dirty,
@@ -494,9 +499,49 @@ class PinnedStore:
                 f"{manifest.label}"
             )
 
+    @staticmethod
+    def changed_days(table: pa.Table, manifest: Manifest) -> list[str]:
+        """The days whose rows in ``table`` do not hash to the day hashes ``manifest`` records (ISO, in order).
+
+        Empty when the manifest records no day hashes (a daily or unpartitioned artefact).
+
+        Raises:
+            DataError: the table's time column is missing, of another type, or holds nulls.
+        """
+        recorded = manifest.day_hashes
+        if recorded is None or manifest.window is None:
+            return []
+        return recorded.differing(hash_days(table, recorded.column, manifest.window))
+
+    def _days_in_bytes(self, buffer: pa.Buffer, manifest: Manifest) -> str:
+        """:meth:`_days_named` for bytes unlike the record, when they still decode (else nothing to add)."""
+        if manifest.day_hashes is None:
+            return ""
+        try:
+            table = pq.read_table(pa.BufferReader(buffer))
+        except (pa.ArrowException, OSError, ValueError):
+            return ""
+        metadata = dict(table.schema.metadata or {})
+        metadata.pop(OBJECT_METADATA_KEY, None)
+        return self._days_named(table.replace_schema_metadata(metadata or None), manifest)
+
+    def _days_named(self, table: pa.Table, manifest: Manifest) -> str:
+        """``; the rows of day(s) ... differ`` for a message, when the manifest records day hashes."""
+        try:
+            days = self.changed_days(table, manifest)
+        except DataError as exc:
+            return f" (its days cannot be compared: {exc})" if manifest.day_hashes is not None else ""
+        return f"; the rows of day(s) {', '.join(days)} differ from what was recorded" if days else ""
+
     def _decode(self, buffer: pa.Buffer, manifest: Manifest) -> pa.Table:
         path = self.data_path(manifest)
-        self._check_bytes(buffer, manifest)
+        try:
+            self._check_bytes(buffer, manifest)
+        except IntegrityError as exc:
+            days = self._days_in_bytes(buffer, manifest)
+            if not days:
+                raise
+            raise IntegrityError(f"{exc.args[0]}{days}") from exc
         try:
             table = pq.read_table(pa.BufferReader(buffer))
         except (pa.ArrowException, OSError, ValueError) as exc:
@@ -514,8 +559,9 @@ class PinnedStore:
         table = table.replace_schema_metadata(metadata or None)
         actual = hash_table(table)
         if actual != manifest.data_hash:
+            days = self._days_named(table, manifest)
             raise IntegrityError(
-                f"{path}: content hash mismatch: expected {manifest.data_hash}, actual {actual}; "
+                f"{path}: content hash mismatch: expected {manifest.data_hash}, actual {actual}{days}; "
                 f"the stored data is not what was recorded - re-materialize {manifest.label}"
             )
         return table

@@ -26,6 +26,7 @@ from ml_platform.errors import (
     AcceptanceTampered,
     ConcurrencyError,
     ConfigurationError,
+    DataError,
     EnvironmentMismatch,
     IntegrityError,
     ManifestError,
@@ -276,6 +277,19 @@ def _head_problems(store: PinnedStore, key: str, partition: str | None, head: Ma
     return problems
 
 
+def _day_problems(store: PinnedStore, table: Any, manifest: Manifest) -> list[str]:
+    """How the rows of a head that verified as a whole disagree with the day hashes its manifest records."""
+    try:
+        days = store.changed_days(table, manifest)
+    except DataError as exc:
+        return [f"its day hashes cannot be recomputed: {exc}"]
+    if not days:
+        return []
+    return [(f"the rows of day(s) {', '.join(days)} do not hash to the day hashes its manifest records, although the "
+            f"partition matches its data hash {manifest.data_hash}: the day hashes were rewritten with a recomputed "
+            "manifest hash - trust neither, re-materialize")]
+
+
 def _run_problems(store: PinnedStore, key: str, partition: str | None, found: _Partition,
                   run_anchors: Mapping[tuple[str, str | None, str], str]) -> list[VerifyResult]:
     """A row for each run whose recorded manifest hash no history entry of that run has any longer."""
@@ -344,7 +358,7 @@ def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str 
     if heads_only and anchor not in (None, manifest.manifest_hash):  # the chain is needed to judge the anchor
         found = _verify_history(store, index, key, partition, heads_only=False)
         rows = _others(found.rows, manifest)
-    problems = _head_problems(store, key, partition, manifest, found, anchor)
+    problems = _head_problems(store, key, partition, manifest, found, anchor) + _day_problems(store, table, manifest)
     if problems:
         return [VerifyResult(key, partition, VerifyStatus.TAMPERED, "; ".join(problems), path,
                              data_hash=manifest.data_hash), *rows]

@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("start", "stop", "status", "env"))
     parser.add_argument("--state", type=Path, default=None,
                         help="the state folder (default: .ml_platform/prod-local in the checkout)")
+    parser.add_argument("--code-file", type=Path, default=None,
+                        help="start: a Python file whose `defs` the code server serves instead of the project's")
     args = parser.parse_args(argv)
     layout = Layout.default(args.state)
 
@@ -23,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "start":
-            state = start(layout, say)
+            state = start(layout, say, code_file=args.code_file.resolve() if args.code_file else None)
             say(f"the production stack is up (state and logs: {layout.state}):\n{urls(state)}")
             say("client environment: eval \"$(cd deployments/production && python -m prod_local env)\"; "
                 "stop it with make prod-local-stop")

@@ -147,10 +147,13 @@ def create_instance_storage(env: Mapping[str, str], cwd: Path, log: Path) -> Non
                          f"{log_tail(log)}")
 
 
-def start_code_server(port: int, env: Mapping[str, str], cwd: Path, log: Path) -> Service:
+def start_code_server(port: int, env: Mapping[str, str], cwd: Path, log: Path,
+                      code_file: Path | None = None) -> Service:
     """The project's user-code gRPC server: the webserver and the daemon load the Definitions from it, and it
-    starts each run's worker process (Dagster's default run launcher)."""
-    return spawn("code-server", [_bin("dagster"), "api", "grpc", "-m", "quant_alpha.definitions", "-a", "defs",
+    starts each run's worker process (Dagster's default run launcher). ``code_file``: a Python file whose ``defs``
+    it serves instead of ``quant_alpha.definitions`` (a benchmark's own graph), under the same location name."""
+    target = ["-f", str(code_file)] if code_file is not None else ["-m", "quant_alpha.definitions"]
+    return spawn("code-server", [_bin("dagster"), "api", "grpc", *target, "-a", "defs",
                                  "-h", HOST, "-p", str(port), "--location-name", CODE_LOCATION],
                  env=env, cwd=cwd, log=log, port=port, url=f"grpc://{HOST}:{port}")
 

@@ -68,8 +68,10 @@ class Layout:
         return cls(repo=repo, state=(state or repo / ".ml_platform" / "prod-local").resolve())
 
 
-def start(layout: Layout, say: Callable[[str], None] = print) -> StackState:
+def start(layout: Layout, say: Callable[[str], None] = print, code_file: Path | None = None) -> StackState:
     """Start every service, each on a free loopback port, and wait until each answers; the recorded state.
+
+    ``code_file``: a Python file whose ``defs`` the code server serves instead of the project's (benchmarks).
 
     Raises:
         StackError: a live stack is recorded in the state folder already, or a service did not start (the stack
@@ -93,7 +95,7 @@ def start(layout: Layout, say: Callable[[str], None] = print) -> StackState:
     state = StackState(root=str(layout.state))
     save_state(state)
     try:
-        return _start(layout, state, password, say)
+        return _start(layout, state, password, say, code_file)
     except BaseException:
         say("starting failed: stopping what was started")
         current = load_state(layout.state)
@@ -102,7 +104,8 @@ def start(layout: Layout, say: Callable[[str], None] = print) -> StackState:
         raise
 
 
-def _start(layout: Layout, state: StackState, password: str, say: Callable[[str], None]) -> StackState:
+def _start(layout: Layout, state: StackState, password: str, say: Callable[[str], None],
+           code_file: Path | None = None) -> StackState:
     def record(service: Service) -> Service:
         nonlocal state
         state = state.with_service(service)
@@ -130,7 +133,7 @@ def _start(layout: Layout, state: StackState, password: str, say: Callable[[str]
     redis = record(sv.start_redis(ports.redis, *env("redis")))
     mlflow = record(sv.start_mlflow(ports.mlflow, postgres, *env("mlflow")))
     sv.create_instance_storage(*env("setup"))
-    code = record(sv.start_code_server(ports.code_server, *env("code-server")))
+    code = record(sv.start_code_server(ports.code_server, *env("code-server"), code_file=code_file))
     sv.wait_s3(s3, stack)
     sv.wait_redis(redis)
     workers = [record(sv.start_worker(name, layout.celery_yaml, *env(name))) for name in WORKERS]
