@@ -210,6 +210,30 @@ class PostgresServer:
             self._port = port
             return
 
+    def restart(self, mode: str = "fast") -> None:
+        """Stop the server and start it again on the same data directory and port; the data stays.
+
+        ``mode`` is ``pg_ctl``'s shutdown mode: ``fast`` (what an operator's restart does: every session is
+        ended with "terminating connection due to administrator command") or ``immediate`` (a crash: the
+        server recovers from its write-ahead log on start). Clients holding a connection lose it and must
+        reconnect; the port is unchanged, so their URLs stay valid.
+
+        Raises:
+            ConfigurationError: ``mode`` is neither ``fast`` nor ``immediate``.
+            PostgresHarnessError: the server is not running, or did not stop or start (the log tail quoted).
+        """
+        if mode not in ("fast", "immediate"):
+            raise ConfigurationError(f"restart mode {mode!r}: use 'fast' or 'immediate'")
+        directory = self._directory
+        if not self.running or directory is None:
+            raise PostgresHarnessError("the server is not running; call start() before restarting it")
+        log = directory / "postgres.log"
+        try:
+            _pg_ctl(self._bin_dir, directory, self._run_as, "-m", mode, "stop")
+            _pg_ctl(self._bin_dir, directory, self._run_as, "start", "-l", str(log))
+        except PostgresHarnessError as exc:
+            raise PostgresHarnessError(f"{exc.args[0]}\n--- server log tail ---\n{_log_tail(log)}") from exc
+
     def stop(self) -> None:
         """Stop the server (fast, else immediate shutdown, else SIGKILL) and remove its directory; idempotent."""
         if self._finalizer is not None:
