@@ -8,6 +8,7 @@ model registry all come from the one settings object, so they can never point at
 
 from __future__ import annotations
 
+import importlib
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -15,13 +16,14 @@ from typing import Any
 import dagster as dg
 
 from ml_platform.champions.resource import ModelRegistryResource
-from ml_platform.errors import GraphError
+from ml_platform.errors import ConfigurationError, GraphError
 from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
 from ml_platform.monitoring.resources import PagerResource, ResearchResource
 from ml_platform.promotion.job import promotion_resources
 from ml_platform.settings import Settings
 
-__all__ = ["build_definitions", "check_asset_keys", "monitoring_resources", "namespaced_assets", "platform_resources"]
+__all__ = ["build_definitions", "build_executor", "check_asset_keys", "monitoring_resources", "namespaced_assets",
+           "platform_resources"]
 
 
 def platform_resources(settings: Settings) -> dict[str, Any]:
@@ -59,6 +61,38 @@ def monitoring_resources(settings: Settings) -> dict[str, Any]:
     if settings.slack_webhook_env:
         research["slack_webhook_url"] = dg.EnvVar(settings.slack_webhook_env)
     return {"pager": PagerResource(**pager), "research": ResearchResource(**research)}
+
+
+def build_executor(settings: Settings) -> dg.ExecutorDefinition | None:
+    """The executor ``settings.executor`` names; None for ``multiprocess`` (Dagster's default, left unset).
+
+    ``celery`` (``dagster_celery.celery_executor`` on the settings' broker and backend: each step a task
+    taken by one of the Celery workers) and ``k8s`` (``dagster_k8s.k8s_job_executor``: each step a
+    Kubernetes job) come from the ``production`` extra, imported only when named, so the embedded default
+    needs neither.
+
+    Raises:
+        ConfigurationError: the executor's package is not installed.
+    """
+    if settings.executor == "in_process":
+        return dg.in_process_executor
+    if settings.executor == "celery":
+        celery = _production_module("dagster_celery", "celery")
+        config = {"broker": settings.celery_broker}
+        if settings.celery_backend:
+            config["backend"] = settings.celery_backend
+        return celery.celery_executor.configured(config, name="celery_executor")
+    if settings.executor == "k8s":
+        return _production_module("dagster_k8s", "k8s").k8s_job_executor
+    return None
+
+
+def _production_module(name: str, executor: str) -> types.ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ConfigurationError(f"ML_PLATFORM_EXECUTOR={executor} needs {name}, which is not installed ({exc}); "
+                                 "install the production extra (pip install 'ml_platform[production]')") from exc
 
 
 def check_asset_keys(assets: Iterable[dg.AssetsDefinition | dg.AssetSpec]) -> None:
@@ -107,7 +141,10 @@ def build_definitions(
 
     Raises:
         GraphError: two assets share a key.
-        ConfigurationError: ``resources`` tries to replace a platform resource.
+        ConfigurationError: ``resources`` tries to replace a platform resource, or ``settings.executor``
+            needs a package that is not installed.
+
+    The Definitions' executor is :func:`build_executor`'s (``settings.executor``).
     """
     check_asset_keys(assets)
     platform = platform_resources(settings)
@@ -116,11 +153,13 @@ def build_definitions(
         raise GraphError(f"resources {clash} are the platform's own (configured from Settings); name yours differently")
     if settings.reproduction:  # a reproduction's isolated deployment only backfills and retrains the record
         schedules, sensors = (), ()
+    executor = build_executor(settings)
     if settings.key_namespace:
         return dg.Definitions(assets=namespaced_assets(assets, settings.key_namespace),
-                              resources={**platform, **dict(resources or {})})
+                              resources={**platform, **dict(resources or {})}, executor=executor)
     return dg.Definitions(assets=list(assets), jobs=list(jobs), schedules=list(schedules), sensors=list(sensors),
-                          asset_checks=list(asset_checks), resources={**platform, **dict(resources or {})})
+                          asset_checks=list(asset_checks), resources={**platform, **dict(resources or {})},
+                          executor=executor)
 
 
 def namespaced_assets(assets: Sequence[dg.AssetsDefinition | dg.AssetSpec],
