@@ -80,7 +80,8 @@ def start_s3(port: int, env: Mapping[str, str], cwd: Path, log: Path) -> Service
     """moto's S3 server (a real S3 HTTP API) on the loopback; its objects live in its memory, and every change is
     recorded in its working directory and replayed when it starts again (:mod:`prod_local.s3_server`), so a
     restart loses nothing."""
-    return spawn("s3", [sys.executable, "-m", "prod_local.s3_server", "--host", HOST, "--port", str(port),
+    server = Path(__file__).with_name("s3_server.py")  # run as a script: its cwd is the service's own folder
+    return spawn("s3", [sys.executable, str(server), "--host", HOST, "--port", str(port),
                         "--recording", str(cwd / S3_RECORDING)], env=env, cwd=cwd,
                  log=log, port=port, url=f"http://{HOST}:{port}")
 
