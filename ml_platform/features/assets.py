@@ -151,8 +151,11 @@ class _Builder:
     def _common(self, node: HashedFeature) -> dict[str, Any]:
         t = self.translator
         key = t.get_asset_key(node)
+        # the project root in the definition too: a reader's IO manager captures its running environment with it,
+        # as the writer did, wherever the reading worker's working directory is
+        declared = {metadata.PROJECT_ROOT: self.graph.project_root, **t.get_metadata(node)}
         return {"key": key, "code_version": node.graph_hash, "group_name": t.get_group_name(node),
-                "description": t.get_description(node), "metadata": t.get_metadata(node), "kinds": {"polars"},
+                "description": t.get_description(node), "metadata": declared, "kinds": {"polars"},
                 "config_schema": _windowed_config(node)}
 
     def _emit(self, node: HashedFeature, window: DataWindow, label: str,

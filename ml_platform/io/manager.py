@@ -90,6 +90,23 @@ def _metadata_value(metadata: Mapping[str, Any], name: str) -> Any:
     return value.value if isinstance(value, MetadataValue) else value
 
 
+def _upstream_project_root(context: InputContext) -> str | None:
+    """The project root the upstream asset declares (``ml_platform/project_root``: its graph's), which its writer
+    captured the environment with; None when it declares none (then the IO manager's own applies)."""
+    try:
+        upstream = context.upstream_output
+    except DagsterInvariantViolationError:
+        return None
+    if upstream is None:
+        return None
+    try:
+        metadata = upstream.definition_metadata or {}
+    except DagsterInvariantViolationError:
+        return None
+    root = _metadata_value(metadata, PROJECT_ROOT[len(_KEY_PREFIX):])
+    return str(root) if root else None
+
+
 def _json_object(metadata: Mapping[str, Any], name: str) -> dict[str, Any]:
     value = _metadata_value(metadata, name)
     if value is None:
@@ -234,12 +251,14 @@ class PinnedIOManager(ConfigurableIOManager):
         """Read the upstream partition(s) with full verification and remember what this step read."""
         key = _key_path(context, "input", self.key_namespace)
         store = self.get_store()
+        root = _upstream_project_root(context)
         manifests: Sequence[Manifest]
         if context.has_asset_partitions and len(context.asset_partition_keys) != 1:
-            many = store.read_partitions(key, context.asset_partition_keys)
+            many = store.read_partitions(key, context.asset_partition_keys, project_root=root)
             frame, manifests, diff = many.frame, many.manifests, many.environment_diff
         else:
-            stored = store.read(key, context.asset_partition_key if context.has_asset_partitions else None)
+            stored = store.read(key, context.asset_partition_key if context.has_asset_partitions else None,
+                                project_root=root)
             frame, manifests, diff = stored.frame, (stored.manifest,), stored.environment_diff
         # the store compared the environments (and raised under strict); under warn, record what differs
         notes = list(diff.differences) if store.policy is EnvironmentPolicy.WARN else []

@@ -504,14 +504,21 @@ class PinnedStore:
             )
         return table
 
-    def _check_environment(self, manifest: Manifest, what: str) -> EnvironmentDiff:
-        return check_environment(manifest.environment, self.environment, self.policy, what)
+    def _check_environment(self, manifest: Manifest, what: str, project_root: str | None = None) -> EnvironmentDiff:
+        running = (self._environment if self._environment is not None
+                   else capture_environment(project_root or self.project_root))
+        return check_environment(manifest.environment, running, self.policy, what)
 
-    def read(self, key: str, partition: str | None, data_hash: str | None = None) -> StoredFrame:
+    def read(self, key: str, partition: str | None, data_hash: str | None = None, *,
+             project_root: str | None = None) -> StoredFrame:
         """Read and verify one partition (or the unpartitioned artefact when ``partition`` is None).
 
         Args:
             data_hash: read the version of this data hash (as of) instead of the head.
+            project_root: the project whose ``uv.lock`` the running environment is captured with for the
+                comparison (default: the store's); give the one the writer recorded with (the asset's graph's
+                :attr:`~ml_platform.features.graph.FeatureGraph.project_root`), so that a process whose working
+                directory lies outside the project (a worker in an image) compares like with like.
 
         Raises:
             ManifestError: nothing stored, a malformed manifest, or data and manifest disagree.
@@ -520,7 +527,7 @@ class PinnedStore:
             EnvironmentMismatch: under ``strict``, the environment differs from the recorded one.
         """
         table, manifest = self.load_verified(key, partition, data_hash=data_hash)
-        diff = self._check_environment(manifest, manifest.label)
+        diff = self._check_environment(manifest, manifest.label, project_root)
         return StoredFrame(frame=pl.from_arrow(table), manifest=manifest, environment_diff=diff)
 
     def read_many(
@@ -539,12 +546,14 @@ class PinnedStore:
         return stored.frame, stored.manifests
 
     def read_partitions(
-        self, key: str, partitions: Sequence[str], *, window: DataWindow | str | None = None
+        self, key: str, partitions: Sequence[str], *, window: DataWindow | str | None = None,
+        project_root: str | None = None,
     ) -> StoredFrames:
         """:meth:`read_many`, also returning how the partitions' environments differ from the running one.
 
         The environment is checked once per distinct environment lock among the versions returned,
-        and a refusal names the first partition written under the differing environment.
+        and a refusal names the first partition written under the differing environment. ``project_root``:
+        as for :meth:`read`.
         """
         key = validate_key(key)
         if isinstance(partitions, str):
@@ -563,7 +572,8 @@ class PinnedStore:
         for _, manifest in loaded:
             if manifest.environment_hash not in checked:
                 checked.add(manifest.environment_hash)
-                differences.update(dict.fromkeys(self._check_environment(manifest, manifest.label).differences))
+                diff = self._check_environment(manifest, manifest.label, project_root)
+                differences.update(dict.fromkeys(diff.differences))
         try:
             table = pa.concat_tables([table for table, _ in loaded])
         except pa.ArrowInvalid as exc:

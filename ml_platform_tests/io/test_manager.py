@@ -31,6 +31,7 @@ from ml_platform.errors import ConfigurationError, PartitionError
 from ml_platform.io import PinnedStore
 from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
 from ml_platform.lineage.data_hash import hash_table
+from ml_platform.metadata import PROJECT_ROOT
 from ml_platform.window import DataWindow
 
 DAILY = DailyPartitionsDefinition(start_date="2012-01-01", end_date="2012-02-01")
@@ -387,3 +388,34 @@ def test_manifest_json_is_readable_by_humans(io: PinnedIOManager, dagster_instan
     record = json.loads(Path(io.get_store().manifest_path("universe", None)).read_text())
     assert record["schema_version"] == "ml_platform.manifest/v3"
     assert record["asset_key"] == "universe" and record["partition"] is None
+
+
+def test_a_reader_outside_the_project_compares_environments_as_the_writer_captured_them(
+    tmp_path: Path, dagster_instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker whose working directory lies outside the project (a Celery worker, a pod) reads what a step wrote
+    with the asset's project root: it must capture its own environment with that root too, or the uv.lock the
+    writer found would count as a difference and the strict policy would refuse every read."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "uv.lock").write_text("version = 1\n")
+    worker = tmp_path / "worker"  # no uv.lock here nor above (the temporary folder)
+    worker.mkdir()
+    monkeypatch.chdir(worker)
+    declared = {PROJECT_ROOT: str(project)}
+
+    # as build_feature_assets declares it: on the definition (for readers) and on each output (for the writer)
+    @asset(metadata=declared)
+    def bars() -> Output[pl.DataFrame]:
+        return Output(pl.DataFrame({"x": [1.0, 2.0]}), metadata=declared)
+
+    @asset(metadata=declared)
+    def doubled(bars: pl.DataFrame) -> Output[pl.DataFrame]:
+        return Output(bars.select(pl.col("x") * 2), metadata=declared)
+
+    strict = PinnedIOManager(base_dir=str(tmp_path / "storage"), environment_policy="strict")
+    result = run([bars, doubled], strict, dagster_instance, raise_on_error=False)
+    assert result.success, error_text(result, "doubled")
+    written = PinnedStore(tmp_path / "storage").manifest("bars", None)
+    assert written.environment.uv_lock_hash == capture_environment(project).uv_lock_hash
+    assert written.environment.uv_lock_hash is not None and capture_environment().uv_lock_hash is None

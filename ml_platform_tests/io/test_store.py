@@ -392,3 +392,17 @@ def test_verify_bytes_names_an_altered_or_missing_object(store: PinnedStore) -> 
     path.unlink()
     with pytest.raises(ManifestError, match=f"of {KEY} partition {DAY} .* is missing"):
         store.verify_bytes(manifest)
+
+
+def test_a_read_captures_the_running_environment_with_the_project_root_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "uv.lock").write_text("version = 1\n")
+    monkeypatch.chdir(tmp_path)  # no uv.lock here nor above
+    store = PinnedStore(tmp_path / "storage", policy="strict")
+    store.write("bars", None, pl.DataFrame({"x": [1]}), WriteFacts(project_root=str(project)))
+    assert store.read("bars", None, project_root=str(project)).environment_diff.differences == ()
+    with pytest.raises(EnvironmentMismatch, match="uv.lock"):
+        store.read("bars", None)  # the store's own root (none: the working directory) finds no uv.lock

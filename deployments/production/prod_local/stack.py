@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import shlex
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -86,6 +87,8 @@ def start(layout: Layout, say: Callable[[str], None] = print) -> StackState:
         if not required.is_file():
             raise StackError(f"{required} is missing: the stack runs from the project's production configuration")
     layout.logs.mkdir(parents=True, exist_ok=True)
+    # each process's local disk is scratch: a new stack starts from empty ones (the logs are kept, appended to)
+    shutil.rmtree(layout.state / "homes", ignore_errors=True)
     password = secrets.token_urlsafe(24)
     state = StackState(root=str(layout.state))
     save_state(state)
