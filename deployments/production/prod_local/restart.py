@@ -71,7 +71,7 @@ def restart(layout: Layout, name: str, say: Callable[[str], None] = print) -> St
     state = _stop(state, old, say)
     say(f"starting {name} again" + (f" on port {old.port}" if old.port else ""))
     if name == "s3":
-        new = sv.start_s3(_port(old), env, cwd, log)
+        new = sv.start_s3(_port(old), env, cwd, log, layout.s3_data)
     elif name == "mlflow":
         assert state.postgres is not None
         new = sv.start_mlflow(_port(old), state.postgres, env, cwd, log)
@@ -107,9 +107,8 @@ def _stop(state: StackState, old: Service, say: Callable[[str], None]) -> StackS
             time.sleep(0.2)
         if old.alive():
             os.kill(old.pid, signal.SIGKILL)
-        if group_members(old.pid):  # recorded under another name, so that stop ends them with the stack
-            retired = replace(old, name=f"{old.name}-before-{old.pid}")
-            state = replace(state, services=(*state.services, retired))
+        if group_members(old.pid):  # recorded apart, so that stop ends what is left of them with the stack
+            state = replace(state, retired=(*state.retired, replace(old, name=f"{old.name} (run workers)")))
             save_state(state)
         return state
     if old.name.startswith("worker-"):
