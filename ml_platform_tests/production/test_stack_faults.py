@@ -13,20 +13,29 @@ again and succeeds, and ``ml-platform audit verify`` passes on the ledger.
 from __future__ import annotations
 
 import pytest
+from prod_local.environment import MLFLOW_DB
 from prod_local.restart import restart
+from quant_alpha.project import MODEL_NAME
 
+from ml_platform_tests.harness.example_lifecycle import TRAINED_BY
 from ml_platform_tests.production.faults import (
+    Outcome,
     busy_worker,
     check_nothing_half_written,
     days,
     launch_backfill,
+    launch_promotion,
     ml_platform,
     wait_backfill,
+    wait_run,
     wait_step_started,
 )
+from ml_platform_tests.production.lifecycle import StackLifecycle, stack_lifecycle
 from ml_platform_tests.production.stack import GROUP, ProductionStack
 
 pytestmark = [pytest.mark.xdist_group(GROUP), pytest.mark.postgres, pytest.mark.daemon, pytest.mark.beside]
+
+__all__ = ["stack_lifecycle"]
 
 #: A few days of market bars per service, each its own: what one restart's work wrote is checked alone.
 BACKFILL_DAYS = 6
@@ -79,3 +88,58 @@ def test_a_backfill_resumes_or_fails_naming_the_restarted_service(prod_stack: Pr
         assert again.all_succeeded, f"the backfill did not succeed once {service} was back:\n{again.text}"
     _check_stored(prod_stack, monkeypatch, service, partitions)
 
+
+# -- the registry path: one promotion --------------------------------------------------------------------------
+
+#: The promotion of the lifecycle's challenger (version 2) that every fault test launches, approved by whoever
+#: trained it: it goes through the report, the rationale and the contract gates (each reading or writing the MLflow
+#: server, the ledger and the store) and is refused by design at the four-eyes gate, so the ledger the lifecycle's
+#: own tests check stays as the lifecycle left it.
+_REFUSED_AT = "four_eyes_gate"
+#: Original (the rationale gate refuses a copy of an earlier rationale); a refused promotion publishes none.
+_RATIONALE = ("Fault drill on the production stack: the {service} service is restarted while this promotion's report "
+              "is being written, to show the desk that a restart neither loses nor half-writes a champion move. The "
+              "approver trained this version, so the four-eyes gate must refuse it and nothing may move at all.")
+
+
+def _ledger_head(stack: ProductionStack) -> tuple[int, str]:
+    with stack.connect(MLFLOW_DB) as conn:
+        row = conn.execute("SELECT seq, entry_hash FROM ml_platform_ledger_heads WHERE model = %s",
+                           (MODEL_NAME,)).fetchone()
+    assert row is not None, f"no ledger head of {MODEL_NAME}: the lifecycle promoted nothing"
+    return int(row[0]), str(row[1])
+
+
+def _reached_the_refusing_gate(outcome: Outcome) -> bool:
+    return (len(outcome.runs) == 1 and f"[{_REFUSED_AT}] " in outcome.text
+            and "[GATE_FAILED] promotion gate 'four_eyes' refused: the approver" in outcome.text)
+
+
+@pytest.mark.parametrize("service", ["mlflow", "postgres"])
+def test_a_promotion_resumes_or_fails_naming_the_restarted_service(stack_lifecycle: StackLifecycle,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   service: str) -> None:
+    stack = stack_lifecycle.stack
+    head = _ledger_head(stack)
+    config = {"model": MODEL_NAME, "version": stack_lifecycle.driven.versions[1], "approver": TRAINED_BY,
+              "rationale": _RATIONALE.format(service=service)}
+
+    def promote(label: str, *, restarting: str | None = None) -> Outcome:
+        run = launch_promotion(stack, config, label)
+        if restarting is not None:
+            wait_step_started(stack, step="promotion_report", run_id=run)
+            restart(stack.layout, restarting, say=lambda _: None)
+        return wait_run(stack, run)
+
+    outcome = promote(f"fault-{service}", restarting=service)
+    if not _reached_the_refusing_gate(outcome):  # stopped before the four-eyes gate: by the restart, named
+        assert _names(stack, service, outcome.text), (
+            f"the promotion failed after restarting {service} without naming it:\n{outcome.runs}\n{outcome.text}")
+        again = promote(f"fault-{service}-again")
+        assert _reached_the_refusing_gate(again), f"{again.runs}\n{again.text}"
+    assert _ledger_head(stack) == head  # nothing moved: no entry, half or whole
+    audited = ml_platform(stack, monkeypatch, "audit", "verify", MODEL_NAME)
+    assert audited.exit_code == 0, f"ml-platform audit verify after restarting {service}:\n{audited.output}"
+    verified = ml_platform(stack, monkeypatch, "verify", "training_set")
+    assert verified.exit_code == 0, f"ml-platform verify after restarting {service}:\n{verified.output}"
+    check_nothing_half_written(stack)
