@@ -433,10 +433,15 @@ class ObjectStoreFileSystem(FileSystem):
 
 
 def open_filesystem(base: str | os.PathLike[str] | UPath) -> FileSystem:
-    """A local filesystem for paths and ``file://`` URIs, an object store for other UPath protocols."""
+    """A local filesystem for paths and ``file://`` URIs, an object store for other UPath protocols (its
+    directory listings never cached)."""
     from upath import UPath
 
     path = base if isinstance(base, UPath) else UPath(os.fspath(base))
     if path.protocol in ("", "file", "local"):
         return LocalFileSystem(Path(path.path))
+    # No listing cache: fsspec gives every store of a process one filesystem instance, and s3fs keeps each
+    # listing forever by default, so a long-lived worker would miss what other workers wrote since it listed.
+    if path.storage_options.get("use_listings_cache") is not False:
+        path = UPath(str(path), **{**path.storage_options, "use_listings_cache": False})
     return ObjectStoreFileSystem(path)
