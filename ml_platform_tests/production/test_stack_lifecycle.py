@@ -29,10 +29,12 @@ from ml_platform_tests.harness.example_lifecycle import (
     TRAINING_1,
     TRAINING_2,
 )
-from ml_platform_tests.production.lifecycle import StackLifecycle, stack_lifecycle
-from ml_platform_tests.production.stack import GROUP
+from ml_platform_tests.production.lifecycle import LIFECYCLE_TIMEOUT, StackLifecycle, stack_lifecycle
+from ml_platform_tests.production.stack import GROUP, START_TIMEOUT
 
-pytestmark = [pytest.mark.xdist_group(GROUP), pytest.mark.postgres, pytest.mark.daemon, pytest.mark.slow]
+#: the first test boots the stack and drives the whole lifecycle (about 20 minutes on a busy 2-core machine)
+pytestmark = [pytest.mark.xdist_group(GROUP), pytest.mark.postgres, pytest.mark.daemon, pytest.mark.slow,
+              pytest.mark.timeout(LIFECYCLE_TIMEOUT + START_TIMEOUT)]
 
 __all__ = ["stack_lifecycle"]
 
