@@ -63,6 +63,15 @@ _SQLALCHEMY_NOISE = (
 )
 
 
+#: What drivers say when the server cannot be reached, or went away under an open connection (a restart:
+#: PostgreSQL ends its sessions with "terminating connection due to administrator command").
+_UNREACHABLE = ("could not connect", "connection refused", "connection failed", "could not translate host name",
+                "timeout expired", "server closed the connection", "terminating connection",
+                "the database system is shutting down", "the database system is starting up",
+                "the database system is in recovery mode", "the connection is closed", "connection is lost",
+                "consuming input failed", "ssl syscall error: eof detected")
+
+
 @dataclass(frozen=True)
 class DatabaseCause:
     """The root database failure behind an exception.
@@ -71,7 +80,7 @@ class DatabaseCause:
         message: The driver's message (first lines only, no SQL), e.g. ``database is locked``.
         kind: The driver's exception type, e.g. ``sqlite3.OperationalError``.
         busy: The database was locked by another connection (a bounded wait ran out).
-        unreachable: The server could not be reached.
+        unreachable: The server could not be reached, or closed the connection (it was stopped or restarted).
     """
 
     message: str
@@ -98,6 +107,5 @@ def database_cause(exc: BaseException) -> DatabaseCause | None:
     lowered = message.lower()
     busy = ("database is locked" in lowered or "database table is locked" in lowered
             or type(root).__name__ in {"LockNotAvailable", "DeadlockDetected"})
-    unreachable = any(s in lowered for s in ("could not connect", "connection refused", "connection failed",
-                                             "could not translate host name", "timeout expired"))
+    unreachable = any(s in lowered for s in _UNREACHABLE)
     return DatabaseCause(message, kind, busy, unreachable)

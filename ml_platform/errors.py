@@ -250,6 +250,12 @@ class StorageFull(MLPlatformError, OSError):
     code = "STORAGE_FULL"
 
 
+class StorageUnavailable(MLPlatformError):
+    """The store's object server (S3) could not be reached; the bounded retries ran out and nothing was published."""
+
+    code = "STORAGE_UNAVAILABLE"
+
+
 class InstanceDamaged(IntegrityError):
     """A Dagster instance's storage (its event log) holds a record that cannot be read back."""
 

@@ -20,7 +20,8 @@ from typing import IO, TYPE_CHECKING, Any
 import xxhash
 
 from ml_platform.crashpoints import crash_point
-from ml_platform.errors import StorageFull
+from ml_platform.errors import StorageFull, StorageUnavailable
+from ml_platform.network import connection_cause, server_address
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -324,7 +325,11 @@ class LocalFileSystem(FileSystem):
 
 
 class ObjectStoreFileSystem(FileSystem):
-    """An fsspec filesystem behind a UPath, assumed to have atomic whole-object PUTs (S3, GCS, memory)."""
+    """An fsspec filesystem behind a UPath, assumed to have atomic whole-object PUTs (S3, GCS, memory).
+
+    A server that cannot be reached once the client's own retries ran out is a :class:`StorageUnavailable`
+    naming the server's address, the object and what was being done.
+    """
 
     def __init__(self, root: UPath) -> None:
         self.root = root
@@ -338,12 +343,34 @@ class ObjectStoreFileSystem(FileSystem):
         return str(self.root / rel) if rel else str(self.root)
 
     @contextlib.contextmanager
+    def _reaching(self, action: str, rel: str) -> Iterator[None]:
+        """Re-raise a lost or refused connection met while doing ``action`` on ``rel`` as StorageUnavailable."""
+        try:
+            yield
+        except Exception as exc:
+            cause = connection_cause(exc)
+            if cause is None:
+                raise
+            raise StorageUnavailable(
+                f"object store {self.uri()}: {self._server(cause.url)} unreachable ({cause.message}) while trying to "
+                f"{action} {self.uri(rel)}; nothing was published by this call (an object is written whole or not "
+                "at all). Check that the object store is up and reachable at that address (AWS_ENDPOINT_URL for "
+                "S3), then run again") from exc
+
+    def _server(self, url: str | None) -> str:
+        protocol = str(self.root.protocol or "object store").upper()
+        endpoint = url or str((getattr(self.fs, "client_kwargs", None) or {}).get("endpoint_url") or "")
+        endpoint = endpoint or str(getattr(self.fs, "endpoint_url", None) or "")
+        return f"{protocol} server at {server_address(endpoint)}" if endpoint else f"{protocol} server"
+
+    @contextlib.contextmanager
     def atomic_writer(self, rel: str, crash: str | None = None) -> Iterator[IO[bytes]]:
         buffer = io.BytesIO()
         yield buffer
         if crash:
             crash_point(f"{crash}:before-rename")
-        self.fs.pipe_file(self._path(rel), buffer.getvalue())
+        with self._reaching("write", rel):
+            self.fs.pipe_file(self._path(rel), buffer.getvalue())
         if crash:
             crash_point(f"{crash}:after-rename")
 
@@ -354,7 +381,8 @@ class ObjectStoreFileSystem(FileSystem):
         yield publication
         if self.exists(rel):
             return
-        self.fs.pipe_file(self._path(rel), buffer.getvalue())
+        with self._reaching("write", rel):
+            self.fs.pipe_file(self._path(rel), buffer.getvalue())
         publication.created = True
 
     def touch(self, rel: str) -> None:
@@ -363,46 +391,57 @@ class ObjectStoreFileSystem(FileSystem):
     def read_buffer(self, rel: str) -> pa.Buffer:
         import pyarrow as pa
 
-        return pa.py_buffer(self.fs.cat_file(self._path(rel)))
+        with self._reaching("read", rel):
+            return pa.py_buffer(self.fs.cat_file(self._path(rel)))
 
     def exists(self, rel: str) -> bool:
-        return bool(self.fs.isfile(self._path(rel)))
+        with self._reaching("look for", rel):
+            return bool(self.fs.isfile(self._path(rel)))
 
     def delete(self, rel: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError), self._reaching("delete", rel):
             self.fs.rm_file(self._path(rel))
 
     def list_files(self, under: str = "") -> Iterator[str]:
         start = self._path(under)
-        if not self.fs.isdir(start):
-            return iter(())
+        with self._reaching("list the files under", under):
+            if not self.fs.isdir(start):
+                return iter(())
+            found = [str(path).lstrip("/") for path in self.fs.find(start)]
         prefix = self._base.lstrip("/") + "/"
-        found = (str(path).lstrip("/") for path in self.fs.find(start))
         return iter(sorted(path[len(prefix) :] for path in found if path.startswith(prefix)))
 
     def list_dirs(self, under: str = "") -> list[str]:
         start = self._path(under)
-        if not self.fs.isdir(start):
-            return []
-        entries = self.fs.ls(start, detail=True)
+        with self._reaching("list the folders under", under):
+            if not self.fs.isdir(start):
+                return []
+            entries = self.fs.ls(start, detail=True)
         return sorted(str(e["name"]).rstrip("/").rpartition("/")[2] for e in entries if e.get("type") == "directory")
 
     def age_seconds(self, rel: str) -> float | None:
         try:
-            modified = self.fs.modified(self._path(rel))
+            with self._reaching("read the age of", rel):
+                modified = self.fs.modified(self._path(rel))
         except (NotImplementedError, FileNotFoundError, OSError):
             return None
         return time.time() - modified.timestamp()
 
     def root_exists(self) -> bool:
-        return bool(self.fs.isdir(self._base))
+        with self._reaching("look for", ""):
+            return bool(self.fs.isdir(self._base))
 
 
 def open_filesystem(base: str | os.PathLike[str] | UPath) -> FileSystem:
-    """A local filesystem for paths and ``file://`` URIs, an object store for other UPath protocols."""
+    """A local filesystem for paths and ``file://`` URIs, an object store for other UPath protocols (its
+    directory listings never cached)."""
     from upath import UPath
 
     path = base if isinstance(base, UPath) else UPath(os.fspath(base))
     if path.protocol in ("", "file", "local"):
         return LocalFileSystem(Path(path.path))
+    # No listing cache: fsspec gives every store of a process one filesystem instance, and s3fs keeps each
+    # listing forever by default, so a long-lived worker would miss what other workers wrote since it listed.
+    if path.storage_options.get("use_listings_cache") is not False:
+        path = UPath(str(path), **{**path.storage_options, "use_listings_cache": False})
     return ObjectStoreFileSystem(path)

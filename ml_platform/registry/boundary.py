@@ -21,11 +21,12 @@ from mlflow.exceptions import MlflowException
 
 from ml_platform.database import DatabaseCause, database_cause
 from ml_platform.errors import MLPlatformError, ModelNotFound, RegistryError, RegistryUnavailable
+from ml_platform.network import connection_cause, server_address
 from ml_platform.registry.entities import STATUS_TAG, VersionStatus
 
 __all__ = [
     "abandon_registration", "as_uri", "database_error", "from_millis", "mlflow_errors", "quiet_mlflow", "sha256_of",
-    "sqlite_database_path", "store_label",
+    "sqlite_database_path", "store_label", "unreachable_server",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ def mlflow_errors(
     A database failure anywhere in the chain (SQLAlchemy, :mod:`sqlite3`, psycopg), whether MLflow
     wrapped it in an ``MlflowException`` or let it escape, becomes a :class:`RegistryError` that names
     the store and the driver's message first (:func:`database_error`); a busy or unreachable store is
-    a :class:`RegistryUnavailable`. ``RESOURCE_DOES_NOT_EXIST`` becomes :class:`ModelNotFound` when
+    a :class:`RegistryUnavailable`, and so is an MLflow tracking server that cannot be reached once the
+    client's own retries ran out (:func:`unreachable_server`). ``RESOURCE_DOES_NOT_EXIST`` becomes :class:`ModelNotFound` when
     ``missing`` says what is missing. Anything else MLflow raises becomes a :class:`RegistryError`
     naming ``action``, so no third-party exception leaves the registry layer.
 
@@ -95,6 +97,9 @@ def mlflow_errors(
     except MLPlatformError:
         raise
     except MlflowException as exc:
+        unreachable = unreachable_server(exc, action, store)
+        if unreachable is not None:
+            raise unreachable from exc
         cause = database_cause(exc) if exc.error_code in _WRAPPED_DATABASE_ERROR_CODES else None
         if cause is not None:
             raise database_error(cause, action, store, busy_timeout) from exc
@@ -102,11 +107,31 @@ def mlflow_errors(
             raise ModelNotFound(missing) from exc
         raise RegistryError(f"{_where(store)}failed to {action}: {exc.message}") from exc
     except Exception as exc:
+        unreachable = unreachable_server(exc, action, store)
+        if unreachable is not None:
+            raise unreachable from exc
         cause = database_cause(exc)
         if cause is not None:
             raise database_error(cause, action, store, busy_timeout) from exc
         detail = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
         raise RegistryError(f"{_where(store)}failed to {action}: {detail}") from exc
+
+
+def unreachable_server(exc: BaseException, action: str, store: str | None) -> RegistryUnavailable | None:
+    """The error for an MLflow tracking server (``http(s)://``) that could not be reached, else ``None``.
+
+    It names the server's address and what was being done; a server that answered, even with an error,
+    is not one (MLflow's own message says more).
+    """
+    if store is None or not store.startswith(("http://", "https://")):
+        return None
+    cause = connection_cause(exc)
+    if cause is None:
+        return None
+    return RegistryUnavailable(
+        f"MLflow server at {server_address(store)} unreachable ({cause.message}) while trying to {action}; check "
+        "that the MLflow tracking server is up and reachable at that address (ML_PLATFORM_MLFLOW_TRACKING_URI), "
+        "then run again")
 
 
 def _where(store: str | None) -> str:

@@ -124,6 +124,12 @@ class DetachedPostgres:
     def database(self, name: str) -> PostgresDatabase:
         return PostgresDatabase(name=name, host=HOST, port=self.port)
 
+    def restart(self, mode: str = "fast") -> None:
+        """Stop the server and start it again on the same data folder and port (:meth:`PostgresServer.restart`)."""
+        if not self.running:
+            raise PostgresHarnessError(f"the server of {self.directory} is not running; nothing to restart")
+        _restart(self.bin_dir, self.directory, pwd.getpwnam(self.run_as) if self.run_as else None, mode)
+
     def stop(self) -> None:
         """Stop the server (fast, else immediate, else SIGKILL) and remove its directory; idempotent."""
         _teardown(self.bin_dir, self.directory, pwd.getpwnam(self.run_as) if self.run_as else None)
@@ -243,6 +249,22 @@ class PostgresServer:
                 raise
             self._port = port
             return
+
+    def restart(self, mode: str = "fast") -> None:
+        """Stop the server and start it again on the same data directory and port; the data stays.
+
+        ``mode`` is ``pg_ctl``'s shutdown mode: ``fast`` (what an operator's restart does: every session is
+        ended with "terminating connection due to administrator command") or ``immediate`` (a crash: the
+        server recovers from its write-ahead log on start). Clients holding a connection lose it and must
+        reconnect; the port is unchanged, so their URLs stay valid.
+
+        Raises:
+            ConfigurationError: ``mode`` is neither ``fast`` nor ``immediate``.
+            PostgresHarnessError: the server is not running, or did not stop or start (the log tail quoted).
+        """
+        if not self.running or self._directory is None:
+            raise PostgresHarnessError("the server is not running; call start() before restarting it")
+        _restart(self._bin_dir, self._directory, self._run_as, mode)
 
     def stop(self) -> None:
         """Stop the server (fast, else immediate shutdown, else SIGKILL) and remove its directory; idempotent."""
@@ -386,6 +408,18 @@ def _run(
 def _pg_ctl(bin_dir: Path, directory: Path, run_as: pwd.struct_passwd | None, *args: str) -> None:
     command_args = ["-D", str(directory / "data"), "-w", "-t", "60", *args]
     _run(bin_dir / "pg_ctl", command_args, run_as=run_as, cwd=directory, timeout=90)
+
+
+def _restart(bin_dir: Path, directory: Path, run_as: pwd.struct_passwd | None, mode: str) -> None:
+    """``pg_ctl stop -m MODE`` then ``pg_ctl start`` on ``directory`` (its configuration keeps the port)."""
+    if mode not in ("fast", "immediate"):
+        raise ConfigurationError(f"restart mode {mode!r}: use 'fast' or 'immediate'")
+    log = directory / "postgres.log"
+    try:
+        _pg_ctl(bin_dir, directory, run_as, "-m", mode, "stop")
+        _pg_ctl(bin_dir, directory, run_as, "start", "-l", str(log))
+    except PostgresHarnessError as exc:
+        raise PostgresHarnessError(f"{exc.args[0]}\n--- server log tail ---\n{_log_tail(log)}") from exc
 
 
 def _teardown(bin_dir: Path, directory: Path, run_as: pwd.struct_passwd | None) -> None:

@@ -44,7 +44,7 @@ class ProductionStack:
     """The stack booted from ``layout``'s state folder, as recorded in its state file."""
 
     layout: Layout
-    state: StackState
+    booted: StackState
 
     @classmethod
     def load(cls, layout: Layout) -> ProductionStack:
@@ -52,6 +52,11 @@ class ProductionStack:
         if state is None:
             raise RuntimeError(f"no stack recorded in {layout.state}")
         return cls(layout, state)
+
+    @property
+    def state(self) -> StackState:
+        """The stack as recorded now (a service restarted in place runs as a new process); as booted once stopped."""
+        return load_state(self.layout.state) or self.booted
 
     # -- the ReproductionDagster shape ---------------------------------------------------------------------------
     @property

@@ -69,3 +69,24 @@ def test_stop_and_status_of_nothing_say_so(tmp_path: Path) -> None:
     stop(layout, said.append)
     assert said == [f"no stack recorded in {tmp_path}: nothing to stop"]
     assert status(layout) == f"no stack recorded in {tmp_path}"
+
+
+def test_a_retired_group_is_recorded_and_ended_by_stop(tmp_path: Path) -> None:
+    """What an old user-code server leaves after a restart (its run workers) is recorded apart and ended by stop."""
+    leader = _spawn(tmp_path, "code-server")
+    os.kill(leader.pid, 9)  # the restart stops the server alone: its child goes on in the group
+    retired = dataclasses.replace(leader, name="code-server (run workers)")
+    state = StackState(root=str(tmp_path), retired=(retired,))
+    save_state(state)
+    assert load_state(tmp_path) == state and state.live() == ["code-server (run workers)"]
+    stop(Layout.default(tmp_path), lambda _: None)
+    assert not retired.group_alive() and load_state(tmp_path) is None
+
+
+def test_restart_refuses_what_it_cannot_restart_and_a_missing_stack(tmp_path: Path) -> None:
+    from prod_local.restart import restart
+
+    with pytest.raises(MLPlatformError, match="cannot restart 'redis': the restartable services are postgres, s3"):
+        restart(Layout.default(tmp_path), "redis")
+    with pytest.raises(MLPlatformError, match=f"no stack recorded in {tmp_path}"):
+        restart(Layout.default(tmp_path), "mlflow")

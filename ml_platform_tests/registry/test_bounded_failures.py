@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -202,6 +203,29 @@ def test_an_unreachable_postgresql_store_fails_fast_naming_it_without_its_passwo
     assert message.startswith("[REGISTRY_UNAVAILABLE] MLflow store postgresql+psycopg://alice:***@127.0.0.1:1/mlflow: ")
     assert "(psycopg.OperationalError)" in message and "s3cret" not in message
     assert "s3cret" not in repr(registry)
+
+
+def test_an_unreachable_mlflow_server_is_named_by_its_address_and_what_to_do(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:  # a real port nobody listens on: bound, never listened, then closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    registry = ModelRegistry(f"http://user:s3cret@127.0.0.1:{port}/")
+    with pytest.raises(RegistryUnavailable) as caught:
+        registry.list_models()
+    message = str(caught.value)
+    assert message.startswith(f"[REGISTRY_UNAVAILABLE] MLflow server at http://127.0.0.1:{port} unreachable "
+                              "(Connection refused) while trying to list registered models; check that the MLflow "
+                              "tracking server is up"), message
+    assert "s3cret" not in message and "HTTPConnectionPool" not in message
+
+
+def test_an_mlflow_server_that_answers_with_an_error_is_not_called_unreachable() -> None:
+    with pytest.raises(RegistryError) as caught, mlflow_errors("act", store="http://127.0.0.1:5000"):
+        raise MlflowException("API request to http://127.0.0.1:5000/x failed with exception too many 500 error "
+                              "responses", error_code="INTERNAL_ERROR")
+    assert type(caught.value) is RegistryError and "unreachable" not in str(caught.value)
 
 
 # -- the mapping itself ----------------------------------------------------------------------------

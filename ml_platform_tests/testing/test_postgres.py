@@ -250,3 +250,38 @@ def test_require_postgres_skips_outside_ci(monkeypatch: pytest.MonkeyPatch, ci_v
         monkeypatch.setenv("CI", ci_value)
     with pytest.raises(pytest.skip.Exception, match="PostgreSQL unavailable.*no initdb"):
         require_postgres_or_skip("no initdb")
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("postgres")  # skips (or fails under CI) exactly when the session server cannot start
+def test_restart_keeps_port_and_data_ends_sessions_and_the_ledger_reconnects() -> None:
+    from ml_platform.champions.ledger import ChampionLedger
+    from ml_platform.database import database_cause
+
+    # its own server: restarting the session's would cut other tests' sessions; synchronous commits, since the
+    # harness's default (off, for speed) lets an immediate shutdown lose the last commits, as a crash would
+    with PostgresServer(settings={"synchronous_commit": "on"}) as server:
+        database = server.create_database("restarted")
+        port = server.port
+        ledger = ChampionLedger(database.sqlalchemy_url)
+        first = ledger.move("alpha", kind="promotion", to_version=1, actor="alice", approver="bob",
+                            reason="before the restart")
+        held = psycopg.connect(database.dsn, autocommit=True)
+        try:
+            server.restart()
+            assert server.port == port
+            with pytest.raises(psycopg.OperationalError) as ended:  # the session did not survive the restart
+                held.execute("SELECT 1")
+        finally:
+            held.close()
+        cause = database_cause(ended.value)
+        assert cause is not None and cause.unreachable, cause
+        assert ledger.head("alpha") == first  # its pool's dead connections are replaced, the entry is there
+        ledger.move("alpha", kind="promotion", to_version=2, actor="alice", approver="bob", reason="after the restart")
+        assert ledger.verify("alpha").ok
+        ledger.close()
+        server.restart("immediate")  # a crash: recovered from the write-ahead log
+        with ChampionLedger(database.sqlalchemy_url, read_only=True) as reader:
+            assert [e.to_version for e in reader.history("alpha")] == ["1", "2"]
+        with pytest.raises(ConfigurationError, match="restart mode 'slow'"):
+            server.restart("slow")

@@ -1,4 +1,5 @@
-"""``python -m prod_local start|stop|status|env [--state DIR]`` (from deployments/production; make prod-local)."""
+"""``python -m prod_local start|stop|status|env|restart SERVICE [--state DIR]`` (from deployments/production;
+make prod-local)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import sys
 from pathlib import Path
 
 from prod_local.errors import StackError
+from prod_local.restart import RESTARTABLE, restart
 from prod_local.stack import Layout, client_env, start, status, stop, urls
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m prod_local", description=__doc__)
-    parser.add_argument("command", choices=("start", "stop", "status", "env"))
+    parser.add_argument("command", choices=("start", "stop", "status", "env", "restart"))
+    parser.add_argument("service", nargs="?", choices=RESTARTABLE, help="the service to restart in place")
     parser.add_argument("--state", type=Path, default=None,
                         help="the state folder (default: .ml_platform/prod-local in the checkout)")
     parser.add_argument("--code-file", type=Path, default=None,
@@ -31,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
                 "stop it with make prod-local-stop")
         elif args.command == "stop":
             stop(layout, say)
+        elif args.command == "restart":
+            if args.service is None:
+                parser.error(f"restart needs the service: one of {', '.join(RESTARTABLE)}")
+            restart(layout, args.service, say)
         elif args.command == "status":
             say(status(layout))
         else:

@@ -33,6 +33,8 @@ __all__ = ["CODE_LOCATION", "create_instance_storage", "start_code_server", "sta
            "wait_worker"]
 
 CODE_LOCATION = "quant_alpha"
+#: The S3 server's record of every changing request, in its data folder: its data, as MinIO's disk is.
+S3_RECORDING = "recording.jsonl"
 #: Bounded waits, generous: the machine may be a busy 2-core one, and MLflow migrates its schema on first start.
 SERVER_TIMEOUT = 300.0
 DAGSTER_TIMEOUT = 600.0
@@ -74,9 +76,14 @@ def start_postgres(password: str) -> DetachedPostgres:
 
 
 # -- S3 --------------------------------------------------------------------------------------------------------
-def start_s3(port: int, env: Mapping[str, str], cwd: Path, log: Path) -> Service:
-    """moto's S3 server (a real S3 HTTP API) on the loopback; its objects live in its memory."""
-    return spawn("s3", [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)], env=env, cwd=cwd,
+def start_s3(port: int, env: Mapping[str, str], cwd: Path, log: Path, data: Path) -> Service:
+    """moto's S3 server (a real S3 HTTP API) on the loopback; its objects live in its memory, and every change is
+    recorded in its data folder ``data`` (outside every process's scratch disk, as MinIO's volume is) and replayed
+    when it starts again (:mod:`prod_local.s3_server`), so a restart loses nothing."""
+    data.mkdir(parents=True, exist_ok=True)
+    server = Path(__file__).with_name("s3_server.py")  # run as a script: its cwd is the service's own folder
+    return spawn("s3", [sys.executable, str(server), "--host", HOST, "--port", str(port),
+                        "--recording", str(data / S3_RECORDING)], env=env, cwd=cwd,
                  log=log, port=port, url=f"http://{HOST}:{port}")
 
 

@@ -53,6 +53,11 @@ class Layout:
     def logs(self) -> Path:
         return self.state / "logs"
 
+    @property
+    def s3_data(self) -> Path:
+        """The S3 server's data folder: its recording of every change, replayed on a restart."""
+        return self.state / "s3-data"
+
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 
@@ -91,6 +96,7 @@ def start(layout: Layout, say: Callable[[str], None] = print, code_file: Path | 
     layout.logs.mkdir(parents=True, exist_ok=True)
     # each process's local disk is scratch: a new stack starts from empty ones (the logs are kept, appended to)
     shutil.rmtree(layout.state / "homes", ignore_errors=True)
+    shutil.rmtree(layout.s3_data, ignore_errors=True)  # and an empty S3 server (prod_local.s3_server)
     password = secrets.token_urlsafe(24)
     state = StackState(root=str(layout.state))
     save_state(state)
@@ -129,7 +135,7 @@ def _start(layout: Layout, state: StackState, password: str, say: Callable[[str]
         return process_env(stack, home), home.cwd, layout.log(name)
 
     say("starting the S3 server, Redis, MLflow and the user-code server")
-    s3 = record(sv.start_s3(ports.s3, *env("s3")))
+    s3 = record(sv.start_s3(ports.s3, *env("s3"), layout.s3_data))
     redis = record(sv.start_redis(ports.redis, *env("redis")))
     mlflow = record(sv.start_mlflow(ports.mlflow, postgres, *env("mlflow")))
     sv.create_instance_storage(*env("setup"))
@@ -173,7 +179,7 @@ def stop(layout: Layout, say: Callable[[str], None] = print) -> None:
 
 def _stop_services(state: StackState, say: Callable[[str], None]) -> None:
     say("stopping " + ", ".join(f"{s.name} (process group {s.pid})" for s in reversed(state.services)))
-    stop_services(list(reversed(state.services)))
+    stop_services([*reversed(state.services), *state.retired])
     if state.postgres is not None:
         say("stopping PostgreSQL")
         state.postgres.stop()

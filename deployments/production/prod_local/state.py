@@ -27,6 +27,8 @@ class StackState:
         root: the state folder (logs, each process's home, this file).
         postgres: the detached PostgreSQL server, once started.
         services: every other process, in the order started (``stop`` ends them in reverse).
+        retired: process groups a restart left running that are no service any more (the run workers an old
+            user-code server started, which finish their runs); ``stop`` ends what is left of them too.
         env: the client environment (``python -m prod_local env``): the production variables, secrets included;
             the file is readable by its owner only.
     """
@@ -34,6 +36,7 @@ class StackState:
     root: str
     postgres: DetachedPostgres | None = None
     services: tuple[Service, ...] = ()
+    retired: tuple[Service, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
 
     def with_service(self, service: Service) -> StackState:
@@ -57,13 +60,15 @@ class StackState:
     def live(self) -> list[str]:
         """The names of the recorded services still running (PostgreSQL's by its pid file)."""
         names = ["postgres"] if self.postgres is not None and self.postgres.running else []
-        return names + [s.name for s in self.services if s.alive() or s.group_alive()]
+        return (names + [s.name for s in self.services if s.alive() or s.group_alive()]
+                + [s.name for s in self.retired if s.group_alive()])
 
 
 def save_state(state: StackState) -> None:
     """Write the state file atomically, readable by its owner only (it holds the stack's secrets)."""
     path = Path(state.root) / STATE_FILE
     data: dict[str, Any] = {"root": state.root, "services": [asdict(s) for s in state.services],
+                            "retired": [asdict(s) for s in state.retired],
                             "env": dict(state.env), "postgres": None}
     if state.postgres is not None:
         pg = state.postgres
@@ -91,7 +96,9 @@ def load_state(root: Path) -> StackState | None:
         postgres = None if pg is None else DetachedPostgres(
             bin_dir=Path(pg["bin_dir"]), directory=Path(pg["directory"]), port=int(pg["port"]), run_as=pg["run_as"])
         services = tuple(Service(**s) for s in data["services"])
-        return StackState(root=data["root"], postgres=postgres, services=services, env=dict(data["env"]))
+        retired = tuple(Service(**s) for s in data.get("retired", []))
+        return StackState(root=data["root"], postgres=postgres, services=services, env=dict(data["env"]),
+                          retired=retired)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StackError(f"the stack's state file {path} is unreadable ({exc}); end its processes by hand "
                          f"(their pids are in the file) and remove it") from exc
