@@ -27,6 +27,7 @@ from ml_platform.models.backtest import daily_pnl
 from ml_platform.models.evaluation import train_and_validate
 from ml_platform.models.protocol import ModelInputs, Trainer
 from ml_platform.models.signals import to_signals
+from ml_platform.redact import redacted_url
 from ml_platform.registry.contract import DeployContract, LiveFeatureStream
 from ml_platform.registry.schema import FeatureSchema
 
@@ -193,7 +194,7 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
             metadata.MODEL_SHA256: outcome.model.sha256,
             metadata.TRAINING_WINDOW: str(outcome.training_window),
             metadata.VALIDATION_WINDOW: str(outcome.validation_window),
-            metadata.TRACKING_URI: context.resources.model_registry.tracking_uri,
+            metadata.TRACKING_URI: redacted_url(context.resources.model_registry.tracking_uri),
             **{f"{metadata.VALIDATION_PREFIX}{k}": v for k, v in outcome.metrics().items()},
         })
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,9 @@ from ml_platform.environment import (
     git_state,
     validate_seed,
 )
+from ml_platform.environment.lock import _capture
 from ml_platform.errors import ConfigurationError, EnvironmentMismatch
+from ml_platform.redact import secret_name
 
 
 def with_package(lock: EnvironmentLock, name: str, version: str | None) -> EnvironmentLock:
@@ -214,3 +218,23 @@ def test_git_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     subprocess.run(["git", "clone", "-q", str(repo), str(dirty_repo)], check=True, capture_output=True)
     (dirty_repo / "a.py").write_text("x = 2\n")
     assert git_state(dirty_repo).dirty is True
+
+
+def test_no_recorded_variable_names_a_secret() -> None:
+    """A lock is written into every manifest and model version: a future addition to the list must not be a
+    variable that holds a password, key, token or URL (``secret_name`` says which names do)."""
+    assert [name for name in DETERMINISM_ENV_VARS if secret_name(name)] == []
+
+
+def test_a_lock_records_none_of_the_secrets_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    mark = f"s3cr3t-{uuid.uuid4().hex}"
+    secrets = {"AWS_SECRET_ACCESS_KEY": mark, "PGPASSWORD": mark, "ML_PLATFORM_PAGERDUTY_ROUTING_KEY": mark,
+               "ML_PLATFORM_SLACK_WEBHOOK_URL": f"http://127.0.0.1:9/{mark}",
+               "ML_PLATFORM_LEDGER_URL": f"postgresql+psycopg://ml:{mark}@127.0.0.1:5432/mlflow",
+               "TZ": f"postgresql://ml:{mark}@db/x"}  # a recorded name, mis-set to a URL with a password
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    lock = _capture.__wrapped__(None, str(Path.cwd()))  # not the per-process cache: this environment, now
+    recorded = json.dumps(lock.to_dict())
+    assert mark not in recorded
+    assert dict(lock.env_vars)["TZ"] == "postgresql://ml:***@db/x"
