@@ -15,31 +15,53 @@ from typing import Any
 import dagster as dg
 
 from ml_platform.champions.resource import ModelRegistryResource
-from ml_platform.errors import GraphError
+from ml_platform.errors import ConfigurationError, GraphError
 from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
 from ml_platform.monitoring.resources import PagerResource, ResearchResource
 from ml_platform.promotion.job import promotion_resources
-from ml_platform.settings import Settings
+from ml_platform.redact import has_secret, redacted_url
+from ml_platform.settings import URL_SETTING_ENV, Settings
 
-__all__ = ["build_definitions", "check_asset_keys", "monitoring_resources", "namespaced_assets", "platform_resources"]
+__all__ = ["build_definitions", "check_asset_keys", "monitoring_resources", "namespaced_assets", "platform_resources",
+           "url_setting"]
 
 
 def platform_resources(settings: Settings) -> dict[str, Any]:
     """``io_manager``, ``feature_store``, ``model_registry``, the promotion job's op IO manager and the two
     alert routes (``pager``, ``research``) from ``settings``."""
-    store = {"base_dir": settings.storage, "environment_policy": settings.environment_policy,
+    store = {"base_dir": url_setting(settings, "storage"), "environment_policy": settings.environment_policy,
              "project_root": settings.project_root}
     return {
         "io_manager": PinnedIOManager(**store, key_namespace=list(settings.key_namespace)),
         "feature_store": PinnedStoreResource(**store),
         "model_registry": ModelRegistryResource(
-            tracking_uri=settings.tracking_uri,
-            artifact_location=settings.artifact_location,
+            tracking_uri=url_setting(settings, "tracking_uri"),
+            artifact_location=url_setting(settings, "artifact_location"),
             environment_policy=settings.environment_policy,
         ),
         **promotion_resources(),
         **monitoring_resources(settings),
     }
+
+
+def url_setting(settings: Settings, name: str) -> str | dg.EnvVar:
+    """The URL setting ``name`` as a resource is configured with it: its environment variable
+    (``dg.EnvVar``, resolved by Dagster when the resource is built) when the value holds a credential, so the
+    credential is neither shown in Dagster's UI nor stored in a run's snapshot; else the value itself.
+
+    Raises:
+        ConfigurationError: the value holds a credential but was not read from the environment (a literal
+            in code): give it through its environment variable.
+    """
+    secret_env = dict(settings.secret_envs).get(name)
+    if secret_env is not None:
+        return dg.EnvVar(secret_env)
+    value: str = getattr(settings, name)
+    if has_secret(value):
+        raise ConfigurationError(
+            f"Settings.{name} {redacted_url(value)!r} holds a credential: set it through {URL_SETTING_ENV[name]} "
+            "(Settings.from_env), so Dagster reads it from the environment and never shows or stores it")
+    return value
 
 
 def monitoring_resources(settings: Settings) -> dict[str, Any]:

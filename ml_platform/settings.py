@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError
+from ml_platform.redact import has_secret
 
 DEPLOYMENTS = ("local", "production")
 POLICIES = tuple(policy.value for policy in EnvironmentPolicy)
@@ -24,6 +25,9 @@ REPRODUCTION_ENV = "ML_PLATFORM_REPRODUCTION"
 KEY_NAMESPACE_ENV = "ML_PLATFORM_KEY_NAMESPACE"
 DEPLOYMENT_ENV = "ML_PLATFORM_DEPLOYMENT"
 LEDGER_URL_ENV = "ML_PLATFORM_LEDGER_URL"
+#: The environment variable of each setting whose value may hold a credential (a password in a URL).
+URL_SETTING_ENV = {"storage": "ML_PLATFORM_STORAGE", "tracking_uri": "ML_PLATFORM_MLFLOW_TRACKING_URI",
+                   "artifact_location": "ML_PLATFORM_MLFLOW_ARTIFACTS"}
 _SEGMENT = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -53,6 +57,9 @@ class Settings:
             set by ``ml-platform reproduce`` for an old commit loaded beside production's code location):
             ``build_definitions`` prefixes every asset key with it and keeps only the assets, and the IO
             manager strips it, so the store keys (and every byte written) are the project's own.
+        secret_envs: ``(setting, environment variable)`` for each setting of :data:`URL_SETTING_ENV` read from
+            the environment whose value holds a credential (``postgresql://ml:<password>@...``): Dagster is
+            handed the variable (``dg.EnvVar``), never the value, so it neither shows nor stores it.
     """
 
     deployment: str
@@ -67,6 +74,7 @@ class Settings:
     slack_webhook_env: str | None = None
     reproduction: bool = False
     key_namespace: tuple[str, ...] = ()
+    secret_envs: tuple[tuple[str, str], ...] = ()
 
     @property
     def outbox_dir(self) -> Path:
@@ -80,6 +88,10 @@ class Settings:
             raise ConfigurationError(
                 f"environment policy {self.environment_policy!r} is not one of {POLICIES}"
             )
+        unknown = [setting for setting, _ in self.secret_envs if setting not in URL_SETTING_ENV]
+        if unknown:
+            raise ConfigurationError(f"secret_envs names {unknown}, which are not URL settings "
+                                     f"({', '.join(URL_SETTING_ENV)})")
         bad = [part for part in self.key_namespace if not _SEGMENT.fullmatch(part)]
         if bad or not isinstance(self.key_namespace, tuple):
             raise ConfigurationError(f"key namespace {self.key_namespace!r}: give a tuple of key segments of letters, "
@@ -114,6 +126,8 @@ class Settings:
                     f"ML_PLATFORM_DEPLOYMENT=production needs {', '.join(missing)}; "
                     "set them to the production store, MLflow tracking URI and artefact root"
                 )
+        secret_envs = tuple((setting, name) for setting, name in URL_SETTING_ENV.items()
+                            if has_secret(env.get(name, "")))
         return cls(
             deployment=deployment,
             home=base.home,
@@ -127,6 +141,7 @@ class Settings:
             slack_webhook_env=SLACK_WEBHOOK_ENV if env.get(SLACK_WEBHOOK_ENV) else None,
             reproduction=_flag(env, REPRODUCTION_ENV),
             key_namespace=parse_key_namespace(env.get(KEY_NAMESPACE_ENV, "")),
+            secret_envs=secret_envs,
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from urllib.parse import quote
 
 import pytest
@@ -9,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ml_platform.redact import MASK, has_secret, redacted_url, secret_name
+from ml_platform_tests.harness.secrets import Secrets
 
 SETTINGS = settings(max_examples=300, deadline=None, database=None)
 #: the distinctive mark every generated secret carries; the plain parts of a URL never hold a capital letter
@@ -140,3 +143,16 @@ def test_secret_names(name: str) -> None:
                                   "OPENBLAS_CORETYPE", "POLARS_MAX_THREADS", "sslmode"])
 def test_plain_names(name: str) -> None:
     assert not secret_name(name)
+
+
+@pytest.mark.parametrize("prefix", [b"", b"x", b"xy", b"header: "])
+def test_the_leak_finder_finds_a_secret_in_every_form_it_may_be_written_in(prefix: bytes) -> None:
+    value = "s3cr3t-" + "0123456789abcdef" * 2 + "/+="
+    finder = Secrets({"pg": value})
+    blobs = {"plain": value.encode(), "url-encoded": quote(value, safe="").encode(),
+             "json-escaped": json.dumps(value)[1:-1].encode(), "utf-16": value.encode("utf-16-le"),
+             "base64": base64.b64encode(prefix + value.encode() + b"tail"),
+             "urlsafe base64": base64.urlsafe_b64encode(prefix + value.encode())}
+    for form, blob in blobs.items():
+        assert [leak.where for leak in finder.find(b"<" + blob + b">", form)] != [], form
+    assert list(finder.find(b"s3cr3t-0123456789abcdef", "a prefix of it")) == []
