@@ -6,8 +6,10 @@ How it works, and why: docs/architecture.md, "ml_platform/redact.py".
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["MASK", "has_secret", "redacted_url", "secret_name", "shareable_cause"]
+__all__ = ["MASK", "has_secret", "redacted_url", "redacted_values", "secret_name", "shareable_cause"]
 
 MASK = "***"
 
@@ -61,6 +63,17 @@ def secret_name(name: str) -> bool:
     ``ML_PLATFORM_LEDGER_URL`` do; ``OMP_NUM_THREADS`` and ``TZ`` do not.
     """
     return bool(_SECRET_NAME.search(name))
+
+
+def redacted_values(value: Any) -> Any:
+    """A JSON-like value (texts, numbers, lists, dicts) with :func:`redacted_url` applied to every text in it."""
+    if isinstance(value, str):
+        return redacted_url(value)
+    if isinstance(value, Mapping):
+        return {key: redacted_values(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redacted_values(item) for item in value]
+    return value
 
 
 def shareable_cause(exc: BaseException) -> BaseException | None:
