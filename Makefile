@@ -16,7 +16,7 @@ export DO_NOT_TRACK := true
 # dagster, mlflow and the rest from source again: about 4 s of CPU each, against about 20 s once per environment.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help env system-deps test test-quick stress mutants demo demo-reproduce ui bench lint clean
+.PHONY: help env system-deps test test-quick stress mutants demo demo-reproduce ui bench lint clean prod-local prod-local-stop
 
 help:
 	@echo "make demo   create the environment and run the whole lifecycle on the embedded default"
@@ -27,6 +27,8 @@ help:
 	@echo "make demo-reproduce  train at commit A of a copy, move code, data and lock to B, reproduce A bit-exactly"
 	@echo "make ui     open the Dagster UI (dagster dev) on the embedded default"
 	@echo "make bench  run the benchmarks, print the table, write benchmarks/results.json"
+	@echo "make prod-local  start the production stack on this machine (PostgreSQL, S3, Redis, MLflow, Dagster, Celery)"
+	@echo "make prod-local-stop  stop exactly the processes make prod-local started; no port left listening"
 
 # The environment is created from uv.lock exactly (--frozen): pinning is the product's own promise.
 $(VENV)/.synced: pyproject.toml uv.lock
@@ -111,6 +113,15 @@ ui: env $(DAGSTER_HOME)/dagster.yaml
 
 bench: env
 	$(PY) benchmarks/run.py
+
+# The production stack on this machine, from deployments/production (its README): every service its own process
+# on a free loopback port, state, logs and each process's home under $(HOME_DIR)/prod-local.
+PROD_LOCAL = cd deployments/production && $(CURDIR)/$(PY) -m prod_local
+prod-local: env
+	$(PROD_LOCAL) start
+
+prod-local-stop: env
+	$(PROD_LOCAL) stop
 
 clean:
 	rm -rf $(HOME_DIR)

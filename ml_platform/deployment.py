@@ -8,6 +8,7 @@ model registry all come from the one settings object, so they can never point at
 
 from __future__ import annotations
 
+import importlib
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -22,8 +23,8 @@ from ml_platform.promotion.job import promotion_resources
 from ml_platform.redact import has_secret, redacted_url
 from ml_platform.settings import URL_SETTING_ENV, Settings
 
-__all__ = ["build_definitions", "check_asset_keys", "monitoring_resources", "namespaced_assets", "platform_resources",
-           "url_setting"]
+__all__ = ["build_definitions", "build_executor", "check_asset_keys", "monitoring_resources", "namespaced_assets",
+           "platform_resources", "url_setting"]
 
 
 def platform_resources(settings: Settings) -> dict[str, Any]:
@@ -64,6 +65,12 @@ def url_setting(settings: Settings, name: str) -> str | dg.EnvVar:
     return value
 
 
+def _config_source(settings: Settings, name: str) -> str | dict[str, str]:
+    """A URL setting as Dagster config (``StringSource``): ``{"env": NAME}`` when it holds a credential."""
+    value = url_setting(settings, name)
+    return {"env": value.env_var_name} if isinstance(value, dg.EnvVar) else value
+
+
 def monitoring_resources(settings: Settings) -> dict[str, Any]:
     """``pager`` and ``research``: the two alert routes, each with its outbox under ``settings.outbox_dir``.
 
@@ -81,6 +88,38 @@ def monitoring_resources(settings: Settings) -> dict[str, Any]:
     if settings.slack_webhook_env:
         research["slack_webhook_url"] = dg.EnvVar(settings.slack_webhook_env)
     return {"pager": PagerResource(**pager), "research": ResearchResource(**research)}
+
+
+def build_executor(settings: Settings) -> dg.ExecutorDefinition | None:
+    """The executor ``settings.executor`` names; None for ``multiprocess`` (Dagster's default, left unset).
+
+    ``celery`` (``dagster_celery.celery_executor`` on the settings' broker and backend: each step a task
+    taken by one of the Celery workers) and ``k8s`` (``dagster_k8s.k8s_job_executor``: each step a
+    Kubernetes job) come from the ``production`` extra, imported only when named, so the embedded default
+    needs neither.
+
+    Raises:
+        ConfigurationError: the executor's package is not installed.
+    """
+    if settings.executor == "in_process":
+        return dg.in_process_executor
+    if settings.executor == "celery":
+        celery = _production_module("dagster_celery", "celery")
+        config = {"broker": _config_source(settings, "celery_broker")}
+        if settings.celery_backend:
+            config["backend"] = _config_source(settings, "celery_backend")
+        return celery.celery_executor.configured(config, name="celery_executor")
+    if settings.executor == "k8s":
+        return _production_module("dagster_k8s", "k8s").k8s_job_executor
+    return None
+
+
+def _production_module(name: str, executor: str) -> types.ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ConfigurationError(f"ML_PLATFORM_EXECUTOR={executor} needs {name}, which is not installed ({exc}); "
+                                 "install the production extra (pip install 'ml_platform[production]')") from exc
 
 
 def check_asset_keys(assets: Iterable[dg.AssetsDefinition | dg.AssetSpec]) -> None:
@@ -129,7 +168,10 @@ def build_definitions(
 
     Raises:
         GraphError: two assets share a key.
-        ConfigurationError: ``resources`` tries to replace a platform resource.
+        ConfigurationError: ``resources`` tries to replace a platform resource, or ``settings.executor``
+            needs a package that is not installed.
+
+    The Definitions' executor is :func:`build_executor`'s (``settings.executor``).
     """
     check_asset_keys(assets)
     platform = platform_resources(settings)
@@ -138,11 +180,13 @@ def build_definitions(
         raise GraphError(f"resources {clash} are the platform's own (configured from Settings); name yours differently")
     if settings.reproduction:  # a reproduction's isolated deployment only backfills and retrains the record
         schedules, sensors = (), ()
+    executor = build_executor(settings)
     if settings.key_namespace:
         return dg.Definitions(assets=namespaced_assets(assets, settings.key_namespace),
-                              resources={**platform, **dict(resources or {})})
+                              resources={**platform, **dict(resources or {})}, executor=executor)
     return dg.Definitions(assets=list(assets), jobs=list(jobs), schedules=list(schedules), sensors=list(sensors),
-                          asset_checks=list(asset_checks), resources={**platform, **dict(resources or {})})
+                          asset_checks=list(asset_checks), resources={**platform, **dict(resources or {})},
+                          executor=executor)
 
 
 def namespaced_assets(assets: Sequence[dg.AssetsDefinition | dg.AssetSpec],

@@ -25,9 +25,16 @@ REPRODUCTION_ENV = "ML_PLATFORM_REPRODUCTION"
 KEY_NAMESPACE_ENV = "ML_PLATFORM_KEY_NAMESPACE"
 DEPLOYMENT_ENV = "ML_PLATFORM_DEPLOYMENT"
 LEDGER_URL_ENV = "ML_PLATFORM_LEDGER_URL"
+EXECUTOR_ENV = "ML_PLATFORM_EXECUTOR"
+CELERY_BROKER_ENV = "ML_PLATFORM_CELERY_BROKER"
+CELERY_BACKEND_ENV = "ML_PLATFORM_CELERY_BACKEND"
+#: How a run executes its steps: Dagster's default (a process per step on the run worker), all in the run
+#: worker, spread over Celery workers (a broker such as Redis), or each step a Kubernetes job.
+EXECUTORS = ("multiprocess", "in_process", "celery", "k8s")
 #: The environment variable of each setting whose value may hold a credential (a password in a URL).
 URL_SETTING_ENV = {"storage": "ML_PLATFORM_STORAGE", "tracking_uri": "ML_PLATFORM_MLFLOW_TRACKING_URI",
-                   "artifact_location": "ML_PLATFORM_MLFLOW_ARTIFACTS"}
+                   "artifact_location": "ML_PLATFORM_MLFLOW_ARTIFACTS", "celery_broker": CELERY_BROKER_ENV,
+                   "celery_backend": CELERY_BACKEND_ENV}
 _SEGMENT = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -57,6 +64,11 @@ class Settings:
             set by ``ml-platform reproduce`` for an old commit loaded beside production's code location):
             ``build_definitions`` prefixes every asset key with it and keeps only the assets, and the IO
             manager strips it, so the store keys (and every byte written) are the project's own.
+        executor: how a run executes its steps, one of :data:`EXECUTORS` (``ML_PLATFORM_EXECUTOR``;
+            ``multiprocess``, Dagster's default, when unset). ``build_definitions`` sets it on the Definitions.
+        celery_broker / celery_backend: the Celery broker and result backend URLs of the ``celery`` executor
+            (``ML_PLATFORM_CELERY_BROKER``, required with it, and ``ML_PLATFORM_CELERY_BACKEND``, default
+            Celery's ``rpc://``); the workers must be started with the same two.
         secret_envs: ``(setting, environment variable)`` for each setting of :data:`URL_SETTING_ENV` read from
             the environment whose value holds a credential (``postgresql://ml:<password>@...``): Dagster is
             handed the variable (``dg.EnvVar``), never the value, so it neither shows nor stores it.
@@ -74,6 +86,9 @@ class Settings:
     slack_webhook_env: str | None = None
     reproduction: bool = False
     key_namespace: tuple[str, ...] = ()
+    executor: str = "multiprocess"
+    celery_broker: str | None = None
+    celery_backend: str | None = None
     secret_envs: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -96,6 +111,7 @@ class Settings:
         if bad or not isinstance(self.key_namespace, tuple):
             raise ConfigurationError(f"key namespace {self.key_namespace!r}: give a tuple of key segments of letters, "
                                      f"digits and _ (bad: {bad})")
+        _check_executor(self.executor, self.celery_broker)
 
     @classmethod
     def local(cls, home: str | os.PathLike[str] = ".ml_platform", **overrides: str) -> Settings:
@@ -141,6 +157,9 @@ class Settings:
             slack_webhook_env=SLACK_WEBHOOK_ENV if env.get(SLACK_WEBHOOK_ENV) else None,
             reproduction=_flag(env, REPRODUCTION_ENV),
             key_namespace=parse_key_namespace(env.get(KEY_NAMESPACE_ENV, "")),
+            executor=env.get(EXECUTOR_ENV, "").strip() or "multiprocess",
+            celery_broker=env.get(CELERY_BROKER_ENV, "").strip() or None,
+            celery_backend=env.get(CELERY_BACKEND_ENV, "").strip() or None,
             secret_envs=secret_envs,
         )
 
@@ -176,6 +195,14 @@ def parse_key_namespace(text: str) -> tuple[str, ...]:
         raise ConfigurationError(f"{KEY_NAMESPACE_ENV}={text!r}: segments are letters, digits and _ joined by / "
                                  f"(bad: {bad!r})")
     return parts
+
+
+def _check_executor(executor: str, broker: str | None) -> None:
+    if executor not in EXECUTORS:
+        raise ConfigurationError(f"{EXECUTOR_ENV}={executor!r}: use one of {', '.join(EXECUTORS)}")
+    if executor == "celery" and not broker:
+        raise ConfigurationError(f"{EXECUTOR_ENV}=celery needs {CELERY_BROKER_ENV}: set it to the broker the Celery "
+                                 "workers listen on (e.g. redis://127.0.0.1:6379/0)")
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

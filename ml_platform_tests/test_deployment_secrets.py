@@ -39,6 +39,8 @@ def production_env(secrets: Secrets, home: str) -> dict[str, str]:
         "ML_PLATFORM_MLFLOW_ARTIFACTS": f"s3://ml:{s3}@artifacts/mlflow",
         "ML_PLATFORM_PAGERDUTY_ROUTING_KEY": pager,
         "ML_PLATFORM_SLACK_WEBHOOK_URL": f"https://hooks.slack.com/services/T0/B0/{slack}",
+        "ML_PLATFORM_EXECUTOR": "celery", "ML_PLATFORM_CELERY_BROKER": f"redis://:{db}@127.0.0.1:6379/0",
+        "ML_PLATFORM_CELERY_BACKEND": f"redis://:{db}@127.0.0.1:6379/1",
     }
 
 
@@ -57,6 +59,11 @@ def test_no_secret_of_the_environment_is_in_the_repository_snapshot(secrets: Sec
     assert resources["io_manager"].base_dir == dg.EnvVar("ML_PLATFORM_STORAGE")
     with dg.build_resources({"model_registry": resources["model_registry"]}) as built:  # resolved at run time
         assert built.model_registry.tracking_uri == env["ML_PLATFORM_MLFLOW_TRACKING_URI"]
+    executor = defs.resolve_implicit_global_asset_job_def().executor_def
+    assert executor.name == "celery_executor"
+    resolved = executor.config_schema.resolve_config({}).value["config"]  # type: ignore[attr-defined]
+    assert (resolved["broker"], resolved["backend"]) == (env["ML_PLATFORM_CELERY_BROKER"],
+                                                         env["ML_PLATFORM_CELERY_BACKEND"])
 
 
 def test_settings_without_a_credential_keep_their_values(tmp_path) -> None:

@@ -22,8 +22,10 @@ SHIPPED = [ROOT / "dagster.yaml", ROOT / "deployments" / "production" / "dagster
 def test_every_shipped_instance_config_is_valid_and_monitors_runs(
     path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST", "DAGSTER_PG_DB"):
+    for name in ("DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST", "DAGSTER_PG_DB",
+                 "DAGSTER_COMPUTE_LOG_BUCKET", "DAGSTER_COMPUTE_LOG_PREFIX"):
         monkeypatch.setenv(name, "unused")
+    monkeypatch.setenv("DAGSTER_PG_PORT", "5432")
     shutil.copy(path, tmp_path / "dagster.yaml")
     config, _ = dagster_instance_config(str(tmp_path))  # validates against Dagster's schema
     monitoring = config["run_monitoring"]

@@ -27,6 +27,7 @@ from psycopg import sql
 from ml_platform.errors import ConfigurationError, MLPlatformError
 
 __all__ = [
+    "DetachedPostgres",
     "PostgresDatabase",
     "PostgresHarnessError",
     "PostgresServer",
@@ -93,6 +94,39 @@ class PostgresDatabase:
         postgres_db = {"username": self.user, "password": "", "hostname": self.host, "db_name": self.name}
         postgres_db |= {"port": self.port, "scheme": DAGSTER_SCHEME}
         return {"storage": {"postgres": {"postgres_db": postgres_db}}}
+
+
+@dataclass(frozen=True)
+class DetachedPostgres:
+    """A server :meth:`PostgresServer.detach` left running beyond its object and process: how to stop it.
+
+    Attributes:
+        bin_dir: Directory of ``pg_ctl``.
+        directory: The server's temporary directory (data folder, log, socket), removed by :meth:`stop`.
+        port: TCP port on the loopback address.
+        run_as: The system user the server runs as (``postgres`` when started as root), or None.
+    """
+
+    bin_dir: Path
+    directory: Path
+    port: int
+    run_as: str | None = None
+
+    @property
+    def host(self) -> str:
+        return HOST
+
+    @property
+    def running(self) -> bool:
+        """Whether the server's ``postmaster.pid`` is still there (pg_ctl removes it on a clean stop)."""
+        return (self.directory / "data" / "postmaster.pid").exists()
+
+    def database(self, name: str) -> PostgresDatabase:
+        return PostgresDatabase(name=name, host=HOST, port=self.port)
+
+    def stop(self) -> None:
+        """Stop the server (fast, else immediate, else SIGKILL) and remove its directory; idempotent."""
+        _teardown(self.bin_dir, self.directory, pwd.getpwnam(self.run_as) if self.run_as else None)
 
 
 def find_postgres_binaries(search_dirs: Sequence[Path] | None = None) -> tuple[Path | None, str]:
@@ -215,6 +249,24 @@ class PostgresServer:
         if self._finalizer is not None:
             self._finalizer()
         self._port = None
+
+    def detach(self) -> DetachedPostgres:
+        """Leave the server running when this object, and this process, are gone; how to stop it later.
+
+        A launcher that starts the server and exits (``make prod-local``) records the handle and stops the
+        server from another process with :meth:`DetachedPostgres.stop`. This object is stopped afterwards.
+
+        Raises:
+            PostgresHarnessError: The server is not running.
+        """
+        if self._finalizer is None or self._directory is None or self._port is None:
+            raise PostgresHarnessError("the server is not running; start() it before detaching it")
+        self._finalizer.detach()
+        handle = DetachedPostgres(bin_dir=self._bin_dir, directory=self._directory, port=self._port,
+                                  run_as=self._run_as.pw_name if self._run_as is not None else None)
+        self._finalizer = None
+        self._port = None
+        return handle
 
     def create_database(self, name: str) -> PostgresDatabase:
         """Create an empty database.

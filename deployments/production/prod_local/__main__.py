@@ -1,0 +1,43 @@
+"""``python -m prod_local start|stop|status|env [--state DIR]`` (from deployments/production; make prod-local)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from prod_local.errors import StackError
+from prod_local.stack import Layout, client_env, start, status, stop, urls
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m prod_local", description=__doc__)
+    parser.add_argument("command", choices=("start", "stop", "status", "env"))
+    parser.add_argument("--state", type=Path, default=None,
+                        help="the state folder (default: .ml_platform/prod-local in the checkout)")
+    args = parser.parse_args(argv)
+    layout = Layout.default(args.state)
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr if args.command == "env" else sys.stdout, flush=True)
+
+    try:
+        if args.command == "start":
+            state = start(layout, say)
+            say(f"the production stack is up (state and logs: {layout.state}):\n{urls(state)}")
+            say("client environment: eval \"$(cd deployments/production && python -m prod_local env)\"; "
+                "stop it with make prod-local-stop")
+        elif args.command == "stop":
+            stop(layout, say)
+        elif args.command == "status":
+            say(status(layout))
+        else:
+            sys.stdout.write(client_env(layout))
+    except StackError as exc:
+        print(f"prod-local {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
