@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("start", "stop", "status", "env"))
     parser.add_argument("--state", type=Path, default=None,
                         help="the state folder (default: .ml_platform/prod-local in the checkout)")
+    parser.add_argument("--pass-env", action="append", default=[], metavar="NAME",
+                        help="start: give every service this variable of the launcher's own environment too (e.g. "
+                             "ML_PLATFORM_PAGERDUTY_ROUTING_KEY); its value never appears on a command line")
     args = parser.parse_args(argv)
     layout = Layout.default(args.state)
 
@@ -23,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "start":
-            state = start(layout, say)
+            missing = [name for name in args.pass_env if name not in os.environ]
+            if missing:
+                raise StackError(f"--pass-env names {', '.join(missing)}, which the launcher's environment lacks")
+            state = start(layout, say, extra_env={name: os.environ[name] for name in args.pass_env})
             say(f"the production stack is up (state and logs: {layout.state}):\n{urls(state)}")
             say("client environment: eval \"$(cd deployments/production && python -m prod_local env)\"; "
                 "stop it with make prod-local-stop")
