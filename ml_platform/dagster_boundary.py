@@ -16,7 +16,7 @@ from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, MLPlatformError
 from ml_platform.redact import redacted_url
 
-__all__ = ["failure_from", "platform_error_of", "platform_failures", "resource_settings"]
+__all__ = ["failure_from", "link_metadata", "platform_error_of", "platform_failures", "resource_settings"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -94,3 +94,12 @@ def platform_error_of(exc: BaseException) -> MLPlatformError | None:
     """The platform error a ``dagster.Failure`` from :func:`platform_failures` reports, else None."""
     cause = exc.__cause__
     return cause if isinstance(exc, dg.Failure) and isinstance(cause, MLPlatformError) else None
+
+
+def link_metadata(link: metadata.Link) -> dg.MetadataValue:
+    """The Dagster metadata value of ``link``: a path, a URL, or text (see :mod:`ml_platform.metadata`)."""
+    if link.kind == "url":
+        return dg.MetadataValue.url(link.target)
+    if link.kind == "path":
+        return dg.MetadataValue.path(link.target)
+    return dg.MetadataValue.text(link.target)

@@ -21,7 +21,7 @@ from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
 from ml_platform.monitoring.resources import PagerResource, ResearchResource
 from ml_platform.promotion.job import promotion_resources
 from ml_platform.redact import has_secret, redacted_url
-from ml_platform.settings import URL_SETTING_ENV, Settings
+from ml_platform.settings import OUTBOX_URL_ENV, URL_SETTING_ENV, Settings
 
 __all__ = ["build_definitions", "build_executor", "check_asset_keys", "monitoring_resources", "namespaced_assets",
            "platform_resources", "url_setting"]
@@ -72,19 +72,23 @@ def _config_source(settings: Settings, name: str) -> str | dict[str, str]:
 
 
 def monitoring_resources(settings: Settings) -> dict[str, Any]:
-    """``pager`` and ``research``: the two alert routes, each with its outbox under ``settings.outbox_dir``.
+    """``pager`` and ``research``: the two alert routes, each with its outbox under ``settings.outbox_dir``
+    (or, when ``settings.outbox_url`` is set, in that database).
 
     Endpoints come from the settings: the PagerDuty routing key and the Slack webhook URL are secrets,
     read by Dagster from the environment variables the settings name (``dg.EnvVar``); without them an
     alert is delivered to the local outbox only.
     """
-    outbox = str(settings.outbox_dir)
-    pager: dict[str, Any] = {"outbox_dir": outbox}
+    outbox: dict[str, Any] = {"outbox_dir": str(settings.outbox_dir)}
+    if settings.outbox_url:  # the database; read from the environment at run time if it holds a password
+        secret = has_secret(settings.outbox_url)  # a password in the userinfo or the query (?password=)
+        outbox = {"outbox_url": dg.EnvVar(OUTBOX_URL_ENV) if secret else settings.outbox_url}
+    pager: dict[str, Any] = dict(outbox)
     if settings.pagerduty_events_url:
         pager["events_url"] = settings.pagerduty_events_url
     if settings.pagerduty_routing_key_env:
         pager["routing_key"] = dg.EnvVar(settings.pagerduty_routing_key_env)
-    research: dict[str, Any] = {"outbox_dir": outbox}
+    research: dict[str, Any] = dict(outbox)
     if settings.slack_webhook_env:
         research["slack_webhook_url"] = dg.EnvVar(settings.slack_webhook_env)
     return {"pager": PagerResource(**pager), "research": ResearchResource(**research)}

@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError
@@ -35,6 +38,7 @@ EXECUTORS = ("multiprocess", "in_process", "celery", "k8s")
 URL_SETTING_ENV = {"storage": "ML_PLATFORM_STORAGE", "tracking_uri": "ML_PLATFORM_MLFLOW_TRACKING_URI",
                    "artifact_location": "ML_PLATFORM_MLFLOW_ARTIFACTS", "celery_broker": CELERY_BROKER_ENV,
                    "celery_backend": CELERY_BACKEND_ENV}
+OUTBOX_URL_ENV = "ML_PLATFORM_OUTBOX_URL"
 _SEGMENT = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -72,6 +76,9 @@ class Settings:
         secret_envs: ``(setting, environment variable)`` for each setting of :data:`URL_SETTING_ENV` read from
             the environment whose value holds a credential (``postgresql://ml:<password>@...``): Dagster is
             handed the variable (``dg.EnvVar``), never the value, so it neither shows nor stores it.
+        outbox_url: the SQLAlchemy URL of the database keeping the alert outboxes (``ML_PLATFORM_OUTBOX_URL``;
+            PostgreSQL in production); None: the JSON-lines files under ``outbox_dir``. Kept out of ``repr``:
+            it may hold a password.
     """
 
     deployment: str
@@ -90,6 +97,7 @@ class Settings:
     celery_broker: str | None = None
     celery_backend: str | None = None
     secret_envs: tuple[tuple[str, str], ...] = ()
+    outbox_url: str | None = field(default=None, repr=False)
 
     @property
     def outbox_dir(self) -> Path:
@@ -107,6 +115,8 @@ class Settings:
         if unknown:
             raise ConfigurationError(f"secret_envs names {unknown}, which are not URL settings "
                                      f"({', '.join(URL_SETTING_ENV)})")
+        if self.outbox_url is not None:
+            _check_outbox_url(self.outbox_url)
         bad = [part for part in self.key_namespace if not _SEGMENT.fullmatch(part)]
         if bad or not isinstance(self.key_namespace, tuple):
             raise ConfigurationError(f"key namespace {self.key_namespace!r}: give a tuple of key segments of letters, "
@@ -161,6 +171,7 @@ class Settings:
             celery_broker=env.get(CELERY_BROKER_ENV, "").strip() or None,
             celery_backend=env.get(CELERY_BACKEND_ENV, "").strip() or None,
             secret_envs=secret_envs,
+            outbox_url=outbox_url_from_env(env),
         )
 
 
@@ -179,6 +190,28 @@ def deployment_from_env(env: Mapping[str, str]) -> str:
 def ledger_url_from_env(env: Mapping[str, str]) -> str | None:
     """``ML_PLATFORM_LEDGER_URL``: the champion ledger's database beside an MLflow server; ``None`` when unset."""
     return env.get(LEDGER_URL_ENV, "").strip() or None
+
+
+def outbox_url_from_env(env: Mapping[str, str]) -> str | None:
+    """``ML_PLATFORM_OUTBOX_URL``, checked to parse as a SQLAlchemy URL; ``None`` when unset.
+
+    Raises:
+        ConfigurationError: it does not parse (the message never repeats it: it may hold a password).
+    """
+    url = env.get(OUTBOX_URL_ENV, "").strip()
+    if not url:
+        return None
+    _check_outbox_url(url)
+    return url
+
+
+def _check_outbox_url(url: str) -> None:
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigurationError(f"{OUTBOX_URL_ENV} is not a SQLAlchemy URL (not shown: it may hold a password); "
+                                 "give e.g. postgresql+psycopg://user@host:5432/db, the password in PGPASSWORD, "
+                                 "or unset it to keep the outboxes under ML_PLATFORM_HOME") from None
 
 
 def parse_key_namespace(text: str) -> tuple[str, ...]:

@@ -41,6 +41,7 @@ def production_env(secrets: Secrets, home: str) -> dict[str, str]:
         "ML_PLATFORM_SLACK_WEBHOOK_URL": f"https://hooks.slack.com/services/T0/B0/{slack}",
         "ML_PLATFORM_EXECUTOR": "celery", "ML_PLATFORM_CELERY_BROKER": f"redis://:{db}@127.0.0.1:6379/0",
         "ML_PLATFORM_CELERY_BACKEND": f"redis://:{db}@127.0.0.1:6379/1",
+        "ML_PLATFORM_OUTBOX_URL": f"postgresql+psycopg://ml@127.0.0.1:5432/mlflow?password={db}",
     }
 
 

@@ -29,12 +29,12 @@ from dagster import (
 )
 from pydantic import Field, PrivateAttr
 
-from ml_platform.dagster_boundary import resource_settings
+from ml_platform.dagster_boundary import link_metadata, resource_settings
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, DataError, PartitionError, WindowError
 from ml_platform.io.manifest import Manifest, UpstreamRef, WriteFacts
 from ml_platform.io.store import COMPRESSIONS, Compression, PinnedStore, check_compression
-from ml_platform.metadata import MANIFEST_HASH, PROJECT_ROOT, TIME_COLUMN
+from ml_platform.metadata import MANIFEST_HASH, PROJECT_ROOT, TIME_COLUMN, file_link
 from ml_platform.window import DataWindow, parse_partition_key, split_by_windows
 
 __all__ = ["PinnedIOManager", "PinnedStoreResource"]
@@ -384,8 +384,8 @@ class PinnedIOManager(ConfigurableIOManager):
                 metadata[_KEY_PREFIX + "data_hash"] = MetadataValue.text(first.data_hash)
             if _KEY_PREFIX + "window" not in given and first.window is not None:
                 metadata[_KEY_PREFIX + "window"] = MetadataValue.text(str(first.window))
-            metadata[_KEY_PREFIX + "manifest"] = MetadataValue.path(
-                store.manifest_path(first.asset_key, first.partition)
+            metadata[_KEY_PREFIX + "manifest"] = link_metadata(
+                file_link(store.manifest_path(first.asset_key, first.partition))
             )
             metadata[_KEY_PREFIX + "rows"] = MetadataValue.int(first.rows)
             metadata[MANIFEST_HASH] = MetadataValue.text(first.manifest_hash)
@@ -406,8 +406,8 @@ class PinnedIOManager(ConfigurableIOManager):
             step_context.add_asset_metadata(
                 {
                     _KEY_PREFIX + "data_hash": MetadataValue.text(manifest.data_hash),
-                    _KEY_PREFIX + "manifest": MetadataValue.path(
-                        store.manifest_path(manifest.asset_key, manifest.partition)
+                    _KEY_PREFIX + "manifest": link_metadata(
+                        file_link(store.manifest_path(manifest.asset_key, manifest.partition))
                     ),
                     _KEY_PREFIX + "rows": MetadataValue.int(manifest.rows),
                     _KEY_PREFIX + "window": MetadataValue.text(str(manifest.window)),

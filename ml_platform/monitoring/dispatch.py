@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ml_platform.dagster_boundary import link_metadata
 from ml_platform.errors import ConfigurationError
+from ml_platform.metadata import file_link
 from ml_platform.monitoring.alerts import AlphaDriftFinding, InfraIncident
 from ml_platform.monitoring.drift import finding_of
 from ml_platform.monitoring.drift_report import render_drift_report
@@ -52,7 +54,7 @@ class ResearchOutcome:
     observation: DriftObservation
     finding: AlphaDriftFinding | None
     report_ref: str | None
-    plot_path: str | None
+    plot_path: str | None  # the plot's local path, or its MLflow server URL (run_files.artifact_link)
     markdown: str
     delivery: str | None
 
@@ -64,7 +66,7 @@ class ResearchOutcome:
         if self.report_ref:
             meta["report_ref"] = self.report_ref
         if self.plot_path:
-            meta["plot"] = dg.MetadataValue.path(self.plot_path)
+            meta["plot"] = link_metadata(file_link(self.plot_path))
         return meta
 
 
@@ -86,7 +88,7 @@ def research_report(registry: ModelRegistry, route: Route[AlphaDriftFinding], ob
     folder = f"{DRIFT_DIR}/{stamp}"
     run_files.log_files(registry, run_id, folder, rendered.files())
     report_ref = run_files.artifact_ref(run_id, f"{folder}/report.html")
-    plot = run_files.local_artifact_path(registry, run_id, f"{folder}/report.png")
+    plot = run_files.artifact_link(registry, run_id, f"{folder}/report.png").target
     finding = finding_of(evaluation, model=observation.model, version=observation.version)
     delivery = None
     if finding is not None:

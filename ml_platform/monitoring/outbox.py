@@ -1,10 +1,14 @@
-"""The alert outbox: an append-only JSON-lines file per route, the durable record of every alert. Pure: stdlib only.
+"""The alert outbox: an append-only log per route, the durable record of every alert. Pure: stdlib only.
+
+:class:`AlertOutbox` is what the routes and the status read and write; :class:`Outbox` keeps it in a
+JSON-lines file (the embedded default), ``outbox_sql.SqlOutbox`` in a database table.
 
 How it works, and why: docs/architecture.md, "ml_platform/monitoring/outbox.py".
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import datetime as dt
 import fcntl
@@ -12,7 +16,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -23,12 +27,15 @@ from ml_platform.monitoring.alerts import utc_now_text
 
 __all__ = [
     "OUTBOX_FORMAT_VERSION",
+    "AlertOutbox",
     "DamagedLine",
     "Outbox",
     "OutboxEvent",
     "OutboxLog",
     "OutboxRecord",
     "default_outbox_dir",
+    "file_lock",
+    "log_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -192,52 +199,59 @@ def _parse_line(number: int, raw: bytes, last: bool) -> OutboxRecord | DamagedLi
     return OutboxRecord(line=number, event=event, id=ident, at=at, key=key, data=data)
 
 
-class Outbox:
-    """One route's append-only JSON-lines outbox at ``path`` (see the module documentation for the format).
+def log_of(location: str, lines: Iterable[tuple[int, bytes, bool]]) -> OutboxLog:
+    """The :class:`OutboxLog` of ``lines`` (``(number, raw, last)``, oldest first): blank lines skipped,
+    damaged ones reported and logged as warnings naming ``location``."""
+    records: list[OutboxRecord] = []
+    damaged: list[DamagedLine] = []
+    for number, raw, last in lines:
+        if not raw.strip():
+            continue
+        parsed = _parse_line(number, raw, last=last)
+        (records if isinstance(parsed, OutboxRecord) else damaged).append(parsed)  # type: ignore[arg-type]
+    for line in damaged:
+        log.warning("outbox %s: line %d is damaged (%s)%s; it is skipped and every other line read",
+                    location, line.line, line.reason,
+                    ": the last append was interrupted (crash)" if line.last else "")
+    return OutboxLog(records=tuple(records), damaged=tuple(damaged))
 
-    Args:
-        path: The ``.jsonl`` file; it and its folder are created by the first append.
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` of ``path`` (created if absent): a lock across the processes of one host.
+
+    Raises:
+        MonitoringError: the lock file cannot be opened.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise MonitoringError(f"cannot open the outbox lock {path}: {exc}") from exc
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # also releases the lock
+
+
+class AlertOutbox(abc.ABC):
+    """One route's append-only outbox: what the routes and the status read and write, wherever it is kept.
+
+    Subclasses keep the records (:meth:`read`, :meth:`_write`) and hold the delivery lock
+    (:meth:`exclusive`); the record helpers and the queries are the same over every backend.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path).absolute()
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
-
-    def __repr__(self) -> str:
-        return f"Outbox({str(self.path)!r})"
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the outbox is kept, for messages (never a password)."""
 
     # -- reading ---------------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def read(self) -> OutboxLog:
-        """Every record, oldest first, and every damaged line (reported, logged, never fatal).
-
-        Reads under a shared lock, so a line being appended is never seen half-written.
-        """
-        try:
-            descriptor = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            return OutboxLog(records=())
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_SH)
-            with os.fdopen(os.dup(descriptor), "rb") as stream:
-                content = stream.read()
-        finally:
-            os.close(descriptor)  # also releases the lock
-        lines = content.split(b"\n")
-        if lines and lines[-1] == b"":  # the file ends with a newline: no partial line after it
-            lines.pop()
-        records: list[OutboxRecord] = []
-        damaged: list[DamagedLine] = []
-        for index, raw in enumerate(lines):
-            if not raw.strip():
-                continue
-            parsed = _parse_line(index + 1, raw, last=index == len(lines) - 1)
-            (records if isinstance(parsed, OutboxRecord) else damaged).append(parsed)  # type: ignore[arg-type]
-        for line in damaged:
-            log.warning("outbox %s: line %d is damaged (%s)%s; it is skipped and every other line read",
-                        self.path, line.line, line.reason,
-                        ": the last append was interrupted (crash)" if line.last else "")
-        return OutboxLog(records=tuple(records), damaged=tuple(damaged))
+        """Every record, oldest first, and every damaged line (reported, logged, never fatal)."""
 
     def history(self, key: str | None = None) -> list[OutboxRecord]:
         """Every record (of ``key``, if given), oldest first."""
@@ -259,10 +273,10 @@ class Outbox:
 
     def append(self, event: OutboxEvent | str, *, alert_id: str, key: str, at: str | None = None,
                **fields: Any) -> dict[str, Any]:
-        """Append one record durably (exclusive lock, one write, fsync) and return it as written.
+        """Append one record durably and return it as written (see :meth:`_write` for how).
 
         Raises:
-            MonitoringError: a field is not JSON-serializable (nothing is written), or the file cannot
+            MonitoringError: a field is not JSON-serializable (nothing is written), or the outbox cannot
                 be written (the error names it).
         """
         record = {"v": OUTBOX_FORMAT_VERSION, "event": str(OutboxEvent(event)), "id": alert_id,
@@ -271,38 +285,16 @@ class Outbox:
             text = json.dumps(record, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
             raise MonitoringError(f"outbox record for {key!r} is not JSON-serializable: {exc}") from exc
-        self._append_line(text.encode("ascii") + b"\n")
+        self._write(record, text)
         return record
 
-    def _append_line(self, data: bytes) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise MonitoringError(f"cannot open the outbox {self.path} for appending: {exc}; check the "
-                                  "outbox_dir setting and its permissions") from exc
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            size = os.fstat(descriptor).st_size
-            if size and os.pread(descriptor, 1, size - 1) != b"\n":
-                data = b"\n" + data  # end a torn last line first, so this record stays a line of its own
-            view = memoryview(data)
-            while view:
-                view = view[os.write(descriptor, view):]
-            os.fsync(descriptor)
-            if size == 0:  # a new file: make its directory entry durable too
-                self._fsync_directory()
-        except OSError as exc:
-            raise MonitoringError(f"cannot append to the outbox {self.path}: {exc}") from exc
-        finally:
-            os.close(descriptor)  # also releases the lock
+    @abc.abstractmethod
+    def _write(self, record: Mapping[str, Any], text: str) -> None:
+        """Store one record (``text``: its compact ASCII JSON) durably, after every record before it.
 
-    def _fsync_directory(self) -> None:
-        descriptor = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        Raises:
+            MonitoringError: the outbox cannot be written (the error names it, never a password).
+        """
 
     @staticmethod
     def new_id() -> str:
@@ -346,6 +338,90 @@ class Outbox:
 
     # -- the delivery lock -----------------------------------------------------------------------------
 
+    @abc.abstractmethod
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Hold this outbox's delivery lock: one deliverer at a time, across processes.
+
+        A route holds it from reading the outbox to recording the outcome, so an alert another process
+        is delivering is never picked up as pending and delivered a second time. It blocks while another
+        process delivers (at most that route's bounded retries and timeouts).
+        """
+
+
+class Outbox(AlertOutbox):
+    """One route's append-only JSON-lines outbox at ``path`` (see the module documentation for the format).
+
+    Args:
+        path: The ``.jsonl`` file; it and its folder are created by the first append.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).absolute()
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+
+    def __repr__(self) -> str:
+        return f"Outbox({str(self.path)!r})"
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def read(self) -> OutboxLog:
+        """Every record, oldest first, and every damaged line (reported, logged, never fatal).
+
+        Reads under a shared lock, so a line being appended is never seen half-written.
+        """
+        try:
+            descriptor = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return OutboxLog(records=())
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH)
+            with os.fdopen(os.dup(descriptor), "rb") as stream:
+                content = stream.read()
+        finally:
+            os.close(descriptor)  # also releases the lock
+        lines = content.split(b"\n")
+        if lines and lines[-1] == b"":  # the file ends with a newline: no partial line after it
+            lines.pop()
+        return log_of(self.location, ((index + 1, raw, index == len(lines) - 1) for index, raw in enumerate(lines)))
+
+    def _write(self, record: Mapping[str, Any], text: str) -> None:
+        """One write on an ``O_APPEND`` descriptor under an exclusive ``flock``, then ``fsync``."""
+        self._append_line(text.encode("ascii") + b"\n")
+
+    def _append_line(self, data: bytes) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise MonitoringError(f"cannot open the outbox {self.path} for appending: {exc}; check the "
+                                  "outbox_dir setting and its permissions") from exc
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            size = os.fstat(descriptor).st_size
+            if size and os.pread(descriptor, 1, size - 1) != b"\n":
+                data = b"\n" + data  # end a torn last line first, so this record stays a line of its own
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view):]
+            os.fsync(descriptor)
+            if size == 0:  # a new file: make its directory entry durable too
+                self._fsync_directory()
+        except OSError as exc:
+            raise MonitoringError(f"cannot append to the outbox {self.path}: {exc}") from exc
+        finally:
+            os.close(descriptor)  # also releases the lock
+
+    def _fsync_directory(self) -> None:
+        descriptor = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    # -- the delivery lock -----------------------------------------------------------------------------
+
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold this outbox's delivery lock (``<name>.jsonl.lock``): one deliverer at a time, across processes.
@@ -354,13 +430,5 @@ class Outbox:
         is delivering is never picked up as pending and delivered a second time. It blocks while another
         process delivers (at most that route's bounded retries and timeouts).
         """
-        try:
-            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise MonitoringError(f"cannot open the outbox lock {self.lock_path}: {exc}") from exc
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        with file_lock(self.lock_path):
             yield
-        finally:
-            os.close(descriptor)

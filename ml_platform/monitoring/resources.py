@@ -12,6 +12,7 @@ from pydantic import Field
 
 from ml_platform.errors import ConfigurationError
 from ml_platform.monitoring.outbox import default_outbox_dir
+from ml_platform.monitoring.outbox_sql import check_outbox_url
 from ml_platform.monitoring.routes import (
     DEFAULT_BACKOFF_SECONDS,
     DEFAULT_EVENTS_URL,
@@ -47,12 +48,35 @@ def _check(owner: type, data: dict[str, Any], defaults: dict[str, Any]) -> None:
         check_route_settings(owner.__name__, **values)
 
 
+def _check_outbox(owner: type, data: dict[str, Any]) -> None:
+    """Exactly one outbox: ``outbox_dir`` (a folder) or ``outbox_url`` (a database); a literal URL is parsed now."""
+    url = data.get("outbox_url", "")
+    if url and data.get("outbox_dir"):
+        raise ConfigurationError(f"{owner.__name__}: give outbox_dir (a folder of JSON-lines files) or outbox_url "
+                                 "(the database of the outboxes), not both")
+    if isinstance(url, str) and _literal(url) and url.strip():
+        check_outbox_url(url, f"{owner.__name__}.outbox_url")
+
+
 class _RouteResource(dg.ConfigurableResource):
     outbox_dir: str = Field(
         default=_DEFAULT_OUTBOX_DIR,
         description="Folder of the alert outbox (JSON lines, one file per route); on the embedded default "
-        "<home>/monitoring/outbox. Every alert is recorded there before it is sent.",
+        "<home>/monitoring/outbox. Every alert is recorded there before it is sent. Not used when "
+        "outbox_url is set (give one of the two).",
     )
+    outbox_url: str = Field(
+        default="",
+        description="Instead of outbox_dir: the SQLAlchemy URL of the database keeping the outboxes (PostgreSQL "
+        "in production, e.g. postgresql+psycopg://user@host:5432/db with the password in PGPASSWORD; pass "
+        "dg.EnvVar('ML_PLATFORM_OUTBOX_URL') if it holds one). Empty: the files under outbox_dir.",
+    )
+
+    def _outbox(self) -> dict[str, Any]:
+        """The route's outbox arguments: the database when ``outbox_url`` is set, else the folder."""
+        if self.outbox_url.strip():
+            return {"outbox_dir": None, "outbox_url": self.outbox_url.strip()}
+        return {"outbox_dir": self.outbox_dir}
     timeout_seconds: float = Field(
         default=DEFAULT_TIMEOUT_SECONDS,
         description=f"Limit of one delivery attempt, in (0, {MAX_TIMEOUT_SECONDS:g}]; a flush against a dead "
@@ -111,6 +135,7 @@ class PagerResource(_RouteResource):
         _check(type(self), data, {"cooldown_seconds": DEFAULT_PAGER_COOLDOWN_SECONDS,
                                   "timeout_seconds": DEFAULT_TIMEOUT_SECONDS, "retries": DEFAULT_RETRIES,
                                   "backoff_seconds": DEFAULT_BACKOFF_SECONDS})
+        _check_outbox(type(self), data)
         url = data.get("events_url", DEFAULT_EVENTS_URL)
         if isinstance(url, str) and _literal(url):
             check_endpoint_url(type(self).__name__, "events_url", url)
@@ -128,7 +153,7 @@ class PagerResource(_RouteResource):
                 "PagerResource.require_endpoint is set but routing_key is empty: set it, e.g. "
                 "routing_key=dg.EnvVar('PAGERDUTY_ROUTING_KEY'), or unset require_endpoint to page into the outbox only"
             )
-        return PagerRoute(self.outbox_dir, routing_key=self.routing_key, events_url=self.events_url,
+        return PagerRoute(**self._outbox(), routing_key=self.routing_key, events_url=self.events_url,
                           cooldown_seconds=self.cooldown_seconds, timeout_seconds=self.timeout_seconds,
                           retries=self.retries, backoff_seconds=self.backoff_seconds,
                           redelivery_backoff_seconds=self.redelivery_backoff_seconds,
@@ -156,6 +181,7 @@ class ResearchResource(_RouteResource):
         _check(type(self), data, {"cooldown_seconds": DEFAULT_RESEARCH_COOLDOWN_SECONDS,
                                   "timeout_seconds": DEFAULT_TIMEOUT_SECONDS, "retries": DEFAULT_RETRIES,
                                   "backoff_seconds": DEFAULT_BACKOFF_SECONDS})
+        _check_outbox(type(self), data)
         url = data.get("slack_webhook_url", "")
         if isinstance(url, str) and _literal(url) and url.strip():
             check_endpoint_url(type(self).__name__, "slack_webhook_url", url.strip())
@@ -173,8 +199,8 @@ class ResearchResource(_RouteResource):
                 "ResearchResource.require_endpoint is set but slack_webhook_url is empty: set it, e.g. "
                 "slack_webhook_url=dg.EnvVar('SLACK_RESEARCH_WEBHOOK_URL'), or unset require_endpoint"
             )
-        return ResearchRoute(self.outbox_dir, slack_webhook_url=self.slack_webhook_url,
+        return ResearchRoute(**self._outbox(), slack_webhook_url=self.slack_webhook_url,
                              cooldown_seconds=self.cooldown_seconds, timeout_seconds=self.timeout_seconds,
                              retries=self.retries, backoff_seconds=self.backoff_seconds,
-                          redelivery_backoff_seconds=self.redelivery_backoff_seconds,
-                          overdue_seconds=self.overdue_seconds)
+                             redelivery_backoff_seconds=self.redelivery_backoff_seconds,
+                             overdue_seconds=self.overdue_seconds)

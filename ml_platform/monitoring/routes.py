@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 import ipaddress
 import json
+import logging
 import math
 import os
 import time
@@ -28,7 +29,8 @@ from ml_platform.monitoring.alerts import (
     alert_from_dict,
     utc_now_text,
 )
-from ml_platform.monitoring.outbox import Outbox, OutboxEvent, OutboxLog, OutboxRecord
+from ml_platform.monitoring.outbox import OutboxEvent, OutboxLog, OutboxRecord
+from ml_platform.monitoring.outbox_sql import open_outbox
 
 __all__ = [
     "DEFAULT_EVENTS_URL",
@@ -194,6 +196,28 @@ def check_route_settings(owner: str, *, cooldown_seconds: float, timeout_seconds
         )
 
 
+def _redacted(text: str, secrets: Mapping[str, str]) -> str:
+    """``text`` with every secret (a key of ``secrets``, longest first) replaced by its stand-in."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, secrets[secret])
+    return text
+
+
+class _RedactingFilter(logging.Filter):
+    """Rewrites a record's message with its secrets replaced, before any handler sees it."""
+
+    def __init__(self, secrets: Mapping[str, str]) -> None:
+        super().__init__()
+        self.secrets = dict(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = _redacted(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
 def _one_line(text: object, limit: int = 500) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
@@ -240,6 +264,8 @@ class Route(abc.ABC, Generic[A]):
     Args:
         outbox_dir: The folder of the outbox files (:func:`~ml_platform.monitoring.outbox.default_outbox_dir`);
             this route's file is ``<outbox_dir>/<name>.jsonl``.
+        outbox_url: Instead of ``outbox_dir``: the SQLAlchemy URL of the database keeping the outboxes
+            (:mod:`~ml_platform.monitoring.outbox_sql`; PostgreSQL in production).
         cooldown_seconds: See the subclass (>= 0; 0: no de-duplication in time).
         timeout_seconds: Limit of one attempt, in (0, 60].
         retries: Extra attempts per delivery, 0..10 (in one pass, while the endpoint answers).
@@ -259,8 +285,8 @@ class Route(abc.ABC, Generic[A]):
     endpoint_name: ClassVar[str]
     default_overdue_seconds: ClassVar[float]
 
-    def __init__(self, outbox_dir: str | os.PathLike[str], *, cooldown_seconds: float, timeout_seconds: float,
-                 retries: int, backoff_seconds: float,
+    def __init__(self, outbox_dir: str | os.PathLike[str] | None, *, cooldown_seconds: float,
+                 timeout_seconds: float, retries: int, backoff_seconds: float, outbox_url: str | None = None,
                  redelivery_backoff_seconds: float = DEFAULT_REDELIVERY_BACKOFF_SECONDS,
                  overdue_seconds: float | None = None, clock: Callable[[], dt.datetime] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -271,8 +297,9 @@ class Route(abc.ABC, Generic[A]):
                                                          redelivery_backoff_seconds, 0, MAX_REDELIVERY_WAIT_SECONDS)
         overdue = self.default_overdue_seconds if overdue_seconds is None else overdue_seconds
         self.overdue_seconds = _check_seconds(owner, "overdue_seconds", overdue, 60, 7 * 86400)
-        self.outbox = Outbox(Path(outbox_dir) / f"{self.name}.jsonl")
-        self.other_outbox = Outbox(Path(outbox_dir) / f"{self.other_name}.jsonl")
+        folder = Path(outbox_dir) if outbox_dir else None
+        self.outbox = open_outbox(self.name, outbox_dir=folder, outbox_url=outbox_url)
+        self.other_outbox = open_outbox(self.other_name, outbox_dir=folder, outbox_url=outbox_url)
         self.cooldown_seconds = float(cooldown_seconds)
         self.timeout_seconds = float(timeout_seconds)
         self.retries = retries
@@ -281,7 +308,7 @@ class Route(abc.ABC, Generic[A]):
         self._sleep = sleep
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(outbox={str(self.outbox.path)!r}, endpoint={self.endpoint!r})"
+        return f"{type(self).__name__}(outbox={self.outbox.location!r}, endpoint={self.endpoint!r})"
 
     @property
     @abc.abstractmethod
@@ -368,6 +395,27 @@ class Route(abc.ABC, Generic[A]):
         """One delivery attempt to the configured endpoint; never raises for an endpoint failure."""
 
     # -- delivery --------------------------------------------------------------------------------------
+
+    def _secrets(self) -> dict[str, str]:
+        """The endpoint's secret texts and their stand-ins: never in an outbox line, a log or an error."""
+        return {}
+
+    def _redact_answer(self, answer: _Answer) -> _Answer:
+        secrets = self._secrets()
+        if not secrets:
+            return answer
+        detail = {name: _redacted(value, secrets) if isinstance(value, str) else value
+                  for name, value in answer.detail.items()}
+        return replace(answer, error=_redacted(answer.error, secrets) if answer.error else answer.error,
+                       detail=detail)
+
+    def _client_logger(self, name: str) -> logging.Logger:
+        """A logger for an endpoint's client library, under this module's, that redacts :meth:`_secrets`
+        (slack_sdk logs the whole webhook URL at debug level)."""
+        client_log = logging.Logger(f"{__name__}.{name}")  # noqa: LOG001 - unregistered: one per attempt, then dropped
+        client_log.parent = logging.getLogger(__name__)
+        client_log.addFilter(_RedactingFilter(self._secrets()))
+        return client_log
 
     def _age_seconds(self, moment: dt.datetime) -> float:
         return (self._now() - moment).total_seconds()
@@ -469,7 +517,7 @@ class Route(abc.ABC, Generic[A]):
         for retry in range(retries + 1):
             if retry:
                 self._sleep(min(self.backoff_seconds * 2 ** (retry - 1), _MAX_SLEEP))
-            answer = self._attempt(alert, record.id)
+            answer = self._redact_answer(self._attempt(alert, record.id))
             attempts += 1
             now = utc_now_text(self._now())
             if answer.ok:
@@ -537,6 +585,7 @@ class PagerRoute(Route[InfraIncident]):
 
     Args:
         outbox_dir: Folder of the outbox; this route writes ``pager.jsonl``.
+        outbox_url: Instead of ``outbox_dir``: the database of the outboxes (see :class:`Route`).
         routing_key: The Events API v2 integration (routing) key; empty: no endpoint, the outbox is the
             destination (the embedded default).
         events_url: The Events API v2 enqueue URL (or its base); https://, or http:// on a loopback host.
@@ -552,16 +601,16 @@ class PagerRoute(Route[InfraIncident]):
     endpoint_name = "pagerduty"
     default_overdue_seconds = DEFAULT_PAGER_OVERDUE_SECONDS
 
-    def __init__(self, outbox_dir: str | os.PathLike[str], *, routing_key: str = "",
+    def __init__(self, outbox_dir: str | os.PathLike[str] | None = None, *, routing_key: str = "",
                  events_url: str = DEFAULT_EVENTS_URL,
                  cooldown_seconds: float = DEFAULT_PAGER_COOLDOWN_SECONDS,
                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS, retries: int = DEFAULT_RETRIES,
                  backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
                  redelivery_backoff_seconds: float = DEFAULT_REDELIVERY_BACKOFF_SECONDS,
                  overdue_seconds: float | None = None, clock: Callable[[], dt.datetime] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, outbox_url: str | None = None) -> None:
         super().__init__(outbox_dir, cooldown_seconds=cooldown_seconds, timeout_seconds=timeout_seconds,
-                         retries=retries, backoff_seconds=backoff_seconds,
+                         retries=retries, backoff_seconds=backoff_seconds, outbox_url=outbox_url,
                          redelivery_backoff_seconds=redelivery_backoff_seconds, overdue_seconds=overdue_seconds,
                          clock=clock, sleep=sleep)
         if not isinstance(routing_key, str):
@@ -571,11 +620,15 @@ class PagerRoute(Route[InfraIncident]):
         self._base_url = _events_base_url(events_url)
 
     def __repr__(self) -> str:  # never shows the routing key
-        return f"PagerRoute(outbox={str(self.outbox.path)!r}, endpoint={self.endpoint!r}, events_url={self.events_url!r})"
+        return (f"PagerRoute(outbox={self.outbox.location!r}, endpoint={self.endpoint!r}, "
+                f"events_url={self.events_url!r})")
 
     @property
     def configured(self) -> bool:
         return bool(self.routing_key)
+
+    def _secrets(self) -> dict[str, str]:
+        return {self.routing_key: "<routing key>"}
 
     def send(self, alert: InfraIncident) -> Delivery:
         """Page (``trigger``) or close (``resolve``) the incident of ``alert.key``; see :meth:`Route.send`."""
@@ -642,6 +695,7 @@ class ResearchRoute(Route[AlphaDriftFinding]):
 
     Args:
         outbox_dir: Folder of the outbox; this route writes ``research.jsonl``.
+        outbox_url: Instead of ``outbox_dir``: the database of the outboxes (see :class:`Route`).
         slack_webhook_url: The incoming-webhook URL (a secret); empty: the outbox is the destination.
         cooldown_seconds: Suppression window per finding key.
         timeout_seconds / retries / backoff_seconds / redelivery_backoff_seconds / overdue_seconds / clock /
@@ -655,15 +709,15 @@ class ResearchRoute(Route[AlphaDriftFinding]):
     endpoint_name = "slack"
     default_overdue_seconds = DEFAULT_RESEARCH_OVERDUE_SECONDS
 
-    def __init__(self, outbox_dir: str | os.PathLike[str], *, slack_webhook_url: str = "",
+    def __init__(self, outbox_dir: str | os.PathLike[str] | None = None, *, slack_webhook_url: str = "",
                  cooldown_seconds: float = DEFAULT_RESEARCH_COOLDOWN_SECONDS,
                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS, retries: int = DEFAULT_RETRIES,
                  backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
                  redelivery_backoff_seconds: float = DEFAULT_REDELIVERY_BACKOFF_SECONDS,
                  overdue_seconds: float | None = None, clock: Callable[[], dt.datetime] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, outbox_url: str | None = None) -> None:
         super().__init__(outbox_dir, cooldown_seconds=cooldown_seconds, timeout_seconds=timeout_seconds,
-                         retries=retries, backoff_seconds=backoff_seconds,
+                         retries=retries, backoff_seconds=backoff_seconds, outbox_url=outbox_url,
                          redelivery_backoff_seconds=redelivery_backoff_seconds, overdue_seconds=overdue_seconds,
                          clock=clock, sleep=sleep)
         if not isinstance(slack_webhook_url, str):
@@ -673,11 +727,23 @@ class ResearchRoute(Route[AlphaDriftFinding]):
             check_endpoint_url("ResearchRoute", "slack_webhook_url", self.slack_webhook_url)
 
     def __repr__(self) -> str:  # never shows the webhook URL (it is the credential)
-        return f"ResearchRoute(outbox={str(self.outbox.path)!r}, endpoint={self.endpoint!r})"
+        return f"ResearchRoute(outbox={self.outbox.location!r}, endpoint={self.endpoint!r})"
 
     @property
     def configured(self) -> bool:
         return bool(self.slack_webhook_url)
+
+    def _secrets(self) -> dict[str, str]:
+        """The webhook URL is the credential: the URL, its path and the path's token are each redacted."""
+        url = self.slack_webhook_url
+        if not url:
+            return {}
+        path = urlsplit(url).path
+        token = path.rstrip("/").rsplit("/", 1)[-1]
+        secrets = {url: "<webhook url>", path: "<webhook path>"}
+        if len(token) >= 8:
+            secrets[token] = "<webhook token>"
+        return secrets
 
     def send(self, alert: AlphaDriftFinding) -> Delivery:
         """Post ``alert`` to research; see :meth:`Route.send`."""
@@ -698,7 +764,8 @@ class ResearchRoute(Route[AlphaDriftFinding]):
         from slack_sdk.webhook import WebhookClient
 
         client = WebhookClient(self.slack_webhook_url, timeout=self.timeout_seconds,  # type: ignore[arg-type]
-                               retry_handlers=[])  # the route retries, and records each attempt
+                               retry_handlers=[],  # the route retries, and records each attempt
+                               logger=self._client_logger("slack_sdk"))
         try:
             response = client.send(text=slack_message(alert), unfurl_links=False, unfurl_media=False)
         except Exception as exc:  # noqa: BLE001 - urllib, socket and timeout errors: keep it pending

@@ -17,7 +17,7 @@ import dagster as dg
 from pydantic import Field
 
 from ml_platform import metadata
-from ml_platform.dagster_boundary import failure_from
+from ml_platform.dagster_boundary import failure_from, link_metadata
 from ml_platform.errors import ConfigurationError, GateFailed, GraphError, MLPlatformError
 from ml_platform.features.assets import FeatureAssetsTranslator
 from ml_platform.features.graph import FeatureGraph
@@ -112,7 +112,7 @@ def report_op(wiring: service.PromotionWiring) -> dg.OpDefinition:
         candidate = service.make_report(registry, store, wiring, candidate)
         context.add_output_metadata({
             "report": dg.MetadataValue.md(candidate.report_markdown),
-            "plot": dg.MetadataValue.path(candidate.plot_path),
+            "plot": link_metadata(metadata.file_link(candidate.plot_path)),
             "report_ref": candidate.report_ref or "",
             "report_sha256": candidate.report_sha256 or "",
             metadata.MODEL_NAME: candidate.model, metadata.MODEL_VERSION: candidate.version,

@@ -260,7 +260,7 @@ def make_report(registry: ModelRegistry, store: PinnedStore, wiring: PromotionWi
         result, incumbent_version=incumbent_version, head_seq=0 if head is None else head.seq, report=report,
         report_ref=run_files.artifact_ref(candidate.run_id, f"{candidate.folder}/report.json"),
         report_sha256=sha256_hex(rendered.json_bytes), report_markdown=report.markdown(),
-        plot_path=run_files.local_artifact_path(registry, candidate.run_id, f"{candidate.folder}/report.png"),
+        plot_path=run_files.artifact_link(registry, candidate.run_id, f"{candidate.folder}/report.png").target,
         live_schema=tuple(live.to_list()))
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from ml_platform.metadata import Link, run_artifact_link
 from ml_platform.registry.boundary import mlflow_errors
 from ml_platform.registry.store import ModelRegistry
 
-__all__ = ["RUNS_PREFIX", "artifact_ref", "client_of", "local_artifact_path", "log_files", "read_artifact_ref"]
+__all__ = ["RUNS_PREFIX", "artifact_link", "artifact_ref", "client_of", "local_artifact_path", "log_files",
+           "read_artifact_ref"]
 
 RUNS_PREFIX = "runs:/"
 
@@ -45,6 +47,12 @@ def local_artifact_path(registry: ModelRegistry, run_id: str, path: str) -> str:
         root = client_of(registry).get_run(run_id).info.artifact_uri
     root = root.removeprefix("file://")
     return f"{root.rstrip('/')}/{path}"
+
+
+def artifact_link(registry: ModelRegistry, run_id: str, path: str) -> Link:
+    """The link that opens artefact ``path`` of run ``run_id`` (:func:`ml_platform.metadata.run_artifact_link`):
+    the MLflow server's ``get-artifact`` URL behind a server, the local path on the embedded default."""
+    return run_artifact_link(registry.tracking_uri, run_id, path, local_artifact_path(registry, run_id, path))
 
 
 def read_artifact_ref(registry: ModelRegistry, ref: str) -> bytes:

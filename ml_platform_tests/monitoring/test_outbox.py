@@ -1,4 +1,8 @@
-"""The alert outbox: line format, queries, concurrent appends from several processes, torn last lines."""
+"""The alert outbox: line format, queries, concurrent appends from several processes, torn last lines.
+
+The behaviour tests take ``outbox_backend`` (conftest.py) and run on every backend: the JSON-lines file, a
+SQLite table and a PostgreSQL table; the tests of the file format (bytes, torn lines) use the file alone.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from ml_platform.monitoring.outbox import (
     OutboxEvent,
     default_outbox_dir,
 )
+from ml_platform_tests.monitoring.conftest import OutboxBackend
 
 T0 = "2024-03-01T09:00:00.000000+00:00"
 T1 = "2024-03-01T09:05:00.000000+00:00"
@@ -60,8 +65,8 @@ def test_every_event_is_one_json_line_with_the_documented_fields(tmp_path: Path)
     assert len({lines[0]["id"], lines[3]["id"], lines[4]["id"]}) == 3 and len(first) == 32
 
 
-def test_queries_pending_open_incidents_last_sent_and_attempts(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "pager.jsonl")
+def test_queries_pending_open_incidents_last_sent_and_attempts(outbox_backend: OutboxBackend) -> None:
+    outbox = outbox_backend.open("pager")
     assert outbox.read().records == () and outbox.pending() == [] and outbox.last_sent("x") is None
 
     a = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
@@ -82,15 +87,15 @@ def test_queries_pending_open_incidents_last_sent_and_attempts(tmp_path: Path) -
     assert outbox.history() == list(log.records) and outbox.open_incidents().keys() == {"k:b"}
 
 
-def test_a_record_that_cannot_be_serialized_writes_nothing(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "pager.jsonl")
+def test_a_record_that_cannot_be_serialized_writes_nothing(outbox_backend: OutboxBackend) -> None:
+    outbox = outbox_backend.open("pager")
     outbox.record_queued(_alert("k:a"), key="k:a", action="trigger")
-    before = outbox.path.read_bytes()
+    before = outbox.read()
     with pytest.raises(MonitoringError, match="not JSON-serializable"):
         outbox.record_queued({"bad": object()}, key="k:b", action="trigger")
     with pytest.raises(MonitoringError, match="not JSON-serializable"):
         outbox.record_failed("x", key="k:b", endpoint="pagerduty", attempt=1, error="e", status=float("nan"))
-    assert outbox.path.read_bytes() == before
+    assert outbox.read() == before and len(before.records) == 1
 
 
 def test_a_torn_last_line_is_reported_and_every_other_line_read(tmp_path: Path,
@@ -156,14 +161,14 @@ def test_concurrent_appends_from_several_processes_lose_no_line(tmp_path: Path) 
         assert [n for w, n in seen if w == writer] == list(range(count))
 
 
-def test_the_delivery_lock_admits_one_holder_at_a_time(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "pager.jsonl")
+def test_the_delivery_lock_admits_one_holder_at_a_time(outbox_backend: OutboxBackend) -> None:
+    outbox = outbox_backend.open("pager")
     order: list[str] = []
     held = threading.Event()
 
     def second() -> None:
         held.wait(5)
-        with Outbox(outbox.path).exclusive():
+        with outbox_backend.open("pager").exclusive():
             order.append("second")
 
     thread = threading.Thread(target=second)
@@ -173,12 +178,15 @@ def test_the_delivery_lock_admits_one_holder_at_a_time(tmp_path: Path) -> None:
         time.sleep(0.3)
         order.append("first")
     thread.join(5)
-    assert order == ["first", "second"] and outbox.lock_path.name == "pager.jsonl.lock"
+    assert order == ["first", "second"]
+    if isinstance(outbox, Outbox):
+        assert outbox.lock_path.name == "pager.jsonl.lock"
 
 
-def test_every_event_records_exactly_what_it_was_given(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "pager.jsonl")
-    assert repr(outbox) == f"Outbox({str(tmp_path / 'pager.jsonl')!r})"
+def test_every_event_records_exactly_what_it_was_given(outbox_backend: OutboxBackend, tmp_path: Path) -> None:
+    outbox = outbox_backend.open("pager")
+    if isinstance(outbox, Outbox):
+        assert repr(outbox) == f"Outbox({str(tmp_path / 'outbox' / 'pager.jsonl')!r})"
     first = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
     outbox.record_failed(first, key="k:a", endpoint="pagerduty", attempt=1, error="HTTP 400", status=400,
                          retryable=False, at=T1)
@@ -189,7 +197,8 @@ def test_every_event_records_exactly_what_it_was_given(tmp_path: Path) -> None:
                                    duplicate_of=first, at=T2)
     skipped = outbox.record_skipped(_alert("k:b", "resolve"), key="k:b", action="resolve", reason="not open", at=T2)
     common = {"v": 1}
-    assert _lines(outbox.path) == [
+    written = _lines(outbox.path) if isinstance(outbox, Outbox) else [dict(r.data) for r in outbox.read().records]
+    assert written == [
         {**common, "event": "queued", "id": first, "at": T0, "key": "k:a", "action": "trigger",
          "alert": _alert("k:a")},
         {**common, "event": "failed", "id": first, "at": T1, "key": "k:a", "endpoint": "pagerduty", "attempt": 1,
@@ -214,8 +223,8 @@ def test_every_event_records_exactly_what_it_was_given(tmp_path: Path) -> None:
     assert log.attempts(first) == 4 and log.pending() == []
 
 
-def test_find_filters_by_alert_and_event(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "pager.jsonl")
+def test_find_filters_by_alert_and_event(outbox_backend: OutboxBackend) -> None:
+    outbox = outbox_backend.open("pager")
     a = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
     b = outbox.record_queued(_alert("k:b"), key="k:b", action="trigger", at=T0)
     outbox.record_failed(a, key="k:a", endpoint="pagerduty", attempt=1, error="timeout", at=T1)
@@ -229,8 +238,8 @@ def test_find_filters_by_alert_and_event(tmp_path: Path) -> None:
     assert [r.key for r in outbox.history("k:b")] == ["k:b"] and len(outbox.history()) == 4
 
 
-def test_incidents_open_at_their_first_trigger_and_close_at_a_later_resolve(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "pager.jsonl")
+def test_incidents_open_at_their_first_trigger_and_close_at_a_later_resolve(outbox_backend: OutboxBackend) -> None:
+    outbox = outbox_backend.open("pager")
     outbox.record_queued(_alert("k:x", "resolve"), key="k:x", action="resolve", at=T0)  # never opened
     first = outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
     outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T1)  # a re-trigger keeps the opener
@@ -244,8 +253,8 @@ def test_incidents_open_at_their_first_trigger_and_close_at_a_later_resolve(tmp_
     assert outbox.open_incidents()["k:a"].id == again
 
 
-def test_last_sent_is_the_newest_queued_alert_of_the_key_and_action(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "pager.jsonl")
+def test_last_sent_is_the_newest_queued_alert_of_the_key_and_action(outbox_backend: OutboxBackend) -> None:
+    outbox = outbox_backend.open("pager")
     outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at=T0)
     outbox.record_queued(_alert("k:a", "resolve"), key="k:a", action="resolve", at=T1)
     outbox.record_queued(_alert("k:b"), key="k:b", action="trigger", at=T2)
@@ -255,7 +264,7 @@ def test_last_sent_is_the_newest_queued_alert_of_the_key_and_action(tmp_path: Pa
     assert outbox.last_sent("k:a", "trigger").isoformat(timespec="microseconds") == T0
     assert outbox.last_sent("k:a", "resolve").isoformat(timespec="microseconds") == T1
     assert outbox.last_sent("k:b", "resolve") is None and outbox.last_sent("k:c") is None
-    naive = Outbox(tmp_path / "naive.jsonl")
+    naive = outbox_backend.open("naive")
     naive.record_queued(_alert("k:a"), key="k:a", action="trigger", at="2024-03-01T09:00:00")
     assert naive.last_sent("k:a").tzinfo is not None and naive.last_sent("k:a").hour == 9
 
@@ -336,16 +345,17 @@ def test_an_outbox_that_cannot_be_opened_or_written_says_which_and_why(tmp_path:
         Outbox(full).record_queued(_alert("k:a"), key="k:a", action="trigger")
 
 
-def test_a_time_with_an_offset_is_read_as_that_instant(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "pager.jsonl")
+def test_a_time_with_an_offset_is_read_as_that_instant(outbox_backend: OutboxBackend) -> None:
+    outbox = outbox_backend.open("pager")
     outbox.record_queued(_alert("k:a"), key="k:a", action="trigger", at="2024-03-01T10:00:00+01:00")
     sent = outbox.last_sent("k:a")
     assert sent is not None and sent.isoformat() == "2024-03-01T10:00:00+01:00"
     assert sent.astimezone(dt.UTC).hour == 9
 
 
-def test_an_undelivered_notice_is_read_back_and_is_neither_pending_open_nor_an_attempt(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "research.jsonl")
+def test_an_undelivered_notice_is_read_back_and_is_neither_pending_open_nor_an_attempt(
+        outbox_backend: OutboxBackend) -> None:
+    outbox = outbox_backend.open("research")
     outbox.append(OutboxEvent.UNDELIVERED, alert_id="a" * 32, key="freshness:x", at=T1, route="pager",
                   action="trigger", alert=_alert("freshness:x"), attempts=5, error="ConnectError")
     [notice] = outbox.read().records

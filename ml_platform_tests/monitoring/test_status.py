@@ -13,7 +13,9 @@ from click.testing import CliRunner
 
 from ml_platform.cli import main
 from ml_platform.monitoring.outbox import Outbox, OutboxLog
+from ml_platform.monitoring.routes import PagerRoute
 from ml_platform.monitoring.status import paging_summary, route_status
+from ml_platform_tests.monitoring.conftest import OutboxBackend
 from ml_platform_tests.monitoring.test_routes import (
     ENQUEUE,
     ROUTING_KEY,
@@ -85,3 +87,36 @@ def test_status_refuses_an_outbox_folder_that_is_not_one(tmp_path: Path, name: s
     assert f"no outbox folder at {tmp_path / name}" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_status_reads_the_outboxes_from_a_database(outbox_backend: OutboxBackend, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    if outbox_backend.outbox_url is None:
+        pytest.skip("a database outbox only")
+    clock = Clock()
+    route = PagerRoute(**outbox_backend.route_args, routing_key=ROUTING_KEY, events_url=closed_port_url(ENQUEUE),
+                       retries=0, redelivery_backoff_seconds=0, clock=clock)
+    alert_id = route.send(incident()).alert_id
+    clock.advance(1000)
+    route.flush()  # past the 900 s bound: reported on the research outbox, in the same database
+
+    result = CliRunner().invoke(main, ["monitoring", "status", "--outbox-url", outbox_backend.outbox_url])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("outbox database: ")
+    assert "pager: 0 delivered, 1 pending, 1 overdue" in result.output
+    assert f"reported here: pager alert freshness:features/returns (id {alert_id}) undelivered" in result.output
+    monkeypatch.setenv("ML_PLATFORM_OUTBOX_URL", outbox_backend.outbox_url)  # the deployment's setting
+    monkeypatch.setenv("ML_PLATFORM_HOME", str(tmp_path / "home"))
+    from_env = CliRunner().invoke(main, ["monitoring", "status", "--json"])
+    assert from_env.exit_code == 1 and json.loads(from_env.output)[0]["pending"][0]["id"] == alert_id
+    assert not (tmp_path / "home").exists()  # nothing read from, or written to, the home folder
+
+
+def test_status_refuses_a_folder_and_a_database_together_and_a_url_that_is_not_one(tmp_path: Path) -> None:
+    both = CliRunner().invoke(main, ["monitoring", "status", "--outbox-dir", str(tmp_path),
+                                     "--outbox-url", f"sqlite:///{tmp_path / 'o.db'}"])
+    assert both.exit_code == 2 and "not both" in both.stderr
+    secret = "pw-never-shown-9931"
+    bad = CliRunner().invoke(main, ["monitoring", "status", "--outbox-url", f"mysql://u:{secret}@db/x"])
+    assert bad.exit_code == 2 and "--outbox-url" in bad.stderr and secret not in bad.stderr + bad.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
