@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError
 
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError
-from ml_platform.redact import has_secret
+from ml_platform.redact import has_secret, redacted_url
 
 DEPLOYMENTS = ("local", "production")
 POLICIES = tuple(policy.value for policy in EnvironmentPolicy)
@@ -98,6 +98,10 @@ class Settings:
     celery_backend: str | None = None
     secret_envs: tuple[tuple[str, str], ...] = ()
     outbox_url: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # every URL masked: a log line or an error may show the settings
+        shown = ", ".join(f"{f.name}={redacted_url(repr(getattr(self, f.name)))}" for f in fields(self) if f.repr)
+        return f"{type(self).__name__}({shown})"
 
     @property
     def outbox_dir(self) -> Path:

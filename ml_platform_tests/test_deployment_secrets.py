@@ -51,6 +51,7 @@ def test_no_secret_of_the_environment_is_in_the_repository_snapshot(secrets: Sec
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = Settings.from_env(env)
+    assert list(secrets.find(repr(settings).encode(), "repr(settings)")) == []
     defs = build_definitions(settings, assets=[prices])
     snapshot = dg.serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
     leaks = list(secrets.find(snapshot.encode(), "the repository snapshot"))
