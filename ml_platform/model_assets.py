@@ -30,6 +30,7 @@ from ml_platform.models.signals import to_signals
 from ml_platform.redact import redacted_url
 from ml_platform.registry.contract import DeployContract, LiveFeatureStream
 from ml_platform.registry.schema import FeatureSchema
+from ml_platform.settings import environment_secrets
 
 __all__ = ["LIVE_PNL", "LIVE_SIGNALS", "TRAINED_MODEL", "SignalsConfig", "TrainingRunConfig", "build_model_assets"]
 
@@ -161,6 +162,11 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
         root = w.graph.project_root
         # read now, not cached: the commit, the dirty flag and the diff must describe the same tree
         tree = working_tree_diff(root) if root is not None else None
+        holding = tree.files_holding(environment_secrets()) if tree is not None and tree.dirty else []
+        if holding:  # the diff is stored in MLflow beside the model: a secret must not travel with it
+            raise ConfigurationError(
+                f"the uncommitted changes of {root} hold a secret of this process's environment (a password, key "
+                f"or token) in {holding}: add those files to .gitignore or remove them, then train again")
         env = capture_environment(root)
         contract = DeployContract(
             model_name=model_name, model_version=None, feature_graph_hash=feature_graph_hash,

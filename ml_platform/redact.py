@@ -9,13 +9,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MASK", "has_secret", "redacted_url", "redacted_values", "secret_name", "shareable_cause"]
+__all__ = ["MASK", "has_secret", "redacted_url", "redacted_values", "secret_name", "secret_values", "shareable_cause"]
 
 MASK = "***"
 
 #: Words that make a name (a query parameter, a dictionary key, an environment variable) name a secret.
 _SECRET_WORDS = (r"passw(?:or)?d|pwd|secret|token|credential|signature|private[-_]?key|api[-_]?key|"
                  r"access[-_]?key|routing[-_]?key|session[-_]?key|auth|webhook")
+_SECRET_WORD_NAME = re.compile(rf"(?i)(?:{_SECRET_WORDS})|^(?:sig|key|pass)$")
 _SECRET_NAME = re.compile(rf"(?i)(?:{_SECRET_WORDS})|^(?:sig|key|pass|dsn)$|(?:^|_)(?:url|uri|dsn)$")
 
 #: ``scheme://user:password@``: the password is everything up to the ``@`` that ends the userinfo (a raw
@@ -63,6 +64,19 @@ def secret_name(name: str) -> bool:
     ``ML_PLATFORM_LEDGER_URL`` do; ``OMP_NUM_THREADS`` and ``TZ`` do not.
     """
     return bool(_SECRET_NAME.search(name))
+
+
+def secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The secrets an environment holds: the value of each variable named as a secret (a password, key, token,
+    webhook), and each URL-named one whose value holds a credential; values shorter than 8 characters left out
+    (too short to look for in other text without false finds). Sorted, no duplicates."""
+    found = set()
+    for name, value in env.items():
+        if len(value) < 8:
+            continue
+        if _SECRET_WORD_NAME.search(name) or (secret_name(name) and has_secret(value)):
+            found.add(value)
+    return tuple(sorted(found))
 
 
 def redacted_values(value: Any) -> Any:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError
 
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError
-from ml_platform.redact import has_secret, redacted_url
+from ml_platform.redact import has_secret, redacted_url, secret_values
 
 DEPLOYMENTS = ("local", "production")
 POLICIES = tuple(policy.value for policy in EnvironmentPolicy)
@@ -189,6 +189,12 @@ def deployment_from_env(env: Mapping[str, str]) -> str:
     if deployment not in DEPLOYMENTS:
         raise ConfigurationError(f"{DEPLOYMENT_ENV}={deployment!r}: use one of {', '.join(DEPLOYMENTS)}")
     return deployment
+
+
+def environment_secrets() -> tuple[str, ...]:
+    """The secrets of this process's environment (:func:`~ml_platform.redact.secret_values`), to check that
+    nothing the platform records (a dirty tree's diff, say) holds one."""
+    return secret_values(os.environ)
 
 
 def ledger_url_from_env(env: Mapping[str, str]) -> str | None:

@@ -24,6 +24,7 @@ from ml_platform.environment import (
     find_uv_lock,
     git_state,
     validate_seed,
+    working_tree_diff,
 )
 from ml_platform.environment.lock import _capture
 from ml_platform.errors import ConfigurationError, EnvironmentMismatch
@@ -238,3 +239,16 @@ def test_a_lock_records_none_of_the_secrets_of_the_environment(monkeypatch: pyte
     recorded = json.dumps(lock.to_dict())
     assert mark not in recorded
     assert dict(lock.env_vars)["TZ"] == "postgresql://ml:***@db/x"
+
+
+def test_a_diff_names_the_files_that_hold_a_secret(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q",
+                    "--allow-empty", "-m", "init"], check=True)
+    mark = f"s3cr3t-{uuid.uuid4().hex}"
+    (tmp_path / "features.py").write_text("LOOKBACK = 21\n")
+    (tmp_path / ".env").write_text(f"PGPASSWORD={mark}\n")
+    tree = working_tree_diff(tmp_path)
+    assert tree is not None and tree.dirty
+    assert tree.files_holding([mark, "not-there-at-all"]) == [".env"]
+    assert tree.files_holding(["not-there-at-all"]) == []

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml_platform.redact import MASK, has_secret, redacted_url, secret_name
+from ml_platform.redact import MASK, has_secret, redacted_url, secret_name, secret_values
 from ml_platform_tests.harness.secrets import Secrets
 
 SETTINGS = settings(max_examples=300, deadline=None, database=None)
@@ -156,3 +156,13 @@ def test_the_leak_finder_finds_a_secret_in_every_form_it_may_be_written_in(prefi
     for form, blob in blobs.items():
         assert [leak.where for leak in finder.find(b"<" + blob + b">", form)] != [], form
     assert list(finder.find(b"s3cr3t-0123456789abcdef", "a prefix of it")) == []
+
+
+def test_the_secrets_of_an_environment_are_its_secret_named_values_and_credential_urls() -> None:
+    env = {"PGPASSWORD": "hunter2-hunter2", "ML_PLATFORM_PAGERDUTY_ROUTING_KEY": "R0UT1NGKEY0000",
+           "ML_PLATFORM_SLACK_WEBHOOK_URL": "http://127.0.0.1:9/services/T0/B0/t0k3n-t0k3n",
+           "ML_PLATFORM_LEDGER_URL": "postgresql+psycopg://ml@127.0.0.1:5432/mlflow",  # no credential in it
+           "ML_PLATFORM_MLFLOW_TRACKING_URI": "postgresql://ml:pw-pw-pw@db/mlflow",
+           "OMP_NUM_THREADS": "1", "HOME": "/home/someone/with/a/long/path", "AWS_SESSION_TOKEN": "short"}
+    assert secret_values(env) == ("R0UT1NGKEY0000", "http://127.0.0.1:9/services/T0/B0/t0k3n-t0k3n", "hunter2-hunter2",
+                                  "postgresql://ml:pw-pw-pw@db/mlflow")
