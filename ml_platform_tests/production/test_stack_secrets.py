@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 
 import pytest
 from prod_local.state import STATE_FILE
@@ -26,7 +27,7 @@ from ml_platform.reproduce.backfill import launch_asset_backfill, wait_for_backf
 from ml_platform_tests.harness.secrets import Leak, Secrets
 from ml_platform_tests.production.alert_sink import AlertSink
 from ml_platform_tests.production.stack import GROUP, ProductionStack
-from ml_platform_tests.production.stack_writes import stack_writes
+from ml_platform_tests.production.stack_writes import SUPERUSER, stack_writes
 
 pytestmark = [pytest.mark.xdist_group(GROUP), pytest.mark.postgres, pytest.mark.daemon]
 
@@ -98,6 +99,26 @@ def _tell_research(stack: ProductionStack, sink: AlertSink) -> None:
     assert sink.messages(), "no message reached the webhook"
 
 
+def _plant_canaries(stack: ProductionStack, canary: str) -> None:
+    """A known text in a file, an object, a database row and a Redis key of the stack: the scan must find it in
+    each, or it would pass on what it cannot read."""
+    import psycopg
+    import redis
+
+    (stack.homes / "client" / "tmp" / "canary.txt").write_text(canary)
+    s3 = stack.s3()
+    s3.create_bucket(Bucket="canary")
+    s3.put_object(Bucket="canary", Key="deep/canary.bin", Body=b"\0" + canary.encode() + b"\0")
+    pg = stack.state.postgres
+    assert pg is not None
+    with psycopg.connect(host=pg.host, port=pg.port, dbname="postgres", user=SUPERUSER, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE canary")
+    with psycopg.connect(host=pg.host, port=pg.port, dbname="canary", user=SUPERUSER, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (note text)")
+        conn.execute("INSERT INTO notes VALUES ('plain'), (%s)", (json.dumps({"nested": canary}),))
+    redis.Redis(host="127.0.0.1", port=stack.state.service("redis").port, db=15).rpush("canary", b"x", canary)
+
+
 def _report(leaks: list[Leak]) -> str:
     return f"{len(leaks)} leak(s):\n" + "\n".join(f"  {leak}" for leak in leaks)
 
@@ -108,8 +129,14 @@ def test_no_secret_is_written_anywhere_the_stack_writes(prod_stack: ProductionSt
     _page_on_call(prod_stack, alert_sink)
     _tell_research(prod_stack, alert_sink)
 
+    canary = f"canary-{uuid.uuid4().hex}"
+    _plant_canaries(prod_stack, canary)
+
     written = list(stack_writes(prod_stack))
     places = [where for where, _ in written]
+    seen = sorted(leak.where for leak in Secrets({"canary": canary}).find_all(written))
+    assert {where.split(" ")[0] for where in seen} >= {"Redis", "S3", "database", "state"}, seen
+    assert "database canary, table public.notes, row 2" in seen, seen
     # the scan reads what the stack wrote, not nothing: the store, the compute logs, the run records, the logs
     assert any("S3 object s3://ml-platform/features/" in where for where in places), places[:50]
     assert any("database dagster, table public.event_logs" in where for where in places)
