@@ -31,7 +31,7 @@ def platform_resources(settings: Settings) -> dict[str, Any]:
     """``io_manager``, ``feature_store``, ``model_registry``, the promotion job's op IO manager and the two
     alert routes (``pager``, ``research``) from ``settings``."""
     store = {"base_dir": url_setting(settings, "storage"), "environment_policy": settings.environment_policy,
-             "project_root": settings.project_root}
+             "project_root": settings.project_root, **store_provenance(settings)}
     return {
         "io_manager": PinnedIOManager(**store, key_namespace=list(settings.key_namespace)),
         "feature_store": PinnedStoreResource(**store),
@@ -69,6 +69,14 @@ def _config_source(settings: Settings, name: str) -> str | dict[str, str]:
     """A URL setting as Dagster config (``StringSource``): ``{"env": NAME}`` when it holds a credential."""
     value = url_setting(settings, name)
     return {"env": value.env_var_name} if isinstance(value, dg.EnvVar) else value
+
+
+def store_provenance(settings: Settings) -> dict[str, Any]:
+    """The store resources' build provenance fields: the image's commit, dirty flag and digest, and whether a
+    write must record a commit (production)."""
+    build = settings.provenance
+    return {"git_commit": build.commit, "git_dirty": build.dirty, "image_digest": build.image_digest,
+            "require_git_commit": settings.deployment == "production"}
 
 
 def monitoring_resources(settings: Settings) -> dict[str, Any]:

@@ -96,6 +96,19 @@ class EnvironmentMismatch(MLPlatformError):
     code = "ENVIRONMENT_MISMATCH"
 
 
+class ProvenanceError(ConfigurationError):
+    """The recorded git commit cannot be established: a checkout and ``ML_PLATFORM_GIT_COMMIT`` disagree, or a
+    production write would record none."""
+
+    code = "PROVENANCE_ERROR"
+
+
+class AcceptanceTampered(IntegrityError):
+    """A recorded environment acceptance no longer hashes to the hash it records; it accepts nothing."""
+
+    code = "ACCEPTANCE_TAMPERED"
+
+
 class RegistryError(MLPlatformError):
     """The model registry (MLflow) failed or holds something unusable."""
 

@@ -29,6 +29,10 @@ KEY_COLUMNS = PREFIX + "key_columns"
 TIME_COLUMN = PREFIX + "time_column"
 #: the folder of the project whose code computed the output (its git commit and uv.lock are recorded)
 PROJECT_ROOT = PREFIX + "project_root"
+#: the digest of the container image that wrote a stored output (``sha256:<64 hex>``; absent outside an image)
+IMAGE_DIGEST = PREFIX + "image_digest"
+#: the environment acceptance (its hash) a strict load relied on: stored lock accepted for the running one
+ENVIRONMENT_ACCEPTANCE = PREFIX + "environment_acceptance"
 
 MODEL_NAME = PREFIX + "model_name"
 MODEL_VERSION = PREFIX + "model_version"

@@ -16,8 +16,8 @@ from pydantic import Field
 from ml_platform import metadata
 from ml_platform.champions.resource import ModelRegistryResource
 from ml_platform.dagster_boundary import platform_failures
-from ml_platform.environment import capture_environment, working_tree_diff
-from ml_platform.errors import ConfigurationError, DataError, GraphError
+from ml_platform.environment import GitState, capture_environment, recorded_git, working_tree_diff
+from ml_platform.errors import ConfigurationError, DataError, GraphError, ProvenanceError
 from ml_platform.features.assets import FeatureAssetsTranslator, window_of
 from ml_platform.features.calendar import Calendar
 from ml_platform.features.graph import FeatureGraph
@@ -167,6 +167,15 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
             raise ConfigurationError(
                 f"the uncommitted changes of {root} hold a secret of this process's environment (a password, key "
                 f"or token) in {holding}: add those files to .gitignore or remove them, then train again")
+        # no checkout (an image): the image's build provenance names the commit; a checkout must agree with it
+        git = recorded_git(GitState(tree.commit, tree.dirty) if tree else GitState(None, False), store.provenance,
+                           require_commit=store.require_commit,
+                           where=str(root) if root is not None else "(the graph names no project root)")
+        if tree is None and git.dirty:
+            raise ProvenanceError(
+                f"the image was built from a tree with uncommitted changes at {git.commit} (ML_PLATFORM_GIT_DIRTY=1) "
+                "and holds no diff of them: a model trained in it could never be reproduced. Build the image from "
+                "a clean commit, or train from a checkout (its diff is recorded)")
         env = capture_environment(root)
         contract = DeployContract(
             model_name=model_name, model_version=None, feature_graph_hash=feature_graph_hash,
@@ -176,7 +185,7 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
             model_format=outcome.model.format_id, keys=w.keys,
             environment_hash=env.hash, environment_lock=env.to_dict(),
             seeds={**graph_seeds(w.graph), **dict(manifest.seeds), "training": config.seed},
-            git_commit=tree.commit if tree else None, git_dirty=tree.dirty if tree else False, trained_by=config.trained_by or getpass.getuser(),
+            git_commit=git.commit, git_dirty=git.dirty, trained_by=config.trained_by or getpass.getuser(),
             created_at=dt.datetime.now(dt.UTC),
         )
         params = {**w.trainer.params(), "model_format": outcome.model.format_id, "feature_columns": list(columns),
@@ -188,7 +197,8 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
                                        metrics=outcome.metrics(), code_snapshot=code_snapshot(w.graph),
                                        code_hashes=code_hashes(w.graph),
                                        git_diff=tree.patch if tree is not None and tree.dirty else None,
-                                       training_set_manifest_hash=manifest.manifest_hash)
+                                       training_set_manifest_hash=manifest.manifest_hash,
+                                       image_digest=store.provenance.image_digest)
         context.log.info(f"registered {model_name} version {registered.version} (run {registered.run_id})")
         return dg.MaterializeResult(metadata={
             metadata.MODEL_NAME: model_name,

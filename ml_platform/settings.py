@@ -16,7 +16,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from ml_platform.environment import EnvironmentPolicy
+from ml_platform.environment import BuildProvenance, EnvironmentPolicy
+from ml_platform.environment.provenance import COMMIT_ENV, DIRTY_ENV, IMAGE_DIGEST_ENV
 from ml_platform.errors import ConfigurationError
 from ml_platform.redact import has_secret, redacted_url, secret_values
 
@@ -76,6 +77,9 @@ class Settings:
         secret_envs: ``(setting, environment variable)`` for each setting of :data:`URL_SETTING_ENV` read from
             the environment whose value holds a credential (``postgresql://ml:<password>@...``): Dagster is
             handed the variable (``dg.EnvVar``), never the value, so it neither shows nor stores it.
+        provenance: the running image's build provenance (``ML_PLATFORM_GIT_COMMIT``, ``ML_PLATFORM_GIT_DIRTY``,
+            ``ML_PLATFORM_IMAGE_DIGEST``): the commit recorded where the project root is no git checkout, and the
+            image digest recorded with every artefact. In production a write that would record no commit fails.
         outbox_url: the SQLAlchemy URL of the database keeping the alert outboxes (``ML_PLATFORM_OUTBOX_URL``;
             PostgreSQL in production); None: the JSON-lines files under ``outbox_dir``. Kept out of ``repr``:
             it may hold a password.
@@ -97,6 +101,7 @@ class Settings:
     celery_broker: str | None = None
     celery_backend: str | None = None
     secret_envs: tuple[tuple[str, str], ...] = ()
+    provenance: BuildProvenance = field(default_factory=BuildProvenance)
     outbox_url: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # every URL masked: a log line or an error may show the settings
@@ -175,6 +180,7 @@ class Settings:
             celery_broker=env.get(CELERY_BROKER_ENV, "").strip() or None,
             celery_backend=env.get(CELERY_BACKEND_ENV, "").strip() or None,
             secret_envs=secret_envs,
+            provenance=BuildProvenance.parse(env.get(COMMIT_ENV), env.get(DIRTY_ENV), env.get(IMAGE_DIGEST_ENV)),
             outbox_url=outbox_url_from_env(env),
         )
 

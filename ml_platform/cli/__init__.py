@@ -12,6 +12,7 @@ from typing import NoReturn
 import click
 
 from ml_platform.cli.champions import audit, history, rollback
+from ml_platform.cli.environment import environment
 from ml_platform.cli.features import graph
 from ml_platform.cli.init import init
 from ml_platform.cli.models import models, registry
@@ -66,6 +67,6 @@ def main() -> None:
 
 
 for _command in (graph, verify, gc, env, models, registry, init, rollback, history, audit, promote, reproduce, trace,
-                 monitoring, migrate_store_command):
+                 monitoring, migrate_store_command, environment):
     main.add_command(_command)
 

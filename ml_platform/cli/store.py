@@ -23,7 +23,7 @@ from ml_platform.io.gc import collect
 from ml_platform.io.manifest import MANIFEST_METADATA_KEY, MANIFEST_SCHEMA, Manifest
 from ml_platform.io.migrate import migrate_store
 from ml_platform.io.store import PinnedStore
-from ml_platform.io.verify import VerifyResult, verify_store, verify_training_set
+from ml_platform.io.verify import VerifyResult, verify_acceptances, verify_store, verify_training_set
 from ml_platform.metadata import MANIFEST_HASH
 from ml_platform.redact import redacted_url
 
@@ -228,6 +228,8 @@ def verify(asset: str | None, partition: str | None, base_dir: str | None, envir
     anchors = {location: anchor for location, anchor in recorded.materialized.items() if anchor is not None}
     results = verify_store(store, asset, partition, expected=recorded.materialized, anchors=anchors,
                            run_anchors=recorded.by_run, heads_only=heads_only)
+    if asset is None:  # the environment acceptances a strict load may rely on must hash to what they record
+        results += verify_acceptances(store)
     registry_note = ""
     if not no_registry and same_deployment and asset is None:
         registered, registry_note = _registered_training_data(store, tracking_uri, defs_target)

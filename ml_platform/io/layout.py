@@ -38,6 +38,8 @@ __all__ = [
 UNPARTITIONED = "__unpartitioned__"
 OBJECTS_DIR = "objects"
 REFS_DIR = "refs"
+#: environment acceptances, each ``<hex>.json`` named by its own hash (see ml_platform.io.acceptances)
+ACCEPTANCES_DIR = "environment/acceptances"
 HEAD_NAME = "HEAD.json"
 HISTORY_DIR = "history"
 V1_MANIFEST_SUFFIX = ".manifest.json"

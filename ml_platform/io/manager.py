@@ -30,11 +30,18 @@ from dagster import (
 from pydantic import Field, PrivateAttr
 
 from ml_platform.dagster_boundary import link_metadata, resource_settings
-from ml_platform.environment import EnvironmentPolicy
+from ml_platform.environment import BuildProvenance, EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, DataError, PartitionError, WindowError
 from ml_platform.io.manifest import Manifest, UpstreamRef, WriteFacts
 from ml_platform.io.store import COMPRESSIONS, Compression, PinnedStore, check_compression
-from ml_platform.metadata import MANIFEST_HASH, PROJECT_ROOT, TIME_COLUMN, file_link
+from ml_platform.metadata import (
+    ENVIRONMENT_ACCEPTANCE,
+    IMAGE_DIGEST,
+    MANIFEST_HASH,
+    PROJECT_ROOT,
+    TIME_COLUMN,
+    file_link,
+)
 from ml_platform.window import DataWindow, parse_partition_key, split_by_windows
 
 __all__ = ["PinnedIOManager", "PinnedStoreResource"]
@@ -55,6 +62,12 @@ _PROJECT_ROOT = (
     "fallback for other assets. Default: the working directory."
 )
 from ml_platform.metadata import PREFIX as _KEY_PREFIX
+
+_GIT_COMMIT = ("The 40-hex git commit the running image was built from (ML_PLATFORM_GIT_COMMIT): recorded where the "
+               "project root is no git checkout; a checkout at another commit is refused. None: not given.")
+_GIT_DIRTY = "Whether the image was built from a tree with uncommitted changes (ML_PLATFORM_GIT_DIRTY). None: not given."
+_IMAGE_DIGEST = "The running container image's digest, sha256:<64 hex> (ML_PLATFORM_IMAGE_DIGEST), recorded on writes."
+_REQUIRE_COMMIT = "Refuse a write that would record no git commit (production: it could never be reproduced)."
 
 _KEY_NAMESPACE = (
     "Asset key prefix over the whole project (a reproduction's old commit loaded beside production's code "
@@ -131,6 +144,8 @@ def _build_store(settings: PinnedIOManager | PinnedStoreResource) -> PinnedStore
     return PinnedStore(
         settings.base_dir, compression=settings.compression, policy=settings.environment_policy,
         project_root=settings.project_root,
+        provenance=BuildProvenance(settings.git_commit, settings.git_dirty, settings.image_digest),
+        require_commit=settings.require_git_commit,
     )
 
 
@@ -160,6 +175,10 @@ class PinnedStoreResource(ConfigurableResource):
     environment_policy: EnvironmentPolicy = Field(default=EnvironmentPolicy.WARN, description=_POLICY)
     compression: Compression = Field(default="zstd", description=_COMPRESSION)
     project_root: str | None = Field(default=None, description=_PROJECT_ROOT)
+    git_commit: str | None = Field(default=None, description=_GIT_COMMIT)
+    git_dirty: bool | None = Field(default=None, description=_GIT_DIRTY)
+    image_digest: str | None = Field(default=None, description=_IMAGE_DIGEST)
+    require_git_commit: bool = Field(default=False, description=_REQUIRE_COMMIT)
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**resource_settings(type(self), data, compression=check_compression))
@@ -206,6 +225,10 @@ class PinnedIOManager(ConfigurableIOManager):
     environment_policy: EnvironmentPolicy = Field(default=EnvironmentPolicy.WARN, description=_POLICY)
     compression: Compression = Field(default="zstd", description=_COMPRESSION)
     project_root: str | None = Field(default=None, description=_PROJECT_ROOT)
+    git_commit: str | None = Field(default=None, description=_GIT_COMMIT)
+    git_dirty: bool | None = Field(default=None, description=_GIT_DIRTY)
+    image_digest: str | None = Field(default=None, description=_IMAGE_DIGEST)
+    require_git_commit: bool = Field(default=False, description=_REQUIRE_COMMIT)
     key_namespace: list[str] = Field(default_factory=list, description=_KEY_NAMESPACE)
 
     _store: PinnedStore | None = PrivateAttr(default=None)
@@ -237,12 +260,17 @@ class PinnedIOManager(ConfigurableIOManager):
         manifests: Sequence[Manifest]
         if context.has_asset_partitions and len(context.asset_partition_keys) != 1:
             many = store.read_partitions(key, context.asset_partition_keys)
-            frame, manifests, diff = many.frame, many.manifests, many.environment_diff
+            frame, manifests, diff, accepted = many.frame, many.manifests, many.environment_diff, many.acceptances
         else:
             stored = store.read(key, context.asset_partition_key if context.has_asset_partitions else None)
             frame, manifests, diff = stored.frame, (stored.manifest,), stored.environment_diff
+            accepted = stored.acceptances
+        if accepted and len(manifests) == 1:  # a strict load relied on a recorded acceptance: name it
+            context.add_input_metadata({ENVIRONMENT_ACCEPTANCE: MetadataValue.text(", ".join(accepted))})
         # the store compared the environments (and raised under strict); under warn, record what differs
         notes = list(diff.differences) if store.policy is EnvironmentPolicy.WARN else []
+        # ... and under strict, the acceptance it relied on (logged, and recorded on the output's materialization)
+        notes += [f"loaded under environment acceptance {accepted_hash}" for accepted_hash in accepted]
         if notes and len(manifests) == 1:  # Dagster observes input metadata on one partition only
             context.add_input_metadata(
                 {_KEY_PREFIX + "environment_diff": MetadataValue.text("\n".join(notes))}
@@ -366,6 +394,7 @@ class PinnedIOManager(ConfigurableIOManager):
             _KEY_PREFIX + "environment_hash": MetadataValue.text(first.environment_hash),
             _KEY_PREFIX + "git_commit": MetadataValue.text(first.git_commit or "(not a git checkout)"),
             _KEY_PREFIX + "git_dirty": MetadataValue.bool(first.git_dirty),
+            **({} if first.image_digest is None else {IMAGE_DIGEST: MetadataValue.text(first.image_digest)}),
             # for a range run a summary (the manifests hold every ref): Dagster copies run-level metadata
             # onto every partition's event, so a full list would grow with the square of the range length
             _KEY_PREFIX + "upstream": MetadataValue.json(

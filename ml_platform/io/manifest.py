@@ -246,6 +246,9 @@ class Manifest:
     previous: str | None = None
     #: the scheme of this manifest's own hash (:attr:`manifest_hash`)
     manifest_scheme: str = MANIFEST_HASH_SCHEME
+    #: the digest of the container image that wrote it (``sha256:<64 hex>``); None outside an image. Optional and
+    #: written only when known, so manifests without it keep their fields, and so their manifest hash
+    image_digest: str | None = None
 
     def __post_init__(self) -> None:
         if self.schema_version != MANIFEST_SCHEMA:
@@ -263,6 +266,10 @@ class Manifest:
             object.__setattr__(self, "hash_schemes", types.MappingProxyType(recorded_schemes(self.hash_schemes)))
         except HashSchemeError as exc:
             raise ManifestError(f"manifest of {self.label}: {exc}") from exc
+        if self.image_digest is not None and not (isinstance(self.image_digest, str)
+                                                  and _SHA256.fullmatch(self.image_digest)):
+            raise ManifestError(f"manifest of {self.label}: image_digest {self.image_digest!r} is not an image digest "
+                                "(sha256:<64 hex digits>)")
         if self.environment_hash != self.environment.hash:
             raise ManifestError(
                 f"manifest of {self.label}: environment_hash {self.environment_hash} does not match its "
@@ -298,7 +305,8 @@ class Manifest:
         return manifest_digest(self._covered())
 
     def _covered(self) -> dict[str, Any]:
-        return {
+        optional = {} if self.image_digest is None else {"image_digest": self.image_digest}
+        return {**optional,
             "schema_version": self.schema_version,
             "asset_key": self.asset_key,
             "partition": self.partition,
@@ -453,4 +461,5 @@ class Manifest:
             hash_schemes=data.get("hash_schemes"),
             previous=data["previous"],
             manifest_scheme=data["manifest_scheme"],
+            image_digest=data.get("image_digest"),
         )

@@ -18,12 +18,15 @@ import pyarrow.parquet as pq
 
 from ml_platform.crashpoints import crash_point
 from ml_platform.environment import (
+    AcceptanceFile,
+    BuildProvenance,
     EnvironmentDiff,
     EnvironmentLock,
     EnvironmentPolicy,
     capture_environment,
-    check_environment,
+    decide_environment,
     git_state,
+    recorded_git,
 )
 from ml_platform.errors import (
     ConcurrencyError,
@@ -32,6 +35,7 @@ from ml_platform.errors import (
     IntegrityError,
     ManifestError,
 )
+from ml_platform.io.acceptances import read_acceptances
 from ml_platform.io.atomic import FileSystem, HashingWriter, file_digest, open_filesystem
 from ml_platform.io.layout import (
     PARTITION_MARK,
@@ -74,6 +78,8 @@ class StoredFrame:
     frame: pl.DataFrame
     manifest: Manifest
     environment_diff: EnvironmentDiff
+    #: the hashes of the environment acceptances a strict read relied on (stored lock accepted for the running one)
+    acceptances: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class StoredFrames:
     frame: pl.DataFrame
     manifests: tuple[Manifest, ...]
     environment_diff: EnvironmentDiff
+    acceptances: tuple[str, ...] = ()
 
 
 def check_compression(compression: str) -> str:
@@ -121,6 +128,9 @@ class PinnedStore:
             :func:`~ml_platform.environment.capture_environment` of ``project_root``).
         project_root: the user's project folder whose ``uv.lock`` and git commit a write records when
             its :class:`WriteFacts` name none (default: the working directory).
+        provenance: the running image's build provenance: its commit and dirty flag are recorded where the
+            project root is no git checkout (a checkout's commit must equal it), its digest with every write.
+        require_commit: refuse a write that would record no git commit (production).
 
     Example:
         .. code-block:: python
@@ -139,12 +149,16 @@ class PinnedStore:
         *,
         environment: EnvironmentLock | None = None,
         project_root: str | os.PathLike[str] | None = None,
+        provenance: BuildProvenance | None = None,
+        require_commit: bool = False,
     ) -> None:
         self.compression = check_compression(compression)
         self.policy = EnvironmentPolicy.parse(policy)
         self._fs: FileSystem = open_filesystem(base)
         self._environment = environment
         self.project_root = None if project_root is None else str(project_root)
+        self.provenance = provenance if provenance is not None else BuildProvenance()
+        self.require_commit = require_commit
 
     @property
     def base(self) -> str:
@@ -199,7 +213,8 @@ class PinnedStore:
         table = _to_arrow(frame, f"{key} {stem(partition)}")
         root = facts.project_root or self.project_root
         environment = self._environment if self._environment is not None else capture_environment(root)
-        git = git_state(root)
+        git = recorded_git(git_state(root), self.provenance, require_commit=self.require_commit,
+                           where=str(root) if root is not None else "(the working directory)")
         data_hash = validate_data_hash(facts.data_hash or hash_table(table), "WriteFacts.data_hash")
         manifest = Manifest(
             asset_key=key,
@@ -220,6 +235,7 @@ class PinnedStore:
             rows=table.num_rows,
             data_file=object_name(data_hash),
             params=facts.params,
+            image_digest=self.provenance.image_digest,
         )
         for _attempt in range(READ_ATTEMPTS):
             file_hash, file_size = self._store_object(table, manifest)
@@ -504,8 +520,17 @@ class PinnedStore:
             )
         return table
 
-    def _check_environment(self, manifest: Manifest, what: str) -> EnvironmentDiff:
-        return check_environment(manifest.environment, self.environment, self.policy, what)
+    def acceptance_files(self) -> list[AcceptanceFile]:
+        """Every environment acceptance recorded in this store, each verified or carrying its problem."""
+        return read_acceptances(self._fs)
+
+    def _check_environment(self, manifest: Manifest, what: str) -> tuple[EnvironmentDiff, tuple[str, ...]]:
+        running = self.environment
+        strict_mismatch = self.policy is EnvironmentPolicy.STRICT and manifest.environment_hash != running.hash
+        # the acceptances are read only when a strict read would otherwise refuse (an upgraded image)
+        files = self.acceptance_files() if strict_mismatch else []
+        verdict = decide_environment(manifest.environment, running, self.policy, what, files)
+        return verdict.diff, () if verdict.acceptance is None else (verdict.acceptance.sha256,)
 
     def read(self, key: str, partition: str | None, data_hash: str | None = None) -> StoredFrame:
         """Read and verify one partition (or the unpartitioned artefact when ``partition`` is None).
@@ -520,8 +545,8 @@ class PinnedStore:
             EnvironmentMismatch: under ``strict``, the environment differs from the recorded one.
         """
         table, manifest = self.load_verified(key, partition, data_hash=data_hash)
-        diff = self._check_environment(manifest, manifest.label)
-        return StoredFrame(frame=pl.from_arrow(table), manifest=manifest, environment_diff=diff)
+        diff, accepted = self._check_environment(manifest, manifest.label)
+        return StoredFrame(frame=pl.from_arrow(table), manifest=manifest, environment_diff=diff, acceptances=accepted)
 
     def read_many(
         self, key: str, partitions: Sequence[str], *, window: DataWindow | str | None = None
@@ -559,11 +584,14 @@ class PinnedStore:
             validate_partition(partition, key)
         loaded = [self.load_verified(key, partition) for partition in partitions]
         differences: dict[str, None] = {}
+        accepted: dict[str, None] = {}
         checked: set[str] = set()
         for _, manifest in loaded:
             if manifest.environment_hash not in checked:
                 checked.add(manifest.environment_hash)
-                differences.update(dict.fromkeys(self._check_environment(manifest, manifest.label).differences))
+                diff, used = self._check_environment(manifest, manifest.label)
+                differences.update(dict.fromkeys(diff.differences))
+                accepted.update(dict.fromkeys(used))
         try:
             table = pa.concat_tables([table for table, _ in loaded])
         except pa.ArrowInvalid as exc:
@@ -575,6 +603,7 @@ class PinnedStore:
             pl.from_arrow(table),
             tuple(manifest for _, manifest in loaded),
             EnvironmentDiff(tuple(differences)),
+            tuple(accepted),
         )
 
     def locations(self, key: str | None = None) -> list[tuple[str, str | None]]:

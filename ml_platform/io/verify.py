@@ -15,10 +15,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ml_platform.environment import EnvironmentDiff, EnvironmentPolicy, diff_environments
+from ml_platform.environment import (
+    AcceptanceFile,
+    EnvironmentDiff,
+    EnvironmentPolicy,
+    decide_environment,
+    diff_environments,
+)
 from ml_platform.errors import (
+    AcceptanceTampered,
     ConcurrencyError,
     ConfigurationError,
+    EnvironmentMismatch,
     IntegrityError,
     ManifestError,
     ManifestTampered,
@@ -41,7 +49,8 @@ from ml_platform.io.layout import (
 from ml_platform.io.manifest import MANIFEST_SCHEMA, Manifest
 from ml_platform.io.store import PinnedStore
 
-__all__ = ["StoreIndex", "VerifyResult", "VerifyStatus", "index_store", "verify_store", "verify_training_set"]
+__all__ = ["StoreIndex", "VerifyResult", "VerifyStatus", "index_store", "verify_acceptances", "verify_store",
+           "verify_training_set"]
 
 
 class VerifyStatus(str, enum.Enum):
@@ -99,6 +108,8 @@ class StoreIndex:
     objects: dict[str, str] = field(default_factory=dict)  # data hash -> relative path
     temporaries: list[str] = field(default_factory=list)
     v1_manifests: list[str] = field(default_factory=list)
+    #: the store's environment acceptances, read once on the first strict environment difference
+    acceptances: list[AcceptanceFile] | None = None
 
     @property
     def locations(self) -> list[tuple[str, str | None]]:
@@ -341,12 +352,47 @@ def _verify_one(store: PinnedStore, index: StoreIndex, key: str, partition: str 
     if store.policy is not EnvironmentPolicy.OFF:
         diff = diff_environments(manifest.environment, store.environment)
         if not diff.is_empty:
-            strict = store.policy is EnvironmentPolicy.STRICT
-            status = VerifyStatus.ENVIRONMENT_MISMATCH if strict else VerifyStatus.ENVIRONMENT_DIFFERS
-            detail = f"{len(diff.differences)} environment difference(s): " + "; ".join(diff.differences)
+            status, detail = _environment_status(store, index, manifest, diff)
     row = VerifyResult(key, partition, status, detail, path, rows=table.num_rows, data_hash=manifest.data_hash,
                        environment_diff=diff)
     return [row, *rows]
+
+
+def _environment_status(store: PinnedStore, index: StoreIndex, manifest: Manifest,
+                        diff: EnvironmentDiff) -> tuple[VerifyStatus, str]:
+    """A head's environment difference: it differs (warn), is accepted or tampered with (strict), or mismatches."""
+    detail = f"{len(diff.differences)} environment difference(s): " + "; ".join(diff.differences)
+    if store.policy is not EnvironmentPolicy.STRICT:
+        return VerifyStatus.ENVIRONMENT_DIFFERS, detail
+    if index.acceptances is None:
+        index.acceptances = store.acceptance_files()
+    try:
+        verdict = decide_environment(manifest.environment, store.environment, store.policy, manifest.label,
+                                     index.acceptances)
+    except AcceptanceTampered as exc:
+        return VerifyStatus.TAMPERED, str(exc)
+    except EnvironmentMismatch:
+        return VerifyStatus.ENVIRONMENT_MISMATCH, detail
+    assert verdict.acceptance is not None  # a strict pass over differing locks is an accepted one
+    return VerifyStatus.ENVIRONMENT_DIFFERS, f"accepted by {verdict.acceptance.sha256}: {detail}"
+
+
+def verify_acceptances(store: PinnedStore) -> list[VerifyResult]:
+    """One row per environment acceptance recorded in the store: ``ok``, or ``tampered`` with what is wrong."""
+    rows = []
+    for found in store.acceptance_files():
+        name = found.source.rpartition("/")[2][:16]  # the record's hash prefix (its file is in the detail)
+        if found.acceptance is None:
+            rows.append(VerifyResult("environment/acceptances", name, VerifyStatus.TAMPERED,
+                                     f"environment acceptance {found.source} does not verify ({found.problem}); it "
+                                     "accepts nothing: record the acceptance again with `ml-platform environment "
+                                     "accept`, and find out who edited it", found.source))
+        else:
+            a = found.acceptance
+            rows.append(VerifyResult("environment/acceptances", name, VerifyStatus.OK,
+                                     f"{a.from_lock} accepted under {a.to_lock} by {a.accepted_by} at {a.accepted_at}",
+                                     found.source))
+    return rows
 
 
 def verify_training_set(store: PinnedStore, label: str, data_hash: str, manifest_hash: str | None,

@@ -38,6 +38,8 @@ ENVIRONMENT_HASH_TAG = "ml_platform.environment_hash"
 TRAINED_BY_TAG = "ml_platform.trained_by"
 GIT_COMMIT_TAG = "ml_platform.git_commit"
 GIT_DIRTY_TAG = "ml_platform.git_dirty"
+#: the digest of the container image that trained the version (``sha256:<64 hex>``), on the run and the version
+IMAGE_DIGEST_TAG = "ml_platform.image_digest"
 #: On a version trained from a dirty tree: ``sha256:<hex>`` of its stored diff (:data:`GIT_DIFF_ARTIFACT`).
 GIT_DIFF_SHA256_TAG = "ml_platform.git_diff_sha256"
 SEEDS_TAG = "ml_platform.seeds"

@@ -12,12 +12,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ml_platform.environment.provenance import check_image_digest
 from ml_platform.errors import ConfigurationError, MLPlatformError
 from ml_platform.models.protocol import SignalModel, load_model_bytes
 from ml_platform.registry import entities
 from ml_platform.registry.contract import DeployContract
 
-__all__ = ["check_code_snapshot", "check_git_diff", "check_registration", "param_values", "run_tags",
+__all__ = ["check_code_snapshot", "check_git_diff", "check_registration", "image_tags", "param_values", "run_tags",
            "training_set_anchor", "version_tags"]
 
 _MANIFEST_HASH = re.compile(r"sha256:[0-9a-f]{64}")
@@ -182,6 +183,17 @@ def version_tags(contract: DeployContract, contract_sha256: str) -> dict[str, st
     if contract.git_commit is not None:
         tags[entities.GIT_COMMIT_TAG] = contract.git_commit
     return tags
+
+
+def image_tags(image_digest: str | None) -> dict[str, str]:
+    """The tag recording the digest of the image that trained the version (none outside an image).
+
+    Raises:
+        ConfigurationError: ``image_digest`` is not ``sha256:<64 hex digits>``.
+    """
+    if image_digest is None:
+        return {}
+    return {entities.IMAGE_DIGEST_TAG: check_image_digest(image_digest)}
 
 
 def training_set_anchor(manifest_hash: str | None) -> dict[str, str]:

@@ -44,6 +44,7 @@ from ml_platform.registry.registration import (
     check_code_snapshot,
     check_git_diff,
     check_registration,
+    image_tags,
     param_values,
     run_tags,
     training_set_anchor,
@@ -145,6 +146,7 @@ class ModelRegistry:
         experiment: str = "ml_platform",
         git_diff: bytes | None = None,
         training_set_manifest_hash: str | None = None,
+        image_digest: str | None = None,
     ) -> RegisteredVersion:
         """Log a training run and register its model as a new version with its deploy contract.
 
@@ -168,6 +170,8 @@ class ModelRegistry:
                 ``code/git.diff`` and hashed into a version tag; required when ``contract.git_dirty``.
             training_set_manifest_hash: The manifest hash of the stored training set (``sha256:<hex>``),
                 tagged on the version: an anchor the store cannot rewrite alone (``ml-platform verify``).
+            image_digest: The digest of the container image that trained it (``sha256:<hex>``), tagged on the run
+                and the version beside the git commit (None: not in an image).
 
         Returns:
             The registered version, its run and its contract with ``model_version`` filled in.
@@ -181,11 +185,12 @@ class ModelRegistry:
         check_code_snapshot(code_snapshot, code_hashes)
         check_git_diff(contract, git_diff)
         anchor_tags = training_set_anchor(training_set_manifest_hash)
+        image = image_tags(image_digest)  # beside the git commit, on the run and the version
         model_signature(contract.feature_schema, contract.keys)  # refuse what MLflow cannot describe, before writing
         client = self.client
         experiment_id = self.experiment_id(experiment)
         diff_tags = {entities.GIT_DIFF_SHA256_TAG: sha256_of(git_diff)} if git_diff else {}
-        tags = {**run_tags(model_name, contract), **diff_tags, entities.REGISTRATION_PROCESS_TAG: process_identity()}
+        tags = {**run_tags(model_name, contract), **diff_tags, **image, entities.REGISTRATION_PROCESS_TAG: process_identity()}
         with self.mlflow_call(f"start a training run for model {model_name!r}"):
             run = client.create_run(experiment_id, tags=tags, run_name=f"{model_name}-{contract.model_sha256[7:19]}")
         run_id = run.info.run_id
@@ -202,7 +207,7 @@ class ModelRegistry:
             crash_point("register.artifacts_uploaded")
             created_model = self._ensure_registered_model(model_name)
             crash_point("register.model_ready")
-            tags = {**version_tags(contract, sha256_of(contract_bytes)), **diff_tags, **anchor_tags,
+            tags = {**version_tags(contract, sha256_of(contract_bytes)), **diff_tags, **image, **anchor_tags,
                     entities.STATUS_TAG: VersionStatus.READY}
             created = self._create_version(model_name, f"{run.info.artifact_uri}/{entities.MODEL_DIR}", run_id, tags)
         except BaseException:

@@ -65,6 +65,7 @@ class StoredVersion:
         git_commit: the commit of the project code that wrote it.
         upstream: ``(key, partition, data_hash)`` of every version it was computed from.
         role: ``signal``, ``model_input``, ``feature``, ``source`` or ``training_set``.
+        image_digest: the digest of the container image that wrote it (``None``: not written in an image).
     """
 
     key: str
@@ -81,6 +82,7 @@ class StoredVersion:
     git_commit: str | None
     upstream: tuple[tuple[str, str | None, str], ...]
     role: str
+    image_digest: str | None = None
 
     @property
     def label(self) -> str:
@@ -91,6 +93,7 @@ class StoredVersion:
                 "code_hash": self.code_hash, "graph_hash": self.graph_hash, "object": self.object_path,
                 "file_hash": self.file_hash, "rows": self.rows, "written_at": self.written_at,
                 "window": self.window, "run_id": self.run_id, "git_commit": self.git_commit,
+                "image_digest": self.image_digest,
                 "upstream": [{"key": k, "partition": p, "data_hash": h} for k, p, h in self.upstream],
                 "role": self.role}
 

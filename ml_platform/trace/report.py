@@ -90,7 +90,8 @@ def trace_summary(record: TraceRecord) -> list[str]:
         (f"signal    {s.model_name} v{s.model_version} {_instrument(record)} {record.day}: score {_number(s.score)} "
         f"weight {_number(s.weight)}"),
         (f"stored    {record.signal_version.label} {record.signal_version.data_hash} "
-        f"(written {record.signal_version.written_at})"),
+        f"(written {record.signal_version.written_at}, commit {record.signal_version.git_commit or '-'}, "
+        f"image {record.signal_version.image_digest or '-'})"),
         f"champion  ledger entry {c.seq} ({c.kind}) by {c.actor}"
         + (f", approved by {c.approver}" if c.approver else "") + f", {c.recorded_at}: {c.reason}",
         (f"model     sha256 {m.model_sha256}, trained {m.training_window}, validated {m.validation_window}, "
@@ -147,6 +148,8 @@ def render_markdown(record: TraceRecord) -> str:
         ("environment lock hash", f"`{m.environment_hash}`"), ("uv.lock hash", f"`{m.uv_lock_hash or '-'}`"),
         ("environment", ", ".join(f"{k} {v}" for k, v in m.environment.items())),
         ("git commit", f"`{m.git_commit or '-'}`" + (" (dirty tree)" if m.git_dirty else "")),
+        ("signal written at commit", f"`{record.signal_version.git_commit or '-'}`"),
+        ("signal written by image", f"`{record.signal_version.image_digest or '-'}`"),
         ("trained by", f"{m.trained_by} at {m.created_at}"),
     ])
     out += ["", f"## Feature row scored ({f.key} partition {f.partition}, `{f.data_hash}`)", ""]

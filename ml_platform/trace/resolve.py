@@ -279,7 +279,7 @@ def stored_version(store: PinnedStore, manifest: Manifest, role: str) -> StoredV
         code_hash=manifest.code_hash, graph_hash=manifest.graph_hash, object_path=store.data_path(manifest),
         file_hash=manifest.file_hash, rows=manifest.rows, written_at=manifest.written_at,
         window=None if manifest.window is None else str(manifest.window), run_id=manifest.run_id,
-        git_commit=manifest.git_commit,
+        git_commit=manifest.git_commit, image_digest=manifest.image_digest,
         upstream=tuple((u.key, u.partition, u.data_hash) for u in manifest.upstream), role=role)
 
 

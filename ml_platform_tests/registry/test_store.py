@@ -510,3 +510,20 @@ def test_a_diff_with_a_clean_contract_is_refused(registry: ModelRegistry) -> Non
         registry.register(model_name="store_clean_refused", model=model,
                           contract=make_contract("store_clean_refused", model), params={}, metrics={},
                           code_snapshot=CODE_SNAPSHOT, git_diff=b"diff")
+
+
+def test_the_image_digest_is_tagged_beside_the_git_commit(registry: ModelRegistry, register: Register) -> None:
+    digest = "sha256:" + "ab" * 32
+    model = make_model()
+    registered = registry.register(model_name="store_image", model=model, contract=make_contract("store_image", model),
+                                   params={}, metrics={}, code_snapshot=CODE_SNAPSHOT, image_digest=digest)
+    version = mlflow_client(registry).get_model_version("store_image", registered.version)
+    assert version.tags["ml_platform.image_digest"] == digest and "ml_platform.git_commit" in version.tags
+    assert mlflow_client(registry).get_run(registered.run_id).data.tags["ml_platform.image_digest"] == digest
+    plain = register("store_no_image")
+    assert "ml_platform.image_digest" not in mlflow_client(registry).get_model_version(
+        "store_no_image", plain.version).tags
+    with pytest.raises(ConfigurationError, match="ML_PLATFORM_IMAGE_DIGEST='latest'"):
+        registry.register(model_name="store_bad_image", model=model, contract=make_contract("store_bad_image", model),
+                          params={}, metrics={}, code_snapshot=CODE_SNAPSHOT, image_digest="latest")
+    assert "store_bad_image" not in [s.name for s in registry.list_models()]

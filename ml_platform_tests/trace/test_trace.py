@@ -18,7 +18,7 @@ import importlib
 import json
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -40,11 +40,18 @@ from ml_platform import (
 )
 from ml_platform.champions.service import ChampionService
 from ml_platform.cli import main
+from ml_platform.environment import BuildProvenance
 from ml_platform.io.layout import object_rel
 from ml_platform.registry.boundary import sha256_of
 from ml_platform.registry.run_files import artifact_ref, log_files
 from ml_platform.testing import champion_shortcut
-from ml_platform.trace.report import lineage_svg, render_html, render_markdown, write_trace_report
+from ml_platform.trace.report import (
+    lineage_svg,
+    render_html,
+    render_markdown,
+    trace_summary,
+    write_trace_report,
+)
 from ml_platform_tests.harness.mlflow_template import seed_tracking_uri
 from ml_platform_tests.lifecycles.team_b import TEAM_B_GROUP, WHO, TeamBFeatures, git, imported_team_b
 
@@ -56,6 +63,8 @@ LIVE_C = DataWindow.parse("2021-06-14..2021-06-18")
 DAY_A, DAY_B, DAY_C = "2021-06-02", "2021-06-09", "2021-06-16"
 TICKER = "ALPH"
 SIGNALS = "team_b/live_signals"
+#: the digest of the image the lifecycle runs in (ML_PLATFORM_IMAGE_DIGEST), recorded with what it writes
+IMAGE_DIGEST = "sha256:" + "5e" * 32
 RATIONALE = "# Promote v2\n\nShorter training window; validation Sharpe within tolerance. Approved by bob.\n"
 
 # an end-to-end lifecycle; shares team_b_features with test_team_project.py on one xdist worker
@@ -98,7 +107,7 @@ def _build(root: Path, who: tuple[str, ...], instance: dg.DagsterInstance, home:
     from team_b.definitions import MODEL_NAME, PREFIX, team_definitions
     from team_b.features import build_graph
 
-    settings = Settings.local(home / ".ml_platform")
+    settings = replace(Settings.local(home / ".ml_platform"), provenance=BuildProvenance(image_digest=IMAGE_DIGEST))
     seed_tracking_uri(mlflow_template, settings.tracking_uri)  # migrated once per session, not here
     graph = build_graph()
     life = Lifecycle(team_definitions(settings, graph), graph, instance, key_prefix=PREFIX)
@@ -180,6 +189,12 @@ def test_a_signal_from_before_a_promotion_rollback_and_code_change_names_its_own
     assert m.git_commit and not m.git_dirty and m.environment_hash.startswith("sha256:") and m.uv_lock_hash
     assert m.seeds["training"] == 0 and m.training_set_data_hash.startswith("xxh3_128:")
     assert record.training_set is not None and record.training_set.data_hash == m.training_set_data_hash
+    # the image digest, recorded beside the commit by the writes of this lifecycle (not by the shared features')
+    assert record.signal_version.image_digest == IMAGE_DIGEST and record.training_set.image_digest == IMAGE_DIGEST
+    assert mi.image_digest is None and f"image {IMAGE_DIGEST}" in "\n".join(trace_summary(record))
+    assert f"`{IMAGE_DIGEST}`" in render_markdown(record)
+    tags = h.registry.client.get_model_version(h.model, record.model.version).tags
+    assert tags["ml_platform.image_digest"] == IMAGE_DIGEST and tags["ml_platform.git_commit"] == m.git_commit
     assert any("other recorded version" in n for n in record.notes)
 
 
