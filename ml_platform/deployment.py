@@ -8,6 +8,7 @@ model registry all come from the one settings object, so they can never point at
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import types
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,13 +19,14 @@ import dagster as dg
 from ml_platform.champions.resource import ModelRegistryResource
 from ml_platform.errors import ConfigurationError, GraphError
 from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
+from ml_platform.metadata import PROJECT_ROOT
 from ml_platform.monitoring.resources import PagerResource, ResearchResource
 from ml_platform.promotion.job import promotion_resources
 from ml_platform.redact import has_secret, redacted_url
 from ml_platform.settings import OUTBOX_URL_ENV, URL_SETTING_ENV, Settings
 
 __all__ = ["build_definitions", "build_executor", "check_asset_keys", "monitoring_resources", "namespaced_assets",
-           "platform_resources", "url_setting"]
+           "platform_resources", "url_setting", "with_project_root"]
 
 
 def platform_resources(settings: Settings) -> dict[str, Any]:
@@ -186,7 +188,7 @@ def build_definitions(
     The Definitions' executor is :func:`build_executor`'s (``settings.executor``).
     """
     check_asset_keys(assets)
-    platform = platform_resources(settings)
+    platform = platform_resources(with_project_root(settings, assets))
     clash = sorted(set(resources or {}) & set(platform))
     if clash:
         raise GraphError(f"resources {clash} are the platform's own (configured from Settings); name yours differently")
@@ -199,6 +201,23 @@ def build_definitions(
     return dg.Definitions(assets=list(assets), jobs=list(jobs), schedules=list(schedules), sensors=list(sensors),
                           asset_checks=list(asset_checks), resources={**platform, **dict(resources or {})},
                           executor=executor)
+
+
+def with_project_root(settings: Settings, assets: Sequence[dg.AssetsDefinition | dg.AssetSpec]) -> Settings:
+    """``settings`` with the project root the feature assets declare (``ml_platform/project_root``) when the
+    settings name none (``ML_PLATFORM_PROJECT_ROOT`` unset) and the assets agree on one.
+
+    A write records the ``uv.lock`` found from the graph's project root; a read compares the stored lock with
+    the running one, captured from the store's project root, or else from the working directory. A process
+    whose working directory is not the project's (a Celery worker, a code server started elsewhere) would
+    find no lock there and, under ``strict``, refuse every stored partition.
+    """
+    if settings.project_root is not None:
+        return settings
+    declared = [spec.metadata.get(PROJECT_ROOT) for asset in assets if isinstance(asset, dg.AssetsDefinition)
+                for spec in asset.specs]
+    roots = {str(getattr(value, "value", value)) for value in declared if value}
+    return dataclasses.replace(settings, project_root=roots.pop()) if len(roots) == 1 else settings
 
 
 def namespaced_assets(assets: Sequence[dg.AssetsDefinition | dg.AssetSpec],

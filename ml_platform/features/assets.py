@@ -151,8 +151,11 @@ class _Builder:
     def _common(self, node: HashedFeature) -> dict[str, Any]:
         t = self.translator
         key = t.get_asset_key(node)
+        # the project root is also declared on the definition: build_definitions gives it to the store, so reads
+        # compare with the environment of the project that writes (its uv.lock), not the working directory's
+        declared = {**t.get_metadata(node), metadata.PROJECT_ROOT: self.graph.project_root}
         return {"key": key, "code_version": node.graph_hash, "group_name": t.get_group_name(node),
-                "description": t.get_description(node), "metadata": t.get_metadata(node), "kinds": {"polars"},
+                "description": t.get_description(node), "metadata": declared, "kinds": {"polars"},
                 "config_schema": _windowed_config(node)}
 
     def _emit(self, node: HashedFeature, window: DataWindow, label: str,

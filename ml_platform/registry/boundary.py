@@ -49,8 +49,10 @@ def sha256_of(data: bytes) -> str:
 
 
 def as_uri(location: str) -> str:
-    """A local path becomes a ``file://`` URI; URIs are kept as they are."""
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", location):
+    """A local path becomes a ``file://`` URI; URIs are kept as they are, those with a single slash too
+    (``mlflow-artifacts:/experiments``: the MLflow server's proxied artefact store; ``dbfs:/...``). A one-letter
+    scheme is a Windows drive, a path."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]+:/", location):
         return location.rstrip("/")
     return Path(location).expanduser().resolve().as_uri()
 
