@@ -2,8 +2,9 @@
 
 The stack runs with distinctive secrets: the PostgreSQL password of its role (Dagster's storage, MLflow's
 stores, the ledger, the outboxes), the S3 secret access key, the PagerDuty routing key and the Slack webhook
-URL (whose path is the credential). The test makes the stack work (a backfill, an infra check paging on-call
-through the daemon's run workers, a finding sent to research through the deployment's own resources), then
+URL (whose path is the credential). The test makes the stack work (the example's lifecycle through GraphQL:
+a feature backfill, two trainings, promotions through the gates, a rollback; then an infra check paging
+on-call through the Celery workers and a finding sent to research through the deployment's own route), then
 reads back everything the stack wrote (:mod:`ml_platform_tests.production.stack_writes`: every file of the
 launcher's state folder and of the PostgreSQL server, a dump of every database row by row, every object of
 every bucket, every Redis key) and looks for each secret, plain, URL-encoded, JSON-escaped, UTF-16 or base64.
@@ -26,10 +27,13 @@ from prod_local.state import STATE_FILE
 from ml_platform.reproduce.backfill import launch_asset_backfill, wait_for_backfill, wait_for_run
 from ml_platform_tests.harness.secrets import Leak, Secrets
 from ml_platform_tests.production.alert_sink import AlertSink
+from ml_platform_tests.production.lifecycle import StackLifecycle, stack_lifecycle
 from ml_platform_tests.production.stack import GROUP, ProductionStack
 from ml_platform_tests.production.stack_writes import SUPERUSER, stack_writes
 
-pytestmark = [pytest.mark.xdist_group(GROUP), pytest.mark.postgres, pytest.mark.daemon]
+pytestmark = [pytest.mark.xdist_group(GROUP), pytest.mark.postgres, pytest.mark.daemon, pytest.mark.slow]
+
+__all__ = ["stack_lifecycle"]
 
 #: Generous bounds: the steps run on Celery workers of a loaded 2-core machine.
 RUN_TIMEOUT = 1200.0
@@ -123,8 +127,10 @@ def _report(leaks: list[Leak]) -> str:
     return f"{len(leaks)} leak(s):\n" + "\n".join(f"  {leak}" for leak in leaks)
 
 
-def test_no_secret_is_written_anywhere_the_stack_writes(prod_stack: ProductionStack, alert_sink: AlertSink) -> None:
+def test_no_secret_is_written_anywhere_the_stack_writes(prod_stack: ProductionStack, alert_sink: AlertSink,
+                                                        stack_lifecycle: StackLifecycle) -> None:
     secrets = _secrets(prod_stack, alert_sink)
+    assert stack_lifecycle.driven.rollback.status == "SUCCESS"  # trained, promoted and rolled back: all recorded
     _backfill(prod_stack)
     _page_on_call(prod_stack, alert_sink)
     _tell_research(prod_stack, alert_sink)
@@ -144,6 +150,10 @@ def test_no_secret_is_written_anywhere_the_stack_writes(prod_stack: ProductionSt
     assert any(where.endswith("code-server.log") for where in places)
     # the alerts' own record: the outboxes, in the stack's database (ML_PLATFORM_OUTBOX_URL)
     assert any("database mlflow, table public.ml_platform_outbox," in where for where in places)
+    # MLflow's record of the trainings (params, tags, versions), its artefacts, and the champion ledger
+    for table in ("params", "tags", "model_versions", "model_version_tags", "ml_platform_ledger_entries"):
+        assert any(f"database mlflow, table public.{table}," in where for where in places), table
+    assert any("S3 object s3://ml-platform/mlflow/" in where for where in places)
     print("\n".join(sorted({where.rsplit(", row", 1)[0] for where in places if not where.startswith("state")})))
     leaks = secrets.find_all(written)
     assert leaks == [], _report(leaks)
