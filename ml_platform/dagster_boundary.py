@@ -14,6 +14,7 @@ import dagster as dg
 from ml_platform import metadata
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, MLPlatformError
+from ml_platform.redact import redacted_url
 
 __all__ = ["failure_from", "link_metadata", "platform_error_of", "platform_failures", "resource_settings"]
 
@@ -62,9 +63,9 @@ def _context_metadata(context: dg.AssetExecutionContext | None) -> dict[str, str
 
 
 def failure_from(error: MLPlatformError, context: dg.AssetExecutionContext | None = None) -> dg.Failure:
-    """The ``dagster.Failure`` that reports ``error`` (raise it ``from error``)."""
+    """The ``dagster.Failure`` that reports ``error`` (raise it ``from error``), any credential in its message masked."""
     return dg.Failure(
-        description=str(error),
+        description=redacted_url(str(error)),
         metadata={metadata.ERROR_CODE: error.code, metadata.ERROR_TYPE: type(error).__name__, **_context_metadata(context)},
         allow_retries=False,
     )

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-from sqlalchemy.engine import make_url
 
 from ml_platform.champions.resource import ModelRegistryResource
 from ml_platform.errors import ConfigurationError, GraphError
@@ -23,28 +22,55 @@ from ml_platform.io.manager import PinnedIOManager, PinnedStoreResource
 from ml_platform.metadata import PROJECT_ROOT
 from ml_platform.monitoring.resources import PagerResource, ResearchResource
 from ml_platform.promotion.job import promotion_resources
-from ml_platform.settings import OUTBOX_URL_ENV, Settings
+from ml_platform.redact import has_secret, redacted_url
+from ml_platform.settings import OUTBOX_URL_ENV, URL_SETTING_ENV, Settings
 
 __all__ = ["build_definitions", "build_executor", "check_asset_keys", "monitoring_resources", "namespaced_assets",
-           "platform_resources", "with_project_root"]
+           "platform_resources", "url_setting", "with_project_root"]
 
 
 def platform_resources(settings: Settings) -> dict[str, Any]:
     """``io_manager``, ``feature_store``, ``model_registry``, the promotion job's op IO manager and the two
     alert routes (``pager``, ``research``) from ``settings``."""
-    store = {"base_dir": settings.storage, "environment_policy": settings.environment_policy,
+    store = {"base_dir": url_setting(settings, "storage"), "environment_policy": settings.environment_policy,
              "project_root": settings.project_root, **store_provenance(settings)}
     return {
         "io_manager": PinnedIOManager(**store, key_namespace=list(settings.key_namespace)),
         "feature_store": PinnedStoreResource(**store),
         "model_registry": ModelRegistryResource(
-            tracking_uri=settings.tracking_uri,
-            artifact_location=settings.artifact_location,
+            tracking_uri=url_setting(settings, "tracking_uri"),
+            artifact_location=url_setting(settings, "artifact_location"),
             environment_policy=settings.environment_policy,
         ),
         **promotion_resources(),
         **monitoring_resources(settings),
     }
+
+
+def url_setting(settings: Settings, name: str) -> str | dg.EnvVar:
+    """The URL setting ``name`` as a resource is configured with it: its environment variable
+    (``dg.EnvVar``, resolved by Dagster when the resource is built) when the value holds a credential, so the
+    credential is neither shown in Dagster's UI nor stored in a run's snapshot; else the value itself.
+
+    Raises:
+        ConfigurationError: the value holds a credential but was not read from the environment (a literal
+            in code): give it through its environment variable.
+    """
+    secret_env = dict(settings.secret_envs).get(name)
+    if secret_env is not None:
+        return dg.EnvVar(secret_env)
+    value: str = getattr(settings, name)
+    if has_secret(value):
+        raise ConfigurationError(
+            f"Settings.{name} {redacted_url(value)!r} holds a credential: set it through {URL_SETTING_ENV[name]} "
+            "(Settings.from_env), so Dagster reads it from the environment and never shows or stores it")
+    return value
+
+
+def _config_source(settings: Settings, name: str) -> str | dict[str, str]:
+    """A URL setting as Dagster config (``StringSource``): ``{"env": NAME}`` when it holds a credential."""
+    value = url_setting(settings, name)
+    return {"env": value.env_var_name} if isinstance(value, dg.EnvVar) else value
 
 
 def store_provenance(settings: Settings) -> dict[str, Any]:
@@ -65,7 +91,7 @@ def monitoring_resources(settings: Settings) -> dict[str, Any]:
     """
     outbox: dict[str, Any] = {"outbox_dir": str(settings.outbox_dir)}
     if settings.outbox_url:  # the database; read from the environment at run time if it holds a password
-        secret = make_url(settings.outbox_url).password is not None
+        secret = has_secret(settings.outbox_url)  # a password in the userinfo or the query (?password=)
         outbox = {"outbox_url": dg.EnvVar(OUTBOX_URL_ENV) if secret else settings.outbox_url}
     pager: dict[str, Any] = dict(outbox)
     if settings.pagerduty_events_url:
@@ -93,9 +119,9 @@ def build_executor(settings: Settings) -> dg.ExecutorDefinition | None:
         return dg.in_process_executor
     if settings.executor == "celery":
         celery = _production_module("dagster_celery", "celery")
-        config = {"broker": settings.celery_broker}
+        config = {"broker": _config_source(settings, "celery_broker")}
         if settings.celery_backend:
-            config["backend"] = settings.celery_backend
+            config["backend"] = _config_source(settings, "celery_backend")
         return celery.celery_executor.configured(config, name="celery_executor")
     if settings.executor == "k8s":
         return _production_module("dagster_k8s", "k8s").k8s_job_executor

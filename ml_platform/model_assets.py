@@ -27,8 +27,10 @@ from ml_platform.models.backtest import daily_pnl
 from ml_platform.models.evaluation import train_and_validate
 from ml_platform.models.protocol import ModelInputs, Trainer
 from ml_platform.models.signals import to_signals
+from ml_platform.redact import redacted_url
 from ml_platform.registry.contract import DeployContract, LiveFeatureStream
 from ml_platform.registry.schema import FeatureSchema
+from ml_platform.settings import environment_secrets
 
 __all__ = ["LIVE_PNL", "LIVE_SIGNALS", "TRAINED_MODEL", "SignalsConfig", "TrainingRunConfig", "build_model_assets"]
 
@@ -160,6 +162,11 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
         root = w.graph.project_root
         # read now, not cached: the commit, the dirty flag and the diff must describe the same tree
         tree = working_tree_diff(root) if root is not None else None
+        holding = tree.files_holding(environment_secrets()) if tree is not None and tree.dirty else []
+        if holding:  # the diff is stored in MLflow beside the model: a secret must not travel with it
+            raise ConfigurationError(
+                f"the uncommitted changes of {root} hold a secret of this process's environment (a password, key "
+                f"or token) in {holding}: add those files to .gitignore or remove them, then train again")
         # no checkout (an image): the image's build provenance names the commit; a checkout must agree with it
         git = recorded_git(GitState(tree.commit, tree.dirty) if tree else GitState(None, False), store.provenance,
                            require_commit=store.require_commit,
@@ -203,7 +210,7 @@ def _trained_model(w: _Wiring) -> dg.AssetsDefinition:
             metadata.MODEL_SHA256: outcome.model.sha256,
             metadata.TRAINING_WINDOW: str(outcome.training_window),
             metadata.VALIDATION_WINDOW: str(outcome.validation_window),
-            metadata.TRACKING_URI: context.resources.model_registry.tracking_uri,
+            metadata.TRACKING_URI: redacted_url(context.resources.model_registry.tracking_uri),
             **{f"{metadata.VALIDATION_PREFIX}{k}": v for k, v in outcome.metrics().items()},
         })
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 from ml_platform.environment import BuildProvenance, EnvironmentPolicy
 from ml_platform.environment.provenance import COMMIT_ENV, DIRTY_ENV, IMAGE_DIGEST_ENV
 from ml_platform.errors import ConfigurationError
+from ml_platform.redact import has_secret, redacted_url, secret_values
 
 DEPLOYMENTS = ("local", "production")
 POLICIES = tuple(policy.value for policy in EnvironmentPolicy)
@@ -28,13 +29,17 @@ REPRODUCTION_ENV = "ML_PLATFORM_REPRODUCTION"
 KEY_NAMESPACE_ENV = "ML_PLATFORM_KEY_NAMESPACE"
 DEPLOYMENT_ENV = "ML_PLATFORM_DEPLOYMENT"
 LEDGER_URL_ENV = "ML_PLATFORM_LEDGER_URL"
-OUTBOX_URL_ENV = "ML_PLATFORM_OUTBOX_URL"
 EXECUTOR_ENV = "ML_PLATFORM_EXECUTOR"
 CELERY_BROKER_ENV = "ML_PLATFORM_CELERY_BROKER"
 CELERY_BACKEND_ENV = "ML_PLATFORM_CELERY_BACKEND"
 #: How a run executes its steps: Dagster's default (a process per step on the run worker), all in the run
 #: worker, spread over Celery workers (a broker such as Redis), or each step a Kubernetes job.
 EXECUTORS = ("multiprocess", "in_process", "celery", "k8s")
+#: The environment variable of each setting whose value may hold a credential (a password in a URL).
+URL_SETTING_ENV = {"storage": "ML_PLATFORM_STORAGE", "tracking_uri": "ML_PLATFORM_MLFLOW_TRACKING_URI",
+                   "artifact_location": "ML_PLATFORM_MLFLOW_ARTIFACTS", "celery_broker": CELERY_BROKER_ENV,
+                   "celery_backend": CELERY_BACKEND_ENV}
+OUTBOX_URL_ENV = "ML_PLATFORM_OUTBOX_URL"
 _SEGMENT = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -64,17 +69,20 @@ class Settings:
             set by ``ml-platform reproduce`` for an old commit loaded beside production's code location):
             ``build_definitions`` prefixes every asset key with it and keeps only the assets, and the IO
             manager strips it, so the store keys (and every byte written) are the project's own.
+        executor: how a run executes its steps, one of :data:`EXECUTORS` (``ML_PLATFORM_EXECUTOR``;
+            ``multiprocess``, Dagster's default, when unset). ``build_definitions`` sets it on the Definitions.
+        celery_broker / celery_backend: the Celery broker and result backend URLs of the ``celery`` executor
+            (``ML_PLATFORM_CELERY_BROKER``, required with it, and ``ML_PLATFORM_CELERY_BACKEND``, default
+            Celery's ``rpc://``); the workers must be started with the same two.
+        secret_envs: ``(setting, environment variable)`` for each setting of :data:`URL_SETTING_ENV` read from
+            the environment whose value holds a credential (``postgresql://ml:<password>@...``): Dagster is
+            handed the variable (``dg.EnvVar``), never the value, so it neither shows nor stores it.
         provenance: the running image's build provenance (``ML_PLATFORM_GIT_COMMIT``, ``ML_PLATFORM_GIT_DIRTY``,
             ``ML_PLATFORM_IMAGE_DIGEST``): the commit recorded where the project root is no git checkout, and the
             image digest recorded with every artefact. In production a write that would record no commit fails.
         outbox_url: the SQLAlchemy URL of the database keeping the alert outboxes (``ML_PLATFORM_OUTBOX_URL``;
             PostgreSQL in production); None: the JSON-lines files under ``outbox_dir``. Kept out of ``repr``:
             it may hold a password.
-        executor: how a run executes its steps, one of :data:`EXECUTORS` (``ML_PLATFORM_EXECUTOR``;
-            ``multiprocess``, Dagster's default, when unset). ``build_definitions`` sets it on the Definitions.
-        celery_broker / celery_backend: the Celery broker and result backend URLs of the ``celery`` executor
-            (``ML_PLATFORM_CELERY_BROKER``, required with it, and ``ML_PLATFORM_CELERY_BACKEND``, default
-            Celery's ``rpc://``); the workers must be started with the same two.
     """
 
     deployment: str
@@ -89,11 +97,16 @@ class Settings:
     slack_webhook_env: str | None = None
     reproduction: bool = False
     key_namespace: tuple[str, ...] = ()
+    executor: str = "multiprocess"
+    celery_broker: str | None = None
+    celery_backend: str | None = None
+    secret_envs: tuple[tuple[str, str], ...] = ()
     provenance: BuildProvenance = field(default_factory=BuildProvenance)
     outbox_url: str | None = field(default=None, repr=False)
-    executor: str = "multiprocess"
-    celery_broker: str | None = field(default=None, repr=False)
-    celery_backend: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # every URL masked: a log line or an error may show the settings
+        shown = ", ".join(f"{f.name}={redacted_url(repr(getattr(self, f.name)))}" for f in fields(self) if f.repr)
+        return f"{type(self).__name__}({shown})"
 
     @property
     def outbox_dir(self) -> Path:
@@ -107,6 +120,10 @@ class Settings:
             raise ConfigurationError(
                 f"environment policy {self.environment_policy!r} is not one of {POLICIES}"
             )
+        unknown = [setting for setting, _ in self.secret_envs if setting not in URL_SETTING_ENV]
+        if unknown:
+            raise ConfigurationError(f"secret_envs names {unknown}, which are not URL settings "
+                                     f"({', '.join(URL_SETTING_ENV)})")
         if self.outbox_url is not None:
             _check_outbox_url(self.outbox_url)
         bad = [part for part in self.key_namespace if not _SEGMENT.fullmatch(part)]
@@ -144,6 +161,8 @@ class Settings:
                     f"ML_PLATFORM_DEPLOYMENT=production needs {', '.join(missing)}; "
                     "set them to the production store, MLflow tracking URI and artefact root"
                 )
+        secret_envs = tuple((setting, name) for setting, name in URL_SETTING_ENV.items()
+                            if has_secret(env.get(name, "")))
         return cls(
             deployment=deployment,
             home=base.home,
@@ -157,11 +176,12 @@ class Settings:
             slack_webhook_env=SLACK_WEBHOOK_ENV if env.get(SLACK_WEBHOOK_ENV) else None,
             reproduction=_flag(env, REPRODUCTION_ENV),
             key_namespace=parse_key_namespace(env.get(KEY_NAMESPACE_ENV, "")),
-            provenance=BuildProvenance.parse(env.get(COMMIT_ENV), env.get(DIRTY_ENV), env.get(IMAGE_DIGEST_ENV)),
-            outbox_url=outbox_url_from_env(env),
             executor=env.get(EXECUTOR_ENV, "").strip() or "multiprocess",
             celery_broker=env.get(CELERY_BROKER_ENV, "").strip() or None,
             celery_backend=env.get(CELERY_BACKEND_ENV, "").strip() or None,
+            secret_envs=secret_envs,
+            provenance=BuildProvenance.parse(env.get(COMMIT_ENV), env.get(DIRTY_ENV), env.get(IMAGE_DIGEST_ENV)),
+            outbox_url=outbox_url_from_env(env),
         )
 
 
@@ -175,6 +195,12 @@ def deployment_from_env(env: Mapping[str, str]) -> str:
     if deployment not in DEPLOYMENTS:
         raise ConfigurationError(f"{DEPLOYMENT_ENV}={deployment!r}: use one of {', '.join(DEPLOYMENTS)}")
     return deployment
+
+
+def environment_secrets() -> tuple[str, ...]:
+    """The secrets of this process's environment (:func:`~ml_platform.redact.secret_values`), to check that
+    nothing the platform records (a dirty tree's diff, say) holds one."""
+    return secret_values(os.environ)
 
 
 def ledger_url_from_env(env: Mapping[str, str]) -> str | None:

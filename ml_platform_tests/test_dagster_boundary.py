@@ -16,7 +16,7 @@ from dagster._config import ConfigTypeKind
 
 from ml_platform import metadata
 from ml_platform.champions.resource import ModelRegistryResource
-from ml_platform.dagster_boundary import platform_failures
+from ml_platform.dagster_boundary import failure_from, platform_failures
 from ml_platform.environment import EnvironmentPolicy
 from ml_platform.errors import ConfigurationError, DataError
 from ml_platform.features.assets import build_feature_assets
@@ -153,3 +153,9 @@ def test_a_platform_failure_is_not_retried(dagster_instance) -> None:
     assert failure.step_failure_data.user_failure_data.metadata[metadata.ERROR_CODE].value == "DATA_ERROR"
     assert failure.step_failure_data.user_failure_data.metadata[metadata.ASSET_KEY].value == "refuses"
     assert metadata.PARTITION_RANGE not in failure.step_failure_data.user_failure_data.metadata
+
+
+def test_a_platform_failure_names_a_store_without_its_password() -> None:
+    error = ConfigurationError("cannot reach the ledger postgresql+psycopg://ml:hunter2@db:5432/mlflow")
+    failure = failure_from(error)
+    assert failure.description == "[CONFIGURATION_ERROR] cannot reach the ledger postgresql+psycopg://ml:***@db:5432/mlflow"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,8 +24,11 @@ from ml_platform.environment import (
     find_uv_lock,
     git_state,
     validate_seed,
+    working_tree_diff,
 )
+from ml_platform.environment.lock import _capture
 from ml_platform.errors import ConfigurationError, EnvironmentMismatch
+from ml_platform.redact import secret_name
 
 
 def with_package(lock: EnvironmentLock, name: str, version: str | None) -> EnvironmentLock:
@@ -214,3 +219,36 @@ def test_git_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     subprocess.run(["git", "clone", "-q", str(repo), str(dirty_repo)], check=True, capture_output=True)
     (dirty_repo / "a.py").write_text("x = 2\n")
     assert git_state(dirty_repo).dirty is True
+
+
+def test_no_recorded_variable_names_a_secret() -> None:
+    """A lock is written into every manifest and model version: a future addition to the list must not be a
+    variable that holds a password, key, token or URL (``secret_name`` says which names do)."""
+    assert [name for name in DETERMINISM_ENV_VARS if secret_name(name)] == []
+
+
+def test_a_lock_records_none_of_the_secrets_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    mark = f"s3cr3t-{uuid.uuid4().hex}"
+    secrets = {"AWS_SECRET_ACCESS_KEY": mark, "PGPASSWORD": mark, "ML_PLATFORM_PAGERDUTY_ROUTING_KEY": mark,
+               "ML_PLATFORM_SLACK_WEBHOOK_URL": f"http://127.0.0.1:9/{mark}",
+               "ML_PLATFORM_LEDGER_URL": f"postgresql+psycopg://ml:{mark}@127.0.0.1:5432/mlflow",
+               "TZ": f"postgresql://ml:{mark}@db/x"}  # a recorded name, mis-set to a URL with a password
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    lock = _capture.__wrapped__(None, str(Path.cwd()))  # not the per-process cache: this environment, now
+    recorded = json.dumps(lock.to_dict())
+    assert mark not in recorded
+    assert dict(lock.env_vars)["TZ"] == "postgresql://ml:***@db/x"
+
+
+def test_a_diff_names_the_files_that_hold_a_secret(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q",
+                    "--allow-empty", "-m", "init"], check=True)
+    mark = f"s3cr3t-{uuid.uuid4().hex}"
+    (tmp_path / "features.py").write_text("LOOKBACK = 21\n")
+    (tmp_path / ".env").write_text(f"PGPASSWORD={mark}\n")
+    tree = working_tree_diff(tmp_path)
+    assert tree is not None and tree.dirty
+    assert tree.files_holding([mark, "not-there-at-all"]) == [".env"]
+    assert tree.files_holding(["not-there-at-all"]) == []

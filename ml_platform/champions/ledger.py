@@ -47,6 +47,7 @@ from ml_platform.errors import (
     LedgerTampered,
     LedgerUnavailable,
 )
+from ml_platform.redact import has_secret, redacted_url, shareable_cause
 from ml_platform.registry.entities import check_model_name, check_version
 from ml_platform.settings import deployment_from_env
 
@@ -89,15 +90,18 @@ class ChampionLedger:
                  clock: Callable[[], dt.datetime] | None = None, production: bool | None = None,
                  read_only: bool = False, create: bool = True) -> None:
         if not isinstance(url, str) or not url.strip():
-            raise ConfigurationError(f"the ledger URL must be a non-empty SQLAlchemy URL, got {url!r}")
+            shown = redacted_url(url) if isinstance(url, str) else type(url).__name__
+            raise ConfigurationError(f"the ledger URL must be a non-empty SQLAlchemy URL, got {shown!r}")
         if (isinstance(busy_timeout_seconds, bool) or not isinstance(busy_timeout_seconds, (int, float))
                 or not 0 < busy_timeout_seconds <= 3600):
             raise ConfigurationError(
                 f"busy_timeout_seconds must be a number of seconds in (0, 3600], got {busy_timeout_seconds!r}")
         try:
             parsed = make_url(url)
-        except Exception as exc:
-            raise ConfigurationError(f"the ledger URL {url!r} is not a SQLAlchemy URL: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - refused whatever SQLAlchemy raised, its text redacted
+            # SQLAlchemy's message may quote a piece of the password (a raw '@' or ':' in it moves the split)
+            why = f"{type(exc).__name__}, its text left out: the URL holds a password" if has_secret(url) else exc
+            raise ConfigurationError(f"the ledger URL {redacted_url(url)!r} is not a SQLAlchemy URL: {why}") from None
         self._backend = parsed.get_backend_name()
         if self._backend not in ("sqlite", "postgresql"):
             raise ConfigurationError(
@@ -121,7 +125,7 @@ class ChampionLedger:
 
     @staticmethod
     def _label(parsed: Any) -> str:
-        return str(parsed.render_as_string(hide_password=True))
+        return redacted_url(str(parsed.render_as_string(hide_password=True)))
 
     # -- engine --------------------------------------------------------------------------------
 
@@ -230,19 +234,21 @@ class ChampionLedger:
             raise
         except ConfigurationError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - chained unless its text holds a credential (shareable_cause)
             cause = database_cause(exc)
+            chained = shareable_cause(exc)  # a driver's message may quote the URL with its password
             if cause is None:
-                raise LedgerError(f"ledger {self.store}: failed to {action}: {type(exc).__name__}: {exc}") from exc
-            head = f"ledger {self.store}: {cause.message} ({cause.kind}), while trying to {action}"
+                raise LedgerError(f"ledger {self.store}: failed to {action}: {type(exc).__name__}: "
+                                  f"{redacted_url(str(exc))}") from chained
+            head = f"ledger {self.store}: {redacted_url(cause.message)} ({cause.kind}), while trying to {action}"
             if cause.busy:
                 raise LedgerUnavailable(
                     f"{head}: still locked by another writer after {self.busy_timeout_seconds:g} s; nothing was "
-                    "written, retry (or wait longer: busy_timeout_seconds)") from exc
+                    "written, retry (or wait longer: busy_timeout_seconds)") from chained
             if cause.unreachable:
                 raise LedgerUnavailable(f"{head}; nothing was written: check that the database server is up and "
-                                        "the URL is right") from exc
-            raise LedgerError(f"{head}; nothing was written") from exc
+                                        "the URL is right") from chained
+            raise LedgerError(f"{head}; nothing was written") from chained
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:

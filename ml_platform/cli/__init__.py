@@ -23,12 +23,13 @@ from ml_platform.cli.reproduce import reproduce
 from ml_platform.cli.store import env, gc, migrate_store_command, verify
 from ml_platform.cli.trace import trace
 from ml_platform.errors import ConfigurationError, MLPlatformError
+from ml_platform.redact import redacted_url
 
 __all__ = ["main"]
 
 
 def _one_line(text: str) -> str:
-    return printable(" ".join(part.strip() for part in text.splitlines() if part.strip()))
+    return printable(redacted_url(" ".join(part.strip() for part in text.splitlines() if part.strip())))
 
 
 class _Group(click.Group):

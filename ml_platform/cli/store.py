@@ -31,6 +31,7 @@ from ml_platform.io.migrate import migrate_store
 from ml_platform.io.store import PinnedStore
 from ml_platform.io.verify import VerifyResult, verify_acceptances, verify_store, verify_training_set
 from ml_platform.metadata import MANIFEST_HASH
+from ml_platform.redact import redacted_url
 from ml_platform.window import parse_day
 
 if TYPE_CHECKING:
@@ -306,7 +307,7 @@ def _registered_training_data(store: PinnedStore, tracking_uri: str | None,
     keys = store.list_keys()
     rows = [verify_training_set(store, label, data_hash, anchor, keys)
             for label, data_hash, anchor in _registry_anchors(registry)]
-    return rows, f" and against the model registry {uri}"
+    return rows, f" and against the model registry {redacted_url(uri)}"
 
 
 def _registry_anchors(registry: object) -> Iterator[tuple[str, str, str | None]]:
@@ -380,11 +381,11 @@ def gc(dry_run: bool, keep_days: float | None, grace_seconds: float | None, base
         try:
             found = list(registry_roots(registry, store))
         except MLPlatformError as exc:
-            click.echo(f"gc refused: the roots in the model registry {uri} cannot all be read, so nothing is "
+            click.echo(f"gc refused: the roots in the model registry {redacted_url(uri)} cannot all be read, so nothing is "
                        f"deleted: {exc}", err=True)
             raise click.exceptions.Exit(1) from exc
         roots = [data_hash for _, data_hash in found]
-        click.echo(f"{len(found)} registered model version(s) in {uri} are roots")
+        click.echo(f"{len(found)} registered model version(s) in {redacted_url(uri)} are roots")
     report = collect(store, roots, keep_days=keep_days, grace_seconds=grace_seconds, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     for path in report.deleted:

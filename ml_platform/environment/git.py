@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +82,15 @@ class WorkingTreeDiff:
     @property
     def dirty(self) -> bool:
         return bool(self.patch)
+
+    def files_holding(self, secrets: Iterable[str]) -> list[str]:
+        """The files of the patch whose changes hold any of ``secrets`` (a ``.env`` left untracked, say)."""
+        wanted = [secret.encode() for secret in secrets if secret]
+        found = []
+        for part in re.split(rb"^diff --git ", self.patch, flags=re.MULTILINE):
+            if part and any(secret in part for secret in wanted):
+                found.append(part.split(b"\n", 1)[0].decode(errors="replace").partition(" b/")[0].removeprefix("a/"))
+        return found
 
 
 def _run(args: list[str], cwd: str, env: dict[str, str] | None, what: str) -> bytes:

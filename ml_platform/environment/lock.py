@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ml_platform.errors import ConfigurationError
+from ml_platform.redact import redacted_url
 
 __all__ = [
     "DETERMINISM_ENV_VARS",
@@ -56,7 +57,11 @@ DETERMINISM_ENV_VARS: tuple[str, ...] = (
     "TZ",
     "VECLIB_MAXIMUM_THREADS",
 )
-"""Environment variables that can change results (thread counts, BLAS kernels, hash seeds, time zone)."""
+"""Environment variables that can change results (thread counts, BLAS kernels, hash seeds, time zone).
+
+Only these are recorded, never the whole environment: a lock is written into every manifest and model
+version, and the environment of a production process holds its secrets. None of these names may name a
+secret (``ml_platform.redact.secret_name``), and a value holding a credential is recorded masked."""
 
 
 def _normalize_name(name: str) -> str:
@@ -274,5 +279,10 @@ def _capture(project_root: str | None, cwd: str) -> EnvironmentLock:
         if uv_lock is None
         else "sha256:" + hashlib.sha256(uv_lock.read_bytes()).hexdigest(),
         blas=_numpy_blas(),
-        env_vars=tuple((name, os.environ.get(name)) for name in sorted(DETERMINISM_ENV_VARS)),
+        env_vars=tuple((name, _recorded(os.environ.get(name))) for name in sorted(DETERMINISM_ENV_VARS)),
     )
+
+
+def _recorded(value: str | None) -> str | None:
+    """An environment variable's value as the lock records it: any credential in it masked."""
+    return None if value is None else redacted_url(value)

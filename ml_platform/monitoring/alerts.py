@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from ml_platform.errors import ConfigurationError
+from ml_platform.redact import redacted_url, redacted_values
 
 __all__ = [
     "AlphaDriftFinding",
@@ -79,9 +80,10 @@ def _frozen_details(details: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(details, Mapping):
         raise ConfigurationError(f"alert details must be a mapping, got {type(details).__name__}")
     try:  # JSON round trip: the outbox must be able to hold it, and the copy cannot be mutated from outside
-        return json.loads(json.dumps(dict(details), sort_keys=True, allow_nan=False))
+        frozen = json.loads(json.dumps(dict(details), sort_keys=True, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"alert details must be JSON values without NaN or infinity: {exc}") from exc
+    return redacted_values(frozen)  # an error quoted in the facts may name a URL with its password
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class InfraIncident:
         object.__setattr__(self, "action", IncidentAction(self.action))
         object.__setattr__(self, "severity", Severity(self.severity))
         _check_text("asset", self.asset)
-        _check_text("summary", self.summary)
+        object.__setattr__(self, "summary", redacted_url(_check_text("summary", self.summary)))
         object.__setattr__(self, "details", _frozen_details(self.details))
 
     def resolved(self, summary: str, *, observed_at: str | None = None) -> InfraIncident:
@@ -175,6 +177,7 @@ class AlphaDriftFinding:
         _check_key(self.key)
         for name in ("model", "version", "summary", "live_window", "validation_window"):
             _check_text(name, getattr(self, name))
+        object.__setattr__(self, "summary", redacted_url(self.summary))
         object.__setattr__(self, "statistics", _frozen_details(self.statistics))
 
     def with_report(self, report_ref: str) -> AlphaDriftFinding:

@@ -161,7 +161,9 @@ def check_endpoint_url(owner: str, name: str, url: str) -> str:
         parts = urlsplit(url)
         host = parts.hostname
     except ValueError as exc:
-        raise ConfigurationError(f"{owner}.{name} is not a URL: {url!r} ({exc})") from None
+        # not quoted: a webhook URL is itself the credential
+        raise ConfigurationError(f"{owner}.{name} is not a URL ({exc}; the value is not shown: it may be a "
+                                 "credential)") from None
     if parts.scheme == "https" and host:
         return url
     if parts.scheme == "http" and _is_loopback(host):

@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from ml_platform.database import DatabaseCause, database_cause
 from ml_platform.errors import MLPlatformError, ModelNotFound, RegistryError, RegistryUnavailable
 from ml_platform.network import connection_cause, server_address
+from ml_platform.redact import redacted_url, shareable_cause
 from ml_platform.registry.entities import STATUS_TAG, VersionStatus
 
 __all__ = [
@@ -99,22 +100,23 @@ def mlflow_errors(
     except MlflowException as exc:
         unreachable = unreachable_server(exc, action, store)
         if unreachable is not None:
-            raise unreachable from exc
+            raise unreachable from shareable_cause(exc)
         cause = database_cause(exc) if exc.error_code in _WRAPPED_DATABASE_ERROR_CODES else None
         if cause is not None:
-            raise database_error(cause, action, store, busy_timeout) from exc
+            raise database_error(cause, action, store, busy_timeout) from shareable_cause(exc)
         if missing is not None and exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise ModelNotFound(missing) from exc
-        raise RegistryError(f"{_where(store)}failed to {action}: {exc.message}") from exc
-    except Exception as exc:
+            raise ModelNotFound(missing) from shareable_cause(exc)
+        message = f"{_where(store)}failed to {action}: {redacted_url(exc.message)}"
+        raise RegistryError(message) from shareable_cause(exc)
+    except Exception as exc:  # noqa: BLE001 - chained unless its text holds a credential (shareable_cause)
         unreachable = unreachable_server(exc, action, store)
         if unreachable is not None:
-            raise unreachable from exc
+            raise unreachable from shareable_cause(exc)
         cause = database_cause(exc)
         if cause is not None:
-            raise database_error(cause, action, store, busy_timeout) from exc
+            raise database_error(cause, action, store, busy_timeout) from shareable_cause(exc)
         detail = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-        raise RegistryError(f"{_where(store)}failed to {action}: {detail}") from exc
+        raise RegistryError(f"{_where(store)}failed to {action}: {redacted_url(detail)}") from shareable_cause(exc)
 
 
 def unreachable_server(exc: BaseException, action: str, store: str | None) -> RegistryUnavailable | None:
@@ -135,12 +137,13 @@ def unreachable_server(exc: BaseException, action: str, store: str | None) -> Re
 
 
 def _where(store: str | None) -> str:
-    return "MLflow " if store is None else f"MLflow store {store}: "
+    return "MLflow " if store is None else f"MLflow store {redacted_url(store)}: "
 
 
 def database_error(cause: DatabaseCause, action: str, store: str | None, busy_timeout: float | None) -> RegistryError:
     """The error for a database failure: the store and the driver's message first, then what was being done."""
-    head = f"{'MLflow store' if store is None else f'MLflow store {store}'}: {cause.message} ({cause.kind})"
+    where = "MLflow store" if store is None else f"MLflow store {redacted_url(store)}"
+    head = f"{where}: {redacted_url(cause.message)} ({cause.kind})"
     if cause.busy:
         waited = "" if busy_timeout is None else f" after waiting {busy_timeout:g} s"
         return RegistryUnavailable(
@@ -157,8 +160,8 @@ def database_error(cause: DatabaseCause, action: str, store: str | None, busy_ti
 
 
 def store_label(uri: str) -> str:
-    """``uri`` fit for a message: a password in it is replaced by ``***``."""
-    return re.sub(r"(?<=://)([^/@:]*):[^/@]*@", r"\1:***@", uri)
+    """``uri`` fit for a message: a password in it is replaced by ``***`` (:func:`~ml_platform.redact.redacted_url`)."""
+    return redacted_url(uri)
 
 
 def from_millis(value: int | None) -> dt.datetime:

@@ -28,6 +28,7 @@ from ml_platform.errors import (
     LedgerUnavailable,
 )
 from ml_platform_tests.champions.conftest import raw_sql
+from ml_platform_tests.harness.secrets import chain_text
 
 REPORT = {"report_ref": "mlflow-artifacts:/1/r/report.json", "report_sha256": "sha256:" + "1" * 64}
 RATIONALE = {"rationale_ref": "mlflow-artifacts:/1/r/rationale.md", "rationale_sha256": "sha256:" + "2" * 64}
@@ -68,6 +69,18 @@ def test_the_defaults() -> None:
 def test_a_ledger_url_it_cannot_keep_is_refused(url: object, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         ChampionLedger(url)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql+psycopg://ml:hunter2@db:notaport/registry",  # SQLAlchemy's own error quotes the port part
+    "postgresql+psycopg://ml:p@ss:hunter2@db/registry",  # a raw @: the rest of the password is taken as the host
+    "mysql://ml:hunter2@db/x?password=hunter2",
+    "not a url password=hunter2",
+])
+def test_a_refused_ledger_url_is_named_without_its_password(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ChampionLedger(url)
+    assert "hunter2" not in chain_text(caught.value)
 
 
 @pytest.mark.parametrize("seconds", [0, -1, 3600.5, True, "5", None])

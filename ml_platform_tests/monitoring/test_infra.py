@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import dagster as dg
 import pytest
@@ -11,7 +12,7 @@ from ml_platform.champions.chain import ChainProblem, ChainReport
 from ml_platform.errors import ConfigurationError
 from ml_platform.features.calendar import Calendar
 from ml_platform.monitoring import infra
-from ml_platform.monitoring.alerts import IncidentAction, InfraCheckKind
+from ml_platform.monitoring.alerts import AlphaDriftFinding, IncidentAction, InfraCheckKind, InfraIncident
 from ml_platform.monitoring.observe import recent_partitions
 
 NY = infra.MarketSession(dt.time(16, 0), "America/New_York")
@@ -363,3 +364,17 @@ def test_a_ledger_head_its_anchor_contradicts_pages_and_an_unfinished_move_does_
                                                              "detail": "entries 3..3 were cut off the tail"}
     assert paged.summary == (f"{cut.describe()}; serving refuses it: run `ml-platform audit verify alpha`")
     assert infra.incident_of(paged).key == "ledger_anchor:ledger/alpha"
+
+
+def test_an_alert_quoting_a_url_with_its_password_never_carries_the_password() -> None:
+    """Whatever an outcome quotes (a ledger or MLflow error), the alert queued and sent carries it masked."""
+    error = "could not reach postgresql+psycopg://ml:hunter2@db:5432/mlflow (connection refused)"
+    outcome = infra.InfraOutcome(InfraCheckKind.LEDGER_ANCHOR, "ledger/alpha", False, f"ledger unreadable: {error}",
+                                 details={"error": error, "tries": [{"url": "redis://:hunter2@broker:6379/0"}]})
+    incident = infra.incident_of(outcome, observed_at=dt.datetime(2024, 7, 8, tzinfo=dt.UTC))
+    resolve = incident.resolved(f"recovered: {error}")
+    finding = AlphaDriftFinding(key="alpha:1:sharpe", model="alpha", version="1", summary=f"report at {error}",
+                                live_window="a..b", validation_window="c..d", statistics={"note": error})
+    for alert in (incident, resolve, finding, InfraIncident.from_dict(incident.to_dict())):
+        assert "hunter2" not in json.dumps(alert.to_dict()), alert
+    assert incident.details["error"] == "could not reach postgresql+psycopg://ml:***@db:5432/mlflow (connection refused)"

@@ -28,6 +28,7 @@ from ml_platform.monitoring.routes import (
     ResearchRoute,
     statistics_table,
 )
+from ml_platform_tests.harness.secrets import chain_text
 from ml_platform_tests.monitoring.http_stub import HttpStub, Reply
 
 ROUTING_KEY = "R0123456789abcdef0123456789abcdef"
@@ -480,6 +481,13 @@ def test_endpoint_urls_must_be_https_except_on_loopback(tmp_path: Path) -> None:
     assert ResearchRoute(tmp_path, slack_webhook_url="https://hooks.slack.com/services/x").endpoint == "slack"
     assert PagerRoute(tmp_path, routing_key=ROUTING_KEY, events_url="http://localhost:9/v2/enqueue").configured
     assert PagerRoute(tmp_path, routing_key=ROUTING_KEY).events_url == DEFAULT_EVENTS_URL
+
+
+def test_a_webhook_url_that_does_not_parse_is_refused_without_quoting_it(tmp_path: Path) -> None:
+    webhook = "https://[hooks.slack.com/services/T0/B0/s3cr3tw3bh00k"  # an unclosed IPv6 bracket
+    with pytest.raises(ConfigurationError, match="slack_webhook_url is not a URL") as caught:
+        ResearchRoute(tmp_path, slack_webhook_url=webhook)
+    assert "s3cr3tw3bh00k" not in chain_text(caught.value)
 
 
 def test_the_resources_build_the_routes_with_secrets_from_the_environment(tmp_path: Path, http_stub: StubFactory,

@@ -15,9 +15,10 @@ import pytest
 from prod_local.processes import port_listening
 from prod_local.stack import Layout
 
+from ml_platform_tests.production.alert_sink import AlertSink
 from ml_platform_tests.production.stack import ProductionStack, run_launcher
 
-__all__ = ["prod_stack"]
+__all__ = ["alert_sink", "prod_stack"]
 
 
 def _unavailable(reason: str) -> NoReturn:
@@ -27,10 +28,20 @@ def _unavailable(reason: str) -> NoReturn:
 
 
 @pytest.fixture(scope="session")
-def prod_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductionStack]:
-    """The running stack; stopped, and the stop checked, when the session ends."""
+def alert_sink() -> Iterator[AlertSink]:
+    """The stack's PagerDuty and Slack endpoints (one local HTTP endpoint), with distinctive secrets."""
+    sink = AlertSink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture(scope="session")
+def prod_stack(tmp_path_factory: pytest.TempPathFactory, alert_sink: AlertSink) -> Iterator[ProductionStack]:
+    """The running stack, its alert routes on ``alert_sink``; stopped, and the stop checked, when the session ends."""
     layout = Layout.default(tmp_path_factory.mktemp("prod_stack"))
-    started = run_launcher("start", layout.state)
+    started = run_launcher("start", layout.state, extra_env=alert_sink.env)
     if started.returncode != 0:
         stopped = run_launcher("stop", layout.state)  # whatever the failed start left running
         _unavailable(f"{started.stderr.strip()[-6000:]}\n(stop: {stopped.stdout.strip()[-1000:]})")

@@ -31,12 +31,16 @@ GROUP = "prod_stack"
 START_TIMEOUT = 1500.0
 
 
-def run_launcher(command: str, state: Path, timeout: float = START_TIMEOUT) -> subprocess.CompletedProcess[str]:
+def run_launcher(command: str, state: Path, timeout: float = START_TIMEOUT,
+                 extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m prod_local COMMAND --state STATE`` as ``make prod-local`` runs it (cwd deployments/production),
-    in the environment of this process minus anything of its own deployment (the launcher sets the stack's)."""
+    in the environment of this process minus anything of its own deployment (the launcher sets the stack's).
+    ``extra_env`` is handed to every service of the stack (``--pass-env``: through the environment, never argv)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_PLATFORM_", "DAGSTER_", "AWS_", "PG"))}
-    return subprocess.run([sys.executable, "-m", "prod_local", command, "--state", str(state)], cwd=PRODUCTION,
-                          env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    passed = [arg for name in sorted(extra_env or {}) for arg in ("--pass-env", name)]
+    return subprocess.run([sys.executable, "-m", "prod_local", command, "--state", str(state), *passed],
+                          cwd=PRODUCTION, env={**env, **dict(extra_env or {})}, capture_output=True, text=True,
+                          timeout=timeout, check=False)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from ml_platform_tests.harness.driver_probe import (
     sqlite_failures,
 )
 from ml_platform_tests.harness.mlflow_template import copy_mlflow_template
+from ml_platform_tests.harness.secrets import chain_text
 from ml_platform_tests.registry.conftest import CODE_SNAPSHOT, make_contract, make_model, mlflow_client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -288,6 +289,18 @@ def test_store_labels_hide_passwords_only() -> None:
     assert store_label("postgresql://u@h/db") == "postgresql://u@h/db"
     assert store_label("sqlite:////tmp/a:b/mlflow.db") == "sqlite:////tmp/a:b/mlflow.db"
     assert store_label("https://user:token@mlflow.example.com") == "https://user:***@mlflow.example.com"
+
+
+@pytest.mark.parametrize("raised", [
+    MlflowException("API request to https://ml:hunter2@mlflow.example.com/api/2.0/x failed", error_code="INTERNAL"),
+    sqlalchemy.exc.ArgumentError("Could not parse postgresql://ml:hunter2@db:5432/mlflow"),
+    OSError("cannot reach s3://bucket/x?X-Amz-Signature=hunter2"),
+])
+def test_a_failure_quoting_a_credential_is_reported_without_it_even_in_its_chain(raised: Exception) -> None:
+    with pytest.raises(RegistryError) as caught, mlflow_errors("act", store="postgresql://ml:hunter2@db/mlflow"):
+        raise raised
+    assert "hunter2" not in chain_text(caught.value) and "***" in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
 @pytest.mark.parametrize("value", [-1, 3601, "5", True, float("nan")])

@@ -4,6 +4,7 @@ make prod-local)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the state folder (default: .ml_platform/prod-local in the checkout)")
     parser.add_argument("--code-file", type=Path, default=None,
                         help="start: a Python file whose `defs` the code server serves instead of the project's")
+    parser.add_argument("--pass-env", action="append", default=[], metavar="NAME",
+                        help="start: give every service this variable of the launcher's own environment too (e.g. "
+                             "ML_PLATFORM_PAGERDUTY_ROUTING_KEY); its value never appears on a command line")
     args = parser.parse_args(argv)
     layout = Layout.default(args.state)
 
@@ -28,7 +32,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "start":
-            state = start(layout, say, code_file=args.code_file.resolve() if args.code_file else None)
+            missing = [name for name in args.pass_env if name not in os.environ]
+            if missing:
+                raise StackError(f"--pass-env names {', '.join(missing)}, which the launcher's environment lacks")
+            state = start(layout, say, code_file=args.code_file.resolve() if args.code_file else None,
+                          extra_env={name: os.environ[name] for name in args.pass_env})
             say(f"the production stack is up (state and logs: {layout.state}):\n{urls(state)}")
             say("client environment: eval \"$(cd deployments/production && python -m prod_local env)\"; "
                 "stop it with make prod-local-stop")

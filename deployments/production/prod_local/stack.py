@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import shlex
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -73,10 +73,13 @@ class Layout:
         return cls(repo=repo, state=(state or repo / ".ml_platform" / "prod-local").resolve())
 
 
-def start(layout: Layout, say: Callable[[str], None] = print, code_file: Path | None = None) -> StackState:
+def start(layout: Layout, say: Callable[[str], None] = print, code_file: Path | None = None,
+          extra_env: Mapping[str, str] | None = None) -> StackState:
     """Start every service, each on a free loopback port, and wait until each answers; the recorded state.
 
     ``code_file``: a Python file whose ``defs`` the code server serves instead of the project's (benchmarks).
+    ``extra_env`` is added to the production variables of every service and of the client environment (the
+    alert routes' endpoints and secrets, say: ``ML_PLATFORM_PAGERDUTY_ROUTING_KEY``).
 
     Raises:
         StackError: a live stack is recorded in the state folder already, or a service did not start (the stack
@@ -101,7 +104,7 @@ def start(layout: Layout, say: Callable[[str], None] = print, code_file: Path | 
     state = StackState(root=str(layout.state))
     save_state(state)
     try:
-        return _start(layout, state, password, say, code_file)
+        return _start(layout, state, password, say, code_file, dict(extra_env or {}))
     except BaseException:
         say("starting failed: stopping what was started")
         current = load_state(layout.state)
@@ -111,7 +114,7 @@ def start(layout: Layout, say: Callable[[str], None] = print, code_file: Path | 
 
 
 def _start(layout: Layout, state: StackState, password: str, say: Callable[[str], None],
-           code_file: Path | None = None) -> StackState:
+           code_file: Path | None = None, extra_env: dict[str, str] | None = None) -> StackState:
     def record(service: Service) -> Service:
         nonlocal state
         state = state.with_service(service)
@@ -125,7 +128,7 @@ def _start(layout: Layout, state: StackState, password: str, say: Callable[[str]
     ports = Ports(postgres=postgres.port, s3=free_port(), redis=free_port(), mlflow=free_port(),
                   code_server=free_port(), webserver=free_port())
     stack = production_env(ports, pg_password=password, s3_key=f"prod-local-{secrets.token_hex(4)}",
-                           s3_secret=secrets.token_urlsafe(24), repo=layout.repo)
+                           s3_secret=secrets.token_urlsafe(24), repo=layout.repo) | (extra_env or {})
     client = layout.home("client")
     state = replace(state, env={**stack, "DAGSTER_HOME": str(client.dagster_home)})
     save_state(state)
