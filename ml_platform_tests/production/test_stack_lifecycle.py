@@ -158,8 +158,6 @@ def test_postgresql_holds_dagsters_runs_and_events_mlflows_registry_and_the_ledg
     assert head == [(3,)]
 
 
-@pytest.mark.xfail(strict=True, reason="the alert outboxes in PostgreSQL (ML_PLATFORM_OUTBOX_URL) come with "
-                   "issue27-outbox, not merged into this branch: here the pager's outbox is a file on a worker's disk")
 def test_postgresql_holds_the_alert_outboxes(stack_lifecycle: StackLifecycle) -> None:
     """The infra checks judged the live signals missing and paged: the pager outbox's lines are rows."""
     with stack_lifecycle.stack.connect(MLFLOW_DB) as conn:
@@ -192,9 +190,6 @@ def test_the_s3_server_holds_features_and_mlflows_artefacts(stack_lifecycle: Sta
         assert any(run_id in k and k.endswith("contract/contract.json") for k in artefacts), (run_id, artefacts[:20])
 
 
-@pytest.mark.xfail(strict=True, reason="no compute log reaches the S3 server: steps run on the Celery workers and "
-                   "nothing is PUT under dagster/compute-logs (the S3ComputeLogManager of deployments/production/"
-                   "dagster.yaml); the webserver finds no captured stdout or stderr for any step")
 def test_the_s3_server_holds_the_steps_compute_logs(stack_lifecycle: StackLifecycle) -> None:
     life, stack, gql = stack_lifecycle.driven, stack_lifecycle.stack, stack_lifecycle.gql
     logs = stack.s3_keys(COMPUTE_LOG_PREFIX + "/")
@@ -205,10 +200,9 @@ def test_the_s3_server_holds_the_steps_compute_logs(stack_lifecycle: StackLifecy
         assert str(captured["stdoutLocation"] or captured["stderrLocation"]).startswith(f"s3://{BUCKET}/"), captured
 
 
-@pytest.mark.xfail(strict=True, reason="two things of value are still written to local disks: the alert outboxes "
-                   "(ML_PLATFORM_HOME/monitoring/outbox/*.jsonl: PostgreSQL with issue27-outbox, not merged here) and "
-                   "the promotion job's candidate between its gates (promotion_resources' FilesystemIOManager pickles "
-                   "it under the launching process's DAGSTER_HOME/storage/<run>/<gate>/result)")
+@pytest.mark.xfail(strict=True, reason="the promotion job's candidate is still written to a local disk between its "
+                   "gates: promotion_resources' FilesystemIOManager pickles it under the launching process's "
+                   "DAGSTER_HOME/storage/<run>/<gate>/result")
 def test_nothing_of_value_stays_on_any_process_local_disk(stack_lifecycle: StackLifecycle) -> None:
     """Every process of the stack ran with its own home, ML_PLATFORM_HOME, TMPDIR, DAGSTER_HOME and working
     directory; after the whole lifecycle none of them holds a file of value: only the production dagster.yaml
