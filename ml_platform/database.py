@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlalchemy
 from sqlalchemy.pool import NullPool
+
+from ml_platform.errors import exception_chain
 
 __all__ = ["DatabaseCause", "database_cause", "preflight"]
 
@@ -34,18 +35,8 @@ def preflight(uri: str, timeout_seconds: float) -> None:
         engine.dispose()
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        for linked in (getattr(current, "orig", None), current.__cause__, current.__context__):
-            if isinstance(linked, BaseException):
-                todo.append(linked)
+def _links(exc: BaseException) -> tuple[object, ...]:
+    return getattr(exc, "orig", None), exc.__cause__, exc.__context__
 
 
 def _is_driver_error(exc: BaseException) -> bool:
@@ -91,7 +82,7 @@ class DatabaseCause:
 
 def database_cause(exc: BaseException) -> DatabaseCause | None:
     """The driver (or SQLAlchemy) failure at the root of ``exc``, or ``None`` if there is none."""
-    chain = list(_chain(exc))
+    chain = list(exception_chain(exc, _links))
     driver = next((e for e in chain if _is_driver_error(e)), None)
     root = driver if driver is not None else next((e for e in chain if _is_sqlalchemy_error(e)), None)
     if root is None:

@@ -8,6 +8,8 @@ layer boundaries as one of these, chained with ``raise ... from exc``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+
 
 class MLPlatformError(Exception):
     """Root of every deliberate ml_platform error."""
@@ -292,3 +294,22 @@ class TraceBroken(TraceError, IntegrityError):
     def __init__(self, message: str, *, lost: tuple[tuple[str, str, str], ...] = ()) -> None:
         super().__init__(message)
         self.lost = lost
+
+
+def exception_chain(exc: BaseException,
+                    links: Callable[[BaseException], Iterable[object]]) -> Iterator[BaseException]:
+    """``exc`` and every exception reachable from it through ``links`` (breadth first, each once).
+
+    ``links`` names what a client library chains an error through besides ``__cause__``/``__context__``
+    (SQLAlchemy's ``orig``, urllib3's ``reason``, an exception passed as the first argument); anything it gives
+    that is not an exception is skipped.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo.extend(e for e in links(current) if isinstance(e, BaseException))

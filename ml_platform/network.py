@@ -7,9 +7,10 @@ their module and name, so :func:`connection_cause` finds it whatever wrapped it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from ml_platform.errors import exception_chain
 
 __all__ = ["ConnectionCause", "connection_cause", "server_address"]
 
@@ -38,17 +39,8 @@ class ConnectionCause:
     url: str | None
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args[:1]]
-        todo.extend(e for e in linked if isinstance(e, BaseException))
+def _links(exc: BaseException) -> list[object]:
+    return [exc.__cause__, exc.__context__, getattr(exc, "reason", None), *exc.args[:1]]
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -63,7 +55,7 @@ def connection_cause(exc: BaseException) -> ConnectionCause | None:
 
     A server that answered, even with an error (HTTP 500, a refused request), is not a connection failure.
     """
-    found = [e for e in _chain(exc) if _is_connection_error(e)]
+    found = [e for e in exception_chain(exc, _links) if _is_connection_error(e)]
     if not found:
         return None
     url = next((str(e.kwargs["endpoint_url"]) for e in found
